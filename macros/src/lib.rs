@@ -1,0 +1,264 @@
+//! `#[rankview::remote]`: the attribute that makes a function callable on engines.
+//!
+//! The attribute leaves the function as it is and adds, beside it, an engine
+//! trampoline (decode arguments, call, encode the result) and a registry entry
+//! keyed by the function's full path. Everything the generated code calls
+//! lives in `rankview::__private`; what the registry does with the entries is
+//! left to the `rankview` crate.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as Tokens;
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{AngleBracketedGenericArguments, FnArg, GenericParam, ItemFn, Token, Type};
+
+/// Registers a function so that engines can run it with `view.apply(f, args)`.
+///
+/// Arguments and the result must be serde types. A parameter of type `&T` may
+/// receive a `rankview::Ref<T>` naming a value already on the engine, which the
+/// function then sees in place. Return `rankview::TaskResult<T>` to report
+/// failure: an `Err` reaches the client as `Error::Remote`.
+///
+/// Generic functions are registered per instantiation, listed as
+/// `#[rankview::remote(<f64>, <i32>)]` (one `<...>` per instantiation, with
+/// one type per generic parameter).
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let instances = syn::parse_macro_input!(attr as Instances);
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand(instances, function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+/// The attribute's arguments: a list of `<T, ...>` instantiations.
+struct Instances(Vec<AngleBracketedGenericArguments>);
+
+impl Parse for Instances {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let list =
+            Punctuated::<AngleBracketedGenericArguments, Token![,]>::parse_terminated(input)?;
+        Ok(Instances(list.into_iter().collect()))
+    }
+}
+
+fn expand(instances: Instances, function: ItemFn) -> syn::Result<Tokens> {
+    let sig = &function.sig;
+    let name = &sig.ident;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "remote functions cannot be async",
+        ));
+    }
+    let type_params: Vec<_> = sig
+        .generics
+        .params
+        .iter()
+        .map(|p| match p {
+            GenericParam::Type(t) => Ok(t.ident.clone()),
+            GenericParam::Lifetime(l) => Err(syn::Error::new(
+                l.span(),
+                "remote functions take no lifetime parameters: use plain `&T` parameters",
+            )),
+            GenericParam::Const(c) => Err(syn::Error::new(
+                c.span(),
+                "remote functions take no const parameters",
+            )),
+        })
+        .collect::<syn::Result<_>>()?;
+    if type_params.is_empty() && !instances.0.is_empty() {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "instantiations are only for generic functions",
+        ));
+    }
+    if !type_params.is_empty() && instances.0.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "generic remote functions are registered per instantiation: \
+             write #[rankview::remote(<f64>, <i32>)] with the types to register",
+        ));
+    }
+    check_return(&sig.output)?;
+
+    let mut reads = Vec::new();
+    let mut passes = Vec::new();
+    for (i, input) in sig.inputs.iter().enumerate() {
+        let ty = match input {
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(
+                    r.span(),
+                    "remote functions must be free functions (no `self`)",
+                ))
+            }
+            FnArg::Typed(pat) => &*pat.ty,
+        };
+        let var = format_ident!("__rankview_arg{}", i);
+        match ty {
+            Type::Reference(r) if r.mutability.is_some() => {
+                return Err(syn::Error::new(
+                    r.span(),
+                    "`&mut` parameters are not supported: take `&T` or `T`, and use \
+                     rankview::globals().get_mut to change engine values",
+                ))
+            }
+            Type::Reference(r) => {
+                let inner = owned_form(&r.elem);
+                reads.push(quote! { let #var = __rankview_args.held::<#inner>()?; });
+                passes.push(quote! { &*#var });
+            }
+            other => {
+                reads.push(quote! { let #var = __rankview_args.owned::<#other>()?; });
+                passes.push(quote! { #var });
+            }
+        }
+    }
+
+    let turbofish = if type_params.is_empty() {
+        quote! {}
+    } else {
+        quote! { ::<#(#type_params),*> }
+    };
+    let signature = {
+        let inputs = &sig.inputs;
+        let output = &sig.output;
+        quote!((#inputs) #output).to_string()
+    };
+    let name_str = name.to_string();
+    let body = quote! {
+        #[allow(non_snake_case)]
+        fn __rankview_invoke(
+            __rankview_args: &mut ::rankview::__private::ArgReader,
+        ) -> ::rankview::Result<::std::vec::Vec<u8>> {
+            #(#reads)*
+            ::rankview::__private::reply(#name #turbofish (#(#passes),*))
+        }
+    };
+
+    // One block per instantiation: type aliases named like the generic
+    // parameters make the parameter types concrete inside the block.
+    let blocks: Vec<Tokens> = if instances.0.is_empty() {
+        vec![block(
+            &name_str,
+            quote! {},
+            quote! {},
+            &body,
+            &signature,
+            name,
+        )]
+    } else {
+        instances
+            .0
+            .iter()
+            .map(|args| {
+                if args.args.len() != type_params.len() {
+                    return Err(syn::Error::new(
+                        args.span(),
+                        format!(
+                            "this instantiation gives {} types; the function has {} type parameters",
+                            args.args.len(),
+                            type_params.len()
+                        ),
+                    ));
+                }
+                let aliases = type_params.iter().zip(args.args.iter()).map(|(param, arg)| {
+                    quote! { #[allow(non_camel_case_types, dead_code)] type #param = #arg; }
+                });
+                let list = &args.args;
+                Ok(block(
+                    &name_str,
+                    quote! { #(#aliases)* },
+                    quote! { ::<#list> },
+                    &body,
+                    &signature,
+                    name,
+                ))
+            })
+            .collect::<syn::Result<_>>()?
+    };
+
+    Ok(quote! {
+        #function
+        #(#blocks)*
+    })
+}
+
+/// The trampoline and registry entry for `name` with the turbofish `inst`
+/// (empty if not generic), under the type `aliases` of that instantiation.
+fn block(
+    name_str: &str,
+    aliases: Tokens,
+    inst: Tokens,
+    body: &Tokens,
+    signature: &str,
+    name: &syn::Ident,
+) -> Tokens {
+    let inst_str = inst.to_string().replace(' ', "");
+    quote! {
+        const _: () = {
+            #aliases
+            #body
+            ::rankview::__private::inventory::submit! {
+                ::rankview::__private::RemoteEntry {
+                    path: ::core::concat!(::core::module_path!(), "::", #name_str, #inst_str),
+                    signature: #signature,
+                    type_id: || ::rankview::__private::type_id_of(&#name #inst),
+                    invoke: __rankview_invoke,
+                }
+            }
+        };
+    }
+}
+
+/// The owned type decoded for a `&T` parameter: `str` → `String`,
+/// `[T]` → `Vec<T>`, otherwise `T`.
+fn owned_form(elem: &Type) -> Tokens {
+    match elem {
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => {
+            quote! { ::std::string::String }
+        }
+        Type::Slice(s) => {
+            let inner = &s.elem;
+            quote! { ::std::vec::Vec<#inner> }
+        }
+        other => quote! { #other },
+    }
+}
+
+/// Refuses `Result<T, E>` returns with another error type than `TaskError`:
+/// they would travel as values, and their `Err` would not become a remote error.
+fn check_return(output: &syn::ReturnType) -> syn::Result<()> {
+    let syn::ReturnType::Type(_, ty) = output else {
+        return Ok(());
+    };
+    let Type::Path(path) = &**ty else {
+        return Ok(());
+    };
+    let Some(last) = path.path.segments.last() else {
+        return Ok(());
+    };
+    if last.ident != "Result" {
+        return Ok(());
+    }
+    let error_is_task_error = match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 2 => matches!(
+            args.args.iter().nth(1),
+            Some(syn::GenericArgument::Type(Type::Path(e)))
+                if e.path.segments.last().is_some_and(|s| s.ident == "TaskError")
+        ),
+        _ => false,
+    };
+    if error_is_task_error {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            ty.span(),
+            "remote functions report failure with rankview::TaskResult<T> \
+             (any std::error::Error converts into it with `?`)",
+        ))
+    }
+}

@@ -1,0 +1,99 @@
+//! Adaptive waiting for threads that poll: spin, then yield, then sleep.
+//!
+//! Every polling loop in rankview (the controller, the engines' MPI threads,
+//! waiters on results) waits through [`Backoff`], so that a busy rank answers
+//! within microseconds while an idle rank sleeps and leaves its core to others:
+//! MPI jobs are often oversubscribed, and an idle engine must stay under 1% of
+//! a core. Deciding *when* to wait is left to the loops themselves.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Busy-spin iterations before yielding.
+const SPINS: u32 = 64;
+/// How long to keep yielding before starting to sleep.
+const YIELD_FOR: Duration = Duration::from_micros(200);
+/// First sleep; later sleeps double up to the ceiling.
+const FIRST_SLEEP: Duration = Duration::from_micros(50);
+
+/// Progressive backoff for one polling loop.
+///
+/// Call [`Backoff::snooze`] after an iteration that found nothing to do and
+/// [`Backoff::reset`] after one that did. Sleeping uses `thread::park_timeout`,
+/// so another thread can cut a sleep short with `Thread::unpark`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    spins: u32,
+    idle_since: Option<Instant>,
+    sleep: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    /// A backoff whose sleeps never exceed `ceiling`.
+    pub(crate) fn new(ceiling: Duration) -> Self {
+        Backoff {
+            spins: 0,
+            idle_since: None,
+            sleep: FIRST_SLEEP,
+            ceiling,
+        }
+    }
+
+    /// Changes the longest sleep (e.g. shorter while work is in flight).
+    pub(crate) fn set_ceiling(&mut self, ceiling: Duration) {
+        self.ceiling = ceiling;
+        self.sleep = self.sleep.min(ceiling);
+    }
+
+    /// The loop did some work: the next wait starts with spinning again.
+    pub(crate) fn reset(&mut self) {
+        self.spins = 0;
+        self.idle_since = None;
+        self.sleep = FIRST_SLEEP.min(self.ceiling);
+    }
+
+    /// The loop found nothing to do: wait a little, longer each time.
+    pub(crate) fn snooze(&mut self) {
+        if self.spins < SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+            return;
+        }
+        let idle_since = *self.idle_since.get_or_insert_with(Instant::now);
+        if idle_since.elapsed() < YIELD_FOR {
+            thread::yield_now();
+            return;
+        }
+        thread::park_timeout(self.sleep);
+        self.sleep = (self.sleep * 2).min(self.ceiling);
+    }
+
+    /// True once the loop has been idle long enough to sleep.
+    #[cfg(test)]
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.idle_since
+            .is_some_and(|since| since.elapsed() >= YIELD_FOR)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn an_idle_loop_ends_up_sleeping_and_reset_wakes_it() {
+        let mut backoff = Backoff::new(Duration::from_millis(1));
+        let start = Instant::now();
+        while !backoff.is_sleeping() {
+            backoff.snooze();
+            assert!(start.elapsed() < Duration::from_secs(5));
+        }
+        // A sleeping backoff waits about its ceiling per snooze, not forever.
+        for _ in 0..20 {
+            backoff.snooze();
+        }
+        backoff.reset();
+        assert!(!backoff.is_sleeping());
+    }
+}

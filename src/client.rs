@@ -1,0 +1,235 @@
+//! The `Client`: rank 0's handle on the job's engines.
+//!
+//! Hands out views (`engine`, `view`, `all`), allocates task ids, and turns
+//! view calls into [`Command`]s for the controller thread. It owns no MPI
+//! state; the controller does.
+
+use std::fmt;
+use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::Thread;
+
+use crate::controller::Command;
+use crate::error::{Error, Result};
+use crate::protocol::{self, Request, TaskId};
+use crate::result::{AsyncResult, Payload, ResultState};
+use crate::view::{DirectView, Many, One, Shape};
+
+struct Inner {
+    commands: Sender<Command>,
+    controller: Thread,
+    engines: usize,
+    next_task: AtomicU64,
+}
+
+/// The client of a rankview job, given to the closure passed to
+/// [`launch`](crate::launch) on rank 0 (ipyparallel's `Client`).
+///
+/// Cheap to clone; every clone talks to the same controller.
+///
+/// # Examples
+///
+/// ```no_run
+/// rankview::launch(|rc| -> rankview::Result<()> {
+///     println!("engines: {:?}", rc.ids());
+///     let last = rc.engine(-1)?;          // rc[-1]
+///     let some = rc.view(1..3)?;          // rc[1:3]
+///     let all = rc.all();                 // rc[:]
+///     assert_eq!(some.len(), 2);
+///     # let _ = (last, all);
+///     Ok(())
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Client {{ engines: {} }}", self.inner.engines)
+    }
+}
+
+impl Client {
+    pub(crate) fn new(commands: Sender<Command>, controller: Thread, engines: usize) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                commands,
+                controller,
+                engines,
+                next_task: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub(crate) fn commands(&self) -> &Sender<Command> {
+        &self.inner.commands
+    }
+
+    /// Ids of every engine: `0..engines` (engine `i` is MPI rank `i + 1`).
+    pub fn ids(&self) -> Vec<usize> {
+        (0..self.inner.engines).collect()
+    }
+
+    /// Number of engines.
+    pub fn len(&self) -> usize {
+        self.inner.engines
+    }
+
+    /// Always false: a job has at least one engine.
+    pub fn is_empty(&self) -> bool {
+        self.inner.engines == 0
+    }
+
+    /// A view of one engine; negative indices count from the end (`-1` is the last).
+    pub fn engine(&self, index: i64) -> Result<DirectView<One>> {
+        let engines = self.inner.engines;
+        let resolved = if index < 0 {
+            i64::try_from(engines).ok().map(|n| n + index)
+        } else {
+            Some(index)
+        };
+        match resolved.and_then(|i| usize::try_from(i).ok()) {
+            Some(i) if i < engines => Ok(DirectView::new(self.clone(), vec![i])),
+            _ => Err(Error::InvalidTarget { index, engines }),
+        }
+    }
+
+    /// A view of several engines: a range (`1..3`, `..`, `2..`) or a list.
+    pub fn view(&self, targets: impl Targets) -> Result<DirectView<Many>> {
+        let engines = self.inner.engines;
+        let list = targets.resolve(engines)?;
+        if list.is_empty() {
+            return Err(Error::Usage("a view needs at least one engine".into()));
+        }
+        for (i, &t) in list.iter().enumerate() {
+            if t >= engines {
+                return Err(Error::InvalidTarget {
+                    index: i64::try_from(t).unwrap_or(i64::MAX),
+                    engines,
+                });
+            }
+            if list[..i].contains(&t) {
+                return Err(Error::Usage(format!("engine {t} is listed twice")));
+            }
+        }
+        Ok(DirectView::new(self.clone(), list))
+    }
+
+    /// A view of every engine (`rc[:]`).
+    pub fn all(&self) -> DirectView<Many> {
+        DirectView::new(self.clone(), self.ids())
+    }
+
+    /// Sends one request to `engines` and returns the result handle.
+    ///
+    /// `decode` turns one engine's payload into an `R`; the view's shape `S`
+    /// puts the per-engine values together.
+    pub(crate) fn submit<S: Shape, R: 'static>(
+        &self,
+        engines: &Arc<[usize]>,
+        build: impl FnOnce(TaskId) -> Result<Request>,
+        decode: impl Fn(usize, &Payload) -> Result<R> + Send + Sync + 'static,
+    ) -> AsyncResult<S::Out<R>> {
+        let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
+        let request = match build(task).and_then(|r| protocol::encode(&r)) {
+            Ok(bytes) => Arc::<[u8]>::from(bytes),
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let state = ResultState::new(task, engines);
+        let command = Command::Submit {
+            task,
+            engines: engines.clone(),
+            request,
+            state: state.clone(),
+        };
+        if self.inner.commands.send(command).is_err() {
+            return AsyncResult::failed(Error::Shutdown);
+        }
+        self.inner.controller.unpark();
+        AsyncResult::new(state, move |outcomes| collect::<S, R>(outcomes, &decode))
+    }
+}
+
+/// Puts per-engine outcomes together: values in order, or the error(s).
+fn collect<S: Shape, R>(
+    outcomes: &[(usize, Result<Payload>)],
+    decode: &dyn Fn(usize, &Payload) -> Result<R>,
+) -> Result<S::Out<R>> {
+    let mut values = Vec::with_capacity(outcomes.len());
+    let mut errors = Vec::new();
+    for (engine, outcome) in outcomes {
+        match outcome
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|p| decode(*engine, p))
+        {
+            Ok(v) => values.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        S::wrap(values)
+    } else if S::SINGLE && errors.len() == 1 {
+        Err(errors.remove(0))
+    } else {
+        Err(Error::Composite(errors))
+    }
+}
+
+/// What [`Client::view`] accepts: ranges of engine ids and lists of them.
+pub trait Targets {
+    /// The engine ids, given the number of engines.
+    fn resolve(self, engines: usize) -> Result<Vec<usize>>;
+}
+
+impl Targets for Range<usize> {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok(self.collect())
+    }
+}
+
+impl Targets for RangeInclusive<usize> {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok(self.collect())
+    }
+}
+
+impl Targets for RangeFrom<usize> {
+    fn resolve(self, engines: usize) -> Result<Vec<usize>> {
+        Ok((self.start..engines.max(self.start)).collect())
+    }
+}
+
+impl Targets for RangeTo<usize> {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok((0..self.end).collect())
+    }
+}
+
+impl Targets for RangeFull {
+    fn resolve(self, engines: usize) -> Result<Vec<usize>> {
+        Ok((0..engines).collect())
+    }
+}
+
+impl Targets for Vec<usize> {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok(self)
+    }
+}
+
+impl Targets for &[usize] {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok(self.to_vec())
+    }
+}
+
+impl<const N: usize> Targets for [usize; N] {
+    fn resolve(self, _: usize) -> Result<Vec<usize>> {
+        Ok(self.to_vec())
+    }
+}

@@ -1,0 +1,141 @@
+//! The one public error type of rankview, and its `Result` alias.
+//!
+//! Every fallible call in the library returns [`Error`]. Variants carry what a
+//! user needs to act on the failure (engine id, task id, names and types);
+//! constructing them is left to the modules that detect each failure.
+
+use std::fmt;
+use std::time::Duration;
+
+/// `Result` with [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a rankview job.
+///
+/// Errors raised on an engine travel back to the client and keep the engine
+/// id and task id they happened in, like ipyparallel's `RemoteError`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A task panicked, or its function returned `Err`. The engine keeps working.
+    #[error("engine {engine}: task {task} failed ({kind}): {message}")]
+    Remote {
+        /// Engine id (0-based) the task ran on.
+        engine: usize,
+        /// Task id, as in [`Metadata::task`](crate::Metadata::task).
+        task: u64,
+        /// `"panic"` for a panic, otherwise the type name of the returned error.
+        kind: String,
+        /// The panic message or the error's `Display`.
+        message: String,
+        /// The engine-side backtrace, when `RUST_BACKTRACE` enabled one.
+        backtrace: Option<String>,
+    },
+    /// A name is not defined in an engine's namespace.
+    #[error("engine {engine}: name '{name}' is not defined")]
+    NameError {
+        /// Engine id where the name was looked up.
+        engine: usize,
+        /// The missing name.
+        name: String,
+    },
+    /// A value exists but has another type than the one asked for.
+    #[error("engine {engine}: '{name}' holds a {found}, not a {expected}")]
+    TypeMismatch {
+        /// Engine id holding the value.
+        engine: usize,
+        /// The value's name.
+        name: String,
+        /// The type asked for.
+        expected: String,
+        /// The type the value has.
+        found: String,
+    },
+    /// A value is mutably borrowed by a running task and cannot be used now.
+    #[error("engine {engine}: '{name}' is borrowed by the running task")]
+    Borrowed {
+        /// Engine id holding the value.
+        engine: usize,
+        /// The value's name.
+        name: String,
+    },
+    /// A result was not ready within the given time. The task goes on and its
+    /// result can still be fetched later.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Several targets failed; one error per failed engine, in target order.
+    #[error("{} of the view's engines failed: {}", .0.len(), Composite(.0))]
+    Composite(Vec<Error>),
+    /// An engine index or target list does not name existing engines.
+    #[error("no engine {index}: the job has {engines} engines (ids 0..{engines})")]
+    InvalidTarget {
+        /// The index asked for (negative counts from the end).
+        index: i64,
+        /// How many engines the job has.
+        engines: usize,
+    },
+    /// A function passed to `apply` was not registered with `#[rankview::remote]`.
+    #[error("{function} is not a remote function: mark it #[rankview::remote] (generic functions: #[rankview::remote(<Type>)])")]
+    NotRegistered {
+        /// The function's type name.
+        function: String,
+    },
+    /// A value could not be encoded or decoded.
+    #[error("could not {action} a {type_name}: {message}")]
+    Codec {
+        /// `"encode"` or `"decode"`.
+        action: &'static str,
+        /// The Rust type involved.
+        type_name: String,
+        /// The codec's message.
+        message: String,
+    },
+    /// A message broke the wire protocol (malformed, truncated or hostile).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Ranks of the job do not run the same binary or the same remote-function registry.
+    #[error("ranks {ranks:?} run a different binary than rank 0 ({detail})")]
+    BinaryMismatch {
+        /// The ranks that differ from rank 0.
+        ranks: Vec<usize>,
+        /// What differs.
+        detail: String,
+    },
+    /// The MPI library failed or is unsuitable (too few ranks, thread level).
+    #[error("MPI: {0}")]
+    Mpi(String),
+    /// The call needs a context it does not have (e.g. `globals()` outside a task).
+    #[error("{0}")]
+    Usage(String),
+    /// The controller has shut down; nothing more can be submitted.
+    #[error("the rankview controller has shut down")]
+    Shutdown,
+}
+
+/// Display helper for the list inside [`Error::Composite`].
+struct Composite<'a>(&'a [Error]);
+
+impl fmt::Display for Composite<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The engine this error happened on, when it happened on one.
+    pub fn engine(&self) -> Option<usize> {
+        match self {
+            Error::Remote { engine, .. }
+            | Error::NameError { engine, .. }
+            | Error::TypeMismatch { engine, .. }
+            | Error::Borrowed { engine, .. } => Some(*engine),
+            _ => None,
+        }
+    }
+}

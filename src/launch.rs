@@ -1,0 +1,282 @@
+//! Starting and ending a rankview job on one rank.
+//!
+//! [`launch`] (and [`Launch::run`]) is called by every rank. It starts the
+//! rank's MPI thread, then either runs the client closure (rank 0) or serves
+//! as an engine (other ranks) on the calling thread, and ends every rank the
+//! same way: cleanly when the client succeeds, at once and non-zero when it
+//! fails. It also writes the per-rank status files the `rankview` launcher
+//! reads (`$RANKVIEW_STATUS_DIR/rank-N`). What the threads do in between is
+//! left to `controller` and `engine`.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use crate::client::Client;
+use crate::controller::{self, Command, Ready};
+use crate::engine::{self, Ending};
+use crate::error::{Error, Result};
+use crate::transport::Mpi;
+
+/// Code run on every rank's MPI thread right after `MPI_Init`, with
+/// `MPI_COMM_WORLD`, before rankview starts serving.
+type Prelude = Box<dyn FnOnce(&mpi::topology::SimpleCommunicator) + Send>;
+
+/// Options for starting a job; [`launch`] uses the defaults.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rankview::mpi::topology::Communicator;
+///
+/// rankview::Launch::new()
+///     .with_mpi(|world| println!("rank {} of {}", world.rank(), world.size()))
+///     .run(|rc| -> rankview::Result<()> { Ok(()) });
+/// ```
+#[derive(Default)]
+pub struct Launch {
+    prelude: Option<Prelude>,
+}
+
+/// Runs a rankview job: call it from `main` on every rank.
+///
+/// On rank 0, runs `client` with the job's [`Client`] and returns
+/// `Some(value)`; on every other rank, serves as an engine until the client is
+/// done and returns `None`. If `client` returns `Err` or panics, every rank
+/// ends at once: the message is printed and the process exits with status 1.
+/// A job of fewer than two ranks, or one whose ranks run different binaries,
+/// also exits with status 1 and a message.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[rankview::remote]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() {
+///     rankview::launch(|rc| -> rankview::Result<()> {
+///         let squares = rc.all().apply_sync(square, (7,))?;
+///         assert!(squares.iter().all(|&s| s == 49));
+///         Ok(())
+///     });
+/// }
+/// ```
+pub fn launch<F, T, E>(client: F) -> Option<T>
+where
+    F: FnOnce(&Client) -> std::result::Result<T, E>,
+    E: Display,
+{
+    Launch::new().run(client)
+}
+
+/// How a rank was told to start.
+enum Role {
+    Controller(Ready),
+    Engine {
+        id: usize,
+        comm: std::thread::Thread,
+    },
+}
+
+impl Launch {
+    /// Default options.
+    pub fn new() -> Self {
+        Launch::default()
+    }
+
+    /// Runs `prelude` on every rank's MPI thread right after MPI starts, with
+    /// `MPI_COMM_WORLD` (for raw MPI beside rankview, e.g. benchmarks).
+    /// Every rank must make matching MPI calls in it.
+    pub fn with_mpi(
+        mut self,
+        prelude: impl FnOnce(&mpi::topology::SimpleCommunicator) + Send + 'static,
+    ) -> Self {
+        self.prelude = Some(Box::new(prelude));
+        self
+    }
+
+    /// Runs the job; see [`launch`].
+    pub fn run<F, T, E>(self, client: F) -> Option<T>
+    where
+        F: FnOnce(&Client) -> std::result::Result<T, E>,
+        E: Display,
+    {
+        let (role_tx, role_rx) = mpsc::sync_channel::<Result<(usize, Role)>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Ready>>(1);
+        let (command_tx, command_rx) = mpsc::channel::<Command>();
+        let (request_tx, request_rx) = mpsc::channel();
+        let (reply_tx, reply_rx) = mpsc::channel::<Vec<u8>>();
+        let prelude = self.prelude;
+
+        let spawned = std::thread::Builder::new()
+            .name("rankview-mpi".into())
+            .spawn(move || -> Ending {
+                let mpi = match Mpi::init() {
+                    Ok(mpi) => mpi,
+                    Err(e) => {
+                        let _ = role_tx.send(Err(e));
+                        return Ending::Broken(Error::Shutdown);
+                    }
+                };
+                let rank = mpi.rank();
+                if mpi.size() < 2 {
+                    let _ = role_tx.send(Err(Error::Mpi(format!(
+                        "a rankview job needs at least 2 ranks (rank 0 is the controller, \
+                         the others are engines); this one has {}: run it with \
+                         `rankview run -n 3 <program>` or `mpirun -n 3 <program>`",
+                        mpi.size()
+                    ))));
+                    return Ending::Broken(Error::Shutdown);
+                }
+                if let Some(prelude) = prelude {
+                    prelude(mpi.world());
+                }
+                if rank == 0 {
+                    // Rank 0 reports through `ready_tx` once the engines are checked.
+                    drop(role_tx);
+                    controller::run(mpi, command_rx, ready_tx);
+                    Ending::Clean
+                } else {
+                    let role = Role::Engine {
+                        id: rank - 1,
+                        comm: std::thread::current(),
+                    };
+                    if role_tx.send(Ok((rank, role))).is_err() {
+                        return Ending::Broken(Error::Shutdown);
+                    }
+                    engine::serve(mpi, request_tx, reply_rx)
+                }
+            });
+        let mpi_thread = match spawned {
+            Ok(handle) => handle,
+            Err(e) => fail_start(None, &format!("cannot start the MPI thread: {e}")),
+        };
+
+        // Rank 0 learns its role from the controller's start-up report.
+        let role = match role_rx.recv() {
+            Ok(Ok(role)) => Ok(role),
+            Ok(Err(e)) => Err(e),
+            Err(_) => match ready_rx.recv() {
+                Ok(Ok(ready)) => Ok((0, Role::Controller(ready))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(Error::Mpi("the MPI thread stopped during start-up".into())),
+            },
+        };
+        let (rank, role) = match role {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = mpi_thread.join();
+                fail_start(rank_from_env(), &e.to_string())
+            }
+        };
+        status(
+            rank,
+            &format!(
+                "started pid={} host={}",
+                std::process::id(),
+                engine::hostname()
+            ),
+        );
+
+        match role {
+            Role::Controller(ready) => {
+                let rc = Client::new(command_tx, ready.controller.clone(), ready.engines);
+                let outcome = panic::catch_unwind(AssertUnwindSafe(|| client(&rc)));
+                let failure = match &outcome {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(payload) => Some(format!(
+                        "panic: {}",
+                        payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "non-string payload".into())
+                    )),
+                };
+                let _ = rc.commands().send(Command::Shutdown {
+                    failed: failure.is_some(),
+                });
+                ready.controller.unpark();
+                drop(rc);
+                let _ = mpi_thread.join();
+                match (outcome, failure) {
+                    (Ok(Ok(value)), None) => {
+                        status(0, "ok");
+                        Some(value)
+                    }
+                    (_, failure) => {
+                        let message = failure.unwrap_or_default();
+                        let _ = std::io::stdout().flush();
+                        eprintln!("rankview: client failed: {message}");
+                        status(0, &format!("failed: {message}"));
+                        std::process::exit(1)
+                    }
+                }
+            }
+            Role::Engine { id, comm } => {
+                engine::execute(id, request_rx, reply_tx, comm);
+                match mpi_thread.join() {
+                    Ok(Ending::Clean) => {
+                        status(rank, "ok");
+                        None
+                    }
+                    Ok(Ending::ClientFailed) => {
+                        status(rank, "failed: the client on rank 0 failed");
+                        std::process::exit(1)
+                    }
+                    Ok(Ending::Broken(e)) => {
+                        eprintln!("rankview: engine {id}: {e}");
+                        status(rank, &format!("failed: {e}"));
+                        std::process::exit(1)
+                    }
+                    Err(_) => {
+                        eprintln!("rankview: engine {id}: the MPI thread panicked");
+                        status(rank, "failed: the MPI thread panicked");
+                        std::process::exit(1)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start-up failed before roles were known: report and exit.
+fn fail_start(rank: Option<usize>, message: &str) -> ! {
+    eprintln!("rankview: error: {message}");
+    if let Some(rank) = rank {
+        status(rank, &format!("failed: {message}"));
+    }
+    std::process::exit(1)
+}
+
+/// The rank as the MPI launcher announces it, for reports before MPI answers.
+fn rank_from_env() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_RANK",
+        "PMI_RANK",
+        "PMIX_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
+/// Appends a line to this rank's status file, when the launcher asked for one.
+fn status(rank: usize, line: &str) {
+    let Some(dir) = std::env::var_os("RANKVIEW_STATUS_DIR") else {
+        return;
+    };
+    let path = PathBuf::from(dir).join(format!("rank-{rank}"));
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
+    }
+}

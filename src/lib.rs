@@ -1,0 +1,90 @@
+//! rankview: the IPython Parallel programming model for MPI jobs.
+//!
+//! One binary runs on every rank of an MPI job. Rank 0 is the controller and
+//! runs your client code; every other rank is an engine that runs what the
+//! client sends. Engine id `i` is MPI rank `i + 1`.
+//!
+//! | concept | where | ipyparallel |
+//! |---|---|---|
+//! | start a job on every rank | [`launch`], [`Launch`] | `Client()` |
+//! | the client, engine ids, views | [`Client`] | `rc.ids`, `rc[0]`, `rc[1:3]`, `rc[:]` |
+//! | a set of engines | [`DirectView`] ([`One`], [`Many`]) | `DirectView` |
+//! | run a function on engines | [`DirectView::apply`], [`remote`] | `view.apply(f, *args)` |
+//! | move named values | [`DirectView::push`], [`DirectView::pull`], [`Values`] | `push`, `pull`, `dv['a']` |
+//! | engine globals | [`globals`] | `global a` |
+//! | refer to an engine value | [`Ref`] | `parallel.Reference('a')` |
+//! | results | [`AsyncResult`], [`Metadata`] | `AsyncResult` |
+//! | errors | [`Error`] | `RemoteError`, `CompositeError` |
+//!
+//! There are no code strings: what `%px` does with Python code, rankview
+//! does with functions marked [`#[rankview::remote]`](remote), which every
+//! rank has because every rank runs the same binary.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! #[rankview::remote]
+//! fn hostname_and_pid() -> (String, u32) {
+//!     (std::env::var("HOSTNAME").unwrap_or_default(), std::process::id())
+//! }
+//!
+//! fn main() {
+//!     rankview::launch(|rc| -> rankview::Result<()> {
+//!         for (i, (host, pid)) in rc.all().apply_sync(hostname_and_pid, ())?.iter().enumerate() {
+//!             println!("engine {i}: pid {pid} on {host}");
+//!         }
+//!         Ok(())
+//!     });
+//! }
+//! ```
+//!
+//! Run it with the launcher: `rankview run -n 3 ./target/debug/app` (or
+//! `mpirun -n 3 ./target/debug/app`).
+//!
+//! ```compile_fail
+//! // Arguments must be serializable: this does not compile.
+//! #[rankview::remote]
+//! fn takes(_: u8) {}
+//! struct NotSerde;
+//! fn demo(rc: &rankview::Client) {
+//!     let _ = rc.all().apply(takes, (NotSerde,));
+//! }
+//! ```
+
+mod backoff;
+mod capture;
+mod client;
+mod codec;
+mod controller;
+mod engine;
+mod error;
+mod launch;
+mod namespace;
+mod protocol;
+mod registry;
+mod remote;
+mod result;
+mod transport;
+pub mod view;
+
+pub use client::{Client, Targets};
+pub use error::{Error, Result};
+pub use launch::{launch, Launch};
+pub use namespace::{globals, Exclusive, Globals, Shared, Value};
+pub use rankview_macros::remote;
+pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
+pub use result::{AsyncResult, Metadata};
+pub use view::direct::Values;
+pub use view::{DirectView, Many, One, Shape};
+
+/// The MPI bindings rankview uses (rsmpi), for raw MPI beside rankview in
+/// [`Launch::with_mpi`].
+pub use mpi;
+
+/// Items used by code that `#[rankview::remote]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::RemoteEntry;
+    pub use crate::remote::{reply, type_id_of, ArgReader, Held};
+    pub use inventory;
+}

@@ -1,0 +1,232 @@
+//! The wire protocol between the controller (rank 0) and the engines.
+//!
+//! Typed message enums and their encoding, and nothing else: no MPI, no
+//! threads, so that every message can be round-trip tested alone. Decoding is
+//! bounded by the codec; a malformed message is a [`Error::Protocol`].
+//!
+//! ## Message ordering
+//!
+//! Each engine receives [`Request`]s from the controller in the order they were
+//! sent (MPI's non-overtaking rule on one communicator and tag) and executes
+//! them in that order, so a `Push` followed by an `Apply` always sees the
+//! pushed value. Replies from one engine arrive in the order it finished them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// Identifies one submission; with the engine id it identifies one reply.
+pub(crate) type TaskId = u64;
+
+/// A value with the fingerprint and name of its Rust type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Typed {
+    /// [`codec::fingerprint`] of the value's type.
+    pub fingerprint: u64,
+    /// `std::any::type_name` of the value's type, for error messages.
+    pub type_name: String,
+    /// The codec's encoding of the value.
+    pub bytes: Vec<u8>,
+}
+
+/// One argument of a remote call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[doc(hidden)]
+pub enum WireArg {
+    /// An encoded value.
+    Value(Vec<u8>),
+    /// A name in the engine's namespace ([`crate::Ref`]).
+    Ref(String),
+}
+
+/// Controller → engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Call a registered function.
+    Apply {
+        task: TaskId,
+        /// Registry id of the function.
+        function: u64,
+        args: Vec<WireArg>,
+    },
+    /// Store named values in the namespace.
+    Push {
+        task: TaskId,
+        items: Vec<(String, Typed)>,
+    },
+    /// Send back named values.
+    Pull { task: TaskId, names: Vec<String> },
+    /// List the namespace's names.
+    Keys { task: TaskId },
+    /// Empty the namespace.
+    Clear { task: TaskId },
+    /// Stop serving. `failed` means the client failed: exit non-zero at once.
+    Shutdown { failed: bool },
+}
+
+/// Engine → controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// First message of every engine: identity and binary check.
+    Hello {
+        binary: u64,
+        registry: u64,
+        pid: u32,
+        host: String,
+    },
+    /// A request finished.
+    Done(Done),
+    /// The engine has stopped serving and is about to finalize MPI.
+    Goodbye,
+}
+
+/// The end of one request on one engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Done {
+    pub task: TaskId,
+    /// Microseconds since the Unix epoch, engine clock.
+    pub started_us: u64,
+    /// Microseconds since the Unix epoch, engine clock.
+    pub completed_us: u64,
+    pub stdout: String,
+    pub stderr: String,
+    pub outcome: Outcome,
+}
+
+/// What a request produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// The encoded return value of a function.
+    Value(Vec<u8>),
+    /// Named values, in the order asked for.
+    Values(Vec<Typed>),
+    /// The namespace's names, sorted.
+    Keys(Vec<String>),
+    /// Done, nothing to return.
+    Unit,
+    /// The request failed.
+    Failed(Failure),
+}
+
+/// Why a request failed on an engine; the controller adds engine and task ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    Remote {
+        kind: String,
+        message: String,
+        backtrace: Option<String>,
+    },
+    Name(String),
+    TypeMismatch {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    Borrowed(String),
+    Codec {
+        action: String,
+        type_name: String,
+        message: String,
+    },
+    Protocol(String),
+    Usage(String),
+}
+
+impl Failure {
+    /// The client-side error for this failure on `engine`, task `task`.
+    pub(crate) fn into_error(self, engine: usize, task: TaskId) -> Error {
+        match self {
+            Failure::Remote {
+                kind,
+                message,
+                backtrace,
+            } => Error::Remote {
+                engine,
+                task,
+                kind,
+                message,
+                backtrace,
+            },
+            Failure::Name(name) => Error::NameError { engine, name },
+            Failure::TypeMismatch {
+                name,
+                expected,
+                found,
+            } => Error::TypeMismatch {
+                engine,
+                name,
+                expected,
+                found,
+            },
+            Failure::Borrowed(name) => Error::Borrowed { engine, name },
+            Failure::Codec {
+                action,
+                type_name,
+                message,
+            } => Error::Codec {
+                action: if action == "encode" {
+                    "encode"
+                } else {
+                    "decode"
+                },
+                type_name,
+                message,
+            },
+            Failure::Protocol(m) => Error::Protocol(format!("engine {engine}: {m}")),
+            Failure::Usage(m) => Error::Usage(format!("engine {engine}: {m}")),
+        }
+    }
+
+    /// The engine-side failure for an error raised while serving a request.
+    pub(crate) fn from_error(error: Error) -> Failure {
+        match error {
+            Error::Remote {
+                kind,
+                message,
+                backtrace,
+                ..
+            } => Failure::Remote {
+                kind,
+                message,
+                backtrace,
+            },
+            Error::NameError { name, .. } => Failure::Name(name),
+            Error::TypeMismatch {
+                name,
+                expected,
+                found,
+                ..
+            } => Failure::TypeMismatch {
+                name,
+                expected,
+                found,
+            },
+            Error::Borrowed { name, .. } => Failure::Borrowed(name),
+            Error::Codec {
+                action,
+                type_name,
+                message,
+            } => Failure::Codec {
+                action: action.to_string(),
+                type_name,
+                message,
+            },
+            Error::Protocol(m) => Failure::Protocol(m),
+            other => Failure::Usage(other.to_string()),
+        }
+    }
+}
+
+/// Encodes a message for the wire.
+pub(crate) fn encode<M: Serialize>(message: &M) -> Result<Vec<u8>> {
+    codec::encode(message)
+}
+
+/// Decodes a message from the wire; any defect is a [`Error::Protocol`].
+pub(crate) fn decode<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M> {
+    codec::decode(bytes).map_err(|e| Error::Protocol(format!("malformed message: {e}")))
+}
+
+#[cfg(test)]
+mod test;

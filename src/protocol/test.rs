@@ -1,0 +1,120 @@
+//! Round-trip, truncation and hostile-input tests of the wire protocol.
+
+use super::*;
+
+fn samples() -> (Vec<Request>, Vec<Reply>) {
+    let typed = Typed {
+        fingerprint: 42,
+        type_name: "alloc::vec::Vec<f64>".into(),
+        bytes: vec![1, 2, 3],
+    };
+    let requests = vec![
+        Request::Apply {
+            task: 7,
+            function: u64::MAX,
+            args: vec![WireArg::Value(vec![9; 100]), WireArg::Ref("a".into())],
+        },
+        Request::Push {
+            task: 8,
+            items: vec![("a".into(), typed.clone())],
+        },
+        Request::Pull {
+            task: 9,
+            names: vec!["a".into(), "b".into()],
+        },
+        Request::Keys { task: 10 },
+        Request::Clear { task: 11 },
+        Request::Shutdown { failed: true },
+    ];
+    let replies = vec![
+        Reply::Hello {
+            binary: 1,
+            registry: 2,
+            pid: 3,
+            host: "node".into(),
+        },
+        Reply::Done(Done {
+            task: 7,
+            started_us: 1,
+            completed_us: 2,
+            stdout: "out\n".into(),
+            stderr: String::new(),
+            outcome: Outcome::Values(vec![typed]),
+        }),
+        Reply::Done(Done {
+            task: 8,
+            started_us: 1,
+            completed_us: 2,
+            stdout: String::new(),
+            stderr: "boom".into(),
+            outcome: Outcome::Failed(Failure::Remote {
+                kind: "panic".into(),
+                message: "boom".into(),
+                backtrace: Some("bt".into()),
+            }),
+        }),
+        Reply::Goodbye,
+    ];
+    (requests, replies)
+}
+
+#[test]
+fn every_message_round_trips() {
+    let (requests, replies) = samples();
+    for r in requests {
+        let back: Request = decode(&encode(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+    for r in replies {
+        let back: Reply = decode(&encode(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}
+
+#[test]
+fn every_truncation_is_a_protocol_error() {
+    let (requests, _) = samples();
+    for r in requests {
+        let bytes = encode(&r).unwrap();
+        for cut in 0..bytes.len() {
+            match decode::<Request>(&bytes[..cut]) {
+                Err(Error::Protocol(_)) => {}
+                other => panic!("cut at {cut} of {r:?} gave {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A small xorshift generator: deterministic, no dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let len = (next() % 64) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if decode::<Request>(&bytes).is_ok() {
+            accepted += 1;
+        }
+        let _ = decode::<Reply>(&bytes);
+    }
+    // Random bytes are almost never a valid message.
+    assert!(accepted < 2_000, "{accepted} random inputs decoded");
+}
+
+#[test]
+fn hostile_length_prefix_is_refused() {
+    // Variant 2 (Pull), task 1, then a names vector claiming ~2^62 entries.
+    let bytes = [2u8, 1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f];
+    assert!(matches!(decode::<Request>(&bytes), Err(Error::Protocol(_))));
+    // A push whose value claims 2^40 bytes.
+    let mut bytes = vec![1u8, 1, 1, 1, b'a', 0, 0, 0xfd];
+    bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(decode::<Request>(&bytes), Err(Error::Protocol(_))));
+}

@@ -1,0 +1,489 @@
+//! `AsyncResult`: the handle every submission returns.
+//!
+//! The controller thread fills a shared [`ResultState`] as replies arrive; the
+//! [`AsyncResult`] owned by the user reads it: blocking (`get`, `wait`, with or
+//! without timeout), polling (`ready`), as a `std::future::Future`, or through
+//! `on_done` callbacks. Results are owned by their handles: once the handle
+//! and the controller's reference are gone, so is the data. Decoding a reply
+//! into the user's type happens in the handle, on the user's thread.
+//!
+//! ## Dropping
+//!
+//! Dropping an unfinished `AsyncResult` does not cancel the task: it runs to
+//! completion on its engines, and its reply is discarded when it arrives.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::protocol::{Done, Outcome, TaskId, Typed};
+
+/// What one engine returned for one task, before decoding.
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    Value(Vec<u8>),
+    Values(Vec<Typed>),
+    Keys(Vec<String>),
+    Unit,
+}
+
+/// Timing and output of one task on one engine (ipyparallel's `metadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Engine id the task ran on.
+    pub engine: usize,
+    /// Task id (shared by every engine of one submission).
+    pub task: TaskId,
+    /// When the client submitted the task.
+    pub submitted: SystemTime,
+    /// When the engine started it (engine clock).
+    pub started: Option<SystemTime>,
+    /// When the engine finished it (engine clock).
+    pub completed: Option<SystemTime>,
+    /// When the controller received the reply.
+    pub received: Option<SystemTime>,
+    /// What the task wrote to stdout.
+    pub stdout: String,
+    /// What the task wrote to stderr.
+    pub stderr: String,
+}
+
+/// One engine's share of a submission.
+#[derive(Debug)]
+pub(crate) struct Part {
+    outcome: Option<Result<Payload>>,
+    meta: Metadata,
+}
+
+struct Inner {
+    parts: Vec<Part>,
+    waker: Option<Waker>,
+    callbacks: Vec<Callback>,
+}
+
+/// The state shared by a submission's handles and the controller.
+pub(crate) struct ResultState {
+    inner: Mutex<Inner>,
+    done: Condvar,
+    remaining: AtomicUsize,
+    sleepers: AtomicUsize,
+}
+
+fn micros_to_time(us: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
+}
+
+impl ResultState {
+    /// A state waiting for one reply per engine in `engines`.
+    pub(crate) fn new(task: TaskId, engines: &[usize]) -> Arc<ResultState> {
+        let submitted = SystemTime::now();
+        let parts = engines
+            .iter()
+            .map(|&engine| Part {
+                outcome: None,
+                meta: Metadata {
+                    engine,
+                    task,
+                    submitted,
+                    started: None,
+                    completed: None,
+                    received: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+            })
+            .collect();
+        Arc::new(ResultState {
+            inner: Mutex::new(Inner {
+                parts,
+                waker: None,
+                callbacks: Vec::new(),
+            }),
+            done: Condvar::new(),
+            remaining: AtomicUsize::new(engines.len()),
+            sleepers: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means a callback panicked elsewhere; the data
+        // is still consistent (every write is a single assignment).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records engine `index`'s reply.
+    pub(crate) fn complete(&self, index: usize, done: Done, engine: usize) {
+        let task = done.task;
+        let outcome = match done.outcome {
+            Outcome::Value(v) => Ok(Payload::Value(v)),
+            Outcome::Values(v) => Ok(Payload::Values(v)),
+            Outcome::Keys(k) => Ok(Payload::Keys(k)),
+            Outcome::Unit => Ok(Payload::Unit),
+            Outcome::Failed(f) => Err(f.into_error(engine, task)),
+        };
+        let mut inner = self.lock();
+        if let Some(part) = inner.parts.get_mut(index) {
+            part.meta.started = Some(micros_to_time(done.started_us));
+            part.meta.completed = Some(micros_to_time(done.completed_us));
+            part.meta.stdout = done.stdout;
+            part.meta.stderr = done.stderr;
+        }
+        self.settle(inner, index, outcome);
+    }
+
+    /// Records a failure for engine `index` that never reached it.
+    pub(crate) fn fail(&self, index: usize, error: Error) {
+        let inner = self.lock();
+        self.settle(inner, index, Err(error));
+    }
+
+    fn settle(&self, mut inner: MutexGuard<'_, Inner>, index: usize, outcome: Result<Payload>) {
+        let Some(part) = inner.parts.get_mut(index) else {
+            return;
+        };
+        if part.outcome.is_some() {
+            return;
+        }
+        part.meta.received = Some(SystemTime::now());
+        part.outcome = Some(outcome);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let waker = inner.waker.take();
+        let callbacks = std::mem::take(&mut inner.callbacks);
+        drop(inner);
+        if self.sleepers.load(Ordering::Acquire) > 0 {
+            // Take the lock so a waiter between its check and its wait
+            // cannot miss the notification.
+            drop(self.lock());
+            self.done.notify_all();
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        for callback in callbacks {
+            run_callback(callback);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits until done or until `deadline`; true when done.
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        // Spin briefly: replies to short tasks arrive within microseconds.
+        let spin_until = Instant::now() + Duration::from_micros(100);
+        while !self.is_done() {
+            let now = Instant::now();
+            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        if self.is_done() {
+            return true;
+        }
+        let mut inner = self.lock();
+        self.sleepers.fetch_add(1, Ordering::AcqRel);
+        while !self.is_done() {
+            match deadline {
+                None => {
+                    inner = self.done.wait(inner).unwrap_or_else(|p| p.into_inner());
+                }
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    inner = self
+                        .done
+                        .wait_timeout(inner, deadline - now)
+                        .map(|(guard, _)| guard)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+        self.sleepers.fetch_sub(1, Ordering::AcqRel);
+        drop(inner);
+        self.is_done()
+    }
+}
+
+/// Turns the parts of a finished submission into the user's value.
+type Finish<T> = dyn Fn(&[(usize, Result<Payload>)]) -> Result<T> + Send + Sync;
+
+/// The result of a submission: a value to come from one or several engines.
+///
+/// Like ipyparallel's `AsyncResult` (and a Rust `Future`): block with
+/// [`get`](AsyncResult::get) or [`get_timeout`](AsyncResult::get_timeout),
+/// poll with [`ready`](AsyncResult::ready), `.await` it from an async runtime
+/// (the wait does not block the runtime's threads), or register
+/// [`on_done`](AsyncResult::on_done) callbacks. `get` may be called any number
+/// of times; each call decodes the stored reply again. See the module docs for
+/// what dropping an unfinished result does.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// #[rankview::remote]
+/// fn wait(seconds: f64) -> f64 {
+///     std::thread::sleep(Duration::from_secs_f64(seconds));
+///     seconds
+/// }
+///
+/// rankview::launch(|rc| -> rankview::Result<()> {
+///     let ar = rc.engine(0)?.apply(wait, (2.0,));
+///     assert!(matches!(ar.get_timeout(Duration::from_secs(1)), Err(rankview::Error::Timeout(_))));
+///     assert_eq!(ar.get()?, 2.0);
+///     Ok(())
+/// });
+/// ```
+pub struct AsyncResult<T> {
+    state: Arc<ResultState>,
+    finish: Arc<Finish<T>>,
+}
+
+impl<T> Clone for AsyncResult<T> {
+    fn clone(&self) -> Self {
+        AsyncResult {
+            state: self.state.clone(),
+            finish: self.finish.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.state.lock();
+        let engines: Vec<usize> = inner.parts.iter().map(|p| p.meta.engine).collect();
+        write!(
+            f,
+            "AsyncResult {{ engines: {engines:?}, ready: {} }}",
+            self.state.is_done()
+        )
+    }
+}
+
+impl<T: 'static> AsyncResult<T> {
+    pub(crate) fn new(
+        state: Arc<ResultState>,
+        finish: impl Fn(&[(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
+    ) -> Self {
+        AsyncResult {
+            state,
+            finish: Arc::new(finish),
+        }
+    }
+
+    /// A result that failed before anything was sent.
+    pub(crate) fn failed(error: Error) -> Self {
+        AsyncResult::new(ResultState::new(0, &[]), move |_| Err(error.clone()))
+    }
+
+    /// The same submission, with `f` applied to its value.
+    pub(crate) fn map<U: 'static>(
+        self,
+        f: impl Fn(T) -> U + Send + Sync + 'static,
+    ) -> AsyncResult<U> {
+        let finish = self.finish;
+        AsyncResult::new(self.state, move |outcomes| finish(outcomes).map(&f))
+    }
+
+    /// True once every engine has replied.
+    pub fn ready(&self) -> bool {
+        self.state.is_done()
+    }
+
+    /// Blocks until every engine has replied.
+    pub fn wait(&self) {
+        self.state.wait_until(None);
+    }
+
+    /// Blocks until every engine has replied or `timeout` passes; true if done.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.state.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Blocks for the value. Errors: the task's own ([`Error::Remote`],
+    /// [`Error::NameError`], ...), or [`Error::Composite`] when several
+    /// engines of a multi-engine view failed.
+    pub fn get(&self) -> Result<T> {
+        self.wait();
+        self.decode()
+    }
+
+    /// Like [`get`](AsyncResult::get), but gives up after `timeout` with
+    /// [`Error::Timeout`]; the task goes on and a later `get` can still succeed.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        if self.wait_timeout(timeout) {
+            self.decode()
+        } else {
+            Err(Error::Timeout(timeout))
+        }
+    }
+
+    fn decode(&self) -> Result<T> {
+        let inner = self.state.lock();
+        let outcomes: Vec<(usize, Result<Payload>)> = inner
+            .parts
+            .iter()
+            .map(|p| {
+                let outcome = p
+                    .outcome
+                    .clone()
+                    .unwrap_or_else(|| Err(Error::Protocol("reply missing".into())));
+                (p.meta.engine, outcome)
+            })
+            .collect();
+        drop(inner);
+        (self.finish)(&outcomes)
+    }
+
+    /// True once done without any error (false while pending).
+    pub fn successful(&self) -> bool {
+        self.ready() && self.decode().is_ok()
+    }
+
+    /// Per-engine timing and output, in target order.
+    pub fn metadata(&self) -> Vec<Metadata> {
+        self.state
+            .lock()
+            .parts
+            .iter()
+            .map(|p| p.meta.clone())
+            .collect()
+    }
+
+    /// Time since submission: until the last reply once done, until now before.
+    pub fn elapsed(&self) -> Duration {
+        let meta = self.metadata();
+        let Some(submitted) = meta.iter().map(|m| m.submitted).min() else {
+            return Duration::ZERO;
+        };
+        let end = if self.ready() {
+            meta.iter()
+                .filter_map(|m| m.received)
+                .max()
+                .unwrap_or(submitted)
+        } else {
+            SystemTime::now()
+        };
+        end.duration_since(submitted).unwrap_or_default()
+    }
+
+    /// From submission to the last reply; `None` until done.
+    pub fn wall_time(&self) -> Option<Duration> {
+        self.ready().then(|| self.elapsed())
+    }
+
+    /// Sum over engines of the time each spent running the task; `None` until done.
+    pub fn serial_time(&self) -> Option<Duration> {
+        if !self.ready() {
+            return None;
+        }
+        Some(
+            self.metadata()
+                .iter()
+                .filter_map(|m| m.completed?.duration_since(m.started?).ok())
+                .sum(),
+        )
+    }
+
+    /// Prints each engine's captured output as `[stdout:N]` / `[stderr:N]`
+    /// blocks, in engine order (ipyparallel's `display_outputs`).
+    pub fn display_outputs(&self) {
+        print!("{}", self.outputs());
+    }
+
+    /// The text [`display_outputs`](AsyncResult::display_outputs) prints.
+    pub fn outputs(&self) -> String {
+        let mut meta = self.metadata();
+        meta.sort_by_key(|m| m.engine);
+        let mut text = String::new();
+        for (label, pick) in [("stdout", 0), ("stderr", 1)] {
+            for m in &meta {
+                let body = if pick == 0 { &m.stdout } else { &m.stderr };
+                if body.is_empty() {
+                    continue;
+                }
+                text.push_str(&format!("[{label}:{}] ", m.engine));
+                text.push_str(body);
+                if !body.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+}
+
+impl<T: Send + 'static> AsyncResult<T> {
+    /// Calls `callback` once the result is done: at once (on this thread) if
+    /// it already is, otherwise on rankview's callback thread. Callbacks may
+    /// block and may submit more work.
+    pub fn on_done(&self, callback: impl FnOnce(&AsyncResult<T>) + Send + 'static) {
+        let handle = self.clone();
+        let run: Callback = Box::new(move || callback(&handle));
+        let mut inner = self.state.lock();
+        if self.state.is_done() {
+            drop(inner);
+            run();
+        } else {
+            inner.callbacks.push(run);
+        }
+    }
+}
+
+impl<T: 'static> Future for AsyncResult<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if self.state.is_done() {
+            return Poll::Ready(self.decode());
+        }
+        let mut inner = self.state.lock();
+        if self.state.is_done() {
+            drop(inner);
+            return Poll::Ready(self.decode());
+        }
+        inner.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A callback waiting to run.
+type Callback = Box<dyn FnOnce() + Send>;
+
+/// Runs a callback on the shared callback thread (started on first use).
+fn run_callback(callback: Callback) {
+    static QUEUE: OnceLock<Mutex<mpsc::Sender<Callback>>> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Callback>();
+        let spawned = std::thread::Builder::new()
+            .name("rankview-callbacks".into())
+            .spawn(move || {
+                for job in rx {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        eprintln!("rankview: an on_done callback panicked");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("rankview: cannot start the callback thread: {e}");
+        }
+        Mutex::new(tx)
+    });
+    let sender = queue.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(mpsc::SendError(job)) = sender.send(callback) {
+        drop(sender);
+        job();
+    }
+}

@@ -1,0 +1,11 @@
+//! How bytes move between ranks.
+//!
+//! The only part of rankview that talks to MPI is [`mpi`](self::mpi): the
+//! controller and the engines see a [`Mpi`] handle that sends and receives
+//! whole messages without blocking, and runs the collectives. What the bytes
+//! mean is left to `protocol`; when to poll is left to the loops that own the
+//! handle.
+
+pub(crate) mod mpi;
+
+pub(crate) use self::mpi::{Mpi, SendBuf};

@@ -1,0 +1,292 @@
+//! `DirectView`: a fixed set of engines addressed together.
+//!
+//! Applies functions on every engine of the view and moves named values in
+//! and out of their namespaces (push/pull, keys, clear). Each call is one
+//! request per engine, executed in submission order on each engine. Building
+//! requests and decoding replies happens here; sending them is the client's
+//! job.
+
+use std::any::type_name;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::client::Client;
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::namespace::Value;
+use crate::protocol::{Request, Typed};
+use crate::registry::registry;
+use crate::remote::{Args, RemoteFn};
+use crate::result::{AsyncResult, Payload};
+use crate::view::{Many, Shape};
+
+/// A set of engines driven together (ipyparallel's `DirectView`).
+///
+/// `S` is [`One`](crate::One) for `rc.engine(i)` (calls return the value) and
+/// [`Many`] for `rc.view(..)` and `rc.all()` (calls return a `Vec` in target
+/// order). Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[rankview::remote]
+/// fn mul_by_a(b: f64) -> rankview::TaskResult<f64> {
+///     Ok(*rankview::globals().get::<f64>("a")? * b)
+/// }
+///
+/// rankview::launch(|rc| -> rankview::Result<()> {
+///     let dv = rc.all();
+///     dv.set("a", &2.0f64)?;                       // dv['a'] = 2.0
+///     let products = dv.apply_sync(mul_by_a, (10.0,))?;
+///     assert!(products.iter().all(|&p| p == 20.0));
+///     let a: Vec<f64> = dv.get("a")?;              // dv['a']
+///     assert_eq!(a.len(), rc.len());
+///     Ok(())
+/// });
+/// ```
+pub struct DirectView<S: Shape = Many> {
+    client: Client,
+    targets: Arc<[usize]>,
+    _shape: PhantomData<S>,
+}
+
+impl<S: Shape> Clone for DirectView<S> {
+    fn clone(&self) -> Self {
+        DirectView {
+            client: self.client.clone(),
+            targets: self.targets.clone(),
+            _shape: PhantomData,
+        }
+    }
+}
+
+impl<S: Shape> fmt::Debug for DirectView<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<DirectView {:?}>", &*self.targets)
+    }
+}
+
+/// Several named values to push at once, possibly of different types.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn demo(e0: rankview::DirectView<rankview::One>) -> rankview::Result<()> {
+/// let values = rankview::Values::new().with("a", &1.03234f64)?.with("b", &3453i64)?;
+/// e0.push_values(values).get()?;     // e0.push(dict(a=1.03234, b=3453))
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    items: Vec<(String, Typed)>,
+}
+
+impl Values {
+    /// No values yet.
+    pub fn new() -> Self {
+        Values::default()
+    }
+
+    /// Adds `value` under `name` (encoded now).
+    pub fn with<T: Value>(mut self, name: impl Into<String>, value: &T) -> Result<Self> {
+        self.items.push((name.into(), typed(value)?));
+        Ok(self)
+    }
+}
+
+fn typed<T: Value>(value: &T) -> Result<Typed> {
+    Ok(Typed {
+        fingerprint: codec::fingerprint::<T>(),
+        type_name: type_name::<T>().to_string(),
+        bytes: codec::encode(value)?,
+    })
+}
+
+fn decode_value<R: DeserializeOwned>(_: usize, payload: &Payload) -> Result<R> {
+    match payload {
+        Payload::Value(bytes) => codec::decode(bytes),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn decode_unit(_: usize, payload: &Payload) -> Result<()> {
+    match payload {
+        Payload::Unit => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn decode_keys(_: usize, payload: &Payload) -> Result<Vec<String>> {
+    match payload {
+        Payload::Keys(keys) => Ok(keys.clone()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Decodes the single value of a one-name pull, checking its type.
+fn decode_pulled<T: DeserializeOwned + 'static>(
+    engine: usize,
+    name: &str,
+    payload: &Payload,
+) -> Result<T> {
+    match payload {
+        Payload::Values(values) if values.len() == 1 => {
+            let value = &values[0];
+            if value.fingerprint != codec::fingerprint::<T>() {
+                return Err(Error::TypeMismatch {
+                    engine,
+                    name: name.to_string(),
+                    expected: type_name::<T>().to_string(),
+                    found: value.type_name.clone(),
+                });
+            }
+            codec::decode(&value.bytes)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(payload: &Payload) -> Error {
+    Error::Protocol(format!("unexpected reply {payload:?}"))
+}
+
+impl<S: Shape> DirectView<S> {
+    pub(crate) fn new(client: Client, targets: Vec<usize>) -> Self {
+        DirectView {
+            client,
+            targets: targets.into(),
+            _shape: PhantomData,
+        }
+    }
+
+    /// The engine ids of this view, in order.
+    pub fn targets(&self) -> &[usize] {
+        &self.targets
+    }
+
+    /// Number of engines in the view.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Always false: a view has at least one engine.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Runs `f(args)` on every engine of the view (ipyparallel's
+    /// `view.apply(f, *args)`). `f` must be marked `#[rankview::remote]`;
+    /// `args` is a tuple whose items are values, references to values, or
+    /// [`Ref`](crate::Ref)s to engine values.
+    pub fn apply<F, M, A>(&self, f: F, args: A) -> AsyncResult<S::Out<F::Output>>
+    where
+        F: RemoteFn<M>,
+        A: Args<M>,
+    {
+        let _ = f;
+        let function = match registry().id_of::<F>() {
+            Ok(id) => id,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let wire = match args.into_wire() {
+            Ok(wire) => wire,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        self.client.submit::<S, F::Output>(
+            &self.targets,
+            move |task| {
+                Ok(Request::Apply {
+                    task,
+                    function,
+                    args: wire,
+                })
+            },
+            decode_value::<F::Output>,
+        )
+    }
+
+    /// [`apply`](DirectView::apply) and wait for the value.
+    pub fn apply_sync<F, M, A>(&self, f: F, args: A) -> Result<S::Out<F::Output>>
+    where
+        F: RemoteFn<M>,
+        A: Args<M>,
+    {
+        self.apply(f, args).get()
+    }
+
+    /// Stores `value` under `name` on every engine of the view.
+    pub fn push<T: Value>(&self, name: &str, value: &T) -> AsyncResult<()> {
+        match Values::new().with(name, value) {
+            Ok(values) => self.push_values(values),
+            Err(e) => AsyncResult::failed(e),
+        }
+    }
+
+    /// Stores several named values on every engine of the view.
+    pub fn push_values(&self, values: Values) -> AsyncResult<()> {
+        let result = self.client.submit::<Many, ()>(
+            &self.targets,
+            move |task| {
+                Ok(Request::Push {
+                    task,
+                    items: values.items,
+                })
+            },
+            decode_unit,
+        );
+        unit(result)
+    }
+
+    /// [`push`](DirectView::push) and wait (`dv['a'] = x`).
+    pub fn set<T: Value>(&self, name: &str, value: &T) -> Result<()> {
+        self.push(name, value).get()
+    }
+
+    /// Fetches `name` from every engine of the view as a `T`. A missing name
+    /// is [`Error::NameError`], another type [`Error::TypeMismatch`].
+    pub fn pull<T: DeserializeOwned + 'static>(&self, name: &str) -> AsyncResult<S::Out<T>> {
+        let owned = name.to_string();
+        let name = owned.clone();
+        self.client.submit::<S, T>(
+            &self.targets,
+            move |task| {
+                Ok(Request::Pull {
+                    task,
+                    names: vec![owned],
+                })
+            },
+            move |engine, payload| decode_pulled::<T>(engine, &name, payload),
+        )
+    }
+
+    /// [`pull`](DirectView::pull) and wait (`dv['a']`).
+    pub fn get<T: DeserializeOwned + 'static>(&self, name: &str) -> Result<S::Out<T>> {
+        self.pull(name).get()
+    }
+
+    /// The names defined on each engine, sorted (`%who`).
+    pub fn keys(&self) -> AsyncResult<S::Out<Vec<String>>> {
+        self.client.submit::<S, Vec<String>>(
+            &self.targets,
+            |task| Ok(Request::Keys { task }),
+            decode_keys,
+        )
+    }
+
+    /// Removes every name on every engine of the view.
+    pub fn clear(&self) -> AsyncResult<()> {
+        unit(self.client.submit::<Many, ()>(
+            &self.targets,
+            |task| Ok(Request::Clear { task }),
+            decode_unit,
+        ))
+    }
+}
+
+/// Collapses the per-engine `()`s of a many-engine call into one `()`.
+fn unit(result: AsyncResult<Vec<()>>) -> AsyncResult<()> {
+    result.map(|_| ())
+}
