@@ -1,4 +1,5 @@
-//! Adaptive waiting for threads that poll: spin, then yield, then sleep.
+//! Adaptive waiting for threads that poll: spin, then yield, then sleep
+//! for a growing share of the time already spent idle.
 //!
 //! Every polling loop in rankview (the controller, the engines' MPI threads,
 //! waiters on results) waits through [`Backoff`], so that a busy rank answers
@@ -13,8 +14,11 @@ use std::time::{Duration, Instant};
 const SPINS: u32 = 64;
 /// How long to keep yielding before starting to sleep.
 const YIELD_FOR: Duration = Duration::from_micros(200);
-/// First sleep; later sleeps double up to the ceiling.
-const FIRST_SLEEP: Duration = Duration::from_micros(50);
+/// Shortest sleep.
+const MIN_SLEEP: Duration = Duration::from_micros(20);
+/// A sleep lasts this fraction of the time already spent idle, so waking up
+/// late adds at most about 1/8 to any wait.
+const SLEEP_DIVISOR: u32 = 8;
 
 /// Progressive backoff for one polling loop.
 ///
@@ -25,7 +29,6 @@ const FIRST_SLEEP: Duration = Duration::from_micros(50);
 pub(crate) struct Backoff {
     spins: u32,
     idle_since: Option<Instant>,
-    sleep: Duration,
     ceiling: Duration,
 }
 
@@ -35,7 +38,6 @@ impl Backoff {
         Backoff {
             spins: 0,
             idle_since: None,
-            sleep: FIRST_SLEEP,
             ceiling,
         }
     }
@@ -43,14 +45,12 @@ impl Backoff {
     /// Changes the longest sleep (e.g. shorter while work is in flight).
     pub(crate) fn set_ceiling(&mut self, ceiling: Duration) {
         self.ceiling = ceiling;
-        self.sleep = self.sleep.min(ceiling);
     }
 
     /// The loop did some work: the next wait starts with spinning again.
     pub(crate) fn reset(&mut self) {
         self.spins = 0;
         self.idle_since = None;
-        self.sleep = FIRST_SLEEP.min(self.ceiling);
     }
 
     /// The loop found nothing to do: wait a little, longer each time.
@@ -60,13 +60,12 @@ impl Backoff {
             std::hint::spin_loop();
             return;
         }
-        let idle_since = *self.idle_since.get_or_insert_with(Instant::now);
-        if idle_since.elapsed() < YIELD_FOR {
+        let idle = self.idle_since.get_or_insert_with(Instant::now).elapsed();
+        if idle < YIELD_FOR {
             thread::yield_now();
             return;
         }
-        thread::park_timeout(self.sleep);
-        self.sleep = (self.sleep * 2).min(self.ceiling);
+        thread::park_timeout((idle / SLEEP_DIVISOR).clamp(MIN_SLEEP, self.ceiling.max(MIN_SLEEP)));
     }
 
     /// True once the loop has been idle long enough to sleep.

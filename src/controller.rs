@@ -164,9 +164,10 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                 Ok(Command::Shutdown { failed: true }) => return true,
                 Ok(Command::Shutdown { failed: false }) => draining = true,
                 Err(TryRecvError::Empty) => break,
-                // Every client handle is gone without a shutdown: the client
-                // thread died.
-                Err(TryRecvError::Disconnected) => return true,
+                // Every client handle is gone without asking for a shutdown:
+                // the client thread died.
+                Err(TryRecvError::Disconnected) if !draining => return true,
+                Err(TryRecvError::Disconnected) => break,
             }
         }
         while let Some((rank, bytes)) = mpi.try_recv() {

@@ -79,7 +79,7 @@ impl<T: ?Sized> fmt::Debug for Ref<T> {
 }
 
 /// Something that can be passed for a parameter of type `P`: a `P` value, a
-/// `&P`, or a [`Ref`].
+/// `&P`, or a [`Ref`]; for a `&T` parameter, also a `T` value.
 pub trait IntoArg<P> {
     /// The argument as it travels.
     #[doc(hidden)]
@@ -95,6 +95,12 @@ impl<T: Serialize> IntoArg<T> for T {
 impl<T: Serialize> IntoArg<T> for &T {
     fn into_wire(self) -> Result<WireArg> {
         codec::encode(self).map(WireArg::Value)
+    }
+}
+
+impl<T: Serialize> IntoArg<&T> for T {
+    fn into_wire(self) -> Result<WireArg> {
+        codec::encode(&self).map(WireArg::Value)
     }
 }
 

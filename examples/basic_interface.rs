@@ -1,0 +1,221 @@
+//! Seed 001, "The basic interface for remote computation", in Rust.
+//! Run it with `rankview run -n 3 --example basic_interface`.
+//!
+//! Every cell that maps to Rust, each checked: a function applied on engine 0
+//! gives the same norms as locally; push and pull; engine globals changed by
+//! `inc_a` and read by `mul_by_a`; `is_it_a` sees the engine's own value
+//! through a `Ref`; eigenvalues and a norm of a matrix already on engine 0;
+//! an asynchronous task whose `get_timeout` times out before `get` succeeds;
+//! the engine's pid and the result metadata.
+
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+use rankview::{globals, Error, Ref, TaskResult, Values};
+
+/// A small deterministic generator (xorshift64*), so runs are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The p-norm of `a` for every level (`f64::INFINITY` for the max norm).
+#[rankview::remote]
+fn get_norms(a: &Vec<f64>, levels: Vec<f64>) -> Vec<(f64, f64)> {
+    levels
+        .iter()
+        .map(|&p| {
+            let norm = if p.is_infinite() {
+                a.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+            } else {
+                a.iter().map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+            };
+            (p, norm)
+        })
+        .collect()
+}
+
+/// `global a; a += increment`
+#[rankview::remote]
+fn inc_a(increment: i64) -> TaskResult<()> {
+    *globals().get_mut::<i64>("a")? += increment;
+    Ok(())
+}
+
+/// Reads the global `a` without assigning it.
+#[rankview::remote]
+fn mul_by_a(b: i64) -> TaskResult<i64> {
+    Ok(*globals().get::<i64>("a")? * b)
+}
+
+/// `a is b`: true only when `b` is the engine's own `a`, not a copy.
+#[rankview::remote]
+fn is_it_a(b: &i64) -> TaskResult<bool> {
+    let a = globals().get::<i64>("a")?;
+    Ok(std::ptr::eq(&*a, b))
+}
+
+/// `b = a[::-1]` on the engine.
+#[rankview::remote]
+fn reverse_a_into_b() -> TaskResult<()> {
+    let reversed: Vec<i64> = globals().get::<Vec<i64>>("a")?.iter().rev().copied().collect();
+    globals().insert("b", reversed)?;
+    Ok(())
+}
+
+/// Eigenvalues (ascending) of a symmetric matrix, by cyclic Jacobi rotations.
+fn symmetric_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
+    let n = a.nrows();
+    let mut m = a.clone();
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[[i, j]] * m[[i, j]])
+            .sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if m[[p, q]].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * m[[p, q]]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
+                    m[[k, p]] = c * mkp - s * mkq;
+                    m[[k, q]] = s * mkp + c * mkq;
+                }
+                for k in 0..n {
+                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
+                    m[[p, k]] = c * mpk - s * mqk;
+                    m[[q, k]] = s * mpk + c * mqk;
+                }
+            }
+        }
+    }
+    let mut eigenvalues: Vec<f64> = (0..n).map(|i| m[[i, i]]).collect();
+    eigenvalues.sort_by(f64::total_cmp);
+    eigenvalues
+}
+
+/// Eigenvalues and 2-norm of a symmetric positive semi-definite matrix.
+#[rankview::remote]
+fn eigvals_and_norm(a: &Array2<f64>) -> (Vec<f64>, f64) {
+    let eigenvalues = symmetric_eigenvalues(a);
+    let norm = eigenvalues.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    (eigenvalues, norm)
+}
+
+/// Sleeps `seconds` and returns how long it slept.
+#[rankview::remote]
+fn wait(seconds: f64) -> f64 {
+    let tic = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    tic.elapsed().as_secs_f64()
+}
+
+#[rankview::remote]
+fn getpid() -> u32 {
+    println!("engine process {} says hello", std::process::id());
+    std::process::id()
+}
+
+fn main() {
+    rankview::launch(|rc| -> rankview::Result<()> {
+        println!("rc.ids = {:?}", rc.ids());
+        let e0 = rc.engine(0)?;
+        println!("{e0:?}");
+
+        // get_norms: remotely equal to locally.
+        let mut rng = Rng(0x5eed);
+        let a: Vec<f64> = (0..1024).map(|_| rng.uniform()).collect();
+        let levels = vec![1.0, 2.0, 3.0, f64::INFINITY];
+        let local = get_norms(&a, levels.clone());
+        let remote = e0.apply_sync(get_norms, (&a, levels))?;
+        println!("norms: {remote:?}");
+        assert_eq!(remote, local);
+
+        // push a dict, pull one and several names.
+        e0.push_values(Values::new().with("a", &1.03234f64)?.with("b", &3453i64)?)
+            .get()?;
+        assert_eq!(e0.pull::<f64>("a").get()?, 1.03234);
+        let (b, a_again) = (e0.get::<i64>("b")?, e0.get::<f64>("a")?);
+        assert_eq!((b, a_again), (3453, 1.03234));
+        // The wrong type is an error naming both types, not a panic.
+        match e0.get::<String>("b") {
+            Err(Error::TypeMismatch {
+                expected, found, ..
+            }) => println!("pull of b as String: {expected} vs {found}"),
+            other => panic!("expected a type mismatch, got {other:?}"),
+        }
+
+        // Engine globals: a = 5; inc_a(5); mul_by_a(10).
+        e0.set("a", &5i64)?;
+        print!(" {:2}", e0.get::<i64>("a")?);
+        e0.apply_sync(inc_a, (5,))?;
+        println!(" + 5 = {:2}", e0.get::<i64>("a")?);
+        assert_eq!(e0.get::<i64>("a")?, 10);
+        assert_eq!(e0.apply_sync(mul_by_a, (10,))?, 100);
+
+        // A Ref is the engine's own value; a plain value is a copy.
+        assert!(!e0.apply_sync(is_it_a, (5i64,))?);
+        assert!(e0.apply_sync(is_it_a, (Ref::<i64>::new("a"),))?);
+
+        // Dictionary interface: e0['a'] = range(5); b = a[::-1]; e0['b'].
+        e0.set("a", &(0..5).collect::<Vec<i64>>())?;
+        e0.apply_sync(reverse_a_into_b, ())?;
+        assert_eq!(e0.get::<Vec<i64>>("b")?, vec![4, 3, 2, 1, 0]);
+
+        // Exercise: eigenvalues and norm of an array already on e0.
+        let m = Array2::from_shape_fn((16, 16), |_| rng.uniform());
+        let sym = m.dot(&m.t());
+        e0.set("A", &sym)?;
+        let (eigenvalues, norm) =
+            e0.apply_sync(eigvals_and_norm, (Ref::<Array2<f64>>::new("A"),))?;
+        let (local_eigenvalues, local_norm) = eigvals_and_norm(&sym);
+        assert_eq!(eigenvalues, local_eigenvalues);
+        assert_eq!(norm, local_norm);
+        // The 2-norm of A is at least the norm of A times any unit vector.
+        let ones = ndarray::Array1::from_elem(16, 0.25);
+        let lower = sym.dot(&ones).mapv(|x| x * x).sum().sqrt();
+        assert!(norm >= lower * (1.0 - 1e-9), "{norm} < {lower}");
+        println!("eigenvalues of A: {} values, 2-norm {norm:.3}", eigenvalues.len());
+
+        // Asynchronous execution.
+        let ar = e0.apply(wait, (2.0,));
+        assert!(!ar.ready());
+        let t0 = Instant::now();
+        match ar.get_timeout(Duration::from_secs(1)) {
+            Err(Error::Timeout(_)) => println!("get(1 s) timed out after {:?}", t0.elapsed()),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let slept = ar.get()?;
+        assert!(slept >= 2.0, "slept {slept}");
+        assert!(ar.ready() && ar.successful());
+        println!("get() = {slept:.3} s");
+
+        // apply_sync(getpid), apply + get, metadata.
+        let pid = e0.apply_sync(getpid, ())?;
+        assert_ne!(pid, std::process::id());
+        let ar = e0.apply(getpid, ());
+        assert_eq!(ar.get()?, pid);
+        let meta = &ar.metadata()[0];
+        assert_eq!(meta.engine, 0);
+        assert!(meta.started.is_some() && meta.completed.is_some() && meta.received.is_some());
+        assert!(meta.stdout.contains(&pid.to_string()));
+        println!("metadata: {meta:#?}");
+        ar.display_outputs();
+        Ok(())
+    });
+}

@@ -1,0 +1,101 @@
+//! Seed 004, "Going parallel with IPython: the basics", first half, in Rust.
+//! Run it with `rankview run -n 5 --example going_parallel`.
+//!
+//! `longrun` timed locally, on one engine and on every engine; the process id
+//! of every engine; views and their lengths; a value set on one engine is
+//! there and not on another (a `NameError`).
+
+use std::time::{Duration, Instant};
+
+use rankview::Error;
+
+/// Adds `n` pseudo-random integers in 1..=100.
+#[rankview::remote]
+fn longrun(n: u64) -> u64 {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ n;
+    let mut big = 0;
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big += 1 + state % 100;
+    }
+    big
+}
+
+#[rankview::remote]
+fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// Best of `runs` wall times of `f`.
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> rankview::Result<T>) -> rankview::Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed());
+    }
+    Ok(best)
+}
+
+fn main() {
+    rankview::launch(|rc| -> rankview::Result<()> {
+        println!("rc.ids = {:?}", rc.ids());
+        let n = 10_000;
+        let expected = longrun(n);
+        assert!((n..=100 * n).contains(&expected));
+
+        let local = best_of(20, || Ok(longrun(n)))?;
+        let last = rc.engine(-1)?;
+        assert_eq!(last.apply_sync(longrun, (n,))?, expected);
+        let one = best_of(20, || last.apply_sync(longrun, (n,)))?;
+        let all = rc.all();
+        assert!(all.apply_sync(longrun, (n,))?.iter().all(|&r| r == expected));
+        let every = best_of(20, || all.apply_sync(longrun, (n,)))?;
+        println!("longrun({n}): local {local:?}, on engine -1 {one:?}, on all {every:?} (best of 20)");
+
+        let me = std::process::id();
+        let pid0 = rc.engine(0)?.apply_sync(getpid, ())?;
+        let mut pids = all.apply_sync(getpid, ())?;
+        println!("client pid {me}; engine pids {pids:?}");
+        assert_eq!(pids[0], pid0);
+        pids.push(me);
+        pids.sort();
+        pids.dedup();
+        assert_eq!(pids.len(), rc.len() + 1, "every engine is a process of its own");
+
+        // len(rc[1:3]) and type(rc[:]).
+        match rc.view(1..3) {
+            Ok(view) => {
+                assert!(rc.len() >= 3);
+                assert_eq!(view.len(), 2);
+                println!("len(rc[1:3]) = {}", view.len());
+            }
+            Err(Error::InvalidTarget { .. }) => {
+                assert!(rc.len() < 3);
+                println!("rc[1:3] needs 3 engines; this job has {}", rc.len());
+            }
+            Err(e) => return Err(e),
+        }
+        println!("rc[:] is {all:?}");
+
+        // A value set on one engine is not defined on another.
+        let (there, elsewhere) = if rc.len() >= 2 {
+            (rc.engine(1)?, rc.engine(0)?)
+        } else {
+            (rc.engine(0)?, rc.engine(-1)?)
+        };
+        there.set("myVarIn1", &"I am in 1".to_string())?;
+        assert_eq!(there.get::<String>("myVarIn1")?, "I am in 1");
+        let missing = if rc.len() >= 2 { "myVarIn1" } else { "myVarIn0" };
+        match elsewhere.get::<String>(missing) {
+            Err(Error::NameError { engine, name }) => {
+                println!("engine {engine}: NameError: name '{name}' is not defined");
+                assert_eq!(engine, elsewhere.targets()[0]);
+            }
+            other => panic!("expected a NameError, got {other:?}"),
+        }
+        Ok(())
+    });
+}
