@@ -1,0 +1,153 @@
+//! `rankview info`: what `run` would use, and what it supports.
+//!
+//! Owns finding out the MPI's thread support without linking MPI (Open MPI:
+//! `ompi_info --parsable`; MPICH: `mpichversion` or `mpiexec -info`) and
+//! printing the report. Finding the launcher itself is `mpiexec`'s job.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::error::Error;
+use crate::executable::{self, Lookup};
+use crate::host::Host;
+use crate::mpiexec::{self, Flavour, FoundBy, MpiExec};
+use crate::output;
+use crate::probe::{self, PROBE_LIMIT};
+
+/// The thread level rankview asks `MPI_Init_thread` for.
+pub const REQUESTED_THREAD_LEVEL: &str = "MPI_THREAD_FUNNELED";
+
+/// Prints the report to stdout.
+pub fn info() -> Result<ExitCode, Error> {
+    let host = Host::detect();
+    let mpi = mpiexec::discover()?;
+    let found_by = match mpi.found_by {
+        FoundBy::Variable => "from $MPIEXEC",
+        FoundBy::SlurmAllocation => "inside a Slurm allocation",
+        FoundBy::Path => "first on PATH",
+    };
+    let rows = [
+        ("MPI flavour", mpi.flavour.name().to_string()),
+        ("MPI version", mpi.version.clone()),
+        (
+            "MPI launcher",
+            format!("{} ({found_by})", mpi.path.display()),
+        ),
+        ("thread support", thread_support(&mpi)),
+        ("rankview asks", REQUESTED_THREAD_LEVEL.to_string()),
+        (
+            "cores",
+            format!("{} (default -n: {})", host.cores, host.default_ranks()),
+        ),
+    ];
+    for (key, value) in rows {
+        output::out(format_args!("{:<16}{value}", format!("{key}:")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The MPI's thread support, as its own tools report it.
+fn thread_support(mpi: &MpiExec) -> String {
+    match mpi.flavour {
+        Flavour::OpenMpi => companion(&mpi.path, "ompi_info")
+            .and_then(|tool| probe::ask(&tool, &["--parsable"], PROBE_LIMIT).ok())
+            .and_then(|answer| openmpi_threads(&answer.text))
+            .map_or_else(
+                || "unknown (ompi_info not found)".to_string(),
+                |t| format!("{t} (ompi_info)"),
+            ),
+        Flavour::Mpich => {
+            let mut texts = Vec::new();
+            if let Some(tool) = companion(&mpi.path, "mpichversion") {
+                texts.extend(probe::ask(&tool, &[], PROBE_LIMIT).ok().map(|a| a.text));
+            }
+            texts.extend(
+                probe::ask(&mpi.path, &["-info"], PROBE_LIMIT)
+                    .ok()
+                    .map(|a| a.text),
+            );
+            texts
+                .iter()
+                .find_map(|text| mpich_threads(text))
+                .unwrap_or_else(|| "unknown".to_string())
+        }
+        Flavour::Slurm => "unknown (srun runs whichever MPI the program links)".to_string(),
+        Flavour::Unknown => "unknown".to_string(),
+    }
+}
+
+/// A tool of the same MPI installation: next to the launcher (as given, then
+/// with symlinks resolved), else on PATH.
+fn companion(launcher: &Path, tool: &str) -> Option<PathBuf> {
+    let beside = |path: &Path| path.parent().map(|dir| dir.join(tool));
+    let candidates = [
+        beside(launcher),
+        std::fs::canonicalize(launcher)
+            .ok()
+            .and_then(|p| beside(&p)),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|path| match executable::lookup(path.as_os_str()) {
+            Lookup::Found(found) => Some(found),
+            _ => None,
+        })
+        .or_else(|| executable::first_on_path(&[tool]).map(|(_, path)| path))
+}
+
+/// From `ompi_info --parsable`: the `option:threads:` line, shortened to its
+/// `MPI_THREAD_MULTIPLE: yes|no` part when present.
+fn openmpi_threads(parsable: &str) -> Option<String> {
+    let value = parsable
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("option:threads:"))?
+        .trim()
+        .trim_matches('"');
+    let short = value.find("MPI_THREAD_MULTIPLE").map(|start| {
+        let rest = &value[start..];
+        let end = rest.find([',', ')']).unwrap_or(rest.len());
+        rest[..end].trim().to_string()
+    });
+    Some(short.unwrap_or_else(|| value.to_string()))
+}
+
+/// From MPICH's build details: the `--enable-threads=` configure option.
+fn mpich_threads(text: &str) -> Option<String> {
+    let start = text.find("--enable-threads=")?;
+    let option = text[start..].split_whitespace().next()?;
+    Some(format!(
+        "configured with {}",
+        option.trim_matches(['\'', '"'])
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_openmpi_thread_line() {
+        let text = "option:ft_support:\"no\"\noption:threads:\"posix (MPI_THREAD_MULTIPLE: yes, OPAL support: yes, OMPI progress: no, ORTE progress: yes, Event lib: yes)\"\n";
+        assert_eq!(
+            openmpi_threads(text).as_deref(),
+            Some("MPI_THREAD_MULTIPLE: yes")
+        );
+        assert_eq!(
+            openmpi_threads("option:threads:\"posix\"").as_deref(),
+            Some("posix")
+        );
+        assert_eq!(openmpi_threads("nothing here"), None);
+    }
+
+    #[test]
+    fn reads_mpich_configure_option() {
+        let text =
+            "MPICH Configure:    --prefix=/usr '--enable-threads=multiple' --with-device=ch4\n";
+        assert_eq!(
+            mpich_threads(text).as_deref(),
+            Some("configured with --enable-threads=multiple")
+        );
+        assert_eq!(mpich_threads("HYDRA build details:"), None);
+    }
+}

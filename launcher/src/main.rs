@@ -1,0 +1,83 @@
+//! `rankview`: runs a rankview program as an MPI job and reports how it ended.
+//!
+//! This file only has ripgrep's shape, `main → run → ExitCode`: parse the
+//! command line, hand the subcommand to its module, and print an error once,
+//! as one line `rankview: error: <what>: <cause>...`. It never decides what
+//! an error means; `error` maps each one to an exit code (2 for usage).
+//!
+//! The launcher never links MPI: it drives `mpirun`, `mpiexec` or `srun`, so
+//! it can start, and say that MPI is missing, on a machine without MPI.
+//!
+//! ## Map
+//!
+//! - `cli`: flags and their checks; `run` and `info`: the two subcommands.
+//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags.
+//! - `plan`: the exact command line and environment (`--dry-run` prints it).
+//! - `supervisor`: running it, with `signals` (Ctrl-C, SIGTERM) and
+//!   `--timeout`; `orphans`: ranks left behind by a killed `mpirun`.
+//! - `status`: the per-rank status files (the contract with the library);
+//!   `summary`: the exit summary and exit code.
+//! - `example`: `cargo build --example`; `progress`: spinners; `probe`:
+//!   asking helper tools; `executable`: PATH lookup; `host`: cores, root;
+//!   `output`: writing lines without panicking on a closed pipe.
+
+mod cli;
+mod error;
+mod example;
+mod executable;
+mod host;
+mod info;
+mod mpiexec;
+mod orphans;
+mod output;
+mod plan;
+mod probe;
+mod progress;
+mod run;
+mod signals;
+mod status;
+mod summary;
+mod supervisor;
+
+use std::error::Error as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            output::err(format_args!("rankview: error: {}", chain(&err)));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Parses the command line and runs the subcommand; the `Ok` value is the
+/// exit code of a command that ran (a job's own status, for `run`).
+fn run() -> Result<ExitCode, Error> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return cli::help_or_usage_error(err),
+    };
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Info => info::info(),
+    }
+}
+
+/// The error followed by each of its causes, separated by `: `.
+fn chain(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

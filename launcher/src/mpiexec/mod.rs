@@ -1,0 +1,102 @@
+//! Finding the MPI launcher (`mpirun`, `mpiexec`, `srun`) and identifying it.
+//!
+//! Owns the search order: `$MPIEXEC` if set, else `srun` inside a Slurm
+//! allocation, else `mpirun`, else `mpiexec` on PATH; and running
+//! `<launcher> --version` once to learn its flavour and version. The flags
+//! each flavour understands live in `flavour`; building the full command
+//! line is `plan`'s job.
+
+mod flavour;
+
+pub use flavour::{Flavour, JobShape};
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::executable::{self, Lookup};
+use crate::host;
+use crate::probe::{self, PROBE_LIMIT};
+
+/// The environment variable naming the MPI launcher to use.
+pub const MPIEXEC_VAR: &str = "MPIEXEC";
+
+/// An MPI launcher found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpiExec {
+    /// Absolute path of the launcher (symlinks not resolved).
+    pub path: PathBuf,
+    /// Which MPI it belongs to, hence which flags it takes.
+    pub flavour: Flavour,
+    /// One line describing its version, from `--version`.
+    pub version: String,
+    /// Why this one was chosen.
+    pub found_by: FoundBy,
+}
+
+/// How the launcher was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundBy {
+    /// `$MPIEXEC` named it.
+    Variable,
+    /// `srun`, because `SLURM_JOB_ID` is set.
+    SlurmAllocation,
+    /// The first of `mpirun`, `mpiexec` on PATH.
+    Path,
+}
+
+impl MpiExec {
+    /// The launcher's file name, e.g. `mpirun`, for messages.
+    pub fn name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+}
+
+/// Finds the MPI launcher to use and identifies its flavour.
+pub fn discover() -> Result<MpiExec, Error> {
+    let (path, found_by) = choose()?;
+    Ok(identify(path, found_by))
+}
+
+/// Picks the launcher, without running it.
+fn choose() -> Result<(PathBuf, FoundBy), Error> {
+    if let Some(value) = std::env::var_os(MPIEXEC_VAR).filter(|v| !v.is_empty()) {
+        return match executable::lookup(&value) {
+            Lookup::Found(path) => Ok((executable::absolute(&path), FoundBy::Variable)),
+            Lookup::NotExecutable(_) | Lookup::NotFound => Err(Error::BadMpiexecVariable { value }),
+        };
+    }
+    if host::in_slurm_allocation() {
+        if let Some((_, path)) = executable::first_on_path(&["srun"]) {
+            return Ok((executable::absolute(&path), FoundBy::SlurmAllocation));
+        }
+    }
+    executable::first_on_path(&["mpirun", "mpiexec"])
+        .map(|(_, path)| (executable::absolute(&path), FoundBy::Path))
+        .ok_or(Error::NoMpi)
+}
+
+/// Runs `<launcher> --version` and classifies the answer. A launcher that
+/// cannot answer is kept, as [`Flavour::Unknown`]: running the job will say
+/// what is wrong with it.
+fn identify(path: PathBuf, found_by: FoundBy) -> MpiExec {
+    let text = match probe::ask(&path, &["--version"], PROBE_LIMIT) {
+        Ok(answer) => answer.text,
+        Err(err) => format!("(`--version` failed: {err})"),
+    };
+    let file_name = path.file_name().unwrap_or(OsStr::new(""));
+    let flavour = if found_by == FoundBy::SlurmAllocation {
+        Flavour::Slurm
+    } else {
+        Flavour::classify(&text, &file_name.to_string_lossy())
+    };
+    MpiExec {
+        version: flavour.version_line(&text),
+        path,
+        flavour,
+        found_by,
+    }
+}

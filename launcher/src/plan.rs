@@ -1,0 +1,220 @@
+//! The launch plan: the exact MPI command line and environment of a job.
+//!
+//! Owns the order of the arguments (the flavour's own flags, then each
+//! `--mpi-arg` verbatim, then the program and its arguments), the variables
+//! set for the job, and printing all of it as shell text for `--dry-run`.
+//! Which flags a flavour takes is `mpiexec::flavour`'s decision; running the
+//! plan is `supervisor`'s.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::Error;
+use crate::mpiexec::{Flavour, JobShape, MpiExec};
+use crate::status::{LAUNCHER_VAR, STATUS_DIR_VAR};
+
+/// What the launcher will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    /// The MPI launcher (absolute path).
+    pub launcher: PathBuf,
+    /// Its arguments, program and program arguments included.
+    pub args: Vec<OsString>,
+    /// Variables set for the job, on top of the launcher's own environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// The status directory, once one exists (`None` in a dry run).
+    pub status_dir: Option<PathBuf>,
+}
+
+/// The variables every rank must see, on every node.
+pub const EXPORTED_ENV: [&str; 2] = [LAUNCHER_VAR, STATUS_DIR_VAR];
+
+impl LaunchPlan {
+    /// The plan for running `program program_args...` on `job.ranks` ranks
+    /// with `mpi`, passing `mpi_args` to the MPI launcher verbatim.
+    pub fn new(
+        mpi: &MpiExec,
+        job: &JobShape<'_>,
+        mpi_args: &[OsString],
+        program: &OsStr,
+        program_args: &[OsString],
+    ) -> Result<LaunchPlan, Error> {
+        let mut args = mpi.flavour.launch_args(job, &mpi.name())?;
+        // A rankview rank runs two busy threads (MPI and execution); Open MPI
+        // binds each rank to one core by default, which makes them take
+        // turns. Leave binding to the user when they chose one.
+        let user_binds = mpi_args.iter().any(|a| {
+            a.to_string_lossy()
+                .trim_start_matches('-')
+                .starts_with("bind-to")
+        });
+        if mpi.flavour == Flavour::OpenMpi && !user_binds {
+            args.push("--bind-to".into());
+            args.push("none".into());
+        }
+        args.extend(mpi_args.iter().cloned());
+        args.push(program.to_os_string());
+        args.extend(program_args.iter().cloned());
+        let mut env: Vec<(OsString, OsString)> = vec![(LAUNCHER_VAR.into(), "1".into())];
+        env.extend(
+            mpi.flavour
+                .launch_env(job)
+                .into_iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        Ok(LaunchPlan {
+            launcher: mpi.path.clone(),
+            args,
+            env,
+            status_dir: None,
+        })
+    }
+
+    /// Records the job's status directory (set as `RANKVIEW_STATUS_DIR`).
+    pub fn with_status_dir(mut self, dir: &Path) -> LaunchPlan {
+        self.status_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The command to spawn: the launcher, its arguments, and the variables.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.launcher);
+        command.args(&self.args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.status_dir {
+            command.env(STATUS_DIR_VAR, dir);
+        }
+        command
+    }
+
+    /// The plan as a shell script fragment: `export` lines, then the command
+    /// line, each word quoted for a POSIX shell. Without a status directory
+    /// (a dry run), `RANKVIEW_STATUS_DIR` is made with `mktemp -d`.
+    pub fn shell(&self) -> ShellText<'_> {
+        ShellText(self)
+    }
+}
+
+/// [`LaunchPlan::shell`]'s display form.
+#[derive(Debug)]
+pub struct ShellText<'a>(&'a LaunchPlan);
+
+impl fmt::Display for ShellText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = self.0;
+        for (key, value) in &plan.env {
+            writeln!(f, "export {}={}", key.to_string_lossy(), quote(value))?;
+        }
+        match &plan.status_dir {
+            Some(dir) => writeln!(f, "export {STATUS_DIR_VAR}={}", quote(dir.as_os_str()))?,
+            None => writeln!(f, "export {STATUS_DIR_VAR}=\"$(mktemp -d)\"")?,
+        }
+        write!(f, "{}", quote(plan.launcher.as_os_str()))?;
+        for arg in &plan.args {
+            write!(f, " {}", quote(arg))?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes a word for a POSIX shell: unchanged when it only has safe
+/// characters, otherwise in single quotes. Non-UTF-8 bytes are shown lossily.
+pub fn quote(word: &OsStr) -> String {
+    let text = word.to_string_lossy();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::mpiexec::FoundBy;
+
+    fn openmpi() -> MpiExec {
+        MpiExec {
+            path: "/usr/bin/mpirun".into(),
+            flavour: Flavour::OpenMpi,
+            version: "mpirun (Open MPI) 4.1.4".into(),
+            found_by: FoundBy::Path,
+        }
+    }
+
+    fn job(ranks: u32, is_root: bool) -> JobShape<'static> {
+        JobShape {
+            ranks,
+            host: Host { cores: 2, is_root },
+            hostfile: None,
+            exported_env: &EXPORTED_ENV,
+        }
+    }
+
+    #[test]
+    fn orders_flags_mpi_args_program_args() {
+        let plan = LaunchPlan::new(
+            &openmpi(),
+            &job(3, true),
+            &["--mca".into(), "btl".into(), "tcp,self".into()],
+            OsStr::new("./app"),
+            &["--size".into(), "a b".into()],
+        )
+        .unwrap();
+        let text = plan.shell().to_string();
+        assert_eq!(
+            text,
+            "export RANKVIEW_LAUNCHER=1\n\
+             export OMPI_ALLOW_RUN_AS_ROOT=1\n\
+             export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n\
+             export RANKVIEW_STATUS_DIR=\"$(mktemp -d)\"\n\
+             /usr/bin/mpirun -n 3 --oversubscribe -x RANKVIEW_LAUNCHER -x RANKVIEW_STATUS_DIR \
+             --bind-to none --mca btl tcp,self ./app --size 'a b'"
+        );
+    }
+
+    #[test]
+    fn a_user_binding_replaces_bind_to_none() {
+        let plan = LaunchPlan::new(
+            &openmpi(),
+            &job(2, false),
+            &["--bind-to".into(), "core".into()],
+            OsStr::new("./app"),
+            &[],
+        )
+        .unwrap();
+        let text = plan.shell().to_string();
+        assert!(text.contains("--bind-to core ./app"), "{text}");
+        assert!(!text.contains("--bind-to none"), "{text}");
+    }
+
+    #[test]
+    fn status_dir_goes_into_env_and_text() {
+        let plan = LaunchPlan::new(&openmpi(), &job(2, false), &[], OsStr::new("x"), &[])
+            .unwrap()
+            .with_status_dir(Path::new("/tmp/st"));
+        assert!(plan
+            .shell()
+            .to_string()
+            .contains("export RANKVIEW_STATUS_DIR=/tmp/st\n"));
+        let command = plan.command();
+        let envs: Vec<_> = command.get_envs().collect();
+        assert!(envs.contains(&(
+            OsStr::new("RANKVIEW_STATUS_DIR"),
+            Some(OsStr::new("/tmp/st"))
+        )));
+        assert!(envs.contains(&(OsStr::new("RANKVIEW_LAUNCHER"), Some(OsStr::new("1")))));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote(OsStr::new("plain-word_1.2")), "plain-word_1.2");
+        assert_eq!(quote(OsStr::new("")), "''");
+        assert_eq!(quote(OsStr::new("it's")), r"'it'\''s'");
+        assert_eq!(quote(OsStr::new("$HOME")), "'$HOME'");
+    }
+}

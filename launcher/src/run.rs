@@ -1,0 +1,117 @@
+//! `rankview run`: the steps from a command line to an exit code.
+//!
+//! Owns the order of the steps and nothing else: check the program (or
+//! locate the example), find the MPI launcher, build the plan, then either
+//! print it (`--dry-run`) or build the example, create the status
+//! directory, supervise the job, clean up stray ranks, and print the
+//! summary. Each step is done by the module named in it.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use crate::cli::RunArgs;
+use crate::error::Error;
+use crate::example::Example;
+use crate::executable::{self, Lookup};
+use crate::host::Host;
+use crate::mpiexec::{self, JobShape};
+use crate::orphans;
+use crate::output;
+use crate::plan::{LaunchPlan, EXPORTED_ENV};
+use crate::progress::{Progress, StartWatch};
+use crate::status::StatusDir;
+use crate::summary;
+use crate::supervisor::{self, End, Stop};
+
+/// What every rank runs.
+enum Target {
+    /// A program given on the command line, checked to be executable.
+    Program(OsString),
+    /// A Cargo example, built before the launch (unless dry-running).
+    Example(Example),
+}
+
+/// Runs `rankview run` and returns the job's exit code.
+pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    if args.release && args.example.is_none() {
+        return Err(Error::Usage(
+            "--release only applies to --example (a PROGRAM is run as it is)".to_string(),
+        ));
+    }
+    let host = Host::detect();
+    let ranks = args.ranks.unwrap_or_else(|| host.default_ranks());
+    let target = target(&args)?;
+    if let Some(hostfile) = &args.hostfile {
+        if !hostfile.is_file() {
+            return Err(Error::HostfileNotFound(hostfile.clone()));
+        }
+    }
+    let mpi = mpiexec::discover()?;
+    let job = JobShape {
+        ranks,
+        host,
+        hostfile: args.hostfile.as_deref(),
+        exported_env: &EXPORTED_ENV,
+    };
+    let program = match &target {
+        Target::Program(program) => program.clone(),
+        Target::Example(example) => example.binary.clone().into_os_string(),
+    };
+    let plan = LaunchPlan::new(&mpi, &job, &args.mpi_args, &program, &args.args)?;
+
+    if args.dry_run {
+        output::out(plan.shell());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut progress = Progress::for_stderr();
+    if let Target::Example(example) = &target {
+        example.build(&mut progress)?;
+    }
+    let status_dir = StatusDir::create()?;
+    let plan = plan.with_status_dir(status_dir.path());
+
+    let mut watch = StartWatch::new(ranks);
+    let timeout = args.timeout.as_ref().map(|t| t.duration);
+    let outcome = supervisor::supervise(&plan, timeout, || {
+        watch.tick(&status_dir, &mut progress);
+    })?;
+    progress.clear();
+
+    // When the job was stopped (Ctrl-C, SIGTERM, --timeout) or its launcher
+    // died by a signal, ranks may outlive it: the job is over, so they go.
+    let stopped = outcome.stop != Stop::None || matches!(outcome.end, End::Signalled(_));
+    let swept = if stopped {
+        orphans::sweep(&status_dir)
+    } else {
+        Vec::new()
+    };
+    let report = status_dir.report(ranks);
+    let launcher_name = mpi.name();
+    let summary_job = summary::Job {
+        ranks,
+        launcher: &launcher_name,
+        timeout_text: args.timeout.as_ref().map(|t| t.text.as_str()),
+    };
+    for line in summary::lines(&summary_job, &outcome, &report, &swept) {
+        output::err(format_args!("rankview: {line}"));
+    }
+    Ok(ExitCode::from(summary::exit_code(&outcome, &report)))
+}
+
+/// Resolves PROGRAM or `--example` (clap guarantees exactly one is given).
+fn target(args: &RunArgs) -> Result<Target, Error> {
+    if let Some(name) = &args.example {
+        return Example::locate(name, args.release).map(Target::Example);
+    }
+    let Some(program) = &args.program else {
+        return Err(Error::Usage(
+            "give a PROGRAM to run or --example NAME".to_string(),
+        ));
+    };
+    match executable::lookup(program) {
+        Lookup::Found(_) => Ok(Target::Program(program.clone())),
+        Lookup::NotExecutable(path) => Err(Error::ProgramNotExecutable(path)),
+        Lookup::NotFound => Err(Error::ProgramNotFound(program.clone())),
+    }
+}

@@ -1,0 +1,736 @@
+//! End-to-end tests of the `rankview` binary: bad input, `--dry-run` for each
+//! MPI flavour (with fake launchers), a machine without MPI, `info`, and
+//! real jobs under the installed `mpirun` (exit codes, the exit summary, the
+//! status-file contract, `--timeout`, SIGTERM, `--example`).
+//!
+//! Tests that start real MPI jobs take the process-wide [`MPI_JOBS`] lock,
+//! so they never overlap (the machine may have only two cores).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Held by every test that starts a real MPI job.
+static MPI_JOBS: Mutex<()> = Mutex::new(());
+
+fn mpi_job_lock() -> MutexGuard<'static, ()> {
+    MPI_JOBS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The built launcher, with a clean MPI-related environment.
+fn rankview() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rankview"));
+    command
+        .env_remove("MPIEXEC")
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    command
+}
+
+/// What a run printed, shown in full when an assertion fails.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\nexit code: {:?} after {:.2?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run(command: &mut Command) -> Run {
+    let started = Instant::now();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("cannot run rankview");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn rankview_with(args: &[&str]) -> Run {
+    run(rankview().args(args))
+}
+
+/// A usage-style failure: the given exit code, a first line starting with
+/// `rankview: error:` and containing `fragment`, a few lines at most, and
+/// no sign of a panic.
+fn assert_clear_error(result: &Run, code: i32, fragment: &str) {
+    assert_eq!(result.code, Some(code), "{result:?}");
+    let first = result.stderr.lines().next().unwrap_or("");
+    assert!(first.starts_with("rankview: error: "), "{result:?}");
+    assert!(
+        result.stderr.contains(fragment),
+        "expected {fragment:?}: {result:?}"
+    );
+    assert!(result.stderr.lines().count() <= 4, "too long: {result:?}");
+    assert_no_panic(result);
+}
+
+fn assert_no_panic(result: &Run) {
+    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+        assert!(!result.stderr.contains(bad), "{bad}: {result:?}");
+        assert!(!result.stdout.contains(bad), "{bad}: {result:?}");
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn is_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    // Real, effective, saved, filesystem: the effective one decides.
+    uid_line.split_whitespace().nth(2) == Some("0")
+}
+
+/// Writes an executable shell script.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A directory with a fake MPI launcher `name` whose `--version` prints
+/// `version`.
+fn fake_mpi(name: &str, version: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        name,
+        &format!("if [ \"$1\" = --version ]; then printf '%s\\n' '{version}'; exit 0; fi\nexit 99"),
+    );
+    (dir, path)
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let result = rankview_with(&["run", "-n", "2", "--frobnicate", "/bin/true"]);
+    assert_clear_error(&result, 2, "--frobnicate");
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    assert_clear_error(&rankview_with(&["frobnicate"]), 2, "frobnicate");
+}
+
+#[test]
+fn missing_program_is_a_usage_error() {
+    assert_clear_error(
+        &rankview_with(&["run", "-n", "2"]),
+        2,
+        "<PROGRAM|--example <NAME>>",
+    );
+}
+
+#[test]
+fn one_rank_is_refused() {
+    let result = rankview_with(&["run", "-n", "1", "/bin/true"]);
+    assert_clear_error(
+        &result,
+        2,
+        "rankview needs at least 2 ranks: rank 0 is the controller, the others are engines",
+    );
+}
+
+#[test]
+fn non_numeric_ranks_are_refused() {
+    assert_clear_error(
+        &rankview_with(&["run", "-n", "abc", "/bin/true"]),
+        2,
+        "'abc'",
+    );
+}
+
+#[test]
+fn program_and_example_together_are_refused() {
+    let result = rankview_with(&["run", "-n", "2", "/bin/true", "--example", "quickstart"]);
+    assert_clear_error(&result, 2, "cannot be used with");
+}
+
+#[test]
+fn release_without_example_is_refused() {
+    assert_clear_error(
+        &rankview_with(&["run", "--release", "/bin/true"]),
+        2,
+        "--release",
+    );
+}
+
+#[test]
+fn program_arguments_without_dashes_get_a_tip() {
+    let result = rankview_with(&["run", "-n", "2", "sleep", "30"]);
+    assert_clear_error(&result, 2, "go after `--`");
+}
+
+#[test]
+fn nonexistent_program_is_refused_before_launching() {
+    let result = rankview_with(&["run", "-n", "2", "/nonexistent/program"]);
+    assert_clear_error(&result, 127, "program not found: /nonexistent/program");
+    let result = rankview_with(&["run", "-n", "2", "no-such-program-anywhere"]);
+    assert_clear_error(&result, 127, "program not found");
+}
+
+#[test]
+fn non_executable_program_is_refused_before_launching() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.txt");
+    fs::write(&file, "not a program").unwrap();
+    let result = rankview_with(&["run", "-n", "2", file.to_str().unwrap()]);
+    assert_clear_error(&result, 126, "program is not executable");
+}
+
+#[test]
+fn bad_timeout_is_refused() {
+    assert_clear_error(
+        &rankview_with(&["run", "--timeout", "0", "/bin/true"]),
+        2,
+        "timeout",
+    );
+    assert_clear_error(
+        &rankview_with(&["run", "--timeout", "soon", "/bin/true"]),
+        2,
+        "'soon'",
+    );
+}
+
+#[test]
+fn missing_hostfile_is_refused() {
+    let result = rankview_with(&[
+        "run",
+        "-n",
+        "2",
+        "--hostfile",
+        "/nonexistent/hosts",
+        "/bin/true",
+    ]);
+    assert_clear_error(&result, 2, "hostfile not found");
+}
+
+#[test]
+fn help_and_version_succeed() {
+    let result = rankview_with(&["run", "--help"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(result.stdout.contains("--mpi-arg"), "{result:?}");
+    let result = rankview_with(&["--version"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(result.stdout.starts_with("rankview "), "{result:?}");
+}
+
+// ------------------------------------------------------------ missing MPI
+
+#[test]
+fn no_mpi_launcher_is_one_clear_line() {
+    let empty = tempfile::tempdir().unwrap();
+    for args in [&["run", "-n", "2", "/bin/true"][..], &["info"][..]] {
+        let result = run(rankview().args(args).env("PATH", empty.path()));
+        assert_clear_error(
+            &result,
+            1,
+            "no MPI launcher found (looked for $MPIEXEC, mpirun, mpiexec)",
+        );
+        assert!(
+            result
+                .stderr
+                .contains("apt-get install openmpi-bin libopenmpi-dev"),
+            "{result:?}"
+        );
+        assert_eq!(result.stderr.lines().count(), 1, "{result:?}");
+    }
+}
+
+#[test]
+fn bad_mpiexec_variable_is_named() {
+    let result = run(rankview()
+        .args(["info"])
+        .env("MPIEXEC", "/nonexistent/mpiexec"));
+    assert_clear_error(&result, 1, "MPIEXEC is set to \"/nonexistent/mpiexec\"");
+}
+
+// ------------------------------------------------------------- dry runs
+
+#[test]
+fn dry_run_openmpi_oversubscribes_and_allows_root() {
+    let (_dir, mpirun) = fake_mpi("mpirun", "mpirun (Open MPI) 4.1.4");
+    let ranks = (cores() + 2).to_string();
+    let result = run(rankview()
+        .args([
+            "run",
+            "-n",
+            &ranks,
+            "--dry-run",
+            "--mpi-arg",
+            "--mca",
+            "--mpi-arg=btl",
+        ])
+        .args(["--mpi-arg", "tcp,self", "/bin/echo", "--", "a b", "c"])
+        .env("MPIEXEC", &mpirun));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    let command = result.stdout.lines().last().unwrap();
+    assert_eq!(
+        command,
+        format!(
+            "{} -n {ranks} --oversubscribe -x RANKVIEW_LAUNCHER -x RANKVIEW_STATUS_DIR \
+             --mca btl tcp,self /bin/echo 'a b' c",
+            mpirun.display()
+        ),
+        "{result:?}"
+    );
+    assert!(
+        result.stdout.contains("export RANKVIEW_LAUNCHER=1\n"),
+        "{result:?}"
+    );
+    assert!(
+        result.stdout.contains("export RANKVIEW_STATUS_DIR="),
+        "{result:?}"
+    );
+    let root_vars = result.stdout.contains("export OMPI_ALLOW_RUN_AS_ROOT=1\n")
+        && result
+            .stdout
+            .contains("export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n");
+    assert_eq!(root_vars, is_root(), "{result:?}");
+}
+
+#[test]
+fn dry_run_openmpi_within_the_cores_does_not_oversubscribe() {
+    let (_dir, mpirun) = fake_mpi("mpirun", "mpirun (Open MPI) 4.1.4");
+    let ranks = cores().max(2).to_string();
+    let result = run(rankview()
+        .args(["run", "-n", &ranks, "--dry-run", "/bin/true"])
+        .env("MPIEXEC", &mpirun));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result.stdout.contains("--oversubscribe"),
+        cores() < 2,
+        "{result:?}"
+    );
+}
+
+#[test]
+fn dry_run_default_ranks_is_cores_plus_one() {
+    let (_dir, mpirun) = fake_mpi("mpirun", "mpirun (Open MPI) 4.1.4");
+    let result = run(rankview()
+        .args(["run", "--dry-run", "/bin/true"])
+        .env("MPIEXEC", &mpirun));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(
+        result.stdout.contains(&format!(" -n {} ", cores() + 1)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn dry_run_mpich_uses_hydra_flags() {
+    let (dir, mpiexec) = fake_mpi("mpiexec", "HYDRA build details:\n    Version:   4.0.2");
+    let hosts = dir.path().join("hosts");
+    fs::write(&hosts, "localhost:8\n").unwrap();
+    let result = run(rankview()
+        .args([
+            "run",
+            "-n",
+            "9",
+            "--dry-run",
+            "--hostfile",
+            hosts.to_str().unwrap(),
+            "/bin/true",
+        ])
+        .env("MPIEXEC", &mpiexec));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    let command = result.stdout.lines().last().unwrap();
+    assert_eq!(
+        command,
+        format!(
+            "{} -n 9 -f {} /bin/true",
+            mpiexec.display(),
+            hosts.display()
+        ),
+        "{result:?}"
+    );
+    assert!(!result.stdout.contains("OMPI_"), "{result:?}");
+}
+
+#[test]
+fn dry_run_inside_slurm_uses_srun() {
+    let (dir, _) = fake_mpi("srun", "slurm 23.02.6");
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    let result = run(rankview()
+        .args(["run", "-n", "4", "--dry-run", "/bin/true"])
+        .env("PATH", path)
+        .env("SLURM_JOB_ID", "1234"));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    let command = result.stdout.lines().last().unwrap();
+    assert_eq!(
+        command,
+        format!("{}/srun -n 4 /bin/true", dir.path().display()),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn dry_run_unknown_launcher_gets_only_n() {
+    let (_dir, odd) = fake_mpi("odd-launcher", "odd launcher 1.0");
+    let result = run(rankview()
+        .args(["run", "-n", "3", "--dry-run", "/bin/true"])
+        .env("MPIEXEC", &odd));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result.stdout.lines().last().unwrap(),
+        format!("{} -n 3 /bin/true", odd.display()),
+        "{result:?}"
+    );
+}
+
+// ---------------------------------------------------------------- info
+
+#[test]
+fn info_describes_the_installed_mpi() {
+    let result = rankview_with(&["info"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    for key in [
+        "MPI flavour:",
+        "MPI version:",
+        "MPI launcher:",
+        "thread support:",
+        "rankview asks:",
+        "cores:",
+    ] {
+        assert!(result.stdout.contains(key), "missing {key}: {result:?}");
+    }
+    assert!(result.stdout.contains("MPI_THREAD_FUNNELED"), "{result:?}");
+    assert!(
+        result
+            .stdout
+            .contains(&format!("cores:          {}", cores())),
+        "{result:?}"
+    );
+}
+
+// ------------------------------------------------------- real MPI jobs
+
+#[test]
+fn true_under_mpirun_succeeds_with_a_summary() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&["run", "-n", "2", "/bin/true"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("rankview: job finished: 2 ranks, exit 0, "),
+        "{result:?}"
+    );
+    assert_no_panic(&result);
+}
+
+#[test]
+fn false_under_mpirun_fails_with_a_summary() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&["run", "-n", "2", "/bin/false"]);
+    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("rankview: job failed: 2 ranks, exit "),
+        "{result:?}"
+    );
+    assert_no_panic(&result);
+}
+
+#[test]
+fn oversubscribed_job_runs() {
+    let _lock = mpi_job_lock();
+    let ranks = (cores() + 1).to_string();
+    let result = rankview_with(&["run", "-n", &ranks, "/bin/true"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains(&format!("job finished: {ranks} ranks")),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn job_sees_the_launcher_variables() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&[
+        "run",
+        "-n",
+        "2",
+        "/bin/sh",
+        "--",
+        "-c",
+        "test \"$RANKVIEW_LAUNCHER\" = 1 && test -d \"$RANKVIEW_STATUS_DIR\"",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+}
+
+#[test]
+fn program_arguments_reach_every_rank() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&["run", "-n", "3", "/bin/echo", "--", "hello", "ranks"]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result.stdout.matches("hello ranks").count(),
+        3,
+        "{result:?}"
+    );
+}
+
+/// A program that follows the status-file contract by hand: rank 0 ends
+/// `ok`, rank 1 `failed: ...`, rank 2 dies without reporting, rank 3 never
+/// writes anything. Every file is written at once, before any rank ends
+/// (mpirun aborts the rest of the job when one rank fails).
+#[test]
+fn summary_names_each_failed_rank() {
+    let _lock = mpi_job_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(
+        dir.path(),
+        "ranks.sh",
+        r#"r="${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
+f="$RANKVIEW_STATUS_DIR/rank-$r"
+case "$r" in
+  0) printf 'started pid=%s host=%s\nok\n' $$ "$(hostname)" > "$f" ;;
+  1) printf 'started pid=%s host=%s\nfailed: task 3 panicked: boom\n' $$ "$(hostname)" > "$f"; sleep 1; exit 1 ;;
+  2) printf 'started pid=%s host=%s\n' $$ "$(hostname)" > "$f"; sleep 0.3; kill -9 $$ ;;
+  *) exit 0 ;;
+esac"#,
+    );
+    let result = rankview_with(&["run", "-n", "4", program.to_str().unwrap()]);
+    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("rankview: rank 1: failed: task 3 panicked: boom\n"),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains("rankview: rank 2: died without reporting (killed by a signal or aborted)"),
+        "{result:?}"
+    );
+    assert!(
+        result.stderr.contains("rankview: rank 3: never started\n"),
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("rank 0:"), "{result:?}");
+    assert!(
+        result.stderr.contains("rankview: job failed: 4 ranks, "),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn timeout_stops_the_job_with_124() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&["run", "-n", "2", "--timeout", "1", "sleep", "--", "30"]);
+    assert_eq!(result.code, Some(124), "{result:?}");
+    assert!(result.elapsed < Duration::from_secs(10), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("rankview: job timed out after 1 s: 2 ranks"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn sigterm_is_passed_on_to_the_job() {
+    let _lock = mpi_job_lock();
+    let started = Instant::now();
+    let child = rankview()
+        .args(["run", "-n", "2", "sleep", "--", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let result = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
+    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert!(
+        result.stderr.contains("rankview: job interrupted: 2 ranks"),
+        "{result:?}"
+    );
+}
+
+/// `--example` builds with cargo in the workspace around the current
+/// directory and honours `CARGO_TARGET_DIR`.
+#[test]
+fn example_is_built_and_run() {
+    let _lock = mpi_job_lock();
+    let project = tempfile::tempdir().unwrap();
+    fs::write(
+        project.path().join("Cargo.toml"),
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    fs::create_dir_all(project.path().join("src")).unwrap();
+    fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    fs::create_dir_all(project.path().join("examples")).unwrap();
+    fs::write(
+        project.path().join("examples/hello.rs"),
+        "fn main() { println!(\"hello from the example {:?}\", std::env::args().nth(1)); }\n",
+    )
+    .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let nested = project.path().join("src");
+    let result = run(rankview()
+        .args(["run", "-n", "2", "--example", "hello", "--", "arg1"])
+        .current_dir(&nested)
+        .env("CARGO_TARGET_DIR", target.path())
+        .env("CARGO_NET_OFFLINE", "true"));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result
+            .stdout
+            .matches("hello from the example Some(\"arg1\")")
+            .count(),
+        2,
+        "{result:?}"
+    );
+    assert!(
+        target.path().join("debug/examples/hello").is_file(),
+        "{result:?}"
+    );
+
+    let result = run(rankview()
+        .args(["run", "-n", "2", "--example", "nope"])
+        .current_dir(project.path())
+        .env("CARGO_TARGET_DIR", target.path())
+        .env("CARGO_NET_OFFLINE", "true"));
+    assert_eq!(result.code, Some(1), "{result:?}");
+    let last = result.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("rankview: error: cargo build --example nope failed"),
+        "{result:?}"
+    );
+    assert_no_panic(&result);
+}
+
+#[test]
+fn example_outside_a_workspace_is_refused() {
+    let empty = tempfile::tempdir().unwrap();
+    let result = run(rankview()
+        .args(["run", "-n", "2", "--example", "x"])
+        .current_dir(empty.path()));
+    assert_clear_error(&result, 1, "--example needs a Cargo workspace");
+}
+
+/// Pids of live processes whose command line contains `marker`.
+fn alive_with(marker: &str) -> Vec<String> {
+    let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .filter(|pid| {
+            // Zombies (reaped by nobody in some containers) are dead already.
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat.is_empty() && !stat.contains(") Z ")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A job whose ranks ignore SIGINT and SIGTERM, tagged with `marker`.
+fn stubborn_job(marker: &str) -> String {
+    format!("trap '' INT TERM; sleep 30; : {marker}")
+}
+
+/// After a timeout, no rank is left running.
+#[test]
+fn timeout_leaves_no_stray_ranks() {
+    let _lock = mpi_job_lock();
+    let marker = format!("rankview-stray-timeout-{}", std::process::id());
+    let body = stubborn_job(&marker);
+    let result = rankview_with(&[
+        "run",
+        "-n",
+        "2",
+        "--timeout",
+        "1",
+        "/bin/sh",
+        "--",
+        "-c",
+        &body,
+    ]);
+    assert_eq!(result.code, Some(124), "{result:?}");
+    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
+}
+
+/// A second Ctrl-C kills `mpirun`, which then cannot stop its ranks; the
+/// launcher kills them itself and says so.
+#[test]
+fn second_interrupt_kills_the_job_and_its_ranks() {
+    let _lock = mpi_job_lock();
+    let marker = format!("rankview-stray-interrupt-{}", std::process::id());
+    let body = stubborn_job(&marker);
+    let started = Instant::now();
+    let child = rankview()
+        .args(["run", "-n", "2", "/bin/sh", "--", "-c", &body])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let output = child.wait_with_output().unwrap();
+    let result = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
+    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert!(
+        result.stderr.contains("rankview: job interrupted: 2 ranks"),
+        "{result:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
+}
