@@ -27,7 +27,7 @@ impl Rng {
 
 /// The p-norm of `a` for every level (`f64::INFINITY` for the max norm).
 #[rankview::remote]
-fn get_norms(a: &Vec<f64>, levels: Vec<f64>) -> Vec<(f64, f64)> {
+fn get_norms(a: &[f64], levels: Vec<f64>) -> Vec<(f64, f64)> {
     levels
         .iter()
         .map(|&p| {
@@ -64,7 +64,12 @@ fn is_it_a(b: &i64) -> TaskResult<bool> {
 /// `b = a[::-1]` on the engine.
 #[rankview::remote]
 fn reverse_a_into_b() -> TaskResult<()> {
-    let reversed: Vec<i64> = globals().get::<Vec<i64>>("a")?.iter().rev().copied().collect();
+    let reversed: Vec<i64> = globals()
+        .get::<Vec<i64>>("a")?
+        .iter()
+        .rev()
+        .copied()
+        .collect();
     globals().insert("b", reversed)?;
     Ok(())
 }
@@ -142,7 +147,7 @@ fn main() {
         let a: Vec<f64> = (0..1024).map(|_| rng.uniform()).collect();
         let levels = vec![1.0, 2.0, 3.0, f64::INFINITY];
         let local = get_norms(&a, levels.clone());
-        let remote = e0.apply_sync(get_norms, (&a, levels))?;
+        let remote = e0.apply_sync(get_norms, (&a[..], levels))?;
         println!("norms: {remote:?}");
         assert_eq!(remote, local);
 
@@ -190,7 +195,10 @@ fn main() {
         let ones = ndarray::Array1::from_elem(16, 0.25);
         let lower = sym.dot(&ones).mapv(|x| x * x).sum().sqrt();
         assert!(norm >= lower * (1.0 - 1e-9), "{norm} < {lower}");
-        println!("eigenvalues of A: {} values, 2-norm {norm:.3}", eigenvalues.len());
+        println!(
+            "eigenvalues of A: {} values, 2-norm {norm:.3}",
+            eigenvalues.len()
+        );
 
         // Asynchronous execution.
         let ar = e0.apply(wait, (2.0,));

@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crate::controller::Command;
+use crate::controller::{Collective, CollectiveKind, Command};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Payload, ResultState};
@@ -132,7 +132,7 @@ impl Client {
         &self,
         engines: &Arc<[usize]>,
         build: impl FnOnce(TaskId) -> Result<Request>,
-        decode: impl Fn(usize, &Payload) -> Result<R> + Send + Sync + 'static,
+        decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
     ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
         let request = match build(task).and_then(|r| protocol::encode(&r)) {
@@ -150,23 +150,50 @@ impl Client {
             return AsyncResult::failed(Error::Shutdown);
         }
         self.inner.controller.unpark();
-        AsyncResult::new(state, move |outcomes| collect::<S, R>(outcomes, &decode))
+        AsyncResult::new(state, move |outcomes: &mut [_]| {
+            collect::<S, R>(outcomes, &decode)
+        })
+    }
+}
+
+impl Client {
+    /// Queues a collective on `engines` and returns the result handle;
+    /// `finish` turns the parts into the user's value.
+    pub(crate) fn collective<T: 'static>(
+        &self,
+        engines: &Arc<[usize]>,
+        kind: CollectiveKind,
+        finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
+    ) -> AsyncResult<T> {
+        let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
+        let state = ResultState::new(task, engines);
+        let command = Command::Collective(Collective {
+            task,
+            engines: engines.clone(),
+            state: state.clone(),
+            kind,
+        });
+        if self.inner.commands.send(command).is_err() {
+            return AsyncResult::failed(Error::Shutdown);
+        }
+        self.inner.controller.unpark();
+        AsyncResult::new(state, finish)
     }
 }
 
 /// Puts per-engine outcomes together: values in order, or the error(s).
 fn collect<S: Shape, R>(
-    outcomes: &[(usize, Result<Payload>)],
-    decode: &dyn Fn(usize, &Payload) -> Result<R>,
+    outcomes: &mut [(usize, Result<Payload>)],
+    decode: &dyn Fn(usize, &mut Payload) -> Result<R>,
 ) -> Result<S::Out<R>> {
     let mut values = Vec::with_capacity(outcomes.len());
     let mut errors = Vec::new();
-    for (engine, outcome) in outcomes {
-        match outcome
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|p| decode(*engine, p))
-        {
+    for (engine, outcome) in outcomes.iter_mut() {
+        let decoded = match outcome {
+            Ok(payload) => decode(*engine, payload),
+            Err(e) => Err(e.clone()),
+        };
+        match decoded {
             Ok(v) => values.push(v),
             Err(e) => errors.push(e),
         }

@@ -13,17 +13,18 @@
 //! to exit non-zero at once and waits at most [`FAILED_GRACE`] for them before
 //! aborting the job, so a failure never hangs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
+use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Reply, Request, TaskId};
-use crate::result::ResultState;
-use crate::transport::{Mpi, SendBuf};
+use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec};
+use crate::result::{Gathered, Payload, ResultState};
+use crate::transport::{Loan, Mpi, SendBuf};
 
 /// How long engines get to leave after a failed client.
 const FAILED_GRACE: Duration = Duration::from_secs(10);
@@ -37,8 +38,96 @@ pub(crate) enum Command {
         request: Arc<[u8]>,
         state: Arc<ResultState>,
     },
+    /// Run a collective on a view's sub-communicator.
+    Collective(Collective),
     /// Stop serving; `failed` when the client failed.
     Shutdown { failed: bool },
+}
+
+/// A collective asked for by a view.
+pub(crate) struct Collective {
+    pub task: TaskId,
+    /// The view's engines, in target order.
+    pub engines: Arc<[usize]>,
+    /// One part per engine, in target order.
+    pub state: Arc<ResultState>,
+    pub kind: CollectiveKind,
+}
+
+/// Which collective, with its data.
+pub(crate) enum CollectiveKind {
+    Scatter {
+        name: String,
+        value: ValueSpec,
+        data: Buffer,
+        /// Elements per target, in target order (the data's block order).
+        counts: Vec<usize>,
+        shapes: Vec<Vec<usize>>,
+    },
+    Broadcast {
+        name: String,
+        value: ValueSpec,
+        data: Buffer,
+        shape: Vec<usize>,
+    },
+    Gather {
+        name: String,
+        value: ValueSpec,
+    },
+    Reduce {
+        name: String,
+        value: ValueSpec,
+        op: ReduceOp,
+    },
+}
+
+/// Data the root sends: lent by the client (read in place) or owned.
+pub(crate) enum Buffer {
+    Lent(Loan),
+    Owned(BulkVec),
+}
+
+impl Buffer {
+    /// Number of elements.
+    pub(crate) fn len(&self) -> usize {
+        self.buf().len()
+    }
+
+    fn buf(&self) -> BufRef<'_> {
+        match self {
+            Buffer::Lent(loan) => loan.buf(),
+            Buffer::Owned(owned) => owned.as_ref(),
+        }
+    }
+}
+
+/// What one engine lends to a gather or reduce: elements and shape.
+type Contribution = (usize, Vec<usize>);
+
+/// A gather or reduce waiting for its engines to lend their values.
+struct Pending {
+    task: TaskId,
+    engines: Arc<[usize]>,
+    group: GroupSpec,
+    state: Arc<ResultState>,
+    value: ValueSpec,
+    op: Option<ReduceOp>,
+    /// Per target: what it lent once it has, or the engine's error.
+    lent: Vec<Option<Result<Contribution>>>,
+}
+
+/// The controller's view of collectives: sub-communicators and the queue.
+///
+/// ## Ordering
+///
+/// Collectives run one at a time, in submission order, so every engine
+/// enters them in the same order as rank 0 and none can deadlock another.
+/// Point-to-point requests keep flowing while a gather waits for its engines.
+#[derive(Default)]
+struct Collectives {
+    groups: HashMap<Vec<usize>, u32>,
+    queue: VecDeque<Collective>,
+    pending: Option<Pending>,
 }
 
 /// What the controller tells the client thread once start-up is over.
@@ -138,7 +227,8 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 
 /// The serving loop; returns whether the shutdown is a failed one.
 fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
-    let mut inflight: HashMap<(usize, TaskId), (Arc<ResultState>, usize)> = HashMap::new();
+    let mut inflight: Inflight = HashMap::new();
+    let mut collectives = Collectives::default();
     let mut backoff = Backoff::new(Duration::from_millis(10));
     let mut draining = false;
     loop {
@@ -161,6 +251,10 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                         }
                     }
                 }
+                Ok(Command::Collective(c)) => {
+                    busy = true;
+                    collectives.queue.push_back(c);
+                }
                 Ok(Command::Shutdown { failed: true }) => return true,
                 Ok(Command::Shutdown { failed: false }) => draining = true,
                 Err(TryRecvError::Empty) => break,
@@ -172,17 +266,18 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
         }
         while let Some((rank, bytes)) = mpi.try_recv() {
             busy = true;
-            receive(rank, &bytes, &mut inflight);
+            receive(rank, &bytes, &mut inflight, &mut collectives, mpi);
         }
+        busy |= collectives.advance(mpi, &mut inflight);
         busy |= mpi.progress();
-        if draining && inflight.is_empty() {
+        if draining && inflight.is_empty() && collectives.is_idle() {
             return false;
         }
         if busy {
             backoff.reset();
         } else {
             // With replies outstanding, poll MPI at least every millisecond.
-            backoff.set_ceiling(if inflight.is_empty() {
+            backoff.set_ceiling(if inflight.is_empty() && collectives.is_idle() {
                 Duration::from_millis(10)
             } else {
                 Duration::from_millis(1)
@@ -192,23 +287,324 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
     }
 }
 
+/// Requests waiting for replies: `(engine, task)` → result and part index.
+type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize)>;
+
 /// Handles one message from an engine.
 fn receive(
     rank: usize,
     bytes: &[u8],
-    inflight: &mut HashMap<(usize, TaskId), (Arc<ResultState>, usize)>,
+    inflight: &mut Inflight,
+    collectives: &mut Collectives,
+    mpi: &mut Mpi,
 ) {
     let engine = rank.wrapping_sub(1);
     match protocol::decode::<Reply>(bytes) {
         Ok(Reply::Done(done)) => match inflight.remove(&(engine, done.task)) {
             Some((state, index)) => state.complete(index, done, engine),
-            None => eprintln!(
-                "rankview: engine {engine} replied to unknown task {}",
-                done.task
-            ),
+            None => {
+                if !collectives.lend_failed(engine, done, mpi) {
+                    eprintln!("rankview: engine {engine} replied to an unknown task");
+                }
+            }
         },
+        Ok(Reply::Ready { task, len, shape }) => {
+            collectives.lent(engine, task, len as usize, shape, mpi);
+        }
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
+    }
+}
+
+/// Sends the same request to every engine in `engines`.
+fn send_all(mpi: &mut Mpi, engines: &[usize], request: &Request) -> Result<()> {
+    let bytes: Arc<[u8]> = protocol::encode(request)?.into();
+    for &engine in engines {
+        mpi.send(engine + 1, SendBuf::Shared(bytes.clone()))?;
+    }
+    Ok(())
+}
+
+impl Collectives {
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.pending.is_none()
+    }
+
+    /// The sub-communicator of rank 0 and `engines`, by id.
+    fn group(&mut self, engines: &[usize]) -> GroupSpec {
+        let mut ranks: Vec<usize> = std::iter::once(0)
+            .chain(engines.iter().map(|e| e + 1))
+            .collect();
+        ranks.sort_unstable();
+        let next = self.groups.len() as u32 + 1;
+        let id = *self.groups.entry(ranks.clone()).or_insert(next);
+        GroupSpec {
+            id,
+            ranks: ranks.iter().map(|&r| r as u32).collect(),
+        }
+    }
+
+    /// Starts queued collectives while none is waiting; true if any ran.
+    fn advance(&mut self, mpi: &mut Mpi, inflight: &mut Inflight) -> bool {
+        let mut ran = false;
+        while self.pending.is_none() {
+            let Some(collective) = self.queue.pop_front() else {
+                break;
+            };
+            ran = true;
+            let (task, engines) = (collective.task, collective.engines.clone());
+            let state = collective.state.clone();
+            if let Err(e) = self.start(collective, mpi, inflight) {
+                for (index, &engine) in engines.iter().enumerate() {
+                    inflight.remove(&(engine, task));
+                    state.fail(index, e.clone());
+                }
+            }
+        }
+        ran
+    }
+
+    fn start(&mut self, c: Collective, mpi: &mut Mpi, inflight: &mut Inflight) -> Result<()> {
+        let group = self.group(&c.engines);
+        let ranks = group.world_ranks();
+        // Sub-rank of each target, and per-sub-rank counts and shapes.
+        let subs: Vec<usize> = c
+            .engines
+            .iter()
+            .map(|e| ranks.iter().position(|&r| r == e + 1).unwrap_or(0))
+            .collect();
+        match c.kind {
+            CollectiveKind::Scatter {
+                name,
+                value,
+                data,
+                counts,
+                shapes,
+            } => {
+                let mut sub_counts = vec![0usize; ranks.len()];
+                let mut sub_shapes = vec![Vec::new(); ranks.len()];
+                for (k, &sub) in subs.iter().enumerate() {
+                    sub_counts[sub] = counts[k];
+                    sub_shapes[sub] = shapes[k].iter().map(|&d| d as u64).collect();
+                }
+                let request = Request::Collective {
+                    task: c.task,
+                    group: group.clone(),
+                    op: CollectiveOp::Scatter {
+                        name,
+                        value,
+                        counts: sub_counts.iter().map(|&n| n as u64).collect(),
+                        shapes: sub_shapes,
+                    },
+                };
+                send_all(mpi, &c.engines, &request)?;
+                for (index, &engine) in c.engines.iter().enumerate() {
+                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                }
+                mpi.scatter_root(group.id, &ranks, data.buf(), &sub_counts, &subs)?;
+            }
+            CollectiveKind::Broadcast {
+                name,
+                value,
+                data,
+                shape,
+            } => {
+                let request = Request::Collective {
+                    task: c.task,
+                    group: group.clone(),
+                    op: CollectiveOp::Broadcast {
+                        name,
+                        value,
+                        len: data.buf().len() as u64,
+                        shape: shape.iter().map(|&d| d as u64).collect(),
+                    },
+                };
+                send_all(mpi, &c.engines, &request)?;
+                for (index, &engine) in c.engines.iter().enumerate() {
+                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                }
+                mpi.broadcast_root(group.id, &ranks, data.buf())?;
+            }
+            CollectiveKind::Gather { name, value } => {
+                self.prepare(c.task, c.engines, c.state, group, name, value, None, mpi)?;
+            }
+            CollectiveKind::Reduce { name, value, op } => {
+                self.prepare(
+                    c.task,
+                    c.engines,
+                    c.state,
+                    group,
+                    name,
+                    value,
+                    Some(op),
+                    mpi,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// First phase of a gather or reduce: ask every engine to lend its value.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &mut self,
+        task: TaskId,
+        engines: Arc<[usize]>,
+        state: Arc<ResultState>,
+        group: GroupSpec,
+        name: String,
+        value: ValueSpec,
+        op: Option<ReduceOp>,
+        mpi: &mut Mpi,
+    ) -> Result<()> {
+        let request = Request::Collective {
+            task,
+            group: group.clone(),
+            op: CollectiveOp::Prepare {
+                name,
+                value: value.clone(),
+                reduce: op,
+            },
+        };
+        send_all(mpi, &engines, &request)?;
+        mpi.ensure_group(group.id, &group.world_ranks())?;
+        self.pending = Some(Pending {
+            task,
+            lent: vec![None; engines.len()],
+            engines,
+            group,
+            state,
+            value,
+            op,
+        });
+        Ok(())
+    }
+
+    /// An engine lent its value for the pending gather or reduce.
+    fn lent(&mut self, engine: usize, task: TaskId, len: usize, shape: Vec<u64>, mpi: &mut Mpi) {
+        let shape = shape.iter().map(|&d| d as usize).collect();
+        self.record(engine, task, Ok((len, shape)), mpi);
+    }
+
+    /// An engine could not lend its value; false if no gather waits for it.
+    fn lend_failed(&mut self, engine: usize, done: protocol::Done, mpi: &mut Mpi) -> bool {
+        let task = done.task;
+        match &self.pending {
+            Some(p) if p.task == task => {}
+            _ => return false,
+        }
+        let error = match done.outcome {
+            protocol::Outcome::Failed(f) => f.into_error(engine, task),
+            other => Error::Protocol(format!("unexpected reply {other:?} to a gather")),
+        };
+        self.record(engine, task, Err(error), mpi);
+        true
+    }
+
+    fn record(
+        &mut self,
+        engine: usize,
+        task: TaskId,
+        lent: Result<Contribution>,
+        mpi: &mut Mpi,
+    ) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        if pending.task != task {
+            return;
+        }
+        if let Some(index) = pending.engines.iter().position(|&e| e == engine) {
+            pending.lent[index] = Some(lent);
+        }
+        if pending.lent.iter().all(Option::is_some) {
+            if let Some(pending) = self.pending.take() {
+                finish(pending, mpi);
+            }
+        }
+    }
+}
+
+/// Second phase of a gather or reduce: run it (or cancel it) and fill the result.
+fn finish(p: Pending, mpi: &mut Mpi) {
+    let ranks = p.group.world_ranks();
+    let mut errors = Vec::new();
+    let mut contributions = Vec::new();
+    for (index, lent) in p.lent.into_iter().enumerate() {
+        match lent {
+            Some(Ok(c)) => contributions.push(c),
+            Some(Err(e)) => errors.push((index, e)),
+            None => errors.push((index, Error::Protocol("no answer".into()))),
+        }
+    }
+    let len = contributions.first().map_or(0, |c| c.0);
+    if errors.is_empty() && p.op.is_some() && contributions.iter().any(|c| c.0 != len) {
+        let lens: Vec<usize> = contributions.iter().map(|c| c.0).collect();
+        errors.push((
+            0,
+            Error::Usage(format!(
+                "reduce needs values of one length on every engine; they hold {lens:?}"
+            )),
+        ));
+    }
+    let go = |proceed| Request::Collective {
+        task: p.task,
+        group: p.group.clone(),
+        op: CollectiveOp::Go { proceed },
+    };
+    if !errors.is_empty() {
+        let _ = send_all(mpi, &p.engines, &go(false));
+        for index in 0..p.engines.len() {
+            match errors.iter().position(|(i, _)| *i == index) {
+                Some(at) => p.state.fail(index, errors[at].1.clone()),
+                None => p.state.resolve(index, Ok(Payload::Unit)),
+            }
+        }
+        return;
+    }
+    let kind = p.value.bulk.unwrap_or(ElemKind::U8);
+    let subs: Vec<usize> = p
+        .engines
+        .iter()
+        .map(|e| ranks.iter().position(|&r| r == e + 1).unwrap_or(0))
+        .collect();
+    let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| match p.op {
+        None => {
+            let mut counts = vec![0usize; ranks.len()];
+            for (k, &sub) in subs.iter().enumerate() {
+                counts[sub] = contributions[k].0;
+            }
+            let total = counts.iter().sum();
+            let mut data = BulkVec::zeroed(kind, total);
+            mpi.gather_root(p.group.id, &ranks, &mut data, &counts, &subs)?;
+            Ok(Gathered {
+                data,
+                parts: contributions,
+            })
+        }
+        Some(op) => {
+            let (len, shape) = contributions.swap_remove(0);
+            let own = BulkVec::identity(kind, op, len);
+            let mut data = BulkVec::zeroed(kind, len);
+            mpi.reduce_root(p.group.id, &ranks, &own, &mut data, op)?;
+            Ok(Gathered {
+                data,
+                parts: vec![(len, shape)],
+            })
+        }
+    });
+    match outcome {
+        Ok(gathered) => {
+            p.state.resolve(0, Ok(Payload::Gathered(gathered)));
+            for index in 1..p.engines.len() {
+                p.state.resolve(index, Ok(Payload::Unit));
+            }
+        }
+        Err(e) => {
+            for index in 0..p.engines.len() {
+                p.state.fail(index, e.clone());
+            }
+        }
     }
 }
 

@@ -1,24 +1,29 @@
 //! The engine: what every rank except rank 0 runs.
 //!
 //! Two threads. The MPI thread ([`serve`]) receives requests from the
-//! controller, hands them to the execution thread in order, and sends replies
-//! back; it stays responsive while a long task runs, and backs off to sleep
-//! when idle. The execution thread ([`execute`]) owns the namespace, runs
+//! controller, hands them to the execution thread in order, runs this
+//! engine's side of collectives, and sends replies back; it stays responsive
+//! while a long task runs, and backs off to sleep when idle. The execution thread ([`execute`]) owns the namespace, runs
 //! remote functions (catching panics), captures their output, and encodes
 //! replies. Placement decisions are never made here.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backoff::Backoff;
+use crate::bulk::{self, BufRef, BulkVec, ElemKind, Lent, ReduceOp};
 use crate::capture::Capture;
 use crate::error::{Error, Result};
-use crate::namespace;
-use crate::protocol::{self, Done, Failure, Outcome, Reply, Request};
+use crate::namespace::{self, Stored};
+use crate::protocol::{
+    self, CollectiveOp, Done, Failure, GroupSpec, Outcome, Reply, Request, TaskId, Typed,
+    ValueSpec, WireArg,
+};
 use crate::registry::registry;
 use crate::remote::ArgReader;
 use crate::transport::{Mpi, SendBuf};
@@ -33,12 +38,91 @@ pub(crate) enum Ending {
     Broken(Error),
 }
 
+/// Work for the execution thread, in arrival order.
+pub(crate) enum Job {
+    /// A request from the controller.
+    Request(Request),
+    /// Store a value that arrived by a collective.
+    Store {
+        task: TaskId,
+        name: String,
+        value: Incoming,
+    },
+    /// Lend a value to the MPI thread for a gather or reduce.
+    Lend {
+        task: TaskId,
+        name: String,
+        value: ValueSpec,
+    },
+}
+
+/// A value that arrived by a collective.
+pub(crate) enum Incoming {
+    Decoded(Arc<dyn Stored>),
+    Encoded(Typed),
+}
+
+/// What the execution thread hands back to the MPI thread.
+pub(crate) enum ExecOut {
+    /// An encoded reply for the controller.
+    Reply(Vec<u8>),
+    /// A lent value (or why it cannot be lent). The execution thread waits
+    /// until `resume` is dropped.
+    Lent {
+        task: TaskId,
+        lent: Result<Lending>,
+        resume: Sender<()>,
+    },
+}
+
+/// A value lent for a gather or reduce.
+pub(crate) enum Lending {
+    Bulk(Lent),
+    Bytes(Vec<u8>),
+}
+
+impl Lending {
+    fn buf(&self) -> Option<BufRef<'_>> {
+        match self {
+            Lending::Bulk(lent) => lent.buf(),
+            Lending::Bytes(bytes) => Some(BufRef::U8(bytes)),
+        }
+    }
+
+    fn shape(&self) -> Vec<u64> {
+        match self {
+            Lending::Bulk(lent) => lent.shape.iter().map(|&d| d as u64).collect(),
+            Lending::Bytes(_) => Vec::new(),
+        }
+    }
+}
+
+/// A gather or reduce this engine has prepared and waits to run.
+struct Prepared {
+    task: TaskId,
+    group: GroupSpec,
+    lending: Lending,
+    reduce: Option<ReduceOp>,
+    _resume: Sender<()>,
+}
+
+/// The MPI thread's state.
+struct Comm {
+    mpi: Mpi,
+    to_exec: Option<Sender<Job>>,
+    prepared: Option<Prepared>,
+    /// Reduce ops of `Prepare` requests forwarded to the execution thread.
+    reduces: HashMap<TaskId, (GroupSpec, Option<ReduceOp>)>,
+}
+
 /// Runs an engine's MPI thread until shutdown.
-pub(crate) fn serve(
-    mut mpi: Mpi,
-    to_exec: Sender<Request>,
-    from_exec: Receiver<Vec<u8>>,
-) -> Ending {
+pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>) -> Ending {
+    let mut comm = Comm {
+        mpi,
+        to_exec: Some(to_exec),
+        prepared: None,
+        reduces: HashMap::new(),
+    };
     let (binary, registry) = crate::controller::identity();
     let hello = Reply::Hello {
         binary,
@@ -46,14 +130,13 @@ pub(crate) fn serve(
         pid: std::process::id(),
         host: hostname(),
     };
-    if let Err(e) = protocol::encode(&hello).and_then(|b| mpi.send(0, SendBuf::Owned(b))) {
+    if let Err(e) = comm.send(&hello) {
         return Ending::Broken(e);
     }
     let mut backoff = Backoff::new(Duration::from_millis(1));
-    let mut to_exec = Some(to_exec);
     loop {
         let mut busy = false;
-        while let Some((source, bytes)) = mpi.try_recv() {
+        while let Some((source, bytes)) = comm.mpi.try_recv() {
             busy = true;
             if source != 0 {
                 eprintln!("rankview: ignoring a message from rank {source}");
@@ -61,19 +144,20 @@ pub(crate) fn serve(
             }
             match protocol::decode::<Request>(&bytes) {
                 Ok(Request::Shutdown { failed: true }) => {
-                    say_goodbye(&mut mpi);
+                    say_goodbye(&mut comm.mpi);
                     return Ending::ClientFailed;
                 }
                 // Close the execution queue; keep forwarding its replies
                 // until it has finished.
-                Ok(Request::Shutdown { failed: false }) => to_exec = None,
+                Ok(Request::Shutdown { failed: false }) => comm.to_exec = None,
+                Ok(Request::Collective { task, group, op }) => {
+                    if let Err(e) = comm.collective(task, group, op) {
+                        let _ = comm.fail(task, e);
+                    }
+                }
                 Ok(request) => {
-                    if let Some(tx) = &to_exec {
-                        if tx.send(request).is_err() {
-                            return Ending::Broken(Error::Usage(
-                                "the execution thread stopped".into(),
-                            ));
-                        }
+                    if !comm.forward(Job::Request(request)) {
+                        return Ending::Broken(Error::Usage("the execution thread stopped".into()));
                     }
                 }
                 Err(e) => eprintln!("rankview: {e}"),
@@ -81,27 +165,196 @@ pub(crate) fn serve(
         }
         loop {
             match from_exec.try_recv() {
-                Ok(reply) => {
+                Ok(ExecOut::Reply(reply)) => {
                     busy = true;
-                    if let Err(e) = mpi.send(0, SendBuf::Owned(reply)) {
+                    if let Err(e) = comm.mpi.send(0, SendBuf::Owned(reply)) {
+                        return Ending::Broken(e);
+                    }
+                }
+                Ok(ExecOut::Lent { task, lent, resume }) => {
+                    busy = true;
+                    if let Err(e) = comm.lent(task, lent, resume) {
                         return Ending::Broken(e);
                     }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    if to_exec.is_none() {
-                        say_goodbye(&mut mpi);
+                    if comm.to_exec.is_none() {
+                        say_goodbye(&mut comm.mpi);
                         return Ending::Clean;
                     }
                     return Ending::Broken(Error::Usage("the execution thread stopped".into()));
                 }
             }
         }
-        busy |= mpi.progress();
+        busy |= comm.mpi.progress();
         if busy {
             backoff.reset();
         } else {
             backoff.snooze();
+        }
+    }
+}
+
+impl Comm {
+    fn send(&mut self, reply: &Reply) -> Result<()> {
+        let bytes = protocol::encode(reply)?;
+        self.mpi.send(0, SendBuf::Owned(bytes))
+    }
+
+    /// Reports a failed request to the controller.
+    fn fail(&mut self, task: TaskId, error: Error) -> Result<()> {
+        let now = now_us();
+        self.send(&Reply::Done(Done {
+            task,
+            started_us: now,
+            completed_us: now,
+            stdout: String::new(),
+            stderr: String::new(),
+            outcome: Outcome::Failed(Failure::from_error(error)),
+        }))
+    }
+
+    /// Queues a job for the execution thread; false if it is gone.
+    fn forward(&mut self, job: Job) -> bool {
+        match &self.to_exec {
+            Some(tx) => tx.send(job).is_ok(),
+            None => true,
+        }
+    }
+
+    /// This rank's position in a group.
+    fn sub_rank(&self, group: &GroupSpec) -> Result<usize> {
+        let me = self.mpi.rank() as u32;
+        group
+            .ranks
+            .iter()
+            .position(|&r| r == me)
+            .ok_or_else(|| Error::Protocol(format!("rank {me} is not in group {:?}", group.ranks)))
+    }
+
+    /// Takes part in a collective.
+    fn collective(&mut self, task: TaskId, group: GroupSpec, op: CollectiveOp) -> Result<()> {
+        let ranks = group.world_ranks();
+        match op {
+            CollectiveOp::Scatter {
+                name,
+                value,
+                counts,
+                shapes,
+            } => {
+                let sub = self.sub_rank(&group)?;
+                let count = counts.get(sub).copied().unwrap_or(0) as usize;
+                let shape = shapes.get(sub).cloned().unwrap_or_default();
+                let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), count);
+                self.mpi.scatter_recv(group.id, &ranks, &mut buf)?;
+                self.store(task, name, value, buf, shape)
+            }
+            CollectiveOp::Broadcast {
+                name,
+                value,
+                len,
+                shape,
+            } => {
+                let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), len as usize);
+                self.mpi.broadcast_recv(group.id, &ranks, &mut buf)?;
+                self.store(task, name, value, buf, shape)
+            }
+            CollectiveOp::Prepare {
+                name,
+                value,
+                reduce,
+            } => {
+                self.mpi.ensure_group(group.id, &ranks)?;
+                self.reduces.insert(task, (group, reduce));
+                self.forward(Job::Lend { task, name, value });
+                Ok(())
+            }
+            CollectiveOp::Go { proceed } => {
+                let Some(prepared) = self.prepared.take() else {
+                    return Ok(());
+                };
+                if prepared.task != task {
+                    return Err(Error::Protocol(format!(
+                        "go for task {task} while task {} is prepared",
+                        prepared.task
+                    )));
+                }
+                if proceed {
+                    let ranks = prepared.group.world_ranks();
+                    let buf = prepared
+                        .lending
+                        .buf()
+                        .ok_or_else(|| Error::Protocol("lent value lost its buffer".into()))?;
+                    match prepared.reduce {
+                        Some(op) => self.mpi.reduce_send(prepared.group.id, &ranks, buf, op)?,
+                        None => self.mpi.gather_send(prepared.group.id, &ranks, buf)?,
+                    }
+                }
+                // Dropping `prepared` resumes the execution thread.
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands a received value to the execution thread for storing.
+    fn store(
+        &mut self,
+        task: TaskId,
+        name: String,
+        value: ValueSpec,
+        buf: BulkVec,
+        shape: Vec<u64>,
+    ) -> Result<()> {
+        let incoming = match value.bulk {
+            Some(_) => {
+                let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                    Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+                })?;
+                let shape = shape.iter().map(|&d| d as usize).collect();
+                Incoming::Decoded((entry.build)(buf, shape)?)
+            }
+            None => match buf {
+                BulkVec::U8(bytes) => Incoming::Encoded(Typed {
+                    fingerprint: value.fingerprint,
+                    type_name: value.type_name,
+                    bytes,
+                }),
+                _ => return Err(Error::Protocol("encoded data must be bytes".into())),
+            },
+        };
+        self.forward(Job::Store {
+            task,
+            name,
+            value: incoming,
+        });
+        Ok(())
+    }
+
+    /// The execution thread lent a value: tell the controller.
+    fn lent(&mut self, task: TaskId, lent: Result<Lending>, resume: Sender<()>) -> Result<()> {
+        let Some((group, reduce)) = self.reduces.remove(&task) else {
+            return Err(Error::Protocol(format!(
+                "lent value for unknown task {task}"
+            )));
+        };
+        match lent {
+            Ok(lending) => {
+                let len = lending.buf().map(|b| b.len()).unwrap_or(0) as u64;
+                let shape = lending.shape();
+                self.prepared = Some(Prepared {
+                    task,
+                    group,
+                    lending,
+                    reduce,
+                    _resume: resume,
+                });
+                self.send(&Reply::Ready { task, len, shape })
+            }
+            Err(e) => {
+                drop(resume);
+                self.fail(task, e)
+            }
         }
     }
 }
@@ -122,13 +375,8 @@ pub(crate) fn hostname() -> String {
 }
 
 /// Runs the execution thread (the engine's main thread) until the MPI thread
-/// closes the request queue.
-pub(crate) fn execute(
-    engine: usize,
-    requests: Receiver<Request>,
-    replies: Sender<Vec<u8>>,
-    comm: Thread,
-) {
+/// closes the job queue.
+pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, comm: Thread) {
     namespace::install(engine);
     install_panic_hook();
     let mut capture = if std::env::var_os("RANKVIEW_NO_CAPTURE").is_some() {
@@ -142,36 +390,55 @@ pub(crate) fn execute(
             }
         }
     };
-    while let Some(request) = next_request(&requests) {
-        let started_us = now_us();
-        let outcome = handle(request.clone_task(), request);
-        let completed_us = now_us();
-        let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
-        let Some((task, outcome)) = outcome else {
-            continue;
-        };
-        let reply = Reply::Done(Done {
-            task,
-            started_us,
-            completed_us,
-            stdout,
-            stderr,
-            outcome,
-        });
-        let bytes = match protocol::encode(&reply) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let Reply::Done(mut done) = reply else {
+    while let Some(job) = next_job(&jobs) {
+        let (task, name, value) = match job {
+            Job::Lend { task, name, value } => {
+                let (resume, resumed) = std::sync::mpsc::channel::<()>();
+                let lent = lend(&name, &value);
+                if out.send(ExecOut::Lent { task, lent, resume }).is_err() {
+                    break;
+                }
+                comm.unpark();
+                // Keep the namespace still until the collective is over.
+                let _ = resumed.recv();
+                continue;
+            }
+            Job::Store { task, name, value } => (task, Some(name), Some(value)),
+            Job::Request(request) => {
+                let started_us = now_us();
+                let Some((task, outcome)) = handle(request) else {
                     continue;
                 };
-                done.outcome = Outcome::Failed(Failure::from_error(e));
-                match protocol::encode(&Reply::Done(done)) {
-                    Ok(bytes) => bytes,
-                    Err(_) => continue,
+                let completed_us = now_us();
+                let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
+                if !reply(
+                    &out,
+                    task,
+                    started_us,
+                    completed_us,
+                    stdout,
+                    stderr,
+                    outcome,
+                ) {
+                    break;
                 }
+                comm.unpark();
+                continue;
             }
         };
-        if replies.send(bytes).is_err() {
+        let now = now_us();
+        let outcome = match (name, value) {
+            (Some(name), Some(value)) => namespace::with(|ns| {
+                match value {
+                    Incoming::Decoded(stored) => ns.insert_stored(name, stored),
+                    Incoming::Encoded(typed) => ns.insert_typed(name, typed),
+                }
+                Ok(Outcome::Unit)
+            })
+            .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e))),
+            _ => Outcome::Unit,
+        };
+        if !reply(&out, task, now, now, String::new(), String::new(), outcome) {
             break;
         }
         comm.unpark();
@@ -181,20 +448,78 @@ pub(crate) fn execute(
     }
 }
 
-/// Waits for the next request: spins briefly, then blocks.
-fn next_request(requests: &Receiver<Request>) -> Option<Request> {
+/// Encodes and sends one reply; false when the MPI thread is gone.
+fn reply(
+    out: &Sender<ExecOut>,
+    task: TaskId,
+    started_us: u64,
+    completed_us: u64,
+    stdout: String,
+    stderr: String,
+    outcome: Outcome,
+) -> bool {
+    let mut done = Done {
+        task,
+        started_us,
+        completed_us,
+        stdout,
+        stderr,
+        outcome,
+    };
+    let bytes = match protocol::encode(&Reply::Done(done.clone())) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            done.outcome = Outcome::Failed(Failure::from_error(e));
+            match protocol::encode(&Reply::Done(done)) {
+                Ok(bytes) => bytes,
+                Err(_) => return true,
+            }
+        }
+    };
+    out.send(ExecOut::Reply(bytes)).is_ok()
+}
+
+/// Finds `name` for a gather or reduce, checking its type.
+fn lend(name: &str, value: &ValueSpec) -> Result<Lending> {
+    namespace::with(|ns| match value.bulk {
+        Some(_) => {
+            let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+            })?;
+            let stored = ns.stored(name, value.fingerprint, entry.type_name, entry.decode)?;
+            (entry.lend)(stored).map(Lending::Bulk).ok_or_else(|| {
+                Error::Protocol(format!("cannot lend {name} as {}", entry.type_name))
+            })
+        }
+        None => {
+            let typed = ns.pull(name)?;
+            if typed.fingerprint != value.fingerprint {
+                return Err(Error::TypeMismatch {
+                    engine: 0,
+                    name: name.to_string(),
+                    expected: value.type_name.clone(),
+                    found: typed.type_name,
+                });
+            }
+            Ok(Lending::Bytes(typed.bytes))
+        }
+    })
+}
+
+/// Waits for the next job: spins briefly, then blocks.
+fn next_job(jobs: &Receiver<Job>) -> Option<Job> {
     let spin_until = Instant::now() + Duration::from_micros(100);
     loop {
-        match requests.try_recv() {
-            Ok(r) => return Some(r),
+        match jobs.try_recv() {
+            Ok(j) => return Some(j),
             Err(TryRecvError::Disconnected) => return None,
             Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
             Err(TryRecvError::Empty) => break,
         }
     }
     loop {
-        match requests.recv_timeout(Duration::from_secs(3600)) {
-            Ok(r) => return Some(r),
+        match jobs.recv_timeout(Duration::from_secs(3600)) {
+            Ok(j) => return Some(j),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return None,
         }
@@ -208,44 +533,54 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-impl Request {
-    /// The task id of a request that produces a reply.
-    fn clone_task(&self) -> Option<protocol::TaskId> {
-        match self {
-            Request::Apply { task, .. }
-            | Request::Push { task, .. }
-            | Request::Pull { task, .. }
-            | Request::Keys { task }
-            | Request::Clear { task } => Some(*task),
-            Request::Shutdown { .. } => None,
-        }
-    }
-}
-
-/// Serves one request on the execution thread.
-fn handle(task: Option<protocol::TaskId>, request: Request) -> Option<(protocol::TaskId, Outcome)> {
-    let task = task?;
-    let result = match request {
-        Request::Apply { function, args, .. } => run_function(function, args),
-        Request::Push { items, .. } => namespace::with(|ns| {
-            for (name, value) in items {
-                ns.insert_typed(name, value);
-            }
-            Ok(Outcome::Unit)
-        }),
-        Request::Pull { names, .. } => namespace::with(|ns| {
-            names
-                .iter()
-                .map(|n| ns.pull(n))
+/// Serves one request on the execution thread: its task id and outcome.
+fn handle(request: Request) -> Option<(TaskId, Outcome)> {
+    let (task, result) = match request {
+        Request::Apply {
+            task,
+            function,
+            args,
+        } => (task, call(function, args).map(Outcome::Value)),
+        Request::Map {
+            task,
+            function,
+            items,
+        } => (
+            task,
+            items
+                .into_iter()
+                .map(|item| call(function, vec![WireArg::Value(item)]))
                 .collect::<Result<Vec<_>>>()
-                .map(Outcome::Values)
-        }),
-        Request::Keys { .. } => namespace::with(|ns| Ok(Outcome::Keys(ns.keys()))),
-        Request::Clear { .. } => namespace::with(|ns| {
-            ns.clear();
-            Ok(Outcome::Unit)
-        }),
-        Request::Shutdown { .. } => return None,
+                .map(Outcome::Many),
+        ),
+        Request::Push { task, items } => (
+            task,
+            namespace::with(|ns| {
+                for (name, value) in items {
+                    ns.insert_typed(name, value);
+                }
+                Ok(Outcome::Unit)
+            }),
+        ),
+        Request::Pull { task, names } => (
+            task,
+            namespace::with(|ns| {
+                names
+                    .iter()
+                    .map(|n| ns.pull(n))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Outcome::Values)
+            }),
+        ),
+        Request::Keys { task } => (task, namespace::with(|ns| Ok(Outcome::Keys(ns.keys())))),
+        Request::Clear { task } => (
+            task,
+            namespace::with(|ns| {
+                ns.clear();
+                Ok(Outcome::Unit)
+            }),
+        ),
+        Request::Collective { .. } | Request::Shutdown { .. } => return None,
     };
     Some((
         task,
@@ -253,8 +588,8 @@ fn handle(task: Option<protocol::TaskId>, request: Request) -> Option<(protocol:
     ))
 }
 
-/// Runs a registered function, turning a panic into a remote error.
-fn run_function(function: u64, args: Vec<protocol::WireArg>) -> Result<Outcome> {
+/// Calls a registered function, turning a panic into a remote error.
+fn call(function: u64, args: Vec<WireArg>) -> Result<Vec<u8>> {
     let entry = registry().entry(function).ok_or_else(|| {
         Error::Protocol(format!(
             "no remote function with id {function:#x} on this engine"
@@ -265,8 +600,7 @@ fn run_function(function: u64, args: Vec<protocol::WireArg>) -> Result<Outcome> 
     let ran = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&mut reader)));
     let panicked = IN_TASK.with(|t| t.borrow_mut().take()).flatten();
     match ran {
-        Ok(Ok(bytes)) => Ok(Outcome::Value(bytes)),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()

@@ -108,8 +108,8 @@ impl Launch {
         let (role_tx, role_rx) = mpsc::sync_channel::<Result<(usize, Role)>>(1);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Ready>>(1);
         let (command_tx, command_rx) = mpsc::channel::<Command>();
-        let (request_tx, request_rx) = mpsc::channel();
-        let (reply_tx, reply_rx) = mpsc::channel::<Vec<u8>>();
+        let (job_tx, job_rx) = mpsc::channel::<engine::Job>();
+        let (out_tx, out_rx) = mpsc::channel::<engine::ExecOut>();
         let prelude = self.prelude;
 
         let spawned = std::thread::Builder::new()
@@ -148,7 +148,7 @@ impl Launch {
                     if role_tx.send(Ok((rank, role))).is_err() {
                         return Ending::Broken(Error::Shutdown);
                     }
-                    engine::serve(mpi, request_tx, reply_rx)
+                    engine::serve(mpi, job_tx, out_rx)
                 }
             });
         let mpi_thread = match spawned {
@@ -219,7 +219,7 @@ impl Launch {
                 }
             }
             Role::Engine { id, comm } => {
-                engine::execute(id, request_rx, reply_tx, comm);
+                engine::execute(id, job_rx, out_tx, comm);
                 match mpi_thread.join() {
                     Ok(Ending::Clean) => {
                         status(rank, "ok");

@@ -52,6 +52,7 @@
 //! ```
 
 mod backoff;
+mod bulk;
 mod capture;
 mod client;
 mod codec;

@@ -132,6 +132,35 @@ impl Namespace {
         self.entries.insert(name, Entry::Encoded(value));
     }
 
+    /// Stores a value that is already decoded.
+    pub(crate) fn insert_stored(&mut self, name: String, value: Arc<dyn Stored>) {
+        self.entries.insert(name, Entry::Value(value));
+    }
+
+    /// `name` as a type-erased value of the type with `fingerprint`
+    /// (called `type_name`), decoding it with `decode` if needed.
+    pub(crate) fn stored(
+        &mut self,
+        name: &str,
+        fingerprint: u64,
+        type_name: &str,
+        decode: fn(&[u8]) -> Result<Arc<dyn Stored>>,
+    ) -> Result<Arc<dyn Stored>> {
+        match self.entries.get(name) {
+            None => Err(self.missing(name)),
+            Some(Entry::Taken) => Err(self.borrowed(name)),
+            Some(Entry::Value(stored)) if stored.fingerprint() == fingerprint => Ok(stored.clone()),
+            Some(Entry::Value(stored)) => Err(self.mismatch(name, type_name, stored.type_name())),
+            Some(Entry::Encoded(typed)) if typed.fingerprint == fingerprint => {
+                let stored = decode(&typed.bytes)?;
+                self.entries
+                    .insert(name.to_string(), Entry::Value(stored.clone()));
+                Ok(stored)
+            }
+            Some(Entry::Encoded(typed)) => Err(self.mismatch(name, type_name, &typed.type_name)),
+        }
+    }
+
     /// Stores a value produced on this engine.
     pub(crate) fn insert<T: Value>(&mut self, name: String, value: T) {
         self.entries.insert(name, Entry::Value(Arc::new(value)));

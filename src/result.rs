@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::bulk::BulkVec;
 use crate::error::{Error, Result};
 use crate::protocol::{Done, Outcome, TaskId, Typed};
 
@@ -29,7 +30,22 @@ pub(crate) enum Payload {
     Value(Vec<u8>),
     Values(Vec<Typed>),
     Keys(Vec<String>),
+    Many(Vec<Vec<u8>>),
+    /// The assembled data of a gather or reduce (on the first part only).
+    Gathered(Gathered),
+    /// A gathered payload already moved out by an earlier `get`.
+    Taken,
     Unit,
+}
+
+/// Data a gather or reduce brought to rank 0, in target order.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// Every engine's contribution, back to back.
+    pub(crate) data: BulkVec,
+    /// Per engine, in target order: elements (or bytes) and shape.
+    pub(crate) parts: Vec<(usize, Vec<usize>)>,
 }
 
 /// Timing and output of one task on one engine (ipyparallel's `metadata`).
@@ -123,6 +139,7 @@ impl ResultState {
             Outcome::Value(v) => Ok(Payload::Value(v)),
             Outcome::Values(v) => Ok(Payload::Values(v)),
             Outcome::Keys(k) => Ok(Payload::Keys(k)),
+            Outcome::Many(m) => Ok(Payload::Many(m)),
             Outcome::Unit => Ok(Payload::Unit),
             Outcome::Failed(f) => Err(f.into_error(engine, task)),
         };
@@ -138,8 +155,13 @@ impl ResultState {
 
     /// Records a failure for engine `index` that never reached it.
     pub(crate) fn fail(&self, index: usize, error: Error) {
+        self.resolve(index, Err(error));
+    }
+
+    /// Records an outcome produced on rank 0 (a collective's result).
+    pub(crate) fn resolve(&self, index: usize, outcome: Result<Payload>) {
         let inner = self.lock();
-        self.settle(inner, index, Err(error));
+        self.settle(inner, index, outcome);
     }
 
     fn settle(&self, mut inner: MutexGuard<'_, Inner>, index: usize, outcome: Result<Payload>) {
@@ -168,6 +190,18 @@ impl ResultState {
         }
         for callback in callbacks {
             run_callback(callback);
+        }
+    }
+
+    /// Runs `f` once every part is in: now if that is already so, else on
+    /// the callback thread.
+    fn when_done(&self, f: Callback) {
+        let mut inner = self.lock();
+        if self.is_done() {
+            drop(inner);
+            f();
+        } else {
+            inner.callbacks.push(f);
         }
     }
 
@@ -215,8 +249,9 @@ impl ResultState {
     }
 }
 
-/// Turns the parts of a finished submission into the user's value.
-type Finish<T> = dyn Fn(&[(usize, Result<Payload>)]) -> Result<T> + Send + Sync;
+/// Turns the parts of a finished submission into the user's value; may move
+/// a gathered payload out (leaving [`Payload::Taken`]).
+type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync;
 
 /// The result of a submission: a value to come from one or several engines.
 ///
@@ -275,7 +310,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
 impl<T: 'static> AsyncResult<T> {
     pub(crate) fn new(
         state: Arc<ResultState>,
-        finish: impl Fn(&[(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
+        finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
     ) -> Self {
         AsyncResult {
             state,
@@ -285,7 +320,9 @@ impl<T: 'static> AsyncResult<T> {
 
     /// A result that failed before anything was sent.
     pub(crate) fn failed(error: Error) -> Self {
-        AsyncResult::new(ResultState::new(0, &[]), move |_| Err(error.clone()))
+        AsyncResult::new(ResultState::new(0, &[]), move |_: &mut [_]| {
+            Err(error.clone())
+        })
     }
 
     /// The same submission, with `f` applied to its value.
@@ -295,6 +332,53 @@ impl<T: 'static> AsyncResult<T> {
     ) -> AsyncResult<U> {
         let finish = self.finish;
         AsyncResult::new(self.state, move |outcomes| finish(outcomes).map(&f))
+    }
+
+    /// The same submission, with the fallible `f` applied to its value.
+    pub(crate) fn and_then<U: 'static>(
+        self,
+        f: impl Fn(T) -> Result<U> + Send + Sync + 'static,
+    ) -> AsyncResult<U> {
+        let finish = self.finish;
+        AsyncResult::new(self.state, move |outcomes| finish(outcomes).and_then(&f))
+    }
+
+    /// One result made of several submissions' results, in order: ready when
+    /// all are, failing with the first failure.
+    pub(crate) fn join(results: Vec<AsyncResult<T>>) -> AsyncResult<Vec<T>> {
+        // Every part of every submission, in order, behind one state.
+        let engines: Vec<usize> = results
+            .iter()
+            .flat_map(|r| {
+                r.state
+                    .lock()
+                    .parts
+                    .iter()
+                    .map(|p| p.meta.engine)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let task = results
+            .first()
+            .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.task))
+            .unwrap_or(0);
+        let joined = ResultState::new(task, &engines);
+        let remaining = Arc::new(AtomicUsize::new(results.len()));
+        let handles = Arc::new(results.clone());
+        for result in results {
+            let joined = joined.clone();
+            let remaining = remaining.clone();
+            result.state.when_done(Box::new(move || {
+                if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    for index in 0..joined.lock().parts.len() {
+                        joined.resolve(index, Ok(Payload::Unit));
+                    }
+                }
+            }));
+        }
+        AsyncResult::new(joined, move |_: &mut [_]| {
+            handles.iter().map(AsyncResult::get).collect()
+        })
     }
 
     /// True once every engine has replied.
@@ -331,20 +415,23 @@ impl<T: 'static> AsyncResult<T> {
     }
 
     fn decode(&self) -> Result<T> {
-        let inner = self.state.lock();
-        let outcomes: Vec<(usize, Result<Payload>)> = inner
+        let mut inner = self.state.lock();
+        let mut outcomes: Vec<(usize, Result<Payload>)> = inner
             .parts
-            .iter()
+            .iter_mut()
             .map(|p| {
                 let outcome = p
                     .outcome
-                    .clone()
+                    .take()
                     .unwrap_or_else(|| Err(Error::Protocol("reply missing".into())));
                 (p.meta.engine, outcome)
             })
             .collect();
-        drop(inner);
-        (self.finish)(&outcomes)
+        let value = (self.finish)(&mut outcomes);
+        for (part, (_, outcome)) in inner.parts.iter_mut().zip(outcomes) {
+            part.outcome = Some(outcome);
+        }
+        value
     }
 
     /// True once done without any error (false while pending).

@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bulk::{ElemKind, ReduceOp};
 use crate::codec;
 use crate::error::{Error, Result};
 
@@ -61,8 +62,75 @@ pub(crate) enum Request {
     Keys { task: TaskId },
     /// Empty the namespace.
     Clear { task: TaskId },
+    /// Call a registered one-argument function once per item, in order.
+    Map {
+        task: TaskId,
+        function: u64,
+        items: Vec<Vec<u8>>,
+    },
+    /// Take part in a collective on a view's sub-communicator.
+    Collective {
+        task: TaskId,
+        group: GroupSpec,
+        op: CollectiveOp,
+    },
     /// Stop serving. `failed` means the client failed: exit non-zero at once.
     Shutdown { failed: bool },
+}
+
+/// A view's sub-communicator: rank 0 and the view's engines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GroupSpec {
+    /// Chosen by the controller; the same for every view over the same ranks.
+    pub id: u32,
+    /// World ranks, sorted (rank 0 first); sub-rank `s` is `ranks[s]`.
+    pub ranks: Vec<u32>,
+}
+
+impl GroupSpec {
+    /// The world ranks as `usize`.
+    pub(crate) fn world_ranks(&self) -> Vec<usize> {
+        self.ranks.iter().map(|&r| r as usize).collect()
+    }
+}
+
+/// What the stored value of a collective is: its type and, for bulk
+/// numeric data, its element type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ValueSpec {
+    pub fingerprint: u64,
+    pub type_name: String,
+    /// `Some` for bulk data moved as raw MPI buffers, `None` for codec bytes.
+    pub bulk: Option<ElemKind>,
+}
+
+/// An engine's part of a collective.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CollectiveOp {
+    /// Receive this engine's block (`MPI_Scatterv`) and store it as `name`.
+    Scatter {
+        name: String,
+        value: ValueSpec,
+        /// Elements (or bytes) per sub-rank.
+        counts: Vec<u64>,
+        /// Shape of each sub-rank's block (empty for codec bytes).
+        shapes: Vec<Vec<u64>>,
+    },
+    /// Receive a value (`MPI_Bcast`) and store it as `name`.
+    Broadcast {
+        name: String,
+        value: ValueSpec,
+        len: u64,
+        shape: Vec<u64>,
+    },
+    /// Lend `name` for a gather (or a reduce with `op`) and reply `Ready`.
+    Prepare {
+        name: String,
+        value: ValueSpec,
+        reduce: Option<ReduceOp>,
+    },
+    /// Run the prepared gather or reduce, or cancel it.
+    Go { proceed: bool },
 }
 
 /// Engine → controller.
@@ -77,6 +145,13 @@ pub(crate) enum Reply {
     },
     /// A request finished.
     Done(Done),
+    /// The value of a prepared gather or reduce is lent and ready.
+    Ready {
+        task: TaskId,
+        /// Elements (or bytes) this engine contributes.
+        len: u64,
+        shape: Vec<u64>,
+    },
     /// The engine has stopped serving and is about to finalize MPI.
     Goodbye,
 }
@@ -103,6 +178,8 @@ pub(crate) enum Outcome {
     Values(Vec<Typed>),
     /// The namespace's names, sorted.
     Keys(Vec<String>),
+    /// One encoded result per item of a `Map`.
+    Many(Vec<Vec<u8>>),
     /// Done, nothing to return.
     Unit,
     /// The request failed.

@@ -24,6 +24,44 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
         },
         Request::Keys { task: 10 },
         Request::Clear { task: 11 },
+        Request::Map {
+            task: 12,
+            function: 3,
+            items: vec![vec![1], vec![]],
+        },
+        Request::Collective {
+            task: 13,
+            group: GroupSpec {
+                id: 1,
+                ranks: vec![0, 2, 3],
+            },
+            op: CollectiveOp::Scatter {
+                name: "a".into(),
+                value: ValueSpec {
+                    fingerprint: 5,
+                    type_name: "Vec<f64>".into(),
+                    bulk: Some(crate::bulk::ElemKind::F64),
+                },
+                counts: vec![0, 3, 2],
+                shapes: vec![vec![0], vec![3], vec![2]],
+            },
+        },
+        Request::Collective {
+            task: 14,
+            group: GroupSpec {
+                id: 1,
+                ranks: vec![0, 1],
+            },
+            op: CollectiveOp::Prepare {
+                name: "a".into(),
+                value: ValueSpec {
+                    fingerprint: 5,
+                    type_name: "Vec<String>".into(),
+                    bulk: None,
+                },
+                reduce: Some(crate::bulk::ReduceOp::Max),
+            },
+        },
         Request::Shutdown { failed: true },
     ];
     let replies = vec![
@@ -53,6 +91,11 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                 backtrace: Some("bt".into()),
             }),
         }),
+        Reply::Ready {
+            task: 14,
+            len: 6,
+            shape: vec![3, 2],
+        },
         Reply::Goodbye,
     ];
     (requests, replies)

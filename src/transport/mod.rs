@@ -8,4 +8,4 @@
 
 pub(crate) mod mpi;
 
-pub(crate) use self::mpi::{Mpi, SendBuf};
+pub(crate) use self::mpi::{lend, Loan, Mpi, SendBuf};

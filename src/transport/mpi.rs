@@ -4,19 +4,26 @@
 //! One thread per rank owns the [`Mpi`] handle (MPI is initialized with
 //! `MPI_THREAD_FUNNELED`; rankview never needs `MPI_THREAD_MULTIPLE`). Control
 //! messages travel on a private duplicate of `MPI_COMM_WORLD`, so user code
-//! using the world communicator in a prelude cannot intercept them. Sends are
+//! using the world communicator in a prelude cannot intercept them; each view
+//! gets a sub-communicator of rank 0 and its engines for the collectives
+//! (scatter, gather, broadcast, reduce), created on first use. Sends are
 //! non-blocking (`MPI_Isend`) so that two ranks sending large messages to each
 //! other cannot deadlock; receives use matched probes (`MPI_Improbe` +
 //! `MPI_Mrecv`) so messages of any size arrive whole.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc};
 
+use mpi::collective::{Root, SystemOperation};
+use mpi::datatype::{AsDatatype, Partition, PartitionMut};
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::raw::AsRaw;
 use mpi::request::{Request, StaticScope};
-use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::Threading;
+use mpi::topology::{Communicator, Group as _, SimpleCommunicator};
+use mpi::{Count, Threading};
 
+use crate::bulk::{BufRef, BulkVec, ReduceOp};
 use crate::error::{Error, Result};
 
 /// Tag of every control message.
@@ -54,6 +61,7 @@ pub(crate) struct Mpi {
     // Field order is drop order: pending sends, then communicators, then the
     // universe (MPI_Finalize).
     pending: Vec<PendingSend>,
+    groups: HashMap<u32, SimpleCommunicator>,
     control: SimpleCommunicator,
     world: SimpleCommunicator,
     _universe: Universe,
@@ -75,6 +83,7 @@ impl Mpi {
         let control = world.duplicate();
         Ok(Mpi {
             pending: Vec::new(),
+            groups: HashMap::new(),
             control,
             world,
             _universe: universe,
@@ -173,5 +182,299 @@ impl Mpi {
 impl Drop for Mpi {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// A buffer lent to the MPI thread by a thread that waits until it comes back.
+///
+/// Made by [`lend`]; dropping the loan (anywhere, after any use) returns the
+/// buffer, and only then does `lend` return. This is what lets a collective
+/// on rank 0 read the caller's data in place instead of copying it.
+pub(crate) struct Loan {
+    buf: BufRef<'static>,
+    _returned: mpsc::Sender<()>,
+}
+
+impl Loan {
+    /// The lent buffer.
+    pub(crate) fn buf(&self) -> BufRef<'_> {
+        self.buf
+    }
+}
+
+/// Lends `buf` to `f` and blocks until the [`Loan`] given to `f` has been
+/// dropped, wherever `f` sent it.
+pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
+    let (returned_tx, returned_rx) = mpsc::channel::<()>();
+    // SAFETY: the `'static` lifetime is a lie that this function makes true:
+    // 1. the loan is the only holder of the extended reference, and holds
+    //    the only sender of `returned_rx`;
+    // 2. this function does not return before `returned_rx.recv()` reports
+    //    that every sender is gone, i.e. the loan was dropped (or leaked, in
+    //    which case this function never returns and `buf` stays borrowed);
+    // so `buf` is borrowed for as long as the loan can reach it.
+    let buf: BufRef<'static> = unsafe { std::mem::transmute::<BufRef<'_>, BufRef<'static>>(buf) };
+    let result = f(Loan {
+        buf,
+        _returned: returned_tx,
+    });
+    // Err means disconnected: the loan is gone.
+    let _ = returned_rx.recv();
+    result
+}
+
+/// Runs `$body` with `$v` bound to the typed slice inside a `BufRef`.
+macro_rules! with_buf {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            BufRef::F32($v) => $body,
+            BufRef::F64($v) => $body,
+            BufRef::I8($v) => $body,
+            BufRef::I16($v) => $body,
+            BufRef::I32($v) => $body,
+            BufRef::I64($v) => $body,
+            BufRef::U8($v) => $body,
+            BufRef::U16($v) => $body,
+            BufRef::U32($v) => $body,
+            BufRef::U64($v) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$v` bound to the typed vector inside a `BulkVec`.
+macro_rules! with_vec {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            BulkVec::F32($v) => $body,
+            BulkVec::F64($v) => $body,
+            BulkVec::I8($v) => $body,
+            BulkVec::I16($v) => $body,
+            BulkVec::I32($v) => $body,
+            BulkVec::I64($v) => $body,
+            BulkVec::U8($v) => $body,
+            BulkVec::U16($v) => $body,
+            BulkVec::U32($v) => $body,
+            BulkVec::U64($v) => $body,
+        }
+    };
+}
+
+fn counts_of(counts: &[usize]) -> Result<Vec<Count>> {
+    counts
+        .iter()
+        .map(|&c| crate::bulk::check_count(c))
+        .collect()
+}
+
+/// Displacements of consecutive blocks laid out in `order` (sub-rank order
+/// of the blocks in the buffer).
+fn displacements(counts: &[usize], order: &[usize]) -> Result<Vec<Count>> {
+    let mut displs = vec![0; counts.len()];
+    let mut offset = 0usize;
+    for &sub in order {
+        displs[sub] = crate::bulk::check_count(offset)?;
+        offset += counts[sub];
+    }
+    crate::bulk::check_count(offset)?;
+    Ok(displs)
+}
+
+fn mismatch(what: &str) -> Error {
+    Error::Mpi(format!("{what}: buffers of different element types"))
+}
+
+fn reduce_op(op: ReduceOp) -> SystemOperation {
+    match op {
+        ReduceOp::Sum => SystemOperation::sum(),
+        ReduceOp::Prod => SystemOperation::product(),
+        ReduceOp::Min => SystemOperation::min(),
+        ReduceOp::Max => SystemOperation::max(),
+    }
+}
+
+impl Mpi {
+    /// The sub-communicator `id` of the world `ranks` (sorted, rank 0
+    /// first), created with `MPI_Comm_create_group` on first use: collective
+    /// over those ranks only.
+    fn group(&mut self, id: u32, ranks: &[usize]) -> Result<&SimpleCommunicator> {
+        if !self.groups.contains_key(&id) {
+            let ranks: Vec<i32> = ranks
+                .iter()
+                .map(|&r| i32::try_from(r).map_err(|_| Error::Mpi(format!("no rank {r}"))))
+                .collect::<Result<_>>()?;
+            let tag = i32::try_from(id % 30_000).unwrap_or(0) + 100;
+            let group = self.control.group().include(&ranks);
+            let comm = self
+                .control
+                .split_by_subgroup_with_tag(&group, tag)
+                .ok_or_else(|| {
+                    Error::Mpi(format!("rank {} is not in group {ranks:?}", self.rank()))
+                })?;
+            self.groups.insert(id, comm);
+        }
+        self.groups
+            .get(&id)
+            .ok_or_else(|| Error::Mpi(format!("group {id} vanished")))
+    }
+
+    /// Creates (if needed) the sub-communicator of a view.
+    pub(crate) fn ensure_group(&mut self, id: u32, ranks: &[usize]) -> Result<()> {
+        self.group(id, ranks).map(|_| ())
+    }
+
+    /// Root side of `MPI_Scatterv` on group `id`: block `k` of `send` (in
+    /// `order`, sub-rank per block) goes to sub-rank `order[k]`; the root
+    /// keeps nothing (its count must be 0).
+    pub(crate) fn scatter_root(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        send: BufRef<'_>,
+        counts: &[usize],
+        order: &[usize],
+    ) -> Result<()> {
+        let counts32 = counts_of(counts)?;
+        let displs = displacements(counts, order)?;
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_buf!(send, v => {
+            let partition = Partition::new(v, &counts32[..], &displs[..]);
+            let mut nothing = v[..0].to_vec();
+            root.scatter_varcount_into_root(&partition, &mut nothing[..]);
+        });
+        Ok(())
+    }
+
+    /// Non-root side of `MPI_Scatterv`: fills `recv` (sized by the caller).
+    pub(crate) fn scatter_recv(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        recv: &mut BulkVec,
+    ) -> Result<()> {
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_vec!(recv, v => root.scatter_varcount_into(&mut v[..]));
+        Ok(())
+    }
+
+    /// Root side of `MPI_Gatherv`: sub-rank `s` contributes `counts[s]`
+    /// elements, laid out in `recv` in `order`.
+    pub(crate) fn gather_root(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        recv: &mut BulkVec,
+        counts: &[usize],
+        order: &[usize],
+    ) -> Result<()> {
+        let counts32 = counts_of(counts)?;
+        let displs = displacements(counts, order)?;
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_vec!(recv, v => {
+            let nothing = v[..0].to_vec();
+            let mut partition = PartitionMut::new(&mut v[..], &counts32[..], &displs[..]);
+            root.gather_varcount_into_root(&nothing[..], &mut partition);
+        });
+        Ok(())
+    }
+
+    /// Non-root side of `MPI_Gatherv`.
+    pub(crate) fn gather_send(&mut self, id: u32, ranks: &[usize], send: BufRef<'_>) -> Result<()> {
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_buf!(send, v => root.gather_varcount_into(v));
+        Ok(())
+    }
+
+    /// Root side of `MPI_Bcast`, from a buffer the root only reads.
+    pub(crate) fn broadcast_root(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        send: BufRef<'_>,
+    ) -> Result<()> {
+        crate::bulk::check_count(send.len())?;
+        let comm = self.group(id, ranks)?;
+        with_buf!(send, v => {
+            let (count, datatype) = (v.len() as Count, v.as_datatype());
+            // SAFETY: MPI_Bcast only reads the buffer at the root (MPI 4.0
+            // §6.4); the pointer and count describe `v`, a live slice of
+            // `count` elements of the datatype rsmpi derives for its type,
+            // borrowed for the whole (blocking) call.
+            unsafe {
+                mpi::ffi::MPI_Bcast(
+                    v.as_ptr() as *mut std::ffi::c_void,
+                    count,
+                    datatype.as_raw(),
+                    0,
+                    comm.as_raw(),
+                );
+            }
+        });
+        Ok(())
+    }
+
+    /// Non-root side of `MPI_Bcast`: fills `recv` (sized by the caller).
+    pub(crate) fn broadcast_recv(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        recv: &mut BulkVec,
+    ) -> Result<()> {
+        crate::bulk::check_count(recv.len())?;
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_vec!(recv, v => root.broadcast_into(&mut v[..]));
+        Ok(())
+    }
+
+    /// Root side of `MPI_Reduce`: the root contributes `own` (the identity)
+    /// and receives the reduction into `recv`.
+    pub(crate) fn reduce_root(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        own: &BulkVec,
+        recv: &mut BulkVec,
+        op: ReduceOp,
+    ) -> Result<()> {
+        crate::bulk::check_count(own.len())?;
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        macro_rules! arm {
+            ($variant:ident) => {
+                if let (BulkVec::$variant(send), BulkVec::$variant(out)) = (own, &mut *recv) {
+                    root.reduce_into_root(&send[..], &mut out[..], reduce_op(op));
+                    return Ok(());
+                }
+            };
+        }
+        arm!(F32);
+        arm!(F64);
+        arm!(I8);
+        arm!(I16);
+        arm!(I32);
+        arm!(I64);
+        arm!(U8);
+        arm!(U16);
+        arm!(U32);
+        arm!(U64);
+        Err(mismatch("reduce"))
+    }
+
+    /// Non-root side of `MPI_Reduce`.
+    pub(crate) fn reduce_send(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        send: BufRef<'_>,
+        op: ReduceOp,
+    ) -> Result<()> {
+        let comm = self.group(id, ranks)?;
+        let root = comm.process_at_rank(0);
+        with_buf!(send, v => root.reduce_into(v, reduce_op(op)));
+        Ok(())
     }
 }

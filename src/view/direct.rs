@@ -13,14 +13,17 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::bulk::{self, BulkVec};
 use crate::client::Client;
 use crate::codec;
+use crate::controller::{Buffer, CollectiveKind};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
-use crate::protocol::{Request, Typed};
+use crate::protocol::{Request, Typed, ValueSpec};
 use crate::registry::registry;
 use crate::remote::{Args, RemoteFn};
 use crate::result::{AsyncResult, Payload};
+use crate::transport;
 use crate::view::{Many, Shape};
 
 /// A set of engines driven together (ipyparallel's `DirectView`).
@@ -48,8 +51,8 @@ use crate::view::{Many, Shape};
 /// });
 /// ```
 pub struct DirectView<S: Shape = Many> {
-    client: Client,
-    targets: Arc<[usize]>,
+    pub(super) client: Client,
+    pub(super) targets: Arc<[usize]>,
     _shape: PhantomData<S>,
 }
 
@@ -105,21 +108,21 @@ fn typed<T: Value>(value: &T) -> Result<Typed> {
     })
 }
 
-fn decode_value<R: DeserializeOwned>(_: usize, payload: &Payload) -> Result<R> {
+fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
     match payload {
         Payload::Value(bytes) => codec::decode(bytes),
         other => Err(unexpected(other)),
     }
 }
 
-fn decode_unit(_: usize, payload: &Payload) -> Result<()> {
+fn decode_unit(_: usize, payload: &mut Payload) -> Result<()> {
     match payload {
         Payload::Unit => Ok(()),
         other => Err(unexpected(other)),
     }
 }
 
-fn decode_keys(_: usize, payload: &Payload) -> Result<Vec<String>> {
+fn decode_keys(_: usize, payload: &mut Payload) -> Result<Vec<String>> {
     match payload {
         Payload::Keys(keys) => Ok(keys.clone()),
         other => Err(unexpected(other)),
@@ -130,7 +133,7 @@ fn decode_keys(_: usize, payload: &Payload) -> Result<Vec<String>> {
 fn decode_pulled<T: DeserializeOwned + 'static>(
     engine: usize,
     name: &str,
-    payload: &Payload,
+    payload: &mut Payload,
 ) -> Result<T> {
     match payload {
         Payload::Values(values) if values.len() == 1 => {
@@ -218,11 +221,65 @@ impl<S: Shape> DirectView<S> {
     }
 
     /// Stores `value` under `name` on every engine of the view.
+    ///
+    /// Numeric data (an [`Element`](crate::Element), a `Vec` or an `ndarray`
+    /// array of them) is broadcast as a raw buffer (`MPI_Bcast`, read in
+    /// place; this call returns once it has been sent). Other values are
+    /// encoded once and broadcast to a view of several engines, or sent
+    /// point to point to a single engine.
     pub fn push<T: Value>(&self, name: &str, value: &T) -> AsyncResult<()> {
+        let fingerprint = codec::fingerprint::<T>();
+        if let Some(entry) = bulk::table().get(&fingerprint) {
+            if let Some((buf, shape)) = (entry.view)(value) {
+                let spec = ValueSpec {
+                    fingerprint,
+                    type_name: entry.type_name.to_string(),
+                    bulk: Some(entry.elem),
+                };
+                return transport::lend(buf, |loan| {
+                    self.broadcast(name, spec, Buffer::Lent(loan), shape)
+                });
+            }
+        }
+        if self.len() > 1 {
+            let spec = ValueSpec {
+                fingerprint,
+                type_name: type_name::<T>().to_string(),
+                bulk: None,
+            };
+            return match codec::encode(value) {
+                Ok(bytes) => {
+                    self.broadcast(name, spec, Buffer::Owned(BulkVec::U8(bytes)), Vec::new())
+                }
+                Err(e) => AsyncResult::failed(e),
+            };
+        }
         match Values::new().with(name, value) {
             Ok(values) => self.push_values(values),
             Err(e) => AsyncResult::failed(e),
         }
+    }
+
+    fn broadcast(
+        &self,
+        name: &str,
+        value: ValueSpec,
+        data: Buffer,
+        shape: Vec<usize>,
+    ) -> AsyncResult<()> {
+        if let Err(e) = bulk::check_count(data.len()) {
+            return AsyncResult::failed(e);
+        }
+        self.client.collective(
+            &self.targets,
+            CollectiveKind::Broadcast {
+                name: name.to_string(),
+                value,
+                data,
+                shape,
+            },
+            super::collective::finish_units,
+        )
     }
 
     /// Stores several named values on every engine of the view.

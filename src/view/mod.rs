@@ -6,8 +6,10 @@
 //! `rc.all()`) a `Vec` in target order, as ipyparallel's `rc[0]` and `rc[:]`
 //! do. Sending and tracking requests is left to the client and controller.
 
+pub mod collective;
 pub mod direct;
 
+pub use collective::{Gather, OneArg, Reducible, Scatter};
 pub use direct::DirectView;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,442 @@
+//! Bulk data: the numeric containers that travel as raw MPI buffers.
+//!
+//! `Vec<E>` and `ndarray` arrays of a plain numeric element `E` ([`Element`])
+//! never go through the codec: they are split, sent and rebuilt as typed
+//! buffers. This module owns the closed set of such types (ten element types
+//! times a scalar and six containers), their type-erased forms ([`BulkVec`], [`BufRef`])
+//! that the transport moves, the table that rebuilds a typed value from a
+//! buffer on an engine, and the partition rule of `scatter`. Running the
+//! collectives is left to the transport; deciding when to the controller.
+
+use std::any::{type_name, Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix3, Ix4, IxDyn};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::namespace::{Stored, Value};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A plain numeric element type that travels as a raw MPI buffer:
+/// `f32`, `f64`, `i8` to `i64` and `u8` to `u64`.
+pub trait Element: sealed::Sealed + Value + Copy + Default + PartialOrd {
+    #[doc(hidden)]
+    fn wrap(values: Vec<Self>) -> BulkVec;
+    #[doc(hidden)]
+    fn unwrap(bulk: BulkVec) -> Option<Vec<Self>>;
+    #[doc(hidden)]
+    fn slice(values: &[Self]) -> BufRef<'_>;
+    /// The identity of a reduction on this type.
+    #[doc(hidden)]
+    fn identity(op: ReduceOp) -> Self;
+}
+
+/// A reduction of numeric values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReduceOp {
+    /// Element-wise sum.
+    Sum,
+    /// Element-wise product.
+    Prod,
+    /// Element-wise minimum.
+    Min,
+    /// Element-wise maximum.
+    Max,
+}
+
+macro_rules! elements {
+    ($($t:ident => $v:ident, $min:expr, $max:expr;)*) => {
+        /// An owned typed buffer of any element type.
+        #[doc(hidden)]
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum BulkVec { $($v(Vec<$t>),)* }
+
+        /// A borrowed typed buffer of any element type.
+        #[doc(hidden)]
+        #[derive(Debug, Clone, Copy)]
+        pub enum BufRef<'a> { $($v(&'a [$t]),)* }
+
+        /// Which element type a buffer holds.
+        #[doc(hidden)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum ElemKind { $($v,)* }
+
+        $(
+            impl sealed::Sealed for $t {}
+            impl Element for $t {
+                fn wrap(values: Vec<Self>) -> BulkVec { BulkVec::$v(values) }
+                fn unwrap(bulk: BulkVec) -> Option<Vec<Self>> {
+                    match bulk { BulkVec::$v(v) => Some(v), _ => None }
+                }
+                fn slice(values: &[Self]) -> BufRef<'_> { BufRef::$v(values) }
+                fn identity(op: ReduceOp) -> Self {
+                    match op {
+                        ReduceOp::Sum => 0 as $t,
+                        ReduceOp::Prod => 1 as $t,
+                        ReduceOp::Min => $max,
+                        ReduceOp::Max => $min,
+                    }
+                }
+            }
+        )*
+
+        impl BulkVec {
+            /// A zeroed buffer of `len` elements of `kind`.
+            pub(crate) fn zeroed(kind: ElemKind, len: usize) -> BulkVec {
+                match kind { $(ElemKind::$v => BulkVec::$v(vec![<$t>::default(); len]),)* }
+            }
+            /// Number of elements.
+            pub(crate) fn len(&self) -> usize {
+                match self { $(BulkVec::$v(v) => v.len(),)* }
+            }
+            /// `len` copies of the identity of `op` for `kind`.
+            pub(crate) fn identity(kind: ElemKind, op: ReduceOp, len: usize) -> BulkVec {
+                match kind { $(ElemKind::$v => BulkVec::$v(vec![<$t as Element>::identity(op); len]),)* }
+            }
+            /// The buffer, borrowed.
+            pub(crate) fn as_ref(&self) -> BufRef<'_> {
+                match self { $(BulkVec::$v(v) => BufRef::$v(v),)* }
+            }
+        }
+
+        impl BufRef<'_> {
+            /// Number of elements.
+            pub(crate) fn len(&self) -> usize {
+                match self { $(BufRef::$v(v) => v.len(),)* }
+            }
+            /// Which element type this is.
+            pub(crate) fn kind(&self) -> ElemKind {
+                match self { $(BufRef::$v(_) => ElemKind::$v,)* }
+            }
+        }
+
+        /// Expands `$mac!(T)` for every element type `T`.
+        macro_rules! for_each_element {
+            ($mac:ident) => { $($mac!($t);)* };
+        }
+    };
+}
+
+elements! {
+    f32 => F32, f32::NEG_INFINITY, f32::INFINITY;
+    f64 => F64, f64::NEG_INFINITY, f64::INFINITY;
+    i8 => I8, i8::MIN, i8::MAX;
+    i16 => I16, i16::MIN, i16::MAX;
+    i32 => I32, i32::MIN, i32::MAX;
+    i64 => I64, i64::MIN, i64::MAX;
+    u8 => U8, u8::MIN, u8::MAX;
+    u16 => U16, u16::MIN, u16::MAX;
+    u32 => U32, u32::MIN, u32::MAX;
+    u64 => U64, u64::MIN, u64::MAX;
+}
+
+#[allow(clippy::single_component_path_imports)]
+pub(crate) use for_each_element;
+
+/// How a stored bulk value is laid out: its shape (rows first).
+pub(crate) type Shape = Vec<usize>;
+
+/// What the engine knows about one bulk type, found by fingerprint.
+pub(crate) struct BulkType {
+    pub elem: ElemKind,
+    pub type_name: &'static str,
+    /// Rebuilds a value of this type from a buffer and a shape.
+    pub build: fn(BulkVec, Shape) -> Result<Arc<dyn Stored>>,
+    /// Decodes a value of this type from codec bytes.
+    pub decode: fn(&[u8]) -> Result<Arc<dyn Stored>>,
+    /// Views a value of this type in place, if it is laid out row-major.
+    pub view: fn(&dyn Any) -> Option<(BufRef<'_>, Shape)>,
+    /// Views a stored value of this type as a buffer and its shape, copying
+    /// only when the value is not in standard (row-major contiguous) layout.
+    pub lend: fn(Arc<dyn Stored>) -> Option<Lent>,
+}
+
+/// A bulk value lent by the execution thread to the MPI thread.
+pub(crate) struct Lent {
+    holder: Arc<dyn Any + Send + Sync>,
+    view: fn(&(dyn Any + Send + Sync)) -> Option<BufRef<'_>>,
+    pub shape: Shape,
+}
+
+impl Lent {
+    /// The lent elements, in row-major order.
+    pub(crate) fn buf(&self) -> Option<BufRef<'_>> {
+        (self.view)(&*self.holder)
+    }
+}
+
+/// A container of elements that can be rebuilt from a flat buffer.
+trait Container: Value + Sized {
+    type Elem: Element;
+    fn build(data: Vec<Self::Elem>, shape: &[usize]) -> Result<Self>;
+    /// Row-major contiguous elements, if the value is laid out that way.
+    fn contiguous(&self) -> Option<&[Self::Elem]>;
+    fn shape(&self) -> Shape;
+    fn standard_copy(&self) -> Vec<Self::Elem>;
+}
+
+impl<E: Element> Container for E {
+    type Elem = E;
+    fn build(data: Vec<E>, _: &[usize]) -> Result<Self> {
+        match data.as_slice() {
+            [one] => Ok(*one),
+            other => Err(Error::Protocol(format!(
+                "{} values for one scalar",
+                other.len()
+            ))),
+        }
+    }
+    fn contiguous(&self) -> Option<&[E]> {
+        Some(std::slice::from_ref(self))
+    }
+    fn shape(&self) -> Shape {
+        Vec::new()
+    }
+    fn standard_copy(&self) -> Vec<E> {
+        vec![*self]
+    }
+}
+
+impl<E: Element> Container for Vec<E> {
+    type Elem = E;
+    fn build(data: Vec<E>, _: &[usize]) -> Result<Self> {
+        Ok(data)
+    }
+    fn contiguous(&self) -> Option<&[E]> {
+        Some(self)
+    }
+    fn shape(&self) -> Shape {
+        vec![self.len()]
+    }
+    fn standard_copy(&self) -> Vec<E> {
+        self.clone()
+    }
+}
+
+impl<E: Element, D: Dimension + serde::Serialize + serde::de::DeserializeOwned + 'static> Container
+    for Array<E, D>
+{
+    type Elem = E;
+    fn build(data: Vec<E>, shape: &[usize]) -> Result<Self> {
+        let dyn_array = ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map_err(|e| Error::Protocol(format!("bad array shape {shape:?}: {e}")))?;
+        dyn_array
+            .into_dimensionality::<D>()
+            .map_err(|e| Error::Protocol(format!("bad array dimension {shape:?}: {e}")))
+    }
+    fn contiguous(&self) -> Option<&[E]> {
+        self.as_slice()
+    }
+    fn shape(&self) -> Shape {
+        self.shape().to_vec()
+    }
+    fn standard_copy(&self) -> Vec<E> {
+        self.iter().copied().collect()
+    }
+}
+
+fn build_of<C: Container>(data: BulkVec, shape: Shape) -> Result<Arc<dyn Stored>> {
+    let data = C::Elem::unwrap(data).ok_or_else(|| {
+        Error::Protocol(format!(
+            "buffer of the wrong element type for {}",
+            type_name::<C>()
+        ))
+    })?;
+    Ok(Arc::new(C::build(data, &shape)?))
+}
+
+fn decode_of<C: Container>(bytes: &[u8]) -> Result<Arc<dyn Stored>> {
+    Ok(Arc::new(codec::decode::<C>(bytes)?))
+}
+
+fn borrow_of<C: Container>(value: &dyn Any) -> Option<(BufRef<'_>, Shape)> {
+    let value = value.downcast_ref::<C>()?;
+    Some((C::Elem::slice(value.contiguous()?), value.shape()))
+}
+
+fn view_of<C: Container>(holder: &(dyn Any + Send + Sync)) -> Option<BufRef<'_>> {
+    if let Some(value) = holder.downcast_ref::<C>() {
+        return value.contiguous().map(C::Elem::slice);
+    }
+    holder
+        .downcast_ref::<Vec<C::Elem>>()
+        .map(|v| C::Elem::slice(v))
+}
+
+fn lend_of<C: Container>(stored: Arc<dyn Stored>) -> Option<Lent> {
+    let any: Arc<dyn Any + Send + Sync> = stored.into_any();
+    let value = any.downcast_ref::<C>()?;
+    let shape = value.shape();
+    if value.contiguous().is_some() {
+        return Some(Lent {
+            holder: any,
+            view: view_of::<C>,
+            shape,
+        });
+    }
+    // Not row-major contiguous: lend a standard-layout copy instead.
+    let copy: Arc<dyn Any + Send + Sync> = Arc::new(value.standard_copy());
+    Some(Lent {
+        holder: copy,
+        view: view_of::<C>,
+        shape,
+    })
+}
+
+/// A typed buffer as `Box<dyn Any>` holding its `Vec<E>`.
+pub(crate) fn boxed(data: BulkVec) -> Box<dyn Any> {
+    macro_rules! arm {
+        ($($v:ident),*) => {
+            match data { $(BulkVec::$v(v) => Box::new(v),)* }
+        };
+    }
+    arm!(F32, F64, I8, I16, I32, I64, U8, U16, U32, U64)
+}
+
+/// An array of `shape` from row-major elements.
+pub(crate) fn array_from<E: Element, D>(data: Vec<E>, shape: &[usize]) -> Result<Array<E, D>>
+where
+    D: Dimension + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    <Array<E, D> as Container>::build(data, shape)
+}
+
+/// Every bulk type, by fingerprint.
+pub(crate) fn table() -> &'static HashMap<u64, BulkType> {
+    static TABLE: OnceLock<HashMap<u64, BulkType>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        fn add<C: Container>(table: &mut HashMap<u64, BulkType>) {
+            let elem = C::Elem::slice(&[]).kind();
+            table.insert(
+                codec::fingerprint::<C>(),
+                BulkType {
+                    elem,
+                    type_name: type_name::<C>(),
+                    build: build_of::<C>,
+                    decode: decode_of::<C>,
+                    view: borrow_of::<C>,
+                    lend: lend_of::<C>,
+                },
+            );
+        }
+        macro_rules! add_all {
+            ($t:ty) => {
+                add::<$t>(&mut table);
+                add::<Vec<$t>>(&mut table);
+                add::<Array<$t, Ix1>>(&mut table);
+                add::<Array<$t, Ix2>>(&mut table);
+                add::<Array<$t, Ix3>>(&mut table);
+                add::<Array<$t, Ix4>>(&mut table);
+                add::<Array<$t, IxDyn>>(&mut table);
+            };
+        }
+        for_each_element!(add_all);
+        table
+    })
+}
+
+/// True if `T` is one of the element types.
+pub(crate) fn is_element<T: 'static>() -> bool {
+    macro_rules! check {
+        ($t:ty) => {
+            if TypeId::of::<T>() == TypeId::of::<$t>() {
+                return true;
+            }
+        };
+    }
+    for_each_element!(check);
+    false
+}
+
+/// How `scatter` deals items out to engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// ipyparallel's default: engine `k` gets one contiguous block; the
+    /// first `n % p` engines get one item more (1000 over 7: six of 143, one of 142).
+    #[default]
+    Block,
+    /// Item `i` goes to engine `i % p`, like ipyparallel's `RoundRobinMap`.
+    RoundRobin,
+}
+
+/// How many items each of `parts` engines gets under the block rule.
+pub(crate) fn block_counts(items: usize, parts: usize) -> Vec<usize> {
+    let base = items / parts.max(1);
+    let extra = items % parts.max(1);
+    (0..parts).map(|k| base + usize::from(k < extra)).collect()
+}
+
+/// The item indices engine `k` of `parts` gets under `distribution`.
+pub(crate) fn indices(
+    items: usize,
+    parts: usize,
+    k: usize,
+    distribution: Distribution,
+) -> Vec<usize> {
+    match distribution {
+        Distribution::Block => {
+            let counts = block_counts(items, parts);
+            let start: usize = counts[..k].iter().sum();
+            (start..start + counts[k]).collect()
+        }
+        Distribution::RoundRobin => (k..items).step_by(parts.max(1)).collect(),
+    }
+}
+
+/// Refuses element counts MPI's `int` counts cannot express.
+pub(crate) fn check_count(elements: usize) -> Result<i32> {
+    i32::try_from(elements).map_err(|_| {
+        Error::Usage(format!(
+            "{elements} elements exceed MPI's count limit of {} per collective; \
+             split the data into smaller pieces",
+            i32::MAX
+        ))
+    })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn block_rule_matches_ipyparallel() {
+        let counts = block_counts(1000, 7);
+        assert_eq!(counts, vec![143, 143, 143, 143, 143, 143, 142]);
+        assert_eq!(block_counts(2, 4), vec![1, 1, 0, 0]);
+        assert_eq!(indices(10, 3, 1, Distribution::Block), vec![4, 5, 6]);
+        assert_eq!(indices(10, 3, 1, Distribution::RoundRobin), vec![1, 4, 7]);
+        assert_eq!(
+            indices(2, 4, 3, Distribution::RoundRobin),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn table_rebuilds_and_lends_every_container() {
+        let t = table();
+        assert_eq!(t.len(), 70);
+        let entry = &t[&codec::fingerprint::<ndarray::Array2<f64>>()];
+        let value =
+            (entry.build)(BulkVec::F64(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), vec![3, 2]).unwrap();
+        let lent = (entry.lend)(value).unwrap();
+        assert_eq!(lent.shape, vec![3, 2]);
+        assert_eq!(lent.buf().unwrap().len(), 6);
+        // A transposed (non-contiguous) array is lent as a row-major copy.
+        let m = ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let t_owned: ndarray::Array2<f64> = m.t().to_owned();
+        let stored: Arc<dyn Stored> = Arc::new(t_owned.clone());
+        let lent = (entry.lend)(stored).unwrap();
+        match lent.buf().unwrap() {
+            BufRef::F64(v) => assert_eq!(v, t_owned.iter().copied().collect::<Vec<_>>()),
+            other => panic!("{other:?}"),
+        }
+        assert!(is_element::<u16>() && !is_element::<String>());
+        assert!(check_count(usize::MAX).is_err());
+    }
+}

@@ -1,0 +1,600 @@
+//! The collective operations of a `DirectView`: scatter, gather, broadcast
+//! push, reduce and map.
+//!
+//! Each view's collectives run on a sub-communicator of rank 0 and the view's
+//! engines. Bulk numeric data ([`Element`] vectors and `ndarray` arrays)
+//! moves as raw MPI buffers (`MPI_Scatterv`, `MPI_Gatherv`, `MPI_Bcast`,
+//! `MPI_Reduce`); other serde data moves as codec bytes through the same
+//! collectives. [`Scatter`] and [`Gather`] say how a container is split and
+//! put back together; the controller runs the MPI side.
+
+use std::any::{type_name, Any};
+use std::sync::Arc;
+
+use ndarray::{Array, ArrayBase, Axis, Data, Dimension, RemoveAxis};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::bulk::{self, for_each_element, BufRef, BulkVec, Distribution, Element, ReduceOp};
+use crate::client::Client;
+use crate::codec;
+use crate::controller::{Buffer, CollectiveKind};
+use crate::error::{Error, Result};
+use crate::namespace::Value;
+use crate::protocol::{Request, ValueSpec, WireArg};
+use crate::registry::registry;
+use crate::remote::{IntoArg, RemoteFn};
+use crate::result::{AsyncResult, Gathered, Payload};
+use crate::transport;
+use crate::view::{DirectView, Many, Shape};
+
+/// How a container is split for a scatter: the data (borrowed when it can be
+/// sent in place), what each target gets and the type stored on engines.
+#[doc(hidden)]
+pub struct ScatterPlan<'a> {
+    data: PlanData<'a>,
+    /// Elements (bulk) or bytes (codec) per target, in target order.
+    counts: Vec<usize>,
+    /// Shape of each target's block (bulk only).
+    shapes: Vec<Vec<usize>>,
+    value: ValueSpec,
+}
+
+enum PlanData<'a> {
+    Borrowed(BufRef<'a>),
+    Owned(BulkVec),
+}
+
+/// A container that [`DirectView::scatter`] can split along its first axis:
+/// `Vec<T>` of any serde type, and `ndarray` arrays (owned or views, any
+/// layout) of an [`Element`] type with 1 to 4 dimensions or `IxDyn`.
+pub trait Scatter {
+    #[doc(hidden)]
+    fn plan(&self, parts: usize, distribution: Distribution) -> Result<ScatterPlan<'_>>;
+}
+
+/// A container that [`DirectView::gather`] can assemble: `Vec<T>` of any
+/// serde type (the engines' vectors concatenated in target order), and
+/// `ndarray` arrays of an [`Element`] type (stacked along axis 0).
+pub trait Gather: Sized + 'static {
+    #[doc(hidden)]
+    fn spec() -> Result<GatherSpec>;
+    #[doc(hidden)]
+    fn assemble(gathered: Gathered) -> Result<Self>;
+}
+
+/// What a gather asks of every engine.
+#[doc(hidden)]
+pub struct GatherSpec {
+    value: ValueSpec,
+}
+
+/// A numeric value that [`DirectView::reduce`] combines with `MPI_Reduce`:
+/// an [`Element`], a `Vec` of them, or an `ndarray` array of them
+/// (element-wise; every engine's value must have the same length).
+pub trait Reducible: Gather {}
+
+impl<E: Element> Reducible for E {}
+impl<E: Element> Reducible for Vec<E> {}
+impl<E: Element, D: Dimension + Serialize + DeserializeOwned + 'static> Reducible for Array<E, D> {}
+
+fn bulk_spec<C: 'static>() -> Result<ValueSpec> {
+    let fingerprint = codec::fingerprint::<C>();
+    let entry = bulk::table().get(&fingerprint).ok_or_else(|| {
+        Error::Usage(format!(
+            "{} cannot travel as a raw buffer (arrays need 1 to 4 dimensions or IxDyn)",
+            type_name::<C>()
+        ))
+    })?;
+    Ok(ValueSpec {
+        fingerprint,
+        type_name: entry.type_name.to_string(),
+        bulk: Some(entry.elem),
+    })
+}
+
+fn codec_spec<C: 'static>() -> ValueSpec {
+    ValueSpec {
+        fingerprint: codec::fingerprint::<C>(),
+        type_name: type_name::<C>().to_string(),
+        bulk: None,
+    }
+}
+
+/// Splits a slice of elements into blocks, in place when it can.
+fn element_plan<'a, E: Element>(
+    values: &'a [E],
+    row: usize,
+    rest: &[usize],
+    rows: usize,
+    parts: usize,
+    distribution: Distribution,
+    value: ValueSpec,
+) -> ScatterPlan<'a> {
+    let per_target: Vec<Vec<usize>> = (0..parts)
+        .map(|k| bulk::indices(rows, parts, k, distribution))
+        .collect();
+    let data = match distribution {
+        Distribution::Block => PlanData::Borrowed(E::slice(values)),
+        Distribution::RoundRobin => {
+            let mut reordered = Vec::with_capacity(values.len());
+            for rows in &per_target {
+                for &r in rows {
+                    reordered.extend_from_slice(&values[r * row..(r + 1) * row]);
+                }
+            }
+            PlanData::Owned(E::wrap(reordered))
+        }
+    };
+    let shapes: Vec<Vec<usize>> = per_target
+        .iter()
+        .map(|rows| {
+            std::iter::once(rows.len())
+                .chain(rest.iter().copied())
+                .collect()
+        })
+        .collect();
+    ScatterPlan {
+        data,
+        counts: per_target.iter().map(|r| r.len() * row).collect(),
+        shapes,
+        value,
+    }
+}
+
+impl<T: Value> Scatter for Vec<T> {
+    fn plan(&self, parts: usize, distribution: Distribution) -> Result<ScatterPlan<'_>> {
+        let any: &dyn Any = self;
+        macro_rules! try_element {
+            ($t:ty) => {
+                if let Some(values) = any.downcast_ref::<Vec<$t>>() {
+                    let value = bulk_spec::<Vec<$t>>()?;
+                    return Ok(element_plan(
+                        values,
+                        1,
+                        &[],
+                        values.len(),
+                        parts,
+                        distribution,
+                        value,
+                    ));
+                }
+            };
+        }
+        for_each_element!(try_element);
+        // Any other serde type: each target's block encoded as a Vec<T>.
+        let mut bytes = Vec::new();
+        let mut counts = Vec::with_capacity(parts);
+        for k in 0..parts {
+            let block: Vec<&T> = bulk::indices(self.len(), parts, k, distribution)
+                .into_iter()
+                .map(|i| &self[i])
+                .collect();
+            let encoded = codec::encode(&block)?;
+            counts.push(encoded.len());
+            bytes.extend_from_slice(&encoded);
+        }
+        Ok(ScatterPlan {
+            data: PlanData::Owned(BulkVec::U8(bytes)),
+            counts,
+            shapes: vec![Vec::new(); parts],
+            value: codec_spec::<Vec<T>>(),
+        })
+    }
+}
+
+impl<E, S, D> Scatter for ArrayBase<S, D>
+where
+    E: Element,
+    S: Data<Elem = E>,
+    D: Dimension + RemoveAxis + Serialize + DeserializeOwned + 'static,
+{
+    fn plan(&self, parts: usize, distribution: Distribution) -> Result<ScatterPlan<'_>> {
+        let value = bulk_spec::<Array<E, D>>()?;
+        let shape = self.shape();
+        let Some((&rows, rest)) = shape.split_first() else {
+            return Err(Error::Usage("cannot scatter a 0-dimensional array".into()));
+        };
+        let row: usize = rest.iter().product();
+        match self.as_slice() {
+            // Standard layout: blocks of rows are contiguous, send in place.
+            Some(values) => Ok(element_plan(
+                values,
+                row,
+                rest,
+                rows,
+                parts,
+                distribution,
+                value,
+            )),
+            // Any other layout (transposed, stepped): copy rows in order.
+            None => {
+                let per_target: Vec<Vec<usize>> = (0..parts)
+                    .map(|k| bulk::indices(rows, parts, k, distribution))
+                    .collect();
+                let mut data = Vec::with_capacity(rows * row);
+                for r in per_target.iter().flatten() {
+                    data.extend(self.index_axis(Axis(0), *r).iter().copied());
+                }
+                Ok(ScatterPlan {
+                    data: PlanData::Owned(E::wrap(data)),
+                    counts: per_target.iter().map(|r| r.len() * row).collect(),
+                    shapes: per_target
+                        .iter()
+                        .map(|r| {
+                            std::iter::once(r.len())
+                                .chain(rest.iter().copied())
+                                .collect()
+                        })
+                        .collect(),
+                    value,
+                })
+            }
+        }
+    }
+}
+
+impl<T: Value> Gather for Vec<T> {
+    fn spec() -> Result<GatherSpec> {
+        let value = if bulk::is_element::<T>() {
+            bulk_spec::<Vec<T>>()?
+        } else {
+            codec_spec::<Vec<T>>()
+        };
+        Ok(GatherSpec { value })
+    }
+
+    fn assemble(gathered: Gathered) -> Result<Self> {
+        match gathered.data {
+            BulkVec::U8(bytes) if !bulk::is_element::<T>() => {
+                let mut all = Vec::new();
+                let mut offset = 0;
+                for (len, _) in &gathered.parts {
+                    let mut part: Vec<T> = codec::decode(&bytes[offset..offset + len])?;
+                    all.append(&mut part);
+                    offset += len;
+                }
+                Ok(all)
+            }
+            data => {
+                let boxed: Box<dyn Any> = bulk::boxed(data);
+                boxed.downcast::<Vec<T>>().map(|b| *b).map_err(|_| {
+                    Error::Protocol(format!(
+                        "gathered buffer is not a {}",
+                        type_name::<Vec<T>>()
+                    ))
+                })
+            }
+        }
+    }
+}
+
+impl<E: Element> Gather for E {
+    fn spec() -> Result<GatherSpec> {
+        Ok(GatherSpec {
+            value: bulk_spec::<E>()?,
+        })
+    }
+
+    fn assemble(gathered: Gathered) -> Result<Self> {
+        let values = E::unwrap(gathered.data)
+            .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
+        match values.as_slice() {
+            [one] => Ok(*one),
+            other => Err(Error::Usage(format!(
+                "expected one {} per engine, got {} values",
+                type_name::<E>(),
+                other.len()
+            ))),
+        }
+    }
+}
+
+impl<E, D> Gather for Array<E, D>
+where
+    E: Element,
+    D: Dimension + Serialize + DeserializeOwned + 'static,
+{
+    fn spec() -> Result<GatherSpec> {
+        Ok(GatherSpec {
+            value: bulk_spec::<Array<E, D>>()?,
+        })
+    }
+
+    fn assemble(gathered: Gathered) -> Result<Self> {
+        let values = E::unwrap(gathered.data)
+            .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
+        let mut rows = 0;
+        let mut rest: Option<Vec<usize>> = None;
+        for (_, shape) in &gathered.parts {
+            let Some((&r, tail)) = shape.split_first() else {
+                return Err(Error::Usage("cannot gather 0-dimensional arrays".into()));
+            };
+            match &rest {
+                Some(expected) if expected.as_slice() != tail => {
+                    return Err(Error::Usage(format!(
+                        "engines hold arrays of different shapes ({expected:?} vs {tail:?} after axis 0)"
+                    )))
+                }
+                Some(_) => {}
+                None => rest = Some(tail.to_vec()),
+            }
+            rows += r;
+        }
+        let shape: Vec<usize> = std::iter::once(rows)
+            .chain(rest.unwrap_or_default())
+            .collect();
+        bulk::array_from(values, &shape)
+    }
+}
+
+/// Puts the outcomes of a collective with one assembled payload together.
+fn finish_gathered<T: Gather>(outcomes: &mut [(usize, Result<Payload>)]) -> Result<T> {
+    let mut errors = Vec::new();
+    let mut gathered = None;
+    for (_, outcome) in outcomes.iter_mut() {
+        match outcome {
+            Err(e) => errors.push(e.clone()),
+            Ok(Payload::Taken) => {
+                return Err(Error::Usage(
+                    "this gathered value was already moved out by an earlier get(); \
+                     keep the value that call returned"
+                        .into(),
+                ))
+            }
+            Ok(payload @ Payload::Gathered(_)) => {
+                if let Payload::Gathered(g) = std::mem::replace(payload, Payload::Taken) {
+                    gathered = Some(g);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(Error::Composite(errors)),
+    }
+    let gathered =
+        gathered.ok_or_else(|| Error::Protocol("the collective brought no data back".into()))?;
+    T::assemble(gathered)
+}
+
+/// Puts the per-engine `()`s of a collective together.
+pub(super) fn finish_units(outcomes: &mut [(usize, Result<Payload>)]) -> Result<()> {
+    let errors: Vec<Error> = outcomes
+        .iter()
+        .filter_map(|(_, o)| o.as_ref().err().cloned())
+        .collect();
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.into_iter().next().unwrap_or(Error::Shutdown)),
+        _ => Err(Error::Composite(errors)),
+    }
+}
+
+impl<S: Shape> DirectView<S> {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Splits `data` along its first axis and stores one block on each engine
+    /// of the view under `name` (ipyparallel's `scatter`): `n / p` items each,
+    /// the first `n % p` engines one more. Fewer items than engines leave some
+    /// engines with empty blocks. Numeric data moves by `MPI_Scatterv`
+    /// straight from `data`; this call returns once the data has been sent,
+    /// and the result completes when every engine has stored its block.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn demo(rc: &rankview::Client) -> rankview::Result<()> {
+    /// let dv = rc.all();
+    /// let user_ids: Vec<u64> = (0..1000).collect();
+    /// dv.scatter("user_id_chunk", &user_ids).get()?;
+    /// let back: Vec<u64> = dv.gather("user_id_chunk").get()?;
+    /// assert_eq!(back, user_ids);
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<C: Scatter + ?Sized>(&self, name: &str, data: &C) -> AsyncResult<()> {
+        self.scatter_with(name, data, Distribution::Block)
+    }
+
+    /// [`scatter`](DirectView::scatter) with a choice of distribution
+    /// ([`Distribution::RoundRobin`] deals items out one at a time).
+    pub fn scatter_with<C: Scatter + ?Sized>(
+        &self,
+        name: &str,
+        data: &C,
+        distribution: Distribution,
+    ) -> AsyncResult<()> {
+        let plan = match data.plan(self.len(), distribution) {
+            Ok(plan) => plan,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let total: usize = plan.counts.iter().sum();
+        if let Err(e) = bulk::check_count(total) {
+            return AsyncResult::failed(e);
+        }
+        let kind = |buffer| CollectiveKind::Scatter {
+            name: name.to_string(),
+            value: plan.value.clone(),
+            data: buffer,
+            counts: plan.counts.clone(),
+            shapes: plan.shapes.clone(),
+        };
+        let submit = |buffer| {
+            self.client()
+                .collective(&self.targets, kind(buffer), finish_units)
+        };
+        match plan.data {
+            PlanData::Borrowed(buf) => transport::lend(buf, |loan| submit(Buffer::Lent(loan))),
+            PlanData::Owned(owned) => submit(Buffer::Owned(owned)),
+        }
+    }
+
+    /// Brings `name` back from every engine of the view and puts the blocks
+    /// together in target order (ipyparallel's `gather`): vectors are
+    /// concatenated, arrays stacked along axis 0. Numeric data moves by
+    /// `MPI_Gatherv` into the returned container.
+    ///
+    /// A missing name is [`Error::NameError`] for that engine (an
+    /// [`Error::Composite`] when several lack it), another type
+    /// [`Error::TypeMismatch`]. The gathered container is moved out by the
+    /// first successful `get` (or `.await`); a second `get` is an error.
+    pub fn gather<C: Gather>(&self, name: &str) -> AsyncResult<C> {
+        let spec = match C::spec() {
+            Ok(spec) => spec,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        self.client().collective(
+            &self.targets,
+            CollectiveKind::Gather {
+                name: name.to_string(),
+                value: spec.value,
+            },
+            finish_gathered::<C>,
+        )
+    }
+
+    /// Combines the numeric value `name` of every engine of the view with
+    /// `op`, element-wise, by `MPI_Reduce`.
+    pub fn reduce<T: Reducible>(&self, name: &str, op: ReduceOp) -> AsyncResult<T> {
+        let spec = match T::spec() {
+            Ok(spec) => spec,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        self.client().collective(
+            &self.targets,
+            CollectiveKind::Reduce {
+                name: name.to_string(),
+                value: spec.value,
+                op,
+            },
+            finish_gathered::<T>,
+        )
+    }
+
+    /// Combines the value `name` of every engine of the view with `f`, in
+    /// target order, on the client: for any serde type and any function.
+    pub fn reduce_with<T, F>(&self, name: &str, f: F) -> AsyncResult<T>
+    where
+        T: Value,
+        F: Fn(T, T) -> T + Send + Sync + 'static,
+    {
+        let view: DirectView<Many> = DirectView::new(self.client.clone(), self.targets.to_vec());
+        view.pull::<T>(name).and_then(move |values| {
+            values
+                .into_iter()
+                .reduce(&f)
+                .ok_or_else(|| Error::Usage("nothing to reduce".into()))
+        })
+    }
+
+    /// Calls `f` on every engine of the view and combines the results with
+    /// `g`, in target order, on the client.
+    pub fn apply_reduce<F, M, A, G>(&self, f: F, args: A, g: G) -> AsyncResult<F::Output>
+    where
+        F: RemoteFn<M>,
+        A: crate::remote::Args<M>,
+        F::Output: Send,
+        G: Fn(F::Output, F::Output) -> F::Output + Send + Sync + 'static,
+    {
+        let view: DirectView<Many> = DirectView::new(self.client.clone(), self.targets.to_vec());
+        view.apply(f, args).and_then(move |values| {
+            values
+                .into_iter()
+                .reduce(&g)
+                .ok_or_else(|| Error::Usage("nothing to reduce".into()))
+        })
+    }
+
+    /// Calls the one-argument remote function `f` on every item, spreading
+    /// the items over the view's engines by the scatter rule (one task per
+    /// engine); the results come back in input order (ipyparallel's
+    /// `DirectView.map`).
+    pub fn map<F, M, P, I>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = I>,
+    ) -> AsyncResult<Vec<F::Output>>
+    where
+        F: RemoteFn<M>,
+        M: OneArg<P>,
+        I: IntoArg<P>,
+    {
+        let _ = f;
+        let function = match registry().id_of::<F>() {
+            Ok(id) => id,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let mut encoded = Vec::new();
+        for item in items {
+            match item.into_wire() {
+                Ok(WireArg::Value(bytes)) => encoded.push(bytes),
+                Ok(WireArg::Ref(name)) => {
+                    return AsyncResult::failed(Error::Usage(format!(
+                        "map takes values, not references (Ref {name:?})"
+                    )))
+                }
+                Err(e) => return AsyncResult::failed(e),
+            }
+        }
+        let parts = self.len();
+        let counts = bulk::block_counts(encoded.len(), parts);
+        let mut items = encoded.into_iter();
+        let mut blocks: Vec<Vec<Vec<u8>>> = counts
+            .iter()
+            .map(|&c| items.by_ref().take(c).collect())
+            .collect();
+        // One request per engine, each with its own block.
+        let view: DirectView<Many> = DirectView::new(self.client.clone(), self.targets.to_vec());
+        let results: Vec<AsyncResult<Vec<Vec<F::Output>>>> = self
+            .targets
+            .iter()
+            .zip(blocks.iter_mut())
+            .map(|(&engine, block)| {
+                let block = std::mem::take(block);
+                view.client.submit::<Many, Vec<F::Output>>(
+                    &Arc::from(vec![engine]),
+                    move |task| {
+                        Ok(Request::Map {
+                            task,
+                            function,
+                            items: block,
+                        })
+                    },
+                    decode_many::<F::Output>,
+                )
+            })
+            .collect();
+        AsyncResult::join(results)
+            .and_then(|per_engine| Ok(per_engine.into_iter().flatten().flatten().collect()))
+    }
+
+    /// [`map`](DirectView::map) and wait.
+    pub fn map_sync<F, M, P, I>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<F::Output>>
+    where
+        F: RemoteFn<M>,
+        M: OneArg<P>,
+        I: IntoArg<P>,
+    {
+        self.map(f, items).get()
+    }
+}
+
+fn decode_many<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<Vec<R>> {
+    match payload {
+        Payload::Many(items) => items.iter().map(|b| codec::decode(b)).collect(),
+        other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Marks the functions `map` accepts: one parameter, of type `P`.
+pub trait OneArg<P> {}
+
+impl<K, P, R> OneArg<P> for (K, fn(P) -> R) {}
