@@ -1,13 +1,17 @@
-//! Seed 004, "Going parallel with IPython: the basics", first half, in Rust.
+//! Seed 004, "Going parallel with IPython: the basics", in Rust.
 //! Run it with `rankview run -n 5 --example going_parallel`.
 //!
 //! `longrun` timed locally, on one engine and on every engine; the process id
 //! of every engine; views and their lengths; a value set on one engine is
-//! there and not on another (a `NameError`).
+//! there and not on another (a `NameError`). Then partitioning data: 200,000
+//! random numbers scattered as `a`, the partitions read back per engine,
+//! `CostlyOperation` (square the local chunk) on every engine, and `gather`
+//! giving back the original array.
 
 use std::time::{Duration, Instant};
 
-use rankview::Error;
+use ndarray::{concatenate, Array1, Axis};
+use rankview::{globals, Error, TaskResult};
 
 /// Adds `n` pseudo-random integers in 1..=100.
 #[rankview::remote]
@@ -28,8 +32,34 @@ fn getpid() -> u32 {
     std::process::id()
 }
 
+/// `array = np.copy(a); return array * array`
+#[rankview::remote]
+#[allow(non_snake_case)]
+fn CostlyOperation() -> TaskResult<Array1<f64>> {
+    let a = globals().get::<Array1<f64>>("a")?;
+    Ok(&*a * &*a)
+}
+
+/// Normally distributed numbers plus one, by Box-Muller over xorshift64*.
+fn randn_plus_one(n: usize, seed: u64) -> Array1<f64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    Array1::from_shape_fn(n, |_| {
+        let (u, v) = (uniform(), uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() + 1.0
+    })
+}
+
 /// Best of `runs` wall times of `f`.
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> rankview::Result<T>) -> rankview::Result<Duration> {
+fn best_of<T>(
+    runs: usize,
+    mut f: impl FnMut() -> rankview::Result<T>,
+) -> rankview::Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..runs {
         let t = Instant::now();
@@ -51,9 +81,14 @@ fn main() {
         assert_eq!(last.apply_sync(longrun, (n,))?, expected);
         let one = best_of(20, || last.apply_sync(longrun, (n,)))?;
         let all = rc.all();
-        assert!(all.apply_sync(longrun, (n,))?.iter().all(|&r| r == expected));
+        assert!(all
+            .apply_sync(longrun, (n,))?
+            .iter()
+            .all(|&r| r == expected));
         let every = best_of(20, || all.apply_sync(longrun, (n,)))?;
-        println!("longrun({n}): local {local:?}, on engine -1 {one:?}, on all {every:?} (best of 20)");
+        println!(
+            "longrun({n}): local {local:?}, on engine -1 {one:?}, on all {every:?} (best of 20)"
+        );
 
         let me = std::process::id();
         let pid0 = rc.engine(0)?.apply_sync(getpid, ())?;
@@ -63,7 +98,11 @@ fn main() {
         pids.push(me);
         pids.sort();
         pids.dedup();
-        assert_eq!(pids.len(), rc.len() + 1, "every engine is a process of its own");
+        assert_eq!(
+            pids.len(),
+            rc.len() + 1,
+            "every engine is a process of its own"
+        );
 
         // len(rc[1:3]) and type(rc[:]).
         match rc.view(1..3) {
@@ -88,7 +127,11 @@ fn main() {
         };
         there.set("myVarIn1", &"I am in 1".to_string())?;
         assert_eq!(there.get::<String>("myVarIn1")?, "I am in 1");
-        let missing = if rc.len() >= 2 { "myVarIn1" } else { "myVarIn0" };
+        let missing = if rc.len() >= 2 {
+            "myVarIn1"
+        } else {
+            "myVarIn0"
+        };
         match elsewhere.get::<String>(missing) {
             Err(Error::NameError { engine, name }) => {
                 println!("engine {engine}: NameError: name '{name}' is not defined");
@@ -96,6 +139,39 @@ fn main() {
             }
             other => panic!("expected a NameError, got {other:?}"),
         }
+
+        // Partitioning data.
+        let a = randn_plus_one(200_000, 0x5eed);
+        println!("{} {}", a, a.len());
+        let other_view = rc.all();
+        println!("{other_view:?}");
+        other_view.scatter("a", &a).get()?;
+        // With other_view['a'] you can see the partitions.
+        let partitions: Vec<Array1<f64>> = other_view.get("a")?;
+        let p = rc.len();
+        for (k, part) in partitions.iter().enumerate() {
+            assert_eq!(part.len(), 200_000 / p + usize::from(k < 200_000 % p));
+            println!("engine {k}: {} values, first {:.8}", part.len(), part[0]);
+        }
+        let views: Vec<_> = partitions.iter().map(|x| x.view()).collect();
+        assert_eq!(concatenate(Axis(0), &views).ok(), Some(a.clone()));
+
+        let t = Instant::now();
+        let squared = other_view.apply_sync(CostlyOperation, ())?;
+        let remote = t.elapsed();
+        let t = Instant::now();
+        let local = &a * &a;
+        println!(
+            "CostlyOperation: on every engine {remote:?}, locally {:?}",
+            t.elapsed()
+        );
+        let squared_views: Vec<_> = squared.iter().map(|x| x.view()).collect();
+        assert_eq!(concatenate(Axis(0), &squared_views).ok(), Some(local));
+
+        // We can get the original a that was distributed this way.
+        let b: Array1<f64> = other_view.gather("a").get()?;
+        println!("{} {}", b, b.len());
+        assert_eq!(b, a);
         Ok(())
     });
 }

@@ -119,6 +119,21 @@ impl Client {
         Ok(DirectView::new(self.clone(), list))
     }
 
+    /// Runs the raw MPI section `name` (registered with
+    /// [`Launch::mpi_section`](crate::Launch::mpi_section)) on every rank at
+    /// once, in order with the views' collectives; done when every rank has
+    /// finished it.
+    pub fn mpi_section(&self, name: &str) -> AsyncResult<()> {
+        let engines: Arc<[usize]> = self.ids().into();
+        self.collective(
+            &engines,
+            CollectiveKind::Section {
+                name: name.to_string(),
+            },
+            crate::view::collective::finish_units,
+        )
+    }
+
     /// A view of every engine (`rc[:]`).
     pub fn all(&self) -> DirectView<Many> {
         DirectView::new(self.clone(), self.ids())

@@ -79,6 +79,10 @@ pub(crate) enum CollectiveKind {
         value: ValueSpec,
         op: ReduceOp,
     },
+    /// A raw MPI section on every rank.
+    Section {
+        name: String,
+    },
 }
 
 /// Data the root sends: lent by the client (read in place) or owned.
@@ -425,6 +429,23 @@ impl Collectives {
                 }
                 mpi.broadcast_root(group.id, &ranks, data.buf())?;
             }
+            CollectiveKind::Section { name } => {
+                if !mpi.has_section(&name) {
+                    return Err(Error::Usage(format!(
+                        "no MPI section called {name:?}: register it with Launch::mpi_section"
+                    )));
+                }
+                let request = Request::Collective {
+                    task: c.task,
+                    group: group.clone(),
+                    op: CollectiveOp::Section { name: name.clone() },
+                };
+                send_all(mpi, &c.engines, &request)?;
+                for (index, &engine) in c.engines.iter().enumerate() {
+                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                }
+                mpi.run_section(&name)?;
+            }
             CollectiveKind::Gather { name, value } => {
                 self.prepare(c.task, c.engines, c.state, group, name, value, None, mpi)?;
             }
@@ -501,13 +522,7 @@ impl Collectives {
         true
     }
 
-    fn record(
-        &mut self,
-        engine: usize,
-        task: TaskId,
-        lent: Result<Contribution>,
-        mpi: &mut Mpi,
-    ) {
+    fn record(&mut self, engine: usize, task: TaskId, lent: Result<Contribution>, mpi: &mut Mpi) {
         let Some(pending) = self.pending.as_mut() else {
             return;
         };

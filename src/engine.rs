@@ -270,6 +270,19 @@ impl Comm {
                 self.forward(Job::Lend { task, name, value });
                 Ok(())
             }
+            CollectiveOp::Section { name } => {
+                let started_us = now_us();
+                self.mpi.run_section(&name)?;
+                let completed_us = now_us();
+                self.send(&Reply::Done(Done {
+                    task,
+                    started_us,
+                    completed_us,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    outcome: Outcome::Unit,
+                }))
+            }
             CollectiveOp::Go { proceed } => {
                 let Some(prepared) = self.prepared.take() else {
                     return Ok(());

@@ -8,6 +8,7 @@
 //! reads (`$RANKVIEW_STATUS_DIR/rank-N`). What the threads do in between is
 //! left to `controller` and `engine`.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
@@ -18,11 +19,11 @@ use crate::client::Client;
 use crate::controller::{self, Command, Ready};
 use crate::engine::{self, Ending};
 use crate::error::{Error, Result};
-use crate::transport::Mpi;
+use crate::transport::{Mpi, Section, World};
 
 /// Code run on every rank's MPI thread right after `MPI_Init`, with
 /// `MPI_COMM_WORLD`, before rankview starts serving.
-type Prelude = Box<dyn FnOnce(&mpi::topology::SimpleCommunicator) + Send>;
+type Prelude = Box<dyn FnOnce(&World) + Send>;
 
 /// Options for starting a job; [`launch`] uses the defaults.
 ///
@@ -30,14 +31,20 @@ type Prelude = Box<dyn FnOnce(&mpi::topology::SimpleCommunicator) + Send>;
 ///
 /// ```no_run
 /// use rankview::mpi::topology::Communicator;
+/// use rankview::mpi::collective::CommunicatorCollectives;
 ///
 /// rankview::Launch::new()
 ///     .with_mpi(|world| println!("rank {} of {}", world.rank(), world.size()))
-///     .run(|rc| -> rankview::Result<()> { Ok(()) });
+///     .mpi_section("sync", |world| world.barrier())
+///     .run(|rc| -> rankview::Result<()> {
+///         rc.mpi_section("sync").get()?;
+///         Ok(())
+///     });
 /// ```
 #[derive(Default)]
 pub struct Launch {
     prelude: Option<Prelude>,
+    sections: HashMap<String, Section>,
 }
 
 /// Runs a rankview job: call it from `main` on every rank.
@@ -91,11 +98,22 @@ impl Launch {
     /// Runs `prelude` on every rank's MPI thread right after MPI starts, with
     /// `MPI_COMM_WORLD` (for raw MPI beside rankview, e.g. benchmarks).
     /// Every rank must make matching MPI calls in it.
-    pub fn with_mpi(
-        mut self,
-        prelude: impl FnOnce(&mpi::topology::SimpleCommunicator) + Send + 'static,
-    ) -> Self {
+    pub fn with_mpi(mut self, prelude: impl FnOnce(&World) + Send + 'static) -> Self {
         self.prelude = Some(Box::new(prelude));
+        self
+    }
+
+    /// Registers a raw MPI section: code that [`Client::mpi_section`] runs
+    /// on every rank's MPI thread at once, with `MPI_COMM_WORLD`, between
+    /// rankview's own work (for interop with MPI code, and for benchmarks
+    /// that interleave raw MPI with rankview). Register the same sections on
+    /// every rank; every rank must make matching MPI calls in them.
+    pub fn mpi_section(
+        mut self,
+        name: impl Into<String>,
+        section: impl FnMut(&World) + Send + 'static,
+    ) -> Self {
+        self.sections.insert(name.into(), Box::new(section));
         self
     }
 
@@ -111,11 +129,12 @@ impl Launch {
         let (job_tx, job_rx) = mpsc::channel::<engine::Job>();
         let (out_tx, out_rx) = mpsc::channel::<engine::ExecOut>();
         let prelude = self.prelude;
+        let sections = self.sections;
 
         let spawned = std::thread::Builder::new()
             .name("rankview-mpi".into())
             .spawn(move || -> Ending {
-                let mpi = match Mpi::init() {
+                let mut mpi = match Mpi::init() {
                     Ok(mpi) => mpi,
                     Err(e) => {
                         let _ = role_tx.send(Err(e));
@@ -135,6 +154,7 @@ impl Launch {
                 if let Some(prelude) = prelude {
                     prelude(mpi.world());
                 }
+                mpi.set_sections(sections);
                 if rank == 0 {
                     // Rank 0 reports through `ready_tx` once the engines are checked.
                     drop(role_tx);

@@ -68,6 +68,7 @@ mod result;
 mod transport;
 pub mod view;
 
+pub use bulk::{Distribution, Element, ReduceOp};
 pub use client::{Client, Targets};
 pub use error::{Error, Result};
 pub use launch::{launch, Launch};
@@ -75,6 +76,7 @@ pub use namespace::{globals, Exclusive, Globals, Shared, Value};
 pub use rankview_macros::remote;
 pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
 pub use result::{AsyncResult, Metadata};
+pub use transport::World;
 pub use view::direct::Values;
 pub use view::{DirectView, Many, One, Shape};
 

@@ -131,6 +131,8 @@ pub(crate) enum CollectiveOp {
     },
     /// Run the prepared gather or reduce, or cancel it.
     Go { proceed: bool },
+    /// Run the raw MPI section `name` (every rank takes part).
+    Section { name: String },
 }
 
 /// Engine → controller.

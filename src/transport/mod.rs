@@ -8,4 +8,5 @@
 
 pub(crate) mod mpi;
 
-pub(crate) use self::mpi::{lend, Loan, Mpi, SendBuf};
+pub use self::mpi::World;
+pub(crate) use self::mpi::{lend, Loan, Mpi, Section, SendBuf};

@@ -26,6 +26,12 @@ use mpi::{Count, Threading};
 use crate::bulk::{BufRef, BulkVec, ReduceOp};
 use crate::error::{Error, Result};
 
+/// `MPI_COMM_WORLD` as rsmpi represents it, for user code running raw MPI.
+pub use ::mpi::topology::SimpleCommunicator as World;
+
+/// A named piece of raw MPI code run on every rank's MPI thread.
+pub(crate) type Section = Box<dyn FnMut(&World) + Send>;
+
 /// Tag of every control message.
 const CONTROL_TAG: i32 = 7;
 
@@ -61,6 +67,7 @@ pub(crate) struct Mpi {
     // Field order is drop order: pending sends, then communicators, then the
     // universe (MPI_Finalize).
     pending: Vec<PendingSend>,
+    sections: HashMap<String, Section>,
     groups: HashMap<u32, SimpleCommunicator>,
     control: SimpleCommunicator,
     world: SimpleCommunicator,
@@ -83,6 +90,7 @@ impl Mpi {
         let control = world.duplicate();
         Ok(Mpi {
             pending: Vec::new(),
+            sections: HashMap::new(),
             groups: HashMap::new(),
             control,
             world,
@@ -103,6 +111,28 @@ impl Mpi {
     /// `MPI_COMM_WORLD`, for user code that runs raw MPI beside rankview.
     pub(crate) fn world(&self) -> &SimpleCommunicator {
         &self.world
+    }
+
+    /// Installs the raw MPI sections this rank can run.
+    pub(crate) fn set_sections(&mut self, sections: HashMap<String, Section>) {
+        self.sections = sections;
+    }
+
+    /// True if a section called `name` is installed.
+    pub(crate) fn has_section(&self, name: &str) -> bool {
+        self.sections.contains_key(name)
+    }
+
+    /// Runs the section `name` with `MPI_COMM_WORLD`.
+    pub(crate) fn run_section(&mut self, name: &str) -> Result<()> {
+        let section = self.sections.get_mut(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "no MPI section called {name:?} on rank {}",
+                self.world.rank()
+            ))
+        })?;
+        section(&self.world);
+        Ok(())
     }
 
     /// Starts sending `buffer` to `dest` and returns at once.

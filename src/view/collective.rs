@@ -361,7 +361,7 @@ fn finish_gathered<T: Gather>(outcomes: &mut [(usize, Result<Payload>)]) -> Resu
 }
 
 /// Puts the per-engine `()`s of a collective together.
-pub(super) fn finish_units(outcomes: &mut [(usize, Result<Payload>)]) -> Result<()> {
+pub(crate) fn finish_units(outcomes: &mut [(usize, Result<Payload>)]) -> Result<()> {
     let errors: Vec<Error> = outcomes
         .iter()
         .filter_map(|(_, o)| o.as_ref().err().cloned())

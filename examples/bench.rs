@@ -1,0 +1,317 @@
+//! rankview beside raw MPI, in the same job. Run it with
+//! `rankview run -n 3 --release --example bench -- --workload w1 --json`.
+//!
+//! Workloads (SPEC §6), each printed with the raw MPI figure beside ours:
+//! - `w1` roundtrip_latency: `apply_sync` of a trivial function on engine 0
+//!   against an 8-byte MPI ping-pong between ranks 0 and 1 (medians of
+//!   20,000 round trips).
+//! - `w3` scatter_gather_bandwidth: `scatter` then `gather` of 2^25 `f64`
+//!   (256 MiB) over every engine, against raw `MPI_Scatterv` + `MPI_Gatherv`
+//!   of the same buffer (medians of 11).
+//! - `w8` broadcast_bandwidth: `push` of 64 MiB of `f64` to every engine,
+//!   against raw `MPI_Bcast` (medians of 15).
+//!
+//! Both sides allocate their receive buffers for every repetition, as a
+//! program moving data once would. The raw half runs in MPI sections
+//! (`Launch::mpi_section`) on every rank, alternating with the rankview
+//! half, so that both see the same machine noise. `--json` prints one JSON
+//! line per workload; otherwise a table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rankview::mpi::collective::{CommunicatorCollectives, Root};
+use rankview::mpi::datatype::{Partition, PartitionMut};
+use rankview::mpi::point_to_point::{Destination, Source};
+use rankview::mpi::topology::{Communicator, SimpleCommunicator};
+use rankview::mpi::Count;
+
+const PING_ROUNDS: usize = 20_000;
+const PING_WARMUP: usize = 2_000;
+const W3_ELEMENTS: usize = 1 << 25;
+const W3_REPS: usize = 11;
+const W8_ELEMENTS: usize = 8 << 20;
+const W8_REPS: usize = 15;
+
+#[rankview::remote]
+fn noop() {}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    if std::env::var_os("BENCH_SAMPLES").is_some() {
+        eprintln!("samples: {samples:?}");
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// One 8-byte ping-pong round between ranks 0 and 1, `rounds` times; the
+/// round trip times on rank 0.
+fn raw_pingpong(world: &SimpleCommunicator, rounds: usize) -> Vec<Duration> {
+    let mut buf = [0u8; 8];
+    let mut samples = Vec::with_capacity(rounds);
+    match world.rank() {
+        0 => {
+            let peer = world.process_at_rank(1);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                peer.send(&buf[..]);
+                peer.receive_into(&mut buf[..]);
+                samples.push(t.elapsed());
+            }
+        }
+        1 => {
+            let peer = world.process_at_rank(0);
+            for _ in 0..rounds {
+                peer.receive_into(&mut buf[..]);
+                peer.send(&buf[..]);
+            }
+        }
+        _ => {}
+    }
+    samples
+}
+
+/// Counts and displacements of ipyparallel's block rule over the engines
+/// (rank 0 gets nothing).
+fn partition(n: usize, ranks: usize) -> (Vec<Count>, Vec<Count>) {
+    let engines = ranks - 1;
+    let mut counts = vec![0 as Count];
+    counts.extend((0..engines).map(|k| (n / engines + usize::from(k < n % engines)) as Count));
+    let mut displs = Vec::with_capacity(ranks);
+    let mut offset = 0;
+    for &c in &counts {
+        displs.push(offset);
+        offset += c;
+    }
+    (counts, displs)
+}
+
+/// One raw `MPI_Scatterv` then `MPI_Gatherv` of `W3_ELEMENTS` f64 from rank
+/// 0; the time on rank 0.
+fn raw_scatter_gather(world: &SimpleCommunicator, data: &[f64]) -> Option<Duration> {
+    let ranks = world.size() as usize;
+    let (counts, displs) = partition(W3_ELEMENTS, ranks);
+    let root = world.process_at_rank(0);
+    let me = world.rank() as usize;
+    world.barrier();
+    let t = Instant::now();
+    if me == 0 {
+        let mut nothing: Vec<f64> = Vec::new();
+        root.scatter_varcount_into_root(
+            &Partition::new(data, &counts[..], &displs[..]),
+            &mut nothing[..],
+        );
+        let mut back = vec![0.0f64; W3_ELEMENTS];
+        root.gather_varcount_into_root(
+            &nothing[..],
+            &mut PartitionMut::new(&mut back[..], &counts[..], &displs[..]),
+        );
+        let elapsed = t.elapsed();
+        assert!(back == data, "raw gather(scatter(x)) != x");
+        Some(elapsed)
+    } else {
+        let mut chunk = vec![0.0f64; counts[me] as usize];
+        root.scatter_varcount_into(&mut chunk[..]);
+        root.gather_varcount_into(&chunk[..]);
+        None
+    }
+}
+
+/// One raw `MPI_Bcast` of `W8_ELEMENTS` f64 from rank 0, until every rank
+/// has it; the time on rank 0.
+fn raw_broadcast(world: &SimpleCommunicator, data: &mut [f64]) -> Option<Duration> {
+    let root = world.process_at_rank(0);
+    world.barrier();
+    let t = Instant::now();
+    if world.rank() == 0 {
+        root.broadcast_into(data);
+        world.barrier();
+        Some(t.elapsed())
+    } else {
+        let mut received = vec![0.0f64; W8_ELEMENTS];
+        root.broadcast_into(&mut received[..]);
+        world.barrier();
+        None
+    }
+}
+
+struct Options {
+    workloads: Vec<String>,
+    json: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut workloads = Vec::new();
+    let mut json = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "--workload" => workloads.push(args.next().ok_or("--workload needs a name")?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (try --workload w1 --json)"
+                ))
+            }
+        }
+    }
+    if workloads.is_empty() {
+        workloads = vec!["w1".into(), "w3".into(), "w8".into()];
+    }
+    if let Some(w) = workloads
+        .iter()
+        .find(|w| !["w1", "w3", "w8"].contains(&w.as_str()))
+    {
+        return Err(format!("unknown workload {w:?}; known: w1, w3, w8"));
+    }
+    Ok(options_with(workloads, json))
+}
+
+fn options_with(workloads: Vec<String>, json: bool) -> Options {
+    Options { workloads, json }
+}
+
+/// Prints one workload's figures: times in `unit` (`"us"` or `"s"`).
+fn report(json: bool, workload: &str, label: &str, ours: Duration, raw: Duration, unit: &str) {
+    let scale = if unit == "us" { 1e6 } else { 1.0 };
+    let (ours, raw) = (ours.as_secs_f64() * scale, raw.as_secs_f64() * scale);
+    let ratio = ours / raw;
+    if json {
+        println!(
+            "{{\"workload\":\"{workload}\",\"rankview_{unit}\":{ours:.6},\"raw_{unit}\":{raw:.6},\"ratio\":{ratio:.3}}}"
+        );
+    } else {
+        println!("{workload} {label:<26} rankview {ours:>12.6} {unit}  raw MPI {raw:>12.6} {unit}  ratio {ratio:>7.3}");
+    }
+}
+
+/// Raw figures recorded by the MPI sections on rank 0, by workload.
+type Samples = Arc<Mutex<HashMap<&'static str, Vec<Duration>>>>;
+
+fn record(samples: &Samples, workload: &'static str, new: impl IntoIterator<Item = Duration>) {
+    if let Ok(mut map) = samples.lock() {
+        map.entry(workload).or_default().extend(new);
+    }
+}
+
+fn main() {
+    let options = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let raw: Samples = Arc::default();
+    let (w1, w3, w8) = (raw.clone(), raw.clone(), raw.clone());
+    // Rank 0's copy of the data the raw sections send.
+    let mut w3_data: Vec<f64> = Vec::new();
+    let mut w8_data: Vec<f64> = Vec::new();
+    rankview::Launch::new()
+        .mpi_section("w1", move |world| {
+            let samples = raw_pingpong(world, PING_ROUNDS / 10);
+            record(&w1, "w1", samples);
+        })
+        .mpi_section("w3", move |world| {
+            if world.rank() == 0 && w3_data.is_empty() {
+                w3_data = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+            }
+            if let Some(t) = raw_scatter_gather(world, &w3_data) {
+                record(&w3, "w3", [t]);
+            }
+        })
+        .mpi_section("w8", move |world| {
+            if world.rank() == 0 && w8_data.is_empty() {
+                w8_data = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+            }
+            if let Some(t) = raw_broadcast(world, &mut w8_data) {
+                record(&w8, "w8", [t]);
+            }
+        })
+        .run(|rc| -> rankview::Result<()> {
+            let raw_of = |w: &'static str| -> rankview::Result<Duration> {
+                let samples = raw
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.remove(w))
+                    .ok_or_else(|| {
+                        rankview::Error::Usage(format!("raw figures for {w} missing"))
+                    })?;
+                Ok(median(samples))
+            };
+            let all = rc.all();
+            for workload in &options.workloads {
+                match workload.as_str() {
+                    "w1" => {
+                        // Ten alternating slices of raw and rankview round trips.
+                        let e0 = rc.engine(0)?;
+                        for _ in 0..PING_WARMUP {
+                            e0.apply_sync(noop, ())?;
+                        }
+                        rc.mpi_section("w1").get()?;
+                        raw.lock().map(|mut m| m.remove("w1")).ok();
+                        let mut samples = Vec::with_capacity(PING_ROUNDS);
+                        for _ in 0..10 {
+                            rc.mpi_section("w1").get()?;
+                            for _ in 0..PING_ROUNDS / 10 {
+                                let t = Instant::now();
+                                e0.apply_sync(noop, ())?;
+                                samples.push(t.elapsed());
+                            }
+                        }
+                        report(
+                            options.json,
+                            "w1",
+                            "roundtrip_latency",
+                            median(samples),
+                            raw_of("w1")?,
+                            "us",
+                        );
+                    }
+                    "w3" => {
+                        let data: Vec<f64> = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+                        let mut samples = Vec::new();
+                        for _ in 0..W3_REPS {
+                            rc.mpi_section("w3").get()?;
+                            let t = Instant::now();
+                            all.scatter("w3", &data).get()?;
+                            let back: Vec<f64> = all.gather("w3").get()?;
+                            samples.push(t.elapsed());
+                            assert!(back == data, "gather(scatter(x)) != x");
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w3",
+                            "scatter_gather_bandwidth",
+                            median(samples),
+                            raw_of("w3")?,
+                            "s",
+                        );
+                    }
+                    "w8" => {
+                        let data: Vec<f64> = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+                        let mut samples = Vec::new();
+                        for _ in 0..W8_REPS {
+                            rc.mpi_section("w8").get()?;
+                            let t = Instant::now();
+                            all.push("w8", &data).get()?;
+                            samples.push(t.elapsed());
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w8",
+                            "broadcast_bandwidth",
+                            median(samples),
+                            raw_of("w8")?,
+                            "s",
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        });
+}
