@@ -41,7 +41,7 @@
 //! Run it with the launcher: `rankview run -n 3 ./target/debug/app` (or
 //! `mpirun -n 3 ./target/debug/app`).
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! // Arguments must be serializable: this does not compile.
 //! #[rankview::remote]
 //! fn takes(_: u8) {}

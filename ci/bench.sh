@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Benchmarks (SPEC §6): rankview beside raw MPI in the same job, as JSON lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/setup.sh
+cargo build -p rankview-launcher
+target/debug/rankview run -n "${RANKS:-3}" --release --example bench -- \
+    --workload w1 --workload w3 --workload w8 --json
