@@ -213,6 +213,7 @@ fn collect<S: Shape, R>(
             Err(e) => errors.push(e),
         }
     }
+    errors.dedup();
     if errors.is_empty() {
         S::wrap(values)
     } else if S::SINGLE && errors.len() == 1 {

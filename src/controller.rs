@@ -164,6 +164,9 @@ pub(crate) fn run(mut mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<R
     let engines = mpi.size() - 1;
     if let Err(e) = check_engines(&mut mpi, engines) {
         let _ = ready.send(Err(e));
+        // Let the client thread print why before the engines exit (it drops
+        // its command sender when it has).
+        while commands.recv().is_ok() {}
         stop_engines(&mut mpi, engines, true);
         return;
     }
@@ -219,6 +222,7 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
             detail: format!("the remote-function registry is unsound: {problem}"),
         });
     }
+    differing.sort_unstable();
     if differing.is_empty() {
         Ok(())
     } else {

@@ -127,6 +127,18 @@ impl fmt::Display for Composite<'_> {
     }
 }
 
+/// The error of a multi-part result: `None` when there is none, the error
+/// itself when there is one (after removing repeats, e.g. one failure of
+/// rank 0 recorded for every engine), else [`Error::Composite`].
+pub(crate) fn combine(mut errors: Vec<Error>) -> Option<Error> {
+    errors.dedup();
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(Error::Composite(errors)),
+    }
+}
+
 impl Error {
     /// The engine this error happened on, when it happened on one.
     pub fn engine(&self) -> Option<usize> {

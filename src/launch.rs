@@ -189,8 +189,12 @@ impl Launch {
         let (rank, role) = match role {
             Ok(r) => r,
             Err(e) => {
+                // Say why before the engines are told to stop: once they
+                // exit, the MPI launcher may kill this rank at any moment.
+                report_start_failure(rank_from_env(), &e.to_string());
+                drop(command_tx);
                 let _ = mpi_thread.join();
-                fail_start(rank_from_env(), &e.to_string())
+                std::process::exit(1)
             }
         };
         status(
@@ -218,6 +222,13 @@ impl Launch {
                             .unwrap_or_else(|| "non-string payload".into())
                     )),
                 };
+                // Say why before the engines are told to stop: once they
+                // exit, the MPI launcher may kill this rank at any moment.
+                if let Some(message) = &failure {
+                    let _ = std::io::stdout().flush();
+                    eprintln!("rankview: client failed: {message}");
+                    status(0, &format!("failed: {message}"));
+                }
                 let _ = rc.commands().send(Command::Shutdown {
                     failed: failure.is_some(),
                 });
@@ -229,13 +240,7 @@ impl Launch {
                         status(0, "ok");
                         Some(value)
                     }
-                    (_, failure) => {
-                        let message = failure.unwrap_or_default();
-                        let _ = std::io::stdout().flush();
-                        eprintln!("rankview: client failed: {message}");
-                        status(0, &format!("failed: {message}"));
-                        std::process::exit(1)
-                    }
+                    _ => std::process::exit(1),
                 }
             }
             Role::Engine { id, comm } => {
@@ -267,11 +272,16 @@ impl Launch {
 
 /// Start-up failed before roles were known: report and exit.
 fn fail_start(rank: Option<usize>, message: &str) -> ! {
+    report_start_failure(rank, message);
+    std::process::exit(1)
+}
+
+/// Prints a start-up failure and records it in the status file.
+fn report_start_failure(rank: Option<usize>, message: &str) {
     eprintln!("rankview: error: {message}");
     if let Some(rank) = rank {
         status(rank, &format!("failed: {message}"));
     }
-    std::process::exit(1)
 }
 
 /// The rank as the MPI launcher announces it, for reports before MPI answers.

@@ -190,10 +190,15 @@ arity!(P1 A1, P2 A2, P3 A3, P4 A4, P5 A5, P6 A6, P7 A7, P8 A8);
 pub type TaskResult<T> = std::result::Result<T, TaskError>;
 
 /// A failure reported by a remote function. Any `std::error::Error` converts
-/// into it with `?`; [`TaskError::msg`] makes one from a message.
+/// into it with `?`; [`TaskError::msg`] makes one from a message. A rankview
+/// [`Error`] passed on with `?` (a `NameError` from [`globals()`](crate::globals),
+/// say) reaches the client as that error, with the engine's id.
 pub struct TaskError {
     kind: String,
     message: String,
+    /// A rankview error passed on with `?` (e.g. a `NameError` from
+    /// `globals()`), which reaches the client as itself.
+    inner: Option<Box<Error>>,
 }
 
 impl TaskError {
@@ -202,6 +207,7 @@ impl TaskError {
         TaskError {
             kind: "error".into(),
             message: message.to_string(),
+            inner: None,
         }
     }
 
@@ -216,8 +222,11 @@ impl TaskError {
     }
 }
 
-impl<E: std::error::Error> From<E> for TaskError {
+impl<E: std::error::Error + 'static> From<E> for TaskError {
     fn from(error: E) -> Self {
+        let inner = (&error as &dyn std::any::Any)
+            .downcast_ref::<Error>()
+            .map(|e| Box::new(e.clone()));
         let mut message = error.to_string();
         let mut source = error.source();
         while let Some(cause) = source {
@@ -228,6 +237,7 @@ impl<E: std::error::Error> From<E> for TaskError {
         TaskError {
             kind: type_name::<E>().to_string(),
             message,
+            inner,
         }
     }
 }
@@ -329,6 +339,9 @@ impl<T: Serialize> IntoReply<Fallible> for TaskResult<T> {
     fn into_reply(self) -> Result<Vec<u8>> {
         match self {
             Ok(value) => codec::encode(&value),
+            Err(TaskError {
+                inner: Some(error), ..
+            }) => Err(*error),
             Err(e) => Err(Error::Remote {
                 engine: 0,
                 task: 0,

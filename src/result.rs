@@ -78,7 +78,7 @@ pub(crate) struct Part {
 
 struct Inner {
     parts: Vec<Part>,
-    waker: Option<Waker>,
+    wakers: Vec<Waker>,
     callbacks: Vec<Callback>,
 }
 
@@ -117,7 +117,7 @@ impl ResultState {
         Arc::new(ResultState {
             inner: Mutex::new(Inner {
                 parts,
-                waker: None,
+                wakers: Vec::new(),
                 callbacks: Vec::new(),
             }),
             done: Condvar::new(),
@@ -176,7 +176,7 @@ impl ResultState {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let waker = inner.waker.take();
+        let wakers = std::mem::take(&mut inner.wakers);
         let callbacks = std::mem::take(&mut inner.callbacks);
         drop(inner);
         if self.sleepers.load(Ordering::Acquire) > 0 {
@@ -185,7 +185,7 @@ impl ResultState {
             drop(self.lock());
             self.done.notify_all();
         }
-        if let Some(waker) = waker {
+        for waker in wakers {
             waker.wake();
         }
         for callback in callbacks {
@@ -370,7 +370,8 @@ impl<T: 'static> AsyncResult<T> {
             let remaining = remaining.clone();
             result.state.when_done(Box::new(move || {
                 if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    for index in 0..joined.lock().parts.len() {
+                    let parts = joined.lock().parts.len();
+                    for index in 0..parts {
                         joined.resolve(index, Ok(Payload::Unit));
                     }
                 }
@@ -541,7 +542,10 @@ impl<T: 'static> Future for AsyncResult<T> {
             drop(inner);
             return Poll::Ready(self.decode());
         }
-        inner.waker = Some(cx.waker().clone());
+        // Every task awaiting a clone of this result is woken.
+        if !inner.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            inner.wakers.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }

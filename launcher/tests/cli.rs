@@ -295,7 +295,7 @@ fn dry_run_openmpi_oversubscribes_and_allows_root() {
         command,
         format!(
             "{} -n {ranks} --oversubscribe -x RANKVIEW_LAUNCHER -x RANKVIEW_STATUS_DIR \
-             --mca btl tcp,self /bin/echo 'a b' c",
+             --bind-to none --mca btl tcp,self /bin/echo 'a b' c",
             mpirun.display()
         ),
         "{result:?}"

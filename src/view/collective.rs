@@ -350,10 +350,8 @@ fn finish_gathered<T: Gather>(outcomes: &mut [(usize, Result<Payload>)]) -> Resu
             Ok(_) => {}
         }
     }
-    match errors.len() {
-        0 => {}
-        1 => return Err(errors.remove(0)),
-        _ => return Err(Error::Composite(errors)),
+    if let Some(error) = crate::error::combine(errors) {
+        return Err(error);
     }
     let gathered =
         gathered.ok_or_else(|| Error::Protocol("the collective brought no data back".into()))?;
@@ -366,11 +364,7 @@ pub(crate) fn finish_units(outcomes: &mut [(usize, Result<Payload>)]) -> Result<
         .iter()
         .filter_map(|(_, o)| o.as_ref().err().cloned())
         .collect();
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.into_iter().next().unwrap_or(Error::Shutdown)),
-        _ => Err(Error::Composite(errors)),
-    }
+    crate::error::combine(errors).map_or(Ok(()), Err)
 }
 
 impl<S: Shape> DirectView<S> {

@@ -1,0 +1,472 @@
+//! The harness of the integration tests: builds the example binaries, runs
+//! them as real MPI jobs and reports what happened.
+//!
+//! [`mpirun`] builds an example and starts `mpirun -n N <example> ARGS`
+//! (and [`mpirun_args`] any other `mpirun` command line, e.g. MPMD) with the
+//! settings this machine needs (root, oversubscription, no binding), one job at a time across every
+//! test thread and test process (an exclusive `flock` on
+//! `<target>/rankview-mpi-tests.lock`), and kills the whole job when it
+//! outlives [`timeout`]: a hang is a test failure, never a stuck CI.
+//! `RANKVIEW_TEST_MPI_ARGS` adds flags to every job (e.g. `--mca btl
+//! tcp,self`), `RANKVIEW_TEST_TIMEOUT` changes the time limit. The
+//! returned [`Run`] prints itself as labelled blocks (command, status,
+//! stdout, stderr) when an assertion on it fails. What each job is expected
+//! to print is left to the test files; the check programs' line format
+//! (`ok: NAME` / `FAIL: NAME: why`) is read by [`Run::assert_checks`].
+
+// Each test crate uses a different part of the harness.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long one MPI job may take before it is killed and the test fails.
+/// `RANKVIEW_TEST_TIMEOUT` (seconds) overrides the default of 120 s.
+pub fn timeout() -> Duration {
+    std::env::var("RANKVIEW_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(120))
+}
+
+/// Extra `mpirun` flags from `RANKVIEW_TEST_MPI_ARGS` (split on whitespace),
+/// e.g. `--mca btl tcp,self` to run the suite over TCP only (SPEC §7).
+pub fn extra_mpi_args() -> Vec<String> {
+    std::env::var("RANKVIEW_TEST_MPI_ARGS")
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Where cargo puts this test binary's artifacts: `<target>/<profile>`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // <target>/<profile>/deps/<test-binary>
+    let deps = exe.parent().expect("the test binary is in a directory");
+    deps.parent()
+        .expect("the test binary is in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The cargo target directory of this build.
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("the profile directory is inside the target directory")
+        .to_path_buf()
+}
+
+/// Builds the example (or test program) `name`, once per process.
+///
+/// Always runs cargo (a no-op when nothing changed) rather than trusting a
+/// binary that exists: `cargo test --test NAME` does not rebuild examples, and
+/// a stale binary would test yesterday's library. One example at a time, so
+/// that a test does not depend on unrelated examples compiling.
+fn build_example(name: &str) {
+    static BUILT: Mutex<BTreeMap<String, Result<(), String>>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let outcome = built.entry(name.to_string()).or_insert_with(|| {
+        let cargo = std::env::var_os("CARGO")
+            .or_else(|| option_env!("CARGO").map(OsString::from))
+            .unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .args(["build", "--package", "rankview", "--example", name])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir());
+        match profile_dir().file_name().and_then(OsStr::to_str) {
+            Some("debug") | None => {}
+            Some("release") => {
+                command.arg("--release");
+            }
+            Some(other) => {
+                command.args(["--profile", other]);
+            }
+        }
+        let output = command
+            .output()
+            .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building example {name} failed\n\ncommand: {command:?}\nstatus: {}\n\n{}",
+                output.status,
+                block("stderr", &String::from_utf8_lossy(&output.stderr)),
+            ))
+        }
+    });
+    if let Err(message) = outcome {
+        panic!("{message}");
+    }
+}
+
+/// The example (or test program) called `name`, built first (see
+/// [`build_example`]).
+pub fn example(name: &str) -> PathBuf {
+    build_example(name);
+    let path = profile_dir().join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "example binary {} is missing after `cargo build --example {name}`",
+        path.display()
+    );
+    path
+}
+
+/// Holds the right to run an MPI job: one per process (mutex) and one per
+/// machine (exclusive `flock` on a file in the target directory).
+struct JobLock {
+    _file: File,
+    _thread: MutexGuard<'static, ()>,
+}
+
+impl JobLock {
+    fn acquire() -> JobLock {
+        static IN_PROCESS: Mutex<()> = Mutex::new(());
+        let thread = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+        let path = target_dir().join("rankview-mpi-tests.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open the job lock {}: {e}", path.display()));
+        // File::lock is stable since Rust 1.89; the tests need that toolchain
+        // even though the library's MSRV is older.
+        #[allow(clippy::incompatible_msrv)]
+        file.lock()
+            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+        JobLock {
+            _file: file,
+            _thread: thread,
+        }
+    }
+}
+
+/// A pipe drained by a thread into a buffer that can be read at any time.
+struct Drain {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Drain {
+    fn start(mut pipe: impl Read + Send + 'static) -> Drain {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        Drain { buffer, thread }
+    }
+
+    /// Everything read so far, after waiting up to `grace` for end of file.
+    fn finish(self, grace: Duration) -> String {
+        let deadline = Instant::now() + grace;
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bytes = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// The pids of every descendant of `root` (children, grandchildren, ...).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn signal(signal: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Ends a job that outlived its time: SIGTERM to mpirun (which forwards it
+/// to the ranks), then SIGKILL to mpirun and every process it started
+/// (OpenMPI puts each rank in a process group of its own, so signalling a
+/// process group would miss them). mpirun stays in the test's process
+/// group, so a test runner that kills the test's group reaches it too.
+fn kill_job(child: &mut Child) -> ExitStatus {
+    let mut family = descendants(child.id());
+    signal("-TERM", &[child.id()]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut exited = None;
+    while exited.is_none() && Instant::now() < deadline {
+        exited = child.try_wait().ok().flatten();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if exited.is_none() {
+        // Still ours to signal: not reaped yet.
+        family.extend(descendants(child.id()));
+        family.push(child.id());
+    }
+    family.retain(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    signal("-KILL", &family);
+    match exited {
+        Some(status) => status,
+        None => child.wait().expect("mpirun can be waited for"),
+    }
+}
+
+/// What a finished MPI job did.
+#[derive(Debug)]
+pub struct Run {
+    /// The command line, for reports.
+    pub command: String,
+    /// mpirun's exit status.
+    pub status: ExitStatus,
+    /// Everything the job wrote to stdout.
+    pub stdout: String,
+    /// Everything the job wrote to stderr.
+    pub stderr: String,
+    /// From start to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs `program` (an example or test program name) on `ranks` ranks.
+pub fn mpirun(ranks: usize, program: &str, args: &[&str]) -> Run {
+    let mut line: Vec<OsString> = vec!["-n".into(), ranks.to_string().into()];
+    line.push(example(program).into());
+    line.extend(args.iter().map(OsString::from));
+    mpirun_args(line)
+}
+
+/// Runs `mpirun <flags> ARGS`, where the flags are the ones every job here
+/// needs and `ARGS` the rest of the command line (`-n 2 prog : -n 1 other`).
+pub fn mpirun_args(args: Vec<OsString>) -> Run {
+    let _lock = JobLock::acquire();
+    let mut command = Command::new("mpirun");
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "--bind-to", "none"])
+        .args(extra_mpi_args())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = std::iter::once(OsStr::new("mpirun"))
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let limit = timeout();
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e} (is OpenMPI installed?)"));
+    let stdout = Drain::start(child.stdout.take().expect("stdout is piped"));
+    let stderr = Drain::start(child.stderr.take().expect("stderr is piped"));
+    let finished = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if start.elapsed() >= limit => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("cannot wait for `{shown}`: {e}"),
+        }
+    };
+    let timed_out = finished.is_none();
+    let status = finished.unwrap_or_else(|| kill_job(&mut child));
+    let elapsed = start.elapsed();
+    let run = Run {
+        command: shown,
+        status,
+        stdout: stdout.finish(Duration::from_secs(5)),
+        stderr: stderr.finish(Duration::from_secs(5)),
+        elapsed,
+    };
+    if timed_out {
+        run.fail(format_args!(
+            "the job did not finish within {limit:?} and was killed (a hang)"
+        ));
+    }
+    run
+}
+
+fn block(label: &str, text: &str) -> String {
+    let mut out = format!("---- {label} ----\n{text}");
+    if !text.is_empty() && !text.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("---- end of {label} ----\n"));
+    out
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => format!("{}", self.status),
+        };
+        write!(
+            f,
+            "command: {}\nstatus: {status} after {:.2?}\n\n{}\n{}",
+            self.command,
+            self.elapsed,
+            block("stdout", &self.stdout),
+            block("stderr", &self.stderr),
+        )
+    }
+}
+
+impl Run {
+    /// Fails the test with `why` and the whole report.
+    #[track_caller]
+    pub fn fail(&self, why: impl fmt::Display) -> ! {
+        panic!("\n\n==========\n{why}\n\n{self}==========\n")
+    }
+
+    /// Fails unless the job exited with status 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        if !self.status.success() {
+            self.fail("the job failed but was expected to succeed");
+        }
+        self
+    }
+
+    /// Fails unless the job exited with a non-zero status.
+    #[track_caller]
+    pub fn assert_failure(&self) -> &Self {
+        if self.status.success() {
+            self.fail("the job succeeded but was expected to fail");
+        }
+        self
+    }
+
+    /// Fails unless the job ended within `limit`.
+    #[track_caller]
+    pub fn assert_within(&self, limit: Duration) -> &Self {
+        if self.elapsed > limit {
+            self.fail(format_args!(
+                "the job took {:.2?}, more than the {limit:?} allowed",
+                self.elapsed
+            ));
+        }
+        self
+    }
+
+    /// Fails unless stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
+        if !self.stdout.contains(needle) {
+            self.fail(format_args!("stdout does not contain {needle:?}"));
+        }
+        self
+    }
+
+    /// Fails if stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_lacks(&self, needle: &str) -> &Self {
+        if self.stdout.contains(needle) {
+            self.fail(format_args!("stdout contains {needle:?}"));
+        }
+        self
+    }
+
+    /// Fails unless stderr contains `needle`.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        if !self.stderr.contains(needle) {
+            self.fail(format_args!("stderr does not contain {needle:?}"));
+        }
+        self
+    }
+
+    /// The stdout lines that start with `prefix`, with the prefix removed.
+    pub fn lines_after(&self, prefix: &str) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .collect()
+    }
+
+    /// Fails unless the check program `program` passed exactly the checks
+    /// `expected`: one `ok: NAME` line each, no `FAIL:` line, and the
+    /// summary line `PROGRAM: N passed, 0 failed`.
+    #[track_caller]
+    pub fn assert_checks(&self, program: &str, expected: &[&str]) -> &Self {
+        let failed = self.lines_after("FAIL: ");
+        if !failed.is_empty() {
+            self.fail(format_args!(
+                "{} check(s) failed: {failed:#?}",
+                failed.len()
+            ));
+        }
+        self.assert_success();
+        let passed = self.lines_after("ok: ");
+        let missing: Vec<_> = expected.iter().filter(|n| !passed.contains(n)).collect();
+        let unexpected: Vec<_> = passed.iter().filter(|n| !expected.contains(n)).collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            self.fail(format_args!(
+                "checks not reported as passed: {missing:?}; checks the test does not know: \
+                 {unexpected:?}"
+            ));
+        }
+        self.assert_stdout_contains(&format!("{program}: {} passed, 0 failed", expected.len()))
+    }
+}

@@ -1,0 +1,167 @@
+//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks.
+//!
+//! Each example asserts its own results (a failed assertion makes the job
+//! exit non-zero); these tests add checks on what it prints, which depend on
+//! the number of engines: ids, one answer and one distinct pid per engine,
+//! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
+//! the right engine. Running jobs is left to `common`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{mpirun, Run};
+
+/// `rc.ids = [0, 1, ...]` for a job of `ranks` ranks.
+fn ids_line(ranks: usize) -> String {
+    format!("rc.ids = {:?}", (0..ranks - 1).collect::<Vec<_>>())
+}
+
+/// Parses the pid or pid list that follows `prefix` on a stdout line, up to
+/// a `;` or the end of the line: `123` or `[12, 13]`.
+fn pid_list(run: &Run, prefix: &str) -> Vec<u32> {
+    let Some((_, rest)) = run.stdout.lines().find_map(|l| l.split_once(prefix)) else {
+        run.fail(format_args!("no line with {prefix:?}"));
+    };
+    let line = rest.split(';').next().unwrap_or_default();
+    let list = line.trim().trim_start_matches('[').trim_end_matches(']');
+    list.split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .unwrap_or_else(|_| run.fail(format_args!("bad pid {p:?} in {line:?}")))
+        })
+        .collect()
+}
+
+fn quickstart(ranks: usize) {
+    let run = mpirun(ranks, "quickstart", &[]);
+    run.assert_success();
+    let engines = ranks - 1;
+    run.assert_stdout_contains(&format!("quickstart: {engines} engines answered\n"));
+    let mut pids = BTreeSet::new();
+    for engine in 0..engines {
+        let prefix = format!("engine {engine} (pid ");
+        let Some(rest) = run.stdout.lines().find_map(|l| l.strip_prefix(&prefix)) else {
+            run.fail(format_args!("no answer from engine {engine}"));
+        };
+        match rest.split_once("): ") {
+            Some((pid, "12 * 12 = 144")) => match pid.parse::<u32>() {
+                Ok(pid) => {
+                    pids.insert(pid);
+                }
+                Err(_) => run.fail(format_args!("engine {engine}: bad pid {pid:?}")),
+            },
+            _ => run.fail(format_args!("engine {engine} answered {rest:?}")),
+        }
+    }
+    if pids.len() != engines {
+        run.fail(format_args!("{engines} engines but pids {pids:?}"));
+    }
+    if run.stdout.contains(&format!("engine {engines} (pid")) {
+        run.fail("an answer from an engine that does not exist");
+    }
+}
+
+fn basic_interface(ranks: usize) {
+    let run = mpirun(ranks, "basic_interface", &[]);
+    run.assert_success()
+        .assert_stdout_contains(&ids_line(ranks))
+        .assert_stdout_contains("pull of b as String: alloc::string::String vs i64")
+        .assert_stdout_contains("  5 + 5 = 10")
+        .assert_stdout_contains("get(1 s) timed out after ")
+        .assert_stdout_contains("get() = 2.0");
+    // Only engine 0 ran getpid, and its captured print names its pid.
+    let blocks = run.lines_after("[stdout:");
+    let hello: Vec<&str> = blocks
+        .iter()
+        .filter_map(|b| b.strip_prefix("0] engine process "))
+        .collect();
+    match hello.as_slice() {
+        [line] if line.ends_with(" says hello") => {
+            let pid = line.trim_end_matches(" says hello");
+            if pid.parse::<u32>().is_err() {
+                run.fail(format_args!("bad pid in [stdout:0]: {pid:?}"));
+            }
+        }
+        _ => run.fail(format_args!(
+            "expected one [stdout:0] hello block, got {blocks:?}"
+        )),
+    }
+    if blocks.len() != 1 {
+        run.fail(format_args!("blocks of other engines: {blocks:?}"));
+    }
+    // The asynchronous part waits for a 2 s task.
+    if run.elapsed < Duration::from_secs(2) {
+        run.fail("finished before the 2 s task could have");
+    }
+}
+
+fn going_parallel(ranks: usize) {
+    let run = mpirun(ranks, "going_parallel", &[]);
+    let engines = ranks - 1;
+    run.assert_success()
+        .assert_stdout_contains(&ids_line(ranks))
+        .assert_stdout_contains(&format!(
+            "rc[:] is <DirectView {:?}>",
+            (0..engines).collect::<Vec<_>>()
+        ));
+    let client = pid_list(&run, "client pid ");
+    let engine_pids = pid_list(&run, "engine pids ");
+    let distinct: BTreeSet<u32> = engine_pids.iter().copied().collect();
+    if engine_pids.len() != engines || distinct.len() != engines || distinct.contains(&client[0]) {
+        run.fail(format_args!(
+            "{engines} engines should have distinct pids other than the client's {client:?}: \
+             {engine_pids:?}"
+        ));
+    }
+    if engines >= 3 {
+        run.assert_stdout_contains("len(rc[1:3]) = 2");
+    } else {
+        run.assert_stdout_contains(&format!("rc[1:3] needs 3 engines; this job has {engines}"));
+    }
+    // The value lives on engine 1 (engine 0 with a single engine); engine 0
+    // is asked for it and must say so by id.
+    let missing = if engines >= 2 { "myVarIn1" } else { "myVarIn0" };
+    run.assert_stdout_contains(&format!(
+        "engine 0: NameError: name '{missing}' is not defined"
+    ));
+}
+
+/// `client pid 7; engine pids [8, 9]` is one line with two lists.
+#[test]
+fn pid_list_reads_both_lists() {
+    let run = Run {
+        command: "none".into(),
+        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        stdout: "client pid 7; engine pids [8, 9]\n".into(),
+        stderr: String::new(),
+        elapsed: Duration::ZERO,
+    };
+    assert_eq!(pid_list(&run, "client pid "), vec![7]);
+    assert_eq!(pid_list(&run, "engine pids "), vec![8, 9]);
+}
+
+macro_rules! on_ranks {
+    ($check:ident: $($test:ident = $ranks:expr),+) => {
+        $(
+            #[test]
+            fn $test() {
+                $check($ranks);
+            }
+        )+
+    };
+}
+
+on_ranks!(quickstart: quickstart_2_ranks = 2, quickstart_3_ranks = 3, quickstart_5_ranks = 5);
+on_ranks!(
+    basic_interface: basic_interface_2_ranks = 2,
+    basic_interface_3_ranks = 3,
+    basic_interface_5_ranks = 5
+);
+on_ranks!(
+    going_parallel: going_parallel_2_ranks = 2,
+    going_parallel_3_ranks = 3,
+    going_parallel_5_ranks = 5
+);

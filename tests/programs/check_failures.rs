@@ -1,0 +1,69 @@
+//! How a job ends when its client fails. Run it with
+//! `rankview run -n 3 --example check_failures -- MODE` (or `mpirun -n 3
+//! target/debug/examples/check_failures MODE`); `tests/failures.rs` runs
+//! every mode on 2, 3 and 5 ranks and checks status, time and messages.
+//!
+//! MODE is one of:
+//! - `err`: the client returns `Err` while a 60 s task runs on every engine;
+//! - `panic`: the client panics while a 60 s task runs on every engine;
+//! - `remote_err`: the client propagates a task's panic with `?`;
+//! - `engine_panic_ok`: a task panics, the client handles the error and ends
+//!   normally (status 0).
+//!
+//! The program only produces the situations; what the job must do about them
+//! (exit non-zero quickly, say why) is asserted by the integration test.
+
+use std::time::Duration;
+
+/// The client's error type: rankview errors and messages alike.
+type Failure = Box<dyn std::error::Error>;
+
+#[rankview::remote]
+fn sleep_for(seconds: f64) -> f64 {
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    seconds
+}
+
+#[rankview::remote]
+fn boom() -> u8 {
+    panic!("engine-side panic from check_failures")
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    rankview::launch(|rc| -> Result<(), Failure> {
+        match mode.as_str() {
+            "err" | "panic" => {
+                let long = rc.all().apply(sleep_for, (60.0,));
+                if long.wait_timeout(Duration::from_millis(300)) {
+                    return Err("the 60 s task ended early".into());
+                }
+                println!(
+                    "check_failures: a 60 s task is running on {} engines",
+                    rc.len()
+                );
+                if mode == "err" {
+                    return Err("deliberate failure (mode err)".into());
+                }
+                panic!("deliberate panic (mode panic)");
+            }
+            "remote_err" => {
+                rc.engine(-1)?.apply_sync(boom, ())?;
+                Err("the panicking task succeeded".into())
+            }
+            "engine_panic_ok" => {
+                match rc.all().apply(boom, ()).get() {
+                    Err(e) => println!("check_failures: engine panic reported: {e}"),
+                    Ok(v) => return Err(format!("the panicking task returned {v:?}").into()),
+                }
+                let answers = rc.all().apply_sync(sleep_for, (0.0,))?;
+                println!("check_failures: {} engines still answer", answers.len());
+                Ok(())
+            }
+            other => Err(format!(
+                "unknown mode {other:?}: use err, panic, remote_err or engine_panic_ok"
+            )
+            .into()),
+        }
+    });
+}

@@ -1,0 +1,74 @@
+//! The checklist of the MPI test programs in `tests/programs/`.
+//!
+//! A program's client runs its checks through a [`Checklist`]: each check
+//! is a closure that returns `Ok(())`, an error, or panics (an `assert!`);
+//! the checklist prints one line per check (`ok: NAME` or `FAIL: NAME: why`)
+//! and a summary (`PROGRAM: N passed, M failed`), and [`Checklist::finish`]
+//! turns any failure into an `Err`, so that the job exits non-zero. What each
+//! check asserts is the program's business; which checks must appear is the
+//! integration test's (`Run::assert_checks` in `tests/common`).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// What a check returns: `?` works on rankview errors and on strings.
+pub type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// The checks run so far and how they ended.
+pub struct Checklist {
+    program: &'static str,
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Checklist {
+    /// An empty checklist for the program called `program`.
+    pub fn new(program: &'static str) -> Self {
+        Checklist {
+            program,
+            passed: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    /// Runs the check `name` and prints its line.
+    pub fn check(&mut self, name: &str, body: impl FnOnce() -> Outcome) {
+        let why = match catch_unwind(AssertUnwindSafe(body)) {
+            Ok(Ok(())) => {
+                println!("ok: {name}");
+                self.passed += 1;
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic".into());
+                format!("panicked: {message}")
+            }
+        };
+        println!("FAIL: {name}: {}", why.replace('\n', "\n    "));
+        self.failed.push(name.to_string());
+    }
+
+    /// Prints the summary; `Err` naming the failed checks if there are any.
+    pub fn finish(self) -> Result<(), String> {
+        println!(
+            "{}: {} passed, {} failed",
+            self.program,
+            self.passed,
+            self.failed.len()
+        );
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} checks failed: {}",
+                self.failed.len(),
+                self.passed + self.failed.len(),
+                self.failed.join(", ")
+            ))
+        }
+    }
+}
