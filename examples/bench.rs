@@ -11,6 +11,10 @@
 //! - `w8` broadcast_bandwidth: `push` of 64 MiB of `f64` to every engine,
 //!   against raw `MPI_Bcast` (medians of 15).
 //!
+//! - `w5` idle: the CPU an engine uses while the client does nothing for
+//!   3 s, against a rank waiting the same time in `MPI_Barrier` (per cent of
+//!   one core; the goal is ≤ 1% for rankview).
+//!
 //! Both sides allocate their receive buffers for every repetition, as a
 //! program moving data once would. The raw half runs in MPI sections
 //! (`Launch::mpi_section`) on every rank, alternating with the rankview
@@ -36,6 +40,37 @@ const W8_REPS: usize = 15;
 
 #[rankview::remote]
 fn noop() {}
+
+/// CPU time of this process so far (all threads), from /proc.
+fn cpu_time() -> Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+#[rankview::remote]
+fn engine_cpu_ns() -> u64 {
+    cpu_time().as_nanos() as u64
+}
+
+/// CPU an engine used inside the last `w5` MPI section, in nanoseconds.
+static RAW_IDLE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[rankview::remote]
+fn raw_idle_ns() -> u64 {
+    RAW_IDLE_NS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+const IDLE: Duration = Duration::from_secs(3);
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     if std::env::var_os("BENCH_SAMPLES").is_some() {
@@ -157,13 +192,13 @@ fn options() -> Result<Options, String> {
         }
     }
     if workloads.is_empty() {
-        workloads = vec!["w1".into(), "w3".into(), "w8".into()];
+        workloads = vec!["w1".into(), "w3".into(), "w5".into(), "w8".into()];
     }
     if let Some(w) = workloads
         .iter()
-        .find(|w| !["w1", "w3", "w8"].contains(&w.as_str()))
+        .find(|w| !["w1", "w3", "w5", "w8"].contains(&w.as_str()))
     {
-        return Err(format!("unknown workload {w:?}; known: w1, w3, w8"));
+        return Err(format!("unknown workload {w:?}; known: w1, w3, w5, w8"));
     }
     Ok(options_with(workloads, json))
 }
@@ -228,6 +263,16 @@ fn main() {
             if let Some(t) = raw_broadcast(world, &mut w8_data) {
                 record(&w8, "w8", [t]);
             }
+        })
+        .mpi_section("w5", |world| {
+            // Rank 0 waits IDLE before joining the barrier; the others wait in it.
+            let before = cpu_time();
+            if world.rank() == 0 {
+                std::thread::sleep(IDLE);
+            }
+            world.barrier();
+            let used = cpu_time().saturating_sub(before);
+            RAW_IDLE_NS.store(used.as_nanos() as u64, std::sync::atomic::Ordering::SeqCst);
         })
         .run(|rc| -> rankview::Result<()> {
             let raw_of = |w: &'static str| -> rankview::Result<Duration> {
@@ -308,6 +353,28 @@ fn main() {
                             raw_of("w8")?,
                             "s",
                         );
+                    }
+                    "w5" => {
+                        let before = all.apply_sync(engine_cpu_ns, ())?;
+                        std::thread::sleep(IDLE);
+                        let after = all.apply_sync(engine_cpu_ns, ())?;
+                        let ours = before.iter().zip(&after).map(|(b, a)| a - b).max().unwrap_or(0);
+                        rc.mpi_section("w5").get()?;
+                        let raw = all.apply_sync(raw_idle_ns, ())?.into_iter().max().unwrap_or(0);
+                        let pct = |ns: u64| ns as f64 / IDLE.as_nanos() as f64 * 100.0;
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w5\",\"rankview_core_pct\":{:.3},\"raw_core_pct\":{:.3}}}",
+                                pct(ours),
+                                pct(raw)
+                            );
+                        } else {
+                            println!(
+                                "w5 idle_engine_cpu             rankview {:>10.3} %    raw MPI {:>10.3} % (of one core, busiest engine)",
+                                pct(ours),
+                                pct(raw)
+                            );
+                        }
                     }
                     _ => {}
                 }

@@ -3,7 +3,7 @@
 //! `Vec<E>` and `ndarray` arrays of a plain numeric element `E` ([`Element`])
 //! never go through the codec: they are split, sent and rebuilt as typed
 //! buffers. This module owns the closed set of such types (ten element types
-//! times a scalar and six containers), their type-erased forms ([`BulkVec`], [`BufRef`])
+//! times a scalar, `Vec` and arrays of 1 to 6 dimensions or `IxDyn`), their type-erased forms ([`BulkVec`], [`BufRef`])
 //! that the transport moves, the table that rebuilds a typed value from a
 //! buffer on an engine, and the partition rule of `scatter`. Running the
 //! collectives is left to the transport; deciding when to the controller.
@@ -12,7 +12,7 @@ use std::any::{type_name, Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix3, Ix4, IxDyn};
+use ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix3, Ix4, Ix5, Ix6, IxDyn};
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -333,6 +333,8 @@ pub(crate) fn table() -> &'static HashMap<u64, BulkType> {
                 add::<Array<$t, Ix2>>(&mut table);
                 add::<Array<$t, Ix3>>(&mut table);
                 add::<Array<$t, Ix4>>(&mut table);
+                add::<Array<$t, Ix5>>(&mut table);
+                add::<Array<$t, Ix6>>(&mut table);
                 add::<Array<$t, IxDyn>>(&mut table);
             };
         }
@@ -420,7 +422,7 @@ mod test {
     #[test]
     fn table_rebuilds_and_lends_every_container() {
         let t = table();
-        assert_eq!(t.len(), 70);
+        assert_eq!(t.len(), 90);
         let entry = &t[&codec::fingerprint::<ndarray::Array2<f64>>()];
         let value =
             (entry.build)(BulkVec::F64(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), vec![3, 2]).unwrap();

@@ -47,7 +47,7 @@ enum PlanData<'a> {
 
 /// A container that [`DirectView::scatter`] can split along its first axis:
 /// `Vec<T>` of any serde type, and `ndarray` arrays (owned or views, any
-/// layout) of an [`Element`] type with 1 to 4 dimensions or `IxDyn`.
+/// layout) of an [`Element`] type with 1 to 6 dimensions or `IxDyn`.
 pub trait Scatter {
     #[doc(hidden)]
     fn plan(&self, parts: usize, distribution: Distribution) -> Result<ScatterPlan<'_>>;
@@ -82,7 +82,7 @@ fn bulk_spec<C: 'static>() -> Result<ValueSpec> {
     let fingerprint = codec::fingerprint::<C>();
     let entry = bulk::table().get(&fingerprint).ok_or_else(|| {
         Error::Usage(format!(
-            "{} cannot travel as a raw buffer (arrays need 1 to 4 dimensions or IxDyn)",
+            "{} cannot travel as a raw buffer (arrays need 1 to 6 dimensions or IxDyn)",
             type_name::<C>()
         ))
     })?;
