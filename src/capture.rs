@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
@@ -20,6 +21,20 @@ pub(crate) struct Capture {
     err: File,
     saved_out: OwnedFd,
     saved_err: OwnedFd,
+}
+
+/// The process's stderr from before the capture, for rankview's own messages.
+static REAL_STDERR: OnceLock<File> = OnceLock::new();
+
+/// Writes one line of rankview's own to the process's real stderr, even
+/// while task output is being captured.
+pub(crate) fn report(line: &str) {
+    match REAL_STDERR.get() {
+        Some(mut stderr) => {
+            let _ = writeln!(stderr, "{line}");
+        }
+        None => eprintln!("{line}"),
+    }
 }
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -32,6 +47,9 @@ impl Capture {
         io::stdout().flush().map_err(|e| io_error("flush", e))?;
         let saved_out = nix::unistd::dup(io::stdout()).map_err(|e| io_error("dup", e))?;
         let saved_err = nix::unistd::dup(io::stderr()).map_err(|e| io_error("dup", e))?;
+        if let Ok(real) = nix::unistd::dup(io::stderr()) {
+            let _ = REAL_STDERR.set(File::from(real));
+        }
         let out = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
         let err = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
         nix::unistd::dup2_stdout(&out).map_err(|e| io_error("dup2", e))?;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::backoff::Backoff;
 use crate::bulk::{self, BufRef, BulkVec, ElemKind, Lent, ReduceOp};
-use crate::capture::Capture;
+use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
@@ -140,7 +140,7 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
         while let Some((source, bytes)) = comm.mpi.try_recv() {
             busy = true;
             if source != 0 {
-                eprintln!("rankview: ignoring a message from rank {source}");
+                capture::report(&format!("rankview: ignoring a message from rank {source}"));
                 continue;
             }
             match protocol::decode::<Request>(&bytes) {
@@ -161,7 +161,7 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
                         return Ending::Broken(Error::Usage("the execution thread stopped".into()));
                     }
                 }
-                Err(e) => eprintln!("rankview: {e}"),
+                Err(e) => capture::report(&format!("rankview: {e}")),
             }
         }
         loop {

@@ -15,6 +15,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
+use crate::capture;
 use crate::client::Client;
 use crate::controller::{self, Command, Ready};
 use crate::engine::{self, Ending};
@@ -168,7 +169,20 @@ impl Launch {
                     if role_tx.send(Ok((rank, role))).is_err() {
                         return Ending::Broken(Error::Shutdown);
                     }
-                    engine::serve(mpi, job_tx, out_rx)
+                    match engine::serve(mpi, job_tx, out_rx) {
+                        // MPI is finalized; the execution thread may be deep in
+                        // a long task, so the process ends from here, now.
+                        Ending::ClientFailed => {
+                            status(rank, "failed: the client on rank 0 failed");
+                            std::process::exit(1)
+                        }
+                        Ending::Broken(e) => {
+                            capture::report(&format!("rankview: engine {}: {e}", rank - 1));
+                            status(rank, &format!("failed: {e}"));
+                            std::process::exit(1)
+                        }
+                        Ending::Clean => Ending::Clean,
+                    }
                 }
             });
         let mpi_thread = match spawned {
@@ -250,15 +264,8 @@ impl Launch {
                         status(rank, "ok");
                         None
                     }
-                    Ok(Ending::ClientFailed) => {
-                        status(rank, "failed: the client on rank 0 failed");
-                        std::process::exit(1)
-                    }
-                    Ok(Ending::Broken(e)) => {
-                        eprintln!("rankview: engine {id}: {e}");
-                        status(rank, &format!("failed: {e}"));
-                        std::process::exit(1)
-                    }
+                    // The MPI thread ends the process itself in these cases.
+                    Ok(Ending::ClientFailed) | Ok(Ending::Broken(_)) => std::process::exit(1),
                     Err(_) => {
                         eprintln!("rankview: engine {id}: the MPI thread panicked");
                         status(rank, "failed: the MPI thread panicked");
