@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 . ci/setup.sh
 bash ci/test-mpich.sh
 cargo build --workspace --all-targets
+cargo test -p rankview --doc
 cargo nextest run --workspace --no-fail-fast
-cargo test --workspace --doc
