@@ -19,7 +19,8 @@
 //! program moving data once would. The raw half runs in MPI sections
 //! (`Launch::mpi_section`) on every rank, alternating with the rankview
 //! half, so that both see the same machine noise. `--json` prints one JSON
-//! line per workload; otherwise a table.
+//! line per workload; otherwise a table. `BENCH_SAMPLES=1` also prints every
+//! sample to stderr.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -318,12 +319,13 @@ fn main() {
                         let data: Vec<f64> = (0..W3_ELEMENTS).map(|i| i as f64).collect();
                         let mut samples = Vec::new();
                         for _ in 0..W3_REPS {
-                            rc.mpi_section("w3").get()?;
                             let t = Instant::now();
                             all.scatter("w3", &data).get()?;
                             let back: Vec<f64> = all.gather("w3").get()?;
                             samples.push(t.elapsed());
                             assert!(back == data, "gather(scatter(x)) != x");
+                            drop(back);
+                            rc.mpi_section("w3").get()?;
                         }
                         all.clear().get()?;
                         report(

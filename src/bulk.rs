@@ -374,20 +374,23 @@ pub(crate) fn block_counts(items: usize, parts: usize) -> Vec<usize> {
     (0..parts).map(|k| base + usize::from(k < extra)).collect()
 }
 
-/// The item indices engine `k` of `parts` gets under `distribution`.
+/// The item indices engine `k` of `parts` gets under `distribution`, in
+/// order (computed, not stored: a scatter of 2^25 rows allocates nothing here).
 pub(crate) fn indices(
     items: usize,
     parts: usize,
     k: usize,
     distribution: Distribution,
-) -> Vec<usize> {
+) -> std::iter::StepBy<std::ops::Range<usize>> {
     match distribution {
         Distribution::Block => {
-            let counts = block_counts(items, parts);
-            let start: usize = counts[..k].iter().sum();
-            (start..start + counts[k]).collect()
+            let base = items / parts.max(1);
+            let extra = items % parts.max(1);
+            let start = k * base + k.min(extra);
+            let count = base + usize::from(k < extra);
+            (start..start + count).step_by(1)
         }
-        Distribution::RoundRobin => (k..items).step_by(parts.max(1)).collect(),
+        Distribution::RoundRobin => (k.min(items)..items).step_by(parts.max(1)),
     }
 }
 
@@ -411,12 +414,12 @@ mod test {
         let counts = block_counts(1000, 7);
         assert_eq!(counts, vec![143, 143, 143, 143, 143, 143, 142]);
         assert_eq!(block_counts(2, 4), vec![1, 1, 0, 0]);
-        assert_eq!(indices(10, 3, 1, Distribution::Block), vec![4, 5, 6]);
-        assert_eq!(indices(10, 3, 1, Distribution::RoundRobin), vec![1, 4, 7]);
-        assert_eq!(
-            indices(2, 4, 3, Distribution::RoundRobin),
-            Vec::<usize>::new()
-        );
+        let list = |n, p, k, d| indices(n, p, k, d).collect::<Vec<_>>();
+        assert_eq!(list(10, 3, 1, Distribution::Block), vec![4, 5, 6]);
+        assert_eq!(list(10, 3, 2, Distribution::Block), vec![7, 8, 9]);
+        assert_eq!(list(10, 3, 1, Distribution::RoundRobin), vec![1, 4, 7]);
+        assert_eq!(list(2, 4, 3, Distribution::RoundRobin), Vec::<usize>::new());
+        assert_eq!(list(2, 4, 3, Distribution::Block), Vec::<usize>::new());
     }
 
     #[test]

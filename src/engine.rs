@@ -405,7 +405,7 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
         }
     };
     while let Some(job) = next_job(&jobs) {
-        let (task, name, value) = match job {
+        match job {
             Job::Lend { task, name, value } => {
                 let (resume, resumed) = std::sync::mpsc::channel::<()>();
                 let lent = lend(&name, &value);
@@ -415,9 +415,25 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
                 comm.unpark();
                 // Keep the namespace still until the collective is over.
                 let _ = resumed.recv();
-                continue;
             }
-            Job::Store { task, name, value } => (task, Some(name), Some(value)),
+            Job::Store { task, name, value } => {
+                let now = now_us();
+                let mut displaced = None;
+                let outcome = namespace::with(|ns| {
+                    displaced = Some(match value {
+                        Incoming::Decoded(stored) => ns.insert_stored(name, stored),
+                        Incoming::Encoded(typed) => ns.insert_typed(name, typed),
+                    });
+                    Ok(Outcome::Unit)
+                })
+                .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
+                if !reply(&out, task, now, now, String::new(), String::new(), outcome) {
+                    break;
+                }
+                comm.unpark();
+                // Free a replaced value only once the client has its answer.
+                drop(displaced);
+            }
             Job::Request(request) => {
                 let started_us = now_us();
                 let Some((task, outcome)) = handle(request) else {
@@ -437,25 +453,8 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
                     break;
                 }
                 comm.unpark();
-                continue;
             }
-        };
-        let now = now_us();
-        let outcome = match (name, value) {
-            (Some(name), Some(value)) => namespace::with(|ns| {
-                match value {
-                    Incoming::Decoded(stored) => ns.insert_stored(name, stored),
-                    Incoming::Encoded(typed) => ns.insert_typed(name, typed),
-                }
-                Ok(Outcome::Unit)
-            })
-            .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e))),
-            _ => Outcome::Unit,
-        };
-        if !reply(&out, task, now, now, String::new(), String::new(), outcome) {
-            break;
         }
-        comm.unpark();
     }
     if let Some(capture) = capture {
         capture.stop();
@@ -571,7 +570,7 @@ fn handle(request: Request) -> Option<(TaskId, Outcome)> {
             task,
             namespace::with(|ns| {
                 for (name, value) in items {
-                    ns.insert_typed(name, value);
+                    drop(ns.insert_typed(name, value));
                 }
                 Ok(Outcome::Unit)
             }),

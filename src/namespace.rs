@@ -70,6 +70,10 @@ enum Entry {
     Taken,
 }
 
+/// The value an insert replaced, if any: dropping it frees it, which the
+/// engine does after replying (freeing a large array takes time).
+pub(crate) struct Displaced(#[allow(dead_code)] Option<Entry>);
+
 /// The named values of one engine.
 pub(crate) struct Namespace {
     engine: usize,
@@ -128,13 +132,13 @@ impl Namespace {
     }
 
     /// Stores a value that arrived from the wire.
-    pub(crate) fn insert_typed(&mut self, name: String, value: Typed) {
-        self.entries.insert(name, Entry::Encoded(value));
+    pub(crate) fn insert_typed(&mut self, name: String, value: Typed) -> Displaced {
+        Displaced(self.entries.insert(name, Entry::Encoded(value)))
     }
 
     /// Stores a value that is already decoded.
-    pub(crate) fn insert_stored(&mut self, name: String, value: Arc<dyn Stored>) {
-        self.entries.insert(name, Entry::Value(value));
+    pub(crate) fn insert_stored(&mut self, name: String, value: Arc<dyn Stored>) -> Displaced {
+        Displaced(self.entries.insert(name, Entry::Value(value)))
     }
 
     /// `name` as a type-erased value of the type with `fingerprint`

@@ -101,7 +101,26 @@ fn codec_spec<C: 'static>() -> ValueSpec {
     }
 }
 
-/// Splits a slice of elements into blocks, in place when it can.
+/// Elements and shape of every target's block of `rows` rows of `row`
+/// elements (`rest` is the shape after axis 0).
+fn blocks(
+    rows: usize,
+    row: usize,
+    rest: &[usize],
+    parts: usize,
+    distribution: Distribution,
+) -> (Vec<usize>, Vec<Vec<usize>>) {
+    (0..parts)
+        .map(|k| {
+            let n = bulk::indices(rows, parts, k, distribution).len();
+            let shape = std::iter::once(n).chain(rest.iter().copied()).collect();
+            (n * row, shape)
+        })
+        .unzip()
+}
+
+/// Splits a slice of row-major elements into blocks, in place when the
+/// distribution keeps rows in order.
 fn element_plan<'a, E: Element>(
     values: &'a [E],
     row: usize,
@@ -111,32 +130,22 @@ fn element_plan<'a, E: Element>(
     distribution: Distribution,
     value: ValueSpec,
 ) -> ScatterPlan<'a> {
-    let per_target: Vec<Vec<usize>> = (0..parts)
-        .map(|k| bulk::indices(rows, parts, k, distribution))
-        .collect();
     let data = match distribution {
         Distribution::Block => PlanData::Borrowed(E::slice(values)),
         Distribution::RoundRobin => {
             let mut reordered = Vec::with_capacity(values.len());
-            for rows in &per_target {
-                for &r in rows {
+            for k in 0..parts {
+                for r in bulk::indices(rows, parts, k, distribution) {
                     reordered.extend_from_slice(&values[r * row..(r + 1) * row]);
                 }
             }
             PlanData::Owned(E::wrap(reordered))
         }
     };
-    let shapes: Vec<Vec<usize>> = per_target
-        .iter()
-        .map(|rows| {
-            std::iter::once(rows.len())
-                .chain(rest.iter().copied())
-                .collect()
-        })
-        .collect();
+    let (counts, shapes) = blocks(rows, row, rest, parts, distribution);
     ScatterPlan {
         data,
-        counts: per_target.iter().map(|r| r.len() * row).collect(),
+        counts,
         shapes,
         value,
     }
@@ -167,7 +176,6 @@ impl<T: Value> Scatter for Vec<T> {
         let mut counts = Vec::with_capacity(parts);
         for k in 0..parts {
             let block: Vec<&T> = bulk::indices(self.len(), parts, k, distribution)
-                .into_iter()
                 .map(|i| &self[i])
                 .collect();
             let encoded = codec::encode(&block)?;
@@ -209,24 +217,17 @@ where
             )),
             // Any other layout (transposed, stepped): copy rows in order.
             None => {
-                let per_target: Vec<Vec<usize>> = (0..parts)
-                    .map(|k| bulk::indices(rows, parts, k, distribution))
-                    .collect();
                 let mut data = Vec::with_capacity(rows * row);
-                for r in per_target.iter().flatten() {
-                    data.extend(self.index_axis(Axis(0), *r).iter().copied());
+                for k in 0..parts {
+                    for r in bulk::indices(rows, parts, k, distribution) {
+                        data.extend(self.index_axis(Axis(0), r).iter().copied());
+                    }
                 }
+                let (counts, shapes) = blocks(rows, row, rest, parts, distribution);
                 Ok(ScatterPlan {
                     data: PlanData::Owned(E::wrap(data)),
-                    counts: per_target.iter().map(|r| r.len() * row).collect(),
-                    shapes: per_target
-                        .iter()
-                        .map(|r| {
-                            std::iter::once(r.len())
-                                .chain(rest.iter().copied())
-                                .collect()
-                        })
-                        .collect(),
+                    counts,
+                    shapes,
                     value,
                 })
             }
