@@ -26,7 +26,7 @@ use crate::protocol::{
 };
 use crate::registry::registry;
 use crate::remote::ArgReader;
-use crate::transport::{Mpi, SendBuf};
+use crate::transport::{Mpi, Receive, SendBuf};
 
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
@@ -247,20 +247,22 @@ impl Comm {
                 let sub = self.sub_rank(&group)?;
                 let count = counts.get(sub).copied().unwrap_or(0) as usize;
                 let shape = shapes.get(sub).cloned().unwrap_or_default();
-                let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), count);
-                self.mpi.scatter_recv(group.id, &ranks, &mut buf)?;
-                self.store(task, name, value, buf, shape)
+                self.receive(task, &group, Receive::Scatter, name, value, count, shape)
             }
             CollectiveOp::Broadcast {
                 name,
                 value,
                 len,
                 shape,
-            } => {
-                let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), len as usize);
-                self.mpi.broadcast_recv(group.id, &ranks, &mut buf)?;
-                self.store(task, name, value, buf, shape)
-            }
+            } => self.receive(
+                task,
+                &group,
+                Receive::Broadcast,
+                name,
+                value,
+                len as usize,
+                shape,
+            ),
             CollectiveOp::Prepare {
                 name,
                 value,
@@ -309,6 +311,25 @@ impl Comm {
                 Ok(())
             }
         }
+    }
+
+    /// Receives `count` elements of a scatter or broadcast and has them
+    /// stored as `name`.
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        &mut self,
+        task: TaskId,
+        group: &GroupSpec,
+        how: Receive,
+        name: String,
+        value: ValueSpec,
+        count: usize,
+        shape: Vec<u64>,
+    ) -> Result<()> {
+        let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), count);
+        self.mpi
+            .receive(group.id, &group.world_ranks(), how, &mut buf)?;
+        self.store(task, name, value, buf, shape)
     }
 
     /// Hands a received value to the execution thread for storing.

@@ -55,17 +55,27 @@ impl std::fmt::Debug for Run {
 
 fn run(command: &mut Command) -> Run {
     let started = Instant::now();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("cannot run rankview");
+    finished(command.output().expect("cannot run rankview"), started)
+}
+
+/// The `Run` of a process started at `started` that ended with `output`.
+fn finished(output: Output, started: Instant) -> Run {
     Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         elapsed: started.elapsed(),
     }
+}
+
+/// An interrupted 2-rank job: ended soon, non-zero, and said so.
+fn assert_interrupted(result: &Run) {
+    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
+    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert!(
+        result.stderr.contains("rankview: job interrupted: 2 ranks"),
+        "{result:?}"
+    );
 }
 
 fn rankview_with(args: &[&str]) -> Run {
@@ -575,19 +585,8 @@ fn sigterm_is_passed_on_to_the_job() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let output = child.wait_with_output().unwrap();
-    let result = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
-    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
-    assert!(
-        result.stderr.contains("rankview: job interrupted: 2 ranks"),
-        "{result:?}"
-    );
+    let result = finished(child.wait_with_output().unwrap(), started);
+    assert_interrupted(&result);
 }
 
 /// `--example` builds with cargo in the workspace around the current
@@ -718,19 +717,8 @@ fn second_interrupt_kills_the_job_and_its_ranks() {
         assert!(sent.success());
         std::thread::sleep(Duration::from_millis(300));
     }
-    let output = child.wait_with_output().unwrap();
-    let result = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
-    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
-    assert!(
-        result.stderr.contains("rankview: job interrupted: 2 ranks"),
-        "{result:?}"
-    );
+    let result = finished(child.wait_with_output().unwrap(), started);
+    assert_interrupted(&result);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
 }

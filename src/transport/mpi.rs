@@ -20,7 +20,7 @@ use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::raw::AsRaw;
 use mpi::request::{Request, StaticScope};
-use mpi::topology::{Communicator, Group as _, SimpleCommunicator};
+use mpi::topology::{Communicator, Group as _, Process, SimpleCommunicator};
 use mpi::{Count, Threading};
 
 use crate::bulk::{BufRef, BulkVec, ReduceOp};
@@ -309,6 +309,15 @@ fn displacements(counts: &[usize], order: &[usize]) -> Result<Vec<Count>> {
     Ok(displs)
 }
 
+/// Which collective a non-root rank takes part in with [`Mpi::receive`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Receive {
+    /// Its block of an `MPI_Scatterv`.
+    Scatter,
+    /// The whole of an `MPI_Bcast`.
+    Broadcast,
+}
+
 fn mismatch(what: &str) -> Error {
     Error::Mpi(format!("{what}: buffers of different element types"))
 }
@@ -347,6 +356,11 @@ impl Mpi {
             .ok_or_else(|| Error::Mpi(format!("group {id} vanished")))
     }
 
+    /// Rank 0 of group `id`, the root of every collective rankview runs.
+    fn root(&mut self, id: u32, ranks: &[usize]) -> Result<Process<'_>> {
+        Ok(self.group(id, ranks)?.process_at_rank(0))
+    }
+
     /// Creates (if needed) the sub-communicator of a view.
     pub(crate) fn ensure_group(&mut self, id: u32, ranks: &[usize]) -> Result<()> {
         self.group(id, ranks).map(|_| ())
@@ -365,26 +379,12 @@ impl Mpi {
     ) -> Result<()> {
         let counts32 = counts_of(counts)?;
         let displs = displacements(counts, order)?;
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
+        let root = self.root(id, ranks)?;
         with_buf!(send, v => {
             let partition = Partition::new(v, &counts32[..], &displs[..]);
             let mut nothing = v[..0].to_vec();
             root.scatter_varcount_into_root(&partition, &mut nothing[..]);
         });
-        Ok(())
-    }
-
-    /// Non-root side of `MPI_Scatterv`: fills `recv` (sized by the caller).
-    pub(crate) fn scatter_recv(
-        &mut self,
-        id: u32,
-        ranks: &[usize],
-        recv: &mut BulkVec,
-    ) -> Result<()> {
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
-        with_vec!(recv, v => root.scatter_varcount_into(&mut v[..]));
         Ok(())
     }
 
@@ -400,8 +400,7 @@ impl Mpi {
     ) -> Result<()> {
         let counts32 = counts_of(counts)?;
         let displs = displacements(counts, order)?;
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
+        let root = self.root(id, ranks)?;
         with_vec!(recv, v => {
             let nothing = v[..0].to_vec();
             let mut partition = PartitionMut::new(&mut v[..], &counts32[..], &displs[..]);
@@ -412,8 +411,7 @@ impl Mpi {
 
     /// Non-root side of `MPI_Gatherv`.
     pub(crate) fn gather_send(&mut self, id: u32, ranks: &[usize], send: BufRef<'_>) -> Result<()> {
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
+        let root = self.root(id, ranks)?;
         with_buf!(send, v => root.gather_varcount_into(v));
         Ok(())
     }
@@ -446,17 +444,21 @@ impl Mpi {
         Ok(())
     }
 
-    /// Non-root side of `MPI_Bcast`: fills `recv` (sized by the caller).
-    pub(crate) fn broadcast_recv(
+    /// Non-root side of a scatter or broadcast from rank 0 of group `id`:
+    /// fills `recv` (sized by the caller).
+    pub(crate) fn receive(
         &mut self,
         id: u32,
         ranks: &[usize],
+        how: Receive,
         recv: &mut BulkVec,
     ) -> Result<()> {
         crate::bulk::check_count(recv.len())?;
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
-        with_vec!(recv, v => root.broadcast_into(&mut v[..]));
+        let root = self.root(id, ranks)?;
+        match how {
+            Receive::Scatter => with_vec!(recv, v => root.scatter_varcount_into(&mut v[..])),
+            Receive::Broadcast => with_vec!(recv, v => root.broadcast_into(&mut v[..])),
+        }
         Ok(())
     }
 
@@ -471,8 +473,7 @@ impl Mpi {
         op: ReduceOp,
     ) -> Result<()> {
         crate::bulk::check_count(own.len())?;
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
+        let root = self.root(id, ranks)?;
         macro_rules! arm {
             ($variant:ident) => {
                 if let (BulkVec::$variant(send), BulkVec::$variant(out)) = (own, &mut *recv) {
@@ -502,8 +503,7 @@ impl Mpi {
         send: BufRef<'_>,
         op: ReduceOp,
     ) -> Result<()> {
-        let comm = self.group(id, ranks)?;
-        let root = comm.process_at_rank(0);
+        let root = self.root(id, ranks)?;
         with_buf!(send, v => root.reduce_into(v, reduce_op(op)));
         Ok(())
     }
