@@ -448,7 +448,15 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
                     Ok(Outcome::Unit)
                 })
                 .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
-                if !reply(&out, task, now, now, String::new(), String::new(), outcome) {
+                let done = Done {
+                    task,
+                    started_us: now,
+                    completed_us: now,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    outcome,
+                };
+                if !reply(&out, done) {
                     break;
                 }
                 comm.unpark();
@@ -462,15 +470,15 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
                 };
                 let completed_us = now_us();
                 let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
-                if !reply(
-                    &out,
+                let done = Done {
                     task,
                     started_us,
                     completed_us,
                     stdout,
                     stderr,
                     outcome,
-                ) {
+                };
+                if !reply(&out, done) {
                     break;
                 }
                 comm.unpark();
@@ -482,27 +490,16 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
     }
 }
 
-/// Encodes and sends one reply; false when the MPI thread is gone.
-fn reply(
-    out: &Sender<ExecOut>,
-    task: TaskId,
-    started_us: u64,
-    completed_us: u64,
-    stdout: String,
-    stderr: String,
-    outcome: Outcome,
-) -> bool {
-    let mut done = Done {
-        task,
-        started_us,
-        completed_us,
-        stdout,
-        stderr,
-        outcome,
-    };
-    let bytes = match protocol::encode(&Reply::Done(done.clone())) {
+/// Encodes and sends one reply; false when the MPI thread is gone. A reply
+/// that cannot be encoded is replaced by the encoding error.
+fn reply(out: &Sender<ExecOut>, done: Done) -> bool {
+    let reply = Reply::Done(done);
+    let bytes = match protocol::encode(&reply) {
         Ok(bytes) => bytes,
         Err(e) => {
+            let Reply::Done(mut done) = reply else {
+                return true;
+            };
             done.outcome = Outcome::Failed(Failure::from_error(e));
             match protocol::encode(&Reply::Done(done)) {
                 Ok(bytes) => bytes,
