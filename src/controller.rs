@@ -5,6 +5,28 @@
 //! never runs user code and never decides what to compute. Start-up (checking
 //! that every engine runs the same binary) and shutdown live here too.
 //!
+//! ## Message ordering
+//!
+//! Commands are handled in the order the client submitted them, and each one
+//! sends its messages to its engines at once: point-to-point requests, and
+//! the trigger of every collective (its `Collective` request, or the `Go` of
+//! a gather). Each engine thus receives one ordered stream (MPI's
+//! non-overtaking rule) and executes it in that order, so an `apply` after a
+//! `push` or `scatter` sees the new value, whichever engines are busy. The
+//! only thing serialized is the MPI collective call itself: rank 0 makes it
+//! right after sending its trigger, and an engine's MPI thread makes it when
+//! the trigger arrives, so every rank enters the collectives of every
+//! sub-communicator in the same order and none waits for another view's
+//! work. A gather or reduce first asks its engines to lend their values (in
+//! their streams); it waits for them without holding anything else up, and
+//! several may wait at once.
+//!
+//! ## Failures
+//!
+//! A panic on this thread is an internal failure: it is reported on rank 0's
+//! stderr and the job is aborted (`MPI_Abort`), since pending results could
+//! otherwise never complete.
+//!
 //! ## Shutdown
 //!
 //! A clean shutdown first waits until every submitted request has replied,
@@ -13,7 +35,8 @@
 //! to exit non-zero at once and waits at most [`FAILED_GRACE`] for them before
 //! aborting the job, so a failure never hangs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::Thread;
@@ -24,7 +47,7 @@ use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec};
 use crate::result::{Gathered, Payload, ResultState};
-use crate::transport::{Loan, Mpi, SendBuf};
+use crate::transport::{self, Loan, Mpi, SendBuf};
 
 /// How long engines get to leave after a failed client.
 const FAILED_GRACE: Duration = Duration::from_secs(10);
@@ -92,11 +115,6 @@ pub(crate) enum Buffer {
 }
 
 impl Buffer {
-    /// Number of elements.
-    pub(crate) fn len(&self) -> usize {
-        self.buf().len()
-    }
-
     fn buf(&self) -> BufRef<'_> {
         match self {
             Buffer::Lent(loan) => loan.buf(),
@@ -120,18 +138,92 @@ struct Pending {
     lent: Vec<Option<Result<Contribution>>>,
 }
 
-/// The controller's view of collectives: sub-communicators and the queue.
+/// How many sub-communicators the controller keeps before freeing the least
+/// recently used one (MPICH allows about 2,000 per process).
+const DEFAULT_GROUP_CACHE: usize = 64;
+
+/// The sub-communicators of views, by rank set: a bounded cache.
 ///
-/// ## Ordering
-///
-/// Collectives run one at a time, in submission order, so every engine
-/// enters them in the same order as rank 0 and none can deadlock another.
-/// Point-to-point requests keep flowing while a gather waits for its engines.
-#[derive(Default)]
+/// Ids are never reused, so an engine never mistakes a new group for a
+/// freed one. Evicting a group sends `Free` to its engines in their streams
+/// (after every collective already triggered on it) and frees rank 0's side.
+struct Groups {
+    by_ranks: HashMap<Vec<usize>, (u32, u64)>,
+    next_id: u32,
+    clock: u64,
+    capacity: usize,
+}
+
+impl Groups {
+    fn new() -> Groups {
+        let capacity = std::env::var("RANKVIEW_GROUP_CACHE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n >= 1)
+            .unwrap_or(DEFAULT_GROUP_CACHE);
+        Groups {
+            by_ranks: HashMap::new(),
+            next_id: 1,
+            clock: 0,
+            capacity,
+        }
+    }
+
+    /// The group of rank 0 and `engines`, made (and another one evicted) if
+    /// needed; groups in `busy` are never evicted.
+    fn get(&mut self, engines: &[usize], busy: &[u32], mpi: &mut Mpi) -> Result<GroupSpec> {
+        let mut ranks: Vec<usize> = std::iter::once(0)
+            .chain(engines.iter().map(|e| e + 1))
+            .collect();
+        ranks.sort_unstable();
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some((id, used)) = self.by_ranks.get_mut(&ranks) {
+            *used = clock;
+            return Ok(spec(*id, &ranks));
+        }
+        if self.by_ranks.len() >= self.capacity {
+            let victim = self
+                .by_ranks
+                .iter()
+                .filter(|(_, (id, _))| !busy.contains(id))
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(ranks, (id, _))| (ranks.clone(), *id));
+            if let Some((old, id)) = victim {
+                self.by_ranks.remove(&old);
+                let engines: Vec<usize> = old.iter().skip(1).map(|r| r - 1).collect();
+                let free = Request::Collective {
+                    task: 0,
+                    group: spec(id, &old),
+                    op: CollectiveOp::Free,
+                };
+                send_all(mpi, &engines, &free)?;
+                mpi.free_group(id);
+            }
+        }
+        let id = self.next_id;
+        self.next_id = self
+            .next_id
+            .checked_add(1)
+            .ok_or_else(|| Error::Usage("this job has created 2^32 sub-communicators".into()))?;
+        self.by_ranks.insert(ranks.clone(), (id, clock));
+        Ok(spec(id, &ranks))
+    }
+}
+
+fn spec(id: u32, ranks: &[usize]) -> GroupSpec {
+    GroupSpec {
+        id,
+        ranks: ranks.iter().map(|&r| r as u32).collect(),
+    }
+}
+
+/// The controller's view of collectives: sub-communicators and the gathers
+/// and reduces waiting for their engines. See the module's "Message
+/// ordering".
 struct Collectives {
-    groups: HashMap<Vec<usize>, u32>,
-    queue: VecDeque<Collective>,
-    pending: Option<Pending>,
+    groups: Groups,
+    pending: HashMap<TaskId, Pending>,
 }
 
 /// What the controller tells the client thread once start-up is over.
@@ -160,14 +252,29 @@ pub(crate) fn identity() -> (u64, u64) {
 }
 
 /// Runs rank 0's MPI thread until shutdown. Start-up errors go to `ready`.
+/// A panic here aborts the job (see the module's "Failures").
 pub(crate) fn run(mut mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) {
+    // `mpi` stays out here: unwinding must not drop it, since finalizing
+    // would wait for engines that wait for this thread.
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(&mut mpi, commands, ready)));
+    if let Err(payload) = ran {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        eprintln!(
+            "rankview: internal error: rank 0's controller thread panicked ({}); aborting the job",
+            crate::error::panic_message(payload.as_ref())
+        );
+        mpi.abort(1);
+    }
+}
+
+fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) {
     let engines = mpi.size() - 1;
-    if let Err(e) = check_engines(&mut mpi, engines) {
+    if let Err(e) = check_engines(mpi, engines) {
         let _ = ready.send(Err(e));
         // Let the client thread print why before the engines exit (it drops
         // its command sender when it has).
         while commands.recv().is_ok() {}
-        stop_engines(&mut mpi, engines, true);
+        stop_engines(mpi, engines, true);
         return;
     }
     if ready
@@ -177,11 +284,11 @@ pub(crate) fn run(mut mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<R
         }))
         .is_err()
     {
-        stop_engines(&mut mpi, engines, true);
+        stop_engines(mpi, engines, true);
         return;
     }
-    let failed = serve(&mut mpi, &commands);
-    stop_engines(&mut mpi, engines, failed);
+    let failed = serve(mpi, &commands);
+    stop_engines(mpi, engines, failed);
 }
 
 /// Waits for every engine's `Hello` and compares binaries.
@@ -236,7 +343,10 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 /// The serving loop; returns whether the shutdown is a failed one.
 fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
     let mut inflight: Inflight = HashMap::new();
-    let mut collectives = Collectives::default();
+    let mut collectives = Collectives {
+        groups: Groups::new(),
+        pending: HashMap::new(),
+    };
     let mut backoff = Backoff::new(Duration::from_millis(10));
     let mut draining = false;
     loop {
@@ -261,7 +371,7 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                 }
                 Ok(Command::Collective(c)) => {
                     busy = true;
-                    collectives.queue.push_back(c);
+                    collectives.run(c, mpi, &mut inflight);
                 }
                 Ok(Command::Shutdown { failed: true }) => return true,
                 Ok(Command::Shutdown { failed: false }) => draining = true,
@@ -276,7 +386,6 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
             busy = true;
             receive(rank, &bytes, &mut inflight, &mut collectives, mpi);
         }
-        busy |= collectives.advance(mpi, &mut inflight);
         busy |= mpi.progress();
         if draining && inflight.is_empty() && collectives.is_idle() {
             return false;
@@ -335,45 +444,23 @@ fn send_all(mpi: &mut Mpi, engines: &[usize], request: &Request) -> Result<()> {
 
 impl Collectives {
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.pending.is_none()
+        self.pending.is_empty()
     }
 
-    /// The sub-communicator of rank 0 and `engines`, by id.
-    fn group(&mut self, engines: &[usize]) -> GroupSpec {
-        let mut ranks: Vec<usize> = std::iter::once(0)
-            .chain(engines.iter().map(|e| e + 1))
-            .collect();
-        ranks.sort_unstable();
-        let next = self.groups.len() as u32 + 1;
-        let id = *self.groups.entry(ranks.clone()).or_insert(next);
-        GroupSpec {
-            id,
-            ranks: ranks.iter().map(|&r| r as u32).collect(),
-        }
-    }
-
-    /// Starts queued collectives while none is waiting; true if any ran.
-    fn advance(&mut self, mpi: &mut Mpi, inflight: &mut Inflight) -> bool {
-        let mut ran = false;
-        while self.pending.is_none() {
-            let Some(collective) = self.queue.pop_front() else {
-                break;
-            };
-            ran = true;
-            let (task, engines) = (collective.task, collective.engines.clone());
-            let state = collective.state.clone();
-            if let Err(e) = self.start(collective, mpi, inflight) {
-                for (index, &engine) in engines.iter().enumerate() {
-                    inflight.remove(&(engine, task));
-                    state.fail(index, e.clone());
-                }
+    /// Starts a collective now; its failure fails its result.
+    fn run(&mut self, c: Collective, mpi: &mut Mpi, inflight: &mut Inflight) {
+        let (task, engines, state) = (c.task, c.engines.clone(), c.state.clone());
+        if let Err(e) = self.start(c, mpi, inflight) {
+            for (index, &engine) in engines.iter().enumerate() {
+                inflight.remove(&(engine, task));
+                state.fail(index, e.clone());
             }
         }
-        ran
     }
 
     fn start(&mut self, c: Collective, mpi: &mut Mpi, inflight: &mut Inflight) -> Result<()> {
-        let group = self.group(&c.engines);
+        let busy: Vec<u32> = self.pending.values().map(|p| p.group.id).collect();
+        let group = self.groups.get(&c.engines, &busy, mpi)?;
         let ranks = group.world_ranks();
         // Sub-rank of each target, and per-sub-rank counts and shapes.
         let subs: Vec<usize> = c
@@ -493,15 +580,18 @@ impl Collectives {
         };
         send_all(mpi, &engines, &request)?;
         mpi.ensure_group(group.id, &group.world_ranks())?;
-        self.pending = Some(Pending {
+        self.pending.insert(
             task,
-            lent: vec![None; engines.len()],
-            engines,
-            group,
-            state,
-            value,
-            op,
-        });
+            Pending {
+                task,
+                lent: vec![None; engines.len()],
+                engines,
+                group,
+                state,
+                value,
+                op,
+            },
+        );
         Ok(())
     }
 
@@ -514,9 +604,8 @@ impl Collectives {
     /// An engine could not lend its value; false if no gather waits for it.
     fn lend_failed(&mut self, engine: usize, done: protocol::Done, mpi: &mut Mpi) -> bool {
         let task = done.task;
-        match &self.pending {
-            Some(p) if p.task == task => {}
-            _ => return false,
+        if !self.pending.contains_key(&task) {
+            return false;
         }
         let error = match done.outcome {
             protocol::Outcome::Failed(f) => f.into_error(engine, task),
@@ -527,17 +616,14 @@ impl Collectives {
     }
 
     fn record(&mut self, engine: usize, task: TaskId, lent: Result<Contribution>, mpi: &mut Mpi) {
-        let Some(pending) = self.pending.as_mut() else {
+        let Some(pending) = self.pending.get_mut(&task) else {
             return;
         };
-        if pending.task != task {
-            return;
-        }
         if let Some(index) = pending.engines.iter().position(|&e| e == engine) {
             pending.lent[index] = Some(lent);
         }
         if pending.lent.iter().all(Option::is_some) {
-            if let Some(pending) = self.pending.take() {
+            if let Some(pending) = self.pending.remove(&task) {
                 finish(pending, mpi);
             }
         }
@@ -566,10 +652,12 @@ fn finish(p: Pending, mpi: &mut Mpi) {
             )),
         ));
     }
+    let total: usize = contributions.iter().map(|c| c.0).sum();
+    let pieces = p.op.is_none() && transport::needs_pieces(total);
     let go = |proceed| Request::Collective {
         task: p.task,
         group: p.group.clone(),
-        op: CollectiveOp::Go { proceed },
+        op: CollectiveOp::Go { proceed, pieces },
     };
     if !errors.is_empty() {
         let _ = send_all(mpi, &p.engines, &go(false));
@@ -587,14 +675,15 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         .iter()
         .map(|e| ranks.iter().position(|&r| r == e + 1).unwrap_or(0))
         .collect();
+    // Everything that can fail at the root is done before any engine is
+    // told to go: once it has been, every engine is inside the collective.
+    let mut counts = vec![0usize; ranks.len()];
+    for (k, &sub) in subs.iter().enumerate() {
+        counts[sub] = contributions[k].0;
+    }
+    let mut data = BulkVec::zeroed(kind, if p.op.is_some() { len } else { total });
     let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| match p.op {
         None => {
-            let mut counts = vec![0usize; ranks.len()];
-            for (k, &sub) in subs.iter().enumerate() {
-                counts[sub] = contributions[k].0;
-            }
-            let total = counts.iter().sum();
-            let mut data = BulkVec::zeroed(kind, total);
             mpi.gather_root(p.group.id, &ranks, &mut data, &counts, &subs)?;
             Ok(Gathered {
                 data,
@@ -604,7 +693,6 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         Some(op) => {
             let (len, shape) = contributions.swap_remove(0);
             let own = BulkVec::identity(kind, op, len);
-            let mut data = BulkVec::zeroed(kind, len);
             mpi.reduce_root(p.group.id, &ranks, &own, &mut data, op)?;
             Ok(Gathered {
                 data,

@@ -28,6 +28,9 @@ use crate::registry::registry;
 use crate::remote::ArgReader;
 use crate::transport::{Mpi, Receive, SendBuf};
 
+/// The longest an idle engine's MPI thread sleeps between polls.
+const IDLE_POLL: Duration = Duration::from_millis(1);
+
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
     /// Clean shutdown: the execution thread has finished.
@@ -107,16 +110,19 @@ struct Prepared {
 }
 
 /// The MPI thread's state.
-struct Comm {
-    mpi: Mpi,
+struct Comm<'m> {
+    mpi: &'m mut Mpi,
     to_exec: Option<Sender<Job>>,
     prepared: Option<Prepared>,
     /// Reduce ops of `Prepare` requests forwarded to the execution thread.
     reduces: HashMap<TaskId, (GroupSpec, Option<ReduceOp>)>,
 }
 
-/// Runs an engine's MPI thread until shutdown.
-pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>) -> Ending {
+/// Runs an engine's MPI thread until shutdown. The caller keeps `mpi`: on a
+/// clean ending it finalizes MPI, on a broken one it aborts the job (see
+/// `launch`).
+pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>) -> Ending {
+    install_panic_hook();
     let mut comm = Comm {
         mpi,
         to_exec: Some(to_exec),
@@ -133,8 +139,10 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
     if let Err(e) = comm.send(&hello) {
         return Ending::Broken(e);
     }
-    // An idle engine wakes at most every 5 ms (W5: under 1% of a core).
-    let mut backoff = Backoff::new(Duration::from_millis(5));
+    // An idle engine polls about once a millisecond: a request after a quiet
+    // spell waits half of that on average (bench w1idle), and each wake-up
+    // costs a few microseconds (W5: under 1% of a core).
+    let mut backoff = Backoff::new(IDLE_POLL);
     loop {
         let mut busy = false;
         while let Some((source, bytes)) = comm.mpi.try_recv() {
@@ -145,7 +153,7 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
             }
             match protocol::decode::<Request>(&bytes) {
                 Ok(Request::Shutdown { failed: true }) => {
-                    say_goodbye(&mut comm.mpi);
+                    say_goodbye(comm.mpi);
                     return Ending::ClientFailed;
                 }
                 // Close the execution queue; keep forwarding its replies
@@ -181,7 +189,7 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     if comm.to_exec.is_none() {
-                        say_goodbye(&mut comm.mpi);
+                        say_goodbye(comm.mpi);
                         return Ending::Clean;
                     }
                     return Ending::Broken(Error::Usage("the execution thread stopped".into()));
@@ -197,7 +205,7 @@ pub(crate) fn serve(mpi: Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>
     }
 }
 
-impl Comm {
+impl Comm<'_> {
     fn send(&mut self, reply: &Reply) -> Result<()> {
         let bytes = protocol::encode(reply)?;
         self.mpi.send(0, SendBuf::Owned(bytes))
@@ -247,7 +255,16 @@ impl Comm {
                 let sub = self.sub_rank(&group)?;
                 let count = counts.get(sub).copied().unwrap_or(0) as usize;
                 let shape = shapes.get(sub).cloned().unwrap_or_default();
-                self.receive(task, &group, Receive::Scatter, name, value, count, shape)
+                let total = counts.iter().map(|&c| c as usize).sum();
+                self.receive(
+                    task,
+                    &group,
+                    Receive::Scatter { total },
+                    name,
+                    value,
+                    count,
+                    shape,
+                )
             }
             CollectiveOp::Broadcast {
                 name,
@@ -286,7 +303,11 @@ impl Comm {
                     outcome: Outcome::Unit,
                 }))
             }
-            CollectiveOp::Go { proceed } => {
+            CollectiveOp::Free => {
+                self.mpi.free_group(group.id);
+                Ok(())
+            }
+            CollectiveOp::Go { proceed, pieces } => {
                 let Some(prepared) = self.prepared.take() else {
                     return Ok(());
                 };
@@ -304,7 +325,9 @@ impl Comm {
                         .ok_or_else(|| Error::Protocol("lent value lost its buffer".into()))?;
                     match prepared.reduce {
                         Some(op) => self.mpi.reduce_send(prepared.group.id, &ranks, buf, op)?,
-                        None => self.mpi.gather_send(prepared.group.id, &ranks, buf)?,
+                        None => self
+                            .mpi
+                            .gather_send(prepared.group.id, &ranks, buf, pieces)?,
                     }
                 }
                 // Dropping `prepared` resumes the execution thread.
@@ -633,11 +656,7 @@ fn call(function: u64, args: Vec<WireArg>) -> Result<Vec<u8>> {
     match ran {
         Ok(result) => result,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".into());
+            let message = crate::error::panic_message(payload.as_ref());
             let (location, backtrace) = panicked.unwrap_or_default();
             Err(Error::Remote {
                 engine: 0,
@@ -663,8 +682,9 @@ thread_local! {
 }
 
 /// Records panics of tasks (location, backtrace) and lets the default hook
-/// print them to the task's captured stderr.
-fn install_panic_hook() {
+/// print them to the task's captured stderr; any other panic on an engine
+/// (an internal failure) is printed on the process's real stderr.
+pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
@@ -686,8 +706,17 @@ fn install_panic_hook() {
                 },
                 Err(_) => false,
             });
-            let _ = recorded;
-            previous(info);
+            if recorded {
+                // A task's panic: its message goes to the task's stderr.
+                previous(info);
+            } else {
+                // rankview's own threads: the captured stderr would lose it.
+                let thread = std::thread::current();
+                capture::report(&format!(
+                    "thread '{}' {info}",
+                    thread.name().unwrap_or("<unnamed>")
+                ));
+            }
         }));
     });
 }

@@ -139,6 +139,16 @@ pub(crate) fn combine(mut errors: Vec<Error>) -> Option<Error> {
     }
 }
 
+/// The message of a caught panic (`&str` and `String` payloads; anything
+/// else is named as such).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".into())
+}
+
 impl Error {
     /// The engine this error happened on, when it happened on one.
     pub fn engine(&self) -> Option<usize> {

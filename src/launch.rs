@@ -169,19 +169,39 @@ impl Launch {
                     if role_tx.send(Ok((rank, role))).is_err() {
                         return Ending::Broken(Error::Shutdown);
                     }
-                    match engine::serve(mpi, job_tx, out_rx) {
-                        // MPI is finalized; the execution thread may be deep in
-                        // a long task, so the process ends from here, now.
-                        Ending::ClientFailed => {
+                    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                        engine::serve(&mut mpi, job_tx, out_rx)
+                    }));
+                    let id = rank - 1;
+                    match served {
+                        Ok(Ending::Clean) => {
+                            drop(mpi);
+                            Ending::Clean
+                        }
+                        // MPI is finalized (rank 0 finalizes too); the
+                        // execution thread may be deep in a long task, so the
+                        // process ends from here, now.
+                        Ok(Ending::ClientFailed) => {
+                            drop(mpi);
                             status(rank, "failed: the client on rank 0 failed");
                             std::process::exit(1)
                         }
-                        Ending::Broken(e) => {
-                            capture::report(&format!("rankview: engine {}: {e}", rank - 1));
-                            status(rank, &format!("failed: {e}"));
-                            std::process::exit(1)
+                        // Finalizing would wait for rank 0, which waits for
+                        // this engine: end the job instead.
+                        Ok(Ending::Broken(e)) => {
+                            internal_failure(rank, &format!("engine {id}: {e}"));
+                            mpi.abort(1)
                         }
-                        Ending::Clean => Ending::Clean,
+                        Err(payload) => {
+                            internal_failure(
+                                rank,
+                                &format!(
+                                    "engine {id}: the MPI thread panicked: {}",
+                                    crate::error::panic_message(payload.as_ref())
+                                ),
+                            );
+                            mpi.abort(1)
+                        }
                     }
                 }
             });
@@ -229,11 +249,7 @@ impl Launch {
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(payload) => Some(format!(
                         "panic: {}",
-                        payload
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "non-string payload".into())
+                        crate::error::panic_message(payload.as_ref())
                     )),
                 };
                 // Say why before the engines are told to stop: once they
@@ -258,23 +274,40 @@ impl Launch {
                 }
             }
             Role::Engine { id, comm } => {
-                engine::execute(id, job_rx, out_tx, comm);
+                let executed = panic::catch_unwind(AssertUnwindSafe(|| {
+                    engine::execute(id, job_rx, out_tx, comm)
+                }));
+                if let Err(payload) = executed {
+                    internal_failure(
+                        rank,
+                        &format!(
+                            "engine {id}: the execution thread panicked outside a task: {}",
+                            crate::error::panic_message(payload.as_ref())
+                        ),
+                    );
+                    crate::transport::abort_job(1);
+                }
                 match mpi_thread.join() {
                     Ok(Ending::Clean) => {
                         status(rank, "ok");
                         None
                     }
-                    // The MPI thread ends the process itself in these cases.
-                    Ok(Ending::ClientFailed) | Ok(Ending::Broken(_)) => std::process::exit(1),
-                    Err(_) => {
-                        eprintln!("rankview: engine {id}: the MPI thread panicked");
-                        status(rank, "failed: the MPI thread panicked");
-                        std::process::exit(1)
-                    }
+                    // The MPI thread ends the process itself in the other cases.
+                    _ => crate::transport::abort_job(1),
                 }
             }
         }
     }
+}
+
+/// Reports an internal failure of this rank on its real stderr (task output
+/// capture cannot swallow it) and in its status file; the caller then ends
+/// the job.
+fn internal_failure(rank: usize, message: &str) {
+    capture::report(&format!(
+        "rankview: internal error: {message}; aborting the job"
+    ));
+    status(rank, &format!("failed: {message}"));
 }
 
 /// Start-up failed before roles were known: report and exit.

@@ -195,3 +195,38 @@ fn binary_mismatch_always_named() {
         }
     }
 }
+
+/// An internal failure must end the job within this long (issue: "never a
+/// hang"); the harness's own timeout is far longer.
+const INTERNAL_FAILURE_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A panic on an engine's MPI thread (a raw MPI section panicking on the
+/// first engine) while a 60 s task runs: the job ends at once, non-zero, and
+/// the panic reaches the real stderr (not the task's captured output).
+fn section_panic_engine(ranks: usize) {
+    mpirun(ranks, "check_failures", &["section_panic_engine"])
+        .assert_failure()
+        .assert_within(INTERNAL_FAILURE_ENDS_WITHIN)
+        .assert_stderr_contains("deliberate panic in an MPI section on rank 1")
+        .assert_stderr_contains("rankview: internal error: engine 0: the MPI thread panicked");
+}
+
+/// A panic on the controller thread (a raw MPI section panicking on the
+/// client's rank) while the client waits for a 60 s task: the job ends at
+/// once.
+fn section_panic_root(ranks: usize) {
+    mpirun(ranks, "check_failures", &["section_panic_root"])
+        .assert_failure()
+        .assert_within(INTERNAL_FAILURE_ENDS_WITHIN)
+        .assert_stderr_contains("deliberate panic in an MPI section on rank 0")
+        .assert_stderr_contains("rankview: internal error: rank 0's controller thread panicked");
+}
+
+on_ranks!(
+    section_panic_engine: section_panic_engine_2_ranks = 2,
+    section_panic_engine_3_ranks = 3
+);
+on_ranks!(
+    section_panic_root: section_panic_root_2_ranks = 2,
+    section_panic_root_3_ranks = 3
+);

@@ -9,7 +9,15 @@
 //! Each engine receives [`Request`]s from the controller in the order they were
 //! sent (MPI's non-overtaking rule on one communicator and tag) and executes
 //! them in that order, so a `Push` followed by an `Apply` always sees the
-//! pushed value. Replies from one engine arrive in the order it finished them.
+//! pushed value, whatever else is in flight (see the controller's "Message
+//! ordering" for collectives). Replies from one engine arrive in the order it
+//! finished them.
+//!
+//! ## Bytes
+//!
+//! Every byte-string field (encoded values, arguments, results) is encoded
+//! as one length and a block of bytes (`serde_bytes`), not element by
+//! element, so wrapping an encoded value in a message costs one copy.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +36,7 @@ pub(crate) struct Typed {
     /// `std::any::type_name` of the value's type, for error messages.
     pub type_name: String,
     /// The codec's encoding of the value.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -36,7 +45,7 @@ pub(crate) struct Typed {
 #[doc(hidden)]
 pub enum WireArg {
     /// An encoded value.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A name in the engine's namespace ([`crate::Ref`]).
     Ref(String),
 }
@@ -66,6 +75,7 @@ pub(crate) enum Request {
     Map {
         task: TaskId,
         function: u64,
+        #[serde(with = "byte_vecs")]
         items: Vec<Vec<u8>>,
     },
     /// Take part in a collective on a view's sub-communicator.
@@ -129,8 +139,12 @@ pub(crate) enum CollectiveOp {
         value: ValueSpec,
         reduce: Option<ReduceOp>,
     },
-    /// Run the prepared gather or reduce, or cancel it.
-    Go { proceed: bool },
+    /// Run the prepared gather or reduce, or cancel it; `pieces` when the
+    /// gather is too large for one `MPI_Gatherv` and moves in pieces.
+    Go { proceed: bool, pieces: bool },
+    /// Free the group's sub-communicator (the controller evicted it from its
+    /// cache); a later collective on the same ranks makes a new one.
+    Free,
     /// Run the raw MPI section `name` (every rank takes part).
     Section { name: String },
 }
@@ -175,13 +189,13 @@ pub(crate) struct Done {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Outcome {
     /// The encoded return value of a function.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Named values, in the order asked for.
     Values(Vec<Typed>),
     /// The namespace's names, sorted.
     Keys(Vec<String>),
     /// One encoded result per item of a `Map`.
-    Many(Vec<Vec<u8>>),
+    Many(#[serde(with = "byte_vecs")] Vec<Vec<u8>>),
     /// Done, nothing to return.
     Unit,
     /// The request failed.
@@ -294,6 +308,21 @@ impl Failure {
             Error::Protocol(m) => Failure::Protocol(m),
             other => Failure::Usage(other.to_string()),
         }
+    }
+}
+
+/// A list of byte strings, each encoded as bytes (see "Bytes" above).
+mod byte_vecs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub(super) fn serialize<S: Serializer>(items: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(items.iter().map(|item| Bytes::new(item)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let items = Vec::<ByteBuf>::deserialize(d)?;
+        Ok(items.into_iter().map(ByteBuf::into_vec).collect())
     }
 }
 

@@ -9,4 +9,4 @@
 pub(crate) mod mpi;
 
 pub use self::mpi::World;
-pub(crate) use self::mpi::{lend, Loan, Mpi, Receive, Section, SendBuf};
+pub(crate) use self::mpi::{abort_job, lend, needs_pieces, Loan, Mpi, Receive, Section, SendBuf};

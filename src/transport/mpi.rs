@@ -10,6 +10,17 @@
 //! non-blocking (`MPI_Isend`) so that two ranks sending large messages to each
 //! other cannot deadlock; receives use matched probes (`MPI_Improbe` +
 //! `MPI_Mrecv`) so messages of any size arrive whole.
+//!
+//! ## Past MPI's 2^31 count limit
+//!
+//! MPI counts are C `int`s. A control message longer than [`MAX_MESSAGE`]
+//! bytes travels as a short header on the control tag (so it keeps its place
+//! among the control messages) followed by pieces on [`PIECE_TAG`]; a
+//! collective whose counts or displacements do not fit in an `int` moves in
+//! pieces of at most [`PIECE`] elements (`MPI_Bcast` and `MPI_Reduce` piece by
+//! piece, `MPI_Scatterv`/`MPI_Gatherv` as point-to-point pieces between the
+//! root and each rank). Every rank derives the same choice from sizes it
+//! knows, so they all make matching calls.
 
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
@@ -35,6 +46,21 @@ pub(crate) type Section = Box<dyn FnMut(&World) + Send>;
 /// Tag of every control message.
 const CONTROL_TAG: i32 = 7;
 
+/// Tag of the pieces of a control message longer than [`MAX_MESSAGE`], and of
+/// the point-to-point pieces of an oversized scatter or gather.
+const PIECE_TAG: i32 = 8;
+
+/// The longest control message sent in one piece.
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// The most elements one call of an oversized collective moves.
+const PIECE: usize = 1 << 27;
+
+/// First bytes of the header announcing a message sent in pieces. A protocol
+/// message never starts with `0xff` (no bincode variant index does), so the
+/// header cannot be mistaken for one.
+const LONG_MAGIC: &[u8; 16] = b"\xffrankview-pieces";
+
 /// A send buffer whose heap allocation stays put while MPI reads it.
 #[derive(Debug, Clone)]
 pub(crate) enum SendBuf {
@@ -53,14 +79,14 @@ impl SendBuf {
     }
 }
 
-/// A send in flight and the buffer it reads from.
+/// A send in flight (one message, or the pieces of a long one) and the
+/// buffer it reads from.
 struct PendingSend {
-    /// Always `Some` until the request completes.
-    request: Option<Request<'static, [u8]>>,
-    /// Keeps the bytes alive until `request` completes. Never mutated.
+    /// The requests still in flight.
+    requests: Vec<Request<'static, [u8]>>,
+    /// Keeps the bytes alive until every request completes. Never mutated.
     buffer: SendBuf,
 }
-
 /// The rank's MPI state. Dropping it completes every pending send and then
 /// finalizes MPI.
 pub(crate) struct Mpi {
@@ -135,68 +161,90 @@ impl Mpi {
         Ok(())
     }
 
-    /// Starts sending `buffer` to `dest` and returns at once.
+    /// Starts sending `buffer` to `dest` and returns at once. A message
+    /// longer than [`MAX_MESSAGE`] goes as a header and pieces.
     pub(crate) fn send(&mut self, dest: usize, buffer: SendBuf) -> Result<()> {
         let dest = i32::try_from(dest).map_err(|_| Error::Mpi(format!("no rank {dest}")))?;
-        let bytes = buffer.as_slice();
-        if i32::try_from(bytes.len()).is_err() {
-            return Err(Error::Mpi(format!(
-                "a {}-byte message is larger than MPI's 2 GiB count limit",
-                bytes.len()
-            )));
+        let len = buffer.as_slice().len();
+        if len > MAX_MESSAGE {
+            let mut header = LONG_MAGIC.to_vec();
+            header.extend_from_slice(&(len as u64).to_le_bytes());
+            self.start_sends(dest, SendBuf::Owned(header), CONTROL_TAG, MAX_MESSAGE);
+            self.start_sends(dest, buffer, PIECE_TAG, MAX_MESSAGE);
+        } else {
+            self.start_sends(dest, buffer, CONTROL_TAG, MAX_MESSAGE);
         }
+        Ok(())
+    }
+
+    /// Starts one `MPI_Isend` per `piece` bytes of `buffer` (one for an
+    /// empty buffer) and keeps the buffer until they complete.
+    fn start_sends(&mut self, dest: i32, buffer: SendBuf, tag: i32, piece: usize) {
+        let bytes = buffer.as_slice();
         // SAFETY: the slice points into `buffer`'s heap allocation (a Vec's or
         // an Arc's), which does not move when `buffer` itself is moved below.
-        // 1. `buffer` is stored beside the request in `self.pending` and is
-        //    neither mutated nor dropped until the request has completed
-        //    (`progress` drops it only after `test` succeeds; `Drop` waits
-        //    for every request first).
-        // 2. The `'static` slice is handed only to MPI through the request and
-        //    is not kept anywhere else.
-        let slice: &'static [u8] =
-            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
-        let request = self.control.process_at_rank(dest).immediate_send_with_tag(
-            StaticScope,
-            slice,
-            CONTROL_TAG,
-        );
-        self.pending.push(PendingSend {
-            request: Some(request),
-            buffer,
-        });
-        Ok(())
+        // 1. `buffer` is stored beside the requests in `self.pending` and is
+        //    neither mutated nor dropped until every request has completed
+        //    (`progress` drops it only after the last `test` succeeds; `Drop`
+        //    and `flush` wait for every request first).
+        // 2. The `'static` slice is handed only to MPI through the requests
+        //    and is not kept anywhere else.
+        let all: &'static [u8] = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let process = self.control.process_at_rank(dest);
+        let requests = if all.is_empty() {
+            vec![process.immediate_send_with_tag(StaticScope, all, tag)]
+        } else {
+            all.chunks(piece)
+                .map(|chunk| process.immediate_send_with_tag(StaticScope, chunk, tag))
+                .collect()
+        };
+        self.pending.push(PendingSend { requests, buffer });
     }
 
     /// Completes the sends that have finished; true if any did.
     pub(crate) fn progress(&mut self) -> bool {
         let before = self.pending.len();
-        self.pending.retain_mut(|p| match p.request.take() {
-            Some(request) => match request.test() {
-                Ok(_) => false,
-                Err(request) => {
-                    p.request = Some(request);
-                    true
+        self.pending.retain_mut(|p| {
+            let mut waiting = Vec::with_capacity(p.requests.len());
+            for request in p.requests.drain(..) {
+                if let Err(request) = request.test() {
+                    waiting.push(request);
                 }
-            },
-            None => false,
+            }
+            p.requests = waiting;
+            !p.requests.is_empty()
         });
         self.pending.len() != before
     }
 
     /// Receives one waiting control message, if any: `(source rank, bytes)`.
+    /// A message sent in pieces is received whole (this call then waits for
+    /// its pieces, which its sender has already started sending).
     pub(crate) fn try_recv(&mut self) -> Option<(usize, Vec<u8>)> {
         let probed = self
             .control
             .any_process()
             .immediate_matched_probe_with_tag(CONTROL_TAG)?;
         let (bytes, status) = probed.matched_receive_vec::<u8>();
-        Some((usize::try_from(status.source_rank()).unwrap_or(0), bytes))
+        let source = status.source_rank();
+        let bytes = match long_length(&bytes) {
+            Some(len) => {
+                let mut whole = vec![0u8; len];
+                let from = self.control.process_at_rank(source);
+                for chunk in whole.chunks_mut(MAX_MESSAGE) {
+                    from.receive_into_with_tag(chunk, PIECE_TAG);
+                }
+                whole
+            }
+            None => bytes,
+        };
+        Some((usize::try_from(source).unwrap_or(0), bytes))
     }
 
     /// Waits for every pending send.
     pub(crate) fn flush(&mut self) {
         for p in self.pending.drain(..) {
-            if let Some(request) = p.request {
+            for request in p.requests {
                 request.wait();
             }
             drop(p.buffer);
@@ -207,6 +255,35 @@ impl Mpi {
     pub(crate) fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
     }
+}
+
+/// The length announced by a long-message header, if `bytes` is one.
+fn long_length(bytes: &[u8]) -> Option<usize> {
+    let rest = bytes.strip_prefix(LONG_MAGIC.as_slice())?;
+    let len: [u8; 8] = rest.try_into().ok()?;
+    usize::try_from(u64::from_le_bytes(len)).ok()
+}
+
+/// Ends the whole job at once from any thread: `MPI_Abort` on
+/// `MPI_COMM_WORLD` while MPI is running, otherwise `exit(code)`. For
+/// failures that leave no `Mpi` handle to call [`Mpi::abort`] on (a panic
+/// that unwound through it); never finalizes, which would wait for the
+/// other ranks.
+pub(crate) fn abort_job(code: i32) -> ! {
+    if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
+        // SAFETY: MPI is initialized and not finalized (checked just above;
+        // `MPI_Initialized` and `MPI_Finalized` may be called from any
+        // thread). `RSMPI_COMM_WORLD` is a valid predefined handle while MPI
+        // is up. This may run on a thread other than the MPI thread, or while
+        // the MPI thread is inside a call; Open MPI and MPICH implement
+        // `MPI_Abort` by having their runtime kill the job, which does not
+        // depend on the calling thread, and the process ends right after
+        // either way (`exit` below if the call returns).
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, code);
+        }
+    }
+    std::process::exit(code)
 }
 
 impl Drop for Mpi {
@@ -233,24 +310,33 @@ impl Loan {
 }
 
 /// Lends `buf` to `f` and blocks until the [`Loan`] given to `f` has been
-/// dropped, wherever `f` sent it.
+/// dropped, wherever `f` sent it — also when `f` panics (the wait happens
+/// while unwinding).
 pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
+    /// Waits, when dropped, until every sender of its channel is gone.
+    struct Returned(mpsc::Receiver<()>);
+    impl Drop for Returned {
+        fn drop(&mut self) {
+            // Err means disconnected: the loan is gone.
+            let _ = self.0.recv();
+        }
+    }
     let (returned_tx, returned_rx) = mpsc::channel::<()>();
+    let _returned = Returned(returned_rx);
     // SAFETY: the `'static` lifetime is a lie that this function makes true:
     // 1. the loan is the only holder of the extended reference, and holds
     //    the only sender of `returned_rx`;
-    // 2. this function does not return before `returned_rx.recv()` reports
-    //    that every sender is gone, i.e. the loan was dropped (or leaked, in
-    //    which case this function never returns and `buf` stays borrowed);
+    // 2. `_returned` is dropped before this function returns or finishes
+    //    unwinding (a panic in `f` unwinds through it), and its drop waits
+    //    until every sender is gone, i.e. the loan was dropped (or leaked,
+    //    in which case this function never returns and `buf` stays
+    //    borrowed);
     // so `buf` is borrowed for as long as the loan can reach it.
     let buf: BufRef<'static> = unsafe { std::mem::transmute::<BufRef<'_>, BufRef<'static>>(buf) };
-    let result = f(Loan {
+    f(Loan {
         buf,
         _returned: returned_tx,
-    });
-    // Err means disconnected: the loan is gone.
-    let _ = returned_rx.recv();
-    result
+    })
 }
 
 /// Runs `$body` with `$v` bound to the typed slice inside a `BufRef`.
@@ -289,6 +375,12 @@ macro_rules! with_vec {
     };
 }
 
+/// True when a scatter or gather of `total` elements must move in pieces:
+/// its counts or displacements would not fit MPI's `int`.
+pub(crate) fn needs_pieces(total: usize) -> bool {
+    i32::try_from(total).is_err()
+}
+
 fn counts_of(counts: &[usize]) -> Result<Vec<Count>> {
     counts
         .iter()
@@ -296,24 +388,29 @@ fn counts_of(counts: &[usize]) -> Result<Vec<Count>> {
         .collect()
 }
 
-/// Displacements of consecutive blocks laid out in `order` (sub-rank order
-/// of the blocks in the buffer).
-fn displacements(counts: &[usize], order: &[usize]) -> Result<Vec<Count>> {
-    let mut displs = vec![0; counts.len()];
+/// Offsets (in elements) of consecutive blocks laid out in `order` (sub-rank
+/// order of the blocks in the buffer).
+fn offsets(counts: &[usize], order: &[usize]) -> Vec<usize> {
+    let mut offsets = vec![0; counts.len()];
     let mut offset = 0usize;
     for &sub in order {
-        displs[sub] = crate::bulk::check_count(offset)?;
+        offsets[sub] = offset;
         offset += counts[sub];
     }
-    crate::bulk::check_count(offset)?;
-    Ok(displs)
+    offsets
+}
+
+/// [`offsets`] as MPI displacements (only when [`needs_pieces`] is false).
+fn displacements(counts: &[usize], order: &[usize]) -> Result<Vec<Count>> {
+    counts_of(&offsets(counts, order))
 }
 
 /// Which collective a non-root rank takes part in with [`Mpi::receive`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Receive {
-    /// Its block of an `MPI_Scatterv`.
-    Scatter,
+    /// Its block of an `MPI_Scatterv` of `total` elements in all (which
+    /// decides whether it moves in pieces, see [`needs_pieces`]).
+    Scatter { total: usize },
     /// The whole of an `MPI_Bcast`.
     Broadcast,
 }
@@ -368,7 +465,8 @@ impl Mpi {
 
     /// Root side of `MPI_Scatterv` on group `id`: block `k` of `send` (in
     /// `order`, sub-rank per block) goes to sub-rank `order[k]`; the root
-    /// keeps nothing (its count must be 0).
+    /// keeps nothing (its count must be 0). Past the count limit, each block
+    /// goes to its rank as point-to-point pieces.
     pub(crate) fn scatter_root(
         &mut self,
         id: u32,
@@ -377,6 +475,20 @@ impl Mpi {
         counts: &[usize],
         order: &[usize],
     ) -> Result<()> {
+        let total: usize = counts.iter().sum();
+        if needs_pieces(total) {
+            let starts = offsets(counts, order);
+            let comm = self.group(id, ranks)?;
+            with_buf!(send, v => {
+                for (sub, (&count, &start)) in counts.iter().zip(&starts).enumerate().skip(1) {
+                    let to = comm.process_at_rank(sub as i32);
+                    for piece in v[start..start + count].chunks(PIECE) {
+                        to.send_with_tag(piece, PIECE_TAG);
+                    }
+                }
+            });
+            return Ok(());
+        }
         let counts32 = counts_of(counts)?;
         let displs = displacements(counts, order)?;
         let root = self.root(id, ranks)?;
@@ -389,7 +501,8 @@ impl Mpi {
     }
 
     /// Root side of `MPI_Gatherv`: sub-rank `s` contributes `counts[s]`
-    /// elements, laid out in `recv` in `order`.
+    /// elements, laid out in `recv` in `order`. Past the count limit, each
+    /// rank's block comes as point-to-point pieces.
     pub(crate) fn gather_root(
         &mut self,
         id: u32,
@@ -398,6 +511,20 @@ impl Mpi {
         counts: &[usize],
         order: &[usize],
     ) -> Result<()> {
+        let total: usize = counts.iter().sum();
+        if needs_pieces(total) {
+            let starts = offsets(counts, order);
+            let comm = self.group(id, ranks)?;
+            with_vec!(recv, v => {
+                for (sub, (&count, &start)) in counts.iter().zip(&starts).enumerate().skip(1) {
+                    let from = comm.process_at_rank(sub as i32);
+                    for piece in v[start..start + count].chunks_mut(PIECE) {
+                        from.receive_into_with_tag(piece, PIECE_TAG);
+                    }
+                }
+            });
+            return Ok(());
+        }
         let counts32 = counts_of(counts)?;
         let displs = displacements(counts, order)?;
         let root = self.root(id, ranks)?;
@@ -409,43 +536,62 @@ impl Mpi {
         Ok(())
     }
 
-    /// Non-root side of `MPI_Gatherv`.
-    pub(crate) fn gather_send(&mut self, id: u32, ranks: &[usize], send: BufRef<'_>) -> Result<()> {
+    /// Non-root side of `MPI_Gatherv`; `pieces` when the root said the
+    /// gather moves in pieces ([`needs_pieces`] of the total).
+    pub(crate) fn gather_send(
+        &mut self,
+        id: u32,
+        ranks: &[usize],
+        send: BufRef<'_>,
+        pieces: bool,
+    ) -> Result<()> {
         let root = self.root(id, ranks)?;
+        if pieces {
+            with_buf!(send, v => {
+                for piece in v.chunks(PIECE) {
+                    root.send_with_tag(piece, PIECE_TAG);
+                }
+            });
+            return Ok(());
+        }
+        crate::bulk::check_count(send.len())?;
         with_buf!(send, v => root.gather_varcount_into(v));
         Ok(())
     }
 
-    /// Root side of `MPI_Bcast`, from a buffer the root only reads.
+    /// Root side of `MPI_Bcast`, from a buffer the root only reads; in
+    /// pieces of at most [`PIECE`] elements.
     pub(crate) fn broadcast_root(
         &mut self,
         id: u32,
         ranks: &[usize],
         send: BufRef<'_>,
     ) -> Result<()> {
-        crate::bulk::check_count(send.len())?;
         let comm = self.group(id, ranks)?;
         with_buf!(send, v => {
-            let (count, datatype) = (v.len() as Count, v.as_datatype());
-            // SAFETY: MPI_Bcast only reads the buffer at the root (MPI 4.0
-            // §6.4); the pointer and count describe `v`, a live slice of
-            // `count` elements of the datatype rsmpi derives for its type,
-            // borrowed for the whole (blocking) call.
-            unsafe {
-                mpi::ffi::MPI_Bcast(
-                    v.as_ptr() as *mut std::ffi::c_void,
-                    count,
-                    datatype.as_raw(),
-                    0,
-                    comm.as_raw(),
-                );
+            for piece in v.chunks(PIECE) {
+                let (count, datatype) = (piece.len() as Count, piece.as_datatype());
+                // SAFETY: MPI_Bcast only reads the buffer at the root (MPI 4.0
+                // §6.4); the pointer and count describe `piece`, a live slice
+                // of `count` (≤ PIECE, so it fits) elements of the datatype
+                // rsmpi derives for its type, borrowed for the whole
+                // (blocking) call.
+                unsafe {
+                    mpi::ffi::MPI_Bcast(
+                        piece.as_ptr() as *mut std::ffi::c_void,
+                        count,
+                        datatype.as_raw(),
+                        0,
+                        comm.as_raw(),
+                    );
+                }
             }
         });
         Ok(())
     }
 
     /// Non-root side of a scatter or broadcast from rank 0 of group `id`:
-    /// fills `recv` (sized by the caller).
+    /// fills `recv` (sized by the caller), in the same pieces as the root.
     pub(crate) fn receive(
         &mut self,
         id: u32,
@@ -453,17 +599,29 @@ impl Mpi {
         how: Receive,
         recv: &mut BulkVec,
     ) -> Result<()> {
-        crate::bulk::check_count(recv.len())?;
         let root = self.root(id, ranks)?;
         match how {
-            Receive::Scatter => with_vec!(recv, v => root.scatter_varcount_into(&mut v[..])),
-            Receive::Broadcast => with_vec!(recv, v => root.broadcast_into(&mut v[..])),
+            Receive::Scatter { total } if needs_pieces(total) => with_vec!(recv, v => {
+                for piece in v.chunks_mut(PIECE) {
+                    root.receive_into_with_tag(piece, PIECE_TAG);
+                }
+            }),
+            Receive::Scatter { .. } => {
+                crate::bulk::check_count(recv.len())?;
+                with_vec!(recv, v => root.scatter_varcount_into(&mut v[..]))
+            }
+            Receive::Broadcast => with_vec!(recv, v => {
+                for piece in v.chunks_mut(PIECE) {
+                    root.broadcast_into(piece);
+                }
+            }),
         }
         Ok(())
     }
 
     /// Root side of `MPI_Reduce`: the root contributes `own` (the identity)
-    /// and receives the reduction into `recv`.
+    /// and receives the reduction into `recv`, in pieces of at most
+    /// [`PIECE`] elements.
     pub(crate) fn reduce_root(
         &mut self,
         id: u32,
@@ -472,12 +630,13 @@ impl Mpi {
         recv: &mut BulkVec,
         op: ReduceOp,
     ) -> Result<()> {
-        crate::bulk::check_count(own.len())?;
         let root = self.root(id, ranks)?;
         macro_rules! arm {
             ($variant:ident) => {
                 if let (BulkVec::$variant(send), BulkVec::$variant(out)) = (own, &mut *recv) {
-                    root.reduce_into_root(&send[..], &mut out[..], reduce_op(op));
+                    for (mine, into) in send.chunks(PIECE).zip(out.chunks_mut(PIECE)) {
+                        root.reduce_into_root(mine, into, reduce_op(op));
+                    }
                     return Ok(());
                 }
             };
@@ -495,7 +654,7 @@ impl Mpi {
         Err(mismatch("reduce"))
     }
 
-    /// Non-root side of `MPI_Reduce`.
+    /// Non-root side of `MPI_Reduce`, in the root's pieces.
     pub(crate) fn reduce_send(
         &mut self,
         id: u32,
@@ -504,7 +663,70 @@ impl Mpi {
         op: ReduceOp,
     ) -> Result<()> {
         let root = self.root(id, ranks)?;
-        with_buf!(send, v => root.reduce_into(v, reduce_op(op)));
+        with_buf!(send, v => {
+            for piece in v.chunks(PIECE) {
+                root.reduce_into(piece, reduce_op(op));
+            }
+        });
         Ok(())
+    }
+
+    /// Frees the sub-communicator `id` (a no-op if this rank never made it).
+    /// Every rank of the group frees it at the same point of its collective
+    /// order.
+    pub(crate) fn free_group(&mut self, id: u32) {
+        // Dropping an rsmpi communicator calls `MPI_Comm_free`.
+        drop(self.groups.remove(&id));
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_panic_after_lending_waits_for_the_loan() {
+        let data = vec![1.0f64, 2.0, 3.0];
+        let released = Arc::new(AtomicBool::new(false));
+        let seen = released.clone();
+        let holder = std::sync::Mutex::new(None);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lend(BufRef::F64(&data), |loan| {
+                let released = released.clone();
+                let handle = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let BufRef::F64(v) = loan.buf() else {
+                        panic!("lent buffer changed type");
+                    };
+                    let sum: f64 = v.iter().sum();
+                    released.store(true, Ordering::SeqCst);
+                    drop(loan);
+                    sum
+                });
+                *holder.lock().unwrap() = Some(handle);
+                panic!("the lender panics while the loan is out");
+            })
+        }));
+        assert!(unwound.is_err());
+        assert!(
+            seen.load(Ordering::SeqCst),
+            "lend unwound before the loan came back"
+        );
+        let sum = holder.lock().unwrap().take().unwrap().join().unwrap();
+        assert_eq!(sum, 6.0);
+    }
+
+    #[test]
+    fn long_message_headers_are_recognised() {
+        let mut header = LONG_MAGIC.to_vec();
+        header.extend_from_slice(&(3u64 << 31).to_le_bytes());
+        assert_eq!(long_length(&header), Some(3 << 31));
+        assert_eq!(long_length(&header[..20]), None);
+        assert_eq!(long_length(b"\x00\x01"), None);
+        assert!(needs_pieces(1 << 31) && !needs_pieces((1 << 31) - 1));
     }
 }

@@ -407,10 +407,6 @@ impl<S: Shape> DirectView<S> {
             Ok(plan) => plan,
             Err(e) => return AsyncResult::failed(e),
         };
-        let total: usize = plan.counts.iter().sum();
-        if let Err(e) = bulk::check_count(total) {
-            return AsyncResult::failed(e);
-        }
         let kind = |buffer| CollectiveKind::Scatter {
             name: name.to_string(),
             value: plan.value.clone(),

@@ -267,9 +267,6 @@ impl<S: Shape> DirectView<S> {
         data: Buffer,
         shape: Vec<usize>,
     ) -> AsyncResult<()> {
-        if let Err(e) = bulk::check_count(data.len()) {
-            return AsyncResult::failed(e);
-        }
         self.client.collective(
             &self.targets,
             CollectiveKind::Broadcast {

@@ -8,7 +8,12 @@
 //! - `panic`: the client panics while a 60 s task runs on every engine;
 //! - `remote_err`: the client propagates a task's panic with `?`;
 //! - `engine_panic_ok`: a task panics, the client handles the error and ends
-//!   normally (status 0).
+//!   normally (status 0);
+//! - `section_panic_engine`: a raw MPI section panics on rank 1 (an internal
+//!   failure of an engine's MPI thread) while a 60 s task runs there;
+//! - `section_panic_root`: a raw MPI section panics on rank 0 (an internal
+//!   failure of the controller thread) while a 60 s task runs on every
+//!   engine and the client waits for it.
 //!
 //! The program only produces the situations; what the job must do about them
 //! (exit non-zero quickly, say why) is asserted by the integration test.
@@ -29,10 +34,40 @@ fn boom() -> u8 {
     panic!("engine-side panic from check_failures")
 }
 
+/// A raw MPI section that panics on the rank named by the mode.
+fn panicking_section(mode: &str) -> impl FnMut(&rankview::World) + Send + 'static {
+    use rankview::mpi::topology::Communicator;
+    let target = match mode {
+        "section_panic_engine" => Some(1),
+        "section_panic_root" => Some(0),
+        _ => None,
+    };
+    move |world| {
+        if Some(world.rank()) == target {
+            panic!(
+                "deliberate panic in an MPI section on rank {}",
+                world.rank()
+            );
+        }
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    rankview::launch(|rc| -> Result<(), Failure> {
+    let launch = rankview::Launch::new().mpi_section("maybe_panic", panicking_section(&mode));
+    launch.run(|rc| -> Result<(), Failure> {
         match mode.as_str() {
+            "section_panic_engine" | "section_panic_root" => {
+                let long = rc.all().apply(sleep_for, (60.0,));
+                println!(
+                    "check_failures: a 60 s task is running on {} engines",
+                    rc.len()
+                );
+                let section = rc.mpi_section("maybe_panic");
+                long.get()?;
+                section.get()?;
+                Err("the job outlived a panicking MPI section".into())
+            }
             "err" | "panic" => {
                 let long = rc.all().apply(sleep_for, (60.0,));
                 if long.wait_timeout(Duration::from_millis(300)) {
@@ -61,7 +96,8 @@ fn main() {
                 Ok(())
             }
             other => Err(format!(
-                "unknown mode {other:?}: use err, panic, remote_err or engine_panic_ok"
+                "unknown mode {other:?}: use err, panic, remote_err, engine_panic_ok, \
+                 section_panic_engine or section_panic_root"
             )
             .into()),
         }

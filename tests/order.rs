@@ -1,0 +1,60 @@
+//! `tests/programs/check_order.rs` as MPI jobs: request order on busy and
+//! idle engines on 2, 3 and 5 ranks (with a small sub-communicator cache, so
+//! that thousands of views create and free sub-communicators), and data past
+//! MPI's 2^31 count limit on 3 ranks.
+
+mod common;
+
+use std::ffi::OsString;
+
+use common::{example, mpirun, mpirun_args};
+
+/// Every check of `check_order` in its default mode, in order.
+const ORDER_CHECKS: &[&str] = &[
+    "push_after_waiting_gather",
+    "scatter_after_waiting_gather",
+    "interleavings_on_busy_and_idle_engines",
+    "push_does_not_wait_for_other_engines",
+    "gathers_on_disjoint_views_overlap",
+    "many_distinct_views",
+];
+
+fn check_order(ranks: usize) {
+    let line: Vec<OsString> = vec![
+        "-x".into(),
+        "RANKVIEW_GROUP_CACHE=3".into(),
+        "-n".into(),
+        ranks.to_string().into(),
+        example("check_order").into(),
+    ];
+    mpirun_args(line).assert_checks("check_order", ORDER_CHECKS);
+}
+
+#[test]
+fn order_2_ranks() {
+    check_order(2);
+}
+
+#[test]
+fn order_3_ranks() {
+    check_order(3);
+}
+
+#[test]
+fn order_5_ranks() {
+    check_order(5);
+}
+
+/// Gather, reply, scatter and broadcast of more than 2^31 bytes (about 9 GB
+/// of memory at the peak, across the three ranks).
+#[test]
+fn past_the_count_limit() {
+    mpirun(3, "check_order", &["large"]).assert_checks(
+        "check_order",
+        &[
+            "gather_past_the_count_limit",
+            "reply_past_the_count_limit",
+            "scatter_and_broadcast_past_the_count_limit",
+        ],
+    );
+}
