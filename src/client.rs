@@ -151,7 +151,7 @@ impl Client {
     ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
         let request = match build(task).and_then(|r| protocol::encode(&r)) {
-            Ok(bytes) => Arc::<[u8]>::from(bytes),
+            Ok(bytes) => Arc::new(bytes),
             Err(e) => return AsyncResult::failed(e),
         };
         let state = ResultState::new(task, engines);

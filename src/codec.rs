@@ -28,6 +28,23 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     })
 }
 
+/// Encodes `value` into a vector allocated once at its exact size: a first
+/// pass only counts bytes. For messages that carry large byte strings (one
+/// `memcpy` each, no regrowth); the counting pass costs little there.
+pub(crate) fn encode_sized<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let config = bincode::config::standard();
+    let failed = |e: bincode::error::EncodeError| Error::Codec {
+        action: "encode",
+        type_name: type_name::<T>().to_string(),
+        message: e.to_string(),
+    };
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config).map_err(failed)?;
+    let mut bytes = Vec::with_capacity(size.bytes_written);
+    bincode::serde::encode_into_std_write(value, &mut bytes, config).map_err(failed)?;
+    Ok(bytes)
+}
+
 /// Decodes a `T` from `bytes`, which must be consumed entirely.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let claim = bytes.len().saturating_mul(EXPANSION);

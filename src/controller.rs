@@ -58,7 +58,7 @@ pub(crate) enum Command {
     Submit {
         task: TaskId,
         engines: Arc<[usize]>,
-        request: Arc<[u8]>,
+        request: Arc<Vec<u8>>,
         state: Arc<ResultState>,
     },
     /// Run a collective on a view's sub-communicator.
@@ -435,7 +435,7 @@ fn receive(
 
 /// Sends the same request to every engine in `engines`.
 fn send_all(mpi: &mut Mpi, engines: &[usize], request: &Request) -> Result<()> {
-    let bytes: Arc<[u8]> = protocol::encode(request)?.into();
+    let bytes = Arc::new(protocol::encode(request)?);
     for &engine in engines {
         mpi.send(engine + 1, SendBuf::Shared(bytes.clone()))?;
     }
@@ -718,7 +718,7 @@ fn finish(p: Pending, mpi: &mut Mpi) {
 /// Tells every engine to stop and waits for their goodbyes.
 fn stop_engines(mpi: &mut Mpi, engines: usize, failed: bool) {
     let request = match protocol::encode(&Request::Shutdown { failed }) {
-        Ok(bytes) => Arc::<[u8]>::from(bytes),
+        Ok(bytes) => Arc::new(bytes),
         Err(_) => mpi.abort(1),
     };
     for engine in 0..engines {

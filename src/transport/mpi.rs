@@ -67,7 +67,7 @@ pub(crate) enum SendBuf {
     /// A buffer owned by this one send.
     Owned(Vec<u8>),
     /// A buffer shared by several sends (the same request to many engines).
-    Shared(Arc<[u8]>),
+    Shared(Arc<Vec<u8>>),
 }
 
 impl SendBuf {
