@@ -14,6 +14,14 @@
 //! - `w5` idle: the CPU an engine uses while the client does nothing for
 //!   3 s, against a rank waiting the same time in `MPI_Barrier` (per cent of
 //!   one core; the goal is ≤ 1% for rankview).
+//! - `w1idle` latency_after_idle: `apply_sync` of a no-op after 100 ms of
+//!   quiet, against an 8-byte ping-pong after the same quiet (median and
+//!   p99 of 40; the goal is a median ≤ 1 ms for rankview).
+//! - `w10` object_bandwidth: `push`, `apply` with it as the argument, and
+//!   `pull` of a 64 MiB `Vec<String>` on engine 0, against the bare cost of
+//!   moving it once: encoding it (bincode, as rankview's codec does), one raw
+//!   send of the bytes and decoding them on rank 1 (medians of 5; `ratio` is
+//!   the slowest of the three over raw, goal ≤ 1.5).
 //!
 //! Both sides allocate their receive buffers for every repetition, as a
 //! program moving data once would. The raw half runs in MPI sections
@@ -38,9 +46,23 @@ const W3_ELEMENTS: usize = 1 << 25;
 const W3_REPS: usize = 11;
 const W8_ELEMENTS: usize = 8 << 20;
 const W8_REPS: usize = 15;
+const IDLE_GAP: Duration = Duration::from_millis(100);
+const IDLE_ROUNDS: usize = 40;
+const W10_STRINGS: usize = 1 << 20;
+const W10_REPS: usize = 5;
 
 #[rankview::remote]
 fn noop() {}
+
+#[rankview::remote]
+fn count_strings(items: Vec<String>) -> usize {
+    items.len()
+}
+
+/// 64 MiB of text as 2^20 strings of 64 bytes.
+fn w10_strings() -> Vec<String> {
+    (0..W10_STRINGS).map(|i| format!("{i:064}")).collect()
+}
 
 /// CPU time of this process so far (all threads), from /proc.
 fn cpu_time() -> Duration {
@@ -108,6 +130,60 @@ fn raw_pingpong(world: &SimpleCommunicator, rounds: usize) -> Vec<Duration> {
     samples
 }
 
+/// `rounds` 8-byte ping-pongs between ranks 0 and 1, each after rank 0 has
+/// been quiet for `IDLE_GAP` (rank 1 waits in `MPI_Recv`); times on rank 0.
+fn raw_pingpong_after_idle(world: &SimpleCommunicator, rounds: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        if world.rank() == 0 {
+            std::thread::sleep(IDLE_GAP);
+        }
+        samples.extend(raw_pingpong(world, 1));
+    }
+    samples
+}
+
+/// One raw transfer of `data` from rank 0 to rank 1 as an expert would
+/// write it: encode once, send the length and the bytes, decode on rank 1,
+/// which answers with one byte; the time on rank 0.
+fn raw_object_send(world: &SimpleCommunicator, data: &[String]) -> Option<Duration> {
+    let config = bincode::config::standard();
+    world.barrier();
+    match world.rank() {
+        0 => {
+            let peer = world.process_at_rank(1);
+            let t = Instant::now();
+            let bytes = bincode::serde::encode_to_vec(data, config).ok()?;
+            peer.send(&(bytes.len() as u64));
+            peer.send(&bytes[..]);
+            let mut ack = 0u8;
+            peer.receive_into(&mut ack);
+            Some(t.elapsed())
+        }
+        1 => {
+            let peer = world.process_at_rank(0);
+            let mut len = 0u64;
+            peer.receive_into(&mut len);
+            let mut bytes = vec![0u8; len as usize];
+            peer.receive_into(&mut bytes[..]);
+            let decoded: Option<(Vec<String>, usize)> =
+                bincode::serde::decode_from_slice(&bytes, config).ok();
+            let ack = u8::from(decoded.is_some_and(|(d, _)| d.len() == W10_STRINGS));
+            peer.send(&ack);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The value at quantile `q` (0..=1) of `samples`.
+fn quantile(samples: &[Duration], q: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let at = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
+    sorted.get(at).copied().unwrap_or_default()
+}
+
 /// Counts and displacements of ipyparallel's block rule over the engines
 /// (rank 0 gets nothing).
 fn partition(n: usize, ranks: usize) -> (Vec<Count>, Vec<Count>) {
@@ -172,6 +248,9 @@ fn raw_broadcast(world: &SimpleCommunicator, data: &mut [f64]) -> Option<Duratio
     }
 }
 
+/// Every workload, in the order a bare run measures them.
+const KNOWN: &[&str] = &["w1", "w1idle", "w3", "w5", "w8", "w10"];
+
 struct Options {
     workloads: Vec<String>,
     json: bool,
@@ -193,13 +272,13 @@ fn options() -> Result<Options, String> {
         }
     }
     if workloads.is_empty() {
-        workloads = vec!["w1".into(), "w3".into(), "w5".into(), "w8".into()];
+        workloads = KNOWN.iter().map(|w| w.to_string()).collect();
     }
-    if let Some(w) = workloads
-        .iter()
-        .find(|w| !["w1", "w3", "w5", "w8"].contains(&w.as_str()))
-    {
-        return Err(format!("unknown workload {w:?}; known: w1, w3, w5, w8"));
+    if let Some(w) = workloads.iter().find(|w| !KNOWN.contains(&w.as_str())) {
+        return Err(format!(
+            "unknown workload {w:?}; known: {}",
+            KNOWN.join(", ")
+        ));
     }
     Ok(options_with(workloads, json))
 }
@@ -241,6 +320,8 @@ fn main() {
     };
     let raw: Samples = Arc::default();
     let (w1, w3, w8) = (raw.clone(), raw.clone(), raw.clone());
+    let (w1idle, w10) = (raw.clone(), raw.clone());
+    let mut w10_data: Vec<String> = Vec::new();
     // Rank 0's copy of the data the raw sections send.
     let mut w3_data: Vec<f64> = Vec::new();
     let mut w8_data: Vec<f64> = Vec::new();
@@ -263,6 +344,18 @@ fn main() {
             }
             if let Some(t) = raw_broadcast(world, &mut w8_data) {
                 record(&w8, "w8", [t]);
+            }
+        })
+        .mpi_section("w1idle", move |world| {
+            let samples = raw_pingpong_after_idle(world, IDLE_ROUNDS);
+            record(&w1idle, "w1idle", samples);
+        })
+        .mpi_section("w10", move |world| {
+            if world.rank() == 0 && w10_data.is_empty() {
+                w10_data = w10_strings();
+            }
+            if let Some(t) = raw_object_send(world, &w10_data) {
+                record(&w10, "w10", [t]);
             }
         })
         .mpi_section("w5", |world| {
@@ -355,6 +448,73 @@ fn main() {
                             raw_of("w8")?,
                             "s",
                         );
+                    }
+                    "w1idle" => {
+                        let e0 = rc.engine(0)?;
+                        let mut samples = Vec::with_capacity(IDLE_ROUNDS);
+                        for _ in 0..IDLE_ROUNDS {
+                            std::thread::sleep(IDLE_GAP);
+                            let t = Instant::now();
+                            e0.apply_sync(noop, ())?;
+                            samples.push(t.elapsed());
+                        }
+                        rc.mpi_section("w1idle").get()?;
+                        let raw_samples = raw
+                            .lock()
+                            .ok()
+                            .and_then(|mut m| m.remove("w1idle"))
+                            .unwrap_or_default();
+                        let us = |d: Duration| d.as_secs_f64() * 1e6;
+                        let (ours50, ours99) = (quantile(&samples, 0.5), quantile(&samples, 0.99));
+                        let (raw50, raw99) =
+                            (quantile(&raw_samples, 0.5), quantile(&raw_samples, 0.99));
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w1idle\",\"rankview_median_us\":{:.3},\"rankview_p99_us\":{:.3},\"raw_median_us\":{:.3},\"raw_p99_us\":{:.3}}}",
+                                us(ours50), us(ours99), us(raw50), us(raw99)
+                            );
+                        } else {
+                            println!(
+                                "w1idle latency_after_idle        rankview median {:>9.1} us p99 {:>9.1} us  raw MPI median {:>7.1} us p99 {:>7.1} us",
+                                us(ours50), us(ours99), us(raw50), us(raw99)
+                            );
+                        }
+                    }
+                    "w10" => {
+                        let data = w10_strings();
+                        let e0 = rc.engine(0)?;
+                        let (mut push, mut apply, mut pull) = (Vec::new(), Vec::new(), Vec::new());
+                        for _ in 0..W10_REPS {
+                            rc.mpi_section("w10").get()?;
+                            let t = Instant::now();
+                            e0.push("w10", &data).get()?;
+                            push.push(t.elapsed());
+                            let t = Instant::now();
+                            let n = e0.apply_sync(count_strings, (&data,))?;
+                            apply.push(t.elapsed());
+                            assert_eq!(n, W10_STRINGS);
+                            let t = Instant::now();
+                            let back: Vec<String> = e0.pull("w10").get()?;
+                            pull.push(t.elapsed());
+                            assert!(back == data, "pull(push(x)) != x");
+                        }
+                        e0.clear().get()?;
+                        let raw_s = raw_of("w10")?.as_secs_f64();
+                        let (push, apply, pull) = (
+                            median(push).as_secs_f64(),
+                            median(apply).as_secs_f64(),
+                            median(pull).as_secs_f64(),
+                        );
+                        let ratio = push.max(apply).max(pull) / raw_s;
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w10\",\"rankview_push_s\":{push:.6},\"rankview_apply_s\":{apply:.6},\"rankview_pull_s\":{pull:.6},\"raw_s\":{raw_s:.6},\"ratio\":{ratio:.3}}}"
+                            );
+                        } else {
+                            println!(
+                                "w10 object_bandwidth             push {push:.4} s  apply {apply:.4} s  pull {pull:.4} s  raw MPI {raw_s:.4} s  ratio {ratio:>7.3} (slowest)"
+                            );
+                        }
                     }
                     "w5" => {
                         let before = all.apply_sync(engine_cpu_ns, ())?;
