@@ -21,8 +21,10 @@ const CHECKS: &[&str] = &[
     "on_done_pending",
     "on_done_finished",
     "on_done_failed",
+    "map_inside_on_done",
     "metadata_in_target_order",
     "outputs_in_engine_order",
+    "map_metadata_per_part",
     "timings_consistent",
     "engine_pids_distinct",
 ];
