@@ -81,9 +81,11 @@ pub struct Metadata {
     pub completed: Option<SystemTime>,
     /// When the controller received the reply.
     pub received: Option<SystemTime>,
-    /// What the task wrote to stdout.
+    /// What the task wrote to stdout: its last 1 MiB by default, after a
+    /// line `[rankview: N earlier bytes cut]` when longer (the README's
+    /// "Output capture" says exactly what counts as the task's).
     pub stdout: String,
-    /// What the task wrote to stderr.
+    /// What the task wrote to stderr, kept as `stdout` is.
     pub stderr: String,
 }
 

@@ -25,6 +25,8 @@ const CHECKS: &[&str] = &[
     "metadata_in_target_order",
     "outputs_in_engine_order",
     "map_metadata_per_part",
+    "c_stdio_in_metadata",
+    "long_output_keeps_its_tail",
     "timings_consistent",
     "engine_pids_distinct",
 ];

@@ -9,8 +9,10 @@
 //! finished and failed results, callbacks that block on more work (`map`
 //! inside `on_done`), per-engine metadata in target order with captured
 //! output (also of `map`), `display_outputs` in engine order, and
-//! consistent `elapsed`/`wall_time`/`serial_time`. Prints one line per check
-//! and exits non-zero unless every check held.
+//! consistent `elapsed`/`wall_time`/`serial_time`; and what capture keeps:
+//! C stdio output flushed into its task's metadata, a long output cut to its
+//! tail. Prints one line per check and exits non-zero unless every check
+//! held.
 
 mod checklist;
 
@@ -55,6 +57,25 @@ fn getpid() -> u32 {
 fn shout(item: u32) -> u32 {
     println!("item {item}");
     item * 2
+}
+
+/// Writes `text` through Rust's stdout, then through C's `puts`.
+#[rankview::remote]
+fn c_puts(text: String) -> bool {
+    println!("rust {text}");
+    let Ok(line) = std::ffi::CString::new(format!("c {text}")) else {
+        return false;
+    };
+    // SAFETY: `line` is a NUL-terminated string that outlives the call.
+    unsafe { libc::puts(line.as_ptr()) >= 0 }
+}
+
+/// Prints `lines` numbered lines of 19 bytes each.
+#[rankview::remote]
+fn flood(lines: u32) {
+    for i in 0..lines {
+        println!("flood line {i:07}");
+    }
 }
 
 #[rankview::remote]
@@ -282,6 +303,33 @@ fn metadata(rc: &Client, list: &mut Checklist) {
             assert!(m.submitted <= m.received.ok_or("received")?, "{m:?}");
         }
         assert!(ar.serial_time().is_some() && ar.successful());
+        Ok(())
+    });
+    list.check("c_stdio_in_metadata", || {
+        let ar = rc.all().apply(c_puts, ("hello".to_string(),));
+        assert!(ar.get()?.iter().all(|&ok| ok), "puts failed");
+        for m in ar.metadata() {
+            assert_eq!(m.stdout, "rust hello\nc hello\n", "{m:?}");
+        }
+        Ok(())
+    });
+    list.check("long_output_keeps_its_tail", || {
+        // 19-byte lines, well past the default limit of 1 MiB.
+        const LINES: u32 = 120_000;
+        const LIMIT: usize = 1 << 20;
+        let ar = rc.all().apply(flood, (LINES,));
+        ar.get()?;
+        let cut = 19 * LINES as usize - LIMIT;
+        for m in ar.metadata() {
+            let (first, rest) = m.stdout.split_once('\n').ok_or("no line")?;
+            assert_eq!(first, format!("[rankview: {cut} earlier bytes cut]"));
+            assert_eq!(rest.len(), LIMIT);
+            assert!(
+                rest.ends_with(&format!("flood line {:07}\n", LINES - 1)),
+                "engine {}",
+                m.engine
+            );
+        }
         Ok(())
     });
     list.check("timings_consistent", || {
