@@ -20,7 +20,8 @@
 //!
 //! - Output of a thread the task started that is still running lands in
 //!   whatever request the engine is answering when it is written, or in the
-//!   next one.
+//!   next one; bytes it writes in the instant the engine takes a task's
+//!   output (between reading the file and emptying it) are lost.
 //! - Output written between tasks (by such threads, or by a library on its
 //!   own) lands in the next request the engine answers: any request that
 //!   the execution thread answers takes the output, a `pull`, `keys` or
