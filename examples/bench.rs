@@ -414,7 +414,7 @@ fn main() {
                         for _ in 0..W3_REPS {
                             let t = Instant::now();
                             all.scatter("w3", &data).get()?;
-                            let back: Vec<f64> = all.gather("w3").get()?;
+                            let back: Vec<f64> = all.gather("w3").into_value()?;
                             samples.push(t.elapsed());
                             assert!(back == data, "gather(scatter(x)) != x");
                             drop(back);

@@ -7,6 +7,36 @@
 //! `[stdout:N]` blocks. Output of native libraries is captured too, since the
 //! redirection happens at the descriptor level. Deciding where output is shown
 //! is left to the client.
+//!
+//! ## What a task's output is
+//!
+//! A task's stdout (stderr alike) is every byte that reached the engine
+//! process's descriptor 1 from the moment the previous task's output was
+//! taken until this task returned, whoever wrote it: Rust's `print!`, C
+//! stdio (`printf`, `puts`, C++ streams synced with it), raw `write(2)`,
+//! child processes that inherited the descriptor. At the end of the task,
+//! Rust's stdout and stderr and every C stdio stream (`fflush(NULL)`) are
+//! flushed first, so buffered output is the task's own. Consequences:
+//!
+//! - Output of a thread the task started that is still running lands in
+//!   whatever request the engine is answering when it is written, or in the
+//!   next one; bytes it writes in the instant the engine takes a task's
+//!   output (between reading the file and emptying it) are lost.
+//! - Output written between tasks (by such threads, or by a library on its
+//!   own) lands in the next request the engine answers: any request that
+//!   the execution thread answers takes the output, a `pull`, `keys` or
+//!   non-broadcast `push` included; collectives (scatter, gather, broadcast
+//!   push, reduce) carry none. What is left when the engine stops is
+//!   written to the engine's real stdout and stderr.
+//! - Output kept in a buffer that is neither Rust's nor C stdio's (a
+//!   Fortran unit, a `BufWriter` the task keeps) counts when it is flushed.
+//! - Only the last [`DEFAULT_LIMIT`] bytes of each stream are kept per task
+//!   (`RANKVIEW_CAPTURE_LIMIT` in the engines' environment changes that, in
+//!   bytes or with a `K`, `M` or `G` suffix); a cut output starts with a line
+//!   `[rankview: N earlier bytes cut]`. The rest is skipped on disk, never
+//!   read into memory. Bytes that are not UTF-8 are replaced by `U+FFFD`.
+//! - rankview's own messages go to the real stderr ([`report`]), never into
+//!   a task's output.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -15,12 +45,18 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
+/// Bytes of each stream kept per task unless `RANKVIEW_CAPTURE_LIMIT` says
+/// otherwise: 1 MiB.
+pub(crate) const DEFAULT_LIMIT: u64 = 1 << 20;
+
 /// The engine's redirected stdout and stderr.
 pub(crate) struct Capture {
     out: File,
     err: File,
     saved_out: OwnedFd,
     saved_err: OwnedFd,
+    /// Bytes kept per stream and task.
+    limit: u64,
 }
 
 /// The process's stderr from before the capture, for rankview's own messages.
@@ -52,6 +88,16 @@ impl Capture {
         }
         let out = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
         let err = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
+        let limit = match std::env::var("RANKVIEW_CAPTURE_LIMIT") {
+            Ok(text) => parse_limit(&text).unwrap_or_else(|| {
+                report(&format!(
+                    "rankview: RANKVIEW_CAPTURE_LIMIT={text:?} is not a size \
+                     (like 65536, 64K, 1M); keeping {DEFAULT_LIMIT} bytes"
+                ));
+                DEFAULT_LIMIT
+            }),
+            Err(_) => DEFAULT_LIMIT,
+        };
         nix::unistd::dup2_stdout(&out).map_err(|e| io_error("dup2", e))?;
         nix::unistd::dup2_stderr(&err).map_err(|e| io_error("dup2", e))?;
         Ok(Capture {
@@ -59,14 +105,25 @@ impl Capture {
             err,
             saved_out,
             saved_err,
+            limit,
         })
     }
 
-    /// What was written since the last call: `(stdout, stderr)`.
+    /// What was written since the last call, flushed first and cut to the
+    /// limit: `(stdout, stderr)`.
     pub(crate) fn take(&mut self) -> (String, String) {
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
-        (drain(&mut self.out), drain(&mut self.err))
+        // SAFETY: `fflush(NULL)` takes no pointer from us: it flushes every
+        // open C stdio output stream, locking each one, and is safe to call
+        // from any thread at any time.
+        unsafe {
+            libc::fflush(std::ptr::null_mut());
+        }
+        (
+            drain(&mut self.out, self.limit),
+            drain(&mut self.err, self.limit),
+        )
     }
 
     /// Puts the original descriptors back and writes out anything left over.
@@ -84,20 +141,109 @@ impl Capture {
     }
 }
 
-/// Reads a capture file from the start and empties it.
-fn drain(file: &mut File) -> String {
+/// A size in bytes, with an optional binary `K`, `M` or `G` suffix.
+fn parse_limit(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (at, 'k' | 'K') => (&text[..at], 1 << 10),
+        (at, 'm' | 'M') => (&text[..at], 1 << 20),
+        (at, 'g' | 'G') => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Reads the last `limit` bytes of a capture file, noting how many came
+/// before them, and empties the file.
+fn drain(file: &mut File, limit: u64) -> String {
     let written = match file.stream_position() {
         Ok(0) | Err(_) => return String::new(),
         Ok(n) => n,
     };
-    let mut bytes = Vec::with_capacity(usize::try_from(written).unwrap_or(0));
+    let mut cut = written.saturating_sub(limit);
+    let mut bytes = Vec::with_capacity(usize::try_from(written - cut).unwrap_or(0));
     let read = file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut bytes));
+        .seek(SeekFrom::Start(cut))
+        .and_then(|_| Read::take(&mut *file, written - cut).read_to_end(&mut bytes));
     let _ = file.set_len(0);
     let _ = file.seek(SeekFrom::Start(0));
-    match read {
-        Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) => format!("<output lost: {e}>"),
+    if let Err(e) = read {
+        return format!("<output lost: {e}>");
+    }
+    let mut text = String::new();
+    if cut > 0 {
+        // Start at a character boundary: skip the rest of a cut character.
+        let partial = bytes
+            .iter()
+            .take(3)
+            .take_while(|&&b| b & 0xC0 == 0x80)
+            .count();
+        bytes.drain(..partial);
+        cut += partial as u64;
+        text = format!("[rankview: {cut} earlier bytes cut]\n");
+    }
+    text.push_str(&String::from_utf8_lossy(&bytes));
+    text
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn file_with(bytes: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn short_output_is_kept_whole_and_the_file_emptied() {
+        let mut file = file_with(b"hello\nworld\n");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "hello\nworld\n");
+        assert_eq!(file.stream_position().unwrap(), 0);
+        assert_eq!(file.metadata().unwrap().len(), 0);
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "");
+        file.write_all(b"next").unwrap();
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "next");
+    }
+
+    #[test]
+    fn long_output_keeps_its_tail_and_says_how_much_was_cut() {
+        let mut output = Vec::new();
+        for line in 0..200_000 {
+            output.extend_from_slice(format!("line {line}\n").as_bytes());
+        }
+        let mut file = file_with(&output);
+        let limit = 64 << 10;
+        let text = drain(&mut file, limit);
+        let cut = output.len() - limit as usize;
+        let (first, rest) = text.split_once('\n').unwrap();
+        assert_eq!(first, format!("[rankview: {cut} earlier bytes cut]"));
+        assert_eq!(rest.len(), limit as usize);
+        assert!(rest.ends_with("line 199999\n"));
+        assert_eq!(rest.as_bytes(), &output[cut..]);
+        assert_eq!(file.metadata().unwrap().len(), 0);
+        assert_eq!(drain(&mut file, 0), "");
+        file.write_all(b"abc").unwrap();
+        assert_eq!(drain(&mut file, 0), "[rankview: 3 earlier bytes cut]\n");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        // "é" is two bytes: a limit of 3 lands in the middle of the first one.
+        let mut file = file_with("ééé".as_bytes());
+        assert_eq!(drain(&mut file, 3), "[rankview: 4 earlier bytes cut]\né");
+    }
+
+    #[test]
+    fn limits_parse_with_binary_suffixes() {
+        assert_eq!(parse_limit("65536"), Some(65536));
+        assert_eq!(parse_limit(" 64K "), Some(64 << 10));
+        assert_eq!(parse_limit("2m"), Some(2 << 20));
+        assert_eq!(parse_limit("1G"), Some(1 << 30));
+        assert_eq!(parse_limit("0"), Some(0));
+        for bad in ["", "K", "-1", "1.5M", "lots", "99999999999999999999G"] {
+            assert_eq!(parse_limit(bad), None, "{bad:?}");
+        }
     }
 }

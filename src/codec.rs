@@ -2,22 +2,23 @@
 //!
 //! All serialization of user values and protocol messages goes through this
 //! module (bincode 2 in serde mode), so that the format can be swapped in one
-//! place. Decoding is bounded: a message may not claim more memory than a
-//! fixed multiple of its own size, so hostile or truncated bytes give an
-//! error, never an allocation bomb or a panic. Bulk numeric data (scatter,
-//! gather) does not come here: it travels as raw MPI buffers.
+//! place. Decoding is bounded by the input at every size: no string or byte
+//! buffer is allocated before its bytes are known to be there, and sequences
+//! grow only as their elements are decoded ([`bounded`]), so hostile or
+//! truncated bytes give an error, never an allocation bomb or a panic. Bulk
+//! numeric data (scatter, gather) does not come here: it travels as raw MPI
+//! buffers.
 
 use std::any::{type_name, TypeId};
 use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// How many bytes of memory a decoded value may claim per byte of input.
-/// Generous enough for nested containers of small elements.
-const EXPANSION: usize = 64;
+mod bounded;
 
 /// Encodes `value` into a fresh byte vector.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
@@ -46,16 +47,13 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> 
 }
 
 /// Decodes a `T` from `bytes`, which must be consumed entirely.
+///
+/// Bounded by the input: a length prefix claiming more than the bytes left
+/// is an error before anything of that size is allocated (see
+/// [`bounded`]).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let claim = bytes.len().saturating_mul(EXPANSION);
-    let decoded = if claim <= 64 << 20 {
-        decode_limited::<T, { 64 << 20 }>(bytes)
-    } else if claim <= 1 << 30 {
-        decode_limited::<T, { 1 << 30 }>(bytes)
-    } else {
-        decode_limited::<T, { 1 << 40 }>(bytes)
-    };
-    match decoded {
+    let seed = bounded::Seed(PhantomData::<T>);
+    match bincode::serde::seed_decode_from_slice(seed, bytes, bincode::config::standard()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok((_, used)) => Err(Error::Codec {
             action: "decode",
@@ -68,13 +66,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             message: e.to_string(),
         }),
     }
-}
-
-fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(
-    bytes: &[u8],
-) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
-    let config = bincode::config::standard().with_limit::<LIMIT>();
-    bincode::serde::decode_from_slice(bytes, config)
 }
 
 /// A 64-bit fingerprint of a Rust type, equal on every rank running the same
@@ -142,6 +133,87 @@ mod test {
         assert!(decode::<String>(&bytes).is_err());
         assert!(decode::<Vec<u8>>(&bytes).is_err());
         assert!(decode::<Vec<u64>>(&bytes).is_err());
+    }
+
+    /// An encoded string (or byte buffer) whose length prefix claims
+    /// `claim` bytes, followed by `present` bytes of it.
+    fn claiming(claim: u64, present: usize) -> Vec<u8> {
+        // A length prefix is encoded as a u64 is.
+        let mut bytes = encode(&claim).unwrap();
+        bytes.resize(bytes.len() + present, b'x');
+        bytes
+    }
+
+    /// Deserializes through `deserialize_byte_buf`, as `serde_bytes` does.
+    #[derive(Debug)]
+    struct ByteBuf(Vec<u8>);
+
+    impl<'de> serde::Deserialize<'de> for ByteBuf {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct Visit;
+            impl serde::de::Visitor<'_> for Visit {
+                type Value = ByteBuf;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<ByteBuf, E> {
+                    Ok(ByteBuf(v.to_vec()))
+                }
+                fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<ByteBuf, E> {
+                    Ok(ByteBuf(v))
+                }
+            }
+            d.deserialize_byte_buf(Visit)
+        }
+    }
+
+    #[test]
+    fn length_claims_beyond_the_input_are_refused_at_every_size() {
+        const GIB: u64 = 1 << 30;
+        for present in [0, 1 << 10, 1 << 20, 17 << 20, 65 << 20] {
+            let claims = [
+                present as u64 + 1,
+                2 * present as u64 + 64,
+                600 * GIB,
+                u64::MAX >> 2,
+            ];
+            for claim in claims {
+                let bytes = claiming(claim, present);
+                let what = format!("{present} bytes claiming {claim}");
+                assert!(
+                    matches!(decode::<String>(&bytes), Err(Error::Codec { .. })),
+                    "{what}"
+                );
+                assert!(
+                    matches!(decode::<ByteBuf>(&bytes), Err(Error::Codec { .. })),
+                    "{what}"
+                );
+                // Nested: a vector of one such string, an optional one.
+                let mut nested = encode(&1u64).unwrap();
+                nested.extend_from_slice(&bytes);
+                assert!(decode::<Vec<String>>(&nested).is_err(), "{what}");
+                let mut some = vec![1u8];
+                some.extend_from_slice(&bytes);
+                assert!(decode::<Option<String>>(&some).is_err(), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_as_large_as_their_input_still_decode() {
+        for present in [0, 1 << 10, 17 << 20] {
+            let bytes = claiming(present as u64, present);
+            assert_eq!(decode::<String>(&bytes).unwrap().len(), present);
+            assert_eq!(decode::<ByteBuf>(&bytes).unwrap().0.len(), present);
+        }
+        // Small elements that take more memory than input (1-byte varints).
+        let many: Vec<u128> = (0..1_000_000).map(|i| i % 100).collect();
+        assert_eq!(decode::<Vec<u128>>(&encode(&many).unwrap()).unwrap(), many);
+        let words: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+        assert_eq!(
+            decode::<Vec<String>>(&encode(&words).unwrap()).unwrap(),
+            words
+        );
     }
 
     #[test]

@@ -316,6 +316,7 @@ impl Globals {
         Ok(Exclusive {
             name: name.to_string(),
             value: Some(value),
+            _thread_bound: PhantomData,
         })
     }
 
@@ -361,11 +362,28 @@ impl<T> Deref for Shared<T> {
 }
 
 /// Exclusive access to a namespace value; puts it back when dropped.
+///
+/// The value goes back into the namespace of the thread that drops the
+/// guard, so the guard stays on the engine's execution thread: it is not
+/// `Send` (like [`Globals`]). Move the value itself elsewhere if needed
+/// (`std::mem::take(&mut *guard)`), not the guard.
+///
+/// ```compile_fail,E0277
+/// #[rankview::remote]
+/// fn leak() -> rankview::TaskResult<()> {
+///     let guard = rankview::globals().get_mut::<i64>("a")?;
+///     // Dropped on another thread, the guard could not put the value back.
+///     std::thread::spawn(move || drop(guard));
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Exclusive<T: Value> {
     name: String,
     /// `Some` from construction until `drop`.
     value: Option<T>,
+    /// Dropped on the thread whose namespace holds the name.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl<T: Value> Deref for Exclusive<T> {

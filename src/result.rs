@@ -5,7 +5,19 @@
 //! without timeout), polling (`ready`), as a `std::future::Future`, or through
 //! `on_done` callbacks. Results are owned by their handles: once the handle
 //! and the controller's reference are gone, so is the data. Decoding a reply
-//! into the user's type happens in the handle, on the user's thread.
+//! into the user's type happens in the handle, on the user's thread; it never
+//! consumes the stored reply, so a result can be inspected and read any
+//! number of times.
+//!
+//! ## Callbacks
+//!
+//! Internal completion hooks (those that make a joined result out of its
+//! parts) run inline, on the thread that settles the last part: they are
+//! short and never block. User callbacks (`on_done`) run on a pool of
+//! threads: a callback may block (on another result's `get`, on a channel)
+//! and may submit more work, and while it blocks the pool starts another
+//! thread for the next callback, so callbacks never wait for each other.
+//! Idle pool threads exit after a few seconds.
 //!
 //! ## Dropping
 //!
@@ -16,7 +28,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,8 +44,14 @@ pub(crate) enum Payload {
     Keys(Vec<String>),
     Many(Vec<Vec<u8>>),
     /// The assembled data of a gather or reduce (on the first part only).
+    /// Read by borrowing: each `get` assembles the user's container anew.
     Gathered(Gathered),
-    /// A gathered payload already moved out by an earlier `get`.
+    /// A gathered payload handed to the only handle's
+    /// [`AsyncResult::into_value`], which may move the data out (leaving
+    /// [`Payload::Taken`]) instead of copying it.
+    Movable(Gathered),
+    /// A gathered payload moved out by `into_value`; no handle is left to
+    /// see it.
     Taken,
     Unit,
 }
@@ -63,9 +81,11 @@ pub struct Metadata {
     pub completed: Option<SystemTime>,
     /// When the controller received the reply.
     pub received: Option<SystemTime>,
-    /// What the task wrote to stdout.
+    /// What the task wrote to stdout: its last 1 MiB by default, after a
+    /// line `[rankview: N earlier bytes cut]` when longer (the README's
+    /// "Output capture" says exactly what counts as the task's).
     pub stdout: String,
-    /// What the task wrote to stderr.
+    /// What the task wrote to stderr, kept as `stdout` is.
     pub stderr: String,
 }
 
@@ -79,6 +99,9 @@ pub(crate) struct Part {
 struct Inner {
     parts: Vec<Part>,
     wakers: Vec<Waker>,
+    /// Internal, run inline when the last part settles.
+    hooks: Vec<Hook>,
+    /// The user's, run on the callback pool.
     callbacks: Vec<Callback>,
 }
 
@@ -118,6 +141,7 @@ impl ResultState {
             inner: Mutex::new(Inner {
                 parts,
                 wakers: Vec::new(),
+                hooks: Vec::new(),
                 callbacks: Vec::new(),
             }),
             done: Condvar::new(),
@@ -171,12 +195,14 @@ impl ResultState {
         if part.outcome.is_some() {
             return;
         }
-        part.meta.received = Some(SystemTime::now());
+        // A part adopted from another result keeps the time it was received.
+        part.meta.received.get_or_insert_with(SystemTime::now);
         part.outcome = Some(outcome);
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
         let wakers = std::mem::take(&mut inner.wakers);
+        let hooks = std::mem::take(&mut inner.hooks);
         let callbacks = std::mem::take(&mut inner.callbacks);
         drop(inner);
         if self.sleepers.load(Ordering::Acquire) > 0 {
@@ -188,20 +214,48 @@ impl ResultState {
         for waker in wakers {
             waker.wake();
         }
+        for hook in hooks {
+            hook(self);
+        }
         for callback in callbacks {
             run_callback(callback);
         }
     }
 
-    /// Runs `f` once every part is in: now if that is already so, else on
-    /// the callback thread.
-    fn when_done(&self, f: Callback) {
+    /// Runs the internal hook `f` once every part is in: now if that is
+    /// already so, else inline on the thread that settles the last part (so
+    /// `f` must be short and must not block).
+    fn when_done(&self, f: Hook) {
         let mut inner = self.lock();
         if self.is_done() {
             drop(inner);
-            f();
+            f(self);
         } else {
-            inner.callbacks.push(f);
+            inner.hooks.push(f);
+        }
+    }
+
+    /// Settles parts `offset..` with the finished `from`'s parts: their
+    /// metadata, and their errors (values stay with `from`).
+    fn adopt(&self, offset: usize, from: &ResultState) {
+        let parts: Vec<(Metadata, Result<Payload>)> = from
+            .lock()
+            .parts
+            .iter()
+            .map(|p| {
+                let outcome = match &p.outcome {
+                    Some(Err(e)) => Err(e.clone()),
+                    _ => Ok(Payload::Unit),
+                };
+                (p.meta.clone(), outcome)
+            })
+            .collect();
+        for (k, (meta, outcome)) in parts.into_iter().enumerate() {
+            let mut inner = self.lock();
+            if let Some(part) = inner.parts.get_mut(offset + k) {
+                part.meta = meta;
+            }
+            self.settle(inner, offset + k, outcome);
         }
     }
 
@@ -249,8 +303,9 @@ impl ResultState {
     }
 }
 
-/// Turns the parts of a finished submission into the user's value; may move
-/// a gathered payload out (leaving [`Payload::Taken`]).
+/// Turns the parts of a finished submission into the user's value. It reads
+/// the payloads without consuming them, except a [`Payload::Movable`], which
+/// it may move out (leaving [`Payload::Taken`]).
 type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync;
 
 /// The result of a submission: a value to come from one or several engines.
@@ -260,8 +315,11 @@ type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + S
 /// poll with [`ready`](AsyncResult::ready), `.await` it from an async runtime
 /// (the wait does not block the runtime's threads), or register
 /// [`on_done`](AsyncResult::on_done) callbacks. `get` may be called any number
-/// of times; each call decodes the stored reply again. See the module docs for
-/// what dropping an unfinished result does.
+/// of times; each call decodes the stored reply again (a gathered container
+/// is assembled again: one copy of the data per call), and inspecting a
+/// result (`ready`, `successful`, `metadata`) never consumes it.
+/// [`into_value`](AsyncResult::into_value) reads it once, without that copy.
+/// See the module docs for what dropping an unfinished result does.
 ///
 /// # Examples
 ///
@@ -284,6 +342,9 @@ type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + S
 pub struct AsyncResult<T> {
     state: Arc<ResultState>,
     finish: Arc<Finish<T>>,
+    /// One count per handle on `state` (clones, and results made from this
+    /// one by `map`/`and_then`), the controller's reference not included.
+    handles: Arc<()>,
 }
 
 impl<T> Clone for AsyncResult<T> {
@@ -291,6 +352,7 @@ impl<T> Clone for AsyncResult<T> {
         AsyncResult {
             state: self.state.clone(),
             finish: self.finish.clone(),
+            handles: self.handles.clone(),
         }
     }
 }
@@ -315,6 +377,7 @@ impl<T: 'static> AsyncResult<T> {
         AsyncResult {
             state,
             finish: Arc::new(finish),
+            handles: Arc::new(()),
         }
     }
 
@@ -331,7 +394,11 @@ impl<T: 'static> AsyncResult<T> {
         f: impl Fn(T) -> U + Send + Sync + 'static,
     ) -> AsyncResult<U> {
         let finish = self.finish;
-        AsyncResult::new(self.state, move |outcomes| finish(outcomes).map(&f))
+        AsyncResult {
+            state: self.state,
+            finish: Arc::new(move |outcomes: &mut [_]| finish(outcomes).map(&f)),
+            handles: self.handles,
+        }
     }
 
     /// The same submission, with the fallible `f` applied to its value.
@@ -340,13 +407,19 @@ impl<T: 'static> AsyncResult<T> {
         f: impl Fn(T) -> Result<U> + Send + Sync + 'static,
     ) -> AsyncResult<U> {
         let finish = self.finish;
-        AsyncResult::new(self.state, move |outcomes| finish(outcomes).and_then(&f))
+        AsyncResult {
+            state: self.state,
+            finish: Arc::new(move |outcomes: &mut [_]| finish(outcomes).and_then(&f)),
+            handles: self.handles,
+        }
     }
 
     /// One result made of several submissions' results, in order: ready when
-    /// all are, failing with the first failure.
+    /// all are, failing with the first failure. Its parts are every part of
+    /// every submission, in order, each with its metadata (engine, task,
+    /// times, output) and its error if it failed.
     pub(crate) fn join(results: Vec<AsyncResult<T>>) -> AsyncResult<Vec<T>> {
-        // Every part of every submission, in order, behind one state.
+        let sizes: Vec<usize> = results.iter().map(|r| r.state.lock().parts.len()).collect();
         let engines: Vec<usize> = results
             .iter()
             .flat_map(|r| {
@@ -363,22 +436,17 @@ impl<T: 'static> AsyncResult<T> {
             .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.task))
             .unwrap_or(0);
         let joined = ResultState::new(task, &engines);
-        let remaining = Arc::new(AtomicUsize::new(results.len()));
-        let handles = Arc::new(results.clone());
-        for result in results {
+        let mut offset = 0;
+        for (result, size) in results.iter().zip(sizes) {
             let joined = joined.clone();
-            let remaining = remaining.clone();
-            result.state.when_done(Box::new(move || {
-                if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    let parts = joined.lock().parts.len();
-                    for index in 0..parts {
-                        joined.resolve(index, Ok(Payload::Unit));
-                    }
-                }
-            }));
+            let at = offset;
+            result
+                .state
+                .when_done(Box::new(move |done| joined.adopt(at, done)));
+            offset += size;
         }
         AsyncResult::new(joined, move |_: &mut [_]| {
-            handles.iter().map(AsyncResult::get).collect()
+            results.iter().map(AsyncResult::get).collect()
         })
     }
 
@@ -399,23 +467,36 @@ impl<T: 'static> AsyncResult<T> {
 
     /// Blocks for the value. Errors: the task's own ([`Error::Remote`],
     /// [`Error::NameError`], ...), or [`Error::Composite`] when several
-    /// engines of a multi-engine view failed.
+    /// engines of a multi-engine view failed. Can be called again: each call
+    /// decodes the stored reply anew.
     pub fn get(&self) -> Result<T> {
         self.wait();
-        self.decode()
+        self.decode(false)
+    }
+
+    /// Blocks for the value like [`get`](AsyncResult::get), consuming the
+    /// handle. When it is the only handle on the result (no clone, no
+    /// pending callback), a gathered or reduced container is moved out as
+    /// it arrived instead of copied, which matters for large numeric data;
+    /// otherwise it is exactly `get`.
+    pub fn into_value(self) -> Result<T> {
+        self.wait();
+        self.decode(Arc::strong_count(&self.handles) == 1)
     }
 
     /// Like [`get`](AsyncResult::get), but gives up after `timeout` with
     /// [`Error::Timeout`]; the task goes on and a later `get` can still succeed.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         if self.wait_timeout(timeout) {
-            self.decode()
+            self.decode(false)
         } else {
             Err(Error::Timeout(timeout))
         }
     }
 
-    fn decode(&self) -> Result<T> {
+    /// Decodes the stored reply; with `movable`, a gathered payload may be
+    /// moved out (only for the last handle, which will not decode again).
+    fn decode(&self, movable: bool) -> Result<T> {
         let mut inner = self.state.lock();
         let mut outcomes: Vec<(usize, Result<Payload>)> = inner
             .parts
@@ -425,19 +506,36 @@ impl<T: 'static> AsyncResult<T> {
                     .outcome
                     .take()
                     .unwrap_or_else(|| Err(Error::Protocol("reply missing".into())));
+                let outcome = match outcome {
+                    Ok(Payload::Gathered(g)) if movable => Ok(Payload::Movable(g)),
+                    other => other,
+                };
                 (p.meta.engine, outcome)
             })
             .collect();
         let value = (self.finish)(&mut outcomes);
         for (part, (_, outcome)) in inner.parts.iter_mut().zip(outcomes) {
-            part.outcome = Some(outcome);
+            part.outcome = Some(match outcome {
+                Ok(Payload::Movable(g)) => Ok(Payload::Gathered(g)),
+                other => other,
+            });
         }
         value
     }
 
     /// True once done without any error (false while pending).
+    ///
+    /// Looks at what each engine reported without decoding the value, and
+    /// consumes nothing. A value that the client then fails to decode as
+    /// `T` (another type asked of `pull`) is an error of `get` only.
     pub fn successful(&self) -> bool {
-        self.ready() && self.decode().is_ok()
+        self.ready()
+            && self
+                .state
+                .lock()
+                .parts
+                .iter()
+                .all(|p| matches!(p.outcome, Some(Ok(_))))
     }
 
     /// Per-engine timing and output, in target order.
@@ -515,8 +613,10 @@ impl<T: 'static> AsyncResult<T> {
 
 impl<T: Send + 'static> AsyncResult<T> {
     /// Calls `callback` once the result is done: at once (on this thread) if
-    /// it already is, otherwise on rankview's callback thread. Callbacks may
-    /// block and may submit more work.
+    /// it already is, otherwise on one of rankview's callback threads.
+    /// Callbacks may block (even on another result's `get`) and may submit
+    /// more work: a blocked callback does not hold up the others, which run
+    /// on further threads (see the module docs).
     pub fn on_done(&self, callback: impl FnOnce(&AsyncResult<T>) + Send + 'static) {
         let handle = self.clone();
         let run: Callback = Box::new(move || callback(&handle));
@@ -535,12 +635,12 @@ impl<T: 'static> Future for AsyncResult<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         if self.state.is_done() {
-            return Poll::Ready(self.decode());
+            return Poll::Ready(self.decode(false));
         }
         let mut inner = self.state.lock();
         if self.state.is_done() {
             drop(inner);
-            return Poll::Ready(self.decode());
+            return Poll::Ready(self.decode(false));
         }
         // Every task awaiting a clone of this result is woken.
         if !inner.wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -550,31 +650,106 @@ impl<T: 'static> Future for AsyncResult<T> {
     }
 }
 
-/// A callback waiting to run.
+/// A user callback waiting to run.
 type Callback = Box<dyn FnOnce() + Send>;
 
-/// Runs a callback on the shared callback thread (started on first use).
-fn run_callback(callback: Callback) {
-    static QUEUE: OnceLock<Mutex<mpsc::Sender<Callback>>> = OnceLock::new();
-    let queue = QUEUE.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Callback>();
-        let spawned = std::thread::Builder::new()
-            .name("rankview-callbacks".into())
-            .spawn(move || {
-                for job in rx {
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                        eprintln!("rankview: an on_done callback panicked");
-                    }
+/// An internal completion hook, given the state that finished.
+type Hook = Box<dyn FnOnce(&ResultState) + Send>;
+
+/// How long an idle callback thread waits for work before it exits.
+const CALLBACK_IDLE: Duration = Duration::from_secs(5);
+
+/// The callback pool: queued callbacks, and how many threads wait for one.
+struct Pool {
+    queue: Mutex<PoolQueue>,
+    ready: Condvar,
+}
+
+struct PoolQueue {
+    jobs: std::collections::VecDeque<Callback>,
+    /// Threads waiting on `ready`; each queued job beyond them gets a new
+    /// thread, so a job never waits behind a callback that blocks.
+    waiting: usize,
+    threads: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        queue: Mutex::new(PoolQueue {
+            jobs: std::collections::VecDeque::new(),
+            waiting: 0,
+            threads: 0,
+        }),
+        ready: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolQueue> {
+        // Jobs run outside the lock (and panics in them are caught), so a
+        // poisoned lock still holds a consistent queue.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One pool thread: runs jobs until none comes for [`CALLBACK_IDLE`].
+    fn work(&'static self) {
+        let mut queue = self.lock();
+        loop {
+            if let Some(job) = queue.jobs.pop_front() {
+                drop(queue);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    eprintln!("rankview: an on_done callback panicked");
                 }
-            });
-        if let Err(e) = spawned {
-            eprintln!("rankview: cannot start the callback thread: {e}");
+                queue = self.lock();
+                continue;
+            }
+            queue.waiting += 1;
+            let (guard, timeout) = self
+                .ready
+                .wait_timeout(queue, CALLBACK_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            queue = guard;
+            queue.waiting -= 1;
+            if timeout.timed_out() && queue.jobs.is_empty() {
+                queue.threads -= 1;
+                return;
+            }
         }
-        Mutex::new(tx)
-    });
-    let sender = queue.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(mpsc::SendError(job)) = sender.send(callback) {
-        drop(sender);
-        job();
     }
 }
+
+/// Queues a user callback on the pool, starting a thread when every thread
+/// is busy (a blocked callback never delays another).
+fn run_callback(callback: Callback) {
+    let pool = pool();
+    let mut queue = pool.lock();
+    queue.jobs.push_back(callback);
+    if queue.jobs.len() <= queue.waiting {
+        drop(queue);
+        pool.ready.notify_one();
+        return;
+    }
+    queue.threads += 1;
+    drop(queue);
+    let spawned = std::thread::Builder::new()
+        .name("rankview-callbacks".into())
+        .spawn(|| pool.work());
+    if let Err(e) = spawned {
+        let mut queue = pool.lock();
+        queue.threads -= 1;
+        eprintln!("rankview: cannot start a callback thread: {e}");
+        if queue.threads == 0 {
+            // No thread will ever take it: run it here rather than never.
+            if let Some(job) = queue.jobs.pop_back() {
+                drop(queue);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    eprintln!("rankview: an on_done callback panicked");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test;

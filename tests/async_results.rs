@@ -21,8 +21,12 @@ const CHECKS: &[&str] = &[
     "on_done_pending",
     "on_done_finished",
     "on_done_failed",
+    "map_inside_on_done",
     "metadata_in_target_order",
     "outputs_in_engine_order",
+    "map_metadata_per_part",
+    "c_stdio_in_metadata",
+    "long_output_keeps_its_tail",
     "timings_consistent",
     "engine_pids_distinct",
 ];

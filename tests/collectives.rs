@@ -17,7 +17,7 @@ const CHECKS: &[&str] = &[
     "strings_round_trip",
     "round_robin_order",
     "views_in_any_order",
-    "gathered_value_moves_out_once",
+    "gathered_value_reads_again",
     "broadcast_push_numeric",
     "broadcast_push_serde",
     "reduce_every_op",

@@ -9,6 +9,7 @@
 //! put back together; the controller runs the MPI side.
 
 use std::any::{type_name, Any};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ndarray::{Array, ArrayBase, Axis, Data, Dimension, RemoveAxis};
@@ -59,8 +60,19 @@ pub trait Scatter {
 pub trait Gather: Sized + 'static {
     #[doc(hidden)]
     fn spec() -> Result<GatherSpec>;
+    /// Builds the container from data that is borrowed (the result keeps
+    /// it for a later `get`: numeric data is copied once) or owned (moved
+    /// into the container as it is).
     #[doc(hidden)]
-    fn assemble(gathered: Gathered) -> Result<Self>;
+    fn assemble(gathered: Cow<'_, Gathered>) -> Result<Self>;
+}
+
+/// The gathered buffer itself: moved out when owned, copied when borrowed.
+fn owned_data(gathered: Cow<'_, Gathered>) -> BulkVec {
+    match gathered {
+        Cow::Owned(g) => g.data,
+        Cow::Borrowed(g) => g.data.clone(),
+    }
 }
 
 /// What a gather asks of every engine.
@@ -245,8 +257,9 @@ impl<T: Value> Gather for Vec<T> {
         Ok(GatherSpec { value })
     }
 
-    fn assemble(gathered: Gathered) -> Result<Self> {
-        match gathered.data {
+    fn assemble(gathered: Cow<'_, Gathered>) -> Result<Self> {
+        match &gathered.data {
+            // Decoded from the bytes where they are, owned or not.
             BulkVec::U8(bytes) if !bulk::is_element::<T>() => {
                 let mut all = Vec::new();
                 let mut offset = 0;
@@ -257,8 +270,8 @@ impl<T: Value> Gather for Vec<T> {
                 }
                 Ok(all)
             }
-            data => {
-                let boxed: Box<dyn Any> = bulk::boxed(data);
+            _ => {
+                let boxed: Box<dyn Any> = bulk::boxed(owned_data(gathered));
                 boxed.downcast::<Vec<T>>().map(|b| *b).map_err(|_| {
                     Error::Protocol(format!(
                         "gathered buffer is not a {}",
@@ -277,8 +290,8 @@ impl<E: Element> Gather for E {
         })
     }
 
-    fn assemble(gathered: Gathered) -> Result<Self> {
-        let values = E::unwrap(gathered.data)
+    fn assemble(gathered: Cow<'_, Gathered>) -> Result<Self> {
+        let values = E::unwrap(owned_data(gathered))
             .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
         match values.as_slice() {
             [one] => Ok(*one),
@@ -302,9 +315,7 @@ where
         })
     }
 
-    fn assemble(gathered: Gathered) -> Result<Self> {
-        let values = E::unwrap(gathered.data)
-            .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
+    fn assemble(gathered: Cow<'_, Gathered>) -> Result<Self> {
         let mut rows = 0;
         let mut rest: Option<Vec<usize>> = None;
         for (_, shape) in &gathered.parts {
@@ -325,38 +336,37 @@ where
         let shape: Vec<usize> = std::iter::once(rows)
             .chain(rest.unwrap_or_default())
             .collect();
+        let values = E::unwrap(owned_data(gathered))
+            .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
         bulk::array_from(values, &shape)
     }
 }
 
-/// Puts the outcomes of a collective with one assembled payload together.
+/// Puts the outcomes of a collective with one assembled payload together:
+/// reads the payload where it is, or moves it out when the result's last
+/// handle hands it over as [`Payload::Movable`].
 fn finish_gathered<T: Gather>(outcomes: &mut [(usize, Result<Payload>)]) -> Result<T> {
-    let mut errors = Vec::new();
-    let mut gathered = None;
-    for (_, outcome) in outcomes.iter_mut() {
-        match outcome {
-            Err(e) => errors.push(e.clone()),
-            Ok(Payload::Taken) => {
-                return Err(Error::Usage(
-                    "this gathered value was already moved out by an earlier get(); \
-                     keep the value that call returned"
-                        .into(),
-                ))
-            }
-            Ok(payload @ Payload::Gathered(_)) => {
-                if let Payload::Gathered(g) = std::mem::replace(payload, Payload::Taken) {
-                    gathered = Some(g);
-                }
-            }
-            Ok(_) => {}
-        }
-    }
+    let errors: Vec<Error> = outcomes
+        .iter()
+        .filter_map(|(_, o)| o.as_ref().err().cloned())
+        .collect();
     if let Some(error) = crate::error::combine(errors) {
         return Err(error);
     }
-    let gathered =
-        gathered.ok_or_else(|| Error::Protocol("the collective brought no data back".into()))?;
-    T::assemble(gathered)
+    for (_, outcome) in outcomes.iter_mut() {
+        match outcome {
+            Ok(Payload::Gathered(g)) => return T::assemble(Cow::Borrowed(g)),
+            Ok(payload @ Payload::Movable(_)) => {
+                if let Payload::Movable(g) = std::mem::replace(payload, Payload::Taken) {
+                    return T::assemble(Cow::Owned(g));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(Error::Protocol(
+        "the collective brought no data back".into(),
+    ))
 }
 
 /// Puts the per-engine `()`s of a collective together.
@@ -431,8 +441,11 @@ impl<S: Shape> DirectView<S> {
     ///
     /// A missing name is [`Error::NameError`] for that engine (an
     /// [`Error::Composite`] when several lack it), another type
-    /// [`Error::TypeMismatch`]. The gathered container is moved out by the
-    /// first successful `get` (or `.await`); a second `get` is an error.
+    /// [`Error::TypeMismatch`]. The result keeps the gathered data: each
+    /// `get` (or `.await`) assembles a new container from it (for numeric
+    /// data, one copy), and `get` can be called again.
+    /// [`AsyncResult::into_value`] on the only handle moves the data into the
+    /// container without that copy.
     pub fn gather<C: Gather>(&self, name: &str) -> AsyncResult<C> {
         let spec = match C::spec() {
             Ok(spec) => spec,
@@ -589,3 +602,67 @@ fn decode_many<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<V
 pub trait OneArg<P> {}
 
 impl<K, P, R> OneArg<P> for (K, fn(P) -> R) {}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::result::ResultState;
+
+    /// A finished gather over two engines whose data is `data`.
+    fn gathered<C: Gather>(data: BulkVec, parts: Vec<(usize, Vec<usize>)>) -> AsyncResult<C> {
+        let state = ResultState::new(1, &[0, 1]);
+        let result = AsyncResult::new(state.clone(), finish_gathered::<C>);
+        state.resolve(0, Ok(Payload::Gathered(Gathered { data, parts })));
+        state.resolve(1, Ok(Payload::Unit));
+        result
+    }
+
+    #[test]
+    fn a_gathered_value_can_be_inspected_and_read_again() {
+        let result: AsyncResult<Vec<u64>> = gathered(
+            BulkVec::U64(vec![1, 2, 3]),
+            vec![(2, vec![2]), (1, vec![1])],
+        );
+        assert!(result.successful());
+        assert_eq!(result.get().unwrap(), vec![1, 2, 3]);
+        assert!(result.successful());
+        assert_eq!(result.get().unwrap(), vec![1, 2, 3]);
+        // A clone is another handle: into_value copies and leaves the data.
+        assert_eq!(result.clone().into_value().unwrap(), vec![1, 2, 3]);
+        assert_eq!(result.get().unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn into_value_of_the_only_handle_moves_the_data() {
+        let data = vec![1.5f64; 1000];
+        let at = data.as_ptr();
+        let result: AsyncResult<Vec<f64>> =
+            gathered(BulkVec::F64(data), vec![(500, vec![500]), (500, vec![500])]);
+        let copy = result.get().unwrap();
+        assert_ne!(copy.as_ptr(), at, "get copies");
+        let moved = result.into_value().unwrap();
+        assert_eq!(moved, copy);
+        assert_eq!(moved.as_ptr(), at, "into_value moves the buffer");
+    }
+
+    #[test]
+    fn gathered_arrays_and_encoded_values_read_twice() {
+        let result: AsyncResult<ndarray::Array2<i32>> = gathered(
+            BulkVec::I32((0..6).collect()),
+            vec![(4, vec![2, 2]), (2, vec![1, 2])],
+        );
+        let expected = ndarray::Array2::from_shape_vec((3, 2), (0..6).collect()).unwrap();
+        assert_eq!(result.get().unwrap(), expected);
+        assert_eq!(result.get().unwrap(), expected);
+        assert_eq!(result.into_value().unwrap(), expected);
+
+        let first = codec::encode(&vec!["a".to_string()]).unwrap();
+        let second = codec::encode(&vec!["b".to_string(), "c".to_string()]).unwrap();
+        let parts = vec![(first.len(), Vec::new()), (second.len(), Vec::new())];
+        let result: AsyncResult<Vec<String>> =
+            gathered(BulkVec::U8([first, second].concat()), parts);
+        assert_eq!(result.get().unwrap(), ["a", "b", "c"]);
+        assert_eq!(result.get().unwrap(), ["a", "b", "c"]);
+        assert!(result.successful());
+    }
+}

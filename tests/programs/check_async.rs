@@ -6,10 +6,13 @@
 //! Owns the checks of what seed 003 and SPEC §4 promise for results:
 //! awaiting from a tokio current-thread runtime does not block it (a tokio
 //! interval keeps ticking during the await), `on_done` callbacks for pending,
-//! finished and failed results, per-engine metadata in target order with
-//! captured output, `display_outputs` in engine order, and consistent
-//! `elapsed`/`wall_time`/`serial_time`. Prints one line per check and exits
-//! non-zero unless every check held.
+//! finished and failed results, callbacks that block on more work (`map`
+//! inside `on_done`), per-engine metadata in target order with captured
+//! output (also of `map`), `display_outputs` in engine order, and
+//! consistent `elapsed`/`wall_time`/`serial_time`; and what capture keeps:
+//! C stdio output flushed into its task's metadata, a long output cut to its
+//! tail. Prints one line per check and exits non-zero unless every check
+//! held.
 
 mod checklist;
 
@@ -47,6 +50,32 @@ fn announce(tag: String) -> u32 {
 #[rankview::remote]
 fn getpid() -> u32 {
     std::process::id()
+}
+
+/// Prints the item on its own line; returns twice the item.
+#[rankview::remote]
+fn shout(item: u32) -> u32 {
+    println!("item {item}");
+    item * 2
+}
+
+/// Writes `text` through Rust's stdout, then through C's `puts`.
+#[rankview::remote]
+fn c_puts(text: String) -> bool {
+    println!("rust {text}");
+    let Ok(line) = std::ffi::CString::new(format!("c {text}")) else {
+        return false;
+    };
+    // SAFETY: `line` is a NUL-terminated string that outlives the call.
+    unsafe { libc::puts(line.as_ptr()) >= 0 }
+}
+
+/// Prints `lines` numbered lines of 19 bytes each.
+#[rankview::remote]
+fn flood(lines: u32) {
+    for i in 0..lines {
+        println!("flood line {i:07}");
+    }
 }
 
 #[rankview::remote]
@@ -176,6 +205,29 @@ fn callbacks(rc: &Client, list: &mut Checklist) {
         }
         Ok(())
     });
+    list.check("map_inside_on_done", || {
+        let (tx, rx) = mpsc::channel();
+        let all = rc.all();
+        let ar = rc.engine(0)?.apply(sleep_for, (0.05,));
+        ar.on_done(move |_| {
+            let _ = tx.send(all.map_sync(shout, 0..4u32));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "map_sync inside on_done did not return within 10 s")??;
+        assert_eq!(got, vec![0, 2, 4, 6]);
+        // Later callbacks still run.
+        let (tx, rx) = mpsc::channel();
+        let later = rc.engine(-1)?.apply(sleep_for, (0.05,));
+        later.on_done(move |r| {
+            let _ = tx.send(r.get().ok());
+        });
+        let value = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "a later callback did not run within 10 s")?;
+        assert_eq!(value, Some(0.05));
+        Ok(())
+    });
 }
 
 fn metadata(rc: &Client, list: &mut Checklist) {
@@ -230,6 +282,54 @@ fn metadata(rc: &Client, list: &mut Checklist) {
         println!("display_outputs:");
         ar.display_outputs();
         println!("end of display_outputs");
+        Ok(())
+    });
+    list.check("map_metadata_per_part", || {
+        let items: Vec<u32> = (0..3 * n as u32).collect();
+        let ar = rc.all().map(shout, items.clone());
+        let doubled = ar.get()?;
+        assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let meta = ar.metadata();
+        let engines: Vec<usize> = meta.iter().map(|m| m.engine).collect();
+        assert_eq!(engines, rc.ids(), "one part per engine, in target order");
+        let tasks: BTreeSet<_> = meta.iter().map(|m| m.task).collect();
+        assert_eq!(tasks.len(), n, "one task per engine: {meta:?}");
+        for (k, m) in meta.iter().enumerate() {
+            let expected: String = (3 * k..3 * k + 3).map(|i| format!("item {i}\n")).collect();
+            assert_eq!(m.stdout, expected, "{m:?}");
+            let (started, completed) =
+                (m.started.ok_or("started")?, m.completed.ok_or("completed")?);
+            assert!(started <= completed, "{m:?}");
+            assert!(m.submitted <= m.received.ok_or("received")?, "{m:?}");
+        }
+        assert!(ar.serial_time().is_some() && ar.successful());
+        Ok(())
+    });
+    list.check("c_stdio_in_metadata", || {
+        let ar = rc.all().apply(c_puts, ("hello".to_string(),));
+        assert!(ar.get()?.iter().all(|&ok| ok), "puts failed");
+        for m in ar.metadata() {
+            assert_eq!(m.stdout, "rust hello\nc hello\n", "{m:?}");
+        }
+        Ok(())
+    });
+    list.check("long_output_keeps_its_tail", || {
+        // 19-byte lines, well past the default limit of 1 MiB.
+        const LINES: u32 = 120_000;
+        const LIMIT: usize = 1 << 20;
+        let ar = rc.all().apply(flood, (LINES,));
+        ar.get()?;
+        let cut = 19 * LINES as usize - LIMIT;
+        for m in ar.metadata() {
+            let (first, rest) = m.stdout.split_once('\n').ok_or("no line")?;
+            assert_eq!(first, format!("[rankview: {cut} earlier bytes cut]"));
+            assert_eq!(rest.len(), LIMIT);
+            assert!(
+                rest.ends_with(&format!("flood line {:07}\n", LINES - 1)),
+                "engine {}",
+                m.engine
+            );
+        }
         Ok(())
     });
     list.check("timings_consistent", || {

@@ -4,8 +4,8 @@
 //!
 //! Owns the checks of scatter and gather (uneven splits, empty blocks, 1-D
 //! and 2-D arrays, non-contiguous input, strings, round-robin order, views
-//! in any target order, the gathered value moved out once), broadcast push,
-//! reduce with every operation and with a user function, `map`, MPI sections,
+//! in any target order, a gathered value read again after `successful`),
+//! broadcast push, reduce with every operation and with a user function, `map`, MPI sections,
 //! and the errors of collectives (`NameError` for the engine lacking a name,
 //! `TypeMismatch`, unequal lengths in a reduce). Prints one line per check
 //! and exits non-zero unless every check held.
@@ -189,13 +189,16 @@ fn scatter_gather(rc: &Client, list: &mut Checklist) {
         Ok(())
     });
 
-    list.check("gathered_value_moves_out_once", || {
+    list.check("gathered_value_reads_again", || {
         let ar = dv.gather::<Vec<u64>>("ids");
-        assert_eq!(ar.get()?.len(), 1000);
-        match ar.get() {
-            Err(Error::Usage(message)) => assert!(message.contains("already"), "{message}"),
-            other => return Err(format!("second get gave {other:?}").into()),
-        }
+        ar.wait();
+        assert!(ar.successful(), "inspected before any get");
+        let first = ar.get()?;
+        assert_eq!(first, (0..1000).collect::<Vec<u64>>());
+        assert!(ar.successful(), "inspected after a get");
+        assert_eq!(ar.get()?, first, "a second get");
+        assert_eq!(ar.clone().into_value()?, first, "into_value of a clone");
+        assert_eq!(ar.into_value()?, first, "into_value of the last handle");
         Ok(())
     });
 }

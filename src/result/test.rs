@@ -1,0 +1,188 @@
+//! Unit tests of `AsyncResult` driven without MPI: the controller's side is
+//! played by calling `complete`/`resolve`/`fail` on the shared state.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::*;
+use crate::protocol::Done;
+
+/// A result over `engines` whose value is the number of parts.
+fn pending(task: TaskId, engines: &[usize]) -> (Arc<ResultState>, AsyncResult<usize>) {
+    let state = ResultState::new(task, engines);
+    let result = AsyncResult::new(state.clone(), |outcomes: &mut [_]| {
+        for (_, outcome) in outcomes.iter() {
+            if let Err(e) = outcome {
+                return Err(e.clone());
+            }
+        }
+        Ok(outcomes.len())
+    });
+    (state, result)
+}
+
+/// What engine `engine` replies to `task`: times and output of its own.
+fn done(task: TaskId, engine: usize) -> Done {
+    let base = 1_000_000 * (engine as u64 + 1);
+    Done {
+        task,
+        started_us: base,
+        completed_us: base + 500,
+        stdout: format!("out of {engine}\n"),
+        stderr: format!("err of {engine}\n"),
+        outcome: Outcome::Unit,
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_joined_result_carries_every_part_metadata() {
+    let (first, a) = pending(7, &[2]);
+    let (second, b) = pending(8, &[0, 1]);
+    let joined = AsyncResult::join(vec![a, b]);
+    assert!(!joined.ready());
+    first.complete(0, done(7, 2), 2);
+    assert!(!joined.ready(), "one submission of two is in");
+    second.complete(1, done(8, 1), 1);
+    second.complete(0, done(8, 0), 0);
+    assert!(joined.ready() && joined.successful());
+    assert_eq!(joined.get().unwrap(), vec![1, 2]);
+    let meta = joined.metadata();
+    let summary: Vec<(usize, TaskId, &str, &str)> = meta
+        .iter()
+        .map(|m| (m.engine, m.task, m.stdout.as_str(), m.stderr.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, 7, "out of 2\n", "err of 2\n"),
+            (0, 8, "out of 0\n", "err of 0\n"),
+            (1, 8, "out of 1\n", "err of 1\n"),
+        ]
+    );
+    for m in &meta {
+        let base = 1_000_000 * (m.engine as u64 + 1);
+        assert_eq!(m.started, Some(micros_to_time(base)), "{m:?}");
+        assert_eq!(m.completed, Some(micros_to_time(base + 500)), "{m:?}");
+        assert!(m.received.is_some(), "{m:?}");
+    }
+    assert_eq!(joined.serial_time(), Some(Duration::from_micros(1500)));
+    assert!(joined.outputs().contains("[stdout:2] out of 2\n"));
+}
+
+#[test]
+fn a_joined_result_shows_the_failures_of_its_parts() {
+    let (first, a) = pending(1, &[0]);
+    let (second, b) = pending(2, &[1]);
+    let joined = AsyncResult::join(vec![a, b]);
+    first.complete(0, done(1, 0), 0);
+    second.fail(0, Error::Shutdown);
+    assert!(joined.ready());
+    assert!(!joined.successful());
+    assert!(matches!(joined.get(), Err(Error::Shutdown)));
+    assert_eq!(joined.metadata()[0].stdout, "out of 0\n");
+}
+
+#[test]
+fn successful_does_not_decode() {
+    let state = ResultState::new(3, &[0]);
+    let decoded = Arc::new(AtomicUsize::new(0));
+    let count = decoded.clone();
+    let result = AsyncResult::new(state.clone(), move |_: &mut [_]| {
+        count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    assert!(!result.successful(), "pending");
+    state.resolve(0, Ok(Payload::Unit));
+    assert!(result.successful());
+    assert_eq!(decoded.load(Ordering::Relaxed), 0);
+    result.get().unwrap();
+    result.get().unwrap();
+    assert_eq!(decoded.load(Ordering::Relaxed), 2, "each get decodes");
+}
+
+#[test]
+fn get_inside_a_callback_of_a_joined_result_does_not_deadlock() {
+    // A callback that waits for a joined result (as `map_sync` inside
+    // `on_done` does) while the parts of that result complete.
+    let (inner, part) = pending(1, &[0]);
+    let joined = AsyncResult::join(vec![part]);
+    let (outer, trigger) = pending(2, &[0]);
+    let (tx, rx) = mpsc::channel();
+    trigger.on_done(move |_| {
+        let _ = tx.send(joined.get());
+    });
+    outer.resolve(0, Ok(Payload::Unit));
+    // The callback is now blocked in `joined.get()`.
+    std::thread::sleep(Duration::from_millis(50));
+    inner.resolve(0, Ok(Payload::Unit));
+    match rx.recv_timeout(WAIT) {
+        Ok(value) => assert_eq!(value.unwrap(), vec![1]),
+        Err(_) => panic!("the callback never returned: the join waits behind it"),
+    }
+}
+
+#[test]
+fn a_blocking_callback_does_not_stop_the_others() {
+    let (first, a) = pending(1, &[0]);
+    let (second, b) = pending(2, &[0]);
+    let (release, released) = mpsc::channel::<()>();
+    let (tx, rx) = mpsc::channel();
+    let first_done = tx.clone();
+    a.on_done(move |_| {
+        // Blocks until the second callback has run.
+        let ok = released.recv_timeout(WAIT).is_ok();
+        let _ = first_done.send(("first", ok));
+    });
+    b.on_done(move |_| {
+        let _ = release.send(());
+        let _ = tx.send(("second", true));
+    });
+    first.resolve(0, Ok(Payload::Unit));
+    second.resolve(0, Ok(Payload::Unit));
+    let mut seen = vec![
+        rx.recv_timeout(WAIT).unwrap(),
+        rx.recv_timeout(WAIT).unwrap(),
+    ];
+    seen.sort();
+    assert_eq!(seen, vec![("first", true), ("second", true)]);
+}
+
+#[test]
+fn callbacks_may_wait_for_each_other_in_chains() {
+    // Callback k waits until callback k + 1 has run: the pool must grow to
+    // as many threads as the chain is deep.
+    const DEPTH: usize = 8;
+    let states: Vec<_> = (0..DEPTH).map(|k| pending(k as TaskId, &[0])).collect();
+    let (tx, rx) = mpsc::channel();
+    let mut waits: Vec<Option<mpsc::Receiver<()>>> = vec![None];
+    let mut signals = Vec::new();
+    for _ in 1..DEPTH {
+        let (signal, wait) = mpsc::channel::<()>();
+        signals.push(Some(signal));
+        waits.push(Some(wait));
+    }
+    signals.push(None);
+    for (k, (_, result)) in states.iter().enumerate() {
+        // Callback k waits on channel k + 1's receiver and signals channel k.
+        let wait = waits.get_mut(k + 1).and_then(Option::take);
+        let signal = if k == 0 { None } else { signals[k - 1].take() };
+        let tx = tx.clone();
+        result.on_done(move |_| {
+            let ok = wait.map_or(true, |w| w.recv_timeout(WAIT).is_ok());
+            if let Some(signal) = signal {
+                let _ = signal.send(());
+            }
+            let _ = tx.send((k, ok));
+        });
+    }
+    for (state, _) in &states {
+        state.resolve(0, Ok(Payload::Unit));
+    }
+    let mut seen: Vec<(usize, bool)> = (0..DEPTH)
+        .map(|_| rx.recv_timeout(2 * WAIT).expect("a callback never ran"))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..DEPTH).map(|k| (k, true)).collect::<Vec<_>>());
+}
