@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 . ci/setup.sh
 cargo build -p rankview-launcher
 target/debug/rankview run -n "${RANKS:-3}" --release --example bench -- \
-    --workload w1 --workload w3 --workload w5 --workload w8 --json
+    --workload w1 --workload w1idle --workload w3 --workload w5 --workload w8 --workload w10 --json
