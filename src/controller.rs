@@ -149,6 +149,8 @@ const DEFAULT_GROUP_CACHE: usize = 64;
 /// (after every collective already triggered on it) and frees rank 0's side.
 struct Groups {
     by_ranks: HashMap<Vec<usize>, (u32, u64)>,
+    /// Groups whose ranks have been sent to their engines.
+    announced: std::collections::HashSet<u32>,
     next_id: u32,
     clock: u64,
     capacity: usize,
@@ -163,6 +165,7 @@ impl Groups {
             .unwrap_or(DEFAULT_GROUP_CACHE);
         Groups {
             by_ranks: HashMap::new(),
+            announced: std::collections::HashSet::new(),
             next_id: 1,
             clock: 0,
             capacity,
@@ -194,11 +197,12 @@ impl Groups {
                 let engines: Vec<usize> = old.iter().skip(1).map(|r| r - 1).collect();
                 let free = Request::Collective {
                     task: 0,
-                    group: spec(id, &old),
+                    group: spec(id, &[]),
                     op: CollectiveOp::Free,
                 };
                 send_all(mpi, &engines, &free)?;
                 mpi.free_group(id);
+                self.announced.remove(&id);
             }
         }
         let id = self.next_id;
@@ -208,6 +212,19 @@ impl Groups {
             .ok_or_else(|| Error::Usage("this job has created 2^32 sub-communicators".into()))?;
         self.by_ranks.insert(ranks.clone(), (id, clock));
         Ok(spec(id, &ranks))
+    }
+}
+
+impl Groups {
+    /// `group` as the next message about it must name it: with its ranks
+    /// the first time (that message creates the sub-communicator on every
+    /// rank of it), by id alone afterwards. Call it once per message sent.
+    fn wire(&mut self, group: &GroupSpec) -> GroupSpec {
+        if self.announced.insert(group.id) {
+            group.clone()
+        } else {
+            group.known()
+        }
     }
 }
 
@@ -232,23 +249,13 @@ pub(crate) struct Ready {
     pub controller: Thread,
 }
 
-/// Identity of the binary: hash of the executable and of the registry.
+/// Identity of the binary: its build id (see `build_id`) and the hash of
+/// the remote-function registry.
 pub(crate) fn identity() -> (u64, u64) {
-    let binary = std::env::current_exe()
-        .and_then(std::fs::read)
-        .map(|bytes| {
-            use std::hash::Hasher;
-            let mut h = crate::codec::StableHasher::default();
-            // Hash 8 bytes at a time: fast enough for large debug binaries.
-            for chunk in bytes.chunks(8) {
-                let mut word = [0u8; 8];
-                word[..chunk.len()].copy_from_slice(chunk);
-                h.write_u64(u64::from_le_bytes(word));
-            }
-            h.finish()
-        })
-        .unwrap_or(0);
-    (binary, crate::registry::registry().hash())
+    (
+        crate::build_id::identity(),
+        crate::registry::registry().hash(),
+    )
 }
 
 /// Runs rank 0's MPI thread until shutdown. Start-up errors go to `ready`.
@@ -460,7 +467,15 @@ impl Collectives {
 
     fn start(&mut self, c: Collective, mpi: &mut Mpi, inflight: &mut Inflight) -> Result<()> {
         let busy: Vec<u32> = self.pending.values().map(|p| p.group.id).collect();
+        if let CollectiveKind::Section { name } = &c.kind {
+            if !mpi.has_section(name) {
+                return Err(Error::Usage(format!(
+                    "no MPI section called {name:?}: register it with Launch::mpi_section"
+                )));
+            }
+        }
         let group = self.groups.get(&c.engines, &busy, mpi)?;
+        let wire = self.groups.wire(&group);
         let ranks = group.world_ranks();
         // Sub-rank of each target, and per-sub-rank counts and shapes.
         let subs: Vec<usize> = c
@@ -477,22 +492,25 @@ impl Collectives {
                 shapes,
             } => {
                 let mut sub_counts = vec![0usize; ranks.len()];
-                let mut sub_shapes = vec![Vec::new(); ranks.len()];
                 for (k, &sub) in subs.iter().enumerate() {
                     sub_counts[sub] = counts[k];
-                    sub_shapes[sub] = shapes[k].iter().map(|&d| d as u64).collect();
                 }
-                let request = Request::Collective {
-                    task: c.task,
-                    group: group.clone(),
-                    op: CollectiveOp::Scatter {
-                        name,
-                        value,
-                        counts: sub_counts.iter().map(|&n| n as u64).collect(),
-                        shapes: sub_shapes,
-                    },
-                };
-                send_all(mpi, &c.engines, &request)?;
+                let total = counts.iter().sum::<usize>() as u64;
+                // One message per engine, with its own block's size.
+                for (k, &engine) in c.engines.iter().enumerate() {
+                    let request = Request::Collective {
+                        task: c.task,
+                        group: wire.clone(),
+                        op: CollectiveOp::Scatter {
+                            name: name.clone(),
+                            value: value.clone(),
+                            count: counts[k] as u64,
+                            shape: shapes[k].iter().map(|&d| d as u64).collect(),
+                            total,
+                        },
+                    };
+                    send_all(mpi, &[engine], &request)?;
+                }
                 for (index, &engine) in c.engines.iter().enumerate() {
                     inflight.insert((engine, c.task), (c.state.clone(), index));
                 }
@@ -506,7 +524,7 @@ impl Collectives {
             } => {
                 let request = Request::Collective {
                     task: c.task,
-                    group: group.clone(),
+                    group: wire.clone(),
                     op: CollectiveOp::Broadcast {
                         name,
                         value,
@@ -521,14 +539,9 @@ impl Collectives {
                 mpi.broadcast_root(group.id, &ranks, data.buf())?;
             }
             CollectiveKind::Section { name } => {
-                if !mpi.has_section(&name) {
-                    return Err(Error::Usage(format!(
-                        "no MPI section called {name:?}: register it with Launch::mpi_section"
-                    )));
-                }
                 let request = Request::Collective {
                     task: c.task,
-                    group: group.clone(),
+                    group: wire.clone(),
                     op: CollectiveOp::Section { name: name.clone() },
                 };
                 send_all(mpi, &c.engines, &request)?;
@@ -538,7 +551,9 @@ impl Collectives {
                 mpi.run_section(&name)?;
             }
             CollectiveKind::Gather { name, value } => {
-                self.prepare(c.task, c.engines, c.state, group, name, value, None, mpi)?;
+                self.prepare(
+                    c.task, c.engines, c.state, group, wire, name, value, None, mpi,
+                )?;
             }
             CollectiveKind::Reduce { name, value, op } => {
                 self.prepare(
@@ -546,6 +561,7 @@ impl Collectives {
                     c.engines,
                     c.state,
                     group,
+                    wire,
                     name,
                     value,
                     Some(op),
@@ -564,6 +580,7 @@ impl Collectives {
         engines: Arc<[usize]>,
         state: Arc<ResultState>,
         group: GroupSpec,
+        wire: GroupSpec,
         name: String,
         value: ValueSpec,
         op: Option<ReduceOp>,
@@ -571,7 +588,7 @@ impl Collectives {
     ) -> Result<()> {
         let request = Request::Collective {
             task,
-            group: group.clone(),
+            group: wire,
             op: CollectiveOp::Prepare {
                 name,
                 value: value.clone(),
@@ -656,7 +673,7 @@ fn finish(p: Pending, mpi: &mut Mpi) {
     let pieces = p.op.is_none() && transport::needs_pieces(total);
     let go = |proceed| Request::Collective {
         task: p.task,
-        group: p.group.clone(),
+        group: p.group.known(),
         op: CollectiveOp::Go { proceed, pieces },
     };
     if !errors.is_empty() {

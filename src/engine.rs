@@ -232,16 +232,6 @@ impl Comm<'_> {
         }
     }
 
-    /// This rank's position in a group.
-    fn sub_rank(&self, group: &GroupSpec) -> Result<usize> {
-        let me = self.mpi.rank() as u32;
-        group
-            .ranks
-            .iter()
-            .position(|&r| r == me)
-            .ok_or_else(|| Error::Protocol(format!("rank {me} is not in group {:?}", group.ranks)))
-    }
-
     /// Takes part in a collective.
     fn collective(&mut self, task: TaskId, group: GroupSpec, op: CollectiveOp) -> Result<()> {
         let ranks = group.world_ranks();
@@ -249,13 +239,15 @@ impl Comm<'_> {
             CollectiveOp::Scatter {
                 name,
                 value,
-                counts,
-                shapes,
+                count,
+                shape,
+                total,
             } => {
-                let sub = self.sub_rank(&group)?;
-                let count = counts.get(sub).copied().unwrap_or(0) as usize;
-                let shape = shapes.get(sub).cloned().unwrap_or_default();
-                let total = counts.iter().map(|&c| c as usize).sum();
+                let size = |n: u64| {
+                    usize::try_from(n)
+                        .map_err(|_| Error::Protocol(format!("{n} elements do not fit here")))
+                };
+                let (count, total) = (size(count)?, size(total)?);
                 self.receive(
                     task,
                     &group,

@@ -52,6 +52,7 @@
 //! ```
 
 mod backoff;
+mod build_id;
 mod bulk;
 mod capture;
 mod client;

@@ -93,7 +93,9 @@ pub(crate) enum Request {
 pub(crate) struct GroupSpec {
     /// Chosen by the controller; the same for every view over the same ranks.
     pub id: u32,
-    /// World ranks, sorted (rank 0 first); sub-rank `s` is `ranks[s]`.
+    /// World ranks, sorted (rank 0 first); sub-rank `s` is `ranks[s]`. Sent
+    /// only in the first message about a group (which every rank of it
+    /// receives, and which creates the sub-communicator); empty afterwards.
     pub ranks: Vec<u32>,
 }
 
@@ -101,6 +103,14 @@ impl GroupSpec {
     /// The world ranks as `usize`.
     pub(crate) fn world_ranks(&self) -> Vec<usize> {
         self.ranks.iter().map(|&r| r as usize).collect()
+    }
+
+    /// The same group, named by id alone (for ranks that already know it).
+    pub(crate) fn known(&self) -> GroupSpec {
+        GroupSpec {
+            id: self.id,
+            ranks: Vec::new(),
+        }
     }
 }
 
@@ -118,13 +128,18 @@ pub(crate) struct ValueSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CollectiveOp {
     /// Receive this engine's block (`MPI_Scatterv`) and store it as `name`.
+    /// Each engine gets its own message, so a collective costs rank 0 O(n)
+    /// bytes, not O(n²).
     Scatter {
         name: String,
         value: ValueSpec,
-        /// Elements (or bytes) per sub-rank.
-        counts: Vec<u64>,
-        /// Shape of each sub-rank's block (empty for codec bytes).
-        shapes: Vec<Vec<u64>>,
+        /// Elements (or bytes) of this engine's block.
+        count: u64,
+        /// Shape of this engine's block (empty for codec bytes).
+        shape: Vec<u64>,
+        /// Elements (or bytes) of all blocks together (whether the scatter
+        /// moves in pieces depends on it).
+        total: u64,
     },
     /// Receive a value (`MPI_Bcast`) and store it as `name`.
     Broadcast {

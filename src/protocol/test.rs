@@ -42,8 +42,9 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                     type_name: "Vec<f64>".into(),
                     bulk: Some(crate::bulk::ElemKind::F64),
                 },
-                counts: vec![0, 3, 2],
-                shapes: vec![vec![0], vec![3], vec![2]],
+                count: 3,
+                shape: vec![3],
+                total: 5,
             },
         },
         Request::Collective {

@@ -431,9 +431,14 @@ fn reduce_op(op: ReduceOp) -> SystemOperation {
 impl Mpi {
     /// The sub-communicator `id` of the world `ranks` (sorted, rank 0
     /// first), created with `MPI_Comm_create_group` on first use: collective
-    /// over those ranks only.
+    /// over those ranks only. Once it exists, `ranks` may be empty.
     fn group(&mut self, id: u32, ranks: &[usize]) -> Result<&SimpleCommunicator> {
         if !self.groups.contains_key(&id) {
+            if ranks.is_empty() {
+                return Err(Error::Protocol(format!(
+                    "group {id} is used before its ranks were sent"
+                )));
+            }
             let ranks: Vec<i32> = ranks
                 .iter()
                 .map(|&r| i32::try_from(r).map_err(|_| Error::Mpi(format!("no rank {r}"))))
