@@ -216,14 +216,23 @@ impl Groups {
 }
 
 impl Groups {
-    /// `group` as the next message about it must name it: with its ranks
-    /// the first time (that message creates the sub-communicator on every
-    /// rank of it), by id alone afterwards. Call it once per message sent.
-    fn wire(&mut self, group: &GroupSpec) -> GroupSpec {
+    /// `group` as the next collective's messages must name it: with its
+    /// ranks the first time, by id alone afterwards. The first time also
+    /// creates rank 0's side of the sub-communicator, right after
+    /// `announce` has sent those messages: each engine creates its side when
+    /// it receives one, so every rank creates it at the same point of its
+    /// collective order.
+    fn wire(
+        &mut self,
+        group: &GroupSpec,
+        mpi: &mut Mpi,
+        announce: impl FnOnce(&mut Mpi, GroupSpec) -> Result<()>,
+    ) -> Result<()> {
         if self.announced.insert(group.id) {
-            group.clone()
+            announce(mpi, group.clone())?;
+            mpi.ensure_group(group.id, &group.world_ranks())
         } else {
-            group.known()
+            announce(mpi, group.known())
         }
     }
 }
@@ -475,128 +484,70 @@ impl Collectives {
             }
         }
         let group = self.groups.get(&c.engines, &busy, mpi)?;
-        let wire = self.groups.wire(&group);
         let ranks = group.world_ranks();
-        // Sub-rank of each target, and per-sub-rank counts and shapes.
+        // Sub-rank of each target.
         let subs: Vec<usize> = c
             .engines
             .iter()
             .map(|e| ranks.iter().position(|&r| r == e + 1).unwrap_or(0))
             .collect();
+        // Every engine's trigger, each with what that engine needs.
+        self.groups.wire(&group, mpi, |mpi, wire| {
+            for (k, &engine) in c.engines.iter().enumerate() {
+                let request = Request::Collective {
+                    task: c.task,
+                    group: wire.clone(),
+                    op: trigger(&c.kind, k),
+                };
+                send_all(mpi, &[engine], &request)?;
+            }
+            Ok(())
+        })?;
+        let parts = || c.engines.iter().enumerate();
         match c.kind {
-            CollectiveKind::Scatter {
-                name,
-                value,
-                data,
-                counts,
-                shapes,
-            } => {
+            CollectiveKind::Scatter { data, counts, .. } => {
+                for (index, &engine) in parts() {
+                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                }
                 let mut sub_counts = vec![0usize; ranks.len()];
                 for (k, &sub) in subs.iter().enumerate() {
                     sub_counts[sub] = counts[k];
                 }
-                let total = counts.iter().sum::<usize>() as u64;
-                // One message per engine, with its own block's size.
-                for (k, &engine) in c.engines.iter().enumerate() {
-                    let request = Request::Collective {
-                        task: c.task,
-                        group: wire.clone(),
-                        op: CollectiveOp::Scatter {
-                            name: name.clone(),
-                            value: value.clone(),
-                            count: counts[k] as u64,
-                            shape: shapes[k].iter().map(|&d| d as u64).collect(),
-                            total,
-                        },
-                    };
-                    send_all(mpi, &[engine], &request)?;
-                }
-                for (index, &engine) in c.engines.iter().enumerate() {
-                    inflight.insert((engine, c.task), (c.state.clone(), index));
-                }
                 mpi.scatter_root(group.id, &ranks, data.buf(), &sub_counts, &subs)?;
             }
-            CollectiveKind::Broadcast {
-                name,
-                value,
-                data,
-                shape,
-            } => {
-                let request = Request::Collective {
-                    task: c.task,
-                    group: wire.clone(),
-                    op: CollectiveOp::Broadcast {
-                        name,
-                        value,
-                        len: data.buf().len() as u64,
-                        shape: shape.iter().map(|&d| d as u64).collect(),
-                    },
-                };
-                send_all(mpi, &c.engines, &request)?;
-                for (index, &engine) in c.engines.iter().enumerate() {
+            CollectiveKind::Broadcast { data, .. } => {
+                for (index, &engine) in parts() {
                     inflight.insert((engine, c.task), (c.state.clone(), index));
                 }
                 mpi.broadcast_root(group.id, &ranks, data.buf())?;
             }
             CollectiveKind::Section { name } => {
-                let request = Request::Collective {
-                    task: c.task,
-                    group: wire.clone(),
-                    op: CollectiveOp::Section { name: name.clone() },
-                };
-                send_all(mpi, &c.engines, &request)?;
-                for (index, &engine) in c.engines.iter().enumerate() {
+                for (index, &engine) in parts() {
                     inflight.insert((engine, c.task), (c.state.clone(), index));
                 }
                 mpi.run_section(&name)?;
             }
-            CollectiveKind::Gather { name, value } => {
-                self.prepare(
-                    c.task, c.engines, c.state, group, wire, name, value, None, mpi,
-                )?;
+            CollectiveKind::Gather { value, .. } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, None);
             }
-            CollectiveKind::Reduce { name, value, op } => {
-                self.prepare(
-                    c.task,
-                    c.engines,
-                    c.state,
-                    group,
-                    wire,
-                    name,
-                    value,
-                    Some(op),
-                    mpi,
-                )?;
+            CollectiveKind::Reduce { value, op, .. } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, Some(op));
             }
         }
         Ok(())
     }
 
-    /// First phase of a gather or reduce: ask every engine to lend its value.
-    #[allow(clippy::too_many_arguments)]
-    fn prepare(
+    /// A gather or reduce whose engines were asked to lend their values now
+    /// waits for them (see [`Collectives::lent`]).
+    fn wait_for_lenders(
         &mut self,
         task: TaskId,
         engines: Arc<[usize]>,
         state: Arc<ResultState>,
         group: GroupSpec,
-        wire: GroupSpec,
-        name: String,
         value: ValueSpec,
         op: Option<ReduceOp>,
-        mpi: &mut Mpi,
-    ) -> Result<()> {
-        let request = Request::Collective {
-            task,
-            group: wire,
-            op: CollectiveOp::Prepare {
-                name,
-                value: value.clone(),
-                reduce: op,
-            },
-        };
-        send_all(mpi, &engines, &request)?;
-        mpi.ensure_group(group.id, &group.world_ranks())?;
+    ) {
         self.pending.insert(
             task,
             Pending {
@@ -609,7 +560,6 @@ impl Collectives {
                 op,
             },
         );
-        Ok(())
     }
 
     /// An engine lent its value for the pending gather or reduce.
@@ -644,6 +594,50 @@ impl Collectives {
                 finish(pending, mpi);
             }
         }
+    }
+}
+
+/// What the `k`-th engine of a collective is sent to take part in it.
+fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
+    match kind {
+        CollectiveKind::Scatter {
+            name,
+            value,
+            counts,
+            shapes,
+            ..
+        } => CollectiveOp::Scatter {
+            name: name.clone(),
+            value: value.clone(),
+            count: counts.get(k).copied().unwrap_or(0) as u64,
+            shape: shapes
+                .get(k)
+                .map(|s| s.iter().map(|&d| d as u64).collect())
+                .unwrap_or_default(),
+            total: counts.iter().sum::<usize>() as u64,
+        },
+        CollectiveKind::Broadcast {
+            name,
+            value,
+            data,
+            shape,
+        } => CollectiveOp::Broadcast {
+            name: name.clone(),
+            value: value.clone(),
+            len: data.buf().len() as u64,
+            shape: shape.iter().map(|&d| d as u64).collect(),
+        },
+        CollectiveKind::Section { name } => CollectiveOp::Section { name: name.clone() },
+        CollectiveKind::Gather { name, value } => CollectiveOp::Prepare {
+            name: name.clone(),
+            value: value.clone(),
+            reduce: None,
+        },
+        CollectiveKind::Reduce { name, value, op } => CollectiveOp::Prepare {
+            name: name.clone(),
+            value: value.clone(),
+            reduce: Some(*op),
+        },
     }
 }
 

@@ -159,9 +159,14 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
                 // Close the execution queue; keep forwarding its replies
                 // until it has finished.
                 Ok(Request::Shutdown { failed: false }) => comm.to_exec = None,
+                // Rank 0 may already be inside the collective's MPI call:
+                // failing here would leave it waiting forever, so an
+                // engine that cannot take part ends the job instead.
                 Ok(Request::Collective { task, group, op }) => {
                     if let Err(e) = comm.collective(task, group, op) {
-                        let _ = comm.fail(task, e);
+                        return Ending::Broken(Error::Protocol(format!(
+                            "cannot take part in collective task {task}: {e}"
+                        )));
                     }
                 }
                 Ok(request) => {
@@ -232,9 +237,14 @@ impl Comm<'_> {
         }
     }
 
-    /// Takes part in a collective.
+    /// Takes part in a collective. The first message about a group carries
+    /// its ranks and creates its sub-communicator, as rank 0 does when it
+    /// sends it (see the controller's "Message ordering").
     fn collective(&mut self, task: TaskId, group: GroupSpec, op: CollectiveOp) -> Result<()> {
         let ranks = group.world_ranks();
+        if !ranks.is_empty() {
+            self.mpi.ensure_group(group.id, &ranks)?;
+        }
         match op {
             CollectiveOp::Scatter {
                 name,
@@ -344,7 +354,12 @@ impl Comm<'_> {
         let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), count);
         self.mpi
             .receive(group.id, &group.world_ranks(), how, &mut buf)?;
-        self.store(task, name, value, buf, shape)
+        // The collective is over: a value that cannot be stored fails the
+        // task, not the engine.
+        if let Err(e) = self.store(task, name, value, buf, shape) {
+            self.fail(task, e)?;
+        }
+        Ok(())
     }
 
     /// Hands a received value to the execution thread for storing.

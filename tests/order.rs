@@ -11,6 +11,7 @@ use common::{example, mpirun, mpirun_args};
 
 /// Every check of `check_order` in its default mode, in order.
 const ORDER_CHECKS: &[&str] = &[
+    "section_then_collectives_on_the_same_ranks",
     "push_after_waiting_gather",
     "scatter_after_waiting_gather",
     "interleavings_on_busy_and_idle_engines",

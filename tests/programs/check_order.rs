@@ -100,6 +100,18 @@ fn order(rc: &Client, list: &mut Checklist) {
     let dv = rc.all();
     let p = rc.len();
 
+    list.check("section_then_collectives_on_the_same_ranks", || {
+        // The section is the first message about the group of every engine;
+        // the broadcast, scatter and gather after it use the same group.
+        rc.mpi_section("noop").get()?;
+        dv.push("x", &vec![0.5f64; 16]).get()?;
+        assert_eq!(dv.apply_sync(sum_x, ())?, vec![8.0; p]);
+        dv.scatter("v", &strings(7, 5)).get()?;
+        assert_eq!(dv.gather::<Vec<String>>("v").get()?, strings(7, 5));
+        rc.mpi_section("noop").get()?;
+        Ok(())
+    });
+
     list.check("push_after_waiting_gather", || {
         dv.set("s", &"old".to_string())?;
         dv.scatter("v", &strings(0, 10)).get()?;
@@ -297,7 +309,8 @@ fn large(rc: &Client, list: &mut Checklist) {
 
 fn main() {
     let large_mode = std::env::args().nth(1).as_deref() == Some("large");
-    rankview::launch(|rc| -> Result<(), String> {
+    let launch = rankview::Launch::new().mpi_section("noop", |_| {});
+    launch.run(|rc| -> Result<(), String> {
         let mut list = Checklist::new("check_order");
         if large_mode {
             if rc.len() < 2 {
