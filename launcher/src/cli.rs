@@ -38,10 +38,14 @@ pub struct Cli {
 pub enum Command {
     /// Run PROGRAM (or a Cargo example) on N ranks with mpirun, mpiexec or srun.
     ///
-    /// Exit status: the job's own (128+S when the MPI launcher was killed by
-    /// signal S), 124 on --timeout, 1 when a rank reported a failure but the
-    /// job exited 0, 126/127 when PROGRAM is not executable/not found, 2 for
-    /// usage errors.
+    /// Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the job (passed on
+    /// to the MPI launcher once; a second one kills it).
+    ///
+    /// Exit status: 128+S after stop signal S (130 for Ctrl-C, 143 for
+    /// SIGTERM), 124 on --timeout, else the job's own (128+S when the MPI
+    /// launcher was killed by signal S), 1 when a rank reported a failure but
+    /// the job exited 0, 126/127 when PROGRAM is not executable/not found, 2
+    /// for usage errors.
     ///
     /// Environment: $MPIEXEC picks the MPI launcher (else srun inside Slurm,
     /// else mpirun, else mpiexec). The job gets RANKVIEW_LAUNCHER=1 and

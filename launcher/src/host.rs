@@ -5,6 +5,7 @@
 //! `mpiexec::flavour`.
 
 use std::io::IsTerminal as _;
+use std::os::fd::AsFd as _;
 
 /// What the launcher knows about this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,14 @@ impl Host {
 /// Whether stderr is a terminal (spinners are drawn only then).
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// Whether stdin is a terminal and this process is in its foreground
+/// process group (an interactive `rankview run`, not a batch job or a `&`).
+pub fn stdin_is_foreground_terminal() -> bool {
+    let stdin = std::io::stdin();
+    stdin.is_terminal()
+        && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|group| group == nix::unistd::getpgrp())
 }
 
 /// Whether the launcher runs inside a Slurm allocation (`SLURM_JOB_ID` set).

@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::error::Error;
@@ -19,9 +20,15 @@ use crate::orphans;
 use crate::output;
 use crate::plan::{LaunchPlan, EXPORTED_ENV};
 use crate::progress::{Progress, StartWatch};
+use crate::relay::Relay;
 use crate::status::StatusDir;
 use crate::summary;
 use crate::supervisor::{self, End, Stop};
+use crate::verdict;
+
+/// How long the job's output may take to end after the MPI launcher did
+/// (ranks that outlive it hold it open until they are killed).
+const RELAY_GRACE: Duration = Duration::from_secs(2);
 
 /// What every rank runs.
 enum Target {
@@ -73,10 +80,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
 
     let mut watch = StartWatch::new(ranks);
     let timeout = args.timeout.as_ref().map(|t| t.duration);
-    let outcome = supervisor::supervise(&plan, timeout, || {
-        watch.tick(&status_dir, &mut progress);
+    let relay = Relay::new(progress.slot());
+    let outcome = supervisor::supervise(&plan, timeout, Some(&relay), || {
+        watch.tick(&status_dir, relay.printed(), &mut progress);
     })?;
     progress.clear();
+    // What the MPI launcher printed last (its verdict) comes before ours.
+    relay.drain(RELAY_GRACE);
 
     // When the job was stopped (Ctrl-C, SIGTERM, --timeout) or its launcher
     // died by a signal, ranks may outlive it: the job is over, so they go.
@@ -86,6 +96,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     } else {
         Vec::new()
     };
+    if !swept.is_empty() {
+        relay.drain(RELAY_GRACE);
+    }
     let report = status_dir.report(ranks);
     let launcher_name = mpi.name();
     let summary_job = summary::Job {
@@ -93,7 +106,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         launcher: &launcher_name,
         timeout_text: args.timeout.as_ref().map(|t| t.text.as_str()),
     };
-    for line in summary::lines(&summary_job, &outcome, &report, &swept) {
+    let ending = summary::Ending {
+        outcome: &outcome,
+        report: &report,
+        swept: &swept,
+        culprit: verdict::culprit(&relay.kept_lines()),
+    };
+    for line in summary::lines(&summary_job, &ending) {
         output::err(format_args!("rankview: {line}"));
     }
     Ok(ExitCode::from(summary::exit_code(&outcome, &report)))
