@@ -37,7 +37,12 @@ pub fn info() -> Result<ExitCode, Error> {
         ("rankview asks", REQUESTED_THREAD_LEVEL.to_string()),
         (
             "cores",
-            format!("{} (default -n: {})", host.cores, host.default_ranks()),
+            format!(
+                "{} ({} physical, Open MPI's slots; default -n: {})",
+                host.cores,
+                host.physical_cores,
+                host.default_ranks()
+            ),
         ),
     ];
     for (key, value) in rows {

@@ -15,10 +15,10 @@ use crate::error::Error;
 use crate::example::Example;
 use crate::executable::{self, Lookup};
 use crate::host::Host;
-use crate::mpiexec::{self, JobShape};
+use crate::mpiexec::{self, Choices, JobShape};
 use crate::orphans;
 use crate::output;
-use crate::plan::{LaunchPlan, EXPORTED_ENV};
+use crate::plan::{self, LaunchPlan, EXPORTED_ENV};
 use crate::progress::{Progress, StartWatch};
 use crate::relay::Relay;
 use crate::status::StatusDir;
@@ -54,17 +54,32 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         }
     }
     let mpi = mpiexec::discover()?;
+    let mpi_words = args.mpi_words();
+    let choices = Choices::detect(&mpi_words, &mpi.path);
     let job = JobShape {
         ranks,
         host,
         hostfile: args.hostfile.as_deref(),
+        hostfile_slots: args
+            .hostfile
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| mpiexec::hostfile_slots(&text)),
+        choices: &choices,
         exported_env: &EXPORTED_ENV,
     };
     let program = match &target {
         Target::Program(program) => program.clone(),
         Target::Example(example) => example.binary.clone().into_os_string(),
     };
-    let plan = LaunchPlan::new(&mpi, &job, &args.mpi_args, &program, &args.args)?;
+    let (_, program_args) = args.program_and_args();
+    let plan = LaunchPlan::new(&mpi, &job, &mpi_words, &program, program_args)?;
+    for warning in mpiexec::size_warnings(mpi.flavour, &job)
+        .into_iter()
+        .chain(one_word_warnings(&args.mpi_arg))
+    {
+        output::err(format_args!("rankview: warning: {warning}"));
+    }
 
     if args.dry_run {
         output::out(plan.shell());
@@ -123,7 +138,7 @@ fn target(args: &RunArgs) -> Result<Target, Error> {
     if let Some(name) = &args.example {
         return Example::locate(name, args.release).map(Target::Example);
     }
-    let Some(program) = &args.program else {
+    let (Some(program), _) = args.program_and_args() else {
         return Err(Error::Usage(
             "give a PROGRAM to run or --example NAME".to_string(),
         ));
@@ -131,6 +146,30 @@ fn target(args: &RunArgs) -> Result<Target, Error> {
     match executable::lookup(program) {
         Lookup::Found(_) => Ok(Target::Program(program.clone())),
         Lookup::NotExecutable(path) => Err(Error::ProgramNotExecutable(path)),
-        Lookup::NotFound => Err(Error::ProgramNotFound(program.clone())),
+        // As mpirun does: a bare name not on PATH may be in the current
+        // directory. It is passed on as `./NAME`, which every MPI launcher
+        // (and srun) runs.
+        Lookup::NotFound => match executable::in_current_dir(program) {
+            Some(Lookup::Found(path)) => Ok(Target::Program(path.into_os_string())),
+            Some(Lookup::NotExecutable(path)) => Err(Error::ProgramNotExecutable(path)),
+            _ => Err(Error::ProgramNotFound(program.clone())),
+        },
     }
+}
+
+/// A warning for each `--mpi-arg` that looks like several words (`--mca btl
+/// tcp,self` as one value reaches mpirun as one word, and fails there).
+fn one_word_warnings(mpi_arg: &[OsString]) -> Vec<String> {
+    mpi_arg
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .filter(|a| a.starts_with('-') && a.contains(char::is_whitespace))
+        .map(|a| {
+            format!(
+                "--mpi-arg {} is passed as ONE word; to pass several, use --mpi-args {}",
+                plan::quote(a.as_ref().as_ref()),
+                plan::quote(a.as_ref().as_ref())
+            )
+        })
+        .collect()
 }

@@ -163,6 +163,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: Vec::new(),
             status_dir: None,
+            notes: Vec::new(),
         }
     }
 
