@@ -1206,3 +1206,23 @@ fn far_too_many_ranks_are_warned_about() {
     let result = dry_run_openmpi(&["-n", "3", "/bin/true"], None, &[]);
     assert!(!result.stderr.contains("warning"), "{result:?}");
 }
+
+/// Item 13: under MPICH, `info` finds out the thread level (Debian's MPICH
+/// grants MPI_THREAD_MULTIPLE) instead of saying "unknown". Needs MPICH's
+/// `mpirun.mpich` (ci/test-mpich.sh installs it).
+#[test]
+fn info_knows_mpich_thread_support() {
+    let result = run(rankview().args(["info"]).env("MPIEXEC", "mpirun.mpich"));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(
+        result.stdout.contains("MPI flavour:    MPICH (Hydra)"),
+        "{result:?}"
+    );
+    let line = result
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("thread support:"))
+        .unwrap();
+    assert!(line.contains("MPI_THREAD_"), "{result:?}");
+    assert!(!line.contains("unknown"), "{result:?}");
+}
