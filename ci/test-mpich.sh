@@ -2,34 +2,55 @@
 # The same binaries against MPICH: installs mpich beside OpenMPI when missing,
 # builds every example with MPICC=mpicc.mpich into target/mpich, and runs the
 # examples and check programs under mpirun.mpich on 3 and 5 ranks, plus a
-# failing client (which must end the job at once, non-zero).
+# failing client (which must end the job at once, non-zero), and a binary run
+# under the other MPI's launcher (which must be named as a mismatch).
+# The compiler wrapper and the launcher are checked apart (libmpich-dev brings
+# mpicc.mpich, the mpich package mpirun.mpich); the MPICH build goes into
+# mpich/ under the caller's target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
-if ! command -v mpicc.mpich >/dev/null 2>&1 || ! command -v mpirun.mpich >/dev/null 2>&1; then
-    echo "ci/test-mpich.sh: installing mpich" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mpich libmpich-dev >/dev/null
-fi
-export CARGO_TARGET_DIR="$PWD/target/mpich"
+. ci/apt-install.sh
+need=()
+command -v mpicc.mpich >/dev/null 2>&1 || need+=(libmpich-dev)
+command -v mpirun.mpich >/dev/null 2>&1 || need+=(mpich)
+[ ${#need[@]} -eq 0 ] || apt_install ci/test-mpich.sh "${need[@]}"
+openmpi_target="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TARGET_DIR="$openmpi_target/mpich"
 MPICC=mpicc.mpich cargo build --examples
 bin="$CARGO_TARGET_DIR/debug/examples"
+# For the MPI-mismatch checks: the launcher, and one example built with Open MPI.
+CARGO_TARGET_DIR="$openmpi_target" cargo build -p rankview-launcher
+CARGO_TARGET_DIR="$openmpi_target" cargo build -p rankview --example quickstart
+rankview="$openmpi_target/debug/rankview"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 passed=0
 failed=0
-run() {
-    local expect=$1; shift
-    local status=0
-    timeout 120 mpirun.mpich "$@" >/tmp/rankview-mpich.out 2>&1 || status=$?
-    if { [ "$expect" = ok ] && [ $status -eq 0 ]; } || { [ "$expect" = fail ] && [ $status -ne 0 ] && [ $status -ne 124 ]; }; then
+# record WHAT STATUS PASSED: counts one check; a failed one shows the output.
+record() {
+    if [ "$3" = yes ]; then
         passed=$((passed + 1))
-        echo "ok: mpirun.mpich $*"
+        echo "ok: $1"
     else
         failed=$((failed + 1))
-        echo "FAIL: mpirun.mpich $* (exit $status)"
-        tail -20 /tmp/rankview-mpich.out
+        echo "FAIL: $1 (exit $2)"
+        tail -20 "$out"
     fi
+}
+# job COMMAND...: runs it into $out, with a time limit; sets $status.
+job() {
+    status=0
+    timeout 120 "$@" >"$out" 2>&1 || status=$?
+}
+run() {
+    local expect=$1; shift
+    job mpirun.mpich "$@"
+    local ok=no
+    if { [ "$expect" = ok ] && [ $status -eq 0 ]; } || { [ "$expect" = fail ] && [ $status -ne 0 ] && [ $status -ne 124 ]; }; then
+        ok=yes
+    fi
+    record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
     for example in quickstart basic_interface going_parallel scatter_gather check_errors check_async check_collectives; do
@@ -38,5 +59,24 @@ for n in 3 5; do
 done
 run fail -n 3 "$bin/check_failures" err
 run fail -n 3 "$bin/check_failures" panic
+
+# A binary run under the other MPI's launcher sees a world of one on every
+# rank: the job must fail at once and name the mismatch in the summary, on
+# one line for the ranks that said it (Open MPI may kill some before).
+mismatch() {
+    local what=$1; shift
+    job "$@"
+    local ok=no
+    if [ $status -ne 0 ] && [ $status -ne 124 ] &&
+        grep -q "^rankview: ranks [0-9, -]*: failed: .*built against a different MPI than the launcher" "$out" &&
+        [ "$(grep -c "^rankview: .*failed: .*built against a different MPI" "$out")" -eq 1 ]; then
+        ok=yes
+    fi
+    record "$what is named as an MPI mismatch" "$status" "$ok"
+}
+mismatch "an Open MPI binary under mpirun.mpich" \
+    env MPIEXEC=mpirun.mpich "$rankview" run -n 3 "$openmpi_target/debug/examples/quickstart"
+mismatch "an MPICH binary under Open MPI's mpirun" \
+    env MPIEXEC=mpirun.openmpi "$rankview" run -n 3 "$bin/quickstart"
 echo "mpich: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
+bash ci/test-setup.sh
 bash ci/test-mpich.sh
 cargo build --workspace --all-targets
 cargo test -p rankview --doc

@@ -144,12 +144,7 @@ impl Launch {
                 };
                 let rank = mpi.rank();
                 if mpi.size() < 2 {
-                    let _ = role_tx.send(Err(Error::Mpi(format!(
-                        "a rankview job needs at least 2 ranks (rank 0 is the controller, \
-                         the others are engines); this one has {}: run it with \
-                         `rankview run -n 3 <program>` or `mpirun -n 3 <program>`",
-                        mpi.size()
-                    ))));
+                    let _ = role_tx.send(Err(Error::Mpi(too_small_world(mpi.size()))));
                     return Ending::Broken(Error::Shutdown);
                 }
                 if let Some(prelude) = prelude {
@@ -321,6 +316,30 @@ fn report_start_failure(rank: Option<usize>, message: &str) {
     eprintln!("rankview: error: {message}");
     if let Some(rank) = rank {
         status(rank, &format!("failed: {message}"));
+    }
+}
+
+/// Why a world of `size` (< 2) ranks cannot run. When the MPI launcher
+/// announced a bigger job, every process it started sees a world of its own:
+/// the program was built against another MPI than the launcher's, and
+/// saying "run it with -n 3" would send the user round in circles.
+fn too_small_world(size: usize) -> String {
+    let announced = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+    match announced {
+        Some(started) if started > size => format!(
+            "the MPI launcher started {started} processes, but MPI gives each a world of \
+             {size}: the program is built against a different MPI than the launcher that \
+             started it (e.g. built with Open MPI, started with MPICH's mpiexec); start it \
+             with the mpirun of the MPI it was built with (`rankview info` shows the one \
+             `rankview run` uses; MPIEXEC chooses another)"
+        ),
+        _ => format!(
+            "a rankview job needs at least 2 ranks (rank 0 is the controller, the others \
+             are engines); this one has {size}: run it with `rankview run -n 3 <program>` \
+             or `mpirun -n 3 <program>`"
+        ),
     }
 }
 

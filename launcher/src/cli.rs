@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::error::Error;
@@ -38,10 +38,14 @@ pub struct Cli {
 pub enum Command {
     /// Run PROGRAM (or a Cargo example) on N ranks with mpirun, mpiexec or srun.
     ///
-    /// Exit status: the job's own (128+S when the MPI launcher was killed by
-    /// signal S), 124 on --timeout, 1 when a rank reported a failure but the
-    /// job exited 0, 126/127 when PROGRAM is not executable/not found, 2 for
-    /// usage errors.
+    /// Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the job (passed on
+    /// to the MPI launcher once; a second one kills it).
+    ///
+    /// Exit status: 128+S after stop signal S (130 for Ctrl-C, 143 for
+    /// SIGTERM), 124 on --timeout, else the job's own (128+S when the MPI
+    /// launcher was killed by signal S), 1 when a rank reported a failure but
+    /// the job exited 0, 126/127 when PROGRAM is not executable/not found, 2
+    /// for usage errors.
     ///
     /// Environment: $MPIEXEC picks the MPI launcher (else srun inside Slurm,
     /// else mpirun, else mpiexec). The job gets RANKVIEW_LAUNCHER=1 and
@@ -58,7 +62,8 @@ pub enum Command {
 #[command(group(
     ArgGroup::new("target")
         .required(true)
-        .args(["program", "example"])
+        .multiple(true)
+        .args(["command", "example"])
 ))]
 pub struct RunArgs {
     /// Number of ranks, controller included (at least 2) [default: number of cores + 1]
@@ -66,7 +71,7 @@ pub struct RunArgs {
     pub ranks: Option<u32>,
 
     /// Build this example of the current Cargo workspace (`cargo build --example NAME`) and run it
-    #[arg(long, value_name = "NAME", conflicts_with = "program")]
+    #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
 
     /// Build the example in release mode (only with --example)
@@ -77,14 +82,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
 
-    /// Pass ARG to the MPI launcher verbatim, before the program (repeatable)
+    /// Pass ARG to the MPI launcher verbatim, as one word, before the program (repeatable)
     #[arg(
         long = "mpi-arg",
         value_name = "ARG",
         allow_hyphen_values = true,
         action = clap::ArgAction::Append
     )]
-    pub mpi_args: Vec<OsString>,
+    pub mpi_arg: Vec<OsString>,
+
+    /// Pass ARGS to the MPI launcher, split into words as a shell would, after any --mpi-arg (e.g. --mpi-args "--mca btl tcp,self")
+    #[arg(
+        long = "mpi-args",
+        value_name = "ARGS",
+        allow_hyphen_values = true,
+        value_parser = parse_words,
+        action = clap::ArgAction::Append
+    )]
+    pub mpi_args: Vec<Words>,
 
     /// Stop the job after SECS seconds (SIGTERM, then SIGKILL 5 s later); exit status 124
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
@@ -94,13 +109,54 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// The program every rank runs (a path, or a name looked up in PATH)
-    #[arg(value_name = "PROGRAM")]
-    pub program: Option<OsString>,
+    /// The program every rank runs (a path, a name on PATH, or a file in the current directory), then its arguments: everything after PROGRAM is the program's, as with mpirun (with --example: the example's arguments, after `--`)
+    #[arg(
+        value_name = "PROGRAM [ARGS]",
+        trailing_var_arg = true,
+        num_args = 1..
+    )]
+    pub command: Vec<OsString>,
+}
 
-    /// Arguments for the program (after `--`)
-    #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<OsString>,
+impl RunArgs {
+    /// Every word for the MPI launcher: each `--mpi-arg`, then the words of
+    /// each `--mpi-args`.
+    pub fn mpi_words(&self) -> Vec<OsString> {
+        let mut words = self.mpi_arg.clone();
+        for split in &self.mpi_args {
+            words.extend(split.0.iter().map(OsString::from));
+        }
+        words
+    }
+
+    /// The program (`None` with `--example`) and its arguments. A `--` right
+    /// after the program is dropped (the form earlier versions required).
+    pub fn program_and_args(&self) -> (Option<&OsString>, &[OsString]) {
+        if self.example.is_some() {
+            return (None, &self.command);
+        }
+        match self.command.split_first() {
+            Some((program, rest)) => {
+                let rest = match rest.split_first() {
+                    Some((first, after)) if first == "--" => after,
+                    _ => rest,
+                };
+                (Some(program), rest)
+            }
+            None => (None, &[]),
+        }
+    }
+}
+
+/// An `--mpi-args` value split into words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words(pub Vec<String>);
+
+/// Splits an `--mpi-args` value as a POSIX shell would (quotes, escapes).
+fn parse_words(value: &str) -> Result<Words, String> {
+    shlex::split(value)
+        .map(Words)
+        .ok_or_else(|| "unbalanced quotes or a trailing backslash".to_string())
 }
 
 /// A `--timeout` value: the duration, and the text the user wrote (which the
@@ -159,32 +215,9 @@ pub fn help_or_usage_error(err: clap::Error) -> Result<ExitCode, Error> {
             let _ = err.print();
             Ok(ExitCode::from(Error::USAGE_EXIT_CODE))
         }
-        kind => {
-            let mut message = compact_clap_message(&err.render().to_string());
-            if kind == ErrorKind::UnknownArgument && is_stray_program_argument(&err) {
-                let tip = "  tip: arguments for the program go after `--`, \
-                           e.g. rankview run -n 4 ./app -- input.txt";
-                message = insert_before_usage(&message, tip);
-            }
-            Err(Error::Usage(message))
-        }
-    }
-}
-
-/// Whether clap rejected a plain word (not a flag): most likely an argument
-/// meant for the program, written without `--`.
-fn is_stray_program_argument(err: &clap::Error) -> bool {
-    match err.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) => !arg.starts_with('-'),
-        _ => false,
-    }
-}
-
-/// Inserts `line` before clap's `Usage:` line (or at the end).
-fn insert_before_usage(message: &str, line: &str) -> String {
-    match message.find("\nUsage:") {
-        Some(at) => format!("{}\n{line}{}", &message[..at], &message[at..]),
-        None => format!("{message}\n{line}"),
+        _ => Err(Error::Usage(compact_clap_message(
+            &err.render().to_string(),
+        ))),
     }
 }
 
@@ -236,49 +269,68 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        args
+    }
+
     #[test]
-    fn program_and_example_exclude_each_other() {
-        assert!(
-            Cli::try_parse_from(["rankview", "run", "-n", "2", "./a", "--example", "x"]).is_err()
-        );
+    fn a_program_or_an_example_is_needed() {
         assert!(Cli::try_parse_from(["rankview", "run", "-n", "2"]).is_err());
     }
 
     #[test]
-    fn trailing_args_and_mpi_args() {
-        let cli = Cli::try_parse_from([
+    fn everything_after_the_program_is_its_arguments() {
+        let args = run_args(&[
+            "rankview", "run", "-n", "3", "./app", "-x", "--ranks", "9", "y",
+        ]);
+        assert_eq!(args.ranks, Some(3));
+        let (program, rest) = args.program_and_args();
+        assert_eq!(program.map(|p| p.as_os_str()), Some("./app".as_ref()));
+        assert_eq!(rest, ["-x", "--ranks", "9", "y"]);
+        // The earlier form with `--` still means the same.
+        let args = run_args(&["rankview", "run", "./app", "--", "-x", "y"]);
+        assert_eq!(args.program_and_args().1, ["-x", "y"]);
+        // A later `--` is the program's.
+        let args = run_args(&["rankview", "run", "./app", "a", "--", "b"]);
+        assert_eq!(args.program_and_args().1, ["a", "--", "b"]);
+    }
+
+    #[test]
+    fn mpi_arg_is_one_word_mpi_args_are_split() {
+        let args = run_args(&[
             "rankview",
             "run",
-            "-n",
-            "3",
             "--mpi-arg",
             "--mca",
             "--mpi-arg=btl",
+            "--mpi-args",
+            "--mca btl_tcp_if_include 'eth0, lo' -x \"A=b c\"",
             "./app",
-            "--",
-            "-x",
-            "y",
-        ])
-        .unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("expected run");
-        };
-        assert_eq!(args.ranks, Some(3));
-        assert_eq!(args.mpi_args, ["--mca", "btl"]);
-        assert_eq!(args.program.as_deref(), Some("./app".as_ref()));
-        assert_eq!(args.args, ["-x", "y"]);
+        ]);
+        assert_eq!(
+            args.mpi_words(),
+            [
+                "--mca",
+                "btl",
+                "--mca",
+                "btl_tcp_if_include",
+                "eth0, lo",
+                "-x",
+                "A=b c"
+            ]
+        );
+        assert!(Cli::try_parse_from(["rankview", "run", "--mpi-args", "'open", "./app"]).is_err());
     }
 
     #[test]
     fn example_takes_args_after_dashes() {
-        let cli =
-            Cli::try_parse_from(["rankview", "run", "--example", "quickstart", "--", "a"]).unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("expected run");
-        };
+        let args = run_args(&["rankview", "run", "--example", "quickstart", "--", "a"]);
         assert_eq!(args.example.as_deref(), Some("quickstart"));
-        assert_eq!(args.program, None);
-        assert_eq!(args.args, ["a"]);
+        assert_eq!(args.program_and_args(), (None, &["a".into()][..]));
     }
 
     #[test]

@@ -76,6 +76,18 @@ fn check(path: &Path) -> Lookup {
     }
 }
 
+/// A bare name (no `/`) looked up in the current directory, as `./NAME`
+/// (`None` for a name with a `/`, or nothing there).
+pub fn in_current_dir(program: &OsStr) -> Option<Lookup> {
+    if program.is_empty() || program.as_encoded_bytes().contains(&b'/') {
+        return None;
+    }
+    match check(&Path::new(".").join(program)) {
+        Lookup::NotFound => None,
+        found => Some(found),
+    }
+}
+
 /// The first of `names` found on PATH, as `(name, path)`.
 pub fn first_on_path<'a>(names: &[&'a str]) -> Option<(&'a str, PathBuf)> {
     names

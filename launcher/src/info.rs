@@ -37,7 +37,12 @@ pub fn info() -> Result<ExitCode, Error> {
         ("rankview asks", REQUESTED_THREAD_LEVEL.to_string()),
         (
             "cores",
-            format!("{} (default -n: {})", host.cores, host.default_ranks()),
+            format!(
+                "{} ({} physical, Open MPI's slots; default -n: {})",
+                host.cores,
+                host.physical_cores,
+                host.default_ranks()
+            ),
         ),
     ];
     for (key, value) in rows {
@@ -112,14 +117,49 @@ fn openmpi_threads(parsable: &str) -> Option<String> {
     Some(short.unwrap_or_else(|| value.to_string()))
 }
 
-/// From MPICH's build details: the `--enable-threads=` configure option.
+/// From MPICH's build details (`mpichversion`, `mpiexec -info`): the thread
+/// level the library grants, from its `--enable-threads=LEVEL` configure
+/// option, or MPICH's default when the option is absent (MPICH 3 and later
+/// build `multiple` by default; `runtime` and `default` also grant
+/// `MPI_THREAD_MULTIPLE`).
 fn mpich_threads(text: &str) -> Option<String> {
-    let start = text.find("--enable-threads=")?;
-    let option = text[start..].split_whitespace().next()?;
-    Some(format!(
-        "configured with {}",
-        option.trim_matches(['\'', '"'])
-    ))
+    let option = text
+        .split_whitespace()
+        .map(|word| word.trim_matches(['\'', '"']))
+        .find_map(|word| word.strip_prefix("--enable-threads="));
+    let version = text.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("MPICH Version:")
+            .or_else(|| line.trim().strip_prefix("Version:"))
+            .map(str::trim)
+    });
+    match option {
+        Some(level) => Some(format!(
+            "{} (MPICH configured with --enable-threads={level})",
+            mpich_level(level)
+        )),
+        None => {
+            // Only a build report says what the configure line lacks.
+            let configure = text.lines().any(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("configure") && l.contains("--prefix")
+            });
+            let major: u32 = version?.split('.').next()?.trim().parse().ok()?;
+            (configure && major >= 3).then(|| {
+                "MPI_THREAD_MULTIPLE (MPICH's default: built without --enable-threads)".to_string()
+            })
+        }
+    }
+}
+
+/// The MPI thread level an MPICH `--enable-threads=` value grants.
+fn mpich_level(level: &str) -> &'static str {
+    match level {
+        "single" => "MPI_THREAD_SINGLE",
+        "funneled" => "MPI_THREAD_FUNNELED",
+        "serialized" => "MPI_THREAD_SERIALIZED",
+        _ => "MPI_THREAD_MULTIPLE",
+    }
 }
 
 #[cfg(test)]
@@ -142,12 +182,30 @@ mod tests {
 
     #[test]
     fn reads_mpich_configure_option() {
-        let text =
-            "MPICH Configure:    --prefix=/usr '--enable-threads=multiple' --with-device=ch4\n";
+        let text = "MPICH Version:    \t4.1\n\
+                    MPICH Configure:    --prefix=/usr '--enable-threads=serialized' --with-device=ch4\n";
         assert_eq!(
             mpich_threads(text).as_deref(),
-            Some("configured with --enable-threads=multiple")
+            Some("MPI_THREAD_SERIALIZED (MPICH configured with --enable-threads=serialized)")
         );
         assert_eq!(mpich_threads("HYDRA build details:"), None);
+    }
+
+    #[test]
+    fn mpich_without_the_option_grants_its_default() {
+        // Debian's MPICH 4.0.2 (`mpichversion`).
+        let text = "MPICH Version:    \t4.0.2\n\
+                    MPICH Release date:\tThu Apr  7 12:34:45 CDT 2022\n\
+                    MPICH Device:    \tch4:ucx\n\
+                    MPICH configure: \t--build=x86_64-linux-gnu --prefix=/usr --with-device=ch4:ucx --with-pm=hydra\n";
+        assert_eq!(
+            mpich_threads(text).as_deref(),
+            Some("MPI_THREAD_MULTIPLE (MPICH's default: built without --enable-threads)")
+        );
+        // MPICH 1 and 2 defaulted otherwise: unknown rather than a guess.
+        assert_eq!(
+            mpich_threads("MPICH Version: 1.2.7\nMPICH configure: --prefix=/usr\n"),
+            None
+        );
     }
 }

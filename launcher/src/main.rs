@@ -13,10 +13,13 @@
 //! - `cli`: flags and their checks; `run` and `info`: the two subcommands.
 //! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags.
 //! - `plan`: the exact command line and environment (`--dry-run` prints it).
-//! - `supervisor`: running it, with `signals` (Ctrl-C, SIGTERM) and
+//! - `supervisor`: running it, with `signals` (SIGINT, SIGTERM, SIGHUP,
+//!   SIGQUIT) and
 //!   `--timeout`; `orphans`: ranks left behind by a killed `mpirun`.
 //! - `status`: the per-rank status files (the contract with the library);
-//!   `summary`: the exit summary and exit code.
+//!   `relay`: the job's output on its way through, and `verdict`: what the
+//!   MPI launcher said in it about the first failing rank; `summary`: the
+//!   exit summary and exit code.
 //! - `example`: `cargo build --example`; `progress`: spinners; `probe`:
 //!   asking helper tools; `executable`: PATH lookup; `host`: cores, root;
 //!   `output`: writing lines without panicking on a closed pipe.
@@ -33,11 +36,13 @@ mod output;
 mod plan;
 mod probe;
 mod progress;
+mod relay;
 mod run;
 mod signals;
 mod status;
 mod summary;
 mod supervisor;
+mod verdict;
 
 use std::error::Error as _;
 use std::process::ExitCode;

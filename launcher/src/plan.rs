@@ -26,6 +26,8 @@ pub struct LaunchPlan {
     pub env: Vec<(OsString, OsString)>,
     /// The status directory, once one exists (`None` in a dry run).
     pub status_dir: Option<PathBuf>,
+    /// Why the launcher added (or did not add) its own flags, for `--dry-run`.
+    pub notes: Vec<String>,
 }
 
 /// The variables every rank must see, on every node.
@@ -41,18 +43,24 @@ impl LaunchPlan {
         program: &OsStr,
         program_args: &[OsString],
     ) -> Result<LaunchPlan, Error> {
-        let mut args = mpi.flavour.launch_args(job, &mpi.name())?;
+        let mut notes = Vec::new();
+        let mut args = mpi.flavour.launch_args(job, &mpi.name(), &mut notes)?;
         // A rankview rank runs two busy threads (MPI and execution); Open MPI
         // binds each rank to one core by default, which makes them take
-        // turns. Leave binding to the user when they chose one.
-        let user_binds = mpi_args.iter().any(|a| {
-            a.to_string_lossy()
-                .trim_start_matches('-')
-                .starts_with("bind-to")
-        });
-        if mpi.flavour == Flavour::OpenMpi && !user_binds {
-            args.push("--bind-to".into());
-            args.push("none".into());
+        // turns. Leave binding to the user when they chose one, any way.
+        if mpi.flavour == Flavour::OpenMpi {
+            match &job.choices.binding {
+                Some(choice) => notes.push(format!("no --bind-to none added: {choice} binds")),
+                None => {
+                    notes.push(
+                        "--bind-to none: nothing else chose a binding, and a rank runs two \
+                         threads"
+                            .to_string(),
+                    );
+                    args.push("--bind-to".into());
+                    args.push("none".into());
+                }
+            }
         }
         args.extend(mpi_args.iter().cloned());
         args.push(program.to_os_string());
@@ -69,6 +77,7 @@ impl LaunchPlan {
             args,
             env,
             status_dir: None,
+            notes,
         })
     }
 
@@ -89,9 +98,10 @@ impl LaunchPlan {
         command
     }
 
-    /// The plan as a shell script fragment: `export` lines, then the command
-    /// line, each word quoted for a POSIX shell. Without a status directory
-    /// (a dry run), `RANKVIEW_STATUS_DIR` is made with `mktemp -d`.
+    /// The plan as a shell script fragment: the notes as `#` comments,
+    /// `export` lines, then the command line, each word quoted for a POSIX
+    /// shell. Without a status directory (a dry run), `RANKVIEW_STATUS_DIR`
+    /// is made with `mktemp -d`.
     pub fn shell(&self) -> ShellText<'_> {
         ShellText(self)
     }
@@ -104,6 +114,9 @@ pub struct ShellText<'a>(&'a LaunchPlan);
 impl fmt::Display for ShellText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plan = self.0;
+        for note in &plan.notes {
+            writeln!(f, "# {note}")?;
+        }
         for (key, value) in &plan.env {
             writeln!(f, "export {}={}", key.to_string_lossy(), quote(value))?;
         }
@@ -135,7 +148,7 @@ pub fn quote(word: &OsStr) -> String {
 mod tests {
     use super::*;
     use crate::host::Host;
-    use crate::mpiexec::FoundBy;
+    use crate::mpiexec::{Choices, FoundBy};
 
     fn openmpi() -> MpiExec {
         MpiExec {
@@ -146,11 +159,23 @@ mod tests {
         }
     }
 
+    const NO_CHOICES: &Choices = &Choices {
+        binding: None,
+        oversubscribe: None,
+        hwthreads: false,
+    };
+
     fn job(ranks: u32, is_root: bool) -> JobShape<'static> {
         JobShape {
             ranks,
-            host: Host { cores: 2, is_root },
+            host: Host {
+                cores: 2,
+                physical_cores: 2,
+                is_root,
+            },
             hostfile: None,
+            hostfile_slots: None,
+            choices: NO_CHOICES,
             exported_env: &EXPORTED_ENV,
         }
     }
@@ -168,7 +193,9 @@ mod tests {
         let text = plan.shell().to_string();
         assert_eq!(
             text,
-            "export RANKVIEW_LAUNCHER=1\n\
+            "# --oversubscribe: 3 ranks, and Open MPI counts 2 slots here (physical cores)\n\
+             # --bind-to none: nothing else chose a binding, and a rank runs two threads\n\
+             export RANKVIEW_LAUNCHER=1\n\
              export OMPI_ALLOW_RUN_AS_ROOT=1\n\
              export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n\
              export RANKVIEW_STATUS_DIR=\"$(mktemp -d)\"\n\
@@ -179,17 +206,28 @@ mod tests {
 
     #[test]
     fn a_user_binding_replaces_bind_to_none() {
+        let words = ["--map-by".to_string(), "slot:PE=2".to_string()];
+        let choices = Choices::from_sources(&words, &[], &[]);
+        let shape = JobShape {
+            choices: &choices,
+            ..job(2, false)
+        };
         let plan = LaunchPlan::new(
             &openmpi(),
-            &job(2, false),
-            &["--bind-to".into(), "core".into()],
+            &shape,
+            &["--map-by".into(), "slot:PE=2".into()],
             OsStr::new("./app"),
             &[],
         )
         .unwrap();
         let text = plan.shell().to_string();
-        assert!(text.contains("--bind-to core ./app"), "{text}");
-        assert!(!text.contains("--bind-to none"), "{text}");
+        let command = text.lines().last().unwrap();
+        assert!(command.ends_with("--map-by slot:PE=2 ./app"), "{text}");
+        assert!(!command.contains("--bind-to"), "{text}");
+        assert!(
+            text.contains("# no --bind-to none added: --map-by slot:PE=2 binds\n"),
+            "{text}"
+        );
     }
 
     #[test]

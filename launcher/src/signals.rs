@@ -1,27 +1,61 @@
-//! Ctrl-C and SIGTERM while a job runs: what to do with each one.
+//! Stop requests while a job runs (SIGINT, SIGTERM, SIGHUP, SIGQUIT): what
+//! to do with each one.
 //!
-//! Owns catching SIGINT and SIGTERM (so the launcher outlives them and can
-//! print its summary) and the escalation rule: the first stop request is
-//! passed on to the MPI launcher, which passes it to the ranks; a second one
-//! kills the MPI launcher with SIGKILL. Sending the signals is the
-//! `supervisor`'s job.
+//! Owns catching the four signals (so the launcher outlives them, stops the
+//! job, cleans up and prints its summary) and the rule for each request: the
+//! first one is passed on to the MPI launcher exactly once, any later one
+//! kills it. Sending the signals is the `supervisor`'s job; where the MPI
+//! launcher runs (its process group) is decided here, by [`Group::choose`],
+//! because it decides whether a signal has already reached it.
 //!
-//! ## Terminal signals
+//! ## Delivered once
 //!
-//! A Ctrl-C typed at a terminal reaches the whole foreground process group,
-//! which includes the MPI launcher (it is not moved to a group of its own,
-//! so that it keeps the terminal for stdin). Such a signal is not forwarded
-//! again: Open MPI's `mpirun` treats two quick SIGINTs as "abort harder".
-//! The kernel marks terminal signals (`SI_KERNEL`), which is how they are
-//! told apart from a `kill` by another process.
+//! Batch systems, systemd and `kill -TERM -PGID` signal a whole process
+//! group, and Open MPI's `mpirun` takes a second SIGINT/SIGTERM as "abort
+//! now". So the MPI launcher runs in a process group of its own
+//! ([`Group::Own`]) and only this launcher signals it. The exception is a
+//! launcher in the foreground of a terminal ([`Group::Shared`]): there the
+//! MPI launcher stays in the terminal's foreground group so that it can read
+//! the terminal for rank 0's stdin, a key (Ctrl-C, Ctrl-\) or a hangup
+//! reaches it straight from the kernel, and such a signal (`SI_KERNEL`) is
+//! not sent again.
+//!
+//! ## Which signal is passed on
+//!
+//! SIGINT and SIGTERM are passed on as they are; SIGHUP and SIGQUIT as
+//! SIGTERM (the MPI launcher must stop its ranks, not die and leave them).
+//! After any of them the launcher exits 128 + the signal it received.
 
 use nix::sys::signal::Signal;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
 use crate::error::Error;
+use crate::host;
+
+/// Where the MPI launcher runs, relative to this launcher's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// A process group of its own: only this launcher signals it.
+    Own,
+    /// This launcher's group, the foreground of a terminal: keys typed there
+    /// reach it directly.
+    Shared,
+}
+
+impl Group {
+    /// [`Group::Shared`] when stdin is a terminal whose foreground process
+    /// group is ours, [`Group::Own`] otherwise.
+    pub fn choose() -> Group {
+        if host::stdin_is_foreground_terminal() {
+            Group::Shared
+        } else {
+            Group::Own
+        }
+    }
+}
 
 /// What the supervisor should do about a stop request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,43 +68,70 @@ pub enum Action {
     Kill,
 }
 
-/// Catches SIGINT and SIGTERM for as long as it lives.
+/// One stop request: the signal received and what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The signal this launcher received.
+    pub signal: Signal,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT for as long as it lives.
 pub struct StopRequests {
     signals: SignalsInfo<WithOrigin>,
+    group: Group,
     seen: u32,
 }
 
 impl StopRequests {
-    /// Starts catching SIGINT and SIGTERM.
-    pub fn catch() -> Result<StopRequests, Error> {
-        let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM])
+    /// Starts catching the stop signals, for an MPI launcher run in `group`.
+    pub fn catch(group: Group) -> Result<StopRequests, Error> {
+        let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
             .map_err(|err| Error::io("cannot install signal handlers", err))?;
-        Ok(StopRequests { signals, seen: 0 })
+        Ok(StopRequests {
+            signals,
+            group,
+            seen: 0,
+        })
     }
 
-    /// The actions for the stop requests that arrived since the last call
-    /// (never blocks).
-    pub fn poll(&mut self) -> Vec<Action> {
-        let mut actions = Vec::new();
+    /// The stop requests that arrived since the last call (never blocks).
+    pub fn poll(&mut self) -> Vec<Request> {
+        let mut requests = Vec::new();
         for origin in self.signals.pending() {
             let Ok(signal) = Signal::try_from(origin.signal) else {
                 continue;
             };
-            let from_terminal = signal == Signal::SIGINT && origin.cause == Cause::Kernel;
-            actions.push(decide(self.seen, signal, from_terminal));
+            let from_kernel = origin.cause == Cause::Kernel;
+            requests.push(Request {
+                signal,
+                action: decide(self.seen, signal, self.group, from_kernel),
+            });
             self.seen += 1;
         }
-        actions
+        requests
     }
 }
 
-/// The escalation rule: the first request is forwarded (unless the terminal
-/// already delivered it), any later one kills.
-pub fn decide(seen_before: u32, signal: Signal, from_terminal: bool) -> Action {
-    match (seen_before, from_terminal) {
-        (0, true) => Action::AlreadyDelivered,
-        (0, false) => Action::Forward(signal),
-        _ => Action::Kill,
+/// The rule: the first request is passed on once (not at all when the
+/// kernel already delivered it to a shared group), any later one kills.
+pub fn decide(seen_before: u32, signal: Signal, group: Group, from_kernel: bool) -> Action {
+    if seen_before > 0 {
+        return Action::Kill;
+    }
+    if group == Group::Shared && from_kernel {
+        return Action::AlreadyDelivered;
+    }
+    Action::Forward(forwarded(signal))
+}
+
+/// The signal passed on for a received one: SIGHUP and SIGQUIT become
+/// SIGTERM.
+fn forwarded(signal: Signal) -> Signal {
+    match signal {
+        Signal::SIGHUP | Signal::SIGQUIT => Signal::SIGTERM,
+        other => other,
     }
 }
 
@@ -79,17 +140,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_request_is_forwarded_second_kills() {
+    fn first_request_is_forwarded_once_second_kills() {
+        for group in [Group::Own, Group::Shared] {
+            assert_eq!(
+                decide(0, Signal::SIGTERM, group, false),
+                Action::Forward(Signal::SIGTERM)
+            );
+            assert_eq!(
+                decide(0, Signal::SIGINT, group, false),
+                Action::Forward(Signal::SIGINT)
+            );
+            assert_eq!(decide(1, Signal::SIGINT, group, true), Action::Kill);
+            assert_eq!(decide(1, Signal::SIGTERM, group, false), Action::Kill);
+        }
+    }
+
+    #[test]
+    fn kernel_signals_reach_a_shared_group_by_themselves() {
         assert_eq!(
-            decide(0, Signal::SIGTERM, false),
-            Action::Forward(Signal::SIGTERM)
+            decide(0, Signal::SIGINT, Group::Shared, true),
+            Action::AlreadyDelivered
         );
         assert_eq!(
-            decide(0, Signal::SIGINT, false),
+            decide(0, Signal::SIGHUP, Group::Shared, true),
+            Action::AlreadyDelivered
+        );
+        // In a group of its own, nothing reaches the MPI launcher but us.
+        assert_eq!(
+            decide(0, Signal::SIGINT, Group::Own, true),
             Action::Forward(Signal::SIGINT)
         );
-        assert_eq!(decide(0, Signal::SIGINT, true), Action::AlreadyDelivered);
-        assert_eq!(decide(1, Signal::SIGINT, true), Action::Kill);
-        assert_eq!(decide(1, Signal::SIGTERM, false), Action::Kill);
+    }
+
+    #[test]
+    fn hangup_and_quit_stop_the_job_like_sigterm() {
+        for signal in [Signal::SIGHUP, Signal::SIGQUIT] {
+            assert_eq!(
+                decide(0, signal, Group::Own, false),
+                Action::Forward(Signal::SIGTERM)
+            );
+        }
     }
 }

@@ -74,14 +74,21 @@ impl StatusDir {
 
     /// Reads what ranks `0..ranks` reported.
     pub fn report(&self, ranks: u32) -> Report {
-        Report {
-            ranks: (0..ranks)
-                .map(|r| match fs::read(self.file(r)) {
-                    Ok(bytes) => parse(&String::from_utf8_lossy(&bytes)),
-                    Err(_) => RankState::NeverStarted,
-                })
-                .collect(),
+        let mut report = Report::default();
+        for rank in 0..ranks {
+            match fs::read(self.file(rank)) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    report.ranks.push(parse(&text));
+                    report.pids.push(parse_pid(&text));
+                }
+                Err(_) => {
+                    report.ranks.push(RankState::NeverStarted);
+                    report.pids.push(None);
+                }
+            }
         }
+        report
     }
 }
 
@@ -93,7 +100,8 @@ pub fn rank_file(dir: &Path, rank: u32) -> PathBuf {
 /// What one rank reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RankState {
-    /// No file: the rank never reached the library's start-up.
+    /// No file: the rank never reached the library's start-up, or could not
+    /// write to the status directory (a node that does not see it).
     NeverStarted,
     /// A `started` line but no end line: killed, aborted or crashed.
     DiedWithoutReporting {
@@ -112,10 +120,12 @@ pub enum RankState {
 }
 
 /// What every rank of a job reported, indexed by rank.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
     /// One state per rank, rank 0 first.
     pub ranks: Vec<RankState>,
+    /// The pid each rank reported (from its `started` line), rank 0 first.
+    pub pids: Vec<Option<u32>>,
 }
 
 impl Report {
@@ -123,6 +133,12 @@ impl Report {
     /// states mean nothing (not a rankview program).
     pub fn any_reported(&self) -> bool {
         self.ranks.iter().any(|s| *s != RankState::NeverStarted)
+    }
+
+    /// The rank that reported pid `pid`.
+    pub fn rank_of_pid(&self, pid: u32) -> Option<u32> {
+        let at = self.pids.iter().position(|p| *p == Some(pid))?;
+        u32::try_from(at).ok()
     }
 
     /// Whether some rank ended with `failed:`.
@@ -133,19 +149,24 @@ impl Report {
     }
 }
 
-/// Parses one rank's file (see the contract in the module docs).
+/// Parses one rank's file (see the contract in the module docs). Lines are
+/// recognised by their first word, in any order: a rank that fails before
+/// it could say it started (a start-up failure) writes only `failed: ...`.
 pub fn parse(text: &str) -> RankState {
-    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
-    let (pid, host) = lines.next().map_or((None, None), parse_started);
-    let mut rest = lines.map(str::trim_end);
-    while let Some(line) = rest.next() {
+    let (pid, host) = started_line(text).map_or((None, None), parse_started);
+    let mut lines = text.lines().map(str::trim_end);
+    while let Some(line) = lines.next() {
         let trimmed = line.trim();
         if trimmed == "ok" {
             return RankState::Ok;
         }
         if let Some(first) = trimmed.strip_prefix("failed:") {
             let mut message = first.trim().to_string();
-            for more in rest.by_ref().filter(|l| !l.trim().is_empty()) {
+            let continuation = lines.by_ref().take_while(|l| {
+                let l = l.trim();
+                l != "ok" && !l.starts_with("started") && !l.starts_with("failed:")
+            });
+            for more in continuation.filter(|l| !l.trim().is_empty()) {
                 message.push('\n');
                 message.push_str(more);
             }
@@ -153,6 +174,18 @@ pub fn parse(text: &str) -> RankState {
         }
     }
     RankState::DiedWithoutReporting { pid, host }
+}
+
+/// The `started ...` line of a rank's file, if any.
+fn started_line(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("started"))
+}
+
+/// The pid a rank's file names, if any.
+pub fn parse_pid(text: &str) -> Option<u32> {
+    started_line(text).and_then(|line| parse_started(line).0)
 }
 
 /// Reads `pid=` and `host=` from a `started ...` line (in any order; other
@@ -198,6 +231,25 @@ mod tests {
                 host: None
             }
         );
+    }
+
+    #[test]
+    fn a_start_up_failure_is_a_failure() {
+        // Written by a rank that failed before it could say it started.
+        assert_eq!(
+            parse("failed: a rankview job needs at least 2 ranks\n"),
+            RankState::Failed {
+                message: "a rankview job needs at least 2 ranks".into()
+            }
+        );
+        // Several such ranks appending to one file.
+        assert_eq!(
+            parse("failed: world of one\nfailed: world of one\n"),
+            RankState::Failed {
+                message: "world of one".into()
+            }
+        );
+        assert_eq!(parse_pid("failed: x\nstarted pid=7 host=h\n"), Some(7));
     }
 
     #[test]

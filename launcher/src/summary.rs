@@ -1,15 +1,32 @@
 //! The exit summary and the exit code of `rankview run`.
 //!
-//! Owns the words printed after a job (one line when it succeeded; else one
-//! line per rank with a problem, then one line for the job) and the mapping
-//! from how the job ended to the launcher's exit code. Pure: it reads an
-//! [`Outcome`] and a [`Report`] and returns text, so every case is unit
-//! tested here.
+//! Owns the words printed after a job and the mapping from how the job ended
+//! to the launcher's exit code. Pure: it reads an [`Outcome`], a [`Report`]
+//! and the MPI launcher's [`Culprit`] and returns text, so every case is
+//! unit tested here.
+//!
+//! ## The rules
+//!
+//! - A job that succeeded gets one line.
+//! - Otherwise each rank with something to say gets a line, and ranks with
+//!   the same line share it (`ranks 0-3, 7: ended without reporting`).
+//! - The rank that failed first, as the MPI launcher named it, is said so
+//!   (`rank 2: first to fail: exited with status 3`); the others are worded
+//!   neutrally (`ended without reporting`), because most of them were only
+//!   taken down with the job.
+//! - A rank with no status file while others wrote one is `status unknown`:
+//!   it never started, or its node cannot see the status directory.
+//! - Exit code: 128 + S after a stop request by signal S (130 for SIGINT,
+//!   143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT), whatever the MPI
+//!   launcher returned; 124 after `--timeout`; otherwise the MPI launcher's
+//!   code (128 + S if it was killed by signal S), and 1 if it exited 0
+//!   while a rank reported a failure.
 
 use nix::sys::signal::Signal;
 
 use crate::status::{RankState, Report};
 use crate::supervisor::{End, Outcome, Stop};
+use crate::verdict::{Culprit, How};
 
 /// The exit code when `--timeout` expired (as `timeout(1)` uses).
 pub const TIMEOUT_EXIT_CODE: u8 = 124;
@@ -25,25 +42,36 @@ pub struct Job<'a> {
     pub timeout_text: Option<&'a str>,
 }
 
+/// What the job left behind to be summarised.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    /// How the MPI launcher ended, and whether we stopped it.
+    pub outcome: &'a Outcome,
+    /// What the ranks reported.
+    pub report: &'a Report,
+    /// Pids of leftover processes `orphans` killed.
+    pub swept: &'a [u32],
+    /// The first failing process, as the MPI launcher named it.
+    pub culprit: Option<Culprit>,
+}
+
 /// The summary lines, each to be printed to stderr with a `rankview: `
-/// prefix. `swept` are the pids of leftover processes `orphans` killed.
-pub fn lines(job: &Job<'_>, outcome: &Outcome, report: &Report, swept: &[u32]) -> Vec<String> {
-    // A job that succeeded gets one line: a rank without an end line then
-    // most likely wrote to a directory its node cannot see (multi-node jobs).
-    let mut lines = if report.any_reported() && !succeeded(outcome, report) {
-        rank_lines(job, report, swept)
-    } else {
+/// prefix.
+pub fn lines(job: &Job<'_>, ending: &Ending<'_>) -> Vec<String> {
+    let mut lines = if succeeded(ending.outcome, ending.report) {
         Vec::new()
+    } else {
+        merged(rank_entries(job, ending))
     };
-    if !swept.is_empty() {
-        let n = swept.len();
+    if !ending.swept.is_empty() {
+        let n = ending.swept.len();
         let processes = if n == 1 { "process" } else { "processes" };
         lines.push(format!(
             "killed {n} {processes} of the job still running after {} ended",
             job.launcher
         ));
     }
-    lines.push(job_line(job, outcome, report));
+    lines.push(job_line(job, ending.outcome, ending.report));
     lines
 }
 
@@ -52,12 +80,12 @@ pub fn succeeded(outcome: &Outcome, report: &Report) -> bool {
     outcome.stop == Stop::None && outcome.end == End::Exited(0) && !report.any_failed()
 }
 
-/// The launcher's exit code: 124 on timeout; otherwise the MPI launcher's
-/// code, or 128+S if it was killed by signal S; and 1 if it exited 0 while
-/// a rank reported a failure.
+/// The launcher's exit code (see the module docs).
 pub fn exit_code(outcome: &Outcome, report: &Report) -> u8 {
-    if outcome.stop == Stop::TimedOut {
-        return TIMEOUT_EXIT_CODE;
+    match outcome.stop {
+        Stop::Interrupted(signal) => return u8::try_from(128 + signal).unwrap_or(u8::MAX),
+        Stop::TimedOut => return TIMEOUT_EXIT_CODE,
+        Stop::None => {}
     }
     match outcome.end {
         End::Exited(0) if report.any_failed() => 1,
@@ -66,64 +94,129 @@ pub fn exit_code(outcome: &Outcome, report: &Report) -> u8 {
     }
 }
 
-/// One line per rank that did not end with `ok`; runs of ranks that never
-/// started are merged (`ranks 3-9: never started`).
-fn rank_lines(job: &Job<'_>, report: &Report, swept: &[u32]) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut never_started: Option<(u32, u32)> = None;
-    let flush = |run: &mut Option<(u32, u32)>, lines: &mut Vec<String>| {
-        if let Some((first, last)) = run.take() {
-            lines.push(if first == last {
-                format!("rank {first}: never started")
-            } else {
-                format!("ranks {first}-{last}: never started")
-            });
-        }
-    };
+/// One rank's line before merging: the text (continuation lines after a
+/// newline), and a detail shown only when no other rank shares the text.
+struct Entry {
+    rank: u32,
+    text: String,
+    detail: Option<String>,
+}
+
+/// The lines of each rank with something to say, rank by rank.
+fn rank_entries(job: &Job<'_>, ending: &Ending<'_>) -> Vec<Entry> {
+    let report = ending.report;
+    let first = ending.culprit.and_then(|c| {
+        c.rank
+            .or_else(|| c.pid.and_then(|pid| report.rank_of_pid(pid)))
+    });
+    let anyone_reported = report.any_reported();
+    let mut entries = Vec::new();
     for (rank, state) in (0u32..).zip(&report.ranks) {
-        if *state == RankState::NeverStarted {
-            never_started = match never_started {
-                Some((first, _)) => Some((first, rank)),
-                None => Some((rank, rank)),
-            };
-            continue;
-        }
-        flush(&mut never_started, &mut lines);
-        match state {
-            RankState::Ok | RankState::NeverStarted => {}
-            RankState::Failed { message } => {
-                let mut message_lines = message.lines();
-                let first = message_lines.next().unwrap_or("");
-                lines.push(format!("rank {rank}: failed: {first}"));
-                lines.extend(message_lines.map(|more| format!("    {more}")));
-            }
-            RankState::DiedWithoutReporting { pid, host } => {
-                let place = match (pid, host) {
-                    (Some(pid), Some(host)) => format!(" (pid {pid} on {host})"),
-                    (Some(pid), None) => format!(" (pid {pid})"),
-                    (None, Some(host)) => format!(" (on {host})"),
-                    (None, None) => String::new(),
-                };
-                lines.push(if pid.is_some_and(|pid| swept.contains(&pid)) {
-                    format!(
-                        "rank {rank}: still running after {} ended; killed it{place}",
-                        job.launcher
-                    )
-                } else {
-                    format!("rank {rank}: died without reporting (killed by a signal or aborted){place}")
+        if let (Some(culprit), Some(first)) = (ending.culprit, first) {
+            if first == rank {
+                entries.push(Entry {
+                    rank,
+                    text: format!("first to fail: {}", how(culprit.how)),
+                    detail: None,
                 });
             }
         }
+        let entry = |text: String, detail: Option<String>| Entry { rank, text, detail };
+        match state {
+            RankState::Ok => {}
+            RankState::NeverStarted if anyone_reported && first != Some(rank) => {
+                entries.push(entry(
+                    "status unknown: no report (it never started, or its node cannot write to the \
+                 status directory)"
+                        .to_string(),
+                    None,
+                ))
+            }
+            RankState::NeverStarted => {}
+            RankState::Failed { message } => {
+                entries.push(entry(format!("failed: {message}"), None))
+            }
+            RankState::DiedWithoutReporting { pid, host } => {
+                let on = host
+                    .as_ref()
+                    .map(|h| format!(" on {h}"))
+                    .unwrap_or_default();
+                let detail = pid.map(|pid| format!("pid {pid}"));
+                let swept = pid.is_some_and(|pid| ending.swept.contains(&pid));
+                let text = if swept {
+                    format!("still running after {} ended; killed it{on}", job.launcher)
+                } else if first == Some(rank) {
+                    continue;
+                } else {
+                    format!("ended without reporting{on}")
+                };
+                entries.push(entry(text, detail));
+            }
+        }
     }
-    flush(&mut never_started, &mut lines);
+    entries
+}
+
+/// Merges entries with the same text into one line naming every rank, in
+/// the order of each text's first rank; multi-line texts are indented.
+fn merged(entries: Vec<Entry>) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<u32>, Option<String>)> = Vec::new();
+    for entry in entries {
+        match groups.iter_mut().find(|(text, _, _)| *text == entry.text) {
+            Some((_, ranks, _)) => ranks.push(entry.rank),
+            None => groups.push((entry.text, vec![entry.rank], entry.detail)),
+        }
+    }
+    let mut lines = Vec::new();
+    for (text, ranks, detail) in groups {
+        let mut text_lines = text.lines();
+        let first = text_lines.next().unwrap_or("");
+        let detail = match (&detail, ranks.len()) {
+            (Some(detail), 1) => format!(" ({detail})"),
+            _ => String::new(),
+        };
+        lines.push(format!("{}: {first}{detail}", rank_list(&ranks)));
+        lines.extend(text_lines.map(|more| format!("    {more}")));
+    }
     lines
+}
+
+/// `rank 3`, `ranks 0-3`, `ranks 1, 4-6, 9`.
+fn rank_list(ranks: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &rank in ranks {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == rank => *last = rank,
+            _ => runs.push((rank, rank)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let noun = if ranks.len() == 1 { "rank" } else { "ranks" };
+    format!("{noun} {}", text.join(", "))
+}
+
+/// `exited with status 3`, `killed by SIGKILL (signal 9)`.
+fn how(how: How) -> String {
+    match how {
+        How::Exited(code) => format!("exited with status {code}"),
+        How::Signalled(signal) => format!("killed by {}", signal_name(signal)),
+    }
 }
 
 /// `job finished: 3 ranks, exit 0, 1.23 s` and its failing variants.
 fn job_line(job: &Job<'_>, outcome: &Outcome, report: &Report) -> String {
     let headline = match outcome.stop {
         Stop::TimedOut => format!("job timed out after {} s", job.timeout_text.unwrap_or("?")),
-        Stop::Interrupted => "job interrupted".to_string(),
+        Stop::Interrupted(signal) => format!("job interrupted by {}", signal_only(signal)),
         Stop::None if succeeded(outcome, report) => "job finished".to_string(),
         Stop::None => "job failed".to_string(),
     };
@@ -146,6 +239,11 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
+/// `SIGTERM`, or `signal 77`.
+fn signal_only(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,11 +264,47 @@ mod tests {
     }
 
     fn report(ranks: Vec<RankState>) -> Report {
-        Report { ranks }
+        let pids = ranks
+            .iter()
+            .map(|s| match s {
+                RankState::DiedWithoutReporting { pid, .. } => *pid,
+                _ => None,
+            })
+            .collect();
+        Report { ranks, pids }
     }
 
     fn nothing() -> Report {
         report(vec![RankState::NeverStarted; 3])
+    }
+
+    fn died(pid: u32) -> RankState {
+        RankState::DiedWithoutReporting {
+            pid: Some(pid),
+            host: Some("n1".into()),
+        }
+    }
+
+    fn summary(job: &Job<'_>, out: &Outcome, report: &Report) -> Vec<String> {
+        summary_with(job, out, report, &[], None)
+    }
+
+    fn summary_with(
+        job: &Job<'_>,
+        out: &Outcome,
+        report: &Report,
+        swept: &[u32],
+        culprit: Option<Culprit>,
+    ) -> Vec<String> {
+        lines(
+            job,
+            &Ending {
+                outcome: out,
+                report,
+                swept,
+                culprit,
+            },
+        )
     }
 
     #[test]
@@ -178,13 +312,13 @@ mod tests {
         let ok = report(vec![RankState::Ok; 3]);
         let out = outcome(End::Exited(0), Stop::None);
         assert_eq!(
-            lines(&JOB, &out, &ok, &[]),
+            summary(&JOB, &out, &ok),
             ["job finished: 3 ranks, exit 0, 1.23 s"]
         );
         assert_eq!(exit_code(&out, &ok), 0);
         // Not a rankview program: no status files, same line.
         assert_eq!(
-            lines(&JOB, &out, &nothing(), &[]),
+            summary(&JOB, &out, &nothing()),
             ["job finished: 3 ranks, exit 0, 1.23 s"]
         );
         // Ranks that could not report (status directory not shared across
@@ -195,7 +329,7 @@ mod tests {
             RankState::NeverStarted,
         ]);
         assert_eq!(
-            lines(&JOB, &out, &partial, &[]),
+            summary(&JOB, &out, &partial),
             ["job finished: 3 ranks, exit 0, 1.23 s"]
         );
         assert_eq!(exit_code(&out, &partial), 0);
@@ -208,18 +342,15 @@ mod tests {
             RankState::Failed {
                 message: "task 7 panicked: boom\nat src/main.rs:3".into(),
             },
-            RankState::DiedWithoutReporting {
-                pid: Some(42),
-                host: Some("n1".into()),
-            },
+            died(42),
         ]);
         let out = outcome(End::Exited(1), Stop::None);
         assert_eq!(
-            lines(&JOB, &out, &states, &[]),
+            summary(&JOB, &out, &states),
             [
                 "rank 1: failed: task 7 panicked: boom",
                 "    at src/main.rs:3",
-                "rank 2: died without reporting (killed by a signal or aborted) (pid 42 on n1)",
+                "rank 2: ended without reporting on n1 (pid 42)",
                 "job failed: 3 ranks, exit 1, 1.23 s",
             ]
         );
@@ -227,18 +358,87 @@ mod tests {
     }
 
     #[test]
-    fn never_started_runs_are_merged() {
-        let mut states = vec![RankState::Ok];
+    fn the_first_failing_rank_is_named_and_the_others_merged() {
+        let mut states: Vec<RankState> = (0..64).map(|r| died(1000 + r)).collect();
+        states[2] = died(1002);
+        let states = report(states);
+        let job = Job { ranks: 64, ..JOB };
+        let out = outcome(End::Exited(3), Stop::None);
+        let culprit = Culprit {
+            rank: Some(2),
+            pid: None,
+            how: How::Exited(3),
+        };
+        assert_eq!(
+            summary_with(&job, &out, &states, &[], Some(culprit)),
+            [
+                "ranks 0-1, 3-63: ended without reporting on n1",
+                "rank 2: first to fail: exited with status 3",
+                "job failed: 64 ranks, exit 3, 1.23 s",
+            ]
+        );
+        // Hydra names a pid: it is looked up in the status files.
+        let culprit = Culprit {
+            rank: None,
+            pid: Some(1005),
+            how: How::Signalled(9),
+        };
+        let lines = summary_with(&job, &out, &states, &[], Some(culprit));
+        assert!(
+            lines.contains(&"rank 5: first to fail: killed by SIGKILL (signal 9)".to_string()),
+            "{lines:?}"
+        );
+        // Rank 0 exiting 3 is not "killed by a signal".
+        let culprit = Culprit {
+            rank: Some(0),
+            pid: None,
+            how: How::Exited(3),
+        };
+        let lines = summary_with(&JOB, &out, &nothing(), &[], Some(culprit));
+        assert_eq!(
+            lines,
+            [
+                "rank 0: first to fail: exited with status 3",
+                "job failed: 3 ranks, exit 3, 1.23 s"
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_failures_share_a_line() {
+        let message = "the MPI launcher started 3 processes, but each sees a world of 1";
+        let states = report(vec![
+            RankState::Failed {
+                message: message.into()
+            };
+            3
+        ]);
+        let out = outcome(End::Exited(1), Stop::None);
+        assert_eq!(
+            summary(&JOB, &out, &states),
+            [
+                format!("ranks 0-2: failed: {message}"),
+                "job failed: 3 ranks, exit 1, 1.23 s".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn ranks_without_a_file_are_unknown_when_others_reported() {
+        let mut states = vec![RankState::Failed {
+            message: "boom".into(),
+        }];
         states.extend(vec![RankState::NeverStarted; 4]);
         states.push(RankState::Ok);
         states.push(RankState::NeverStarted);
         let job = Job { ranks: 7, ..JOB };
         let out = outcome(End::Exited(1), Stop::None);
         assert_eq!(
-            lines(&job, &out, &report(states), &[]),
+            summary(&job, &out, &report(states)),
             [
-                "ranks 1-4: never started",
-                "rank 6: never started",
+                "rank 0: failed: boom",
+                "ranks 1-4, 6: status unknown: no report (it never started, or its node cannot \
+                 write to the status directory)",
                 "job failed: 7 ranks, exit 1, 1.23 s"
             ]
         );
@@ -248,24 +448,37 @@ mod tests {
     fn signals_timeouts_and_interrupts() {
         let out = outcome(End::Signalled(9), Stop::None);
         assert_eq!(
-            lines(&JOB, &out, &nothing(), &[]),
+            summary(&JOB, &out, &nothing()),
             ["job failed: 3 ranks, mpirun killed by SIGKILL (signal 9), 1.23 s"]
         );
         assert_eq!(exit_code(&out, &nothing()), 137);
 
         let out = outcome(End::Exited(1), Stop::TimedOut);
         assert_eq!(
-            lines(&JOB, &out, &nothing(), &[]),
+            summary(&JOB, &out, &nothing()),
             ["job timed out after 1 s: 3 ranks, exit 1, 1.23 s"]
         );
         assert_eq!(exit_code(&out, &nothing()), TIMEOUT_EXIT_CODE);
 
-        let out = outcome(End::Exited(130), Stop::Interrupted);
+        let out = outcome(End::Exited(130), Stop::Interrupted(2));
         assert_eq!(
-            lines(&JOB, &out, &nothing(), &[]),
-            ["job interrupted: 3 ranks, exit 130, 1.23 s"]
+            summary(&JOB, &out, &nothing()),
+            ["job interrupted by SIGINT: 3 ranks, exit 130, 1.23 s"]
         );
         assert_eq!(exit_code(&out, &nothing()), 130);
+    }
+
+    #[test]
+    fn an_interrupt_exits_128_plus_the_signal_whatever_mpirun_said() {
+        let ok = report(vec![RankState::Ok; 3]);
+        for (signal, code) in [(2, 130), (15, 143), (1, 129), (3, 131)] {
+            for end in [End::Exited(0), End::Exited(1), End::Signalled(9)] {
+                assert_eq!(
+                    exit_code(&outcome(end, Stop::Interrupted(signal)), &ok),
+                    code
+                );
+            }
+        }
     }
 
     #[test]
@@ -280,7 +493,7 @@ mod tests {
         let out = outcome(End::Exited(0), Stop::None);
         assert_eq!(exit_code(&out, &states), 1);
         assert_eq!(
-            lines(&JOB, &out, &states, &[]).last().unwrap(),
+            summary(&JOB, &out, &states).last().unwrap(),
             "job failed: 3 ranks, exit 0, 1.23 s"
         );
     }
@@ -295,14 +508,21 @@ mod tests {
             },
             RankState::Ok,
         ]);
-        let out = outcome(End::Signalled(9), Stop::Interrupted);
+        let out = outcome(End::Signalled(9), Stop::Interrupted(2));
         assert_eq!(
-            lines(&JOB, &out, &states, &[7, 8]),
+            summary_with(&JOB, &out, &states, &[7, 8], None),
             [
                 "rank 1: still running after mpirun ended; killed it (pid 7)",
                 "killed 2 processes of the job still running after mpirun ended",
-                "job interrupted: 3 ranks, mpirun killed by SIGKILL (signal 9), 1.23 s"
+                "job interrupted by SIGINT: 3 ranks, mpirun killed by SIGKILL (signal 9), 1.23 s"
             ]
         );
+    }
+
+    #[test]
+    fn rank_lists() {
+        assert_eq!(rank_list(&[3]), "rank 3");
+        assert_eq!(rank_list(&[0, 1, 2, 3]), "ranks 0-3");
+        assert_eq!(rank_list(&[1, 4, 5, 6, 9]), "ranks 1, 4-6, 9");
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! Owns the child process from spawn to reaping and the timing of the
 //! escalation (SIGTERM at the timeout, SIGKILL [`KILL_GRACE`] later; SIGKILL
-//! on a second Ctrl-C). The child is polled, never waited on from another
+//! on a second stop request), and the process group it runs in (see
+//! `signals`). The child is polled, never waited on from another
 //! thread, so its pid cannot be reused while we may still signal it. What
 //! the ranks reported is `status`'s business; the words of the summary are
 //! `summary`'s.
 
-use std::process::ExitStatus;
+use std::os::unix::process::CommandExt as _;
+use std::process::{ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,8 @@ use nix::unistd::Pid;
 
 use crate::error::Error;
 use crate::plan::LaunchPlan;
-use crate::signals::{Action, StopRequests};
+use crate::relay::{Relay, To};
+use crate::signals::{Action, Group, StopRequests};
 
 /// Time between SIGTERM and SIGKILL when `--timeout` expires.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -41,8 +44,9 @@ pub enum Stop {
     None,
     /// `--timeout` expired.
     TimedOut,
-    /// SIGINT or SIGTERM reached the launcher.
-    Interrupted,
+    /// This signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) reached the
+    /// launcher: the first one, if several did.
+    Interrupted(i32),
 }
 
 /// How a job went, as seen from outside.
@@ -56,17 +60,34 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Runs `plan` to its end. `on_tick` is called on every poll (for progress).
+/// Runs `plan` to its end, its output passed through `relay` when one is
+/// given. `on_tick` is called on every poll (for progress).
 pub fn supervise(
     plan: &LaunchPlan,
     timeout: Option<Duration>,
+    relay: Option<&Relay>,
     mut on_tick: impl FnMut(),
 ) -> Result<Outcome, Error> {
-    let mut stops = StopRequests::catch()?;
-    let mut child = plan
-        .command()
+    let group = Group::choose();
+    let mut stops = StopRequests::catch(group)?;
+    let mut command = plan.command();
+    if group == Group::Own {
+        command.process_group(0);
+    }
+    if relay.is_some() {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let mut child = command
         .spawn()
         .map_err(|err| Error::io(format!("cannot start {}", plan.launcher.display()), err))?;
+    if let Some(relay) = relay {
+        if let Some(stdout) = child.stdout.take() {
+            relay.copy(stdout, To::Stdout);
+        }
+        if let Some(stderr) = child.stderr.take() {
+            relay.copy(stderr, To::Stderr);
+        }
+    }
     let started = Instant::now();
     let pid = i32::try_from(child.id()).ok().map(Pid::from_raw);
     let send = |signal: Signal| {
@@ -87,19 +108,20 @@ pub fn supervise(
                 return Err(Error::io("cannot wait for the MPI launcher", err));
             }
         }
-        for action in stops.poll() {
-            match action {
+        for request in stops.poll() {
+            match request.action {
                 Action::Forward(signal) => send(signal),
                 Action::AlreadyDelivered => {}
                 Action::Kill => send(Signal::SIGKILL),
             }
-            if stop == Stop::None {
-                stop = Stop::Interrupted;
+            // An interrupt outranks a timeout already under way.
+            if !matches!(stop, Stop::Interrupted(_)) {
+                stop = Stop::Interrupted(request.signal as i32);
             }
         }
         let now = Instant::now();
         if let Some(limit) = timeout {
-            if stop != Stop::TimedOut && now.duration_since(started) >= limit {
+            if stop == Stop::None && now.duration_since(started) >= limit {
                 send(Signal::SIGTERM);
                 stop = Stop::TimedOut;
                 kill_at = Some(now + KILL_GRACE);
@@ -141,15 +163,16 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: Vec::new(),
             status_dir: None,
+            notes: Vec::new(),
         }
     }
 
     #[test]
     fn reports_exit_codes_and_signals() {
-        let outcome = supervise(&shell_plan("exit 3"), None, || {}).unwrap();
+        let outcome = supervise(&shell_plan("exit 3"), None, None, || {}).unwrap();
         assert_eq!(outcome.end, End::Exited(3));
         assert_eq!(outcome.stop, Stop::None);
-        let outcome = supervise(&shell_plan("kill -9 $$"), None, || {}).unwrap();
+        let outcome = supervise(&shell_plan("kill -9 $$"), None, None, || {}).unwrap();
         assert_eq!(outcome.end, End::Signalled(9));
     }
 
@@ -160,6 +183,7 @@ mod tests {
         let outcome = supervise(
             &shell_plan("trap '' TERM; while :; do sleep 0.1; done"),
             Some(Duration::from_millis(200)),
+            None,
             || {},
         )
         .unwrap();

@@ -68,12 +68,15 @@ fn finished(output: Output, started: Instant) -> Run {
     }
 }
 
-/// An interrupted 2-rank job: ended soon, non-zero, and said so.
-fn assert_interrupted(result: &Run) {
+/// A 2-rank job interrupted by `signal` (e.g. `SIGTERM`): ended soon, with
+/// 128 + the signal's number, and said so.
+fn assert_interrupted(result: &Run, signal: &str, code: i32) {
     assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
-    assert!(matches!(result.code, Some(c) if c != 0), "{result:?}");
+    assert_eq!(result.code, Some(code), "{result:?}");
     assert!(
-        result.stderr.contains("rankview: job interrupted: 2 ranks"),
+        result
+            .stderr
+            .contains(&format!("rankview: job interrupted by {signal}: 2 ranks")),
         "{result:?}"
     );
 }
@@ -153,7 +156,7 @@ fn missing_program_is_a_usage_error() {
     assert_clear_error(
         &rankview_with(&["run", "-n", "2"]),
         2,
-        "<PROGRAM|--example <NAME>>",
+        "<PROGRAM [ARGS]|--example <NAME>>",
     );
 }
 
@@ -177,24 +180,12 @@ fn non_numeric_ranks_are_refused() {
 }
 
 #[test]
-fn program_and_example_together_are_refused() {
-    let result = rankview_with(&["run", "-n", "2", "/bin/true", "--example", "quickstart"]);
-    assert_clear_error(&result, 2, "cannot be used with");
-}
-
-#[test]
 fn release_without_example_is_refused() {
     assert_clear_error(
         &rankview_with(&["run", "--release", "/bin/true"]),
         2,
         "--release",
     );
-}
-
-#[test]
-fn program_arguments_without_dashes_get_a_tip() {
-    let result = rankview_with(&["run", "-n", "2", "sleep", "30"]);
-    assert_clear_error(&result, 2, "go after `--`");
 }
 
 #[test]
@@ -333,11 +324,18 @@ fn dry_run_openmpi_within_the_cores_does_not_oversubscribe() {
         .args(["run", "-n", &ranks, "--dry-run", "/bin/true"])
         .env("MPIEXEC", &mpirun));
     assert_eq!(result.code, Some(0), "{result:?}");
-    assert_eq!(
-        result.stdout.contains("--oversubscribe"),
-        cores() < 2,
-        "{result:?}"
-    );
+    // Open MPI counts physical cores: --oversubscribe only when its note
+    // says there are fewer of them than ranks.
+    let oversubscribed = result.stdout.contains("--oversubscribe");
+    let note_says_fewer = result.stdout.lines().any(|l| {
+        l.starts_with("# --oversubscribe: ")
+            && l.split("counts ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|slots| slots < cores().max(2))
+    });
+    assert_eq!(oversubscribed, note_says_fewer, "{result:?}");
 }
 
 #[test]
@@ -541,11 +539,13 @@ esac"#,
     assert!(
         result
             .stderr
-            .contains("rankview: rank 2: died without reporting (killed by a signal or aborted)"),
+            .contains("rankview: rank 2: first to fail: killed by SIGKILL (signal 9)\n"),
         "{result:?}"
     );
     assert!(
-        result.stderr.contains("rankview: rank 3: never started\n"),
+        result
+            .stderr
+            .contains("rankview: rank 3: status unknown: no report"),
         "{result:?}"
     );
     assert!(!result.stderr.contains("rank 0:"), "{result:?}");
@@ -586,7 +586,7 @@ fn sigterm_is_passed_on_to_the_job() {
         .unwrap();
     assert!(killed.success());
     let result = finished(child.wait_with_output().unwrap(), started);
-    assert_interrupted(&result);
+    assert_interrupted(&result, "SIGTERM", 143);
 }
 
 /// `--example` builds with cargo in the workspace around the current
@@ -718,7 +718,511 @@ fn second_interrupt_kills_the_job_and_its_ranks() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let result = finished(child.wait_with_output().unwrap(), started);
-    assert_interrupted(&result);
+    assert_interrupted(&result, "SIGINT", 130);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
+}
+
+// ------------------------------------------- stop signals (fake mpirun)
+
+/// A fake Open MPI `mpirun` that logs to `$FAKE_LOG` its pid, the status
+/// directory it was given, and every SIGTERM/SIGINT it receives; it takes
+/// half a second to stop (as a real one stopping its ranks does) and then
+/// exits `$FAKE_EXIT` (143/130 when unset).
+fn fake_mpirun_logging_signals() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mpirun = script(
+        dir.path(),
+        "mpirun",
+        r#"if [ "$1" = --version ]; then echo "mpirun (Open MPI) 4.1.4"; exit 0; fi
+echo "pid $$" >> "$FAKE_LOG"
+echo "dir $RANKVIEW_STATUS_DIR" >> "$FAKE_LOG"
+trap 'echo TERM >> "$FAKE_LOG"; sleep 0.5; exit ${FAKE_EXIT:-143}' TERM
+trap 'echo INT >> "$FAKE_LOG"; sleep 0.5; exit ${FAKE_EXIT:-130}' INT
+echo ready >> "$FAKE_LOG"
+while :; do sleep 0.05; done"#,
+    );
+    (dir, mpirun, log)
+}
+
+/// Starts `rankview run` on the fake mpirun, as the leader of a new process
+/// group (as a batch system starts a job), and waits until the fake runs.
+fn start_with_fake(
+    mpirun: &Path,
+    log: &Path,
+    fake_exit: Option<&str>,
+) -> (std::process::Child, Instant) {
+    use std::os::unix::process::CommandExt as _;
+    let mut command = rankview();
+    command
+        .args(["run", "-n", "2", "/bin/true"])
+        .env("MPIEXEC", mpirun)
+        .env("FAKE_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(code) = fake_exit {
+        command.env("FAKE_EXIT", code);
+    }
+    let started = Instant::now();
+    let child = command.spawn().unwrap();
+    while !fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "fake mpirun never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, started)
+}
+
+/// The fake's log: (its pid, the status directory, the signals it got).
+fn fake_log(log: &Path) -> (String, PathBuf, Vec<String>) {
+    let text = fs::read_to_string(log).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or("")
+            .to_string()
+    };
+    let signals = text
+        .lines()
+        .filter(|l| *l == "TERM" || *l == "INT")
+        .map(str::to_string)
+        .collect();
+    (value("pid "), PathBuf::from(value("dir ")), signals)
+}
+
+fn send(signal: &str, target: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), "--", target])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Item 1: `kill -TERM -PGID` (a batch system stopping a job) reaches the
+/// MPI launcher once, not once from the kill and once more from us.
+#[test]
+fn a_signal_to_the_process_group_reaches_mpirun_once() {
+    let (_dir, mpirun, log) = fake_mpirun_logging_signals();
+    for signal in ["TERM", "INT"] {
+        fs::remove_file(&log).ok();
+        let (child, started) = start_with_fake(&mpirun, &log, None);
+        send(signal, &format!("-{}", child.id()));
+        let result = finished(child.wait_with_output().unwrap(), started);
+        let (_, _, signals) = fake_log(&log);
+        assert_eq!(signals, [signal], "{result:?}");
+        let code = if signal == "TERM" { 143 } else { 130 };
+        assert_interrupted(&result, &format!("SIG{signal}"), code);
+    }
+}
+
+/// Item 2: SIGHUP and SIGQUIT stop the job like SIGTERM: mpirun gets SIGTERM,
+/// the launcher waits for it, removes the status directory, exits 128+S.
+#[test]
+fn hangup_and_quit_stop_the_job_like_sigterm() {
+    let (_dir, mpirun, log) = fake_mpirun_logging_signals();
+    for (signal, code) in [("HUP", 129), ("QUIT", 131)] {
+        fs::remove_file(&log).ok();
+        let (child, started) = start_with_fake(&mpirun, &log, None);
+        send(signal, &child.id().to_string());
+        let result = finished(child.wait_with_output().unwrap(), started);
+        let (pid, status_dir, signals) = fake_log(&log);
+        let mpirun_alive = Path::new(&format!("/proc/{pid}")).exists();
+        if mpirun_alive {
+            send("KILL", &pid);
+        }
+        assert!(!mpirun_alive, "mpirun left running: {result:?}");
+        assert_eq!(signals, ["TERM"], "{result:?}");
+        assert!(!status_dir.exists(), "status directory left: {result:?}");
+        assert_interrupted(&result, &format!("SIG{signal}"), code);
+    }
+}
+
+/// Item 3: an interrupted job exits 128 + the signal even when the MPI
+/// launcher exits 0 (as MPICH's may).
+#[test]
+fn an_interrupted_job_never_exits_zero() {
+    let (_dir, mpirun, log) = fake_mpirun_logging_signals();
+    let (child, started) = start_with_fake(&mpirun, &log, Some("0"));
+    send("TERM", &child.id().to_string());
+    let result = finished(child.wait_with_output().unwrap(), started);
+    assert_interrupted(&result, "SIGTERM", 143);
+    assert!(result.stderr.contains(", exit 0, "), "{result:?}");
+}
+
+// ------------------------------------------------ the summary's words
+
+/// A fake launcher that plays a whole job: it writes the status files given
+/// in `$FAKE_FILES` (`rank|text` lines, `\n` for newlines), prints
+/// `$FAKE_SAYS` to stderr and exits `$FAKE_EXIT`.
+fn fake_job_launcher() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mpirun = script(
+        dir.path(),
+        "mpirun",
+        r#"if [ "$1" = --version ]; then echo "mpirun (Open MPI) 4.1.4"; exit 0; fi
+printf '%s\n' "$FAKE_FILES" | while IFS='|' read -r rank text; do
+  [ -n "$rank" ] && printf "$text" >> "$RANKVIEW_STATUS_DIR/rank-$rank"
+done
+[ -n "$FAKE_SAYS" ] && printf "$FAKE_SAYS" >&2
+exit ${FAKE_EXIT:-1}"#,
+    );
+    (dir, mpirun)
+}
+
+fn run_fake_job(mpirun: &Path, ranks: &str, files: &str, says: &str, exit: &str) -> Run {
+    run(rankview()
+        .args(["run", "-n", ranks, "/bin/true"])
+        .env("MPIEXEC", mpirun)
+        .env("FAKE_FILES", files)
+        .env("FAKE_SAYS", says)
+        .env("FAKE_EXIT", exit))
+}
+
+/// Item 4: a rank that failed at start-up (its file holds only `failed:`)
+/// is a failure with its message, not "died without reporting".
+#[test]
+fn a_start_up_failure_is_reported_as_such() {
+    let (_dir, mpirun) = fake_job_launcher();
+    let result = run_fake_job(
+        &mpirun,
+        "2",
+        "0|started pid=1 host=h\\nok\\n\n1|failed: cannot start the MPI thread\\n",
+        "",
+        "1",
+    );
+    assert_eq!(result.code, Some(1), "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("rankview: rank 1: failed: cannot start the MPI thread\n"),
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("without reporting"), "{result:?}");
+}
+
+/// Item 5: the rank the MPI launcher names as the first to fail is named
+/// (with how it ended), the others share one neutral line.
+#[test]
+fn the_first_failing_rank_is_named_and_the_rest_collapse() {
+    let (_dir, mpirun) = fake_job_launcher();
+    let files: String = (0..6)
+        .map(|r| format!("{r}|started pid={} host=h\\n\n", 100 + r))
+        .collect();
+    let says = "mpirun detected that one or more processes exited with non-zero status\n\
+                \n  Process name: [[51,1],2]\n  Exit code:    3\n";
+    let result = run_fake_job(&mpirun, "6", &files, says, "3");
+    assert_eq!(result.code, Some(3), "{result:?}");
+    let ours: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("rankview: "))
+        .collect();
+    assert_eq!(
+        ours[..2],
+        [
+            "rankview: ranks 0-1, 3-5: ended without reporting on h",
+            "rankview: rank 2: first to fail: exited with status 3",
+        ],
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("killed by a signal"), "{result:?}");
+}
+
+/// Item 6: a rank that could not write its status (its node does not see
+/// the directory) is "status unknown", not "never started".
+#[test]
+fn a_rank_without_a_status_file_is_unknown() {
+    let (_dir, mpirun) = fake_job_launcher();
+    let result = run_fake_job(
+        &mpirun,
+        "3",
+        "0|started pid=1 host=h\\nfailed: boom\\n\n1|started pid=2 host=h\\nok\\n",
+        "",
+        "1",
+    );
+    assert!(
+        result.stderr.contains(
+            "rankview: rank 2: status unknown: no report (it never started, or its node \
+             cannot write to the status directory)"
+        ),
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("never started\n"), "{result:?}");
+}
+
+// ------------------------------------------ the summary on real jobs
+
+/// Item 5 under real Open MPI: rank 2 exits 3 while the others wait; rank 2
+/// is named first, by its exit status, and the others share one line.
+#[test]
+fn real_job_names_the_rank_that_exited_first() {
+    let _lock = mpi_job_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(
+        dir.path(),
+        "exit3.sh",
+        r#"r="${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
+printf 'started pid=%s host=%s\n' $$ "$(hostname)" > "$RANKVIEW_STATUS_DIR/rank-$r"
+if [ "$r" = "$FAIL_RANK" ]; then sleep 0.5; exit 3; fi
+sleep 20"#,
+    );
+    for fail_rank in ["2", "0"] {
+        let result = run(rankview()
+            .args(["run", "-n", "4", program.to_str().unwrap()])
+            .env("FAIL_RANK", fail_rank));
+        assert_eq!(result.code, Some(3), "{result:?}");
+        assert!(
+            result.stderr.contains(&format!(
+                "rankview: rank {fail_rank}: first to fail: exited with status 3\n"
+            )),
+            "{result:?}"
+        );
+        assert!(!result.stderr.contains("killed by a signal"), "{result:?}");
+        let others = result
+            .stderr
+            .lines()
+            .filter(|l| l.contains("ended without reporting"))
+            .count();
+        assert_eq!(others, 1, "one shared line for the others: {result:?}");
+    }
+}
+
+// ------------------------------------------------ mpirun's conventions
+
+/// A dry run under a fake Open MPI `mpirun`, in `dir` (the current
+/// directory), with extra variables.
+fn dry_run_openmpi(args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Run {
+    let (_fake_dir, mpirun) = fake_mpi("mpirun", "mpirun (Open MPI) 4.1.4");
+    let mut command = rankview();
+    command
+        .args(["run", "--dry-run"])
+        .args(args)
+        .env("MPIEXEC", &mpirun)
+        .env("HOME", "/nonexistent");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let result = run(&mut command);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    result
+}
+
+/// The MPI command line of a dry run (its last line).
+fn command_line(result: &Run) -> &str {
+    result.stdout.lines().last().unwrap_or("")
+}
+
+/// Item 7: a hostfile's slots decide, as with mpirun: `-n 3` on `slots=1`
+/// gets no --oversubscribe, and a warning that mpirun will refuse.
+#[test]
+fn hostfile_slots_are_not_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    fs::write(&hosts, "localhost slots=1\n").unwrap();
+    let result = dry_run_openmpi(
+        &[
+            "-n",
+            "3",
+            "--hostfile",
+            hosts.to_str().unwrap(),
+            "/bin/true",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        !command_line(&result).contains("--oversubscribe"),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .stdout
+            .contains("# no --oversubscribe added: the hostfile's slots decide"),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains("rankview: warning: 3 ranks but 1 slots in the hostfile: mpirun will refuse"),
+        "{result:?}"
+    );
+}
+
+/// Item 8: a program in the current directory runs without `./`, as under
+/// mpirun; it is passed on as `./NAME`.
+#[test]
+fn a_program_in_the_current_directory_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "my-app-in-cwd", "exit 0");
+    let result = dry_run_openmpi(&["-n", "2", "my-app-in-cwd", "x"], Some(dir.path()), &[]);
+    assert!(
+        result
+            .stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" ./my-app-in-cwd x"),
+        "{result:?}"
+    );
+}
+
+/// Item 9: a binding chosen through MCA variables, mca-params.conf or
+/// `--map-by ...:PE=n` is left alone, and the dry run says why.
+#[test]
+fn a_binding_chosen_elsewhere_is_not_overridden() {
+    let result = dry_run_openmpi(
+        &["-n", "2", "/bin/true"],
+        None,
+        &[("OMPI_MCA_hwloc_base_binding_policy", "core")],
+    );
+    assert!(!command_line(&result).contains("--bind-to"), "{result:?}");
+    assert!(
+        result
+            .stdout
+            .contains("# no --bind-to none added: OMPI_MCA_hwloc_base_binding_policy=core binds\n"),
+        "{result:?}"
+    );
+    let result = dry_run_openmpi(
+        &["-n", "2", "--mpi-args", "--map-by slot:PE=2", "/bin/true"],
+        None,
+        &[],
+    );
+    assert!(!command_line(&result).contains("--bind-to"), "{result:?}");
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir_all(home.path().join(".openmpi")).unwrap();
+    fs::write(
+        home.path().join(".openmpi/mca-params.conf"),
+        "hwloc_base_binding_policy = socket\n",
+    )
+    .unwrap();
+    let result = dry_run_openmpi(
+        &["-n", "2", "/bin/true"],
+        None,
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    assert!(!command_line(&result).contains("--bind-to"), "{result:?}");
+    // Nothing chose: --bind-to none, said so.
+    let result = dry_run_openmpi(&["-n", "2", "/bin/true"], None, &[]);
+    assert!(
+        result.stdout.contains("--bind-to none /bin/true"),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .stdout
+            .contains("# --bind-to none: nothing else chose a binding"),
+        "{result:?}"
+    );
+}
+
+/// Item 10: everything after the program is its arguments (flags included,
+/// no `--` needed); `--mpi-args` is split as a shell would; a spaced
+/// `--mpi-arg` is warned about.
+#[test]
+fn arguments_after_the_program_are_the_programs() {
+    let result = dry_run_openmpi(
+        &[
+            "-n",
+            "2",
+            "--mpi-args",
+            "--mca btl 'tcp,self'",
+            "/bin/echo",
+            "-x",
+            "--timeout",
+            "3",
+            "--",
+            "y",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        result
+            .stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("--bind-to none --mca btl tcp,self /bin/echo -x --timeout 3 -- y"),
+        "{result:?}"
+    );
+    let result = dry_run_openmpi(
+        &["-n", "2", "--mpi-arg", "--mca btl tcp,self", "/bin/true"],
+        None,
+        &[],
+    );
+    assert!(
+        result
+            .stderr
+            .contains("rankview: warning: --mpi-arg '--mca btl tcp,self' is passed as ONE word"),
+        "{result:?}"
+    );
+}
+
+/// Item 10 on a real job: mpirun accepts the split words, and the program
+/// gets its flags.
+#[test]
+fn mpi_args_reach_a_real_mpirun() {
+    let _lock = mpi_job_lock();
+    let result = rankview_with(&[
+        "run",
+        "-n",
+        "2",
+        "--mpi-args",
+        "--mca btl tcp,self",
+        "/bin/echo",
+        "hello",
+        "--flag",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result.stdout.matches("hello --flag").count(),
+        2,
+        "{result:?}"
+    );
+}
+
+/// Item 11: far more ranks than cores is accepted, with a warning.
+#[test]
+fn far_too_many_ranks_are_warned_about() {
+    let result = dry_run_openmpi(&["-n", "500", "/bin/true"], None, &[]);
+    assert!(
+        result.stderr.contains("rankview: warning: 500 ranks on "),
+        "{result:?}"
+    );
+    assert!(
+        result.stderr.contains("start-up alone may take minutes"),
+        "{result:?}"
+    );
+    let result = dry_run_openmpi(&["-n", "3", "/bin/true"], None, &[]);
+    assert!(!result.stderr.contains("warning"), "{result:?}");
+}
+
+/// Item 13: under MPICH, `info` finds out the thread level (Debian's MPICH
+/// grants MPI_THREAD_MULTIPLE) instead of saying "unknown". Needs MPICH's
+/// `mpirun.mpich` (ci/test-mpich.sh installs it).
+#[test]
+fn info_knows_mpich_thread_support() {
+    let result = run(rankview().args(["info"]).env("MPIEXEC", "mpirun.mpich"));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(
+        result.stdout.contains("MPI flavour:    MPICH (Hydra)"),
+        "{result:?}"
+    );
+    let line = result
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("thread support:"))
+        .unwrap();
+    assert!(line.contains("MPI_THREAD_"), "{result:?}");
+    assert!(!line.contains("unknown"), "{result:?}");
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::mpiexec::Choices;
 
 /// A family of MPI launchers that share a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +34,18 @@ pub struct JobShape<'a> {
     pub host: Host,
     /// `--hostfile`, if given.
     pub hostfile: Option<&'a Path>,
+    /// The slots the hostfile gives in all (Open MPI's `slots=N`), when
+    /// every host line says.
+    pub hostfile_slots: Option<u32>,
+    /// What the user chose through the MPI's own means.
+    pub choices: &'a Choices,
     /// Environment variables every rank must see even on other nodes.
     pub exported_env: &'a [&'a str],
 }
+
+/// Above this many ranks per slot (or per core) the launcher warns: start-up
+/// alone takes very long, and the job may look hung.
+pub const OVERSUBSCRIPTION_WARN_FACTOR: u32 = 4;
 
 impl Flavour {
     /// Recognises a flavour from `<launcher> --version` output and the
@@ -91,9 +101,13 @@ impl Flavour {
 
     /// The launcher's own flags for `job`, in order, before any `--mpi-arg`.
     ///
-    /// - Open MPI: `-n N`, `--oversubscribe` when N exceeds the cores,
-    ///   `--hostfile F`, and `-x VAR` for each exported variable (Open MPI
-    ///   does not forward the environment to other nodes by itself).
+    /// - Open MPI: `-n N`, `--oversubscribe` when N exceeds the slots Open
+    ///   MPI sees on this machine (physical cores, or hardware threads with
+    ///   `--use-hwthread-cpus`) and nothing else chose (no hostfile: its
+    ///   slots decide; no `--oversubscribe`/`--nooversubscribe` or MCA
+    ///   equivalent), `--hostfile F`, and `-x VAR` for each exported
+    ///   variable (Open MPI does not forward the environment to other nodes
+    ///   by itself). Each decision is explained in `notes`.
     /// - MPICH: `-n N`, `-f F` (Hydra forwards the whole environment and
     ///   oversubscribes freely).
     /// - Slurm and unknown launchers: `-n N`; a hostfile is an error there.
@@ -101,12 +115,13 @@ impl Flavour {
         self,
         job: &JobShape<'_>,
         launcher_name: &str,
+        notes: &mut Vec<String>,
     ) -> Result<Vec<OsString>, Error> {
         let mut args: Vec<OsString> = vec!["-n".into(), job.ranks.to_string().into()];
         match self {
             Flavour::OpenMpi => {
-                if oversubscribed(job) {
-                    args.push("--oversubscribe".into());
+                if let Some(oversubscribe) = openmpi_oversubscribe(job, notes) {
+                    args.push(oversubscribe.into());
                 }
                 if let Some(hostfile) = job.hostfile {
                     args.push("--hostfile".into());
@@ -159,9 +174,87 @@ impl Flavour {
     }
 }
 
-/// Whether the job has more ranks than this machine has cores.
-fn oversubscribed(job: &JobShape<'_>) -> bool {
-    usize::try_from(job.ranks).map_or(true, |ranks| ranks > job.host.cores)
+/// The slots Open MPI sees on this machine, and what they are.
+fn local_slots(job: &JobShape<'_>) -> (usize, &'static str) {
+    if job.choices.hwthreads {
+        (job.host.cores, "hardware threads")
+    } else {
+        (job.host.physical_cores, "physical cores")
+    }
+}
+
+/// `--oversubscribe` when Open MPI would otherwise refuse a job on this
+/// machine and nothing else decides; the reason goes to `notes`.
+fn openmpi_oversubscribe(job: &JobShape<'_>, notes: &mut Vec<String>) -> Option<&'static str> {
+    if let Some(choice) = &job.choices.oversubscribe {
+        notes.push(format!("no --oversubscribe added: {choice} decides"));
+        return None;
+    }
+    if job.hostfile.is_some() {
+        notes.push("no --oversubscribe added: the hostfile's slots decide".to_string());
+        return None;
+    }
+    let (slots, what) = local_slots(job);
+    if usize::try_from(job.ranks).map_or(true, |ranks| ranks > slots) {
+        notes.push(format!(
+            "--oversubscribe: {} ranks, and Open MPI counts {slots} slots here ({what})",
+            job.ranks
+        ));
+        return Some("--oversubscribe");
+    }
+    None
+}
+
+/// Warnings about the job's size, before it runs: far more ranks than
+/// slots, or (Open MPI) more ranks than a hostfile's slots without a word
+/// about oversubscription, which `mpirun` refuses.
+pub fn size_warnings(flavour: Flavour, job: &JobShape<'_>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let (slots, what) = match (job.hostfile, job.hostfile_slots) {
+        (Some(_), Some(slots)) => (slots as usize, "slots in the hostfile"),
+        (Some(_), None) => return warnings,
+        (None, _) if flavour == Flavour::Slurm => return warnings,
+        (None, _) if flavour == Flavour::OpenMpi => local_slots(job),
+        (None, _) => (job.host.cores, "cores"),
+    };
+    let ranks = job.ranks as usize;
+    if flavour == Flavour::OpenMpi
+        && job.hostfile.is_some()
+        && ranks > slots
+        && job.choices.oversubscribe.is_none()
+    {
+        warnings.push(format!(
+            "{ranks} ranks but {slots} {what}: mpirun will refuse to start them; give the hosts \
+             more slots, or allow it with --mpi-arg=--oversubscribe"
+        ));
+    }
+    if ranks > slots.max(1) * OVERSUBSCRIPTION_WARN_FACTOR as usize {
+        warnings.push(format!(
+            "{ranks} ranks on {slots} {what} ({} per slot): every rank runs busy threads, so \
+             start-up alone may take minutes; use fewer ranks or more nodes",
+            ranks / slots.max(1)
+        ));
+    }
+    warnings
+}
+
+/// The total of Open MPI hostfile slots (`host slots=N`), or `None` when a
+/// host line gives none (Open MPI then counts that node's cores itself).
+pub fn hostfile_slots(text: &str) -> Option<u32> {
+    let mut total: u32 = 0;
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let slots = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("slots="))?
+            .parse::<u32>()
+            .ok()?;
+        total = total.saturating_add(slots);
+    }
+    Some(total)
 }
 
 #[cfg(test)]
@@ -173,13 +266,95 @@ mod tests {
     const HYDRA: &str = "HYDRA build details:\n    Version:                                 4.0.2\n    Release Date:                            Mon Mar 21 11:42:47 CDT 2022\n";
     const SLURM: &str = "slurm 23.02.6\n";
 
+    const NO_CHOICES: &Choices = &Choices {
+        binding: None,
+        oversubscribe: None,
+        hwthreads: false,
+    };
+
     fn shape(ranks: u32, cores: usize, is_root: bool, hostfile: Option<&Path>) -> JobShape<'_> {
         JobShape {
             ranks,
-            host: Host { cores, is_root },
+            host: Host {
+                cores,
+                physical_cores: cores,
+                is_root,
+            },
             hostfile,
+            hostfile_slots: None,
+            choices: NO_CHOICES,
             exported_env: &["RANKVIEW_LAUNCHER"],
         }
+    }
+
+    fn args_of(flavour: Flavour, job: &JobShape<'_>) -> Vec<String> {
+        strings(flavour.launch_args(job, "mpirun", &mut Vec::new()).unwrap())
+    }
+
+    #[test]
+    fn openmpi_counts_physical_cores_as_slots() {
+        // 2 cores with 2 threads each: 3 ranks need --oversubscribe for
+        // Open MPI, though there are 4 logical CPUs.
+        let mut job = shape(3, 4, false, None);
+        job.host.physical_cores = 2;
+        let mut notes = Vec::new();
+        let args = strings(
+            Flavour::OpenMpi
+                .launch_args(&job, "mpirun", &mut notes)
+                .unwrap(),
+        );
+        assert!(args.contains(&"--oversubscribe".to_string()), "{args:?}");
+        assert_eq!(
+            notes,
+            ["--oversubscribe: 3 ranks, and Open MPI counts 2 slots here (physical cores)"]
+        );
+        // With --use-hwthread-cpus, Open MPI counts the 4 threads.
+        let hwthreads = Choices {
+            hwthreads: true,
+            ..Choices::default()
+        };
+        job.choices = &hwthreads;
+        assert!(!args_of(Flavour::OpenMpi, &job).contains(&"--oversubscribe".to_string()));
+    }
+
+    #[test]
+    fn a_hostfile_or_a_user_choice_decides_oversubscription() {
+        let hosts = Path::new("hosts");
+        let mut job = shape(3, 1, false, Some(hosts));
+        job.hostfile_slots = Some(1);
+        assert!(!args_of(Flavour::OpenMpi, &job).contains(&"--oversubscribe".to_string()));
+        let warnings = size_warnings(Flavour::OpenMpi, &job);
+        assert!(warnings[0].contains("mpirun will refuse"), "{warnings:?}");
+        let refuse = Choices {
+            oversubscribe: Some("--nooversubscribe".into()),
+            ..Choices::default()
+        };
+        let mut job = shape(3, 1, false, None);
+        job.choices = &refuse;
+        assert!(!args_of(Flavour::OpenMpi, &job).contains(&"--oversubscribe".to_string()));
+    }
+
+    #[test]
+    fn far_too_many_ranks_are_warned_about() {
+        let job = shape(500, 2, false, None);
+        let warnings = size_warnings(Flavour::OpenMpi, &job);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("500 ranks on 2 physical cores (250 per slot)"));
+        assert!(size_warnings(Flavour::Mpich, &shape(8, 2, false, None)).is_empty());
+        assert_eq!(
+            size_warnings(Flavour::Mpich, &shape(9, 2, false, None)).len(),
+            1
+        );
+        assert!(size_warnings(Flavour::Slurm, &shape(500, 2, false, None)).is_empty());
+    }
+
+    #[test]
+    fn hostfile_slots_add_up() {
+        assert_eq!(
+            hostfile_slots("# cluster\nnode1 slots=4\nnode2 slots=8 max_slots=8\n\n"),
+            Some(12)
+        );
+        assert_eq!(hostfile_slots("node1 slots=4\nnode2\n"), None);
     }
 
     fn strings(args: Vec<OsString>) -> Vec<String> {
@@ -224,20 +399,12 @@ mod tests {
 
     #[test]
     fn openmpi_oversubscribes_only_beyond_the_cores() {
-        let args = strings(
-            Flavour::OpenMpi
-                .launch_args(&shape(3, 2, false, None), "mpirun")
-                .unwrap(),
-        );
+        let args = args_of(Flavour::OpenMpi, &shape(3, 2, false, None));
         assert_eq!(
             args,
             ["-n", "3", "--oversubscribe", "-x", "RANKVIEW_LAUNCHER"]
         );
-        let args = strings(
-            Flavour::OpenMpi
-                .launch_args(&shape(2, 2, false, None), "mpirun")
-                .unwrap(),
-        );
+        let args = args_of(Flavour::OpenMpi, &shape(2, 2, false, None));
         assert_eq!(args, ["-n", "2", "-x", "RANKVIEW_LAUNCHER"]);
     }
 
@@ -245,7 +412,7 @@ mod tests {
     fn openmpi_hostfile_and_root() {
         let hosts = Path::new("hosts.txt");
         let job = shape(4, 8, true, Some(hosts));
-        let args = strings(Flavour::OpenMpi.launch_args(&job, "mpirun").unwrap());
+        let args = args_of(Flavour::OpenMpi, &job);
         assert_eq!(
             args,
             [
@@ -273,7 +440,7 @@ mod tests {
     fn mpich_flags() {
         let hosts = Path::new("hosts");
         let job = shape(9, 2, true, Some(hosts));
-        let args = strings(Flavour::Mpich.launch_args(&job, "mpiexec").unwrap());
+        let args = args_of(Flavour::Mpich, &job);
         assert_eq!(args, ["-n", "9", "-f", "hosts"]);
         assert!(Flavour::Mpich.launch_env(&job).is_empty());
     }
@@ -281,11 +448,15 @@ mod tests {
     #[test]
     fn slurm_and_unknown_take_only_n() {
         for flavour in [Flavour::Slurm, Flavour::Unknown] {
-            let args = strings(flavour.launch_args(&shape(5, 2, true, None), "x").unwrap());
+            let args = args_of(flavour, &shape(5, 2, true, None));
             assert_eq!(args, ["-n", "5"]);
             assert!(flavour.launch_env(&shape(5, 2, true, None)).is_empty());
             let err = flavour
-                .launch_args(&shape(5, 2, true, Some(Path::new("h"))), "srun")
+                .launch_args(
+                    &shape(5, 2, true, Some(Path::new("h"))),
+                    "srun",
+                    &mut Vec::new(),
+                )
                 .unwrap_err();
             assert!(matches!(err, Error::HostfileUnsupported { .. }));
         }

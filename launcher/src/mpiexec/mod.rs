@@ -6,9 +6,11 @@
 //! each flavour understands live in `flavour`; building the full command
 //! line is `plan`'s job.
 
+mod choices;
 mod flavour;
 
-pub use flavour::{Flavour, JobShape};
+pub use choices::Choices;
+pub use flavour::{hostfile_slots, size_warnings, Flavour, JobShape};
 
 use std::ffi::OsStr;
 use std::path::PathBuf;

@@ -1,0 +1,168 @@
+//! The job's output on its way through the launcher.
+//!
+//! Owns copying the MPI launcher's stdout and stderr to ours as they come
+//! (byte for byte, partial lines included, so prompts show), and keeping the
+//! few lines in them that `verdict` reads (the MPI launcher's own words about
+//! the first process that failed). The first byte of output also removes the
+//! start-up spinner for good, so that the spinner never sits on a line the
+//! ranks print to. What the lines mean is `verdict`'s business.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::progress::SpinnerSlot;
+use crate::verdict;
+
+/// At most this many lines are kept for the verdict.
+const KEPT_LINES: usize = 256;
+
+/// Copies the job's two output streams; see the module docs.
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    spinner: SpinnerSlot,
+    printed: AtomicBool,
+    open_streams: AtomicUsize,
+    kept: Mutex<Vec<String>>,
+}
+
+/// Which of our streams a copy writes to.
+#[derive(Debug, Clone, Copy)]
+pub enum To {
+    /// Our stdout.
+    Stdout,
+    /// Our stderr.
+    Stderr,
+}
+
+impl Relay {
+    /// A relay that removes `spinner`'s spinner when the job first prints.
+    pub fn new(spinner: SpinnerSlot) -> Relay {
+        Relay {
+            shared: Arc::new(Shared {
+                spinner,
+                printed: AtomicBool::new(false),
+                open_streams: AtomicUsize::new(0),
+                kept: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Copies `from` to `to` on a thread of its own until `from` ends.
+    pub fn copy(&self, from: impl Read + Send + 'static, to: To) {
+        let shared = Arc::clone(&self.shared);
+        shared.open_streams.fetch_add(1, Ordering::SeqCst);
+        let spawned = thread::Builder::new().name("rankview-relay".into()).spawn({
+            let shared = Arc::clone(&shared);
+            move || {
+                pump(from, to, &shared);
+                shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        if spawned.is_err() {
+            // No thread, no copy: the stream is dropped, and the job sees a
+            // closed pipe. Count it as ended so nobody waits for it.
+            shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the job has printed anything yet.
+    pub fn printed(&self) -> bool {
+        self.shared.printed.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for both streams to end (they end when the last
+    /// process holding them exits).
+    pub fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.shared.open_streams.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The lines kept for the verdict, in the order they arrived.
+    pub fn kept_lines(&self) -> Vec<String> {
+        self.shared
+            .kept
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The copy loop of one stream.
+fn pump(mut from: impl Read, to: To, shared: &Shared) {
+    let mut buffer = [0u8; 8192];
+    let mut line = Vec::new();
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if !shared.printed.swap(true, Ordering::SeqCst) {
+            if let Ok(mut slot) = shared.spinner.lock() {
+                if let Some(spinner) = slot.take() {
+                    spinner.finish_and_clear();
+                }
+            }
+        }
+        // A closed stdout (`| head`) must not stop the job: keep reading,
+        // drop what cannot be written.
+        let _ = match to {
+            To::Stdout => write_all(io::stdout().lock(), &buffer[..n]),
+            To::Stderr => write_all(io::stderr().lock(), &buffer[..n]),
+        };
+        for &byte in &buffer[..n] {
+            if byte == b'\n' {
+                keep(shared, &line);
+                line.clear();
+            } else if line.len() < 4096 {
+                line.push(byte);
+            }
+        }
+    }
+    keep(shared, &line);
+}
+
+fn write_all(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Keeps `line` if the verdict may need it.
+fn keep(shared: &Shared, line: &[u8]) {
+    let text = String::from_utf8_lossy(line);
+    if !verdict::is_note(&text) {
+        return;
+    }
+    if let Ok(mut kept) = shared.kept.lock() {
+        if kept.len() < KEPT_LINES {
+            kept.push(text.trim_end().to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_verdict_lines_and_ends() {
+        let relay = Relay::new(SpinnerSlot::default());
+        let text = "hello\n  Process name: [[1,1],2]\n  Exit code:    3\nbye";
+        relay.copy(io::Cursor::new(text.as_bytes().to_vec()), To::Stderr);
+        relay.drain(Duration::from_secs(5));
+        assert!(relay.printed());
+        assert_eq!(
+            relay.kept_lines(),
+            ["  Process name: [[1,1],2]", "  Exit code:    3"]
+        );
+    }
+}
