@@ -417,8 +417,12 @@ impl<T> TaskTable<T> {
                 s if s.is_final() => continue,
                 _ => {}
             }
+            // A final row keeps only what dependents and `state` read.
             r.state = end;
             r.payload = None;
+            r.after = None;
+            r.follow = None;
+            r.avoid = Vec::new();
             self.live -= 1;
             if r.forgotten {
                 self.tasks.remove(&id);
