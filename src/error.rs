@@ -110,6 +110,34 @@ pub enum Error {
     /// The controller has shut down; nothing more can be submitted.
     #[error("the rankview controller has shut down")]
     Shutdown,
+    /// A load-balanced task's dependencies can never be met (a dependency
+    /// failed while the task waits for successes only, `follow` targets ran
+    /// on different engines, or on an engine outside the view, ...). The task
+    /// never ran; this is reported as soon as it is known.
+    #[error("task {task} can never run: dependency {dependency} {reason}")]
+    ImpossibleDependency {
+        /// The task that cannot run.
+        task: u64,
+        /// The dependency that makes it impossible.
+        dependency: u64,
+        /// Why, completing "dependency N ...".
+        reason: String,
+    },
+    /// A load-balanced task's dependencies were not met within its
+    /// `timeout`; the task never ran.
+    #[error("task {task}: dependencies not met within {timeout:?}")]
+    DependencyTimeout {
+        /// The task that timed out.
+        task: u64,
+        /// The timeout it was given.
+        timeout: Duration,
+    },
+    /// A load-balanced task was aborted before it started.
+    #[error("task {task} was aborted before it started")]
+    TaskAborted {
+        /// The aborted task.
+        task: u64,
+    },
 }
 
 /// Display helper for the list inside [`Error::Composite`].

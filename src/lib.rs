@@ -66,6 +66,7 @@ mod protocol;
 mod registry;
 mod remote;
 mod result;
+mod scheduler;
 mod transport;
 pub mod view;
 

@@ -1,0 +1,870 @@
+//! The controller's task table: every load-balanced task from submission to
+//! its final result, and the placement of tasks on engines.
+//!
+//! It owns task states, dependencies (with their timeouts), retries,
+//! aborts, prefetch depths, batching, and the controller's account of where
+//! each task is (including steals it learns of). It never sends anything:
+//! each call says what happened and returns what the controller must do
+//! (batches to send, aborts to send, results to deliver or hold, errors to
+//! deliver via [`TaskTable::take_failed`]). Time is passed in.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::deps::{Ended, Kind, Tracker, Verdict};
+use super::{
+    Config, DepSet, EngineId, EngineSet, EngineStatus, Fence, QueueStatus, Queued, Stealable,
+    TaskId,
+};
+use crate::error::Error;
+
+/// A task as the load-balanced view submits it.
+#[derive(Debug, Clone)]
+pub(crate) struct Task<T> {
+    pub id: TaskId,
+    /// The request to run (opaque here: function and arguments).
+    pub payload: T,
+    /// The engines it may run on.
+    pub view: EngineSet,
+    /// Start only once these are done.
+    pub after: Option<DepSet>,
+    /// Start once these are done, on the engine where they ran.
+    pub follow: Option<DepSet>,
+    /// How long the dependencies may take to be met, from submission.
+    pub timeout: Option<Duration>,
+    /// How many more times to try after a failure.
+    pub retries: u32,
+}
+
+impl<T> Task<T> {
+    /// A task with no dependencies, no timeout, no retries.
+    pub(crate) fn new(id: TaskId, payload: T, view: EngineSet) -> Task<T> {
+        Task {
+            id,
+            payload,
+            view,
+            after: None,
+            follow: None,
+            timeout: None,
+            retries: 0,
+        }
+    }
+
+    pub(crate) fn after(self, deps: DepSet) -> Task<T> {
+        Task {
+            after: Some(deps),
+            ..self
+        }
+    }
+
+    pub(crate) fn follow(self, deps: DepSet) -> Task<T> {
+        Task {
+            follow: Some(deps),
+            ..self
+        }
+    }
+
+    pub(crate) fn timeout(self, timeout: Duration) -> Task<T> {
+        Task {
+            timeout: Some(timeout),
+            ..self
+        }
+    }
+
+    pub(crate) fn retries(self, retries: u32) -> Task<T> {
+        Task { retries, ..self }
+    }
+}
+
+/// How a finished task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Its last try succeeded on this engine.
+    Succeeded(EngineId),
+    /// Its last try failed on this engine.
+    Failed(EngineId),
+    /// It never ran: impossible dependency or dependency timeout.
+    NotRun,
+}
+
+/// Where a task is in its life.
+///
+/// ```text
+/// Waiting ──deps met──▶ Ready ──dispatch──▶ Queued{E} ──start──▶ Running{E} ──▶ Done(ok / failed)
+///    │                    │                   │  ▲ stolen: Queued{F}               │ failed, tries left
+///    │                    │                   │  └─────────                        ▼
+///    │                    │                   │                  Retrying ──dispatch──▶ Queued{F ≠ E}
+///    ├── impossible / timeout ──▶ Done(NotRun)
+///    └──────── abort ─────┴───────── abort ───┴──▶ Aborted
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Its dependencies are not met yet.
+    Waiting,
+    /// Its dependencies are met; not sent (every suitable queue is full).
+    Ready,
+    /// Sent to (or stolen by) `engine`, not started.
+    Queued { engine: EngineId, stolen: bool },
+    /// Started on `engine`.
+    Running { engine: EngineId, stolen: bool },
+    /// A try failed on `failed_on`; try number `attempt` is not sent yet.
+    Retrying { attempt: u32, failed_on: EngineId },
+    /// Finished (final).
+    Done(Outcome),
+    /// Aborted before it started (final).
+    Aborted,
+}
+
+impl State {
+    fn is_final(self) -> bool {
+        matches!(self, State::Done(_) | State::Aborted)
+    }
+
+    /// How a dependency in this state ended, if it has.
+    fn ended(self) -> Option<Ended> {
+        match self {
+            State::Done(Outcome::Succeeded(e)) => Some(Ended::Succeeded(e)),
+            State::Done(Outcome::Failed(e)) => Some(Ended::Failed(Some(e))),
+            State::Done(Outcome::NotRun) | State::Aborted => Some(Ended::Failed(None)),
+            _ => None,
+        }
+    }
+}
+
+/// Tasks to send to one engine in one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Batch<T> {
+    pub engine: EngineId,
+    pub tasks: Vec<Queued<T>>,
+}
+
+/// Abort requests to send to one engine (tasks it holds, not started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AbortOrder {
+    pub engine: EngineId,
+    pub tasks: Vec<TaskId>,
+}
+
+/// What an engine's reply says about one try of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Report {
+    pub ok: bool,
+    /// The task's steal count when it ran (0: it ran where it was sent).
+    pub hops: u32,
+    /// How long it ran, if known (tunes the engine's prefetch depth).
+    pub duration: Option<Duration>,
+}
+
+/// What the controller does with a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completion {
+    /// The task's final result: deliver it. `stolen` when it ran on another
+    /// engine than the one it was sent to.
+    Final { stolen: bool },
+    /// The try failed and the task will be tried again (try number
+    /// `attempt`): hold the error, deliver nothing.
+    Retry { attempt: u32 },
+    /// Not a task this table is running (a repeat or a late message): ignore.
+    Unknown,
+}
+
+/// One task's row.
+#[derive(Debug)]
+struct Record<T> {
+    /// Kept until the last try is sent.
+    payload: Option<T>,
+    view: EngineSet,
+    after: Option<Tracker>,
+    follow: Option<Tracker>,
+    timeout: Option<Duration>,
+    retries_left: u32,
+    /// Tries sent so far.
+    attempt: u32,
+    /// Engines where a try failed.
+    avoid: Vec<EngineId>,
+    /// The engine a `follow` task must run on.
+    pin: Option<EngineId>,
+    state: State,
+    /// Steal count the controller knows of (see `stolen`).
+    hops: u32,
+    /// `hops` when the current try was sent.
+    sent_hops: u32,
+    abort_requested: bool,
+    /// Its result handle is gone: drop the row once final.
+    forgotten: bool,
+}
+
+impl<T> Record<T> {
+    /// What both dependency sets say together.
+    fn verdict(&self) -> Verdict {
+        let met = Verdict::Met(None);
+        let after = self.after.as_ref().map_or(&met, Tracker::verdict);
+        let follow = self.follow.as_ref().map_or(&met, Tracker::verdict);
+        match (after, follow) {
+            (v @ Verdict::Impossible { .. }, _) | (_, v @ Verdict::Impossible { .. }) => v.clone(),
+            (Verdict::Met(_), Verdict::Met(pin)) => Verdict::Met(*pin),
+            _ => Verdict::Pending,
+        }
+    }
+}
+
+/// One engine's account.
+#[derive(Debug, Clone, Default)]
+struct Load {
+    queued: usize,
+    /// Of `queued`, pinned (not stealable).
+    pinned: usize,
+    running: usize,
+    completed: usize,
+    stolen_in: usize,
+    stolen_out: usize,
+    /// Moving average of task durations, nanoseconds.
+    mean_ns: Option<u64>,
+}
+
+impl Load {
+    fn outstanding(&self) -> usize {
+        self.queued + self.running
+    }
+
+    fn unqueue(&mut self, pinned: bool) {
+        self.queued = self.queued.saturating_sub(1);
+        if pinned {
+            self.pinned = self.pinned.saturating_sub(1);
+        }
+    }
+}
+
+/// The controller's load-balancing state (see the module docs).
+#[derive(Debug)]
+pub(crate) struct TaskTable<T> {
+    config: Config,
+    tasks: HashMap<TaskId, Record<T>>,
+    /// Waiting tasks to tell when a task ends: dependency → (dependent, set).
+    dependents: HashMap<TaskId, Vec<(TaskId, Kind)>>,
+    /// Unpinned tasks to place, oldest first (may hold stale ids).
+    ready: VecDeque<TaskId>,
+    /// Pinned tasks to place, per engine.
+    ready_pinned: Vec<VecDeque<TaskId>>,
+    loads: Vec<Load>,
+    deadlines: BinaryHeap<Reverse<(Instant, TaskId)>>,
+    failed: Vec<(TaskId, Error)>,
+    waiting: usize,
+    unassigned: usize,
+    /// Tasks not final.
+    live: usize,
+}
+
+impl<T> TaskTable<T> {
+    /// The table of a job with `engines` engines.
+    pub(crate) fn new(engines: usize, config: Config) -> TaskTable<T> {
+        TaskTable {
+            config,
+            tasks: HashMap::new(),
+            dependents: HashMap::new(),
+            ready: VecDeque::new(),
+            ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
+            loads: vec![Load::default(); engines],
+            deadlines: BinaryHeap::new(),
+            failed: Vec::new(),
+            waiting: 0,
+            unassigned: 0,
+            live: 0,
+        }
+    }
+
+    fn engines(&self) -> usize {
+        self.loads.len()
+    }
+
+    /// Adds a task at `now`. A task whose dependencies are already met
+    /// becomes ready; one that can never run fails at once (see
+    /// [`take_failed`](TaskTable::take_failed)); otherwise it waits.
+    pub(crate) fn submit(&mut self, task: Task<T>, now: Instant) {
+        let id = task.id;
+        if self.tasks.contains_key(&id) {
+            self.failed.push((
+                id,
+                Error::Usage(format!("task id {id} is already in the scheduler")),
+            ));
+            return;
+        }
+        if task.view.is_empty() {
+            self.failed.push((
+                id,
+                Error::Usage("the load-balanced view has no engines".into()),
+            ));
+            return;
+        }
+        if let Some(bad) = task.view.iter().find(|&e| e >= self.engines()) {
+            self.failed.push((
+                id,
+                Error::InvalidTarget {
+                    index: i64::try_from(bad).unwrap_or(i64::MAX),
+                    engines: self.engines(),
+                },
+            ));
+            return;
+        }
+        let mut record = Record {
+            payload: Some(task.payload),
+            view: task.view,
+            after: None,
+            follow: None,
+            timeout: task.timeout,
+            retries_left: task.retries,
+            attempt: 0,
+            avoid: Vec::new(),
+            pin: None,
+            state: State::Waiting,
+            hops: 0,
+            sent_hops: 0,
+            abort_requested: false,
+            forgotten: false,
+        };
+        let mut pending = Vec::new();
+        for (kind, set) in [(Kind::After, task.after), (Kind::Follow, task.follow)] {
+            let Some(mut set) = set else { continue };
+            let mut seen = std::collections::HashSet::new();
+            set.tasks.retain(|t| seen.insert(*t));
+            let mut tracker = Tracker::new(kind, &set);
+            for &dep in &set.tasks {
+                let ended = match self.tasks.get(&dep) {
+                    Some(r) => r.state.ended(),
+                    None => Some(Ended::Unknown),
+                };
+                match ended {
+                    Some(ended) => {
+                        if let Verdict::Impossible { .. } =
+                            tracker.observe(dep, ended, &record.view)
+                        {
+                            break;
+                        }
+                    }
+                    None => pending.push((dep, kind)),
+                }
+            }
+            match kind {
+                Kind::After => record.after = Some(tracker),
+                Kind::Follow => record.follow = Some(tracker),
+            }
+        }
+        let verdict = record.verdict();
+        let timeout = record.timeout;
+        self.tasks.insert(id, record);
+        self.live += 1;
+        self.waiting += 1;
+        match verdict {
+            Verdict::Impossible { dependency, reason } => {
+                self.impossible(id, dependency, reason);
+            }
+            Verdict::Met(pin) => self.make_ready(id, pin),
+            Verdict::Pending => {
+                for (dep, kind) in pending {
+                    self.dependents.entry(dep).or_default().push((id, kind));
+                }
+                if let Some(timeout) = timeout {
+                    let deadline = now.checked_add(timeout).unwrap_or(now);
+                    self.deadlines.push(Reverse((deadline, id)));
+                }
+            }
+        }
+    }
+
+    /// A waiting task's dependencies are met: queue it for placement.
+    fn make_ready(&mut self, id: TaskId, pin: Option<EngineId>) {
+        let Some(r) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if r.state != State::Waiting {
+            return;
+        }
+        self.waiting -= 1;
+        self.unassigned += 1;
+        r.state = State::Ready;
+        r.pin = pin;
+        match pin.and_then(|e| self.ready_pinned.get_mut(e)) {
+            Some(queue) => queue.push_back(id),
+            None => self.ready.push_back(id),
+        }
+    }
+
+    /// Fails a waiting task whose dependencies can never be met.
+    fn impossible(&mut self, task: TaskId, dependency: TaskId, reason: String) {
+        self.failed.push((
+            task,
+            Error::ImpossibleDependency {
+                task,
+                dependency,
+                reason,
+            },
+        ));
+        self.settle(task, State::Done(Outcome::NotRun));
+    }
+
+    /// Makes a task final and tells its dependents, and theirs in turn
+    /// (a work list, not recursion: chains may be long).
+    fn settle(&mut self, task: TaskId, end: State) {
+        let mut work = vec![(task, end)];
+        while let Some((id, end)) = work.pop() {
+            let Some(r) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            match r.state {
+                State::Waiting => self.waiting -= 1,
+                State::Ready | State::Retrying { .. } => self.unassigned -= 1,
+                s if s.is_final() => continue,
+                _ => {}
+            }
+            // A final row keeps only what dependents and `state` read.
+            r.state = end;
+            r.payload = None;
+            r.after = None;
+            r.follow = None;
+            r.avoid = Vec::new();
+            self.live -= 1;
+            if r.forgotten {
+                self.tasks.remove(&id);
+            }
+            let Some(ended) = end.ended() else { continue };
+            for (dependent, kind) in self.dependents.remove(&id).unwrap_or_default() {
+                let Some(d) = self.tasks.get_mut(&dependent) else {
+                    continue;
+                };
+                if d.state != State::Waiting {
+                    continue;
+                }
+                let view = d.view.clone();
+                let tracker = match kind {
+                    Kind::After => d.after.as_mut(),
+                    Kind::Follow => d.follow.as_mut(),
+                };
+                if let Some(tracker) = tracker {
+                    tracker.observe(id, ended, &view);
+                }
+                match d.verdict() {
+                    Verdict::Pending => {}
+                    Verdict::Met(pin) => self.make_ready(dependent, pin),
+                    Verdict::Impossible { dependency, reason } => {
+                        self.failed.push((
+                            dependent,
+                            Error::ImpossibleDependency {
+                                task: dependent,
+                                dependency,
+                                reason,
+                            },
+                        ));
+                        work.push((dependent, State::Done(Outcome::NotRun)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The prefetch depth of `engine` now.
+    pub(crate) fn depth(&self, engine: EngineId) -> usize {
+        let mean = self
+            .loads
+            .get(engine)
+            .and_then(|l| l.mean_ns)
+            .map(Duration::from_nanos);
+        self.config.depth(mean)
+    }
+
+    /// Places ready tasks on engines with room and returns the batches to
+    /// send (at most `max_batch` tasks each, several per engine if needed).
+    ///
+    /// Pinned tasks go to their engine. Every other task goes, oldest first,
+    /// to the least-loaded engine of its view (fewest tasks sent and not
+    /// finished; ties to the lowest id) that has room under its prefetch
+    /// depth, avoiding engines where it already failed when its view has
+    /// others. A task with no room anywhere it may go stays ready.
+    ///
+    /// `fence`: how many messages the controller has sent to each engine
+    /// before these batches (see [`Fence`]); every task carries it.
+    pub(crate) fn dispatch(&mut self, fence: &Fence) -> Vec<Batch<T>>
+    where
+        T: Clone,
+    {
+        let n = self.engines();
+        let mut room: Vec<usize> = (0..n)
+            .map(|e| self.depth(e).saturating_sub(self.loads[e].outstanding()))
+            .collect();
+        let mut open = room.iter().filter(|&&r| r > 0).count();
+        let mut out: Vec<Vec<Queued<T>>> = (0..n).map(|_| Vec::new()).collect();
+        for e in 0..n {
+            while room[e] > 0 {
+                let Some(id) = self.ready_pinned[e].pop_front() else {
+                    break;
+                };
+                if let Some(q) = self.assign(id, e, Stealable::Never, fence) {
+                    out[e].push(q);
+                    room[e] -= 1;
+                    if room[e] == 0 {
+                        open -= 1;
+                    }
+                }
+            }
+        }
+        let mut skipped = VecDeque::new();
+        while open > 0 {
+            let Some(id) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(r) = self.tasks.get(&id) else {
+                continue;
+            };
+            if !matches!(r.state, State::Ready | State::Retrying { .. }) {
+                continue;
+            }
+            let preferred = preferred(&r.view, &r.avoid);
+            let choice = preferred
+                .iter()
+                .filter(|&e| room[e] > 0)
+                .min_by_key(|&e| (self.loads[e].outstanding(), e));
+            let Some(e) = choice else {
+                skipped.push_back(id);
+                continue;
+            };
+            let stealable = if preferred.len() == n {
+                Stealable::Anyone
+            } else {
+                Stealable::Only(preferred)
+            };
+            if let Some(q) = self.assign(id, e, stealable, fence) {
+                out[e].push(q);
+                room[e] -= 1;
+                if room[e] == 0 {
+                    open -= 1;
+                }
+            }
+        }
+        skipped.append(&mut self.ready);
+        self.ready = skipped;
+        let max = self.config.max_batch.max(1);
+        let mut batches = Vec::new();
+        for (engine, mut tasks) in out.into_iter().enumerate() {
+            while !tasks.is_empty() {
+                let rest = tasks.split_off(tasks.len().min(max));
+                batches.push(Batch { engine, tasks });
+                tasks = rest;
+            }
+        }
+        batches
+    }
+
+    /// Marks a ready task as sent to `engine` and makes its entry.
+    fn assign(
+        &mut self,
+        id: TaskId,
+        engine: EngineId,
+        stealable: Stealable,
+        fence: &Fence,
+    ) -> Option<Queued<T>>
+    where
+        T: Clone,
+    {
+        let r = self.tasks.get_mut(&id)?;
+        if !matches!(r.state, State::Ready | State::Retrying { .. }) {
+            return None;
+        }
+        let payload = if r.retries_left == 0 {
+            r.payload.take()?
+        } else {
+            r.payload.clone()?
+        };
+        r.state = State::Queued {
+            engine,
+            stolen: false,
+        };
+        r.attempt += 1;
+        r.sent_hops = r.hops;
+        self.unassigned -= 1;
+        let load = &mut self.loads[engine];
+        load.queued += 1;
+        if r.pin.is_some() {
+            load.pinned += 1;
+        }
+        Some(Queued {
+            task: id,
+            payload,
+            stealable,
+            hops: r.hops,
+            stolen_from: None,
+            fence: fence.clone(),
+        })
+    }
+
+    /// `engine` reports that it started `task`.
+    pub(crate) fn started(&mut self, engine: EngineId, task: TaskId) {
+        if engine >= self.engines() {
+            return;
+        }
+        let Some(r) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let State::Queued { engine: at, stolen } = r.state else {
+            return;
+        };
+        self.loads[at].unqueue(r.pin.is_some());
+        self.loads[engine].running += 1;
+        r.state = State::Running {
+            engine,
+            stolen: stolen || engine != at,
+        };
+    }
+
+    /// `thief` reports that it stole `tasks` (id and steal count) from
+    /// `victim`. The controller's account moves them to `thief` (a notice
+    /// older than what the table knows, by steal count, moves nothing).
+    /// Returns aborts to send to `thief` for tasks being aborted.
+    pub(crate) fn stolen(
+        &mut self,
+        victim: EngineId,
+        thief: EngineId,
+        tasks: &[(TaskId, u32)],
+    ) -> Vec<AbortOrder> {
+        let n = self.engines();
+        if victim >= n || thief >= n || victim == thief {
+            return Vec::new();
+        }
+        let mut aborts = Vec::new();
+        for &(id, hops) in tasks {
+            self.loads[victim].stolen_out += 1;
+            self.loads[thief].stolen_in += 1;
+            let Some(r) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if hops <= r.hops {
+                continue;
+            }
+            r.hops = hops;
+            if let State::Queued { engine: at, .. } = r.state {
+                self.loads[at].unqueue(r.pin.is_some());
+                self.loads[thief].queued += 1;
+                if r.pin.is_some() {
+                    self.loads[thief].pinned += 1;
+                }
+                r.state = State::Queued {
+                    engine: thief,
+                    stolen: true,
+                };
+                if r.abort_requested {
+                    aborts.push(id);
+                }
+            }
+        }
+        if aborts.is_empty() {
+            Vec::new()
+        } else {
+            vec![AbortOrder {
+                engine: thief,
+                tasks: aborts,
+            }]
+        }
+    }
+
+    /// `engine` finished a try of `task`. A failed try with retries left is
+    /// queued again (on another engine when its view has one) and the error
+    /// must be held; otherwise the result is final.
+    pub(crate) fn completed(
+        &mut self,
+        engine: EngineId,
+        task: TaskId,
+        report: Report,
+    ) -> Completion {
+        if engine >= self.engines() {
+            return Completion::Unknown;
+        }
+        let Some(r) = self.tasks.get_mut(&task) else {
+            return Completion::Unknown;
+        };
+        match r.state {
+            State::Queued { engine: at, .. } => self.loads[at].unqueue(r.pin.is_some()),
+            State::Running { engine: at, .. } => {
+                self.loads[at].running = self.loads[at].running.saturating_sub(1);
+            }
+            _ => return Completion::Unknown,
+        }
+        r.hops = r.hops.max(report.hops);
+        let stolen = report.hops > r.sent_hops;
+        let load = &mut self.loads[engine];
+        load.completed += 1;
+        if let Some(d) = report.duration {
+            let sample = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            load.mean_ns = Some(match load.mean_ns {
+                None => sample,
+                Some(mean) => mean - mean / 8 + sample / 8,
+            });
+        }
+        if report.ok {
+            self.settle(task, State::Done(Outcome::Succeeded(engine)));
+            return Completion::Final { stolen };
+        }
+        if r.retries_left == 0 || r.abort_requested {
+            self.settle(task, State::Done(Outcome::Failed(engine)));
+            return Completion::Final { stolen };
+        }
+        r.retries_left -= 1;
+        if !r.avoid.contains(&engine) {
+            r.avoid.push(engine);
+        }
+        r.state = State::Retrying {
+            attempt: r.attempt + 1,
+            failed_on: engine,
+        };
+        let attempt = r.attempt + 1;
+        self.unassigned += 1;
+        match r.pin.and_then(|e| self.ready_pinned.get_mut(e)) {
+            Some(queue) => queue.push_back(task),
+            None => self.ready.push_back(task),
+        }
+        Completion::Retry { attempt }
+    }
+
+    /// Aborts tasks: those not sent yet fail at once with
+    /// [`Error::TaskAborted`]; for those queued on an engine, returns the
+    /// aborts to send (the engine answers with what it removed, see
+    /// [`aborted`](TaskTable::aborted)); running and finished tasks keep
+    /// their results.
+    pub(crate) fn abort(&mut self, tasks: &[TaskId]) -> Vec<AbortOrder> {
+        let mut orders: BTreeMap<EngineId, Vec<TaskId>> = BTreeMap::new();
+        for &id in tasks {
+            let Some(r) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            match r.state {
+                State::Waiting | State::Ready | State::Retrying { .. } => {
+                    self.failed.push((id, Error::TaskAborted { task: id }));
+                    self.settle(id, State::Aborted);
+                }
+                State::Queued { engine, .. } => {
+                    r.abort_requested = true;
+                    orders.entry(engine).or_default().push(id);
+                }
+                _ => {}
+            }
+        }
+        orders
+            .into_iter()
+            .map(|(engine, tasks)| AbortOrder { engine, tasks })
+            .collect()
+    }
+
+    /// An engine removed `task` from its queue on an abort: the task fails
+    /// with [`Error::TaskAborted`]. False if the table had it elsewhere than
+    /// queued (then nothing changes).
+    pub(crate) fn aborted(&mut self, task: TaskId) -> bool {
+        let Some(r) = self.tasks.get_mut(&task) else {
+            return false;
+        };
+        let State::Queued { engine: at, .. } = r.state else {
+            return false;
+        };
+        self.loads[at].unqueue(r.pin.is_some());
+        self.failed.push((task, Error::TaskAborted { task }));
+        self.settle(task, State::Aborted);
+        true
+    }
+
+    /// Fails the waiting tasks whose dependency timeout has passed at `now`
+    /// with [`Error::DependencyTimeout`].
+    pub(crate) fn tick(&mut self, now: Instant) {
+        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(r) = self.tasks.get(&id) else {
+                continue;
+            };
+            if r.state != State::Waiting {
+                continue;
+            }
+            let timeout = r.timeout.unwrap_or_default();
+            self.failed
+                .push((id, Error::DependencyTimeout { task: id, timeout }));
+            self.settle(id, State::Done(Outcome::NotRun));
+        }
+    }
+
+    /// The earliest dependency deadline still pending (maybe of a task that
+    /// no longer waits): when the controller should call [`tick`](TaskTable::tick).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((d, _))| *d)
+    }
+
+    /// Tasks that failed without a reply (impossible dependency, timeout,
+    /// abort), with the error to deliver, oldest first.
+    pub(crate) fn take_failed(&mut self) -> Vec<(TaskId, Error)> {
+        std::mem::take(&mut self.failed)
+    }
+
+    /// The task's result handle is gone: drop its row once it is final (now
+    /// if it is). Nothing can depend on it later, since a dependency is
+    /// named through its handle.
+    pub(crate) fn forget(&mut self, task: TaskId) {
+        if let Some(r) = self.tasks.get_mut(&task) {
+            if r.state.is_final() {
+                self.tasks.remove(&task);
+            } else {
+                r.forgotten = true;
+            }
+        }
+    }
+
+    /// The state of `task`, if the table has it.
+    pub(crate) fn state(&self, task: TaskId) -> Option<State> {
+        self.tasks.get(&task).map(|r| r.state)
+    }
+
+    /// Rows held (live tasks and final ones not forgotten).
+    pub(crate) fn rows(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// No task is waiting, ready, queued or running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Per engine, the queued tasks another engine could steal, as the
+    /// controller knows them: the figures engines' thieves start from.
+    pub(crate) fn loads(&self) -> Vec<u32> {
+        self.loads
+            .iter()
+            .map(|l| u32::try_from(l.queued - l.pinned.min(l.queued)).unwrap_or(u32::MAX))
+            .collect()
+    }
+
+    /// Per-engine counts and the controller's own.
+    pub(crate) fn status(&self) -> QueueStatus {
+        QueueStatus {
+            engines: self
+                .loads
+                .iter()
+                .enumerate()
+                .map(|(engine, l)| EngineStatus {
+                    engine,
+                    queued: l.queued,
+                    running: l.running,
+                    completed: l.completed,
+                    stolen_in: l.stolen_in,
+                    stolen_out: l.stolen_out,
+                })
+                .collect(),
+            waiting: self.waiting,
+            unassigned: self.unassigned,
+        }
+    }
+}
+
+/// The engines a task should go to: its view without the engines where it
+/// failed, unless that leaves none.
+fn preferred(view: &EngineSet, avoid: &[EngineId]) -> EngineSet {
+    if avoid.is_empty() || view.iter().all(|e| avoid.contains(&e)) {
+        return view.clone();
+    }
+    EngineSet::new(view.iter().filter(|e| !avoid.contains(e)))
+}
