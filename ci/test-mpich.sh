@@ -59,6 +59,12 @@ for n in 3 5; do
 done
 run fail -n 3 "$bin/check_failures" err
 run fail -n 3 "$bin/check_failures" panic
+# Request order, and 5,000 views with a cache of 3 sub-communicators: MPICH
+# runs out of communicator ids after about 2,000 unless they are freed.
+run ok -n 5 -env RANKVIEW_GROUP_CACHE 3 "$bin/check_order"
+# Internal failures end the job, never hang (timeout gives 124).
+run fail -n 3 "$bin/check_failures" section_panic_engine
+run fail -n 3 "$bin/check_failures" section_panic_root
 
 # A binary run under the other MPI's launcher sees a world of one on every
 # rank: the job must fail at once and name the mismatch in the summary, on
