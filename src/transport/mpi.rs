@@ -221,10 +221,14 @@ impl Mpi {
     /// A message sent in pieces is received whole (this call then waits for
     /// its pieces, which its sender has already started sending).
     pub(crate) fn try_recv(&mut self) -> Option<(usize, Vec<u8>)> {
-        let probed = self
-            .control
-            .any_process()
-            .immediate_matched_probe_with_tag(CONTROL_TAG)?;
+        // A probe may only move an arrived message into MPI's queues (its
+        // progress step) and see it on the next call: probe twice before
+        // saying nothing came, or a sleeping rank finds a message one sleep
+        // late.
+        let any = self.control.any_process();
+        let probed = any
+            .immediate_matched_probe_with_tag(CONTROL_TAG)
+            .or_else(|| any.immediate_matched_probe_with_tag(CONTROL_TAG))?;
         let (bytes, status) = probed.matched_receive_vec::<u8>();
         let source = status.source_rank();
         let bytes = match long_length(&bytes) {
