@@ -20,19 +20,11 @@ use crate::error::{Error, Result};
 
 mod bounded;
 
-/// Encodes `value` into a fresh byte vector.
+/// Encodes `value` into a fresh vector allocated once at its exact size: a
+/// first pass only counts bytes (cheap next to the copying, page faults and
+/// regrowth of a vector grown as it is written, for large values; a few
+/// nanoseconds for small ones).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| Error::Codec {
-        action: "encode",
-        type_name: type_name::<T>().to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// Encodes `value` into a vector allocated once at its exact size: a first
-/// pass only counts bytes. For messages that carry large byte strings (one
-/// `memcpy` each, no regrowth); the counting pass costs little there.
-pub(crate) fn encode_sized<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let config = bincode::config::standard();
     let failed = |e: bincode::error::EncodeError| Error::Codec {
         action: "encode",

@@ -343,7 +343,7 @@ mod byte_vecs {
 
 /// Encodes a message for the wire.
 pub(crate) fn encode<M: Serialize>(message: &M) -> Result<Vec<u8>> {
-    codec::encode_sized(message)
+    codec::encode(message)
 }
 
 /// Decodes a message from the wire; any defect is a [`Error::Protocol`].
