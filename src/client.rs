@@ -150,8 +150,9 @@ impl Client {
         decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
     ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let request = match build(task).and_then(|r| protocol::encode(&r)) {
-            Ok(bytes) => Arc::new(bytes),
+        let built = build(task).and_then(|r| Ok((describe(&r), protocol::encode(&r)?)));
+        let (what, request) = match built {
+            Ok((what, bytes)) => (what, Arc::new(bytes)),
             Err(e) => return AsyncResult::failed(e),
         };
         let state = ResultState::new(task, engines);
@@ -160,6 +161,7 @@ impl Client {
             engines: engines.clone(),
             request,
             state: state.clone(),
+            what,
         };
         if self.inner.commands.send(command).is_err() {
             return AsyncResult::failed(Error::Shutdown);
@@ -193,6 +195,25 @@ impl Client {
         }
         self.inner.controller.unpark();
         AsyncResult::new(state, finish)
+    }
+}
+
+/// What a request does, for the controller's messages: the remote
+/// function's path for `apply` and `map`, else the request's kind.
+fn describe(request: &Request) -> &'static str {
+    let function = |id| {
+        crate::registry::registry()
+            .entry(id)
+            .map_or("a remote function", |entry| entry.path)
+    };
+    match request {
+        Request::Apply { function: id, .. } | Request::Map { function: id, .. } => function(*id),
+        Request::Push { .. } => "push",
+        Request::Pull { .. } => "pull",
+        Request::Keys { .. } => "keys",
+        Request::Clear { .. } => "clear",
+        Request::Collective { .. } => "a collective",
+        Request::Shutdown { .. } => "shutdown",
     }
 }
 

@@ -60,6 +60,8 @@ pub(crate) enum Command {
         engines: Arc<[usize]>,
         request: Arc<Vec<u8>>,
         state: Arc<ResultState>,
+        /// What the request does, for messages (`"apply of crate::f"`, ...).
+        what: &'static str,
     },
     /// Run a collective on a view's sub-communicator.
     Collective(Collective),
@@ -106,6 +108,19 @@ pub(crate) enum CollectiveKind {
     Section {
         name: String,
     },
+}
+
+impl CollectiveKind {
+    /// What the collective does, for messages.
+    fn name(&self) -> &'static str {
+        match self {
+            CollectiveKind::Scatter { .. } => "scatter",
+            CollectiveKind::Broadcast { .. } => "broadcast push",
+            CollectiveKind::Gather { .. } => "gather",
+            CollectiveKind::Reduce { .. } => "reduce",
+            CollectiveKind::Section { .. } => "MPI section",
+        }
+    }
 }
 
 /// Data the root sends: lent by the client (read in place) or owned.
@@ -269,21 +284,32 @@ pub(crate) fn identity() -> (u64, u64) {
 
 /// Runs rank 0's MPI thread until shutdown. Start-up errors go to `ready`.
 /// A panic here aborts the job (see the module's "Failures").
-pub(crate) fn run(mut mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) {
+///
+/// Returns false when the job did not end cleanly (start-up failed, the
+/// client failed, or requests were still running after the shutdown grace):
+/// rank 0 then exits non-zero too.
+pub(crate) fn run(
+    mut mpi: Mpi,
+    commands: Receiver<Command>,
+    ready: SyncSender<Result<Ready>>,
+) -> bool {
     // `mpi` stays out here: unwinding must not drop it, since finalizing
     // would wait for engines that wait for this thread.
     let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(&mut mpi, commands, ready)));
-    if let Err(payload) = ran {
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        eprintln!(
+    match ran {
+        Ok(clean) => clean,
+        Err(payload) => {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            eprintln!(
             "rankview: internal error: rank 0's controller thread panicked ({}); aborting the job",
             crate::error::panic_message(payload.as_ref())
         );
-        mpi.abort(1);
+            mpi.abort(1)
+        }
     }
 }
 
-fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) {
+fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) -> bool {
     let engines = mpi.size() - 1;
     if let Err(e) = check_engines(mpi, engines) {
         let _ = ready.send(Err(e));
@@ -291,7 +317,7 @@ fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Resul
         // its command sender when it has).
         while commands.recv().is_ok() {}
         stop_engines(mpi, engines, true);
-        return;
+        return false;
     }
     if ready
         .send(Ok(Ready {
@@ -301,10 +327,11 @@ fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Resul
         .is_err()
     {
         stop_engines(mpi, engines, true);
-        return;
+        return false;
     }
     let failed = serve(mpi, &commands);
     stop_engines(mpi, engines, failed);
+    !failed
 }
 
 /// Waits for every engine's `Hello` and compares binaries.
@@ -365,6 +392,7 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
     };
     let mut backoff = Backoff::new(Duration::from_millis(10));
     let mut draining = false;
+    let mut drain_deadline: Option<Instant> = None;
     loop {
         let mut busy = false;
         loop {
@@ -374,12 +402,13 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                     engines,
                     request,
                     state,
+                    what,
                 }) => {
                     busy = true;
                     for (index, &engine) in engines.iter().enumerate() {
                         match mpi.send(engine + 1, SendBuf::Shared(request.clone())) {
                             Ok(()) => {
-                                inflight.insert((engine, task), (state.clone(), index));
+                                inflight.insert((engine, task), (state.clone(), index, what));
                             }
                             Err(e) => state.fail(index, e),
                         }
@@ -390,7 +419,10 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                     collectives.run(c, mpi, &mut inflight);
                 }
                 Ok(Command::Shutdown { failed: true }) => return true,
-                Ok(Command::Shutdown { failed: false }) => draining = true,
+                Ok(Command::Shutdown { failed: false }) => {
+                    draining = true;
+                    drain_deadline = Some(Instant::now() + shutdown_grace());
+                }
                 Err(TryRecvError::Empty) => break,
                 // Every client handle is gone without asking for a shutdown:
                 // the client thread died.
@@ -406,6 +438,10 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
         if draining && inflight.is_empty() && collectives.is_idle() {
             return false;
         }
+        if drain_deadline.is_some_and(|d| Instant::now() > d) {
+            report_stuck(&inflight, &collectives);
+            return true;
+        }
         if busy {
             backoff.reset();
         } else {
@@ -420,8 +456,49 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
     }
 }
 
-/// Requests waiting for replies: `(engine, task)` → result and part index.
-type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize)>;
+/// How long a clean shutdown waits for requests still running when the
+/// client has returned: `RANKVIEW_SHUTDOWN_GRACE` seconds, 10 by default.
+fn shutdown_grace() -> Duration {
+    std::env::var("RANKVIEW_SHUTDOWN_GRACE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+/// Says which engines kept the job from ending, and with what.
+fn report_stuck(inflight: &Inflight, collectives: &Collectives) {
+    let mut busy: Vec<(usize, TaskId, &str)> = inflight
+        .iter()
+        .map(|(&(engine, task), &(_, _, what))| (engine, task, what))
+        .collect();
+    busy.sort_unstable();
+    let grace = shutdown_grace().as_secs_f64();
+    for (engine, task, what) in busy {
+        eprintln!(
+            "rankview: engine {engine} was still busy with task {task} ({what}) {grace} s after \
+             the client returned; stopping the job (RANKVIEW_SHUTDOWN_GRACE sets the wait)"
+        );
+    }
+    for pending in collectives.pending.values() {
+        let waiting: Vec<usize> = pending
+            .engines
+            .iter()
+            .zip(&pending.lent)
+            .filter(|(_, lent)| lent.is_none())
+            .map(|(&engine, _)| engine)
+            .collect();
+        eprintln!(
+            "rankview: task {} (a gather or reduce) still waited for engines {waiting:?} {grace} s \
+             after the client returned; stopping the job",
+            pending.task
+        );
+    }
+}
+
+/// Requests waiting for replies: `(engine, task)` → result, part index and
+/// what the request does.
+type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize, &'static str)>;
 
 /// Handles one message from an engine.
 fn receive(
@@ -434,7 +511,7 @@ fn receive(
     let engine = rank.wrapping_sub(1);
     match protocol::decode::<Reply>(bytes) {
         Ok(Reply::Done(done)) => match inflight.remove(&(engine, done.task)) {
-            Some((state, index)) => state.complete(index, done, engine),
+            Some((state, index, _)) => state.complete(index, done, engine),
             None => {
                 if !collectives.lend_failed(engine, done, mpi) {
                     eprintln!("rankview: engine {engine} replied to an unknown task");
@@ -503,11 +580,12 @@ impl Collectives {
             }
             Ok(())
         })?;
+        let what = c.kind.name();
         let parts = || c.engines.iter().enumerate();
         match c.kind {
             CollectiveKind::Scatter { data, counts, .. } => {
                 for (index, &engine) in parts() {
-                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                    inflight.insert((engine, c.task), (c.state.clone(), index, what));
                 }
                 let mut sub_counts = vec![0usize; ranks.len()];
                 for (k, &sub) in subs.iter().enumerate() {
@@ -517,13 +595,13 @@ impl Collectives {
             }
             CollectiveKind::Broadcast { data, .. } => {
                 for (index, &engine) in parts() {
-                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                    inflight.insert((engine, c.task), (c.state.clone(), index, what));
                 }
                 mpi.broadcast_root(group.id, &ranks, data.buf())?;
             }
             CollectiveKind::Section { name } => {
                 for (index, &engine) in parts() {
-                    inflight.insert((engine, c.task), (c.state.clone(), index));
+                    inflight.insert((engine, c.task), (c.state.clone(), index, what));
                 }
                 mpi.run_section(&name)?;
             }

@@ -154,8 +154,11 @@ impl Launch {
                 if rank == 0 {
                     // Rank 0 reports through `ready_tx` once the engines are checked.
                     drop(role_tx);
-                    controller::run(mpi, command_rx, ready_tx);
-                    Ending::Clean
+                    if controller::run(mpi, command_rx, ready_tx) {
+                        Ending::Clean
+                    } else {
+                        Ending::Broken(Error::Shutdown)
+                    }
                 } else {
                     let role = Role::Engine {
                         id: rank - 1,
@@ -259,11 +262,17 @@ impl Launch {
                 });
                 ready.controller.unpark();
                 drop(rc);
-                let _ = mpi_thread.join();
-                match (outcome, failure) {
-                    (Ok(Ok(value)), None) => {
+                let ended = mpi_thread.join();
+                match (outcome, failure, ended) {
+                    (Ok(Ok(value)), None, Ok(Ending::Clean)) => {
                         status(0, "ok");
                         Some(value)
+                    }
+                    // The client succeeded, but requests were still running
+                    // when the shutdown grace ran out (said on stderr).
+                    (Ok(Ok(_)), None, _) => {
+                        status(0, "failed: engines still busy after the client returned");
+                        std::process::exit(1)
                     }
                     _ => std::process::exit(1),
                 }

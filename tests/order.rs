@@ -59,3 +59,23 @@ fn past_the_count_limit() {
         ],
     );
 }
+
+/// A client that returns while a task runs "forever": after the shutdown
+/// grace (2 s here) the job ends, non-zero, naming the engine, the task and
+/// its function.
+#[test]
+fn a_stuck_engine_does_not_keep_the_job_alive() {
+    let run = mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_SHUTDOWN_GRACE=2".into(),
+        "-n".into(),
+        "3".into(),
+        example("check_order").into(),
+        "stuck".into(),
+    ]);
+    run.assert_failure()
+        .assert_within(std::time::Duration::from_secs(15))
+        .assert_stdout_contains("check_order: left task")
+        .assert_stderr_contains("rankview: engine 0 was still busy with task")
+        .assert_stderr_contains("(check_order::sleep_for) 2 s after the client returned");
+}

@@ -12,8 +12,9 @@
 //! makes the cache small). With the argument `large`, it instead moves data
 //! past MPI's 2^31 count limit: a gather of 1.1e9 bytes from each of two
 //! engines, a reply of 2.2e9 bytes, a scatter and a broadcast of more than
-//! 2^31 bytes. Prints one line per check and exits non-zero unless every
-//! check held.
+//! 2^31 bytes. With `stuck`, it leaves a task running for an hour and
+//! returns: the job must end after the shutdown grace. Prints one line per
+//! check and exits non-zero unless every check held.
 
 mod checklist;
 
@@ -307,10 +308,28 @@ fn large(rc: &Client, list: &mut Checklist) {
     });
 }
 
+/// Leaves a task running "forever" on engine 0 and returns at once: the job
+/// must still end, after the shutdown grace, naming the engine and task.
+fn stuck(rc: &Client) -> Result<(), String> {
+    let forever = rc
+        .engine(0)
+        .map_err(|e| e.to_string())?
+        .apply(sleep_for, (3600.0,));
+    println!(
+        "check_order: left task {} running",
+        forever.metadata()[0].task
+    );
+    Ok(())
+}
+
 fn main() {
-    let large_mode = std::env::args().nth(1).as_deref() == Some("large");
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let large_mode = mode == "large";
     let launch = rankview::Launch::new().mpi_section("noop", |_| {});
     launch.run(|rc| -> Result<(), String> {
+        if mode == "stuck" {
+            return stuck(rc);
+        }
         let mut list = Checklist::new("check_order");
         if large_mode {
             if rc.len() < 2 {
