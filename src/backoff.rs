@@ -30,6 +30,7 @@ pub(crate) struct Backoff {
     spins: u32,
     idle_since: Option<Instant>,
     ceiling: Duration,
+    slept: bool,
 }
 
 impl Backoff {
@@ -39,6 +40,7 @@ impl Backoff {
             spins: 0,
             idle_since: None,
             ceiling,
+            slept: false,
         }
     }
 
@@ -51,10 +53,19 @@ impl Backoff {
     pub(crate) fn reset(&mut self) {
         self.spins = 0;
         self.idle_since = None;
+        self.slept = false;
+    }
+
+    /// True when the last [`snooze`](Backoff::snooze) slept (rather than
+    /// spun or yielded): the loop has been away long enough that its first
+    /// poll should be thorough.
+    pub(crate) fn slept(&self) -> bool {
+        self.slept
     }
 
     /// The loop found nothing to do: wait a little, longer each time.
     pub(crate) fn snooze(&mut self) {
+        self.slept = false;
         if self.spins < SPINS {
             self.spins += 1;
             std::hint::spin_loop();
@@ -66,6 +77,7 @@ impl Backoff {
             return;
         }
         thread::park_timeout((idle / SLEEP_DIVISOR).clamp(MIN_SLEEP, self.ceiling.max(MIN_SLEEP)));
+        self.slept = true;
     }
 
     /// True once the loop has been idle long enough to sleep.

@@ -430,7 +430,12 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        while let Some((rank, bytes)) = mpi.try_recv() {
+        let mut first = if backoff.slept() {
+            mpi.try_recv_after_sleep()
+        } else {
+            mpi.try_recv()
+        };
+        while let Some((rank, bytes)) = first.take().or_else(|| mpi.try_recv()) {
             busy = true;
             receive(rank, &bytes, &mut inflight, &mut collectives, mpi);
         }

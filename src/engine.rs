@@ -28,8 +28,16 @@ use crate::registry::registry;
 use crate::remote::ArgReader;
 use crate::transport::{Mpi, Receive, SendBuf};
 
-/// The longest an idle engine's MPI thread sleeps between polls.
+/// The longest an idle engine's MPI thread sleeps between polls while its
+/// last work is recent (sporadic use: a request after 100 ms of quiet waits
+/// about half of it, bench `w1idle`).
 const IDLE_POLL: Duration = Duration::from_millis(1);
+/// How long "recent" is.
+const RECENT: Duration = Duration::from_millis(500);
+/// The longest sleep once the engine has been idle longer than [`RECENT`]
+/// (each wake-up costs about 10 µs of CPU: an engine with nothing to do
+/// stays under 1% of a core, bench `w5`).
+const LONG_IDLE_POLL: Duration = Duration::from_micros(2500);
 
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
@@ -139,13 +147,16 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
     if let Err(e) = comm.send(&hello) {
         return Ending::Broken(e);
     }
-    // An idle engine polls about once a millisecond: a request after a quiet
-    // spell waits half of that on average (bench w1idle), and each wake-up
-    // costs a few microseconds (W5: under 1% of a core).
     let mut backoff = Backoff::new(IDLE_POLL);
+    let mut last_work = Instant::now();
     loop {
         let mut busy = false;
-        while let Some((source, bytes)) = comm.mpi.try_recv() {
+        let mut first = if backoff.slept() {
+            comm.mpi.try_recv_after_sleep()
+        } else {
+            comm.mpi.try_recv()
+        };
+        while let Some((source, bytes)) = first.take().or_else(|| comm.mpi.try_recv()) {
             busy = true;
             if source != 0 {
                 capture::report(&format!("rankview: ignoring a message from rank {source}"));
@@ -204,7 +215,13 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
         busy |= comm.mpi.progress();
         if busy {
             backoff.reset();
+            last_work = Instant::now();
         } else {
+            backoff.set_ceiling(if last_work.elapsed() < RECENT {
+                IDLE_POLL
+            } else {
+                LONG_IDLE_POLL
+            });
             backoff.snooze();
         }
     }

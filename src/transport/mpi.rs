@@ -221,14 +221,26 @@ impl Mpi {
     /// A message sent in pieces is received whole (this call then waits for
     /// its pieces, which its sender has already started sending).
     pub(crate) fn try_recv(&mut self) -> Option<(usize, Vec<u8>)> {
-        // A probe may only move an arrived message into MPI's queues (its
-        // progress step) and see it on the next call: probe twice before
-        // saying nothing came, or a sleeping rank finds a message one sleep
-        // late.
+        self.receive_probed(false)
+    }
+
+    /// [`try_recv`](Mpi::try_recv) for a loop that has just slept: probes
+    /// twice before saying nothing came. A probe may only move an arrived
+    /// message into MPI's queues (its progress step) and see it on the next
+    /// call, so a single probe would find it one sleep late. (Not on every
+    /// poll: an empty probe costs a progress step, and Open MPI yields the
+    /// core in it when oversubscribed.)
+    pub(crate) fn try_recv_after_sleep(&mut self) -> Option<(usize, Vec<u8>)> {
+        self.receive_probed(true)
+    }
+
+    fn receive_probed(&mut self, twice: bool) -> Option<(usize, Vec<u8>)> {
         let any = self.control.any_process();
-        let probed = any
-            .immediate_matched_probe_with_tag(CONTROL_TAG)
-            .or_else(|| any.immediate_matched_probe_with_tag(CONTROL_TAG))?;
+        let probed = match any.immediate_matched_probe_with_tag(CONTROL_TAG) {
+            Some(probed) => probed,
+            None if twice => any.immediate_matched_probe_with_tag(CONTROL_TAG)?,
+            None => return None,
+        };
         let (bytes, status) = probed.matched_receive_vec::<u8>();
         let source = status.source_rank();
         let bytes = match long_length(&bytes) {
