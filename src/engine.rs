@@ -33,11 +33,12 @@ use crate::transport::{Mpi, Receive, SendBuf};
 /// about half of it, bench `w1idle`).
 const IDLE_POLL: Duration = Duration::from_millis(1);
 /// How long "recent" is.
-const RECENT: Duration = Duration::from_millis(500);
-/// The longest sleep once the engine has been idle longer than [`RECENT`]
-/// (each wake-up costs about 10 µs of CPU: an engine with nothing to do
-/// stays under 1% of a core, bench `w5`).
-const LONG_IDLE_POLL: Duration = Duration::from_micros(2500);
+const RECENT: Duration = Duration::from_millis(250);
+/// The longest sleep once the engine has been idle longer than [`RECENT`].
+/// A wake-up costs some 20–30 µs of CPU on the development VM (timers and
+/// context switches, MPI's progress step): at this pace an engine with
+/// nothing to do stays under 1% of a core (bench `w5`).
+const LONG_IDLE_POLL: Duration = Duration::from_millis(5);
 
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
