@@ -152,7 +152,11 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
     let mut last_work = Instant::now();
     loop {
         let mut busy = false;
-        let mut first = if backoff.slept() {
+        // A thorough first poll after a sleep while the last work is recent
+        // (latency); a single probe after a long idle spell (each empty
+        // probe is a progress step, in which Open MPI yields the core when
+        // oversubscribed: CPU).
+        let mut first = if backoff.slept() && last_work.elapsed() < RECENT {
             comm.mpi.try_recv_after_sleep()
         } else {
             comm.mpi.try_recv()
