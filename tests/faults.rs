@@ -5,7 +5,8 @@
 //!
 //! Each job runs `tests/programs/check_failures.rs` in mode `long_task`
 //! (which prints the pid of every rank, then waits on a 60 s task) or
-//! `quiet_client`, on 3 ranks, under the job lock of `common`. "No process
+//! `quiet_client`, on 3 ranks, under the job lock of `common`, with
+//! `RANKVIEW_TEST_MPI_ARGS` passed on as `--mpi-args`. "No process
 //! of the job is left" is checked by pid: every rank's (as the program
 //! printed them) and every process the launcher had started (the MPI
 //! launcher included), with `kill(pid, 0)`; a zombie counts as gone.
@@ -16,7 +17,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{descendants, example, launcher, Drain, JobLock};
+use common::{descendants, example, extra_mpi_args, launcher, Drain, JobLock};
 
 /// How long a fault may take to end the job (the issue's bound).
 const ENDS_WITHIN: Duration = Duration::from_secs(5);
@@ -63,8 +64,12 @@ impl Job {
         let launcher = launcher();
         let lock = JobLock::acquire();
         let mut command = Command::new(launcher);
+        command.args(["run", "-n", &RANKS.to_string()]);
+        let extra = extra_mpi_args();
+        if !extra.is_empty() {
+            command.args(["--mpi-args", &extra.join(" ")]);
+        }
         command
-            .args(["run", "-n", &RANKS.to_string()])
             .arg(&program)
             .arg(mode)
             .env_remove("MPIEXEC")
