@@ -86,9 +86,11 @@ pub use view::{DirectView, Many, One, Shape};
 /// [`Launch::with_mpi`].
 pub use mpi;
 
-/// Items used by code that `#[rankview::remote]` generates. Not public API.
+/// Items used by code that `#[rankview::remote]` generates, and the
+/// protocol fuzz test's entry point. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::protocol::fuzz_decode;
     pub use crate::registry::RemoteEntry;
     pub use crate::remote::{reply, type_id_of, ArgReader, Held};
     pub use inventory;

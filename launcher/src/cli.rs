@@ -13,6 +13,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::batch::script::Scheduler;
+use crate::batch::walltime::Walltime;
 use crate::error::Error;
 
 /// The fewest ranks a rankview job can have: one controller, one engine.
@@ -48,16 +50,111 @@ pub enum Command {
     /// for usage errors.
     ///
     /// Environment: $MPIEXEC picks the MPI launcher (else srun inside Slurm,
-    /// else mpirun, else mpiexec). The job gets RANKVIEW_LAUNCHER=1 and
+    /// else mpirun, else mpiexec). Inside a Slurm allocation -n defaults to
+    /// SLURM_NTASKS; inside a PBS job to the lines of $PBS_NODEFILE, which is
+    /// also the hostfile. The job gets RANKVIEW_LAUNCHER=1 and
     /// RANKVIEW_STATUS_DIR (a fresh directory where ranks report how they
     /// ended), and, as root under Open MPI, OMPI_ALLOW_RUN_AS_ROOT=1 and
     /// OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
     Run(RunArgs),
     /// Show the MPI that `run` would use: flavour, version, path, thread support, cores.
     Info,
+    /// Write a Slurm or PBS job script that runs PROGRAM (or a Cargo example) on N ranks.
+    ///
+    /// The script is printed (or written to -o FILE) with the scheduler's
+    /// header, OMP_NUM_THREADS and CPU binding for rankview's two threads per
+    /// rank, and the launch line: srun under Slurm; under PBS the MPI launcher
+    /// `run` would use, given $PBS_NODEFILE. An --example is built first and
+    /// run from its absolute path: the compute nodes need no cargo. --submit
+    /// hands the script to sbatch/qsub and prints the job id.
+    #[command(
+        override_usage = "rankview batch <slurm|pbs> [OPTIONS] <PROGRAM [ARGS]...|--example <NAME> [-- ARGS...]>"
+    )]
+    Batch(BatchArgs),
 }
 
 /// The flags of `rankview run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Number of ranks, controller included (at least 2) [default: the allocation's size inside Slurm (SLURM_NTASKS) or PBS (lines of PBS_NODEFILE), else number of cores + 1]
+    #[arg(short = 'n', long = "ranks", value_name = "N", value_parser = parse_ranks)]
+    pub ranks: Option<u32>,
+
+    /// Hosts to run on (OpenMPI: --hostfile FILE; MPICH: -f FILE) [default inside PBS: $PBS_NODEFILE]
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+
+    /// Stop the job after SECS seconds (SIGTERM, then SIGKILL 5 s later); exit status 124
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Timeout>,
+
+    /// Print the MPI command line and the environment it would get, and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// What to run, and the MPI launcher's extra words.
+    #[command(flatten)]
+    pub program: ProgramArgs,
+}
+
+/// The flags of `rankview batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The batch system: slurm (sbatch, srun) or pbs (PBS Professional/OpenPBS: qsub, select)
+    #[arg(value_enum, value_name = "SCHEDULER")]
+    pub scheduler: Scheduler,
+
+    /// Number of ranks, controller included (at least 2) [default: --nodes × --tasks-per-node]
+    #[arg(short = 'n', long = "ranks", value_name = "N", value_parser = parse_ranks)]
+    pub ranks: Option<u32>,
+
+    /// Nodes to ask for [default: the scheduler places the ranks]
+    #[arg(short = 'N', long, value_name = "N")]
+    pub nodes: Option<u32>,
+
+    /// Ranks per node [default: the scheduler places the ranks]
+    #[arg(long, value_name = "M")]
+    pub tasks_per_node: Option<u32>,
+
+    /// CPUs for each rank; rankview runs two threads per rank, and OMP_NUM_THREADS is this minus one
+    #[arg(long, value_name = "C", default_value_t = 2, value_parser = parse_cpus)]
+    pub cpus_per_rank: u32,
+
+    /// Time limit: MINUTES, HH:MM:SS or D-HH:MM:SS (also MM:SS, D-HH, D-HH:MM)
+    #[arg(short = 't', long, value_name = "TIME", default_value = "01:00:00", value_parser = Walltime::parse)]
+    pub time: Walltime,
+
+    /// Partition (Slurm) or queue (PBS) [default: the site's]
+    #[arg(short = 'p', long, visible_alias = "queue", visible_short_alias = 'q', value_name = "NAME", value_parser = parse_header_value)]
+    pub partition: Option<String>,
+
+    /// Account (project) to charge [default: the site's]
+    #[arg(short = 'A', long, value_name = "NAME", value_parser = parse_header_value)]
+    pub account: Option<String>,
+
+    /// The job's name [default: the program's or example's name]
+    #[arg(short = 'J', long, value_name = "NAME", value_parser = parse_job_name)]
+    pub job_name: Option<String>,
+
+    /// The job's output file (stdout and stderr) [default: Slurm NAME-%j.out; PBS NAME.oJOBID]
+    #[arg(long, value_name = "FILE", value_parser = parse_header_value_os)]
+    pub log: Option<OsString>,
+
+    /// Write the script to FILE (made executable) instead of printing it
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Submit the script with sbatch or qsub and print the job id
+    #[arg(long)]
+    pub submit: bool,
+
+    /// What to run, and the MPI launcher's extra words.
+    #[command(flatten)]
+    pub program: ProgramArgs,
+}
+
+/// What every rank runs and the MPI launcher's extra words: the flags that
+/// `run` and `batch` share.
 #[derive(Debug, Args)]
 #[command(group(
     ArgGroup::new("target")
@@ -65,11 +162,7 @@ pub enum Command {
         .multiple(true)
         .args(["command", "example"])
 ))]
-pub struct RunArgs {
-    /// Number of ranks, controller included (at least 2) [default: number of cores + 1]
-    #[arg(short = 'n', long = "ranks", value_name = "N", value_parser = parse_ranks)]
-    pub ranks: Option<u32>,
-
+pub struct ProgramArgs {
     /// Build this example of the current Cargo workspace (`cargo build --example NAME`) and run it
     #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
@@ -77,10 +170,6 @@ pub struct RunArgs {
     /// Build the example in release mode (only with --example)
     #[arg(long)]
     pub release: bool,
-
-    /// Hosts to run on (OpenMPI: --hostfile FILE; MPICH: -f FILE)
-    #[arg(long, value_name = "FILE")]
-    pub hostfile: Option<PathBuf>,
 
     /// Pass ARG to the MPI launcher verbatim, as one word, before the program (repeatable)
     #[arg(
@@ -101,14 +190,6 @@ pub struct RunArgs {
     )]
     pub mpi_args: Vec<Words>,
 
-    /// Stop the job after SECS seconds (SIGTERM, then SIGKILL 5 s later); exit status 124
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
-    pub timeout: Option<Timeout>,
-
-    /// Print the MPI command line and the environment it would get, and run nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
     /// The program every rank runs (a path, a name on PATH, or a file in the current directory), then its arguments: everything after PROGRAM is the program's, as with mpirun (with --example: the example's arguments, after `--`)
     #[arg(
         value_name = "PROGRAM [ARGS]",
@@ -118,7 +199,7 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-impl RunArgs {
+impl ProgramArgs {
     /// Every word for the MPI launcher: each `--mpi-arg`, then the words of
     /// each `--mpi-args`.
     pub fn mpi_words(&self) -> Vec<OsString> {
@@ -181,6 +262,48 @@ fn parse_ranks(value: &str) -> Result<u32, String> {
         ));
     }
     Ok(ranks)
+}
+
+/// Parses `--cpus-per-rank C`: a whole number, at least 1 (2 or more
+/// recommended, which the help says).
+fn parse_cpus(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(cpus) if cpus >= 1 => Ok(cpus),
+        _ => Err("expected a whole number of CPUs, at least 1".to_string()),
+    }
+}
+
+/// Parses a value that goes into a job script's header line: no spaces,
+/// quotes or control characters (a newline would end the line and start a
+/// command).
+fn parse_header_value(value: &str) -> Result<String, String> {
+    if value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`".contains(c))
+    {
+        return Err(
+            "expected a non-empty value without spaces, quotes, `$` or backslashes".to_string(),
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// [`parse_header_value`] for a file name.
+fn parse_header_value_os(value: &str) -> Result<OsString, String> {
+    parse_header_value(value).map(OsString::from)
+}
+
+/// Parses `--job-name`: letters, digits, `_`, `-` and `.`, starting with a
+/// letter (what PBS accepts; Slurm takes it too).
+fn parse_job_name(value: &str) -> Result<String, String> {
+    if value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value.chars().all(crate::batch::is_name_char)
+    {
+        Ok(value.to_string())
+    } else {
+        Err("expected letters, digits, `_`, `-` or `.`, starting with a letter".to_string())
+    }
 }
 
 /// Parses `--timeout SECS`: a positive number of seconds, fractions allowed.
@@ -288,15 +411,15 @@ mod tests {
             "rankview", "run", "-n", "3", "./app", "-x", "--ranks", "9", "y",
         ]);
         assert_eq!(args.ranks, Some(3));
-        let (program, rest) = args.program_and_args();
+        let (program, rest) = args.program.program_and_args();
         assert_eq!(program.map(|p| p.as_os_str()), Some("./app".as_ref()));
         assert_eq!(rest, ["-x", "--ranks", "9", "y"]);
         // The earlier form with `--` still means the same.
         let args = run_args(&["rankview", "run", "./app", "--", "-x", "y"]);
-        assert_eq!(args.program_and_args().1, ["-x", "y"]);
+        assert_eq!(args.program.program_and_args().1, ["-x", "y"]);
         // A later `--` is the program's.
         let args = run_args(&["rankview", "run", "./app", "a", "--", "b"]);
-        assert_eq!(args.program_and_args().1, ["a", "--", "b"]);
+        assert_eq!(args.program.program_and_args().1, ["a", "--", "b"]);
     }
 
     #[test]
@@ -312,7 +435,7 @@ mod tests {
             "./app",
         ]);
         assert_eq!(
-            args.mpi_words(),
+            args.program.mpi_words(),
             [
                 "--mca",
                 "btl",
@@ -329,8 +452,8 @@ mod tests {
     #[test]
     fn example_takes_args_after_dashes() {
         let args = run_args(&["rankview", "run", "--example", "quickstart", "--", "a"]);
-        assert_eq!(args.example.as_deref(), Some("quickstart"));
-        assert_eq!(args.program_and_args(), (None, &["a".into()][..]));
+        assert_eq!(args.program.example.as_deref(), Some("quickstart"));
+        assert_eq!(args.program.program_and_args(), (None, &["a".into()][..]));
     }
 
     #[test]

@@ -74,6 +74,26 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `--submit` without the scheduler's submit command on PATH.
+    #[error("{command} not found on PATH: --submit needs {scheduler}'s {command} (or write the script with -o FILE and submit it where {scheduler} is installed)")]
+    SchedulerMissing {
+        /// `sbatch` or `qsub`.
+        command: &'static str,
+        /// `Slurm` or `PBS`.
+        scheduler: &'static str,
+    },
+
+    /// The scheduler refused the job script.
+    #[error("{command} refused the job ({status}): {message}")]
+    SubmitFailed {
+        /// `sbatch` or `qsub`.
+        command: &'static str,
+        /// Its exit status, as text.
+        status: String,
+        /// The first line it printed.
+        message: String,
+    },
+
     /// An operating-system call failed.
     #[error("{context}")]
     Io {
@@ -112,6 +132,8 @@ impl Error {
             | Error::Workspace(_)
             | Error::BuildFailed { .. }
             | Error::ExampleMissing { .. }
+            | Error::SchedulerMissing { .. }
+            | Error::SubmitFailed { .. }
             | Error::Io { .. } => 1,
         }
     }

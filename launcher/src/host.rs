@@ -96,11 +96,6 @@ pub fn stdin_is_foreground_terminal() -> bool {
         && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|group| group == nix::unistd::getpgrp())
 }
 
-/// Whether the launcher runs inside a Slurm allocation (`SLURM_JOB_ID` set).
-pub fn in_slurm_allocation() -> bool {
-    std::env::var_os("SLURM_JOB_ID").is_some_and(|id| !id.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

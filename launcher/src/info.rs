@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::allocation::Allocation;
 use crate::error::Error;
 use crate::executable::{self, Lookup};
 use crate::host::Host;
@@ -20,7 +21,7 @@ pub const REQUESTED_THREAD_LEVEL: &str = "MPI_THREAD_FUNNELED";
 /// Prints the report to stdout.
 pub fn info() -> Result<ExitCode, Error> {
     let host = Host::detect();
-    let mpi = mpiexec::discover()?;
+    let mpi = mpiexec::discover(Allocation::detect().as_ref())?;
     let found_by = match mpi.found_by {
         FoundBy::Variable => "from $MPIEXEC",
         FoundBy::SlurmAllocation => "inside a Slurm allocation",

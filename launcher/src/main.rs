@@ -10,7 +10,10 @@
 //!
 //! ## Map
 //!
-//! - `cli`: flags and their checks; `run` and `info`: the two subcommands.
+//! - `cli`: flags and their checks; `run`, `info` and `batch`: the
+//!   subcommands (`batch::script`: the Slurm and PBS job scripts).
+//! - `target`: the PROGRAM or `--example` a job runs; `allocation`: the
+//!   Slurm or PBS allocation `run` is inside, if any.
 //! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags.
 //! - `plan`: the exact command line and environment (`--dry-run` prints it).
 //! - `supervisor`: running it, with `signals` (SIGINT, SIGTERM, SIGHUP,
@@ -24,6 +27,8 @@
 //!   asking helper tools; `executable`: PATH lookup; `host`: cores, root;
 //!   `output`: writing lines without panicking on a closed pipe.
 
+mod allocation;
+mod batch;
 mod cli;
 mod error;
 mod example;
@@ -42,6 +47,7 @@ mod signals;
 mod status;
 mod summary;
 mod supervisor;
+mod target;
 mod verdict;
 
 use std::error::Error as _;
@@ -72,6 +78,7 @@ fn run() -> Result<ExitCode, Error> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Info => info::info(),
+        Command::Batch(args) => batch::batch(args),
     }
 }
 

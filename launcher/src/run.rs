@@ -1,7 +1,9 @@
 //! `rankview run`: the steps from a command line to an exit code.
 //!
 //! Owns the order of the steps and nothing else: check the program (or
-//! locate the example), find the MPI launcher, build the plan, then either
+//! locate the example), take the defaults of a batch allocation the
+//! launcher runs in (its size for `-n`, PBS's hosts), find the MPI
+//! launcher, build the plan, then either
 //! print it (`--dry-run`) or build the example, create the status
 //! directory, supervise the job, clean up stray ranks, and print the
 //! summary. Each step is done by the module named in it.
@@ -10,10 +12,9 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::allocation::Allocation;
 use crate::cli::RunArgs;
 use crate::error::Error;
-use crate::example::Example;
-use crate::executable::{self, Lookup};
 use crate::host::Host;
 use crate::mpiexec::{self, Choices, JobShape};
 use crate::orphans;
@@ -24,59 +25,64 @@ use crate::relay::Relay;
 use crate::status::StatusDir;
 use crate::summary;
 use crate::supervisor::{self, End, Stop};
+use crate::target::Target;
 use crate::verdict;
 
 /// How long the job's output may take to end after the MPI launcher did
 /// (ranks that outlive it hold it open until they are killed).
 const RELAY_GRACE: Duration = Duration::from_secs(2);
 
-/// What every rank runs.
-enum Target {
-    /// A program given on the command line, checked to be executable.
-    Program(OsString),
-    /// A Cargo example, built before the launch (unless dry-running).
-    Example(Example),
-}
-
 /// Runs `rankview run` and returns the job's exit code.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
-    if args.release && args.example.is_none() {
-        return Err(Error::Usage(
-            "--release only applies to --example (a PROGRAM is run as it is)".to_string(),
-        ));
-    }
     let host = Host::detect();
-    let ranks = args.ranks.unwrap_or_else(|| host.default_ranks());
-    let target = target(&args)?;
-    if let Some(hostfile) = &args.hostfile {
+    let target = Target::resolve(&args.program)?;
+    let allocation = Allocation::detect();
+    let (ranks, ranks_note) = match (args.ranks, allocation.as_ref().and_then(Allocation::ranks)) {
+        (Some(ranks), _) => (ranks, None),
+        (None, Some((ranks, source))) => (ranks, Some(format!("-n {ranks}: {source}"))),
+        (None, None) => (host.default_ranks(), None),
+    };
+    let hostfile = match (
+        &args.hostfile,
+        allocation.as_ref().and_then(Allocation::hostfile),
+    ) {
+        (Some(hostfile), _) => Some(hostfile.clone()),
+        (None, Some(nodefile)) => Some(nodefile.to_path_buf()),
+        (None, None) => None,
+    };
+    if let Some(hostfile) = &hostfile {
         if !hostfile.is_file() {
             return Err(Error::HostfileNotFound(hostfile.clone()));
         }
     }
-    let mpi = mpiexec::discover()?;
-    let mpi_words = args.mpi_words();
+    let mpi = mpiexec::discover(allocation.as_ref())?;
+    let mpi_words = args.program.mpi_words();
     let choices = Choices::detect(&mpi_words, &mpi.path);
     let job = JobShape {
         ranks,
         host,
-        hostfile: args.hostfile.as_deref(),
-        hostfile_slots: args
-            .hostfile
+        hostfile: hostfile.as_deref(),
+        hostfile_slots: hostfile
             .as_ref()
             .and_then(|path| std::fs::read_to_string(path).ok())
             .and_then(|text| mpiexec::hostfile_slots(&text)),
         choices: &choices,
         exported_env: &EXPORTED_ENV,
     };
-    let program = match &target {
-        Target::Program(program) => program.clone(),
-        Target::Example(example) => example.binary.clone().into_os_string(),
+    let (_, program_args) = args.program.program_and_args();
+    let mut plan = LaunchPlan::new(&mpi, &job, &mpi_words, &target.program(), program_args)?;
+    let hostfile_note = match (&args.hostfile, &hostfile) {
+        (None, Some(nodefile)) => Some(format!(
+            "hosts from the PBS allocation (PBS_NODEFILE={})",
+            nodefile.display()
+        )),
+        _ => None,
     };
-    let (_, program_args) = args.program_and_args();
-    let plan = LaunchPlan::new(&mpi, &job, &mpi_words, &program, program_args)?;
+    plan.notes
+        .splice(0..0, ranks_note.into_iter().chain(hostfile_note));
     for warning in mpiexec::size_warnings(mpi.flavour, &job)
         .into_iter()
-        .chain(one_word_warnings(&args.mpi_arg))
+        .chain(one_word_warnings(&args.program.mpi_arg))
     {
         output::err(format_args!("rankview: warning: {warning}"));
     }
@@ -87,9 +93,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
 
     let mut progress = Progress::for_stderr();
-    if let Target::Example(example) = &target {
-        example.build(&mut progress)?;
-    }
+    target.build(&mut progress)?;
     let status_dir = StatusDir::create()?;
     let plan = plan.with_status_dir(status_dir.path());
 
@@ -131,30 +135,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         output::err(format_args!("rankview: {line}"));
     }
     Ok(ExitCode::from(summary::exit_code(&outcome, &report)))
-}
-
-/// Resolves PROGRAM or `--example` (clap guarantees exactly one is given).
-fn target(args: &RunArgs) -> Result<Target, Error> {
-    if let Some(name) = &args.example {
-        return Example::locate(name, args.release).map(Target::Example);
-    }
-    let (Some(program), _) = args.program_and_args() else {
-        return Err(Error::Usage(
-            "give a PROGRAM to run or --example NAME".to_string(),
-        ));
-    };
-    match executable::lookup(program) {
-        Lookup::Found(_) => Ok(Target::Program(program.clone())),
-        Lookup::NotExecutable(path) => Err(Error::ProgramNotExecutable(path)),
-        // As mpirun does: a bare name not on PATH may be in the current
-        // directory. It is passed on as `./NAME`, which every MPI launcher
-        // (and srun) runs.
-        Lookup::NotFound => match executable::in_current_dir(program) {
-            Some(Lookup::Found(path)) => Ok(Target::Program(path.into_os_string())),
-            Some(Lookup::NotExecutable(path)) => Err(Error::ProgramNotExecutable(path)),
-            _ => Err(Error::ProgramNotFound(program.clone())),
-        },
-    }
 }
 
 /// A warning for each `--mpi-arg` that looks like several words (`--mca btl

@@ -3,140 +3,20 @@
 //! real jobs under the installed `mpirun` (exit codes, the exit summary, the
 //! status-file contract, `--timeout`, SIGTERM, `--example`).
 //!
-//! Tests that start real MPI jobs take the process-wide [`MPI_JOBS`] lock,
-//! so they never overlap (the machine may have only two cores).
+//! Tests that start real MPI jobs take the harness's job lock
+//! (`common::mpi_job_lock`), so they never overlap (the machine may have
+//! only two cores). Batch scripts are tested in `batch.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Held by every test that starts a real MPI job.
-static MPI_JOBS: Mutex<()> = Mutex::new(());
-
-fn mpi_job_lock() -> MutexGuard<'static, ()> {
-    MPI_JOBS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The built launcher, with a clean MPI-related environment.
-fn rankview() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rankview"));
-    command
-        .env_remove("MPIEXEC")
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null());
-    command
-}
-
-/// What a run printed, shown in full when an assertion fails.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "\nexit code: {:?} after {:.2?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
-            self.code, self.elapsed, self.stdout, self.stderr
-        )
-    }
-}
-
-fn run(command: &mut Command) -> Run {
-    let started = Instant::now();
-    finished(command.output().expect("cannot run rankview"), started)
-}
-
-/// The `Run` of a process started at `started` that ended with `output`.
-fn finished(output: Output, started: Instant) -> Run {
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
-
-/// A 2-rank job interrupted by `signal` (e.g. `SIGTERM`): ended soon, with
-/// 128 + the signal's number, and said so.
-fn assert_interrupted(result: &Run, signal: &str, code: i32) {
-    assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
-    assert_eq!(result.code, Some(code), "{result:?}");
-    assert!(
-        result
-            .stderr
-            .contains(&format!("rankview: job interrupted by {signal}: 2 ranks")),
-        "{result:?}"
-    );
-}
-
-fn rankview_with(args: &[&str]) -> Run {
-    run(rankview().args(args))
-}
-
-/// A usage-style failure: the given exit code, a first line starting with
-/// `rankview: error:` and containing `fragment`, a few lines at most, and
-/// no sign of a panic.
-fn assert_clear_error(result: &Run, code: i32, fragment: &str) {
-    assert_eq!(result.code, Some(code), "{result:?}");
-    let first = result.stderr.lines().next().unwrap_or("");
-    assert!(first.starts_with("rankview: error: "), "{result:?}");
-    assert!(
-        result.stderr.contains(fragment),
-        "expected {fragment:?}: {result:?}"
-    );
-    assert!(result.stderr.lines().count() <= 4, "too long: {result:?}");
-    assert_no_panic(result);
-}
-
-fn assert_no_panic(result: &Run) {
-    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
-        assert!(!result.stderr.contains(bad), "{bad}: {result:?}");
-        assert!(!result.stdout.contains(bad), "{bad}: {result:?}");
-    }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn is_root() -> bool {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    // Real, effective, saved, filesystem: the effective one decides.
-    uid_line.split_whitespace().nth(2) == Some("0")
-}
-
-/// Writes an executable shell script.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-/// A directory with a fake MPI launcher `name` whose `--version` prints
-/// `version`.
-fn fake_mpi(name: &str, version: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = script(
-        dir.path(),
-        name,
-        &format!("if [ \"$1\" = --version ]; then printf '%s\\n' '{version}'; exit 0; fi\nexit 99"),
-    );
-    (dir, path)
-}
+use common::*;
 
 // ---------------------------------------------------------------- bad input
 

@@ -9,9 +9,11 @@
 //! hands out a slice of the input (failing with `UnexpectedEnd` when the
 //! claim exceeds what is left), and the visitor copies it into the owned
 //! value. Every allocation thus follows bytes that are really there, at any
-//! input size. Sequences and maps need nothing more: serde's own containers
-//! preallocate at most 1 MiB whatever length a prefix claims, and grow only
-//! as elements are actually decoded. Everything else is forwarded unchanged,
+//! input size. Sequences and maps grow only as elements are actually
+//! decoded, and their length prefix is passed on as a size hint of at most
+//! [`PREALLOCATE_AT_MOST`] elements: serde's containers would otherwise
+//! preallocate up to 1 MiB for an 11-byte message claiming 2^40 elements.
+//! Everything else is forwarded unchanged,
 //! so the format is exactly bincode's. Choosing the format and reporting
 //! errors is left to the parent module.
 
@@ -20,6 +22,11 @@ use std::fmt;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
+
+/// The most elements a sequence or map preallocates for, whatever its length
+/// prefix claims; beyond it, containers grow as their elements arrive (each
+/// of which takes input bytes).
+pub(super) const PREALLOCATE_AT_MOST: usize = 16;
 
 /// A deserializer whose owned strings and byte buffers are read borrowed.
 pub(super) struct Bounded<D>(D);
@@ -194,7 +201,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Nested<A> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.0.size_hint()
+        self.0.size_hint().map(|n| n.min(PREALLOCATE_AT_MOST))
     }
 }
 
@@ -213,7 +220,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Nested<A> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.0.size_hint()
+        self.0.size_hint().map(|n| n.min(PREALLOCATE_AT_MOST))
     }
 }
 

@@ -351,5 +351,18 @@ pub(crate) fn decode<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M> 
     codec::decode(bytes).map_err(|e| Error::Protocol(format!("malformed message: {e}")))
 }
 
+/// Decodes `bytes` as a `Reply` (engine → controller) when `reply`, else
+/// as a `Request`, and re-encodes what it decoded: the entry point of the
+/// protocol fuzz test (`tests/protocol_fuzz.rs`), which cannot name these
+/// crate-private types. Not public API.
+#[doc(hidden)]
+pub fn fuzz_decode(bytes: &[u8], reply: bool) -> Result<Vec<u8>> {
+    if reply {
+        encode(&decode::<Reply>(bytes)?)
+    } else {
+        encode(&decode::<Request>(bytes)?)
+    }
+}
+
 #[cfg(test)]
 mod test;

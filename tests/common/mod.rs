@@ -10,7 +10,9 @@
 //! `RANKVIEW_TEST_MPI_ARGS` adds flags to every job (e.g. `--mca btl
 //! tcp,self`), `RANKVIEW_TEST_TIMEOUT` changes the time limit. The
 //! returned [`Run`] prints itself as labelled blocks (command, status,
-//! stdout, stderr) when an assertion on it fails. What each job is expected
+//! stdout, stderr) when an assertion on it fails. [`launcher`] builds the
+//! `rankview` launcher, for tests that run jobs through it (taking the
+//! [`JobLock`] themselves). What each job is expected
 //! to print is left to the test files; the check programs' line format
 //! (`ok: NAME` / `FAIL: NAME: why`) is read by [`Run::assert_checks`].
 
@@ -72,15 +74,22 @@ pub fn target_dir() -> PathBuf {
 /// a stale binary would test yesterday's library. One example at a time, so
 /// that a test does not depend on unrelated examples compiling.
 fn build_example(name: &str) {
+    cargo_build(&["--package", "rankview", "--example", name]);
+}
+
+/// Runs `cargo build ARGS` for this build's target directory and profile,
+/// once per process for the same arguments; fails the test if it fails.
+fn cargo_build(args: &[&str]) {
     static BUILT: Mutex<BTreeMap<String, Result<(), String>>> = Mutex::new(BTreeMap::new());
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = built.entry(name.to_string()).or_insert_with(|| {
+    let outcome = built.entry(args.join(" ")).or_insert_with(|| {
         let cargo = std::env::var_os("CARGO")
             .or_else(|| option_env!("CARGO").map(OsString::from))
             .unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command
-            .args(["build", "--package", "rankview", "--example", name])
+            .arg("build")
+            .args(args)
             .arg("--manifest-path")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
             .arg("--target-dir")
@@ -101,7 +110,8 @@ fn build_example(name: &str) {
             Ok(())
         } else {
             Err(format!(
-                "building example {name} failed\n\ncommand: {command:?}\nstatus: {}\n\n{}",
+                "`cargo build {}` failed\n\ncommand: {command:?}\nstatus: {}\n\n{}",
+                args.join(" "),
                 output.status,
                 block("stderr", &String::from_utf8_lossy(&output.stderr)),
             ))
@@ -110,6 +120,19 @@ fn build_example(name: &str) {
     if let Err(message) = outcome {
         panic!("{message}");
     }
+}
+
+/// The `rankview` launcher binary (package `rankview-launcher`), built
+/// first like an example.
+pub fn launcher() -> PathBuf {
+    cargo_build(&["--package", "rankview-launcher", "--bin", "rankview"]);
+    let path = profile_dir().join("rankview");
+    assert!(
+        path.is_file(),
+        "the launcher {} is missing after `cargo build --bin rankview`",
+        path.display()
+    );
+    path
 }
 
 /// The example (or test program) called `name`, built first (see
@@ -126,14 +149,17 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// Holds the right to run an MPI job: one per process (mutex) and one per
-/// machine (exclusive `flock` on a file in the target directory).
-struct JobLock {
+/// machine (exclusive `flock` on a file in the target directory). Taken by
+/// [`mpirun_args`]; tests that start jobs another way take it themselves
+/// ([`JobLock::acquire`]).
+pub struct JobLock {
     _file: File,
     _thread: MutexGuard<'static, ()>,
 }
 
 impl JobLock {
-    fn acquire() -> JobLock {
+    /// Waits for the right to run an MPI job.
+    pub fn acquire() -> JobLock {
         static IN_PROCESS: Mutex<()> = Mutex::new(());
         let thread = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
         let path = target_dir().join("rankview-mpi-tests.lock");
@@ -156,13 +182,14 @@ impl JobLock {
 }
 
 /// A pipe drained by a thread into a buffer that can be read at any time.
-struct Drain {
+pub struct Drain {
     buffer: Arc<Mutex<Vec<u8>>>,
     thread: JoinHandle<()>,
 }
 
 impl Drain {
-    fn start(mut pipe: impl Read + Send + 'static) -> Drain {
+    /// Starts draining `pipe`.
+    pub fn start(mut pipe: impl Read + Send + 'static) -> Drain {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = buffer.clone();
         let thread = std::thread::spawn(move || {
@@ -180,8 +207,14 @@ impl Drain {
         Drain { buffer, thread }
     }
 
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        let bytes = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Everything read so far, after waiting up to `grace` for end of file.
-    fn finish(self, grace: Duration) -> String {
+    pub fn finish(self, grace: Duration) -> String {
         let deadline = Instant::now() + grace;
         while !self.thread.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -192,7 +225,7 @@ impl Drain {
 }
 
 /// The pids of every descendant of `root` (children, grandchildren, ...).
-fn descendants(root: u32) -> Vec<u32> {
+pub fn descendants(root: u32) -> Vec<u32> {
     let mut parents = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {

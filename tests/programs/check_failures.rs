@@ -13,7 +13,12 @@
 //!   failure of an engine's MPI thread) while a 60 s task runs there;
 //! - `section_panic_root`: a raw MPI section panics on rank 0 (an internal
 //!   failure of the controller thread) while a 60 s task runs on every
-//!   engine and the client waits for it.
+//!   engine and the client waits for it;
+//! - `long_task`: prints `check_failures: pids P0 P1 ...` (rank 0's pid, then
+//!   each engine's, asked with a remote `getpid`), then waits for a 60 s task
+//!   on every engine: the job to kill (`tests/faults.rs`);
+//! - `quiet_client`: the client sleeps 60 s without calling rankview, then
+//!   does one apply on every engine and ends normally.
 //!
 //! The program only produces the situations; what the job must do about them
 //! (exit non-zero quickly, say why) is asserted by the integration test.
@@ -27,6 +32,11 @@ type Failure = Box<dyn std::error::Error>;
 fn sleep_for(seconds: f64) -> f64 {
     std::thread::sleep(Duration::from_secs_f64(seconds));
     seconds
+}
+
+#[rankview::remote]
+fn getpid() -> u32 {
+    std::process::id()
 }
 
 #[rankview::remote]
@@ -95,9 +105,30 @@ fn main() {
                 println!("check_failures: {} engines still answer", answers.len());
                 Ok(())
             }
+            "long_task" => {
+                let engines = rc.all().apply_sync(getpid, ())?;
+                let pids: Vec<String> = std::iter::once(std::process::id())
+                    .chain(engines)
+                    .map(|pid| pid.to_string())
+                    .collect();
+                println!("check_failures: pids {}", pids.join(" "));
+                rc.all().apply(sleep_for, (60.0,)).get()?;
+                println!("check_failures: the 60 s task ended");
+                Ok(())
+            }
+            "quiet_client" => {
+                println!("check_failures: the client sleeps 60 s");
+                std::thread::sleep(Duration::from_secs(60));
+                let answers = rc.all().apply_sync(getpid, ())?;
+                println!(
+                    "check_failures: after 60 s of quiet, {} engines answered",
+                    answers.len()
+                );
+                Ok(())
+            }
             other => Err(format!(
                 "unknown mode {other:?}: use err, panic, remote_err, engine_panic_ok, \
-                 section_panic_engine or section_panic_root"
+                 section_panic_engine, section_panic_root, long_task or quiet_client"
             )
             .into()),
         }

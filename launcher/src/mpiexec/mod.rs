@@ -1,7 +1,8 @@
 //! Finding the MPI launcher (`mpirun`, `mpiexec`, `srun`) and identifying it.
 //!
 //! Owns the search order: `$MPIEXEC` if set, else `srun` inside a Slurm
-//! allocation, else `mpirun`, else `mpiexec` on PATH; and running
+//! allocation (see `allocation`), else `mpirun`, else `mpiexec` on PATH;
+//! and running
 //! `<launcher> --version` once to learn its flavour and version. The flags
 //! each flavour understands live in `flavour`; building the full command
 //! line is `plan`'s job.
@@ -15,9 +16,9 @@ pub use flavour::{hostfile_slots, size_warnings, Flavour, JobShape};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use crate::allocation::Allocation;
 use crate::error::Error;
 use crate::executable::{self, Lookup};
-use crate::host;
 use crate::probe::{self, PROBE_LIMIT};
 
 /// The environment variable naming the MPI launcher to use.
@@ -57,21 +58,23 @@ impl MpiExec {
     }
 }
 
-/// Finds the MPI launcher to use and identifies its flavour.
-pub fn discover() -> Result<MpiExec, Error> {
-    let (path, found_by) = choose()?;
+/// Finds the MPI launcher to use for a job in `allocation` (`srun` in a
+/// Slurm one; `None`: outside any, or for a job script where `srun` is not
+/// wanted) and identifies its flavour.
+pub fn discover(allocation: Option<&Allocation>) -> Result<MpiExec, Error> {
+    let (path, found_by) = choose(allocation)?;
     Ok(identify(path, found_by))
 }
 
 /// Picks the launcher, without running it.
-fn choose() -> Result<(PathBuf, FoundBy), Error> {
+fn choose(allocation: Option<&Allocation>) -> Result<(PathBuf, FoundBy), Error> {
     if let Some(value) = std::env::var_os(MPIEXEC_VAR).filter(|v| !v.is_empty()) {
         return match executable::lookup(&value) {
             Lookup::Found(path) => Ok((executable::absolute(&path), FoundBy::Variable)),
             Lookup::NotExecutable(_) | Lookup::NotFound => Err(Error::BadMpiexecVariable { value }),
         };
     }
-    if host::in_slurm_allocation() {
+    if allocation.is_some_and(Allocation::is_slurm) {
         if let Some((_, path)) = executable::first_on_path(&["srun"]) {
             return Ok((executable::absolute(&path), FoundBy::SlurmAllocation));
         }
