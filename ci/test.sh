@@ -2,8 +2,10 @@
 # The whole test suite: the examples and check programs against MPICH
 # (ci/test-mpich.sh), then unit tests, integration tests that launch real
 # OpenMPI jobs (every example on 2, 3 and 5 ranks, error, failure and
-# collective programs, the launcher), and doc tests. MPI jobs never run
-# concurrently (nextest group).
+# collective programs, the launcher, faults, protocol fuzzing), doc tests,
+# and last a subset of the MPI tests again over Open MPI's TCP transport
+# only (what a multi-node job uses). MPI jobs never run concurrently
+# (nextest group and a job lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
@@ -12,3 +14,6 @@ bash ci/test-mpich.sh
 cargo build --workspace --all-targets
 cargo test -p rankview --doc
 cargo nextest run --workspace --no-fail-fast
+RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-fail-fast \
+    --test order --test collectives --test errors --test faults \
+    -E 'not test(slow_) & not test(past_the_count_limit)'
