@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 cargo build -p rankview-launcher
 target/debug/rankview run -n "${RANKS:-3}" --release --example bench -- \
     --workload w1 --workload w1idle --workload w3 --workload w5 --workload w8 --workload w10 --json
+# Start-up at 2 to 32 ranks: the bench starts its own jobs, so it runs alone.
+cargo build --release --example bench
+target/release/examples/bench --workload startup --json

@@ -1,4 +1,4 @@
-//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks.
+//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks, and on 32.
 //!
 //! Each example asserts its own results (a failed assertion makes the job
 //! exit non-zero); these tests add checks on what it prints, which depend on
@@ -154,14 +154,23 @@ macro_rules! on_ranks {
     };
 }
 
-on_ranks!(quickstart: quickstart_2_ranks = 2, quickstart_3_ranks = 3, quickstart_5_ranks = 5);
+// 32 ranks: start-up and every collective at a size where anything
+// quadratic at rank 0 would show (SPEC §6 start-up, issue 11).
+on_ranks!(
+    quickstart: quickstart_2_ranks = 2,
+    quickstart_3_ranks = 3,
+    quickstart_5_ranks = 5,
+    quickstart_32_ranks = 32
+);
 on_ranks!(
     basic_interface: basic_interface_2_ranks = 2,
     basic_interface_3_ranks = 3,
-    basic_interface_5_ranks = 5
+    basic_interface_5_ranks = 5,
+    basic_interface_32_ranks = 32
 );
 on_ranks!(
     going_parallel: going_parallel_2_ranks = 2,
     going_parallel_3_ranks = 3,
-    going_parallel_5_ranks = 5
+    going_parallel_5_ranks = 5,
+    going_parallel_32_ranks = 32
 );
