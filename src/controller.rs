@@ -430,12 +430,9 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        let mut first = if backoff.slept() {
-            mpi.try_recv_after_sleep()
-        } else {
-            mpi.try_recv()
-        };
-        while let Some((rank, bytes)) = first.take().or_else(|| mpi.try_recv()) {
+        let mut thorough = backoff.slept();
+        while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
+            thorough = false;
             busy = true;
             receive(rank, &bytes, &mut inflight, &mut collectives, mpi);
         }

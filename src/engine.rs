@@ -156,12 +156,9 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
         // (latency); a single probe after a long idle spell (each empty
         // probe is a progress step, in which Open MPI yields the core when
         // oversubscribed: CPU).
-        let mut first = if backoff.slept() && last_work.elapsed() < RECENT {
-            comm.mpi.try_recv_after_sleep()
-        } else {
-            comm.mpi.try_recv()
-        };
-        while let Some((source, bytes)) = first.take().or_else(|| comm.mpi.try_recv()) {
+        let mut thorough = backoff.slept() && last_work.elapsed() < RECENT;
+        while let Some((source, bytes)) = comm.mpi.try_recv_thorough(thorough) {
+            thorough = false;
             busy = true;
             if source != 0 {
                 capture::report(&format!("rankview: ignoring a message from rank {source}"));

@@ -224,14 +224,14 @@ impl Mpi {
         self.receive_probed(false)
     }
 
-    /// [`try_recv`](Mpi::try_recv) for a loop that has just slept: probes
-    /// twice before saying nothing came. A probe may only move an arrived
-    /// message into MPI's queues (its progress step) and see it on the next
-    /// call, so a single probe would find it one sleep late. (Not on every
-    /// poll: an empty probe costs a progress step, and Open MPI yields the
-    /// core in it when oversubscribed.)
-    pub(crate) fn try_recv_after_sleep(&mut self) -> Option<(usize, Vec<u8>)> {
-        self.receive_probed(true)
+    /// [`try_recv`](Mpi::try_recv), probing twice before saying nothing
+    /// came when `thorough` (a loop that has just slept). A probe may only
+    /// move an arrived message into MPI's queues (its progress step) and see
+    /// it on the next call, so a single probe would find it one sleep late.
+    /// Not on every poll: an empty probe costs a progress step, and Open MPI
+    /// yields the core in it when oversubscribed.
+    pub(crate) fn try_recv_thorough(&mut self, thorough: bool) -> Option<(usize, Vec<u8>)> {
+        self.receive_probed(thorough)
     }
 
     fn receive_probed(&mut self, twice: bool) -> Option<(usize, Vec<u8>)> {
