@@ -230,3 +230,19 @@ on_ranks!(
     section_panic_root: section_panic_root_2_ranks = 2,
     section_panic_root_3_ranks = 3
 );
+
+/// Engines that cannot take part in a collective rank 0 has entered (a
+/// section registered on rank 0 only): the job ends at once, non-zero,
+/// naming the engine and why, instead of leaving rank 0 inside it.
+fn section_only_on_rank_0(ranks: usize) {
+    mpirun(ranks, "check_failures", &["section_only_on_rank_0"])
+        .assert_failure()
+        .assert_within(INTERNAL_FAILURE_ENDS_WITHIN)
+        .assert_stderr_contains("rankview: internal error: engine 0: protocol error: cannot take part in collective task")
+        .assert_stderr_contains("no MPI section called \"only_on_rank_0\"");
+}
+
+on_ranks!(
+    section_only_on_rank_0: section_only_on_rank_0_2_ranks = 2,
+    section_only_on_rank_0_3_ranks = 3
+);

@@ -18,7 +18,10 @@
 //!   each engine's, asked with a remote `getpid`), then waits for a 60 s task
 //!   on every engine: the job to kill (`tests/faults.rs`);
 //! - `quiet_client`: the client sleeps 60 s without calling rankview, then
-//!   does one apply on every engine and ends normally.
+//!   does one apply on every engine and ends normally;
+//! - `section_only_on_rank_0`: a raw MPI section registered on rank 0 only,
+//!   so the engines cannot take part when rank 0 starts it (rank 0 is
+//!   already inside: an engine-side failure in a collective).
 //!
 //! The program only produces the situations; what the job must do about them
 //! (exit non-zero quickly, say why) is asserted by the integration test.
@@ -64,9 +67,27 @@ fn panicking_section(mode: &str) -> impl FnMut(&rankview::World) + Send + 'stati
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let launch = rankview::Launch::new().mpi_section("maybe_panic", panicking_section(&mode));
+    let mut launch = rankview::Launch::new().mpi_section("maybe_panic", panicking_section(&mode));
+    // `section_only_on_rank_0`: the engines cannot take part in a section
+    // rank 0 starts (an engine-side failure inside a collective).
+    let rank_0 = ["OMPI_COMM_WORLD_RANK", "PMI_RANK"]
+        .iter()
+        .any(|v| std::env::var(v).as_deref() == Ok("0"));
+    if mode == "section_only_on_rank_0" && rank_0 {
+        launch = launch.mpi_section("only_on_rank_0", |_| {});
+    }
     launch.run(|rc| -> Result<(), Failure> {
         match mode.as_str() {
+            "section_only_on_rank_0" => {
+                let long = rc.all().apply(sleep_for, (60.0,));
+                println!(
+                    "check_failures: a 60 s task is running on {} engines",
+                    rc.len()
+                );
+                rc.mpi_section("only_on_rank_0").get()?;
+                long.get()?;
+                Err("the job outlived engines that could not join a section".into())
+            }
             "section_panic_engine" | "section_panic_root" => {
                 let long = rc.all().apply(sleep_for, (60.0,));
                 println!(
