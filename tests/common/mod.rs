@@ -22,12 +22,11 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -148,36 +147,15 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-/// Holds the right to run an MPI job: one per process (mutex) and one per
-/// machine (exclusive `flock` on a file in the target directory). Taken by
-/// [`mpirun_args`]; tests that start jobs another way take it themselves
-/// ([`JobLock::acquire`]).
-pub struct JobLock {
-    _file: File,
-    _thread: MutexGuard<'static, ()>,
-}
+mod job_lock;
+
+pub use job_lock::JobLock;
 
 impl JobLock {
-    /// Waits for the right to run an MPI job.
+    /// Waits for the right to run an MPI job (see `job_lock`). Taken by
+    /// [`mpirun_args`]; tests that start jobs another way take it themselves.
     pub fn acquire() -> JobLock {
-        static IN_PROCESS: Mutex<()> = Mutex::new(());
-        let thread = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
-        let path = target_dir().join("rankview-mpi-tests.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("cannot open the job lock {}: {e}", path.display()));
-        // File::lock is stable since Rust 1.89; the tests need that toolchain
-        // even though the library's MSRV is older.
-        #[allow(clippy::incompatible_msrv)]
-        file.lock()
-            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-        JobLock {
-            _file: file,
-            _thread: thread,
-        }
+        JobLock::acquire_in(&target_dir())
     }
 }
 

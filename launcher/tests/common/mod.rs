@@ -6,50 +6,27 @@
 // Each test crate uses a different part of the harness.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The right to run a real MPI job: one per process (a mutex) and one per
-/// machine (an exclusive `flock` on `<target>/rankview-mpi-tests.lock`, the
-/// file the `rankview` package's test harness locks too), so that jobs
-/// never overlap whether the tests run as threads (`cargo test`) or as
-/// processes (`cargo nextest`).
-pub struct JobLock {
-    _file: File,
-    _thread: MutexGuard<'static, ()>,
-}
+// The job lock of the `rankview` package's tests, shared by path so that
+// both harnesses lock the same file the same way.
+#[path = "../../../tests/common/job_lock.rs"]
+mod job_lock;
+
+pub use job_lock::JobLock;
 
 /// Takes the [`JobLock`]; held by every test that starts a real MPI job.
 pub fn mpi_job_lock() -> JobLock {
-    static MPI_JOBS: Mutex<()> = Mutex::new(());
-    let thread = MPI_JOBS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // <target>/<profile>/rankview
     let target = Path::new(env!("CARGO_BIN_EXE_rankview"))
         .parent()
         .and_then(Path::parent)
         .expect("the launcher is built in <target>/<profile>");
-    let path = target.join("rankview-mpi-tests.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open the job lock {}: {e}", path.display()));
-    // File::lock is stable since Rust 1.89; the tests need that toolchain
-    // even though the launcher's MSRV is older.
-    #[allow(clippy::incompatible_msrv)]
-    file.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    JobLock {
-        _file: file,
-        _thread: thread,
-    }
+    JobLock::acquire_in(target)
 }
 
 /// The built launcher, with a clean MPI-related environment.
