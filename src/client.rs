@@ -14,8 +14,9 @@ use std::thread::Thread;
 use crate::controller::{Collective, CollectiveKind, Command};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
-use crate::result::{AsyncResult, Payload, ResultState};
-use crate::view::{DirectView, Many, One, Shape};
+use crate::result::{AsyncResult, Control, Payload, ResultState};
+use crate::scheduler::QueueStatus;
+use crate::view::{DirectView, LoadBalancedView, Many, One, Shape};
 
 struct Inner {
     commands: Sender<Command>,
@@ -139,6 +140,52 @@ impl Client {
         DirectView::new(self.clone(), self.ids())
     }
 
+    /// A load-balanced view of every engine (ipyparallel's
+    /// `rc.load_balanced_view()`); [`DirectView::load_balanced`] makes one
+    /// over a view's engines.
+    pub fn load_balanced_view(&self) -> LoadBalancedView {
+        LoadBalancedView::new(self.clone(), self.ids())
+    }
+
+    /// Aborts every load-balanced task that has not started (see
+    /// [`AsyncResult::abort`]).
+    pub fn abort_all(&self) -> Result<()> {
+        self.send(Command::Abort { tasks: None })
+    }
+
+    /// Per engine, the load-balanced tasks queued, running and completed,
+    /// and how many were stolen in and out; with the tasks the controller
+    /// holds back. Its `Display` is a small table.
+    pub fn queue_status(&self) -> Result<QueueStatus> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.send(Command::QueueStatus(tx))?;
+        rx.recv().map_err(|_| Error::Shutdown)
+    }
+
+    /// A new task id.
+    pub(crate) fn next_task(&self) -> TaskId {
+        self.inner.next_task.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands `command` to the controller.
+    pub(crate) fn send(&self, command: Command) -> Result<()> {
+        self.inner
+            .commands
+            .send(command)
+            .map_err(|_| Error::Shutdown)?;
+        self.inner.controller.unpark();
+        Ok(())
+    }
+
+    /// The link from load-balanced results to the controller.
+    pub(crate) fn control(&self, tasks: Vec<TaskId>) -> Control {
+        Control {
+            commands: self.inner.commands.clone(),
+            controller: self.inner.controller.clone(),
+            tasks,
+        }
+    }
+
     /// Sends one request to `engines` and returns the result handle.
     ///
     /// `decode` turns one engine's payload into an `R`; the view's shape `S`
@@ -213,12 +260,14 @@ fn describe(request: &Request) -> &'static str {
         Request::Keys { .. } => "keys",
         Request::Clear { .. } => "clear",
         Request::Collective { .. } => "a collective",
-        Request::Shutdown { .. } => "shutdown",
+        Request::Tasks { .. } => "load-balanced tasks",
+        Request::Abort { .. } => "abort",
+        Request::Shutdown { .. } | Request::Exit => "shutdown",
     }
 }
 
 /// Puts per-engine outcomes together: values in order, or the error(s).
-fn collect<S: Shape, R>(
+pub(crate) fn collect<S: Shape, R>(
     outcomes: &mut [(usize, Result<Payload>)],
     decode: &dyn Fn(usize, &mut Payload) -> Result<R>,
 ) -> Result<S::Out<R>> {

@@ -132,6 +132,15 @@ pub enum Error {
         /// The timeout it was given.
         timeout: Duration,
     },
+    /// One item of a load-balanced `map` failed (its index in the input);
+    /// the other items still have their results.
+    #[error("item {index} of the map failed: {error}")]
+    MapItem {
+        /// The item's index in the map's input.
+        index: usize,
+        /// Why it failed.
+        error: Box<Error>,
+    },
     /// A load-balanced task was aborted before it started.
     #[error("task {task} was aborted before it started")]
     TaskAborted {
@@ -185,6 +194,7 @@ impl Error {
             | Error::NameError { engine, .. }
             | Error::TypeMismatch { engine, .. }
             | Error::Borrowed { engine, .. } => Some(*engine),
+            Error::MapItem { error, .. } => error.engine(),
             _ => None,
         }
     }

@@ -87,6 +87,7 @@ enum Role {
     Engine {
         id: usize,
         comm: std::thread::Thread,
+        inbox: std::sync::Arc<engine::Inbox>,
     },
 }
 
@@ -127,7 +128,6 @@ impl Launch {
         let (role_tx, role_rx) = mpsc::sync_channel::<Result<(usize, Role)>>(1);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Ready>>(1);
         let (command_tx, command_rx) = mpsc::channel::<Command>();
-        let (job_tx, job_rx) = mpsc::channel::<engine::Job>();
         let (out_tx, out_rx) = mpsc::channel::<engine::ExecOut>();
         let prelude = self.prelude;
         let sections = self.sections;
@@ -160,15 +160,17 @@ impl Launch {
                         Ending::Broken(Error::Shutdown)
                     }
                 } else {
+                    let inbox = std::sync::Arc::new(engine::Inbox::new(rank - 1));
                     let role = Role::Engine {
                         id: rank - 1,
                         comm: std::thread::current(),
+                        inbox: inbox.clone(),
                     };
                     if role_tx.send(Ok((rank, role))).is_err() {
                         return Ending::Broken(Error::Shutdown);
                     }
                     let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                        engine::serve(&mut mpi, job_tx, out_rx)
+                        engine::serve(&mut mpi, inbox, out_rx)
                     }));
                     let id = rank - 1;
                     match served {
@@ -277,9 +279,9 @@ impl Launch {
                     _ => std::process::exit(1),
                 }
             }
-            Role::Engine { id, comm } => {
+            Role::Engine { id, comm, inbox } => {
                 let executed = panic::catch_unwind(AssertUnwindSafe(|| {
-                    engine::execute(id, job_rx, out_tx, comm)
+                    engine::execute(id, &inbox, out_tx, comm)
                 }));
                 if let Err(payload) = executed {
                     internal_failure(

@@ -62,6 +62,7 @@ mod engine;
 mod error;
 mod launch;
 mod namespace;
+mod progress;
 mod protocol;
 mod registry;
 mod remote;
@@ -78,9 +79,10 @@ pub use namespace::{globals, Exclusive, Globals, Shared, Value};
 pub use rankview_macros::remote;
 pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
 pub use result::{AsyncResult, Metadata};
+pub use scheduler::{EngineStatus, QueueStatus};
 pub use transport::World;
 pub use view::direct::Values;
-pub use view::{DirectView, Many, One, Shape};
+pub use view::{AsyncMap, Dependencies, DirectView, IMap, LoadBalancedView, Many, One, Shape};
 
 /// The MPI bindings rankview uses (rsmpi), for raw MPI beside rankview in
 /// [`Launch::with_mpi`].

@@ -305,6 +305,12 @@ pub fn globals() -> Globals {
 }
 
 impl Globals {
+    /// The id of the engine running the current task (its MPI rank minus
+    /// one); [`Error::Usage`] outside a task.
+    pub fn engine(&self) -> Result<usize> {
+        with(|ns| Ok(ns.engine))
+    }
+
     /// A shared, read-only handle to `name` (no copy of the value).
     pub fn get<T: Value>(&self, name: &str) -> Result<Shared<T>> {
         with(|ns| ns.get::<T>(name)).map(Shared)

@@ -33,8 +33,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::bulk::BulkVec;
+use crate::controller::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{Done, Outcome, TaskId, Typed};
+use crate::protocol::{Done, ItemOutcome, Outcome, TaskId, Typed};
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub(crate) enum Payload {
     Values(Vec<Typed>),
     Keys(Vec<String>),
     Many(Vec<Vec<u8>>),
+    /// One outcome per item of a load-balanced `map` chunk.
+    Each(Vec<ItemOutcome>),
     /// The assembled data of a gather or reduce (on the first part only).
     /// Read by borrowing: each `get` assembles the user's container anew.
     Gathered(Gathered),
@@ -54,6 +57,26 @@ pub(crate) enum Payload {
     /// see it.
     Taken,
     Unit,
+}
+
+impl Payload {
+    /// The first failed item of a `map` chunk, as an error (with the item's
+    /// index within the chunk).
+    pub(crate) fn item_failure(&self, engine: usize, task: TaskId) -> Option<Error> {
+        let Payload::Each(items) = self else {
+            return None;
+        };
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| match item {
+                ItemOutcome::Failed(f) => Some(Error::MapItem {
+                    index,
+                    error: Box::new(f.clone().into_error(engine, task)),
+                }),
+                ItemOutcome::Value(_) => None,
+            })
+    }
 }
 
 /// Data a gather or reduce brought to rank 0, in target order.
@@ -69,8 +92,12 @@ pub struct Gathered {
 /// Timing and output of one task on one engine (ipyparallel's `metadata`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
-    /// Engine id the task ran on.
+    /// Engine id the task ran on. For a load-balanced task, the engine that
+    /// ran it ([`usize::MAX`] until then, or if it never ran).
     pub engine: usize,
+    /// A load-balanced task ran on another engine than the one it was sent
+    /// to: an idle engine stole it. Always false for direct views.
+    pub stolen: bool,
     /// Task id (shared by every engine of one submission).
     pub task: TaskId,
     /// When the client submitted the task.
@@ -127,6 +154,7 @@ impl ResultState {
                 outcome: None,
                 meta: Metadata {
                     engine,
+                    stolen: false,
                     task,
                     submitted,
                     started: None,
@@ -158,17 +186,32 @@ impl ResultState {
 
     /// Records engine `index`'s reply.
     pub(crate) fn complete(&self, index: usize, done: Done, engine: usize) {
+        self.record(index, done, engine, None);
+    }
+
+    /// Records the final reply of a load-balanced task (one part), with
+    /// where it ran.
+    pub(crate) fn complete_task(&self, done: Done, engine: usize, stolen: bool) {
+        self.record(0, done, engine, Some(stolen));
+    }
+
+    fn record(&self, index: usize, done: Done, engine: usize, stolen: Option<bool>) {
         let task = done.task;
         let outcome = match done.outcome {
             Outcome::Value(v) => Ok(Payload::Value(v)),
             Outcome::Values(v) => Ok(Payload::Values(v)),
             Outcome::Keys(k) => Ok(Payload::Keys(k)),
             Outcome::Many(m) => Ok(Payload::Many(m)),
+            Outcome::Each(items) => Ok(Payload::Each(items)),
             Outcome::Unit => Ok(Payload::Unit),
             Outcome::Failed(f) => Err(f.into_error(engine, task)),
         };
         let mut inner = self.lock();
         if let Some(part) = inner.parts.get_mut(index) {
+            if let Some(stolen) = stolen {
+                part.meta.engine = engine;
+                part.meta.stolen = stolen;
+            }
             part.meta.started = Some(micros_to_time(done.started_us));
             part.meta.completed = Some(micros_to_time(done.completed_us));
             part.meta.stdout = done.stdout;
@@ -245,7 +288,11 @@ impl ResultState {
             .map(|p| {
                 let outcome = match &p.outcome {
                     Some(Err(e)) => Err(e.clone()),
-                    _ => Ok(Payload::Unit),
+                    Some(Ok(payload)) => match payload.item_failure(p.meta.engine, p.meta.task) {
+                        Some(e) => Err(e),
+                        None => Ok(Payload::Unit),
+                    },
+                    None => Ok(Payload::Unit),
                 };
                 (p.meta.clone(), outcome)
             })
@@ -344,7 +391,41 @@ pub struct AsyncResult<T> {
     finish: Arc<Finish<T>>,
     /// One count per handle on `state` (clones, and results made from this
     /// one by `map`/`and_then`), the controller's reference not included.
-    handles: Arc<()>,
+    handles: Arc<Handles>,
+}
+
+/// What the handles of one result share: for load-balanced tasks, the way
+/// to the controller, to abort them and to let their rows go once the last
+/// handle is dropped.
+#[derive(Default)]
+pub(crate) struct Handles {
+    control: Option<Control>,
+}
+
+/// A load-balanced result's link to the controller.
+pub(crate) struct Control {
+    pub commands: std::sync::mpsc::Sender<Command>,
+    pub controller: std::thread::Thread,
+    /// The tasks behind the result.
+    pub tasks: Vec<TaskId>,
+}
+
+impl Control {
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Shutdown)?;
+        self.controller.unpark();
+        Ok(())
+    }
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        if let Some(control) = self.control.take() {
+            let tasks = control.tasks.clone();
+            // The controller may be gone already (the job is ending).
+            let _ = control.send(Command::Forget { tasks });
+        }
+    }
 }
 
 impl<T> Clone for AsyncResult<T> {
@@ -377,8 +458,71 @@ impl<T: 'static> AsyncResult<T> {
         AsyncResult {
             state,
             finish: Arc::new(finish),
-            handles: Arc::new(()),
+            handles: Arc::new(Handles::default()),
         }
+    }
+
+    /// The same result, tied to load-balanced tasks (see [`Control`]).
+    pub(crate) fn with_control(mut self, control: Control) -> Self {
+        self.handles = Arc::new(Handles {
+            control: Some(control),
+        });
+        self
+    }
+
+    /// The load-balanced tasks behind this result (empty for others), and
+    /// a token that keeps them known to the controller while it lives.
+    pub(crate) fn dependency(&self) -> (Vec<TaskId>, Arc<dyn std::any::Any + Send + Sync>) {
+        let tasks = self
+            .handles
+            .control
+            .as_ref()
+            .map(|c| c.tasks.clone())
+            .unwrap_or_default();
+        (tasks, self.handles.clone())
+    }
+
+    /// Aborts the load-balanced tasks behind this result that have not
+    /// started (ipyparallel's `AsyncResult.abort`): their result becomes
+    /// [`Error::TaskAborted`]; a task already running finishes and keeps
+    /// its result. Returns once the controller has the request, not once
+    /// the tasks are aborted (wait on the result for that).
+    ///
+    /// Errors: [`Error::Usage`] for a result of a direct view (its requests
+    /// are in their engines' ordered streams and always run), or
+    /// [`Error::Shutdown`].
+    pub fn abort(&self) -> Result<()> {
+        match &self.handles.control {
+            Some(control) => control.send(Command::Abort {
+                tasks: Some(control.tasks.clone()),
+            }),
+            None => Err(Error::Usage(
+                "only load-balanced results can be aborted; a direct view's requests always run"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Sends `index` on `to` once the result is done (at once if it is).
+    pub(crate) fn notify(&self, to: std::sync::mpsc::Sender<u64>, index: u64) {
+        self.state.when_done(Box::new(move |_| {
+            let _ = to.send(index);
+        }));
+    }
+
+    /// Tasks finished (parts settled) and in all, for progress displays.
+    pub(crate) fn progress(&self) -> (usize, usize) {
+        let total = self.state.lock().parts.len();
+        let left = self.state.remaining.load(Ordering::Acquire);
+        (total.saturating_sub(left), total)
+    }
+
+    /// Waits for the result while showing its progress on stderr: a bar
+    /// (tasks done / total, rate, elapsed) when stderr is a terminal, plain
+    /// lines every few seconds otherwise (ipyparallel's
+    /// `wait_interactive`). Returns when done.
+    pub fn wait_interactive(&self) {
+        crate::progress::watch(|| self.progress(), |timeout| self.wait_timeout(timeout));
     }
 
     /// A result that failed before anything was sent.
@@ -530,12 +674,10 @@ impl<T: 'static> AsyncResult<T> {
     /// `T` (another type asked of `pull`) is an error of `get` only.
     pub fn successful(&self) -> bool {
         self.ready()
-            && self
-                .state
-                .lock()
-                .parts
-                .iter()
-                .all(|p| matches!(p.outcome, Some(Ok(_))))
+            && self.state.lock().parts.iter().all(|p| match &p.outcome {
+                Some(Ok(payload)) => payload.item_failure(0, 0).is_none(),
+                _ => false,
+            })
     }
 
     /// Per-engine timing and output, in target order.

@@ -84,8 +84,86 @@ pub(crate) enum Request {
         group: GroupSpec,
         op: CollectiveOp,
     },
+    /// Load-balanced tasks for this engine's local queue (one message for
+    /// many tasks; see `src/scheduler/README.md`).
+    Tasks {
+        /// Per engine, the queued tasks another engine could steal, as the
+        /// controller knows them (the thief's estimates).
+        loads: Vec<u32>,
+        /// Per engine, the messages the controller had sent it before this
+        /// one (the stream fence of every task here).
+        fence: Vec<u64>,
+        tasks: Vec<WireTask>,
+    },
+    /// Remove these load-balanced tasks from the local queue if they have
+    /// not started; the engine answers [`Reply::Aborted`].
+    Abort { tasks: Vec<TaskId> },
     /// Stop serving. `failed` means the client failed: exit non-zero at once.
+    /// A clean one (`failed: false`) is answered with [`Reply::Quiet`] once
+    /// the engine's work is done; the engine then keeps answering steals
+    /// until [`Request::Exit`].
     Shutdown { failed: bool },
+    /// Every engine is quiet: say goodbye and finalize.
+    Exit,
+}
+
+/// What a load-balanced task runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Work {
+    /// Call a registered function once.
+    Apply {
+        task: TaskId,
+        function: u64,
+        args: Vec<WireArg>,
+    },
+    /// Call a registered one-argument function once per item; each item's
+    /// outcome comes back on its own ([`Outcome::Each`]).
+    Map {
+        task: TaskId,
+        function: u64,
+        #[serde(with = "byte_vecs")]
+        items: Vec<Vec<u8>>,
+    },
+}
+
+impl Work {
+    pub(crate) fn task(&self) -> TaskId {
+        match self {
+            Work::Apply { task, .. } | Work::Map { task, .. } => *task,
+        }
+    }
+}
+
+/// Who may steal a queued task, on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireStealable {
+    Never,
+    Anyone,
+    Only(Vec<u32>),
+}
+
+/// A load-balanced task as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireTask {
+    pub work: Work,
+    pub stealable: WireStealable,
+    /// Times it was stolen so far.
+    pub hops: u32,
+}
+
+/// Engine → engine: work stealing. Sent on the control tag like everything
+/// else; an engine tells them from the controller's messages by their
+/// source rank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Peer {
+    /// Give me at most `max` tasks you have not started.
+    Steal { max: u32 },
+    /// The answer to a steal, possibly empty. Each task carries its stream
+    /// fence; `left` is what the thief may still take from the victim.
+    Give {
+        tasks: Vec<(WireTask, Vec<u64>)>,
+        left: u32,
+    },
 }
 
 /// A view's sub-communicator: rank 0 and the view's engines.
@@ -183,6 +261,23 @@ pub(crate) enum Reply {
         len: u64,
         shape: Vec<u64>,
     },
+    /// Load-balanced tasks this engine started, and those it finished (one
+    /// message for many).
+    Progress {
+        started: Vec<TaskId>,
+        done: Vec<Done>,
+    },
+    /// This engine stole `tasks` (id and steal count) from engine `victim`;
+    /// sent before anything else about them.
+    Stolen {
+        victim: u32,
+        tasks: Vec<(TaskId, u32)>,
+    },
+    /// What this engine removed from its queue on a [`Request::Abort`].
+    Aborted { tasks: Vec<TaskId> },
+    /// After a clean `Shutdown`: this engine's work is done and it has no
+    /// steal in flight.
+    Quiet,
     /// The engine has stopped serving and is about to finalize MPI.
     Goodbye,
 }
@@ -197,6 +292,9 @@ pub(crate) struct Done {
     pub completed_us: u64,
     pub stdout: String,
     pub stderr: String,
+    /// Times a load-balanced task was stolen before it ran here (0 for
+    /// everything else).
+    pub hops: u32,
     pub outcome: Outcome,
 }
 
@@ -211,9 +309,18 @@ pub(crate) enum Outcome {
     Keys(Vec<String>),
     /// One encoded result per item of a `Map`.
     Many(#[serde(with = "byte_vecs")] Vec<Vec<u8>>),
+    /// One outcome per item of a load-balanced `Map`, in item order.
+    Each(Vec<ItemOutcome>),
     /// Done, nothing to return.
     Unit,
     /// The request failed.
+    Failed(Failure),
+}
+
+/// What one item of a load-balanced `map` produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ItemOutcome {
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     Failed(Failure),
 }
 
@@ -352,15 +459,19 @@ pub(crate) fn decode<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M> 
 }
 
 /// Decodes `bytes` as a `Reply` (engine → controller) when `reply`, else
-/// as a `Request`, and re-encodes what it decoded: the entry point of the
-/// protocol fuzz test (`tests/protocol_fuzz.rs`), which cannot name these
-/// crate-private types. Not public API.
+/// as a `Request` or (failing that) a `Peer` message, and re-encodes what
+/// it decoded: the entry point of the protocol fuzz test
+/// (`tests/protocol_fuzz.rs`), which cannot name these crate-private types.
+/// Not public API.
 #[doc(hidden)]
 pub fn fuzz_decode(bytes: &[u8], reply: bool) -> Result<Vec<u8>> {
     if reply {
         encode(&decode::<Reply>(bytes)?)
     } else {
-        encode(&decode::<Request>(bytes)?)
+        match decode::<Request>(bytes) {
+            Ok(request) => encode(&request),
+            Err(_) => encode(&decode::<Peer>(bytes)?),
+        }
     }
 }
 

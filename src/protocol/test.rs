@@ -63,7 +63,35 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                 reduce: Some(crate::bulk::ReduceOp::Max),
             },
         },
+        Request::Tasks {
+            loads: vec![3, 0],
+            fence: vec![5, 9],
+            tasks: vec![
+                WireTask {
+                    work: Work::Apply {
+                        task: 15,
+                        function: 4,
+                        args: vec![WireArg::Value(vec![1, 2])],
+                    },
+                    stealable: WireStealable::Only(vec![0, 2]),
+                    hops: 1,
+                },
+                WireTask {
+                    work: Work::Map {
+                        task: 16,
+                        function: 4,
+                        items: vec![vec![7], vec![8, 9]],
+                    },
+                    stealable: WireStealable::Never,
+                    hops: 0,
+                },
+            ],
+        },
+        Request::Abort {
+            tasks: vec![15, 16],
+        },
         Request::Shutdown { failed: true },
+        Request::Exit,
     ];
     let replies = vec![
         Reply::Hello {
@@ -78,6 +106,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
             completed_us: 2,
             stdout: "out\n".into(),
             stderr: String::new(),
+            hops: 0,
             outcome: Outcome::Values(vec![typed]),
         }),
         Reply::Done(Done {
@@ -86,6 +115,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
             completed_us: 2,
             stdout: String::new(),
             stderr: "boom".into(),
+            hops: 0,
             outcome: Outcome::Failed(Failure::Remote {
                 kind: "panic".into(),
                 message: "boom".into(),
@@ -97,6 +127,27 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
             len: 6,
             shape: vec![3, 2],
         },
+        Reply::Progress {
+            started: vec![17],
+            done: vec![Done {
+                task: 16,
+                started_us: 3,
+                completed_us: 4,
+                stdout: String::new(),
+                stderr: String::new(),
+                hops: 2,
+                outcome: Outcome::Each(vec![
+                    ItemOutcome::Value(vec![1]),
+                    ItemOutcome::Failed(Failure::Name("x".into())),
+                ]),
+            }],
+        },
+        Reply::Stolen {
+            victim: 1,
+            tasks: vec![(15, 2)],
+        },
+        Reply::Aborted { tasks: vec![16] },
+        Reply::Quiet,
         Reply::Goodbye,
     ];
     (requests, replies)
@@ -112,6 +163,39 @@ fn every_message_round_trips() {
     for r in replies {
         let back: Reply = decode(&encode(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+}
+
+#[test]
+fn peer_messages_round_trip_and_refuse_truncation() {
+    let task = WireTask {
+        work: Work::Apply {
+            task: 1,
+            function: 2,
+            args: Vec::new(),
+        },
+        stealable: WireStealable::Anyone,
+        hops: 3,
+    };
+    for message in [
+        Peer::Steal { max: 9 },
+        Peer::Give {
+            tasks: vec![(task, vec![1, 2, 3])],
+            left: 4,
+        },
+        Peer::Give {
+            tasks: Vec::new(),
+            left: 0,
+        },
+    ] {
+        let bytes = encode(&message).unwrap();
+        assert_eq!(decode::<Peer>(&bytes).unwrap(), message);
+        for cut in 0..bytes.len() {
+            assert!(matches!(
+                decode::<Peer>(&bytes[..cut]),
+                Err(Error::Protocol(_))
+            ));
+        }
     }
 }
 

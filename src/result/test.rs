@@ -30,6 +30,7 @@ fn done(task: TaskId, engine: usize) -> Done {
         completed_us: base + 500,
         stdout: format!("out of {engine}\n"),
         stderr: format!("err of {engine}\n"),
+        hops: 0,
         outcome: Outcome::Unit,
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct DepSet {
 }
 
 impl DepSet {
+    #[cfg(test)]
     /// `tasks`, all of them, successes only (the defaults).
     pub(crate) fn all(tasks: impl IntoIterator<Item = TaskId>) -> DepSet {
         DepSet {
@@ -41,6 +42,7 @@ impl DepSet {
         }
     }
 
+    #[cfg(test)]
     /// `tasks`, any one of them, successes only.
     pub(crate) fn any(tasks: impl IntoIterator<Item = TaskId>) -> DepSet {
         DepSet {
@@ -49,6 +51,7 @@ impl DepSet {
         }
     }
 
+    #[cfg(test)]
     /// The same set, met also by failed dependencies.
     pub(crate) fn or_failure(self) -> DepSet {
         DepSet {

@@ -194,6 +194,7 @@ impl<T> LocalQueue<T> {
         self.entries.is_empty() && self.held.is_empty()
     }
 
+    #[cfg(test)]
     /// Tasks started and not finished.
     pub(crate) fn running(&self) -> usize {
         self.running
@@ -204,6 +205,7 @@ impl<T> LocalQueue<T> {
         self.is_empty() && self.running == 0
     }
 
+    #[cfg(test)]
     /// The ids of the tasks ready to start, front first (not the held ones).
     pub(crate) fn tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
         self.entries.iter().map(|e| e.task)

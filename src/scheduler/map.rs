@@ -68,6 +68,7 @@ impl Chunks {
         (0..self.count()).map(|i| self.range(i))
     }
 
+    #[cfg(test)]
     /// The chunk holding item `item`.
     pub(crate) fn chunk_of(&self, item: usize) -> usize {
         item / self.size
@@ -125,6 +126,7 @@ impl<R> Assembly<R> {
         self.ready.pop_front()
     }
 
+    #[cfg(test)]
     /// Results held: arrived and not handed out.
     pub(crate) fn held(&self) -> usize {
         self.early.len() + self.ready.len()

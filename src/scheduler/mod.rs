@@ -13,10 +13,6 @@
 //! takes what happened (a reply, a steal notice, `now`) and returns what to
 //! do. The protocol the runtime follows with it is in `README.md` beside
 //! this file.
-// Removed when the load-balanced view is wired into the controller and the
-// engines: until then nothing outside the tests calls this module (and its
-// re-exports below are unused).
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod deps;
 mod local;
@@ -30,9 +26,13 @@ use std::time::Duration;
 
 pub(crate) use deps::{DepSet, Mode};
 pub(crate) use local::{LocalQueue, Queued};
-pub(crate) use status::{EngineStatus, QueueStatus};
-pub(crate) use steal::{StealRequest, Thief};
-pub(crate) use table::{AbortOrder, Batch, Completion, Outcome, Report, State, Task, TaskTable};
+pub use status::{EngineStatus, QueueStatus};
+#[cfg(test)]
+use steal::StealRequest;
+pub(crate) use steal::Thief;
+pub(crate) use table::{AbortOrder, Completion, Report, Task, TaskTable};
+#[cfg(test)]
+use table::{Batch, Outcome, State};
 
 /// A task id, as in the protocol.
 pub(crate) type TaskId = crate::protocol::TaskId;
@@ -54,6 +54,7 @@ impl EngineSet {
         EngineSet(v.into())
     }
 
+    #[cfg(test)]
     /// Engines `0..n`.
     pub(crate) fn all(n: usize) -> EngineSet {
         EngineSet((0..n).collect())
@@ -90,9 +91,15 @@ impl Fence {
         Fence(Some(sent.into()))
     }
 
+    #[cfg(test)]
     /// No constraint.
     pub(crate) fn none() -> Fence {
         Fence(None)
+    }
+
+    /// The counts, per engine (empty: no constraint), as they travel.
+    pub(crate) fn counts(&self) -> Vec<u64> {
+        self.0.as_ref().map(|c| c.to_vec()).unwrap_or_default()
     }
 
     /// How many controller messages `engine` must have received before it

@@ -10,7 +10,8 @@ use super::EngineId;
 
 /// One engine's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct EngineStatus {
+pub struct EngineStatus {
+    /// Engine id.
     pub engine: EngineId,
     /// Sent (or stolen) and not started.
     pub queued: usize,
@@ -26,7 +27,8 @@ pub(crate) struct EngineStatus {
 
 /// Every engine's figures, in engine order, and the controller's own.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct QueueStatus {
+pub struct QueueStatus {
+    /// Per engine, in engine order.
     pub engines: Vec<EngineStatus>,
     /// Waiting on dependencies.
     pub waiting: usize,

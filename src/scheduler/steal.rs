@@ -113,6 +113,7 @@ impl Thief {
         self.in_flight
     }
 
+    #[cfg(test)]
     /// The current estimate of `peer`.
     pub(crate) fn estimate(&self, peer: EngineId) -> u32 {
         self.estimates.get(peer).copied().unwrap_or(0)

@@ -814,11 +814,13 @@ impl<T> TaskTable<T> {
         }
     }
 
+    #[cfg(test)]
     /// The state of `task`, if the table has it.
     pub(crate) fn state(&self, task: TaskId) -> Option<State> {
         self.tasks.get(&task).map(|r| r.state)
     }
 
+    #[cfg(test)]
     /// Rows held (live tasks and final ones not forgotten).
     pub(crate) fn rows(&self) -> usize {
         self.tasks.len()

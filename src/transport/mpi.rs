@@ -93,6 +93,8 @@ pub(crate) struct Mpi {
     // Field order is drop order: pending sends, then communicators, then the
     // universe (MPI_Finalize).
     pending: Vec<PendingSend>,
+    /// Control messages sent to each rank so far.
+    sent: Vec<u64>,
     sections: HashMap<String, Section>,
     groups: HashMap<u32, SimpleCommunicator>,
     control: SimpleCommunicator,
@@ -114,8 +116,10 @@ impl Mpi {
         }
         let world = universe.world();
         let control = world.duplicate();
+        let size = usize::try_from(world.size()).unwrap_or(0);
         Ok(Mpi {
             pending: Vec::new(),
+            sent: vec![0; size],
             sections: HashMap::new(),
             groups: HashMap::new(),
             control,
@@ -164,6 +168,9 @@ impl Mpi {
     /// Starts sending `buffer` to `dest` and returns at once. A message
     /// longer than [`MAX_MESSAGE`] goes as a header and pieces.
     pub(crate) fn send(&mut self, dest: usize, buffer: SendBuf) -> Result<()> {
+        if let Some(count) = self.sent.get_mut(dest) {
+            *count += 1;
+        }
         let dest = i32::try_from(dest).map_err(|_| Error::Mpi(format!("no rank {dest}")))?;
         let len = buffer.as_slice().len();
         if len > MAX_MESSAGE {
@@ -199,6 +206,14 @@ impl Mpi {
                 .collect()
         };
         self.pending.push(PendingSend { requests, buffer });
+    }
+
+    /// How many control messages (long ones counting once) this rank has
+    /// sent to each of ranks `1..=engines`: the controller's stream fence.
+    pub(crate) fn sent_counts(&self, engines: usize) -> Vec<u64> {
+        (1..=engines)
+            .map(|rank| self.sent.get(rank).copied().unwrap_or(0))
+            .collect()
     }
 
     /// Completes the sends that have finished; true if any did.

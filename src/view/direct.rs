@@ -170,6 +170,12 @@ impl<S: Shape> DirectView<S> {
         &self.targets
     }
 
+    /// A load-balanced view over this view's engines: tasks run on
+    /// whichever of them is free (ipyparallel's `rc.load_balanced_view(targets)`).
+    pub fn load_balanced(&self) -> crate::LoadBalancedView {
+        crate::LoadBalancedView::new(self.client.clone(), self.targets.to_vec())
+    }
+
     /// Number of engines in the view.
     pub fn len(&self) -> usize {
         self.targets.len()

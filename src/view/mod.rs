@@ -4,13 +4,17 @@
 //! ([`One`] or [`Many`]) decides what a call returns: a view of one engine
 //! (`rc.engine(0)`) gives the value itself, a view of several (`rc.view(..)`,
 //! `rc.all()`) a `Vec` in target order, as ipyparallel's `rc[0]` and `rc[:]`
-//! do. Sending and tracking requests is left to the client and controller.
+//! do. A [`LoadBalancedView`] runs each task once, on whichever of its
+//! engines is free. Sending and tracking requests is left to the client and
+//! controller.
 
 pub mod collective;
 pub mod direct;
+pub mod load_balanced;
 
 pub use collective::{Gather, OneArg, Reducible, Scatter};
 pub use direct::DirectView;
+pub use load_balanced::{AsyncMap, Dependencies, IMap, LoadBalancedView};
 
 use crate::error::{Error, Result};
 

@@ -1,16 +1,19 @@
 //! The engine: what every rank except rank 0 runs.
 //!
 //! Two threads. The MPI thread ([`serve`]) receives requests from the
-//! controller, hands them to the execution thread in order, runs this
-//! engine's side of collectives, and sends replies back; it stays responsive
-//! while a long task runs, and backs off to sleep when idle. The execution thread ([`execute`]) owns the namespace, runs
-//! remote functions (catching panics), captures their output, and encodes
-//! replies. Placement decisions are never made here.
+//! controller, hands them to the execution thread through the [`Inbox`] in
+//! order, runs this engine's side of collectives, answers and makes steals
+//! of load-balanced tasks (engine to engine), and sends replies back; it
+//! stays responsive while a long task runs, and backs off to sleep when
+//! idle. The execution thread ([`execute`]) owns the namespace, runs remote
+//! functions (catching panics), captures their output, and encodes replies.
+//! Placement decisions are never made here: which tasks go where, and whom
+//! to steal from, is the scheduler's (`src/scheduler/`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Once};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,12 +24,17 @@ use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
-    self, CollectiveOp, Done, Failure, GroupSpec, Outcome, Reply, Request, TaskId, Typed,
-    ValueSpec, WireArg,
+    self, CollectiveOp, Done, Failure, GroupSpec, ItemOutcome, Outcome, Peer, Reply, Request,
+    TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
 };
 use crate::registry::registry;
 use crate::remote::ArgReader;
+use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable, Thief};
 use crate::transport::{Mpi, Receive, SendBuf};
+
+mod inbox;
+
+pub(crate) use inbox::{Inbox, Next};
 
 /// The longest an idle engine's MPI thread sleeps between polls while its
 /// last work is recent (sporadic use: a request after 100 ms of quiet waits
@@ -78,6 +86,10 @@ pub(crate) enum Incoming {
 pub(crate) enum ExecOut {
     /// An encoded reply for the controller.
     Reply(Vec<u8>),
+    /// A load-balanced task started.
+    Started(TaskId),
+    /// A load-balanced task finished (sent with others in one `Progress`).
+    Finished(Done),
     /// A lent value (or why it cannot be lent). The execution thread waits
     /// until `resume` is dropped.
     Lent {
@@ -121,22 +133,44 @@ struct Prepared {
 /// The MPI thread's state.
 struct Comm<'m> {
     mpi: &'m mut Mpi,
-    to_exec: Option<Sender<Job>>,
+    inbox: Arc<Inbox>,
+    /// A clean shutdown has closed the inbox.
+    closing: bool,
     prepared: Option<Prepared>,
     /// Reduce ops of `Prepare` requests forwarded to the execution thread.
     reduces: HashMap<TaskId, (GroupSpec, Option<ReduceOp>)>,
+    /// Messages received from the controller (the stream fence's count).
+    received: u64,
+    /// Whom to steal from.
+    thief: Thief,
+    /// Load-balanced tasks started and finished since the last `Progress`.
+    started: Vec<TaskId>,
+    finished: Vec<Done>,
 }
 
 /// Runs an engine's MPI thread until shutdown. The caller keeps `mpi`: on a
 /// clean ending it finalizes MPI, on a broken one it aborts the job (see
 /// `launch`).
-pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<ExecOut>) -> Ending {
+///
+/// A clean shutdown has two phases, so that no steal is left unanswered: on
+/// `Shutdown` the engine stops stealing, closes its inbox, and once the
+/// execution thread has finished and its own steal (if any) is answered it
+/// tells the controller it is `Quiet`; it keeps answering peers' steals
+/// until the controller, having heard every engine, sends `Exit`.
+pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -> Ending {
     install_panic_hook();
+    let me = mpi.rank().saturating_sub(1);
+    let engines = mpi.size().saturating_sub(1);
     let mut comm = Comm {
         mpi,
-        to_exec: Some(to_exec),
+        inbox,
+        closing: false,
         prepared: None,
         reduces: HashMap::new(),
+        received: 0,
+        thief: Thief::new(me, engines),
+        started: Vec::new(),
+        finished: Vec::new(),
     };
     let (binary, registry) = crate::controller::identity();
     let hello = Reply::Hello {
@@ -150,6 +184,8 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
     }
     let mut backoff = Backoff::new(IDLE_POLL);
     let mut last_work = Instant::now();
+    let mut executing = true;
+    let mut quiet = false;
     loop {
         let mut busy = false;
         // A thorough first poll after a sleep while the last work is recent
@@ -161,17 +197,28 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
             thorough = false;
             busy = true;
             if source != 0 {
-                capture::report(&format!("rankview: ignoring a message from rank {source}"));
+                if let Err(e) = comm.peer(source, &bytes) {
+                    return Ending::Broken(e);
+                }
                 continue;
             }
-            match protocol::decode::<Request>(&bytes) {
+            comm.received += 1;
+            let request = protocol::decode::<Request>(&bytes);
+            match request {
                 Ok(Request::Shutdown { failed: true }) => {
                     say_goodbye(comm.mpi);
                     return Ending::ClientFailed;
                 }
-                // Close the execution queue; keep forwarding its replies
-                // until it has finished.
-                Ok(Request::Shutdown { failed: false }) => comm.to_exec = None,
+                // Close the inbox; keep forwarding the execution thread's
+                // replies until it has finished.
+                Ok(Request::Shutdown { failed: false }) => {
+                    comm.closing = true;
+                    comm.inbox.close();
+                }
+                Ok(Request::Exit) => {
+                    say_goodbye(comm.mpi);
+                    return Ending::Clean;
+                }
                 // Rank 0 may already be inside the collective's MPI call:
                 // failing here would leave it waiting forever, so an
                 // engine that cannot take part ends the job instead.
@@ -182,21 +229,40 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
                         )));
                     }
                 }
-                Ok(request) => {
-                    if !comm.forward(Job::Request(request)) {
-                        return Ending::Broken(Error::Usage("the execution thread stopped".into()));
+                Ok(Request::Tasks {
+                    loads,
+                    fence,
+                    tasks,
+                }) => comm.tasks(&loads, fence, tasks),
+                Ok(Request::Abort { tasks }) => {
+                    let removed = comm.inbox.abort(&tasks);
+                    if !removed.is_empty() {
+                        if let Err(e) = comm.send(&Reply::Aborted { tasks: removed }) {
+                            return Ending::Broken(e);
+                        }
                     }
                 }
+                Ok(request) => comm.inbox.push(Job::Request(request)),
                 Err(e) => capture::report(&format!("rankview: {e}")),
             }
+            // Stolen tasks fenced at this message may start now.
+            comm.inbox.received(comm.received);
         }
-        loop {
+        while executing {
             match from_exec.try_recv() {
                 Ok(ExecOut::Reply(reply)) => {
                     busy = true;
                     if let Err(e) = comm.mpi.send(0, SendBuf::Owned(reply)) {
                         return Ending::Broken(e);
                     }
+                }
+                Ok(ExecOut::Started(task)) => {
+                    busy = true;
+                    comm.started.push(task);
+                }
+                Ok(ExecOut::Finished(done)) => {
+                    busy = true;
+                    comm.finished.push(done);
                 }
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
@@ -206,12 +272,28 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    if comm.to_exec.is_none() {
-                        say_goodbye(comm.mpi);
-                        return Ending::Clean;
+                    if !comm.closing {
+                        return Ending::Broken(Error::Usage("the execution thread stopped".into()));
                     }
-                    return Ending::Broken(Error::Usage("the execution thread stopped".into()));
+                    executing = false;
                 }
+            }
+        }
+        if let Err(e) = comm.report_progress() {
+            return Ending::Broken(e);
+        }
+        if !comm.closing {
+            if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
+                busy = true;
+                let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
+                if let Err(e) = comm.send_to(steal.victim + 1, &Peer::Steal { max }) {
+                    return Ending::Broken(e);
+                }
+            }
+        } else if !executing && !quiet && comm.thief.in_flight().is_none() {
+            quiet = true;
+            if let Err(e) = comm.send(&Reply::Quiet) {
+                return Ending::Broken(e);
             }
         }
         busy |= comm.mpi.progress();
@@ -231,8 +313,83 @@ pub(crate) fn serve(mpi: &mut Mpi, to_exec: Sender<Job>, from_exec: Receiver<Exe
 
 impl Comm<'_> {
     fn send(&mut self, reply: &Reply) -> Result<()> {
-        let bytes = protocol::encode(reply)?;
-        self.mpi.send(0, SendBuf::Owned(bytes))
+        self.send_to(0, reply)
+    }
+
+    fn send_to<M: serde::Serialize>(&mut self, rank: usize, message: &M) -> Result<()> {
+        let bytes = protocol::encode(message)?;
+        self.mpi.send(rank, SendBuf::Owned(bytes))
+    }
+
+    /// Queues load-balanced tasks from the controller.
+    fn tasks(&mut self, loads: &[u32], fence: Vec<u64>, tasks: Vec<WireTask>) {
+        self.thief.update(loads);
+        let fence = Fence::new(fence);
+        let queued = tasks
+            .into_iter()
+            .map(|t| queued(t, fence.clone(), None))
+            .collect();
+        self.inbox.add(queued);
+    }
+
+    /// A message from another engine: a steal request or its answer.
+    fn peer(&mut self, source: usize, bytes: &[u8]) -> Result<()> {
+        let peer = source - 1;
+        match protocol::decode::<Peer>(bytes) {
+            Ok(Peer::Steal { max }) => {
+                let (given, left) = self.inbox.steal(max as usize, peer);
+                let tasks = given
+                    .into_iter()
+                    .map(|q| {
+                        let fence = q.fence.counts();
+                        (wire_task(q), fence)
+                    })
+                    .collect();
+                let left = u32::try_from(left).unwrap_or(u32::MAX);
+                self.send_to(source, &Peer::Give { tasks, left })
+            }
+            Ok(Peer::Give { tasks, left }) => {
+                self.thief.answered(peer, left);
+                if tasks.is_empty() {
+                    return Ok(());
+                }
+                // The controller hears of the steal before anything else
+                // this engine says about these tasks.
+                let notice = Reply::Stolen {
+                    victim: u32::try_from(peer).unwrap_or(u32::MAX),
+                    tasks: tasks.iter().map(|(t, _)| (t.work.task(), t.hops)).collect(),
+                };
+                self.send(&notice)?;
+                let queued = tasks
+                    .into_iter()
+                    .map(|(t, fence)| queued(t, Fence::new(fence), Some(peer)))
+                    .collect();
+                self.inbox.add(queued);
+                Ok(())
+            }
+            Err(e) => {
+                capture::report(&format!("rankview: from rank {source}: {e}"));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends what the execution thread started and finished since the last
+    /// call, in one message.
+    fn report_progress(&mut self) -> Result<()> {
+        if self.started.is_empty() && self.finished.is_empty() {
+            return Ok(());
+        }
+        let done = std::mem::take(&mut self.finished);
+        // The execution thread runs one task at a time: of those started,
+        // only the last one can still be running.
+        let running = self.started.pop();
+        self.started.clear();
+        let started = running
+            .filter(|t| done.last().map_or(true, |d| d.task != *t))
+            .into_iter()
+            .collect();
+        self.send(&Reply::Progress { started, done })
     }
 
     /// Reports a failed request to the controller.
@@ -244,16 +401,9 @@ impl Comm<'_> {
             completed_us: now,
             stdout: String::new(),
             stderr: String::new(),
+            hops: 0,
             outcome: Outcome::Failed(Failure::from_error(error)),
         }))
-    }
-
-    /// Queues a job for the execution thread; false if it is gone.
-    fn forward(&mut self, job: Job) -> bool {
-        match &self.to_exec {
-            Some(tx) => tx.send(job).is_ok(),
-            None => true,
-        }
     }
 
     /// Takes part in a collective. The first message about a group carries
@@ -308,7 +458,7 @@ impl Comm<'_> {
             } => {
                 self.mpi.ensure_group(group.id, &ranks)?;
                 self.reduces.insert(task, (group, reduce));
-                self.forward(Job::Lend { task, name, value });
+                self.inbox.push(Job::Lend { task, name, value });
                 Ok(())
             }
             CollectiveOp::Section { name } => {
@@ -321,6 +471,7 @@ impl Comm<'_> {
                     completed_us,
                     stdout: String::new(),
                     stderr: String::new(),
+                    hops: 0,
                     outcome: Outcome::Unit,
                 }))
             }
@@ -407,7 +558,7 @@ impl Comm<'_> {
                 _ => return Err(Error::Protocol("encoded data must be bytes".into())),
             },
         };
-        self.forward(Job::Store {
+        self.inbox.push(Job::Store {
             task,
             name,
             value: incoming,
@@ -443,6 +594,42 @@ impl Comm<'_> {
     }
 }
 
+/// A task from the wire as the local queue holds it.
+fn queued(task: WireTask, fence: Fence, stolen_from: Option<EngineId>) -> Queued<Work> {
+    Queued {
+        task: task.work.task(),
+        stealable: match task.stealable {
+            WireStealable::Never => Stealable::Never,
+            WireStealable::Anyone => Stealable::Anyone,
+            WireStealable::Only(engines) => {
+                Stealable::Only(EngineSet::new(engines.into_iter().map(|e| e as usize)))
+            }
+        },
+        hops: task.hops,
+        stolen_from,
+        fence,
+        payload: task.work,
+    }
+}
+
+/// A queued task as it travels (to its engine, or to a thief).
+pub(crate) fn wire_task(q: Queued<Work>) -> WireTask {
+    WireTask {
+        stealable: wire_stealable(&q.stealable),
+        hops: q.hops,
+        work: q.payload,
+    }
+}
+
+/// Who may steal a task, as it travels.
+fn wire_stealable(stealable: &Stealable) -> WireStealable {
+    match stealable {
+        Stealable::Never => WireStealable::Never,
+        Stealable::Anyone => WireStealable::Anyone,
+        Stealable::Only(set) => WireStealable::Only(set.iter().map(|e| e as u32).collect()),
+    }
+}
+
 fn say_goodbye(mpi: &mut Mpi) {
     if let Ok(bytes) = protocol::encode(&Reply::Goodbye) {
         let _ = mpi.send(0, SendBuf::Owned(bytes));
@@ -459,8 +646,8 @@ pub(crate) fn hostname() -> String {
 }
 
 /// Runs the execution thread (the engine's main thread) until the MPI thread
-/// closes the job queue.
-pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, comm: Thread) {
+/// closes the inbox.
+pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: Thread) {
     namespace::install(engine);
     install_panic_hook();
     let mut capture = if std::env::var_os("RANKVIEW_NO_CAPTURE").is_some() {
@@ -474,68 +661,143 @@ pub(crate) fn execute(engine: usize, jobs: Receiver<Job>, out: Sender<ExecOut>, 
             }
         }
     };
-    while let Some(job) = next_job(&jobs) {
-        match job {
-            Job::Lend { task, name, value } => {
-                let (resume, resumed) = std::sync::mpsc::channel::<()>();
-                let lent = lend(&name, &value);
-                if out.send(ExecOut::Lent { task, lent, resume }).is_err() {
+    while let Some(next) = inbox.next() {
+        let job = match next {
+            Next::Job(job) => job,
+            Next::Task(queued) => {
+                let went = run_task(queued, &mut capture, &out);
+                inbox.finished(true);
+                if !went {
                     break;
                 }
                 comm.unpark();
-                // Keep the namespace still until the collective is over.
-                let _ = resumed.recv();
+                continue;
             }
-            Job::Store { task, name, value } => {
-                let now = now_us();
-                let mut displaced = None;
-                let outcome = namespace::with(|ns| {
-                    displaced = Some(match value {
-                        Incoming::Decoded(stored) => ns.insert_stored(name, stored),
-                        Incoming::Encoded(typed) => ns.insert_typed(name, typed),
-                    });
-                    Ok(Outcome::Unit)
-                })
-                .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
-                let done = Done {
-                    task,
-                    started_us: now,
-                    completed_us: now,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    outcome,
-                };
-                if !reply(&out, done) {
-                    break;
-                }
-                comm.unpark();
-                // Free a replaced value only once the client has its answer.
-                drop(displaced);
-            }
-            Job::Request(request) => {
-                let started_us = now_us();
-                let Some((task, outcome)) = handle(request) else {
-                    continue;
-                };
-                let completed_us = now_us();
-                let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
-                let done = Done {
-                    task,
-                    started_us,
-                    completed_us,
-                    stdout,
-                    stderr,
-                    outcome,
-                };
-                if !reply(&out, done) {
-                    break;
-                }
-                comm.unpark();
-            }
+        };
+        let went = run_job(job, &mut capture, &out, &comm);
+        inbox.finished(false);
+        if !went {
+            break;
         }
     }
     if let Some(capture) = capture {
         capture.stop();
+    }
+}
+
+/// Runs one load-balanced task and hands its outcome to the MPI thread;
+/// false when that thread is gone.
+fn run_task(queued: Queued<Work>, capture: &mut Option<Capture>, out: &Sender<ExecOut>) -> bool {
+    if out.send(ExecOut::Started(queued.task)).is_err() {
+        return false;
+    }
+    let started_us = now_us();
+    let (task, outcome) = match queued.payload {
+        Work::Apply {
+            task,
+            function,
+            args,
+        } => (
+            task,
+            call(function, args)
+                .map_or_else(|e| Outcome::Failed(Failure::from_error(e)), Outcome::Value),
+        ),
+        Work::Map {
+            task,
+            function,
+            items,
+        } => (
+            task,
+            Outcome::Each(
+                items
+                    .into_iter()
+                    .map(|item| match call(function, vec![WireArg::Value(item)]) {
+                        Ok(bytes) => ItemOutcome::Value(bytes),
+                        Err(e) => ItemOutcome::Failed(Failure::from_error(e)),
+                    })
+                    .collect(),
+            ),
+        ),
+    };
+    let done = ended(task, started_us, queued.hops, outcome, capture);
+    out.send(ExecOut::Finished(done)).is_ok()
+}
+
+/// The end of a task that ran from `started_us` until now, with the output
+/// it wrote.
+fn ended(
+    task: TaskId,
+    started_us: u64,
+    hops: u32,
+    outcome: Outcome,
+    capture: &mut Option<Capture>,
+) -> Done {
+    let completed_us = now_us();
+    let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
+    Done {
+        task,
+        started_us,
+        completed_us,
+        stdout,
+        stderr,
+        hops,
+        outcome,
+    }
+}
+
+/// Runs one direct job; false when the MPI thread is gone.
+fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm: &Thread) -> bool {
+    match job {
+        Job::Lend { task, name, value } => {
+            let (resume, resumed) = std::sync::mpsc::channel::<()>();
+            let lent = lend(&name, &value);
+            if out.send(ExecOut::Lent { task, lent, resume }).is_err() {
+                return false;
+            }
+            comm.unpark();
+            // Keep the namespace still until the collective is over.
+            let _ = resumed.recv();
+            true
+        }
+        Job::Store { task, name, value } => {
+            let now = now_us();
+            let mut displaced = None;
+            let outcome = namespace::with(|ns| {
+                displaced = Some(match value {
+                    Incoming::Decoded(stored) => ns.insert_stored(name, stored),
+                    Incoming::Encoded(typed) => ns.insert_typed(name, typed),
+                });
+                Ok(Outcome::Unit)
+            })
+            .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
+            let done = Done {
+                task,
+                started_us: now,
+                completed_us: now,
+                stdout: String::new(),
+                stderr: String::new(),
+                hops: 0,
+                outcome,
+            };
+            if !reply(out, done) {
+                return false;
+            }
+            comm.unpark();
+            // Free a replaced value only once the client has its answer.
+            drop(displaced);
+            true
+        }
+        Job::Request(request) => {
+            let started_us = now_us();
+            let Some((task, outcome)) = handle(request) else {
+                return true;
+            };
+            if !reply(out, ended(task, started_us, 0, outcome, capture)) {
+                return false;
+            }
+            comm.unpark();
+            true
+        }
     }
 }
 
@@ -584,26 +846,6 @@ fn lend(name: &str, value: &ValueSpec) -> Result<Lending> {
             Ok(Lending::Bytes(typed.bytes))
         }
     })
-}
-
-/// Waits for the next job: spins briefly, then blocks.
-fn next_job(jobs: &Receiver<Job>) -> Option<Job> {
-    let spin_until = Instant::now() + Duration::from_micros(100);
-    loop {
-        match jobs.try_recv() {
-            Ok(j) => return Some(j),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => break,
-        }
-    }
-    loop {
-        match jobs.recv_timeout(Duration::from_secs(3600)) {
-            Ok(j) => return Some(j),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return None,
-        }
-    }
 }
 
 fn now_us() -> u64 {
@@ -660,7 +902,11 @@ fn handle(request: Request) -> Option<(TaskId, Outcome)> {
                 Ok(Outcome::Unit)
             }),
         ),
-        Request::Collective { .. } | Request::Shutdown { .. } => return None,
+        Request::Collective { .. }
+        | Request::Shutdown { .. }
+        | Request::Exit
+        | Request::Tasks { .. }
+        | Request::Abort { .. } => return None,
     };
     Some((
         task,

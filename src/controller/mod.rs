@@ -45,9 +45,14 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
-use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec};
+use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec, Work};
 use crate::result::{Gathered, Payload, ResultState};
+use crate::scheduler::{QueueStatus, Task};
 use crate::transport::{self, Loan, Mpi, SendBuf};
+
+mod balance;
+
+use balance::Balancer;
 
 /// How long engines get to leave after a failed client.
 const FAILED_GRACE: Duration = Duration::from_secs(10);
@@ -65,6 +70,18 @@ pub(crate) enum Command {
     },
     /// Run a collective on a view's sub-communicator.
     Collective(Collective),
+    /// Submit a load-balanced task; its one part is filled by whichever
+    /// engine runs it.
+    Balance {
+        task: Task<Work>,
+        state: Arc<ResultState>,
+    },
+    /// Abort these load-balanced tasks (every one not final: `None`).
+    Abort { tasks: Option<Vec<TaskId>> },
+    /// The last handles on these load-balanced results are gone.
+    Forget { tasks: Vec<TaskId> },
+    /// Report the load-balanced queues' status.
+    QueueStatus(SyncSender<QueueStatus>),
     /// Stop serving; `failed` when the client failed.
     Shutdown { failed: bool },
 }
@@ -329,7 +346,7 @@ fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Resul
         stop_engines(mpi, engines, true);
         return false;
     }
-    let failed = serve(mpi, &commands);
+    let failed = serve(mpi, &commands, engines);
     stop_engines(mpi, engines, failed);
     !failed
 }
@@ -384,8 +401,9 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 }
 
 /// The serving loop; returns whether the shutdown is a failed one.
-fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
+fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
     let mut inflight: Inflight = HashMap::new();
+    let mut balancer = Balancer::new(engines);
     let mut collectives = Collectives {
         groups: Groups::new(),
         pending: HashMap::new(),
@@ -418,6 +436,18 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
                     busy = true;
                     collectives.run(c, mpi, &mut inflight);
                 }
+                Ok(Command::Balance { task, state }) => {
+                    busy = true;
+                    balancer.submit(task, state, mpi);
+                }
+                Ok(Command::Abort { tasks }) => {
+                    busy = true;
+                    balancer.abort(tasks, mpi);
+                }
+                Ok(Command::Forget { tasks }) => balancer.forget(&tasks),
+                Ok(Command::QueueStatus(reply)) => {
+                    let _ = reply.send(balancer.status());
+                }
                 Ok(Command::Shutdown { failed: true }) => return true,
                 Ok(Command::Shutdown { failed: false }) => {
                     draining = true;
@@ -434,25 +464,39 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>) -> bool {
         while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
-            receive(rank, &bytes, &mut inflight, &mut collectives, mpi);
+            receive(
+                rank,
+                &bytes,
+                &mut inflight,
+                &mut collectives,
+                &mut balancer,
+                mpi,
+            );
         }
+        balancer.tick(mpi);
         busy |= mpi.progress();
-        if draining && inflight.is_empty() && collectives.is_idle() {
+        let idle = inflight.is_empty() && collectives.is_idle() && balancer.is_idle();
+        if draining && idle {
             return false;
         }
         if drain_deadline.is_some_and(|d| Instant::now() > d) {
-            report_stuck(&inflight, &collectives);
+            report_stuck(&inflight, &collectives, &balancer);
             return true;
         }
         if busy {
             backoff.reset();
         } else {
-            // With replies outstanding, poll MPI at least every millisecond.
-            backoff.set_ceiling(if inflight.is_empty() && collectives.is_idle() {
+            // With replies outstanding, poll MPI at least every millisecond;
+            // never sleep past a dependency's timeout.
+            let mut ceiling = if idle {
                 Duration::from_millis(10)
             } else {
                 Duration::from_millis(1)
-            });
+            };
+            if let Some(deadline) = balancer.next_deadline() {
+                ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            backoff.set_ceiling(ceiling);
             backoff.snooze();
         }
     }
@@ -469,7 +513,7 @@ fn shutdown_grace() -> Duration {
 }
 
 /// Says which engines kept the job from ending, and with what.
-fn report_stuck(inflight: &Inflight, collectives: &Collectives) {
+fn report_stuck(inflight: &Inflight, collectives: &Collectives, balancer: &Balancer) {
     let mut busy: Vec<(usize, TaskId, &str)> = inflight
         .iter()
         .map(|(&(engine, task), &(_, _, what))| (engine, task, what))
@@ -496,6 +540,17 @@ fn report_stuck(inflight: &Inflight, collectives: &Collectives) {
             pending.task
         );
     }
+    let tasks = balancer.outstanding();
+    if !tasks.is_empty() {
+        eprintln!(
+            "rankview: {} load-balanced task(s) were not finished {grace} s after the client \
+             returned (tasks {:?}{}); stopping the job",
+            tasks.len(),
+            &tasks[..tasks.len().min(10)],
+            if tasks.len() > 10 { ", ..." } else { "" }
+        );
+        eprint!("{}", balancer.status());
+    }
 }
 
 /// Requests waiting for replies: `(engine, task)` → result, part index and
@@ -508,6 +563,7 @@ fn receive(
     bytes: &[u8],
     inflight: &mut Inflight,
     collectives: &mut Collectives,
+    balancer: &mut Balancer,
     mpi: &mut Mpi,
 ) {
     let engine = rank.wrapping_sub(1);
@@ -523,6 +579,11 @@ fn receive(
         Ok(Reply::Ready { task, len, shape }) => {
             collectives.lent(engine, task, len as usize, shape, mpi);
         }
+        Ok(Reply::Progress { started, done }) => balancer.progress(engine, started, done, mpi),
+        Ok(Reply::Stolen { victim, tasks }) => {
+            balancer.stolen(victim as usize, engine, &tasks, mpi);
+        }
+        Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks, mpi),
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
     }
@@ -807,43 +868,74 @@ fn finish(p: Pending, mpi: &mut Mpi) {
 }
 
 /// Tells every engine to stop and waits for their goodbyes.
+///
+/// A clean stop has two phases (see the engine's `serve`): every engine
+/// first says it is quiet (its work done, no steal of its own in flight),
+/// and only then are they all told to exit, so that no engine leaves while
+/// a peer waits for the answer to a steal. A failed stop is one phase, and
+/// aborts the job if engines do not leave within [`FAILED_GRACE`].
 fn stop_engines(mpi: &mut Mpi, engines: usize, failed: bool) {
-    let request = match protocol::encode(&Request::Shutdown { failed }) {
-        Ok(bytes) => Arc::new(bytes),
-        Err(_) => mpi.abort(1),
-    };
-    for engine in 0..engines {
-        if mpi
-            .send(engine + 1, SendBuf::Shared(request.clone()))
-            .is_err()
-        {
-            mpi.abort(1);
-        }
+    broadcast_or_abort(mpi, engines, &Request::Shutdown { failed });
+    if !failed {
+        wait_for_all(mpi, engines, "quiet", CLEAN_GRACE, |r| {
+            matches!(r, Reply::Quiet)
+        });
+        broadcast_or_abort(mpi, engines, &Request::Exit);
     }
-    let deadline = Instant::now() + FAILED_GRACE;
-    let mut gone = vec![false; engines + 1];
+    let grace = if failed { FAILED_GRACE } else { CLEAN_GRACE };
+    wait_for_all(mpi, engines, "stop", grace, |r| matches!(r, Reply::Goodbye));
+    mpi.flush();
+}
+
+/// How long engines get to finish a clean stop (their work is done by
+/// then: only steals in flight and the goodbyes remain).
+const CLEAN_GRACE: Duration = Duration::from_secs(60);
+
+/// Sends `request` to every engine, or aborts the job.
+fn broadcast_or_abort(mpi: &mut Mpi, engines: usize, request: &Request) {
+    let all: Vec<usize> = (0..engines).collect();
+    if send_all(mpi, &all, request).is_err() {
+        mpi.abort(1);
+    }
+}
+
+/// Waits until every engine has sent a reply matching `wanted`; aborts the
+/// job after `grace`.
+fn wait_for_all(
+    mpi: &mut Mpi,
+    engines: usize,
+    what: &str,
+    grace: Duration,
+    wanted: impl Fn(&Reply) -> bool,
+) {
+    let deadline = Instant::now() + grace;
+    let mut seen = vec![false; engines + 1];
     let mut remaining = engines;
     let mut backoff = Backoff::new(Duration::from_millis(5));
     while remaining > 0 {
         match mpi.try_recv() {
             Some((rank, bytes)) => {
                 backoff.reset();
-                if let Ok(Reply::Goodbye) = protocol::decode::<Reply>(&bytes) {
-                    if rank < gone.len() && !gone[rank] {
-                        gone[rank] = true;
-                        remaining -= 1;
-                    }
+                let matched = protocol::decode::<Reply>(&bytes).is_ok_and(|r| wanted(&r));
+                if matched && rank < seen.len() && !seen[rank] {
+                    seen[rank] = true;
+                    remaining -= 1;
                 }
             }
             None => {
                 mpi.progress();
-                if failed && Instant::now() > deadline {
-                    eprintln!("rankview: engines did not stop in time; aborting the job");
+                if Instant::now() > deadline {
+                    let late: Vec<usize> = (1..seen.len())
+                        .filter(|&r| !seen[r])
+                        .map(|r| r - 1)
+                        .collect();
+                    eprintln!(
+                        "rankview: engines {late:?} did not {what} in time; aborting the job"
+                    );
                     mpi.abort(1);
                 }
                 backoff.snooze();
             }
         }
     }
-    mpi.flush();
 }

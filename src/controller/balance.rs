@@ -1,0 +1,207 @@
+//! The controller's side of load balancing: the task table at work.
+//!
+//! Owns the [`TaskTable`] and the result of every load-balanced task not
+//! yet final. It feeds the table what the client submits and what engines
+//! report (progress, steal notices, aborts), and carries out what the table
+//! returns: batches of tasks and abort orders to send, results to deliver.
+//! The policy (placement, dependencies, retries, steal accounting) is the
+//! scheduler's; the messages are in `src/scheduler/README.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::wire_task;
+use crate::error::Result;
+use crate::protocol::{self, Done, Outcome, Request, TaskId, Work};
+use crate::result::ResultState;
+use crate::scheduler::{
+    AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
+};
+use crate::transport::{Mpi, SendBuf};
+
+/// Load-balanced tasks from submission to their final result.
+pub(super) struct Balancer {
+    table: TaskTable<Work>,
+    /// The result of each task not final yet.
+    results: HashMap<TaskId, Arc<ResultState>>,
+    engines: usize,
+}
+
+impl Balancer {
+    pub(super) fn new(engines: usize) -> Balancer {
+        Balancer {
+            table: TaskTable::new(engines, Config::default()),
+            results: HashMap::new(),
+            engines,
+        }
+    }
+
+    /// No task is waiting, queued or running.
+    pub(super) fn is_idle(&self) -> bool {
+        self.table.is_idle()
+    }
+
+    /// Tasks not final yet, for shutdown messages.
+    pub(super) fn outstanding(&self) -> Vec<TaskId> {
+        let mut tasks: Vec<TaskId> = self.results.keys().copied().collect();
+        tasks.sort_unstable();
+        tasks
+    }
+
+    /// When [`tick`](Balancer::tick) should next run, if ever.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.table.next_deadline()
+    }
+
+    pub(super) fn status(&self) -> QueueStatus {
+        self.table.status()
+    }
+
+    pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>, mpi: &mut Mpi) {
+        self.results.insert(task.id, state);
+        self.table.submit(task, Instant::now());
+        self.settle(mpi);
+    }
+
+    /// Aborts `tasks` (every task not final when `None`).
+    pub(super) fn abort(&mut self, tasks: Option<Vec<TaskId>>, mpi: &mut Mpi) {
+        let tasks = tasks.unwrap_or_else(|| self.outstanding());
+        let orders = self.table.abort(&tasks);
+        self.send_aborts(orders, mpi);
+        self.settle(mpi);
+    }
+
+    /// The results of `tasks` are gone: their rows may go once final.
+    pub(super) fn forget(&mut self, tasks: &[TaskId]) {
+        for &task in tasks {
+            self.table.forget(task);
+        }
+    }
+
+    /// Fails tasks whose dependencies timed out.
+    pub(super) fn tick(&mut self, mpi: &mut Mpi) {
+        if self
+            .table
+            .next_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            self.table.tick(Instant::now());
+            self.settle(mpi);
+        }
+    }
+
+    /// `engine` started and finished tasks.
+    pub(super) fn progress(
+        &mut self,
+        engine: usize,
+        started: Vec<TaskId>,
+        done: Vec<Done>,
+        mpi: &mut Mpi,
+    ) {
+        for task in started {
+            self.table.started(engine, task);
+        }
+        for done in done {
+            let ok = match &done.outcome {
+                Outcome::Failed(_) => false,
+                Outcome::Each(items) => !items
+                    .iter()
+                    .any(|i| matches!(i, protocol::ItemOutcome::Failed(_))),
+                _ => true,
+            };
+            let duration = done.completed_us.checked_sub(done.started_us);
+            let report = Report {
+                ok,
+                hops: done.hops,
+                duration: duration.map(Duration::from_micros),
+            };
+            match self.table.completed(engine, done.task, report) {
+                Completion::Final { stolen } => {
+                    if let Some(state) = self.results.remove(&done.task) {
+                        state.complete_task(done, engine, stolen);
+                    }
+                }
+                // A later try answers; an unknown task was settled already.
+                Completion::Retry { .. } | Completion::Unknown => {}
+            }
+        }
+        self.settle(mpi);
+    }
+
+    /// `thief` stole `tasks` from `victim`.
+    pub(super) fn stolen(
+        &mut self,
+        victim: usize,
+        thief: usize,
+        tasks: &[(TaskId, u32)],
+        mpi: &mut Mpi,
+    ) {
+        let orders = self.table.stolen(victim, thief, tasks);
+        self.send_aborts(orders, mpi);
+        self.settle(mpi);
+    }
+
+    /// An engine removed `tasks` from its queue on an abort.
+    pub(super) fn aborted(&mut self, tasks: &[TaskId], mpi: &mut Mpi) {
+        for &task in tasks {
+            self.table.aborted(task);
+        }
+        self.settle(mpi);
+    }
+
+    /// Delivers the failures the table decided and sends what became
+    /// ready. A send that fails is an internal failure: the job ends.
+    fn settle(&mut self, mpi: &mut Mpi) {
+        for (task, error) in self.table.take_failed() {
+            if let Some(state) = self.results.remove(&task) {
+                state.fail(0, error);
+            }
+        }
+        let fence = Fence::new(mpi.sent_counts(self.engines));
+        let batches = self.table.dispatch(&fence);
+        if batches.is_empty() {
+            return;
+        }
+        let loads = self.table.loads();
+        let counts = fence.counts();
+        for batch in batches {
+            let request = Request::Tasks {
+                loads: loads.clone(),
+                fence: counts.clone(),
+                tasks: batch.tasks.into_iter().map(wire_task).collect(),
+            };
+            if let Err(e) = send(mpi, batch.engine, &request) {
+                internal(
+                    mpi,
+                    &format!("cannot send tasks to engine {}: {e}", batch.engine),
+                );
+            }
+        }
+    }
+
+    fn send_aborts(&mut self, orders: Vec<AbortOrder>, mpi: &mut Mpi) {
+        for order in orders {
+            let request = Request::Abort { tasks: order.tasks };
+            if let Err(e) = send(mpi, order.engine, &request) {
+                internal(
+                    mpi,
+                    &format!("cannot send an abort to engine {}: {e}", order.engine),
+                );
+            }
+        }
+    }
+}
+
+fn send(mpi: &mut Mpi, engine: usize, request: &Request) -> Result<()> {
+    let bytes = protocol::encode(request)?;
+    mpi.send(engine + 1, SendBuf::Owned(bytes))
+}
+
+/// A load-balanced task whose messages cannot be sent would never finish:
+/// end the job, saying why.
+fn internal(mpi: &Mpi, why: &str) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    eprintln!("rankview: internal error: {why}; aborting the job");
+    mpi.abort(1)
+}

@@ -1,0 +1,169 @@
+//! The engine's inbox: the work its execution thread takes, in order.
+//!
+//! Two queues under one lock, filled by the MPI thread: direct jobs
+//! (requests of direct views and the stores and loans of collectives, run in
+//! arrival order) and the load-balanced tasks of the [`LocalQueue`] (which
+//! peers may steal from). The execution thread always takes a direct job
+//! before a task: everything the controller sent this engine before a task
+//! has arrived before it (one ordered stream), and a stolen task is held
+//! back until its stream fence is reached, so a task runs after every
+//! request the client sent its engine before it. A task leaves the queue
+//! exactly once, by starting, being stolen or being aborted, each under the
+//! lock. Which tasks may be stolen, and how many, is the scheduler's.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::Job;
+use crate::protocol::{TaskId, Work};
+use crate::scheduler::{EngineId, LocalQueue, Queued};
+
+/// What the execution thread runs next.
+pub(crate) enum Next {
+    Job(Job),
+    Task(Queued<Work>),
+}
+
+struct State {
+    direct: VecDeque<Job>,
+    tasks: LocalQueue<Work>,
+    /// No more direct jobs will come; the thread ends once both queues are empty.
+    closed: bool,
+    /// The execution thread waits on the condition variable.
+    sleeping: bool,
+    /// The execution thread runs a direct job.
+    busy: bool,
+}
+
+/// The queues shared by an engine's MPI thread and execution thread.
+pub(crate) struct Inbox {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+/// How long the execution thread polls before sleeping: replies to a
+/// client's next request often come within microseconds.
+const SPIN: Duration = Duration::from_micros(100);
+
+impl Inbox {
+    /// The inbox of engine `me`.
+    pub(crate) fn new(me: EngineId) -> Inbox {
+        Inbox {
+            state: Mutex::new(State {
+                direct: VecDeque::new(),
+                tasks: LocalQueue::new(me),
+                closed: false,
+                sleeping: false,
+                busy: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change under the lock is complete before anything can
+        // panic, so a poisoned lock still holds consistent queues.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self, state: MutexGuard<'_, State>) {
+        let sleeping = state.sleeping;
+        drop(state);
+        if sleeping {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues a direct job.
+    pub(crate) fn push(&self, job: Job) {
+        let mut state = self.lock();
+        state.direct.push_back(job);
+        self.wake(state);
+    }
+
+    /// Adds load-balanced tasks (sent by the controller or stolen).
+    pub(crate) fn add(&self, tasks: Vec<Queued<Work>>) {
+        let mut state = self.lock();
+        state.tasks.extend(tasks);
+        self.wake(state);
+    }
+
+    /// This engine has received `count` messages from the controller:
+    /// stolen tasks fenced at or below it may start.
+    pub(crate) fn received(&self, count: u64) {
+        let mut state = self.lock();
+        let held = state.tasks.len();
+        state.tasks.received(count);
+        if state.tasks.len() != held || state.sleeping {
+            self.wake(state);
+        }
+    }
+
+    /// Gives `thief` at most `max` tasks that have not started, and says
+    /// how many it could still take.
+    pub(crate) fn steal(&self, max: usize, thief: EngineId) -> (Vec<Queued<Work>>, usize) {
+        let mut state = self.lock();
+        let given = state.tasks.steal(max, thief);
+        let left = state.tasks.stealable_by(thief);
+        (given, left)
+    }
+
+    /// Removes these tasks if they have not started; returns those removed.
+    pub(crate) fn abort(&self, tasks: &[TaskId]) -> Vec<TaskId> {
+        self.lock().tasks.abort(tasks)
+    }
+
+    /// No more direct jobs: the execution thread ends once it has run
+    /// everything queued.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        self.wake(state);
+    }
+
+    /// Nothing queued, held or running: the engine may steal.
+    pub(crate) fn idle(&self) -> bool {
+        let state = self.lock();
+        state.direct.is_empty() && !state.busy && state.tasks.is_idle()
+    }
+
+    /// The execution thread finished what [`next`](Inbox::next) gave it
+    /// last (a direct job or a task).
+    pub(crate) fn finished(&self, task: bool) {
+        let mut state = self.lock();
+        if task {
+            state.tasks.finish();
+        } else {
+            state.busy = false;
+        }
+    }
+
+    /// The next thing to run (a direct job first), waiting for one; `None`
+    /// once the inbox is closed and empty.
+    pub(crate) fn next(&self) -> Option<Next> {
+        let spin_until = Instant::now() + SPIN;
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.direct.pop_front() {
+                state.busy = true;
+                return Some(Next::Job(job));
+            }
+            if let Some(task) = state.tasks.start_next() {
+                return Some(Next::Task(task));
+            }
+            if state.closed && state.tasks.is_empty() {
+                return None;
+            }
+            if Instant::now() < spin_until {
+                drop(state);
+                std::thread::yield_now();
+                state = self.lock();
+                continue;
+            }
+            state.sleeping = true;
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.sleeping = false;
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! `LoadBalancedView`: tasks run on whichever engine is free.
+//!
+//! Builds load-balanced tasks from calls (`apply`, `map`, `imap`) and the
+//! view's flags (dependencies with `follow`/`after`, `all`/`any`,
+//! `success_only`, `timeout`, `retries`; `chunksize`, `ordered`,
+//! `max_outstanding` for maps), submits them to the controller, and turns
+//! the replies into results: an [`AsyncResult`] per task, an [`AsyncMap`]
+//! per `map`, an [`IMap`] iterator per `imap`. Where tasks run, and when,
+//! is the scheduler's (`src/scheduler/`); sending them is the controller's.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::client::{collect, Client};
+use crate::codec;
+use crate::controller::Command;
+use crate::error::{Error, Result};
+use crate::protocol::{ItemOutcome, TaskId, WireArg, Work};
+use crate::registry::registry;
+use crate::remote::{Args, IntoArg, RemoteFn};
+use crate::result::{AsyncResult, Payload, ResultState};
+use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
+use crate::scheduler::{DepSet, EngineSet, Mode, Task};
+use crate::view::{One, OneArg};
+
+/// Engines fed from one work-stealing queue (ipyparallel's
+/// `LoadBalancedView`): each task runs once, on whichever engine of the
+/// view is free.
+///
+/// Made by [`Client::load_balanced_view`] (every engine) or
+/// [`DirectView::load_balanced`](crate::DirectView::load_balanced) (that
+/// view's engines). Flags are set by builders that return a configured copy
+/// (ipyparallel's `temp_flags`), so a view can be specialised per call:
+/// `lv.follow(&ar).apply(f, args)`. Cheap to clone.
+///
+/// Tasks of one view have no order among themselves. A task sent to an
+/// engine runs after every direct-view request the client sent that engine
+/// before it; one stolen by another engine runs there only after every
+/// request the client sent the thief before it.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[rankview::remote]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// rankview::launch(|rc| -> rankview::Result<()> {
+///     let lv = rc.load_balanced_view();
+///     let ar = lv.apply(square, (7u64,));
+///     assert_eq!(ar.get()?, 49);
+///     println!("ran on engine {}", ar.metadata()[0].engine);
+///     let squares = lv.map_sync(square, 0..100u64)?;
+///     assert_eq!(squares[9], 81);
+///     Ok(())
+/// });
+/// ```
+#[derive(Clone)]
+pub struct LoadBalancedView {
+    client: Client,
+    targets: Arc<[usize]>,
+    flags: Flags,
+}
+
+/// The view's flags (see the builders).
+#[derive(Clone)]
+struct Flags {
+    after: Vec<TaskId>,
+    follow: Vec<TaskId>,
+    mode: Mode,
+    success_only: bool,
+    timeout: Option<Duration>,
+    retries: u32,
+    chunksize: Option<usize>,
+    ordered: bool,
+    max_outstanding: usize,
+    /// Keeps the dependencies' rows on the controller while the view lives.
+    keep: Vec<Arc<dyn Any + Send + Sync>>,
+    /// A dependency that cannot be used (not load-balanced): every call fails.
+    invalid: Option<Error>,
+}
+
+impl Default for Flags {
+    fn default() -> Flags {
+        Flags {
+            after: Vec::new(),
+            follow: Vec::new(),
+            mode: Mode::All,
+            success_only: true,
+            timeout: None,
+            retries: 0,
+            chunksize: None,
+            ordered: true,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            keep: Vec::new(),
+            invalid: None,
+        }
+    }
+}
+
+/// `imap`'s default bound on tasks in flight.
+const DEFAULT_MAX_OUTSTANDING: usize = 10_000;
+
+impl fmt::Debug for LoadBalancedView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<LoadBalancedView {:?}>", &*self.targets)
+    }
+}
+
+/// What load-balanced tasks can depend on: a result of a load-balanced
+/// view ([`AsyncResult`] or [`AsyncMap`]), or several (a slice, a `Vec`, an
+/// array, references to them).
+pub trait Dependencies {
+    /// Adds the tasks behind `self` to `into`.
+    #[doc(hidden)]
+    fn add_to(&self, into: &mut DependencyList);
+}
+
+/// The tasks a dependency names, and the tokens that keep them known.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct DependencyList {
+    tasks: Vec<TaskId>,
+    keep: Vec<Arc<dyn Any + Send + Sync>>,
+    direct: bool,
+}
+
+impl<T: 'static> Dependencies for AsyncResult<T> {
+    fn add_to(&self, into: &mut DependencyList) {
+        let (tasks, keep) = self.dependency();
+        into.direct |= tasks.is_empty();
+        into.tasks.extend(tasks);
+        into.keep.push(keep);
+    }
+}
+
+impl<R: 'static> Dependencies for AsyncMap<R> {
+    fn add_to(&self, into: &mut DependencyList) {
+        self.result.add_to(into);
+    }
+}
+
+impl<D: Dependencies + ?Sized> Dependencies for &D {
+    fn add_to(&self, into: &mut DependencyList) {
+        (**self).add_to(into);
+    }
+}
+
+impl<D: Dependencies> Dependencies for [D] {
+    fn add_to(&self, into: &mut DependencyList) {
+        for d in self {
+            d.add_to(into);
+        }
+    }
+}
+
+impl<D: Dependencies> Dependencies for Vec<D> {
+    fn add_to(&self, into: &mut DependencyList) {
+        self.as_slice().add_to(into);
+    }
+}
+
+impl<D: Dependencies, const N: usize> Dependencies for [D; N] {
+    fn add_to(&self, into: &mut DependencyList) {
+        self.as_slice().add_to(into);
+    }
+}
+
+fn dependency_list(deps: &(impl Dependencies + ?Sized)) -> DependencyList {
+    let mut list = DependencyList::default();
+    deps.add_to(&mut list);
+    list
+}
+
+impl LoadBalancedView {
+    pub(crate) fn new(client: Client, mut targets: Vec<usize>) -> LoadBalancedView {
+        targets.sort_unstable();
+        targets.dedup();
+        LoadBalancedView {
+            client,
+            targets: targets.into(),
+            flags: Flags::default(),
+        }
+    }
+
+    /// The engines tasks may run on, in increasing order.
+    pub fn targets(&self) -> &[usize] {
+        &self.targets
+    }
+
+    /// Number of engines of the view.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Always false: a view has at least one engine.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Flags)) -> LoadBalancedView {
+        let mut view = self.clone();
+        change(&mut view.flags);
+        view
+    }
+
+    fn depend(&self, deps: &(impl Dependencies + ?Sized), follow: bool) -> LoadBalancedView {
+        let list = dependency_list(deps);
+        self.with(|flags| {
+            if list.direct && flags.invalid.is_none() {
+                flags.invalid = Some(Error::Usage(
+                    "load-balanced tasks can depend only on results of load-balanced views".into(),
+                ));
+            }
+            let set = if follow {
+                &mut flags.follow
+            } else {
+                &mut flags.after
+            };
+            set.extend(list.tasks);
+            flags.keep.extend(list.keep);
+        })
+    }
+
+    /// Tasks run on the engine where `deps` ran, once they are done
+    /// (ipyparallel's `follow`): for data left in an engine's namespace.
+    /// Such tasks are never stolen. Adds to the follow set of this view.
+    ///
+    /// With [`all`](LoadBalancedView::all) (the default) every dependency
+    /// must have run on one engine; if they ran on different engines, or on
+    /// an engine outside this view, the task fails at once with
+    /// [`Error::ImpossibleDependency`].
+    pub fn follow(&self, deps: &(impl Dependencies + ?Sized)) -> LoadBalancedView {
+        self.depend(deps, true)
+    }
+
+    /// Tasks start only once `deps` are done (ipyparallel's `after`), on any
+    /// engine. Adds to the after set of this view.
+    pub fn after(&self, deps: &(impl Dependencies + ?Sized)) -> LoadBalancedView {
+        self.depend(deps, false)
+    }
+
+    /// Every dependency must be met (the default).
+    pub fn all(&self) -> LoadBalancedView {
+        self.with(|f| f.mode = Mode::All)
+    }
+
+    /// One met dependency is enough (for `follow`: run where it ran).
+    pub fn any(&self) -> LoadBalancedView {
+        self.with(|f| f.mode = Mode::Any)
+    }
+
+    /// `true` (the default): a dependency counts as met only if it
+    /// succeeded, and one that failed makes the task fail at once with
+    /// [`Error::ImpossibleDependency`]. `false`: a dependency that failed
+    /// counts as met too.
+    pub fn success_only(&self, yes: bool) -> LoadBalancedView {
+        self.with(|f| f.success_only = yes)
+    }
+
+    /// A task whose dependencies are not met within `timeout` of its
+    /// submission fails with [`Error::DependencyTimeout`] without running.
+    pub fn timeout(&self, timeout: Duration) -> LoadBalancedView {
+        self.with(|f| f.timeout = Some(timeout))
+    }
+
+    /// A task that fails is tried again up to `retries` more times, on
+    /// another engine of the view when there is one; its error is returned
+    /// only after the last try.
+    pub fn retries(&self, retries: u32) -> LoadBalancedView {
+        self.with(|f| f.retries = retries)
+    }
+
+    /// Items per task for `map` and `imap` (at least 1). Default for `map`:
+    /// chosen from the item count and the engines, at least 8 tasks per
+    /// engine and at most 1024 items per task; for `imap`: 1.
+    pub fn chunksize(&self, items: usize) -> LoadBalancedView {
+        self.with(|f| f.chunksize = Some(items.max(1)))
+    }
+
+    /// `true` (the default): a map's results come in input order. `false`:
+    /// in the order they complete.
+    pub fn ordered(&self, yes: bool) -> LoadBalancedView {
+        self.with(|f| f.ordered = yes)
+    }
+
+    /// The most `imap` tasks submitted and not yet read (default 10,000).
+    pub fn max_outstanding(&self, tasks: usize) -> LoadBalancedView {
+        self.with(|f| f.max_outstanding = tasks.max(1))
+    }
+
+    /// Runs `f(args)` once, on whichever engine of the view is free
+    /// (ipyparallel's `lview.apply`). The result's
+    /// [`metadata`](AsyncResult::metadata) says which engine ran it and
+    /// whether it was stolen.
+    pub fn apply<F, M, A>(&self, f: F, args: A) -> AsyncResult<F::Output>
+    where
+        F: RemoteFn<M>,
+        A: Args<M>,
+    {
+        let _ = f;
+        let built = registry()
+            .id_of::<F>()
+            .and_then(|function| Ok((function, args.into_wire()?)));
+        let (function, args) = match built {
+            Ok(b) => b,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let task = self.client.next_task();
+        self.submit(
+            task,
+            Work::Apply {
+                task,
+                function,
+                args,
+            },
+            |outcomes: &mut [(usize, Result<Payload>)]| collect::<One, _>(outcomes, &decode_value),
+        )
+    }
+
+    /// [`apply`](LoadBalancedView::apply) and wait for the value.
+    pub fn apply_sync<F, M, A>(&self, f: F, args: A) -> Result<F::Output>
+    where
+        F: RemoteFn<M>,
+        A: Args<M>,
+    {
+        self.apply(f, args).get()
+    }
+
+    /// Sends one task with this view's flags.
+    fn submit<R: 'static>(
+        &self,
+        task: TaskId,
+        work: Work,
+        finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static,
+    ) -> AsyncResult<R> {
+        if let Some(e) = &self.flags.invalid {
+            return AsyncResult::failed(e.clone());
+        }
+        let state = ResultState::new(task, &[usize::MAX]);
+        let mut spec = Task::new(task, work, EngineSet::new(self.targets.iter().copied()));
+        let set = |tasks: &[TaskId]| DepSet {
+            tasks: tasks.to_vec(),
+            mode: self.flags.mode,
+            success_only: self.flags.success_only,
+        };
+        if !self.flags.after.is_empty() {
+            spec = spec.after(set(&self.flags.after));
+        }
+        if !self.flags.follow.is_empty() {
+            spec = spec.follow(set(&self.flags.follow));
+        }
+        if let Some(timeout) = self.flags.timeout {
+            spec = spec.timeout(timeout);
+        }
+        spec = spec.retries(self.flags.retries);
+        let command = Command::Balance {
+            task: spec,
+            state: state.clone(),
+        };
+        if let Err(e) = self.client.send(command) {
+            return AsyncResult::failed(e);
+        }
+        AsyncResult::new(state, finish).with_control(self.client.control(vec![task]))
+    }
+
+    /// Sends one `map` task over `items` (encoded), numbered from `first`.
+    fn submit_chunk<R: DeserializeOwned + 'static>(
+        &self,
+        function: u64,
+        items: Vec<Vec<u8>>,
+        first: usize,
+    ) -> AsyncResult<Vec<Result<R>>> {
+        let task = self.client.next_task();
+        let count = items.len();
+        self.submit(
+            task,
+            Work::Map {
+                task,
+                function,
+                items,
+            },
+            move |outcomes: &mut [(usize, Result<Payload>)]| {
+                let (engine, outcome) = outcomes
+                    .first()
+                    .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
+                match outcome {
+                    Ok(Payload::Each(items)) if items.len() == count => Ok(items
+                        .iter()
+                        .enumerate()
+                        .map(|(k, item)| decode_item(item, first + k, *engine, task))
+                        .collect()),
+                    Ok(other) => Err(Error::Protocol(format!(
+                        "unexpected reply to a map task of {count} items: {other:?}"
+                    ))),
+                    Err(e) => Err(e.clone()),
+                }
+            },
+        )
+    }
+
+    /// Runs `f` on every item, spread over the view's engines in tasks of
+    /// [`chunksize`](LoadBalancedView::chunksize) items (ipyparallel's
+    /// `lview.map`). The [`AsyncMap`] is both a result (`get` gives every
+    /// value in input order, or the first item's error) and an iterator
+    /// that yields each item's result as it arrives, in input order or, with
+    /// `ordered(false)`, in completion order. A failed item (a panic, say)
+    /// does not stop the others: its error, [`Error::MapItem`], names it.
+    pub fn map<F, M, P, I>(&self, f: F, items: impl IntoIterator<Item = I>) -> AsyncMap<F::Output>
+    where
+        F: RemoteFn<M>,
+        M: OneArg<P>,
+        I: IntoArg<P>,
+    {
+        let _ = f;
+        let encoded = registry().id_of::<F>().and_then(|function| {
+            let items = items
+                .into_iter()
+                .map(encode_item::<P, I>)
+                .collect::<Result<Vec<_>>>()?;
+            Ok((function, items))
+        });
+        let (function, encoded) = match encoded {
+            Ok(e) => e,
+            Err(e) => return AsyncMap::failed(e, self.flags.ordered),
+        };
+        let count = encoded.len();
+        let size = self
+            .flags
+            .chunksize
+            .unwrap_or_else(|| default_chunksize(count, self.len()));
+        let chunks = Chunks::new(count, size);
+        let mut items = encoded.into_iter();
+        let results = chunks
+            .iter()
+            .map(|range| {
+                let chunk: Vec<Vec<u8>> = items.by_ref().take(range.len()).collect();
+                self.submit_chunk::<F::Output>(function, chunk, range.start)
+            })
+            .collect();
+        AsyncMap::new(results, chunks, self.flags.ordered, &self.client)
+    }
+
+    /// [`map`](LoadBalancedView::map) and wait for every value.
+    pub fn map_sync<F, M, P, I>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<F::Output>>
+    where
+        F: RemoteFn<M>,
+        M: OneArg<P>,
+        I: IntoArg<P>,
+    {
+        self.map(f, items).get()
+    }
+
+    /// Runs `f` on every item of a lazy iterator (possibly endless, or too
+    /// large to hold) and yields each item's result as it is read, keeping
+    /// at most [`max_outstanding`](LoadBalancedView::max_outstanding) tasks
+    /// submitted and not yet read: items are drawn from `items` only as
+    /// results are consumed, so memory stays bounded. Results come in input
+    /// order (or completion order with `ordered(false)`); tasks are of
+    /// [`chunksize`](LoadBalancedView::chunksize) items, 1 by default.
+    pub fn imap<'a, F, M, P, I>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = I> + 'a,
+    ) -> IMap<'a, F::Output>
+    where
+        F: RemoteFn<M>,
+        M: OneArg<P>,
+        I: IntoArg<P> + 'a,
+        P: 'a,
+    {
+        let _ = f;
+        let (arrived, arrivals) = mpsc::channel();
+        IMap {
+            view: self.clone(),
+            function: registry().id_of::<F>(),
+            source: Box::new(items.into_iter().map(encode_item::<P, I>)),
+            size: self.flags.chunksize.unwrap_or(1),
+            window: Window::new(self.flags.max_outstanding),
+            assembly: Assembly::new(self.flags.ordered),
+            inflight: HashMap::new(),
+            arrived,
+            arrivals,
+            out: VecDeque::new(),
+            next_item: 0,
+            exhausted: false,
+        }
+    }
+
+    /// Aborts the tasks behind `results` that have not started (see
+    /// [`AsyncResult::abort`]).
+    pub fn abort(&self, results: &(impl Dependencies + ?Sized)) -> Result<()> {
+        let list = dependency_list(results);
+        self.client.send(Command::Abort {
+            tasks: Some(list.tasks),
+        })
+    }
+}
+
+/// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
+fn encode_item<P, I: IntoArg<P>>(item: I) -> Result<Vec<u8>> {
+    match item.into_wire()? {
+        WireArg::Value(bytes) => Ok(bytes),
+        WireArg::Ref(name) => Err(Error::Usage(format!(
+            "map takes values, not references (Ref {name:?})"
+        ))),
+    }
+}
+
+fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
+    match payload {
+        Payload::Value(bytes) => codec::decode(bytes),
+        other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// One item's result; `index` is its place in the map's input.
+fn decode_item<R: DeserializeOwned>(
+    item: &ItemOutcome,
+    index: usize,
+    engine: usize,
+    task: TaskId,
+) -> Result<R> {
+    match item {
+        ItemOutcome::Value(bytes) => codec::decode(bytes),
+        ItemOutcome::Failed(f) => Err(Error::MapItem {
+            index,
+            error: Box::new(f.clone().into_error(engine, task)),
+        }),
+    }
+}
+
+/// The values of one task of `count` items, or its error once per item.
+fn spread<R>(chunk: Result<Vec<Result<R>>>, count: usize) -> Vec<Result<R>> {
+    match chunk {
+        Ok(items) => items,
+        Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// The result of a load-balanced [`map`](LoadBalancedView::map): an
+/// [`AsyncResult`] of every value (it derefs to one: `get`, `wait`,
+/// `ready`, `metadata` with one entry per task, `abort`,
+/// `wait_interactive`, `.await` through [`AsyncMap::result`]) and an
+/// iterator over each item's result as it arrives.
+pub struct AsyncMap<R> {
+    result: AsyncResult<Vec<R>>,
+    chunks: Vec<AsyncResult<Vec<Result<R>>>>,
+    layout: Chunks,
+    ordered: bool,
+    arrivals: Receiver<u64>,
+    /// Tasks handed out by the iterator so far.
+    handed: usize,
+    out: VecDeque<Result<R>>,
+}
+
+impl<R: DeserializeOwned + 'static> AsyncMap<R> {
+    fn new(
+        chunks: Vec<AsyncResult<Vec<Result<R>>>>,
+        layout: Chunks,
+        ordered: bool,
+        client: &Client,
+    ) -> AsyncMap<R> {
+        let (arrived, arrivals) = mpsc::channel();
+        let mut tasks = Vec::new();
+        for (index, chunk) in chunks.iter().enumerate() {
+            chunk.notify(arrived.clone(), index as u64);
+            tasks.extend(chunk.dependency().0);
+        }
+        let result = AsyncResult::join(chunks.clone())
+            .and_then(|parts| parts.into_iter().flatten().collect())
+            .with_control(client.control(tasks));
+        AsyncMap {
+            result,
+            chunks,
+            layout,
+            ordered,
+            arrivals,
+            handed: 0,
+            out: VecDeque::new(),
+        }
+    }
+
+    fn failed(error: Error, ordered: bool) -> AsyncMap<R> {
+        let (_, arrivals) = mpsc::channel();
+        AsyncMap {
+            result: AsyncResult::failed(error),
+            chunks: Vec::new(),
+            layout: Chunks::new(0, 1),
+            ordered,
+            arrivals,
+            handed: 0,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The whole map as one result, e.g. to `.await` it.
+    pub fn result(&self) -> AsyncResult<Vec<R>> {
+        self.result.clone()
+    }
+
+    /// Number of tasks the items were cut into.
+    pub fn tasks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Items done and in all (for progress).
+    fn items_done(&self) -> (usize, usize) {
+        let done = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.ready())
+            .map(|(i, _)| self.layout.range(i).len())
+            .sum();
+        (done, self.layout.iter().map(|r| r.len()).sum())
+    }
+
+    /// Waits for every item while showing progress on stderr, counting
+    /// items (see [`AsyncResult::wait_interactive`]).
+    pub fn wait_interactive(&self) {
+        crate::progress::watch(|| self.items_done(), |t| self.result.wait_timeout(t));
+    }
+}
+
+impl<R> Deref for AsyncMap<R> {
+    type Target = AsyncResult<Vec<R>>;
+
+    fn deref(&self) -> &AsyncResult<Vec<R>> {
+        &self.result
+    }
+}
+
+impl<R: 'static> fmt::Debug for AsyncMap<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AsyncMap {{ tasks: {}, ready: {} }}",
+            self.chunks.len(),
+            self.result.ready()
+        )
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Iterator for AsyncMap<R> {
+    type Item = Result<R>;
+
+    /// The next item's result, waiting for it: in input order, or with
+    /// `ordered(false)` in the order tasks complete.
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(item) = self.out.pop_front() {
+                return Some(item);
+            }
+            if self.handed >= self.chunks.len() {
+                return None;
+            }
+            let index = if self.ordered {
+                self.handed
+            } else {
+                match self.arrivals.recv() {
+                    Ok(i) => usize::try_from(i).unwrap_or(usize::MAX),
+                    Err(_) => self.handed,
+                }
+            };
+            self.handed += 1;
+            let chunk = self.chunks.get(index)?;
+            let count = self.layout.range(index).len();
+            self.out.extend(spread(chunk.get(), count));
+        }
+    }
+}
+
+/// A task of `imap` in flight: its item count and its result.
+type Pending<R> = (usize, AsyncResult<Vec<Result<R>>>);
+
+/// The results of [`imap`](LoadBalancedView::imap), read one by one; the
+/// items are drawn and submitted as results are read.
+pub struct IMap<'a, R> {
+    view: LoadBalancedView,
+    function: Result<u64>,
+    source: Box<dyn Iterator<Item = Result<Vec<u8>>> + 'a>,
+    size: usize,
+    window: Window,
+    assembly: Assembly<Pending<R>>,
+    inflight: HashMap<u64, Pending<R>>,
+    arrived: mpsc::Sender<u64>,
+    arrivals: Receiver<u64>,
+    out: VecDeque<Result<R>>,
+    /// Index of the next item drawn from the source.
+    next_item: usize,
+    exhausted: bool,
+}
+
+impl<R> fmt::Debug for IMap<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IMap {{ submitted: {}, in flight: {} }}",
+            self.window.submitted(),
+            self.window.outstanding()
+        )
+    }
+}
+
+impl<R: DeserializeOwned + 'static> IMap<'_, R> {
+    /// Submits tasks while the window has room and the source has items.
+    fn fill(&mut self) {
+        while !self.exhausted && self.window.outstanding() < self.window_max() {
+            let first = self.next_item;
+            let mut chunk = Vec::with_capacity(self.size);
+            let mut failed = None;
+            while chunk.len() < self.size {
+                match self.source.next() {
+                    Some(Ok(bytes)) => chunk.push(bytes),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    None => {
+                        self.exhausted = true;
+                        break;
+                    }
+                }
+            }
+            if chunk.is_empty() && failed.is_none() {
+                return;
+            }
+            let Some(index) = self.window.submit() else {
+                return;
+            };
+            // An item that cannot be encoded fails its whole task.
+            let count = chunk.len() + usize::from(failed.is_some());
+            self.next_item += count;
+            let result = match (&self.function, failed) {
+                (Err(e), _) => AsyncResult::failed(e.clone()),
+                (_, Some(e)) => AsyncResult::failed(e),
+                (Ok(function), None) => self.view.submit_chunk::<R>(*function, chunk, first),
+            };
+            result.notify(self.arrived.clone(), index);
+            self.inflight.insert(index, (count, result));
+        }
+    }
+
+    fn window_max(&self) -> usize {
+        self.view.flags.max_outstanding
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Iterator for IMap<'_, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(item) = self.out.pop_front() {
+                return Some(item);
+            }
+            if let Some((_, (count, result))) = self.assembly.pop() {
+                self.window.consumed();
+                self.out.extend(spread(result.get(), count));
+                // Dropping `result` lets the controller forget the task.
+                continue;
+            }
+            self.fill();
+            if self.window.outstanding() == 0 {
+                return None;
+            }
+            let index = self.arrivals.recv().ok()?;
+            if let Some(entry) = self.inflight.remove(&index) {
+                self.assembly.insert(index, entry);
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The load-balanced view as a user drives it. Run it with
+//! `rankview run -n 3 --example check_balanced` (or `mpirun -n 3
+//! target/debug/examples/check_balanced`); `tests/balanced.rs` runs it on 2,
+//! 3 and 5 ranks, under MPICH and over TCP only.
+//!
+//! Owns the checks of `apply` (one run, where it ran), `map` (order,
+//! chunking with 0, 1, a prime and 10^5 items, completion order, a
+//! panicking item), `imap` (bounded in flight), every dependency option and
+//! its failure modes (`after`, `follow`, `any`, `success_only`, `timeout`;
+//! impossible dependencies failing at once), retries landing on another
+//! engine, aborts of queued tasks, the stream fence (a task sees what the
+//! client pushed to its engine before it, stolen or not), exactly-once
+//! execution under forced steals, and the queue status. Checks that need
+//! two engines say so and check what one engine allows. Prints one line per
+//! check and exits non-zero unless every check held.
+
+mod checklist;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use checklist::Checklist;
+use rankview::{Client, Error, TaskResult};
+
+/// The engine running the task.
+#[rankview::remote]
+fn whoami() -> TaskResult<usize> {
+    Ok(rankview::globals().engine()?)
+}
+
+#[rankview::remote]
+fn sleep_for(seconds: f64) -> TaskResult<usize> {
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    Ok(rankview::globals().engine()?)
+}
+
+#[rankview::remote]
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// Panics on 13.
+#[rankview::remote]
+fn unlucky(x: u64) -> u64 {
+    assert!(x != 13, "13 is unlucky");
+    x
+}
+
+#[rankview::remote]
+fn fail_always() -> TaskResult<()> {
+    let g = rankview::globals();
+    let tries = g.get::<u64>("tries").map(|t| *t).unwrap_or(0);
+    g.insert("tries", tries + 1)?;
+    Err(rankview::TaskError::msg("this task always fails"))
+}
+
+/// Fails on an engine holding `bad`; else returns the engine id.
+#[rankview::remote]
+fn fail_where_bad() -> TaskResult<usize> {
+    let g = rankview::globals();
+    if g.contains("bad")? {
+        return Err(rankview::TaskError::msg("this engine is bad"));
+    }
+    Ok(g.engine()?)
+}
+
+/// Stores `value` as `name`; returns the engine id.
+#[rankview::remote]
+fn store(name: String, value: u64) -> TaskResult<usize> {
+    let g = rankview::globals();
+    g.insert(name, value)?;
+    Ok(g.engine()?)
+}
+
+/// Reads `name`, removes it; returns it with the engine id.
+#[rankview::remote]
+fn take(name: String) -> TaskResult<(u64, usize)> {
+    let g = rankview::globals();
+    let value = *g.get::<u64>(&name)?;
+    g.remove(&name)?;
+    Ok((value, g.engine()?))
+}
+
+#[rankview::remote]
+fn read_u64(name: String) -> TaskResult<u64> {
+    Ok(*rankview::globals().get::<u64>(&name)?)
+}
+
+/// Records that task `id` ran here.
+#[rankview::remote]
+fn record(id: u64) -> TaskResult<()> {
+    let g = rankview::globals();
+    if !g.contains("ran")? {
+        g.insert("ran", Vec::<u64>::new())?;
+    }
+    g.get_mut::<Vec<u64>>("ran")?.push(id);
+    Ok(())
+}
+
+fn expect_err<T: std::fmt::Debug>(
+    r: rankview::Result<T>,
+    want: impl Fn(&Error) -> bool,
+) -> Result<Error, String> {
+    match r {
+        Err(e) if want(&e) => Ok(e),
+        other => Err(format!("unexpected: {other:?}")),
+    }
+}
+
+fn balanced(rc: &Client, list: &mut Checklist) {
+    let lv = rc.load_balanced_view();
+    let engines = rc.len();
+
+    list.check("apply_runs_once_and_says_where", || {
+        for _ in 0..20 {
+            let ar = lv.apply(whoami, ());
+            let ran = ar.get()?;
+            let meta = ar.metadata();
+            assert_eq!(meta.len(), 1);
+            assert_eq!(meta[0].engine, ran);
+            assert!(ran < engines);
+        }
+        assert_eq!(lv.apply_sync(plus_one, (41u64,))?, 42);
+        Ok(())
+    });
+
+    list.check("subset_views_stay_in_their_engines", || {
+        let last = engines - 1;
+        let sub = rc.view(vec![last])?.load_balanced();
+        assert_eq!(sub.targets(), &[last]);
+        let ran = sub.map_sync(sleep_for, vec![0.001f64; 20])?;
+        assert!(ran.iter().all(|&e| e == last), "{ran:?}");
+        Ok(())
+    });
+
+    list.check("map_order_and_chunking", || {
+        for n in [0u64, 1, 97, 100_000] {
+            let input: Vec<u64> = (0..n).collect();
+            let want: Vec<u64> = input.iter().map(|x| x + 1).collect();
+            assert_eq!(lv.map_sync(plus_one, input.clone())?, want, "{n} items");
+            for size in [1usize, 7] {
+                if n > 10_000 && size == 1 {
+                    continue;
+                }
+                let m = lv.chunksize(size).map(plus_one, input.clone());
+                assert_eq!(m.tasks() as u64, n.div_ceil(size as u64));
+                let streamed: Vec<u64> = m.collect::<rankview::Result<_>>()?;
+                assert_eq!(streamed, want, "{n} items in chunks of {size}");
+            }
+            let mut any_order: Vec<u64> = lv
+                .ordered(false)
+                .chunksize(3)
+                .map(plus_one, input)
+                .collect::<rankview::Result<_>>()?;
+            any_order.sort_unstable();
+            assert_eq!(any_order, want);
+        }
+        Ok(())
+    });
+
+    list.check("a_panicking_item_spares_the_others", || {
+        let m = lv.chunksize(4).map(unlucky, 0..40u64);
+        let e = expect_err(m.get(), |e| matches!(e, Error::MapItem { index: 13, .. }))?;
+        assert!(e.to_string().contains("13 is unlucky"), "{e}");
+        assert!(!m.successful());
+        let items: Vec<rankview::Result<u64>> = m.collect();
+        assert_eq!(items.len(), 40);
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Ok(v) => assert_eq!(*v, i as u64),
+                Err(Error::MapItem { index, .. }) => assert_eq!(*index, 13),
+                Err(e) => return Err(format!("item {i}: {e}").into()),
+            }
+        }
+        assert_eq!(items.iter().filter(|r| r.is_err()).count(), 1);
+        Ok(())
+    });
+
+    list.check("imap_keeps_a_bounded_window", || {
+        let drawn = Cell::new(0u64);
+        let source = (0..20_000u64).inspect(|_| drawn.set(drawn.get() + 1));
+        let view = lv.max_outstanding(100).chunksize(2);
+        let mut read = 0u64;
+        let mut most_ahead = 0u64;
+        for (i, r) in view.imap(plus_one, source).enumerate() {
+            assert_eq!(r?, i as u64 + 1);
+            read += 1;
+            most_ahead = most_ahead.max(drawn.get() - read);
+        }
+        assert_eq!(read, 20_000);
+        // 100 tasks of 2 items in flight, plus the one being read.
+        assert!(
+            most_ahead <= 202,
+            "{most_ahead} items drawn ahead of the reader"
+        );
+        Ok(())
+    });
+
+    list.check("after_waits_for_its_dependency", || {
+        let first = lv.apply(sleep_for, (0.3,));
+        let second = lv.after(&first).apply(whoami, ());
+        second.get()?;
+        let done = first.metadata()[0].completed.ok_or("no completion time")?;
+        let started = second.metadata()[0].started.ok_or("no start time")?;
+        assert!(started >= done, "{started:?} before {done:?}");
+        Ok(())
+    });
+
+    list.check("follow_runs_where_its_dependency_ran", || {
+        for k in 0..20u64 {
+            let name = format!("f{k}");
+            let stored = lv.apply(store, (name.clone(), k));
+            let (value, at) = lv.follow(&stored).apply_sync(take, (name,))?;
+            assert_eq!(value, k);
+            assert_eq!(at, stored.get()?);
+        }
+        Ok(())
+    });
+
+    list.check("follow_tasks_are_never_stolen", || {
+        // Ten slow tasks pinned to one engine while the others are idle
+        // and would steal anything they could.
+        let anchor = lv.apply(whoami, ());
+        let home = anchor.get()?;
+        let pinned: Vec<_> = (0..10)
+            .map(|_| lv.follow(&anchor).apply(sleep_for, (0.05,)))
+            .collect();
+        for p in &pinned {
+            assert_eq!(p.get()?, home);
+            assert!(!p.metadata()[0].stolen);
+        }
+        Ok(())
+    });
+
+    list.check("any_and_on_failure", || {
+        let failed = lv.apply(fail_always, ());
+        let fine = lv.apply(whoami, ());
+        // Any: one success is enough.
+        lv.after(&failed)
+            .after(&fine)
+            .any()
+            .apply_sync(whoami, ())?;
+        let deps: [&dyn rankview::Dependencies; 2] = [&failed, &fine];
+        lv.after(&deps).any().apply_sync(whoami, ())?;
+        // Also on failure: a failed dependency counts as done.
+        lv.after(&failed)
+            .success_only(false)
+            .apply_sync(whoami, ())?;
+        Ok(())
+    });
+
+    list.check("impossible_dependencies_fail_at_once", || {
+        let failed = lv.apply(fail_always, ());
+        let _ = failed.get();
+        let start = Instant::now();
+        let e = expect_err(lv.after(&failed).apply_sync(whoami, ()), |e| {
+            matches!(e, Error::ImpossibleDependency { .. })
+        })?;
+        assert!(e.to_string().contains("failed"), "{e}");
+        // A chain below it fails too.
+        let below = lv.after(&failed).apply(whoami, ());
+        let further = lv.after(&below).apply(whoami, ());
+        expect_err(further.get(), |e| {
+            matches!(e, Error::ImpossibleDependency { .. })
+        })?;
+        // Follow of a task that never ran.
+        expect_err(lv.follow(&failed).apply_sync(whoami, ()), |e| {
+            matches!(e, Error::ImpossibleDependency { .. })
+        })?;
+        // A direct view's result cannot be a dependency.
+        let direct = rc.engine(0)?.apply(whoami, ());
+        expect_err(lv.after(&direct).apply_sync(whoami, ()), |e| {
+            matches!(e, Error::Usage(_))
+        })?;
+        if engines >= 2 {
+            // Follow every one of two tasks that ran on different engines.
+            let on0 = rc.view(vec![0])?.load_balanced().apply(whoami, ());
+            let on1 = rc.view(vec![1])?.load_balanced().apply(whoami, ());
+            expect_err(lv.follow(&[&on0, &on1]).apply_sync(whoami, ()), |e| {
+                matches!(e, Error::ImpossibleDependency { .. })
+            })?;
+            // Follow a task that ran outside the view.
+            let outside = rc.view(vec![1])?.load_balanced().follow(&on0);
+            expect_err(outside.apply_sync(whoami, ()), |e| {
+                matches!(e, Error::ImpossibleDependency { .. })
+            })?;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        Ok(())
+    });
+
+    list.check("dependency_timeout", || {
+        let slow = lv.apply(sleep_for, (1.0,));
+        let start = Instant::now();
+        let e = expect_err(
+            lv.after(&slow)
+                .timeout(Duration::from_millis(200))
+                .apply_sync(whoami, ()),
+            |e| matches!(e, Error::DependencyTimeout { .. }),
+        )?;
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "{e}: {:?}",
+            start.elapsed()
+        );
+        // Met in time: no timeout.
+        let quick = lv.apply(whoami, ());
+        lv.after(&quick)
+            .timeout(Duration::from_secs(5))
+            .apply_sync(whoami, ())?;
+        slow.get()?;
+        Ok(())
+    });
+
+    list.check("retries_then_the_last_error", || {
+        rc.all().apply_sync(clear_tries, ())?;
+        let e = expect_err(lv.retries(2).apply_sync(fail_always, ()), |e| {
+            matches!(e, Error::Remote { .. })
+        })?;
+        assert!(e.to_string().contains("always fails"), "{e}");
+        let tries: u64 = rc.all().apply_sync(tries, ())?.iter().sum();
+        assert_eq!(tries, 3, "one try and two retries");
+        Ok(())
+    });
+
+    list.check("retries_land_on_another_engine", || {
+        if engines < 2 {
+            println!("(one engine: retries stay on it)");
+            return Ok(());
+        }
+        rc.engine(0)?.set("bad", &true)?;
+        let ran = lv
+            .retries(1)
+            .map_sync(fail_where_bad_item, vec![0u64; 30])?;
+        assert!(ran.iter().all(|&e| e != 0), "{ran:?}");
+        rc.engine(0)?.apply_sync(forget_bad, ())?;
+        Ok(())
+    });
+
+    list.check("abort_drops_queued_tasks", || {
+        let busy: Vec<_> = (0..engines).map(|_| lv.apply(sleep_for, (0.6,))).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let queued: Vec<_> = (0..40).map(|_| lv.apply(whoami, ())).collect();
+        lv.abort(&queued)?;
+        let aborted = queued
+            .iter()
+            .filter(|q| matches!(q.get(), Err(Error::TaskAborted { .. })))
+            .count();
+        assert_eq!(aborted, 40, "every queued task is aborted");
+        for b in &busy {
+            b.get()?;
+        }
+        // abort() on one result, and abort_all.
+        let more: Vec<_> = (0..engines).map(|_| lv.apply(sleep_for, (0.4,))).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let one = lv.apply(whoami, ());
+        one.abort()?;
+        expect_err(one.get(), |e| matches!(e, Error::TaskAborted { .. }))?;
+        let rest: Vec<_> = (0..10).map(|_| lv.apply(whoami, ())).collect();
+        rc.abort_all()?;
+        for r in &rest {
+            expect_err(r.get(), |e| matches!(e, Error::TaskAborted { .. }))?;
+        }
+        for m in &more {
+            m.get()?;
+        }
+        assert!(matches!(
+            rc.engine(0)?.apply(whoami, ()).abort(),
+            Err(Error::Usage(_))
+        ));
+        Ok(())
+    });
+
+    list.check("tasks_see_what_was_pushed_before_them", || {
+        let dv = rc.all();
+        for round in 0..30u64 {
+            dv.set("v", &round)?;
+            let seen = lv
+                .chunksize(1)
+                .map_sync(read_u64, vec!["v".to_string(); 16])?;
+            assert!(seen.iter().all(|&v| v == round), "round {round}: {seen:?}");
+        }
+        Ok(())
+    });
+
+    list.check("exactly_once_under_forced_steals", || {
+        rc.all().apply_sync(clear_ran, ())?;
+        let ids: Vec<u64> = (0..10_000).collect();
+        // Engine 0 is held up by a direct request while its queue is full:
+        // the others steal from it.
+        let hold = rc.engine(0)?.apply(sleep_for, (0.5,));
+        let m = lv.chunksize(1).map(record, ids.clone());
+        m.get()?;
+        hold.get()?;
+        let stolen = m.metadata().iter().filter(|meta| meta.stolen).count();
+        let ran: Vec<Vec<u64>> = rc.all().apply_sync(take_ran, ())?;
+        let mut count: HashMap<u64, usize> = HashMap::new();
+        for id in ran.into_iter().flatten() {
+            *count.entry(id).or_default() += 1;
+        }
+        assert_eq!(count.len(), ids.len(), "every task ran");
+        assert!(count.values().all(|&c| c == 1), "some task ran twice");
+        if engines >= 2 {
+            assert!(stolen > 0, "no task was stolen");
+        }
+        println!("({stolen} of 10000 tasks were stolen)");
+        let status = rc.queue_status()?;
+        let stolen_in: usize = status.engines.iter().map(|e| e.stolen_in).sum();
+        let stolen_out: usize = status.engines.iter().map(|e| e.stolen_out).sum();
+        assert_eq!(stolen_in, stolen_out);
+        assert!(stolen_in >= stolen);
+        let table = status.to_string();
+        assert!(table.contains("stolen in"), "{table}");
+        print!("{table}");
+        Ok(())
+    });
+
+    list.check("wait_interactive_reports_progress", || {
+        let m = lv.chunksize(1).map(sleep_for, vec![0.01f64; 50]);
+        m.wait_interactive();
+        assert!(m.ready());
+        assert_eq!(m.get()?.len(), 50);
+        Ok(())
+    });
+}
+
+#[rankview::remote]
+fn clear_tries() -> TaskResult<()> {
+    rankview::globals().remove("tries")?;
+    Ok(())
+}
+
+#[rankview::remote]
+fn tries() -> TaskResult<u64> {
+    Ok(rankview::globals()
+        .get::<u64>("tries")
+        .map(|t| *t)
+        .unwrap_or(0))
+}
+
+#[rankview::remote]
+fn fail_where_bad_item(_: u64) -> TaskResult<usize> {
+    fail_where_bad()
+}
+
+#[rankview::remote]
+fn forget_bad() -> TaskResult<()> {
+    rankview::globals().remove("bad")?;
+    Ok(())
+}
+
+#[rankview::remote]
+fn clear_ran() -> TaskResult<()> {
+    rankview::globals().remove("ran")?;
+    Ok(())
+}
+
+#[rankview::remote]
+fn take_ran() -> TaskResult<Vec<u64>> {
+    let g = rankview::globals();
+    if !g.contains("ran")? {
+        return Ok(Vec::new());
+    }
+    let ran = (*g.get::<Vec<u64>>("ran")?).clone();
+    g.remove("ran")?;
+    Ok(ran)
+}
+
+fn main() {
+    rankview::launch(|rc| -> Result<(), String> {
+        let mut list = Checklist::new("check_balanced");
+        balanced(rc, &mut list);
+        list.finish()
+    });
+}
