@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::mpirun;
+use std::time::Duration;
+
+use common::{example, mpirun, mpirun_args};
 
 /// Every check of `check_balanced`, in order.
 const CHECKS: &[&str] = &[
@@ -41,4 +43,34 @@ fn balanced_3_ranks() {
 #[test]
 fn balanced_5_ranks() {
     mpirun(5, "check_balanced", &[]).assert_checks("check_balanced", CHECKS);
+}
+
+/// A client that returns while load-balanced tasks run for an hour and more
+/// wait: after the shutdown grace (2 s here) the job ends, non-zero, saying
+/// which tasks were not finished and where they were.
+#[test]
+fn unfinished_load_balanced_tasks_do_not_keep_the_job_alive() {
+    mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_SHUTDOWN_GRACE=2".into(),
+        "-n".into(),
+        "3".into(),
+        example("check_balanced").into(),
+        "stuck".into(),
+    ])
+    .assert_failure()
+    .assert_within(Duration::from_secs(15))
+    .assert_stdout_contains("check_balanced: left load-balanced tasks running")
+    .assert_stderr_contains("load-balanced task(s) were not finished 2 s after the client returned")
+    .assert_stderr_contains("engine  queued  running");
+}
+
+/// A client that panics with thousands of load-balanced tasks queued and
+/// running: every rank ends within seconds, with the client's message.
+#[test]
+fn a_client_panic_with_tasks_queued_ends_the_job() {
+    mpirun(3, "check_balanced", &["panic"])
+        .assert_failure()
+        .assert_within(Duration::from_secs(10))
+        .assert_stderr_contains("the client gives up with tasks queued");
 }

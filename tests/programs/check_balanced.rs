@@ -10,7 +10,10 @@
 //! impossible dependencies failing at once), retries landing on another
 //! engine, aborts of queued tasks, the stream fence (a task sees what the
 //! client pushed to its engine before it, stolen or not), exactly-once
-//! execution under forced steals, and the queue status. Checks that need
+//! execution under forced steals, and the queue status. With `stuck` it
+//! returns while load-balanced tasks run "forever" (the job must end after
+//! the shutdown grace, naming them); with `panic` the client panics with
+//! thousands of tasks queued (every rank must end at once). Checks that need
 //! two engines say so and check what one engine allows. Prints one line per
 //! check and exits non-zero unless every check held.
 
@@ -472,9 +475,33 @@ fn take_ran() -> TaskResult<Vec<u64>> {
 }
 
 fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
     rankview::launch(|rc| -> Result<(), String> {
-        let mut list = Checklist::new("check_balanced");
-        balanced(rc, &mut list);
-        list.finish()
+        let lv = rc.load_balanced_view();
+        match mode.as_str() {
+            // Returns while load-balanced tasks run "forever" and more wait
+            // behind them: the job must end after the shutdown grace.
+            "stuck" => {
+                let _long: Vec<_> = (0..rc.len())
+                    .map(|_| lv.apply(sleep_for, (3600.0,)))
+                    .collect();
+                let _queued: Vec<_> = (0..20).map(|_| lv.apply(whoami, ())).collect();
+                std::thread::sleep(Duration::from_millis(200));
+                println!("check_balanced: left load-balanced tasks running");
+                Ok(())
+            }
+            // Panics with thousands of tasks queued and running: every rank
+            // must end at once.
+            "panic" => {
+                let _queued = lv.chunksize(1).map(sleep_for, vec![0.05f64; 5000]);
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("the client gives up with tasks queued");
+            }
+            _ => {
+                let mut list = Checklist::new("check_balanced");
+                balanced(rc, &mut list);
+                list.finish()
+            }
+        }
     });
 }
