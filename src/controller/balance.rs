@@ -26,6 +26,8 @@ pub(super) struct Balancer {
     /// The result of each task not final yet.
     results: HashMap<TaskId, Arc<ResultState>>,
     engines: usize,
+    /// Something happened since the last [`flush`](Balancer::flush).
+    dirty: bool,
 }
 
 impl Balancer {
@@ -34,6 +36,7 @@ impl Balancer {
             table: TaskTable::new(engines, Config::default()),
             results: HashMap::new(),
             engines,
+            dirty: false,
         }
     }
 
@@ -58,10 +61,10 @@ impl Balancer {
         self.table.status()
     }
 
-    pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>, mpi: &mut Mpi) {
+    pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>) {
         self.results.insert(task.id, state);
         self.table.submit(task, Instant::now());
-        self.settle(mpi);
+        self.dirty = true;
     }
 
     /// Aborts `tasks` (every task not final when `None`).
@@ -69,7 +72,7 @@ impl Balancer {
         let tasks = tasks.unwrap_or_else(|| self.outstanding());
         let orders = self.table.abort(&tasks);
         self.send_aborts(orders, mpi);
-        self.settle(mpi);
+        self.dirty = true;
     }
 
     /// The results of `tasks` are gone: their rows may go once final.
@@ -80,25 +83,19 @@ impl Balancer {
     }
 
     /// Fails tasks whose dependencies timed out.
-    pub(super) fn tick(&mut self, mpi: &mut Mpi) {
+    pub(super) fn tick(&mut self) {
         if self
             .table
             .next_deadline()
             .is_some_and(|d| d <= Instant::now())
         {
             self.table.tick(Instant::now());
-            self.settle(mpi);
+            self.dirty = true;
         }
     }
 
     /// `engine` started and finished tasks.
-    pub(super) fn progress(
-        &mut self,
-        engine: usize,
-        started: Vec<TaskId>,
-        done: Vec<Done>,
-        mpi: &mut Mpi,
-    ) {
+    pub(super) fn progress(&mut self, engine: usize, started: Vec<TaskId>, done: Vec<Done>) {
         for task in started {
             self.table.started(engine, task);
         }
@@ -126,7 +123,7 @@ impl Balancer {
                 Completion::Retry { .. } | Completion::Unknown => {}
             }
         }
-        self.settle(mpi);
+        self.dirty = true;
     }
 
     /// `thief` stole `tasks` from `victim`.
@@ -139,20 +136,26 @@ impl Balancer {
     ) {
         let orders = self.table.stolen(victim, thief, tasks);
         self.send_aborts(orders, mpi);
-        self.settle(mpi);
+        self.dirty = true;
     }
 
     /// An engine removed `tasks` from its queue on an abort.
-    pub(super) fn aborted(&mut self, tasks: &[TaskId], mpi: &mut Mpi) {
+    pub(super) fn aborted(&mut self, tasks: &[TaskId]) {
         for &task in tasks {
             self.table.aborted(task);
         }
-        self.settle(mpi);
+        self.dirty = true;
     }
 
     /// Delivers the failures the table decided and sends what became
-    /// ready. A send that fails is an internal failure: the job ends.
-    fn settle(&mut self, mpi: &mut Mpi) {
+    /// ready, once per pass of the controller's loop (after every command
+    /// and message of the pass), so that tasks submitted or freed together
+    /// leave together, in one message per engine. A send that fails is an
+    /// internal failure: the job ends. True if anything happened.
+    pub(super) fn flush(&mut self, mpi: &mut Mpi) -> bool {
+        if !std::mem::take(&mut self.dirty) {
+            return false;
+        }
         for (task, error) in self.table.take_failed() {
             if let Some(state) = self.results.remove(&task) {
                 state.fail(0, error);
@@ -161,7 +164,7 @@ impl Balancer {
         let fence = Fence::new(mpi.sent_counts(self.engines));
         let batches = self.table.dispatch(&fence);
         if batches.is_empty() {
-            return;
+            return true;
         }
         let loads = self.table.loads();
         let counts = fence.counts();
@@ -178,6 +181,7 @@ impl Balancer {
                 );
             }
         }
+        true
     }
 
     fn send_aborts(&mut self, orders: Vec<AbortOrder>, mpi: &mut Mpi) {

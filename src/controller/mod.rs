@@ -438,7 +438,7 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                 }
                 Ok(Command::Balance { task, state }) => {
                     busy = true;
-                    balancer.submit(task, state, mpi);
+                    balancer.submit(task, state);
                 }
                 Ok(Command::Abort { tasks }) => {
                     busy = true;
@@ -473,7 +473,8 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                 mpi,
             );
         }
-        balancer.tick(mpi);
+        balancer.tick();
+        busy |= balancer.flush(mpi);
         busy |= mpi.progress();
         let idle = inflight.is_empty() && collectives.is_idle() && balancer.is_idle();
         if draining && idle {
@@ -579,11 +580,11 @@ fn receive(
         Ok(Reply::Ready { task, len, shape }) => {
             collectives.lent(engine, task, len as usize, shape, mpi);
         }
-        Ok(Reply::Progress { started, done }) => balancer.progress(engine, started, done, mpi),
+        Ok(Reply::Progress { started, done }) => balancer.progress(engine, started, done),
         Ok(Reply::Stolen { victim, tasks }) => {
             balancer.stolen(victim as usize, engine, &tasks, mpi);
         }
-        Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks, mpi),
+        Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks),
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
     }

@@ -65,6 +65,11 @@ impl EngineSet {
     }
 
     /// The engines, in increasing order.
+    pub(crate) fn as_slice(&self) -> &[EngineId] {
+        &self.0
+    }
+
+    /// The engines, in increasing order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = EngineId> + '_ {
         self.0.iter().copied()
     }

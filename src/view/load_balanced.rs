@@ -66,7 +66,8 @@ use crate::view::{One, OneArg};
 #[derive(Clone)]
 pub struct LoadBalancedView {
     client: Client,
-    targets: Arc<[usize]>,
+    /// The engines, shared by every task of the view.
+    targets: EngineSet,
     flags: Flags,
 }
 
@@ -111,7 +112,7 @@ const DEFAULT_MAX_OUTSTANDING: usize = 10_000;
 
 impl fmt::Debug for LoadBalancedView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<LoadBalancedView {:?}>", &*self.targets)
+        write!(f, "<LoadBalancedView {:?}>", self.targets())
     }
 }
 
@@ -181,19 +182,17 @@ fn dependency_list(deps: &(impl Dependencies + ?Sized)) -> DependencyList {
 }
 
 impl LoadBalancedView {
-    pub(crate) fn new(client: Client, mut targets: Vec<usize>) -> LoadBalancedView {
-        targets.sort_unstable();
-        targets.dedup();
+    pub(crate) fn new(client: Client, targets: Vec<usize>) -> LoadBalancedView {
         LoadBalancedView {
             client,
-            targets: targets.into(),
+            targets: EngineSet::new(targets),
             flags: Flags::default(),
         }
     }
 
     /// The engines tasks may run on, in increasing order.
     pub fn targets(&self) -> &[usize] {
-        &self.targets
+        self.targets.as_slice()
     }
 
     /// Number of engines of the view.
@@ -346,7 +345,7 @@ impl LoadBalancedView {
             return AsyncResult::failed(e.clone());
         }
         let state = ResultState::new(task, &[usize::MAX]);
-        let mut spec = Task::new(task, work, EngineSet::new(self.targets.iter().copied()));
+        let mut spec = Task::new(task, work, self.targets.clone());
         let set = |tasks: &[TaskId]| DepSet {
             tasks: tasks.to_vec(),
             mode: self.flags.mode,
