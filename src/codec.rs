@@ -38,6 +38,22 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Encodes `value` at the end of `out` (which is left as it was on error).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard()).map_err(
+        |e| {
+            out.truncate(start);
+            Error::Codec {
+                action: "encode",
+                type_name: type_name::<T>().to_string(),
+                message: e.to_string(),
+            }
+        },
+    )?;
+    Ok(())
+}
+
 /// Decodes a `T` from `bytes`, which must be consumed entirely.
 ///
 /// Bounded by the input: a length prefix claiming more than the bytes left

@@ -84,11 +84,33 @@ pub trait IntoArg<P> {
     /// The argument as it travels.
     #[doc(hidden)]
     fn into_wire(self) -> Result<WireArg>;
+
+    /// Encodes a value argument at the end of `out` (a `map` item); a
+    /// [`Ref`] is refused with its name.
+    #[doc(hidden)]
+    fn encode_into(self, out: &mut Vec<u8>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        match self.into_wire()? {
+            WireArg::Value(bytes) => {
+                out.extend_from_slice(&bytes);
+                Ok(())
+            }
+            WireArg::Ref(name) => Err(Error::Usage(format!(
+                "map takes values, not references (Ref {name:?})"
+            ))),
+        }
+    }
 }
 
 impl<T: Serialize> IntoArg<T> for T {
     fn into_wire(self) -> Result<WireArg> {
         codec::encode(&self).map(WireArg::Value)
+    }
+
+    fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_into(&self, out)
     }
 }
 
@@ -96,11 +118,19 @@ impl<T: Serialize> IntoArg<T> for &T {
     fn into_wire(self) -> Result<WireArg> {
         codec::encode(self).map(WireArg::Value)
     }
+
+    fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_into(self, out)
+    }
 }
 
 impl<T: Serialize> IntoArg<&T> for T {
     fn into_wire(self) -> Result<WireArg> {
         codec::encode(&self).map(WireArg::Value)
+    }
+
+    fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_into(&self, out)
     }
 }
 

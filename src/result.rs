@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bulk::BulkVec;
 use crate::controller::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{Done, ItemOutcome, Outcome, TaskId, Typed};
+use crate::protocol::{Done, Each, Outcome, TaskId, Typed};
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -44,8 +44,8 @@ pub(crate) enum Payload {
     Values(Vec<Typed>),
     Keys(Vec<String>),
     Many(Vec<Vec<u8>>),
-    /// One outcome per item of a load-balanced `map` chunk.
-    Each(Vec<ItemOutcome>),
+    /// The outcomes of a load-balanced `map` task, item by item.
+    Each(Each),
     /// The assembled data of a gather or reduce (on the first part only).
     /// Read by borrowing: each `get` assembles the user's container anew.
     Gathered(Gathered),
@@ -63,19 +63,13 @@ impl Payload {
     /// The first failed item of a `map` chunk, as an error (with the item's
     /// index within the chunk).
     pub(crate) fn item_failure(&self, engine: usize, task: TaskId) -> Option<Error> {
-        let Payload::Each(items) = self else {
+        let Payload::Each(each) = self else {
             return None;
         };
-        items
-            .iter()
-            .enumerate()
-            .find_map(|(index, item)| match item {
-                ItemOutcome::Failed(f) => Some(Error::MapItem {
-                    index,
-                    error: Box::new(f.clone().into_error(engine, task)),
-                }),
-                ItemOutcome::Value(_) => None,
-            })
+        each.failed.first().map(|(index, f)| Error::MapItem {
+            index: usize::try_from(*index).unwrap_or(usize::MAX),
+            error: Box::new(f.clone().into_error(engine, task)),
+        })
     }
 }
 

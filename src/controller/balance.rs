@@ -102,9 +102,7 @@ impl Balancer {
         for done in done {
             let ok = match &done.outcome {
                 Outcome::Failed(_) => false,
-                Outcome::Each(items) => !items
-                    .iter()
-                    .any(|i| matches!(i, protocol::ItemOutcome::Failed(_))),
+                Outcome::Each(each) => each.failed.is_empty(),
                 _ => true,
             };
             let duration = done.completed_us.checked_sub(done.started_us);

@@ -24,7 +24,7 @@ use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
-    self, CollectiveOp, Done, Failure, GroupSpec, ItemOutcome, Outcome, Peer, Reply, Request,
+    self, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
     TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
 };
 use crate::registry::registry;
@@ -706,21 +706,32 @@ fn run_task(queued: Queued<Work>, capture: &mut Option<Capture>, out: &Sender<Ex
             task,
             function,
             items,
-        } => (
-            task,
-            Outcome::Each(
-                items
-                    .into_iter()
-                    .map(|item| match call(function, vec![WireArg::Value(item)]) {
-                        Ok(bytes) => ItemOutcome::Value(bytes),
-                        Err(e) => ItemOutcome::Failed(Failure::from_error(e)),
-                    })
-                    .collect(),
-            ),
-        ),
+        } => (task, Outcome::Each(map_items(function, &items))),
     };
     let done = ended(task, started_us, queued.hops, outcome, capture);
     out.send(ExecOut::Finished(done)).is_ok()
+}
+
+/// Calls `function` on each item of a `map` task; one item's failure (a
+/// panic, say) does not stop the others.
+fn map_items(function: u64, items: &Packed) -> Each {
+    let mut each = Each {
+        values: Packed::with_capacity(items.len(), items.len() * 8),
+        failed: Vec::new(),
+    };
+    for index in 0..items.len() {
+        let called = items
+            .get(index)
+            .and_then(|item| call(function, vec![WireArg::Value(item.to_vec())]));
+        match called {
+            Ok(value) => each.values.push(&value),
+            Err(e) => {
+                each.values.push(&[]);
+                each.failed.push((index as u64, Failure::from_error(e)));
+            }
+        }
+    }
+    each
 }
 
 /// The end of a task that ran from `started_us` until now, with the output

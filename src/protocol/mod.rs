@@ -121,9 +121,74 @@ pub(crate) enum Work {
     Map {
         task: TaskId,
         function: u64,
-        #[serde(with = "byte_vecs")]
-        items: Vec<Vec<u8>>,
+        /// Each item's encoding.
+        items: Packed,
     },
+}
+
+/// Byte strings back to back in one block, with where each one ends: the
+/// items of a `map` task and their results travel this way, one allocation
+/// for a whole task instead of one per item. Read with [`Packed::get`],
+/// which checks the bounds (a hostile `ends` is an error, not a panic).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Packed {
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+    /// End offset of each string in `bytes`.
+    ends: Vec<u64>,
+}
+
+impl Packed {
+    /// Room for about `items` strings of `bytes` bytes in all.
+    pub(crate) fn with_capacity(items: usize, bytes: usize) -> Packed {
+        Packed {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(items),
+        }
+    }
+
+    /// Appends one string, written by `write` at the end of the block.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let start = self.bytes.len();
+        match write(&mut self.bytes) {
+            Ok(()) => {
+                self.ends.push(self.bytes.len() as u64);
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends one string.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.ends.push(self.bytes.len() as u64);
+    }
+
+    /// Number of strings.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// String `index`; an error if the offsets are out of bounds.
+    pub(crate) fn get(&self, index: usize) -> Result<&[u8]> {
+        let start = match index {
+            0 => 0,
+            i => self.ends.get(i - 1).copied().unwrap_or(u64::MAX),
+        };
+        let end = self.ends.get(index).copied().unwrap_or(u64::MAX);
+        usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(start, end)| self.bytes.get(start..end))
+            .ok_or_else(|| Error::Protocol(format!("packed string {index} is out of bounds")))
+    }
 }
 
 impl Work {
@@ -309,19 +374,31 @@ pub(crate) enum Outcome {
     Keys(Vec<String>),
     /// One encoded result per item of a `Map`.
     Many(#[serde(with = "byte_vecs")] Vec<Vec<u8>>),
-    /// One outcome per item of a load-balanced `Map`, in item order.
-    Each(Vec<ItemOutcome>),
+    /// The outcomes of a load-balanced `Map`, item by item.
+    Each(Each),
     /// Done, nothing to return.
     Unit,
     /// The request failed.
     Failed(Failure),
 }
 
-/// What one item of a load-balanced `map` produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum ItemOutcome {
-    Value(#[serde(with = "serde_bytes")] Vec<u8>),
-    Failed(Failure),
+/// What the items of a load-balanced `map` task produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Each {
+    /// One encoded value per item, in item order (empty for a failed item).
+    pub values: Packed,
+    /// The items that failed (index within the task) and why, in order.
+    pub failed: Vec<(u64, Failure)>,
+}
+
+impl Each {
+    /// Item `index`: its encoded value, or why it failed.
+    pub(crate) fn item(&self, index: usize) -> std::result::Result<Result<&[u8]>, &Failure> {
+        match self.failed.iter().find(|(i, _)| *i == index as u64) {
+            Some((_, failure)) => Err(failure),
+            None => Ok(self.values.get(index)),
+        }
+    }
 }
 
 /// Why a request failed on an engine; the controller adds engine and task ids.

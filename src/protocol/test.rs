@@ -2,6 +2,33 @@
 
 use super::*;
 
+fn packed(items: &[&[u8]]) -> Packed {
+    let mut p = Packed::default();
+    for item in items {
+        p.push(item);
+    }
+    p
+}
+
+#[test]
+fn packed_strings_read_back_and_refuse_bad_offsets() {
+    let p = packed(&[&[1, 2], &[], &[3]]);
+    assert_eq!(p.len(), 3);
+    assert_eq!(p.get(0).unwrap(), &[1, 2]);
+    assert_eq!(p.get(1).unwrap(), &[] as &[u8]);
+    assert_eq!(p.get(2).unwrap(), &[3]);
+    assert!(matches!(p.get(3), Err(Error::Protocol(_))));
+    // Offsets from the wire that go backwards or past the block.
+    for (ends, bad) in [(vec![2, 1], 1), (vec![9], 0), (vec![u64::MAX], 0)] {
+        let hostile = Packed {
+            bytes: vec![0; 3],
+            ends,
+        };
+        assert!(hostile.get(bad).is_err());
+        assert!(hostile.get(5).is_err());
+    }
+}
+
 fn samples() -> (Vec<Request>, Vec<Reply>) {
     let typed = Typed {
         fingerprint: 42,
@@ -80,7 +107,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                     work: Work::Map {
                         task: 16,
                         function: 4,
-                        items: vec![vec![7], vec![8, 9]],
+                        items: packed(&[&[7], &[8, 9]]),
                     },
                     stealable: WireStealable::Never,
                     hops: 0,
@@ -136,10 +163,10 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                 stdout: String::new(),
                 stderr: String::new(),
                 hops: 2,
-                outcome: Outcome::Each(vec![
-                    ItemOutcome::Value(vec![1]),
-                    ItemOutcome::Failed(Failure::Name("x".into())),
-                ]),
+                outcome: Outcome::Each(Each {
+                    values: packed(&[&[1], &[]]),
+                    failed: vec![(1, Failure::Name("x".into()))],
+                }),
             }],
         },
         Reply::Stolen {

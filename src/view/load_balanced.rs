@@ -22,7 +22,7 @@ use crate::client::{collect, Client};
 use crate::codec;
 use crate::controller::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{ItemOutcome, TaskId, WireArg, Work};
+use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
 use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Payload, ResultState};
@@ -375,7 +375,7 @@ impl LoadBalancedView {
     fn submit_chunk<R: DeserializeOwned + 'static>(
         &self,
         function: u64,
-        items: Vec<Vec<u8>>,
+        items: Packed,
         first: usize,
     ) -> AsyncResult<Vec<Result<R>>> {
         let task = self.client.next_task();
@@ -392,10 +392,8 @@ impl LoadBalancedView {
                     .first()
                     .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
                 match outcome {
-                    Ok(Payload::Each(items)) if items.len() == count => Ok(items
-                        .iter()
-                        .enumerate()
-                        .map(|(k, item)| decode_item(item, first + k, *engine, task))
+                    Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
+                        .map(|k| decode_item(each, k, first + k, *engine, task))
                         .collect()),
                     Ok(other) => Err(Error::Protocol(format!(
                         "unexpected reply to a map task of {count} items: {other:?}"
@@ -420,30 +418,33 @@ impl LoadBalancedView {
         I: IntoArg<P>,
     {
         let _ = f;
-        let encoded = registry().id_of::<F>().and_then(|function| {
-            let items = items
-                .into_iter()
-                .map(encode_item::<P, I>)
-                .collect::<Result<Vec<_>>>()?;
-            Ok((function, items))
-        });
-        let (function, encoded) = match encoded {
-            Ok(e) => e,
+        let function = match registry().id_of::<F>() {
+            Ok(id) => id,
             Err(e) => return AsyncMap::failed(e, self.flags.ordered),
         };
-        let count = encoded.len();
+        let items: Vec<I> = items.into_iter().collect();
+        let count = items.len();
         let size = self
             .flags
             .chunksize
             .unwrap_or_else(|| default_chunksize(count, self.len()));
         let chunks = Chunks::new(count, size);
-        let mut items = encoded.into_iter();
-        let results = chunks
-            .iter()
-            .map(|range| {
-                let chunk: Vec<Vec<u8>> = items.by_ref().take(range.len()).collect();
-                self.submit_chunk::<F::Output>(function, chunk, range.start)
-            })
+        // Every item is encoded before anything is sent: an item that
+        // cannot be sends nothing.
+        let mut items = items.into_iter();
+        let mut packed = Vec::with_capacity(chunks.count());
+        for range in chunks.iter() {
+            let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
+            for item in items.by_ref().take(range.len()) {
+                if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
+                    return AsyncMap::failed(e, self.flags.ordered);
+                }
+            }
+            packed.push((chunk, range.start));
+        }
+        let results = packed
+            .into_iter()
+            .map(|(chunk, first)| self.submit_chunk::<F::Output>(function, chunk, first))
             .collect();
         AsyncMap::new(results, chunks, self.flags.ordered, &self.client)
     }
@@ -525,16 +526,17 @@ fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<
     }
 }
 
-/// One item's result; `index` is its place in the map's input.
+/// Item `k` of a task's results; `index` is its place in the map's input.
 fn decode_item<R: DeserializeOwned>(
-    item: &ItemOutcome,
+    each: &Each,
+    k: usize,
     index: usize,
     engine: usize,
     task: TaskId,
 ) -> Result<R> {
-    match item {
-        ItemOutcome::Value(bytes) => codec::decode(bytes),
-        ItemOutcome::Failed(f) => Err(Error::MapItem {
+    match each.item(k) {
+        Ok(bytes) => codec::decode(bytes?),
+        Err(f) => Err(Error::MapItem {
             index,
             error: Box::new(f.clone().into_error(engine, task)),
         }),
@@ -719,11 +721,11 @@ impl<R: DeserializeOwned + 'static> IMap<'_, R> {
     fn fill(&mut self) {
         while !self.exhausted && self.window.outstanding() < self.window_max() {
             let first = self.next_item;
-            let mut chunk = Vec::with_capacity(self.size);
+            let mut chunk = Packed::with_capacity(self.size, self.size * 8);
             let mut failed = None;
             while chunk.len() < self.size {
                 match self.source.next() {
-                    Some(Ok(bytes)) => chunk.push(bytes),
+                    Some(Ok(bytes)) => chunk.push(&bytes),
                     Some(Err(e)) => {
                         failed = Some(e);
                         break;
@@ -734,7 +736,7 @@ impl<R: DeserializeOwned + 'static> IMap<'_, R> {
                     }
                 }
             }
-            if chunk.is_empty() && failed.is_none() {
+            if chunk.len() == 0 && failed.is_none() {
                 return;
             }
             let Some(index) = self.window.submit() else {
