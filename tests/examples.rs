@@ -4,7 +4,8 @@
 //! exit non-zero); these tests add checks on what it prints, which depend on
 //! the number of engines: ids, one answer and one distinct pid per engine,
 //! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
-//! the right engine. Running jobs is left to `common`.
+//! the right engine, the load-balanced view's name. Running jobs is left to
+//! `common`.
 
 mod common;
 
@@ -127,6 +128,13 @@ fn going_parallel(ranks: usize) {
     run.assert_stdout_contains(&format!(
         "engine 0: NameError: name '{missing}' is not defined"
     ));
+    // The load-balanced map of seed 004, beside the built-in one.
+    run.assert_stdout_contains("map(longrun, [1000, 500, 1000, 200]) = [")
+        .assert_stdout_contains("load-balanced view.map_sync ")
+        .assert_stdout_contains(&format!(
+            "view is <LoadBalancedView {:?}>",
+            (0..engines).collect::<Vec<_>>()
+        ));
 }
 
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
