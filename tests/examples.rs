@@ -1,11 +1,13 @@
-//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks, and on 32.
+//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks, and the
+//! seed-001 and seed-004 ones and the quickstart on 32.
 //!
 //! Each example asserts its own results (a failed assertion makes the job
 //! exit non-zero); these tests add checks on what it prints, which depend on
 //! the number of engines: ids, one answer and one distinct pid per engine,
 //! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
-//! the right engine, the load-balanced view's name. Running jobs is left to
-//! `common`.
+//! the right engine, the load-balanced view's name, seed 000's table with
+//! its loads on existing engines and every namespace empty after. Running
+//! jobs is left to `common`.
 
 mod common;
 
@@ -19,9 +21,9 @@ fn ids_line(ranks: usize) -> String {
     format!("rc.ids = {:?}", (0..ranks - 1).collect::<Vec<_>>())
 }
 
-/// Parses the pid or pid list that follows `prefix` on a stdout line, up to
-/// a `;` or the end of the line: `123` or `[12, 13]`.
-fn pid_list(run: &Run, prefix: &str) -> Vec<u32> {
+/// Parses the number or list of numbers that follows `prefix` on a stdout
+/// line, up to a `;` or the end of the line: `123` or `[12, 13]`.
+fn list_after<T: std::str::FromStr>(run: &Run, prefix: &str) -> Vec<T> {
     let Some((_, rest)) = run.stdout.lines().find_map(|l| l.split_once(prefix)) else {
         run.fail(format_args!("no line with {prefix:?}"));
     };
@@ -31,7 +33,7 @@ fn pid_list(run: &Run, prefix: &str) -> Vec<u32> {
         .map(|p| {
             p.trim()
                 .parse()
-                .unwrap_or_else(|_| run.fail(format_args!("bad pid {p:?} in {line:?}")))
+                .unwrap_or_else(|_| run.fail(format_args!("bad number {p:?} in {line:?}")))
         })
         .collect()
 }
@@ -108,8 +110,8 @@ fn going_parallel(ranks: usize) {
             "rc[:] is <DirectView {:?}>",
             (0..engines).collect::<Vec<_>>()
         ));
-    let client = pid_list(&run, "client pid ");
-    let engine_pids = pid_list(&run, "engine pids ");
+    let client: Vec<u32> = list_after(&run, "client pid ");
+    let engine_pids: Vec<u32> = list_after(&run, "engine pids ");
     let distinct: BTreeSet<u32> = engine_pids.iter().copied().collect();
     if engine_pids.len() != engines || distinct.len() != engines || distinct.contains(&client[0]) {
         run.fail(format_args!(
@@ -137,9 +139,46 @@ fn going_parallel(ranks: usize) {
         ));
 }
 
+fn follow_norms(ranks: usize) {
+    let run = mpirun(ranks, "follow_norms", &[]);
+    let engines = ranks - 1;
+    run.assert_success();
+    // The seed's table: one line per size, in order, each with a norm.
+    let table: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" 2-norm = "))
+        .collect();
+    let sizes: Vec<usize> = (0..10).map(|p| 1 << p).collect();
+    if table.len() != sizes.len() {
+        run.fail(format_args!(
+            "expected {} table lines: {table:#?}",
+            sizes.len()
+        ));
+    }
+    for (line, sz) in table.iter().zip(&sizes) {
+        let head = format!("{sz:>4}x{sz:<4} 2-norm = ");
+        let norm = line.strip_prefix(&head).map(|n| n.trim().parse::<f64>());
+        if !matches!(norm, Some(Ok(n)) if n > 0.0) {
+            run.fail(format_args!("line {line:?} is not {head:?} and a norm"));
+        }
+    }
+    let ran: Vec<usize> = list_after(&run, "loads ran on engines ");
+    if ran.len() != sizes.len() || ran.iter().any(|&e| e >= engines) {
+        run.fail(format_args!(
+            "loads of 10 sizes on {engines} engines: {ran:?}"
+        ));
+    }
+    run.assert_stdout_contains("; each norm and cleanup ran where its load did");
+    for engine in 0..engines {
+        run.assert_stdout_contains(&format!("engine {engine}: namespace is empty\n"));
+    }
+    run.assert_stdout_lacks(&format!("engine {engines}: namespace"));
+}
+
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
 #[test]
-fn pid_list_reads_both_lists() {
+fn list_after_reads_both_lists() {
     let run = Run {
         command: "none".into(),
         status: std::os::unix::process::ExitStatusExt::from_raw(0),
@@ -147,8 +186,8 @@ fn pid_list_reads_both_lists() {
         stderr: String::new(),
         elapsed: Duration::ZERO,
     };
-    assert_eq!(pid_list(&run, "client pid "), vec![7]);
-    assert_eq!(pid_list(&run, "engine pids "), vec![8, 9]);
+    assert_eq!(list_after::<u32>(&run, "client pid "), vec![7]);
+    assert_eq!(list_after::<u32>(&run, "engine pids "), vec![8, 9]);
 }
 
 macro_rules! on_ranks {
@@ -181,4 +220,9 @@ on_ranks!(
     going_parallel_3_ranks = 3,
     going_parallel_5_ranks = 5,
     going_parallel_32_ranks = 32
+);
+on_ranks!(
+    follow_norms: follow_norms_2_ranks = 2,
+    follow_norms_3_ranks = 3,
+    follow_norms_5_ranks = 5
 );
