@@ -6,8 +6,9 @@
 //! the number of engines: ids, one answer and one distinct pid per engine,
 //! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
 //! the right engine, the load-balanced view's name, seed 000's table with
-//! its loads on existing engines and every namespace empty after. Running
-//! jobs is left to `common`.
+//! its loads on existing engines and every namespace empty after, and the
+//! per-engine task counts of `load_balancing` adding up to 64 in its queue
+//! status. Running jobs is left to `common`.
 
 mod common;
 
@@ -176,6 +177,60 @@ fn follow_norms(ranks: usize) {
     run.assert_stdout_lacks(&format!("engine {engines}: namespace"));
 }
 
+fn load_balancing(ranks: usize) {
+    let run = mpirun(ranks, "load_balancing", &[]);
+    let engines = ranks - 1;
+    run.assert_success()
+        .assert_stdout_contains("64 tasks, exponential durations with mean 20 ms");
+    // Per engine, tasks that ran there; they add up to 64.
+    let Some(sum) = run
+        .lines_after("every task ran exactly once: 64 = ")
+        .into_iter()
+        .next()
+    else {
+        run.fail("no line saying every task ran exactly once");
+    };
+    let counts: Vec<usize> = sum
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .split(" + ")
+        .map(|c| {
+            c.trim()
+                .parse()
+                .unwrap_or_else(|_| run.fail(format_args!("bad count {c:?} in {sum:?}")))
+        })
+        .collect();
+    if counts.len() != engines || counts.iter().sum::<usize>() != 64 {
+        run.fail(format_args!(
+            "{engines} engines' counts {counts:?} do not add up to 64"
+        ));
+    }
+    if engines == 1 {
+        run.assert_stdout_contains("; 0 ran on an engine that stole them");
+    }
+    // The queue status table when done: every engine idle, its completed
+    // count the one of the summary.
+    let done = run
+        .stdout
+        .split_once("queue status when done:\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| run.fail("no queue status when done"));
+    for (engine, count) in counts.iter().enumerate() {
+        let row = format!("{engine:>6}  {:>6}  {:>7}  {count:>9}  ", 0, 0);
+        if !done.lines().any(|l| l.starts_with(&row)) {
+            run.fail(format_args!("no idle row {row:?} for engine {engine}"));
+        }
+    }
+    let efficiency = run
+        .lines_after("makespan ")
+        .into_iter()
+        .find_map(|l| l.rsplit_once(" = ").map(|(_, e)| e.parse::<f64>()));
+    if !matches!(efficiency, Some(Ok(e)) if e > 0.0 && e <= 1.0) {
+        run.fail(format_args!("efficiency {efficiency:?} is not in (0, 1]"));
+    }
+}
+
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
 #[test]
 fn list_after_reads_both_lists() {
@@ -225,4 +280,9 @@ on_ranks!(
     follow_norms: follow_norms_2_ranks = 2,
     follow_norms_3_ranks = 3,
     follow_norms_5_ranks = 5
+);
+on_ranks!(
+    load_balancing: load_balancing_2_ranks = 2,
+    load_balancing_3_ranks = 3,
+    load_balancing_5_ranks = 5
 );
