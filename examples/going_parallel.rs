@@ -2,7 +2,9 @@
 //! Run it with `rankview run -n 5 --example going_parallel`.
 //!
 //! `longrun` timed locally, on one engine and on every engine; the process id
-//! of every engine; views and their lengths; a value set on one engine is
+//! of every engine; views and their lengths; `longrun` mapped over
+//! `[1000, 500, 1000, 200]` by the built-in map and by a load-balanced view
+//! (`map_sync`), same values, both timed; a value set on one engine is
 //! there and not on another (a `NameError`). Then partitioning data: 200,000
 //! random numbers scattered as `a`, the partitions read back per engine,
 //! `CostlyOperation` (square the local chunk) on every engine, and `gather`
@@ -118,6 +120,20 @@ fn main() {
             Err(e) => return Err(e),
         }
         println!("rc[:] is {all:?}");
+
+        // map: the built-in one, then a load-balanced view's.
+        let items = [1000u64, 500, 1000, 200];
+        let serial: Vec<u64> = items.iter().map(|&n| longrun(n)).collect();
+        println!("map(longrun, {items:?}) = {serial:?}");
+        let serial_time = best_of(20, || Ok(items.map(longrun)))?;
+        let view = rc.load_balanced_view();
+        assert_eq!(view.map_sync(longrun, items)?, serial);
+        let balanced_time = best_of(20, || view.map_sync(longrun, items))?;
+        println!(
+            "map of longrun: built-in {serial_time:?}, load-balanced view.map_sync \
+             {balanced_time:?} (best of 20)"
+        );
+        println!("view is {view:?}");
 
         // A value set on one engine is not defined on another.
         let (there, elsewhere) = if rc.len() >= 2 {

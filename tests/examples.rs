@@ -1,10 +1,14 @@
-//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks, and on 32.
+//! The examples of `examples/` as MPI jobs on 2, 3 and 5 ranks, and the
+//! seed-001 and seed-004 ones and the quickstart on 32.
 //!
 //! Each example asserts its own results (a failed assertion makes the job
 //! exit non-zero); these tests add checks on what it prints, which depend on
 //! the number of engines: ids, one answer and one distinct pid per engine,
 //! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
-//! the right engine. Running jobs is left to `common`.
+//! the right engine, the load-balanced view's name, seed 000's table with
+//! its loads on existing engines and every namespace empty after, and the
+//! per-engine task counts of `load_balancing` adding up to 64 in its queue
+//! status. Running jobs is left to `common`.
 
 mod common;
 
@@ -18,9 +22,9 @@ fn ids_line(ranks: usize) -> String {
     format!("rc.ids = {:?}", (0..ranks - 1).collect::<Vec<_>>())
 }
 
-/// Parses the pid or pid list that follows `prefix` on a stdout line, up to
-/// a `;` or the end of the line: `123` or `[12, 13]`.
-fn pid_list(run: &Run, prefix: &str) -> Vec<u32> {
+/// Parses the number or list of numbers that follows `prefix` on a stdout
+/// line, up to a `;` or the end of the line: `123` or `[12, 13]`.
+fn list_after<T: std::str::FromStr>(run: &Run, prefix: &str) -> Vec<T> {
     let Some((_, rest)) = run.stdout.lines().find_map(|l| l.split_once(prefix)) else {
         run.fail(format_args!("no line with {prefix:?}"));
     };
@@ -30,7 +34,7 @@ fn pid_list(run: &Run, prefix: &str) -> Vec<u32> {
         .map(|p| {
             p.trim()
                 .parse()
-                .unwrap_or_else(|_| run.fail(format_args!("bad pid {p:?} in {line:?}")))
+                .unwrap_or_else(|_| run.fail(format_args!("bad number {p:?} in {line:?}")))
         })
         .collect()
 }
@@ -107,8 +111,8 @@ fn going_parallel(ranks: usize) {
             "rc[:] is <DirectView {:?}>",
             (0..engines).collect::<Vec<_>>()
         ));
-    let client = pid_list(&run, "client pid ");
-    let engine_pids = pid_list(&run, "engine pids ");
+    let client: Vec<u32> = list_after(&run, "client pid ");
+    let engine_pids: Vec<u32> = list_after(&run, "engine pids ");
     let distinct: BTreeSet<u32> = engine_pids.iter().copied().collect();
     if engine_pids.len() != engines || distinct.len() != engines || distinct.contains(&client[0]) {
         run.fail(format_args!(
@@ -127,11 +131,109 @@ fn going_parallel(ranks: usize) {
     run.assert_stdout_contains(&format!(
         "engine 0: NameError: name '{missing}' is not defined"
     ));
+    // The load-balanced map of seed 004, beside the built-in one.
+    run.assert_stdout_contains("map(longrun, [1000, 500, 1000, 200]) = [")
+        .assert_stdout_contains("load-balanced view.map_sync ")
+        .assert_stdout_contains(&format!(
+            "view is <LoadBalancedView {:?}>",
+            (0..engines).collect::<Vec<_>>()
+        ));
+}
+
+fn follow_norms(ranks: usize) {
+    let run = mpirun(ranks, "follow_norms", &[]);
+    let engines = ranks - 1;
+    run.assert_success();
+    // The seed's table: one line per size, in order, each with a norm.
+    let table: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" 2-norm = "))
+        .collect();
+    let sizes: Vec<usize> = (0..10).map(|p| 1 << p).collect();
+    if table.len() != sizes.len() {
+        run.fail(format_args!(
+            "expected {} table lines: {table:#?}",
+            sizes.len()
+        ));
+    }
+    for (line, sz) in table.iter().zip(&sizes) {
+        let head = format!("{sz:>4}x{sz:<4} 2-norm = ");
+        let norm = line.strip_prefix(&head).map(|n| n.trim().parse::<f64>());
+        if !matches!(norm, Some(Ok(n)) if n > 0.0) {
+            run.fail(format_args!("line {line:?} is not {head:?} and a norm"));
+        }
+    }
+    let ran: Vec<usize> = list_after(&run, "loads ran on engines ");
+    if ran.len() != sizes.len() || ran.iter().any(|&e| e >= engines) {
+        run.fail(format_args!(
+            "loads of 10 sizes on {engines} engines: {ran:?}"
+        ));
+    }
+    run.assert_stdout_contains("; each norm and cleanup ran where its load did");
+    for engine in 0..engines {
+        run.assert_stdout_contains(&format!("engine {engine}: namespace is empty\n"));
+    }
+    run.assert_stdout_lacks(&format!("engine {engines}: namespace"));
+}
+
+fn load_balancing(ranks: usize) {
+    let run = mpirun(ranks, "load_balancing", &[]);
+    let engines = ranks - 1;
+    run.assert_success()
+        .assert_stdout_contains("64 tasks, exponential durations with mean 20 ms");
+    // Per engine, tasks that ran there; they add up to 64.
+    let Some(sum) = run
+        .lines_after("every task ran exactly once: 64 = ")
+        .into_iter()
+        .next()
+    else {
+        run.fail("no line saying every task ran exactly once");
+    };
+    let counts: Vec<usize> = sum
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .split(" + ")
+        .map(|c| {
+            c.trim()
+                .parse()
+                .unwrap_or_else(|_| run.fail(format_args!("bad count {c:?} in {sum:?}")))
+        })
+        .collect();
+    if counts.len() != engines || counts.iter().sum::<usize>() != 64 {
+        run.fail(format_args!(
+            "{engines} engines' counts {counts:?} do not add up to 64"
+        ));
+    }
+    if engines == 1 {
+        run.assert_stdout_contains("; 0 ran on an engine that stole them");
+    }
+    // The queue status table when done: every engine idle, its completed
+    // count the one of the summary.
+    let done = run
+        .stdout
+        .split_once("queue status when done:\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| run.fail("no queue status when done"));
+    for (engine, count) in counts.iter().enumerate() {
+        let row = format!("{engine:>6}  {:>6}  {:>7}  {count:>9}  ", 0, 0);
+        if !done.lines().any(|l| l.starts_with(&row)) {
+            run.fail(format_args!("no idle row {row:?} for engine {engine}"));
+        }
+    }
+    let efficiency = run
+        .lines_after("makespan ")
+        .into_iter()
+        .find_map(|l| l.rsplit_once(" = ").map(|(_, e)| e.parse::<f64>()));
+    if !matches!(efficiency, Some(Ok(e)) if e > 0.0 && e <= 1.0) {
+        run.fail(format_args!("efficiency {efficiency:?} is not in (0, 1]"));
+    }
 }
 
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
 #[test]
-fn pid_list_reads_both_lists() {
+fn list_after_reads_both_lists() {
     let run = Run {
         command: "none".into(),
         status: std::os::unix::process::ExitStatusExt::from_raw(0),
@@ -139,8 +241,8 @@ fn pid_list_reads_both_lists() {
         stderr: String::new(),
         elapsed: Duration::ZERO,
     };
-    assert_eq!(pid_list(&run, "client pid "), vec![7]);
-    assert_eq!(pid_list(&run, "engine pids "), vec![8, 9]);
+    assert_eq!(list_after::<u32>(&run, "client pid "), vec![7]);
+    assert_eq!(list_after::<u32>(&run, "engine pids "), vec![8, 9]);
 }
 
 macro_rules! on_ranks {
@@ -173,4 +275,14 @@ on_ranks!(
     going_parallel_3_ranks = 3,
     going_parallel_5_ranks = 5,
     going_parallel_32_ranks = 32
+);
+on_ranks!(
+    follow_norms: follow_norms_2_ranks = 2,
+    follow_norms_3_ranks = 3,
+    follow_norms_5_ranks = 5
+);
+on_ranks!(
+    load_balancing: load_balancing_2_ranks = 2,
+    load_balancing_3_ranks = 3,
+    load_balancing_5_ranks = 5
 );

@@ -1,0 +1,153 @@
+//! Seed 000, "Passing results as input", in Rust.
+//! Run it with `rankview run -n 3 --example follow_norms`.
+//!
+//! Passes the result of one task to the next without waiting for it: a
+//! load-balanced task loads a random matrix into its engine's namespace,
+//! the analysis task follows it (`follow`: same engine, once done) and reads
+//! the matrix in place through a `Ref`, and a cleanup task follows the
+//! analysis and removes the name. All thirty tasks are submitted before any
+//! has run. Then the seed's table of 2-norms, and every engine's namespace
+//! is empty again. Checked: each norm is the one the client computes from
+//! the same generator and seed, lies between the Frobenius bounds (and near
+//! n/2 for large uniform matrices), and the three tasks of a size ran on one
+//! engine.
+
+use ndarray::{Array1, Array2};
+use rankview::{globals, Ref, TaskError, TaskResult};
+
+/// A matrix of `sz` x `sz` numbers uniform in (0, 1), from xorshift64*
+/// seeded by the size, so the client can make the same one.
+fn random_matrix(sz: usize) -> Array2<f64> {
+    let mut state = 0x5eed_0000_u64 + sz as u64;
+    Array2::from_shape_fn((sz, sz), |_| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    })
+}
+
+/// The 2-norm (largest singular value) of a matrix with positive entries:
+/// power iteration on `AᵀA`, stopped when the Collatz–Wielandt bounds
+/// (min and max of `(AᵀAx)ᵢ/xᵢ` for a positive `x`, which bracket the
+/// largest eigenvalue of a positive matrix) agree to 1e-12.
+fn two_norm(a: &Array2<f64>) -> Result<f64, String> {
+    let mut x = Array1::from_elem(a.ncols(), 1.0);
+    for _ in 0..10_000 {
+        let y = a.t().dot(&a.dot(&x));
+        let (lo, hi) = y
+            .iter()
+            .zip(&x)
+            .map(|(y, x)| y / x)
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            });
+        if hi - lo <= 1e-12 * hi {
+            return Ok(hi.sqrt());
+        }
+        x = &y / y.dot(&y).sqrt();
+    }
+    Err(format!(
+        "the power iteration did not converge for a {0}x{0} matrix",
+        a.nrows()
+    ))
+}
+
+/// Loads a random array into the engine's namespace as `name`.
+#[rankview::remote]
+fn load_data(sz: usize, name: String) -> TaskResult<()> {
+    globals().insert(name, random_matrix(sz))?;
+    Ok(())
+}
+
+/// A simple analysis function: the 2-norm of an array.
+#[rankview::remote]
+fn get_norm(a: &Array2<f64>) -> TaskResult<f64> {
+    two_norm(a).map_err(TaskError::msg)
+}
+
+/// Deletes a name from the engine's namespace (an error if it is not there,
+/// as Python's `del` is).
+#[rankview::remote]
+fn cleanup_name(name: String) -> TaskResult<()> {
+    if !globals().remove(&name)? {
+        return Err(TaskError::msg(format!("name '{name}' is not defined")));
+    }
+    Ok(())
+}
+
+fn main() {
+    rankview::launch(|rc| -> rankview::Result<()> {
+        let view = rc.load_balanced_view();
+
+        // Submit everything before knowing where any load will run. (The
+        // seed waits for each cleanup inside the loop; here they are waited
+        // for after it, so no task waits for another size's.)
+        let sizes: Vec<usize> = (0..10).map(|p| 1 << p).collect();
+        let mut tasks = Vec::new();
+        for &sz in &sizes {
+            // Unique names, to avoid collisions.
+            let name = format!("data_{sz}");
+            let load = view.apply(load_data, (sz, name.clone()));
+            // The analysis runs on the engine of the load, on its data in place.
+            let norm = view
+                .follow(&load)
+                .apply(get_norm, (Ref::<Array2<f64>>::new(name.clone()),));
+            // A last task removes what the load put in the namespace.
+            let cleanup = view.follow(&norm).apply(cleanup_name, (name,));
+            tasks.push((sz, load, norm, cleanup));
+        }
+
+        let mut engines = Vec::new();
+        for (sz, load, norm, cleanup) in &tasks {
+            load.get()?;
+            let value = norm.get()?;
+            cleanup.get()?;
+            println!("{sz:>4}x{sz:<4} 2-norm = {value:7.3}");
+
+            let a = random_matrix(*sz);
+            assert_eq!(
+                Ok(value),
+                two_norm(&a),
+                "{sz}x{sz}: the engine's norm is not the client's"
+            );
+            let frobenius = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let n = *sz as f64;
+            assert!(
+                frobenius / n.sqrt() <= value * (1.0 + 1e-12) && value <= frobenius * (1.0 + 1e-12),
+                "{sz}x{sz}: 2-norm {value} outside the Frobenius bounds of {frobenius}"
+            );
+            if *sz >= 64 {
+                assert!(
+                    (value / (n / 2.0) - 1.0).abs() < 0.05,
+                    "{sz}x{sz}: 2-norm {value} is not close to n/2"
+                );
+            }
+
+            let ran = [
+                load.metadata()[0].engine,
+                norm.metadata()[0].engine,
+                cleanup.metadata()[0].engine,
+            ];
+            assert!(
+                ran.iter().all(|&e| e == ran[0] && e < rc.len()),
+                "{sz}x{sz}: load, norm and cleanup ran on engines {ran:?}"
+            );
+            assert!(
+                !norm.metadata()[0].stolen && !cleanup.metadata()[0].stolen,
+                "{sz}x{sz}: a task pinned by follow was stolen"
+            );
+            engines.push(ran[0]);
+        }
+        println!("loads ran on engines {engines:?}; each norm and cleanup ran where its load did");
+
+        // No data_N names linger on any engine.
+        let names = rc.all().keys().get()?;
+        assert_eq!(names.len(), rc.len());
+        for (engine, names) in names.iter().enumerate() {
+            assert!(names.is_empty(), "engine {engine} still holds {names:?}");
+            println!("engine {engine}: namespace is empty");
+        }
+        Ok(())
+    });
+}
