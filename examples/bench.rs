@@ -24,6 +24,36 @@
 //!   buffer and decoding them on rank 1 (medians of 5; `ratio` is
 //!   the slowest of the three over raw, goal ≤ 1.5).
 //!
+//! - `w2` task_throughput: 20,000 no-op `apply`s on the load-balanced view
+//!   (chunksize 1), all submitted, then all collected, against a raw MPI
+//!   master/worker farm with one message per task each way: rank 0 first
+//!   sends every worker two tasks, then hands the next task to whichever
+//!   worker returns a result (`MPI_Recv` from any source, spinning as Open
+//!   MPI does), so each worker always has its next task waiting; a task and
+//!   a result are one `u64` each, buffers allocated once (tasks per second,
+//!   medians of 5; the goal is ≥ 200,000 tasks/s for rankview and a ratio
+//!   rankview / raw ≥ 1).
+//! - `w2map` map_throughput: `map` of `x + 1` over 10^6 `u64` on the
+//!   load-balanced view with rankview's default chunksize, results checked,
+//!   against raw `MPI_Scatterv` of the items over the engines, `x + 1`
+//!   there and `MPI_Gatherv` back (items per second, medians of 5; the goal
+//!   is ≥ 5,000,000 items/s for rankview).
+//! - `w4` balance: 64 tasks that spin on the clock for exponentially
+//!   distributed durations (mean 20 ms, SplitMix64 with a fixed seed), one
+//!   `apply` each on the load-balanced view, against a raw greedy farm (the
+//!   `w2` farm with one task per worker at a time: rank 0 hands the next
+//!   task to whichever worker finishes, probing for results with 50 µs
+//!   sleeps between probes so that the workers have the cores).
+//!   `efficiency` is the sum of the durations / (engines × makespan),
+//!   median makespan of 3; `ideal_greedy` is what handing the tasks out in
+//!   order with no overhead at all reaches (a work-stealing queue may land
+//!   above it: steals change which engine runs which task). The goal is
+//!   ≥ 0.97 for rankview.
+//! - `w6` imap_memory: 10^6 `x + 1` tasks through `imap` with at most
+//!   10,000 outstanding, each result dropped once read: the client's (rank
+//!   0's) RSS growth (VmRSS) from right after the first 10,000 results to
+//!   the end, and tasks per second (no raw side; the goal is ≤ 32 MiB).
+//!
 //! - `startup`: from starting a job to the first `apply_sync` answered by
 //!   every engine, against a raw MPI program's start to after `MPI_Init` +
 //!   `MPI_Barrier`, for 2, 4, 8, 16 and 32 ranks (oversubscribed; medians of
@@ -32,12 +62,12 @@
 //!   `target/release/examples/bench --workload startup --json`
 //!   (`MPIEXEC` picks the launcher, default `mpirun`).
 //!
-//! Both sides allocate their receive buffers for every repetition, as a
-//! program moving data once would. The raw half runs in MPI sections
-//! (`Launch::mpi_section`) on every rank, alternating with the rankview
-//! half, so that both see the same machine noise. `--json` prints one JSON
-//! line per workload; otherwise a table. `BENCH_SAMPLES=1` also prints every
-//! sample to stderr.
+//! Unless a workload says otherwise, both sides allocate their receive
+//! buffers for every repetition, as a program moving data once would. The
+//! raw half runs in MPI sections (`Launch::mpi_section`) on every rank,
+//! alternating with the rankview half, so that both see the same machine
+//! noise. `--json` prints one JSON line per workload; otherwise a table.
+//! `BENCH_SAMPLES=1` also prints every sample to stderr.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -59,9 +89,79 @@ const IDLE_GAP: Duration = Duration::from_millis(100);
 const IDLE_ROUNDS: usize = 40;
 const W10_STRINGS: usize = 1 << 20;
 const W10_REPS: usize = 5;
+const W2_TASKS: usize = 20_000;
+const W2_REPS: usize = 5;
+/// Tasks the raw `w2` farm keeps outstanding on each worker.
+const W2_PIPE: usize = 2;
+const W2MAP_ITEMS: usize = 1_000_000;
+const W2MAP_REPS: usize = 5;
+const W4_TASKS: usize = 64;
+const W4_MEAN_US: f64 = 20_000.0;
+const W4_SEED: u64 = 2024;
+const W4_REPS: usize = 3;
+/// How long the raw `w4` farm's rank 0 sleeps between probes for a result.
+const W4_POLL: Duration = Duration::from_micros(50);
+const W6_TASKS: u64 = 1_000_000;
+const W6_WINDOW: usize = 10_000;
 
 #[rankview::remote]
 fn noop() {}
+
+#[rankview::remote]
+fn increment(x: u64) -> u64 {
+    x + 1
+}
+
+#[rankview::remote]
+fn spin(us: u64) -> u64 {
+    spin_us(us)
+}
+
+/// Busy-waits `us` microseconds on the clock (a `w4` task); returns `us`.
+fn spin_us(us: u64) -> u64 {
+    let end = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    us
+}
+
+/// SplitMix64: a tiny deterministic generator for `w4`'s durations.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `w4`'s task durations in microseconds: exponential, mean `W4_MEAN_US`,
+/// the same on every rank and every run.
+fn w4_durations_us() -> Vec<u64> {
+    let mut rng = SplitMix64(W4_SEED);
+    (0..W4_TASKS)
+        .map(|_| (-W4_MEAN_US * (1.0 - rng.unit()).ln()).round() as u64)
+        .collect()
+}
+
+/// Resident memory of this process (VmRSS in /proc/self/status), in bytes.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
 
 #[rankview::remote]
 fn count_strings(items: Vec<String>) -> usize {
@@ -192,6 +292,68 @@ fn raw_object_send(
     }
 }
 
+/// The task message that tells a raw farm worker to stop.
+const FARM_STOP: u64 = u64::MAX;
+
+/// A raw MPI master/worker farm, one message per task each way: rank 0
+/// sends each worker `pipe` tasks, then hands the next task to whichever
+/// worker returns a result (`MPI_Recv` from any source), until every result
+/// is back; workers run `work` on each task and answer with its result. The
+/// task and result buffers are one `u64` each, allocated once. Rank 0 waits
+/// for a result in `MPI_Recv` (Open MPI spins there) when `poll` is `None`,
+/// the fastest wait for microsecond tasks; with `Some(nap)` it probes and
+/// sleeps `nap` between probes, leaving the cores to the workers when tasks
+/// are long and the job oversubscribed. On rank 0: the time from after a
+/// barrier to the last result, and the sum of the results.
+fn raw_farm(
+    world: &SimpleCommunicator,
+    tasks: &[u64],
+    pipe: usize,
+    poll: Option<Duration>,
+    work: fn(u64) -> u64,
+) -> Option<(Duration, u64)> {
+    let size = world.size();
+    world.barrier();
+    if world.rank() != 0 {
+        let master = world.process_at_rank(0);
+        let mut task = 0u64;
+        loop {
+            master.receive_into(&mut task);
+            if task == FARM_STOP {
+                return None;
+            }
+            master.send(&work(task));
+        }
+    }
+    let t = Instant::now();
+    let mut next = tasks.iter();
+    for _ in 0..pipe {
+        for worker in 1..size {
+            if let Some(task) = next.next() {
+                world.process_at_rank(worker).send(task);
+            }
+        }
+    }
+    let (mut result, mut sum) = (0u64, 0u64);
+    for _ in 0..tasks.len() {
+        if let Some(nap) = poll {
+            while world.any_process().immediate_probe().is_none() {
+                std::thread::sleep(nap);
+            }
+        }
+        let status = world.any_process().receive_into(&mut result);
+        sum = sum.wrapping_add(result);
+        if let Some(task) = next.next() {
+            world.process_at_rank(status.source_rank()).send(task);
+        }
+    }
+    let elapsed = t.elapsed();
+    for worker in 1..size {
+        world.process_at_rank(worker).send(&FARM_STOP);
+    }
+    Some((elapsed, sum))
+}
+
 /// The value at quantile `q` (0..=1) of `samples`.
 fn quantile(samples: &[Duration], q: f64) -> Duration {
     let mut sorted = samples.to_vec();
@@ -215,32 +377,40 @@ fn partition(n: usize, ranks: usize) -> (Vec<Count>, Vec<Count>) {
     (counts, displs)
 }
 
-/// One raw `MPI_Scatterv` then `MPI_Gatherv` of `W3_ELEMENTS` f64 from rank
-/// 0; the time on rank 0.
-fn raw_scatter_gather(world: &SimpleCommunicator, data: &[f64]) -> Option<Duration> {
+/// One raw `MPI_Scatterv` of the `n` elements of `data` (rank 0's) over the
+/// other ranks, `work` on each element there, and `MPI_Gatherv` back; on
+/// rank 0 the time and what came back.
+fn raw_scatter_gather<T>(
+    world: &SimpleCommunicator,
+    data: &[T],
+    n: usize,
+    work: fn(&mut T),
+) -> Option<(Duration, Vec<T>)>
+where
+    T: rankview::mpi::datatype::Equivalence + Default + Clone,
+{
     let ranks = world.size() as usize;
-    let (counts, displs) = partition(W3_ELEMENTS, ranks);
+    let (counts, displs) = partition(n, ranks);
     let root = world.process_at_rank(0);
     let me = world.rank() as usize;
     world.barrier();
     let t = Instant::now();
     if me == 0 {
-        let mut nothing: Vec<f64> = Vec::new();
+        let mut nothing: Vec<T> = Vec::new();
         root.scatter_varcount_into_root(
             &Partition::new(data, &counts[..], &displs[..]),
             &mut nothing[..],
         );
-        let mut back = vec![0.0f64; W3_ELEMENTS];
+        let mut back = vec![T::default(); n];
         root.gather_varcount_into_root(
             &nothing[..],
             &mut PartitionMut::new(&mut back[..], &counts[..], &displs[..]),
         );
-        let elapsed = t.elapsed();
-        assert!(back == data, "raw gather(scatter(x)) != x");
-        Some(elapsed)
+        Some((t.elapsed(), back))
     } else {
-        let mut chunk = vec![0.0f64; counts[me] as usize];
+        let mut chunk = vec![T::default(); counts[me] as usize];
         root.scatter_varcount_into(&mut chunk[..]);
+        chunk.iter_mut().for_each(work);
         root.gather_varcount_into(&chunk[..]);
         None
     }
@@ -265,7 +435,9 @@ fn raw_broadcast(world: &SimpleCommunicator, data: &mut [f64]) -> Option<Duratio
 }
 
 /// Every workload, in the order a bare run measures them.
-const KNOWN: &[&str] = &["w1", "w1idle", "w3", "w5", "w8", "w10"];
+const KNOWN: &[&str] = &[
+    "w1", "w1idle", "w2", "w2map", "w3", "w4", "w5", "w6", "w8", "w10",
+];
 
 struct Options {
     workloads: Vec<String>,
@@ -439,6 +611,41 @@ fn report(json: bool, workload: &str, label: &str, ours: Duration, raw: Duration
     }
 }
 
+/// Prints one throughput workload's figures: `what` (`"tasks"`, `"items"`)
+/// per second for both sides, their ratio, and in the table the goal.
+fn report_rates(
+    json: bool,
+    workload: &str,
+    label: &str,
+    what: &str,
+    ours: f64,
+    raw: f64,
+    goal: &str,
+) {
+    let ratio = ours / raw;
+    if json {
+        println!(
+            "{{\"workload\":\"{workload}\",\"rankview_{what}_per_s\":{ours:.0},\"raw_{what}_per_s\":{raw:.0},\"ratio\":{ratio:.3}}}"
+        );
+    } else {
+        println!("{workload} {label:<26} rankview {ours:>12.0} {what}/s  raw MPI {raw:>12.0} {what}/s  ratio {ratio:>7.3} (goal {goal})");
+    }
+}
+
+/// The efficiency of handing `durations` out in order, each to whichever
+/// of `engines` frees first, with no overhead at all: what a perfect
+/// greedy farm reaches on these tasks.
+fn greedy_efficiency(durations: &[u64], engines: usize) -> f64 {
+    let mut loads = vec![0u64; engines.max(1)];
+    for &d in durations {
+        if let Some(least) = loads.iter_mut().min() {
+            *least += d;
+        }
+    }
+    let makespan = loads.iter().copied().max().unwrap_or(0).max(1);
+    durations.iter().sum::<u64>() as f64 / (loads.len() as f64 * makespan as f64)
+}
+
 /// Raw figures recorded by the MPI sections on rank 0, by workload.
 type Samples = Arc<Mutex<HashMap<&'static str, Vec<Duration>>>>;
 
@@ -477,6 +684,9 @@ fn main() {
     let raw: Samples = Arc::default();
     let (w1, w3, w8) = (raw.clone(), raw.clone(), raw.clone());
     let (w1idle, w10) = (raw.clone(), raw.clone());
+    let (w2, w2map, w4) = (raw.clone(), raw.clone(), raw.clone());
+    // Rank 0's items for the raw side of w2map.
+    let mut w2map_data: Vec<u64> = Vec::new();
     let mut w10_data: Vec<String> = Vec::new();
     // Each rank's kept buffer for the raw side of w10.
     let mut w10_buffer: Vec<u8> = Vec::new();
@@ -492,7 +702,8 @@ fn main() {
             if world.rank() == 0 && w3_data.is_empty() {
                 w3_data = (0..W3_ELEMENTS).map(|i| i as f64).collect();
             }
-            if let Some(t) = raw_scatter_gather(world, &w3_data) {
+            if let Some((t, back)) = raw_scatter_gather(world, &w3_data, W3_ELEMENTS, |_| {}) {
+                assert!(back == w3_data, "raw gather(scatter(x)) != x");
                 record(&w3, "w3", [t]);
             }
         })
@@ -514,6 +725,34 @@ fn main() {
             }
             if let Some(t) = raw_object_send(world, &w10_data, &mut w10_buffer) {
                 record(&w10, "w10", [t]);
+            }
+        })
+        .mpi_section("w2", move |world| {
+            let tasks: Vec<u64> = (0..W2_TASKS as u64).collect();
+            if let Some((t, sum)) = raw_farm(world, &tasks, W2_PIPE, None, |task| task) {
+                assert_eq!(sum, tasks.iter().sum::<u64>(), "raw farm lost results");
+                record(&w2, "w2", [t]);
+            }
+        })
+        .mpi_section("w2map", move |world| {
+            if world.rank() == 0 && w2map_data.is_empty() {
+                w2map_data = (0..W2MAP_ITEMS as u64).collect();
+            }
+            if let Some((t, back)) =
+                raw_scatter_gather(world, &w2map_data, W2MAP_ITEMS, |x| *x += 1)
+            {
+                assert!(
+                    back.iter().zip(&w2map_data).all(|(b, x)| *b == x + 1),
+                    "raw map gave wrong results"
+                );
+                record(&w2map, "w2map", [t]);
+            }
+        })
+        .mpi_section("w4", move |world| {
+            let durations = w4_durations_us();
+            if let Some((t, sum)) = raw_farm(world, &durations, 1, Some(W4_POLL), spin_us) {
+                assert_eq!(sum, durations.iter().sum::<u64>(), "raw farm lost results");
+                record(&w4, "w4", [t]);
             }
         })
         .mpi_section("w5", |world| {
@@ -671,6 +910,118 @@ fn main() {
                         } else {
                             println!(
                                 "w10 object_bandwidth             push {push:.4} s  apply {apply:.4} s  pull {pull:.4} s  raw MPI {raw_s:.4} s  ratio {ratio:>7.3} (slowest)"
+                            );
+                        }
+                    }
+                    "w2" => {
+                        let lv = rc.load_balanced_view().chunksize(1);
+                        let mut samples = Vec::with_capacity(W2_REPS);
+                        for _ in 0..W2_REPS {
+                            rc.mpi_section("w2").get()?;
+                            let t = Instant::now();
+                            let pending: Vec<_> =
+                                (0..W2_TASKS).map(|_| lv.apply(noop, ())).collect();
+                            for result in pending {
+                                result.get()?;
+                            }
+                            samples.push(t.elapsed());
+                        }
+                        let per_s = |d: Duration| W2_TASKS as f64 / d.as_secs_f64();
+                        report_rates(
+                            options.json,
+                            "w2",
+                            "task_throughput",
+                            "tasks",
+                            per_s(median(samples)),
+                            per_s(raw_of("w2")?),
+                            "≥ 200,000 tasks/s, ratio ≥ 1",
+                        );
+                    }
+                    "w2map" => {
+                        let lv = rc.load_balanced_view();
+                        let items: Vec<u64> = (0..W2MAP_ITEMS as u64).collect();
+                        let mut samples = Vec::with_capacity(W2MAP_REPS);
+                        for _ in 0..W2MAP_REPS {
+                            rc.mpi_section("w2map").get()?;
+                            let t = Instant::now();
+                            let back = lv.map(increment, items.iter().copied()).get()?;
+                            samples.push(t.elapsed());
+                            assert!(
+                                back.len() == items.len()
+                                    && back.iter().zip(&items).all(|(b, x)| *b == x + 1),
+                                "map(x + 1) gave wrong results"
+                            );
+                        }
+                        let per_s = |d: Duration| W2MAP_ITEMS as f64 / d.as_secs_f64();
+                        report_rates(
+                            options.json,
+                            "w2map",
+                            "map_throughput",
+                            "items",
+                            per_s(median(samples)),
+                            per_s(raw_of("w2map")?),
+                            "≥ 5,000,000 items/s",
+                        );
+                    }
+                    "w4" => {
+                        let lv = rc.load_balanced_view();
+                        let durations = w4_durations_us();
+                        let total: u64 = durations.iter().sum();
+                        let mut samples = Vec::with_capacity(W4_REPS);
+                        for _ in 0..W4_REPS {
+                            rc.mpi_section("w4").get()?;
+                            let t = Instant::now();
+                            let pending: Vec<_> =
+                                durations.iter().map(|&us| lv.apply(spin, (us,))).collect();
+                            let mut done = 0u64;
+                            for result in pending {
+                                done += result.get()?;
+                            }
+                            samples.push(t.elapsed());
+                            assert_eq!(done, total, "a w4 task came back wrong");
+                        }
+                        let engines = rc.ids().len();
+                        let efficiency = |makespan: Duration| {
+                            total as f64 / 1e6 / (engines as f64 * makespan.as_secs_f64())
+                        };
+                        let (ours, raw) = (efficiency(median(samples)), efficiency(raw_of("w4")?));
+                        let bound = greedy_efficiency(&durations, engines);
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w4\",\"efficiency\":{ours:.4},\"raw_efficiency\":{raw:.4},\"ideal_greedy\":{bound:.4}}}"
+                            );
+                        } else {
+                            println!(
+                                "w4 {:<26} rankview {ours:>12.4}        raw MPI {raw:>12.4}        (efficiency; ideal greedy {bound:.4}; goal ≥ 0.97)",
+                                "balance"
+                            );
+                        }
+                    }
+                    "w6" => {
+                        let lv = rc.load_balanced_view().max_outstanding(W6_WINDOW);
+                        let t = Instant::now();
+                        let (mut read, mut sum, mut first_window) = (0usize, 0u64, 0u64);
+                        for result in lv.imap(increment, 0..W6_TASKS) {
+                            sum += result?;
+                            read += 1;
+                            if read == W6_WINDOW {
+                                first_window = rss_bytes();
+                            }
+                        }
+                        let elapsed = t.elapsed();
+                        let growth = rss_bytes() as f64 - first_window as f64;
+                        assert_eq!(read as u64, W6_TASKS, "imap lost results");
+                        assert_eq!(sum, W6_TASKS * (W6_TASKS + 1) / 2, "imap gave wrong results");
+                        let mib = growth / (1u64 << 20) as f64;
+                        let per_s = W6_TASKS as f64 / elapsed.as_secs_f64();
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w6\",\"rss_growth_mib\":{mib:.3},\"tasks_per_s\":{per_s:.0}}}"
+                            );
+                        } else {
+                            println!(
+                                "w6 {:<26} rankview {mib:>12.3} MiB of RSS growth after the first window, {per_s:.0} tasks/s (goal ≤ 32 MiB)",
+                                "imap_memory"
                             );
                         }
                     }
