@@ -540,8 +540,12 @@ impl<T> TaskTable<T> {
                 }
             }
         }
-        skipped.append(&mut self.ready);
-        self.ready = skipped;
+        // The skipped tasks go back in front, oldest first: O(skipped),
+        // not O(waiting) (20,000 tasks waiting would make every dispatch
+        // copy them all).
+        while let Some(id) = skipped.pop_back() {
+            self.ready.push_front(id);
+        }
         let max = self.config.max_batch.max(1);
         let mut batches = Vec::new();
         for (engine, mut tasks) in out.into_iter().enumerate() {
