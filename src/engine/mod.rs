@@ -27,7 +27,7 @@ use crate::protocol::{
     self, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
     TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
 };
-use crate::registry::registry;
+use crate::registry::{registry, RemoteEntry};
 use crate::remote::ArgReader;
 use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable, Thief};
 use crate::transport::{Mpi, Receive, SendBuf};
@@ -719,10 +719,13 @@ fn map_items(function: u64, items: &Packed) -> Each {
         values: Packed::with_capacity(items.len(), items.len() * 8),
         failed: Vec::new(),
     };
+    let entry = lookup(function);
     for index in 0..items.len() {
-        let called = items
-            .get(index)
-            .and_then(|item| call(function, vec![WireArg::Value(item.to_vec())]));
+        let called = entry.as_ref().map_err(Clone::clone).and_then(|entry| {
+            items
+                .get(index)
+                .and_then(|item| invoke(entry, vec![WireArg::Value(item.to_vec())]))
+        });
         match called {
             Ok(value) => each.values.push(&value),
             Err(e) => {
@@ -927,11 +930,20 @@ fn handle(request: Request) -> Option<(TaskId, Outcome)> {
 
 /// Calls a registered function, turning a panic into a remote error.
 fn call(function: u64, args: Vec<WireArg>) -> Result<Vec<u8>> {
-    let entry = registry().entry(function).ok_or_else(|| {
+    invoke(lookup(function)?, args)
+}
+
+/// The registered function with id `function`.
+fn lookup(function: u64) -> Result<&'static RemoteEntry> {
+    registry().entry(function).ok_or_else(|| {
         Error::Protocol(format!(
             "no remote function with id {function:#x} on this engine"
         ))
-    })?;
+    })
+}
+
+/// Calls `entry` with `args`, turning a panic into a remote error.
+fn invoke(entry: &RemoteEntry, args: Vec<WireArg>) -> Result<Vec<u8>> {
     let mut reader = ArgReader::new(args);
     IN_TASK.with(|t| *t.borrow_mut() = Some(None));
     let ran = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&mut reader)));
