@@ -258,6 +258,7 @@ fn arbitrary_bytes_never_panic() {
             accepted += 1;
         }
         let _ = decode::<Reply>(&bytes);
+        let _ = decode::<Peer>(&bytes);
     }
     // Random bytes are almost never a valid message.
     assert!(accepted < 2_000, "{accepted} random inputs decoded");
