@@ -395,15 +395,8 @@ impl Comm<'_> {
     /// Reports a failed request to the controller.
     fn fail(&mut self, task: TaskId, error: Error) -> Result<()> {
         let now = now_us();
-        self.send(&Reply::Done(Done {
-            task,
-            started_us: now,
-            completed_us: now,
-            stdout: String::new(),
-            stderr: String::new(),
-            hops: 0,
-            outcome: Outcome::Failed(Failure::from_error(error)),
-        }))
+        let outcome = Outcome::Failed(Failure::from_error(error));
+        self.send(&Reply::Done(quiet_done(task, now, now, outcome)))
     }
 
     /// Takes part in a collective. The first message about a group carries
@@ -465,15 +458,12 @@ impl Comm<'_> {
                 let started_us = now_us();
                 self.mpi.run_section(&name)?;
                 let completed_us = now_us();
-                self.send(&Reply::Done(Done {
+                self.send(&Reply::Done(quiet_done(
                     task,
                     started_us,
                     completed_us,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    hops: 0,
-                    outcome: Outcome::Unit,
-                }))
+                    Outcome::Unit,
+                )))
             }
             CollectiveOp::Free => {
                 self.mpi.free_group(group.id);
@@ -591,6 +581,20 @@ impl Comm<'_> {
                 self.fail(task, e)
             }
         }
+    }
+}
+
+/// The end of a request that ran no user code (a failure before it ran, a
+/// store, an MPI section): no output, never stolen.
+fn quiet_done(task: TaskId, started_us: u64, completed_us: u64, outcome: Outcome) -> Done {
+    Done {
+        task,
+        started_us,
+        completed_us,
+        stdout: String::new(),
+        stderr: String::new(),
+        hops: 0,
+        outcome,
     }
 }
 
@@ -784,16 +788,7 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
                 Ok(Outcome::Unit)
             })
             .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
-            let done = Done {
-                task,
-                started_us: now,
-                completed_us: now,
-                stdout: String::new(),
-                stderr: String::new(),
-                hops: 0,
-                outcome,
-            };
-            if !reply(out, done) {
+            if !reply(out, quiet_done(task, now, now, outcome)) {
                 return false;
             }
             comm.unpark();
