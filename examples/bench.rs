@@ -10,6 +10,20 @@
 //!   of the same buffer (medians of 11).
 //! - `w8` broadcast_bandwidth: `push` of 64 MiB of `f64` to every engine,
 //!   against raw `MPI_Bcast` (medians of 15).
+//! - `w3loop` scatter_gather_loop: `w3` as a compute loop does it:
+//!   scatter into a name the engines already hold (received into its
+//!   memory) and `gather_into` a buffer the client keeps, against raw
+//!   `MPI_Scatterv` + `MPI_Gatherv` with every buffer allocated once
+//!   (medians of 11; goal ≤ 1.12).
+//! - `w8loop` broadcast_loop: `w8` into a name the engines already hold,
+//!   against raw `MPI_Bcast` into buffers allocated once (medians of 15;
+//!   goal ≤ 1.12).
+//! - `w9` pull_bandwidth: `get` (a `pull`) of 64 MiB of `f64` from engine
+//!   0 into a new `Vec` (`ratio`), and `pull_into` a kept buffer
+//!   (`ratio_into`), against a raw `MPI_Send`/`MPI_Recv` of the same buffer
+//!   with both sides' buffers allocated once and kept (medians of 11; goal
+//!   ≤ 1.12). A new `Vec` is faulted in page by page as the data arrives,
+//!   which the kept buffers on both sides of `ratio_into` are not.
 //!
 //! - `w5` idle: the CPU an engine uses while the client does nothing for
 //!   3 s, against a rank waiting the same time in `MPI_Barrier` (per cent of
@@ -85,6 +99,8 @@ const W3_ELEMENTS: usize = 1 << 25;
 const W3_REPS: usize = 11;
 const W8_ELEMENTS: usize = 8 << 20;
 const W8_REPS: usize = 15;
+const W9_ELEMENTS: usize = 8 << 20;
+const W9_REPS: usize = 11;
 const IDLE_GAP: Duration = Duration::from_millis(100);
 const IDLE_ROUNDS: usize = 40;
 const W10_STRINGS: usize = 1 << 20;
@@ -434,9 +450,88 @@ fn raw_broadcast(world: &SimpleCommunicator, data: &mut [f64]) -> Option<Duratio
     }
 }
 
+/// The buffers an expert's scatter/compute/gather loop keeps: rank 0's data
+/// and gathered copy, each engine's block.
+#[derive(Default)]
+struct Kept {
+    data: Vec<f64>,
+    back: Vec<f64>,
+    block: Vec<f64>,
+}
+
+/// One raw `MPI_Scatterv` + `MPI_Gatherv` of `W3_ELEMENTS` f64 with every
+/// buffer allocated once and kept (`w3loop`'s raw side); the time on rank 0.
+fn raw_scatter_gather_kept(world: &SimpleCommunicator, kept: &mut Kept) -> Option<Duration> {
+    let ranks = world.size() as usize;
+    let (counts, displs) = partition(W3_ELEMENTS, ranks);
+    let root = world.process_at_rank(0);
+    let me = world.rank() as usize;
+    if me == 0 && kept.data.is_empty() {
+        kept.data = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+        kept.back = vec![-1.0; W3_ELEMENTS];
+    } else if me != 0 && kept.block.is_empty() {
+        kept.block = vec![-1.0; counts[me] as usize];
+    }
+    world.barrier();
+    let t = Instant::now();
+    if me == 0 {
+        let mut nothing: Vec<f64> = Vec::new();
+        root.scatter_varcount_into_root(
+            &Partition::new(&kept.data[..], &counts[..], &displs[..]),
+            &mut nothing[..],
+        );
+        root.gather_varcount_into_root(
+            &nothing[..],
+            &mut PartitionMut::new(&mut kept.back[..], &counts[..], &displs[..]),
+        );
+        Some(t.elapsed())
+    } else {
+        root.scatter_varcount_into(&mut kept.block[..]);
+        root.gather_varcount_into(&kept.block[..]);
+        None
+    }
+}
+
+/// One raw transfer of `W9_ELEMENTS` f64 from rank 1 to rank 0, each side
+/// with its buffer allocated once and kept (an expert's point-to-point
+/// pull); the time on rank 0, from a common barrier until it has the data.
+fn raw_pull(world: &SimpleCommunicator, buffer: &mut Vec<f64>) -> Option<Duration> {
+    if world.rank() <= 1 && buffer.is_empty() {
+        *buffer = (0..W9_ELEMENTS).map(|i| i as f64).collect();
+    }
+    world.barrier();
+    let t = Instant::now();
+    match world.rank() {
+        0 => {
+            world.process_at_rank(1).receive_into(&mut buffer[..]);
+            Some(t.elapsed())
+        }
+        1 => {
+            world.process_at_rank(0).send(&buffer[..]);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// One raw `MPI_Bcast` of `W8_ELEMENTS` f64 from rank 0 into a buffer each
+/// rank allocated once and keeps (`w8loop`'s raw side), until every rank
+/// has it; the time on rank 0.
+fn raw_broadcast_kept(world: &SimpleCommunicator, buffer: &mut Vec<f64>) -> Option<Duration> {
+    if buffer.is_empty() {
+        *buffer = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+    }
+    let root = world.process_at_rank(0);
+    world.barrier();
+    let t = Instant::now();
+    root.broadcast_into(&mut buffer[..]);
+    world.barrier();
+    (world.rank() == 0).then(|| t.elapsed())
+}
+
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
-    "w1", "w1idle", "w2", "w2map", "w3", "w4", "w5", "w6", "w8", "w10",
+    "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
 ];
 
 struct Options {
@@ -693,6 +788,10 @@ fn main() {
     // Rank 0's copy of the data the raw sections send.
     let mut w3_data: Vec<f64> = Vec::new();
     let mut w8_data: Vec<f64> = Vec::new();
+    let (w3loop, w8loop, w9) = (raw.clone(), raw.clone(), raw.clone());
+    let mut w3loop_kept = Kept::default();
+    let mut w8loop_buffer: Vec<f64> = Vec::new();
+    let mut w9_buffer: Vec<f64> = Vec::new();
     rankview::Launch::new()
         .mpi_section("w1", move |world| {
             let samples = raw_pingpong(world, PING_ROUNDS / 10);
@@ -713,6 +812,22 @@ fn main() {
             }
             if let Some(t) = raw_broadcast(world, &mut w8_data) {
                 record(&w8, "w8", [t]);
+            }
+        })
+        .mpi_section("w3loop", move |world| {
+            if let Some(t) = raw_scatter_gather_kept(world, &mut w3loop_kept) {
+                assert!(w3loop_kept.back == w3loop_kept.data, "raw gather(scatter(x)) != x");
+                record(&w3loop, "w3loop", [t]);
+            }
+        })
+        .mpi_section("w8loop", move |world| {
+            if let Some(t) = raw_broadcast_kept(world, &mut w8loop_buffer) {
+                record(&w8loop, "w8loop", [t]);
+            }
+        })
+        .mpi_section("w9", move |world| {
+            if let Some(t) = raw_pull(world, &mut w9_buffer) {
+                record(&w9, "w9", [t]);
             }
         })
         .mpi_section("w1idle", move |world| {
@@ -815,9 +930,10 @@ fn main() {
                             samples.push(t.elapsed());
                             assert!(back == data, "gather(scatter(x)) != x");
                             drop(back);
+                            // Moving data once: no value to receive into next time.
+                            all.clear().get()?;
                             rc.mpi_section("w3").get()?;
                         }
-                        all.clear().get()?;
                         report(
                             options.json,
                             "w3",
@@ -835,8 +951,9 @@ fn main() {
                             let t = Instant::now();
                             all.push("w8", &data).get()?;
                             samples.push(t.elapsed());
+                            // Moving data once: no value to receive into next time.
+                            all.clear().get()?;
                         }
-                        all.clear().get()?;
                         report(
                             options.json,
                             "w8",
@@ -874,6 +991,85 @@ fn main() {
                             println!(
                                 "w1idle latency_after_idle        rankview median {:>9.1} us p99 {:>9.1} us  raw MPI median {:>7.1} us p99 {:>7.1} us",
                                 us(ours50), us(ours99), us(raw50), us(raw99)
+                            );
+                        }
+                    }
+                    "w3loop" => {
+                        // Scatter into the same name and gather into the same
+                        // buffer every time, as a compute loop does.
+                        let data: Vec<f64> = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+                        let mut back = vec![-1.0f64; W3_ELEMENTS];
+                        let mut samples = Vec::new();
+                        for _ in 0..W3_REPS {
+                            rc.mpi_section("w3loop").get()?;
+                            let t = Instant::now();
+                            all.scatter("w3loop", &data).get()?;
+                            all.gather_into("w3loop", &mut back)?;
+                            samples.push(t.elapsed());
+                            assert!(back == data, "gather(scatter(x)) != x");
+                            back[0] = -1.0;
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w3loop",
+                            "scatter_gather_loop",
+                            median(samples),
+                            raw_of("w3loop")?,
+                            "s",
+                        );
+                    }
+                    "w8loop" => {
+                        let data: Vec<f64> = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+                        let mut samples = Vec::new();
+                        for _ in 0..W8_REPS {
+                            rc.mpi_section("w8loop").get()?;
+                            let t = Instant::now();
+                            all.push("w8loop", &data).get()?;
+                            samples.push(t.elapsed());
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w8loop",
+                            "broadcast_loop",
+                            median(samples),
+                            raw_of("w8loop")?,
+                            "s",
+                        );
+                    }
+                    "w9" => {
+                        // Alternating: a pull into a new Vec (the user's
+                        // `get`), a pull into a kept buffer, the raw transfer.
+                        let data: Vec<f64> = (0..W9_ELEMENTS).map(|i| i as f64).collect();
+                        let e0 = rc.engine(0)?;
+                        e0.push("w9", &data).get()?;
+                        let mut kept = vec![-1.0f64; W9_ELEMENTS];
+                        let (mut fresh, mut into) = (Vec::new(), Vec::new());
+                        for _ in 0..W9_REPS {
+                            rc.mpi_section("w9").get()?;
+                            let t = Instant::now();
+                            let back: Vec<f64> = e0.get("w9")?;
+                            fresh.push(t.elapsed());
+                            assert!(back == data, "pull(push(x)) != x");
+                            drop(back);
+                            let t = Instant::now();
+                            e0.pull_into("w9", &mut kept)?;
+                            into.push(t.elapsed());
+                            assert!(kept == data, "pull_into(push(x)) != x");
+                            kept[0] = -1.0;
+                        }
+                        e0.clear().get()?;
+                        let raw_s = raw_of("w9")?.as_secs_f64();
+                        let (fresh, into) = (median(fresh).as_secs_f64(), median(into).as_secs_f64());
+                        let (ratio, ratio_into) = (fresh / raw_s, into / raw_s);
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w9\",\"rankview_s\":{fresh:.6},\"rankview_into_s\":{into:.6},\"raw_s\":{raw_s:.6},\"ratio\":{ratio:.3},\"ratio_into\":{ratio_into:.3}}}"
+                            );
+                        } else {
+                            println!(
+                                "w9 pull_bandwidth             get {fresh:.6} s  pull_into {into:.6} s  raw MPI {raw_s:.6} s  ratio {ratio:>7.3}  into {ratio_into:>7.3}"
                             );
                         }
                     }

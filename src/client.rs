@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crate::controller::{Collective, CollectiveKind, Command};
+use crate::controller::{Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Control, Payload, ResultState};
@@ -196,6 +196,18 @@ impl Client {
         build: impl FnOnce(TaskId) -> Result<Request>,
         decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
     ) -> AsyncResult<S::Out<R>> {
+        self.submit_into::<S, R>(engines, build, decode, None)
+    }
+
+    /// [`submit`](Client::submit) of a pull whose numeric data goes
+    /// straight into the caller's memory `into` (one engine).
+    pub(crate) fn submit_into<S: Shape, R: 'static>(
+        &self,
+        engines: &Arc<[usize]>,
+        build: impl FnOnce(TaskId) -> Result<Request>,
+        decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
+        into: Option<Filling>,
+    ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
         let built = build(task).and_then(|r| Ok((describe(&r), protocol::encode(&r)?)));
         let (what, request) = match built {
@@ -209,6 +221,7 @@ impl Client {
             request,
             state: state.clone(),
             what,
+            into,
         };
         if self.inner.commands.send(command).is_err() {
             return AsyncResult::failed(Error::Shutdown);

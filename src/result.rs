@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bulk::BulkVec;
 use crate::controller::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{Done, Each, Outcome, TaskId, Typed};
+use crate::protocol::{Done, Each, Outcome, TaskId, Typed, ValueSpec};
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -79,6 +79,9 @@ impl Payload {
 pub struct Gathered {
     /// Every engine's contribution, back to back.
     pub(crate) data: BulkVec,
+    /// The type of a pulled value (`None` for a gather or reduce, whose
+    /// type the controller checked already).
+    pub(crate) value: Option<ValueSpec>,
     /// Per engine, in target order: elements (or bytes) and shape.
     pub(crate) parts: Vec<(usize, Vec<usize>)>,
 }
@@ -180,16 +183,35 @@ impl ResultState {
 
     /// Records engine `index`'s reply.
     pub(crate) fn complete(&self, index: usize, done: Done, engine: usize) {
-        self.record(index, done, engine, None);
+        self.record(index, done, engine, None, None);
+    }
+
+    /// Records the reply of engine `index` whose raw data (announced by
+    /// [`Outcome::Bulk`]) has been received as `data`.
+    pub(crate) fn complete_with_data(
+        &self,
+        index: usize,
+        done: Done,
+        engine: usize,
+        data: Gathered,
+    ) {
+        self.record(index, done, engine, None, Some(data));
     }
 
     /// Records the final reply of a load-balanced task (one part), with
     /// where it ran.
     pub(crate) fn complete_task(&self, done: Done, engine: usize, stolen: bool) {
-        self.record(0, done, engine, Some(stolen));
+        self.record(0, done, engine, Some(stolen), None);
     }
 
-    fn record(&self, index: usize, done: Done, engine: usize, stolen: Option<bool>) {
+    fn record(
+        &self,
+        index: usize,
+        done: Done,
+        engine: usize,
+        stolen: Option<bool>,
+        data: Option<Gathered>,
+    ) {
         let task = done.task;
         let outcome = match done.outcome {
             Outcome::Value(v) => Ok(Payload::Value(v)),
@@ -199,6 +221,9 @@ impl ResultState {
             Outcome::Each(items) => Ok(Payload::Each(items)),
             Outcome::Unit => Ok(Payload::Unit),
             Outcome::Failed(f) => Err(f.into_error(engine, task)),
+            Outcome::Bulk { .. } => data.map(Payload::Gathered).ok_or_else(|| {
+                Error::Protocol(format!("the raw data of task {task} did not arrive"))
+            }),
         };
         let mut inner = self.lock();
         if let Some(part) = inner.parts.get_mut(index) {

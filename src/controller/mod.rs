@@ -67,6 +67,8 @@ pub(crate) enum Command {
         state: Arc<ResultState>,
         /// What the request does, for messages (`"apply of crate::f"`, ...).
         what: &'static str,
+        /// For a pull into the caller's memory (one engine): that memory.
+        into: Option<Filling>,
     },
     /// Run a collective on a view's sub-communicator.
     Collective(Collective),
@@ -115,16 +117,16 @@ pub(crate) enum CollectiveKind {
     Gather {
         name: String,
         value: ValueSpec,
+        into: Option<Filling>,
     },
     Reduce {
         name: String,
         value: ValueSpec,
         op: ReduceOp,
+        into: Option<Filling>,
     },
     /// A raw MPI section on every rank.
-    Section {
-        name: String,
-    },
+    Section { name: String },
 }
 
 impl CollectiveKind {
@@ -155,6 +157,17 @@ impl Buffer {
     }
 }
 
+/// The caller's memory a gather or reduce writes into (`gather_into`,
+/// `reduce_into`), lent until the collective is over, and the shape it
+/// expects (`None` for a flat buffer, where only the length must match).
+pub(crate) struct Filling {
+    pub loan: Loan,
+    pub shape: Option<Vec<usize>>,
+    /// For a pull: the name and the type the caller asked for (a gather's
+    /// engines check the type themselves).
+    pub pull: Option<(String, ValueSpec)>,
+}
+
 /// What one engine lends to a gather or reduce: elements and shape.
 type Contribution = (usize, Vec<usize>);
 
@@ -168,6 +181,8 @@ struct Pending {
     op: Option<ReduceOp>,
     /// Per target: what it lent once it has, or the engine's error.
     lent: Vec<Option<Result<Contribution>>>,
+    /// Where the data goes, when the caller gave its own memory.
+    into: Option<Filling>,
 }
 
 /// How many sub-communicators the controller keeps before freeing the least
@@ -403,6 +418,7 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 /// The serving loop; returns whether the shutdown is a failed one.
 fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
     let mut inflight: Inflight = HashMap::new();
+    let mut fillings: Fillings = HashMap::new();
     let mut balancer = Balancer::new(engines);
     let mut collectives = Collectives {
         groups: Groups::new(),
@@ -421,12 +437,16 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                     request,
                     state,
                     what,
+                    mut into,
                 }) => {
                     busy = true;
                     for (index, &engine) in engines.iter().enumerate() {
                         match mpi.send(engine + 1, SendBuf::Shared(request.clone())) {
                             Ok(()) => {
                                 inflight.insert((engine, task), (state.clone(), index, what));
+                                if let Some(filling) = into.take() {
+                                    fillings.insert((engine, task), filling);
+                                }
                             }
                             Err(e) => state.fail(index, e),
                         }
@@ -468,6 +488,7 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                 rank,
                 &bytes,
                 &mut inflight,
+                &mut fillings,
                 &mut collectives,
                 &mut balancer,
                 mpi,
@@ -558,25 +579,52 @@ fn report_stuck(inflight: &Inflight, collectives: &Collectives, balancer: &Balan
 /// what the request does.
 type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize, &'static str)>;
 
+/// The caller's memory that pulls in flight fill, by engine and task.
+type Fillings = HashMap<(usize, TaskId), Filling>;
+
 /// Handles one message from an engine.
 fn receive(
     rank: usize,
     bytes: &[u8],
     inflight: &mut Inflight,
+    fillings: &mut Fillings,
     collectives: &mut Collectives,
     balancer: &mut Balancer,
     mpi: &mut Mpi,
 ) {
     let engine = rank.wrapping_sub(1);
     match protocol::decode::<Reply>(bytes) {
-        Ok(Reply::Done(done)) => match inflight.remove(&(engine, done.task)) {
-            Some((state, index, _)) => state.complete(index, done, engine),
-            None => {
-                if !collectives.lend_failed(engine, done, mpi) {
-                    eprintln!("rankview: engine {engine} replied to an unknown task");
+        Ok(Reply::Done(mut done)) if matches!(done.outcome, protocol::Outcome::Bulk { .. }) => {
+            let data = match fillings.remove(&(engine, done.task)) {
+                Some(filling) => {
+                    receive_into(mpi, rank, engine, &done.outcome, filling).map(|()| None)
+                }
+                None => receive_data(mpi, rank, &done.outcome).map(Some),
+            };
+            match (inflight.remove(&(engine, done.task)), data) {
+                (Some((state, index, _)), Ok(Some(data))) => {
+                    state.complete_with_data(index, done, engine, data)
+                }
+                (Some((state, index, _)), Ok(None)) => {
+                    done.outcome = protocol::Outcome::Unit;
+                    state.complete(index, done, engine)
+                }
+                (Some((state, index, _)), Err(e)) => state.fail(index, e),
+                (None, _) => eprintln!("rankview: engine {engine} replied to an unknown task"),
+            }
+        }
+        Ok(Reply::Done(done)) => {
+            // A pull into the caller's memory that failed: give it back.
+            fillings.remove(&(engine, done.task));
+            match inflight.remove(&(engine, done.task)) {
+                Some((state, index, _)) => state.complete(index, done, engine),
+                None => {
+                    if !collectives.lend_failed(engine, done, mpi) {
+                        eprintln!("rankview: engine {engine} replied to an unknown task");
+                    }
                 }
             }
-        },
+        }
         Ok(Reply::Ready { task, len, shape }) => {
             collectives.lent(engine, task, len as usize, shape, mpi);
         }
@@ -587,6 +635,73 @@ fn receive(
         Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks),
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
+    }
+}
+
+/// Receives the raw elements a reply from `rank` announced. Always called
+/// for such a reply, known task or not: the engine has started sending them
+/// and waits until they are taken.
+fn receive_data(mpi: &mut Mpi, rank: usize, outcome: &protocol::Outcome) -> Result<Gathered> {
+    let protocol::Outcome::Bulk { value, len, shape } = outcome else {
+        return Err(Error::Protocol("no raw data announced".into()));
+    };
+    let kind = value.bulk.unwrap_or(ElemKind::U8);
+    let len = usize::try_from(*len)
+        .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
+    let mut data = BulkVec::for_receive(kind, len);
+    mpi.receive_data(rank, data.as_bytes_mut())?;
+    Ok(Gathered {
+        data,
+        value: Some(value.clone()),
+        parts: vec![(len, shape.iter().map(|&d| d as usize).collect())],
+    })
+}
+
+/// Receives the raw elements a reply from `rank` announced straight into
+/// the caller's memory, after checking that they fit it (type, length,
+/// shape); if they do not, they are taken off the wire into scratch memory
+/// and the caller's stays untouched.
+fn receive_into(
+    mpi: &mut Mpi,
+    rank: usize,
+    engine: usize,
+    outcome: &protocol::Outcome,
+    mut filling: Filling,
+) -> Result<()> {
+    let protocol::Outcome::Bulk { value, len, shape } = outcome else {
+        return Err(Error::Protocol("no raw data announced".into()));
+    };
+    let len = usize::try_from(*len)
+        .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let problem = match (&filling.pull, filling.loan.buf_mut()) {
+        (Some((name, wanted)), _) if wanted.fingerprint != value.fingerprint => {
+            Some(Error::TypeMismatch {
+                engine,
+                name: name.clone(),
+                expected: wanted.type_name.clone(),
+                found: value.type_name.clone(),
+            })
+        }
+        (_, None) => Some(Error::Protocol("pull_into: the buffer was lent read only".into())),
+        (_, Some(buf)) if buf.len() != len => Some(Error::Usage(format!(
+            "pull_into: the buffer has room for {} elements, the value has {len}; the buffer was not written",
+            buf.len()
+        ))),
+        _ => match &filling.shape {
+            Some(expected) if *expected != shape => Some(Error::Usage(format!(
+                "pull_into: the array has shape {expected:?}, the value {shape:?}; the buffer was not written"
+            ))),
+            _ => None,
+        },
+    };
+    match (problem, filling.loan.buf_mut()) {
+        (None, Some(buf)) => mpi.receive_data(rank, buf.into_bytes()),
+        (problem, _) => {
+            let mut scratch = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), len);
+            mpi.receive_data(rank, scratch.as_bytes_mut())?;
+            Err(problem.unwrap_or_else(|| Error::Protocol("pull_into: no buffer".into())))
+        }
     }
 }
 
@@ -669,11 +784,13 @@ impl Collectives {
                 }
                 mpi.run_section(&name)?;
             }
-            CollectiveKind::Gather { value, .. } => {
-                self.wait_for_lenders(c.task, c.engines, c.state, group, value, None);
+            CollectiveKind::Gather { value, into, .. } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, None, into);
             }
-            CollectiveKind::Reduce { value, op, .. } => {
-                self.wait_for_lenders(c.task, c.engines, c.state, group, value, Some(op));
+            CollectiveKind::Reduce {
+                value, op, into, ..
+            } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, Some(op), into);
             }
         }
         Ok(())
@@ -681,6 +798,7 @@ impl Collectives {
 
     /// A gather or reduce whose engines were asked to lend their values now
     /// waits for them (see [`Collectives::lent`]).
+    #[allow(clippy::too_many_arguments)]
     fn wait_for_lenders(
         &mut self,
         task: TaskId,
@@ -689,6 +807,7 @@ impl Collectives {
         group: GroupSpec,
         value: ValueSpec,
         op: Option<ReduceOp>,
+        into: Option<Filling>,
     ) {
         self.pending.insert(
             task,
@@ -700,6 +819,7 @@ impl Collectives {
                 state,
                 value,
                 op,
+                into,
             },
         );
     }
@@ -770,12 +890,14 @@ fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
             shape: shape.iter().map(|&d| d as u64).collect(),
         },
         CollectiveKind::Section { name } => CollectiveOp::Section { name: name.clone() },
-        CollectiveKind::Gather { name, value } => CollectiveOp::Prepare {
+        CollectiveKind::Gather { name, value, .. } => CollectiveOp::Prepare {
             name: name.clone(),
             value: value.clone(),
             reduce: None,
         },
-        CollectiveKind::Reduce { name, value, op } => CollectiveOp::Prepare {
+        CollectiveKind::Reduce {
+            name, value, op, ..
+        } => CollectiveOp::Prepare {
             name: name.clone(),
             value: value.clone(),
             reduce: Some(*op),
@@ -806,6 +928,16 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         ));
     }
     let total: usize = contributions.iter().map(|c| c.0).sum();
+    let kind = p.value.bulk.unwrap_or(ElemKind::U8);
+    let out_len = if p.op.is_some() { len } else { total };
+    let mut into = p.into;
+    if errors.is_empty() {
+        if let Some(filling) = &mut into {
+            if let Err(e) = check_filling(filling, kind, out_len, &contributions, p.op.is_some()) {
+                errors.push((0, e));
+            }
+        }
+    }
     let pieces = p.op.is_none() && transport::needs_pieces(total);
     let go = |proceed| Request::Collective {
         task: p.task,
@@ -822,7 +954,6 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         }
         return;
     }
-    let kind = p.value.bulk.unwrap_or(ElemKind::U8);
     let subs: Vec<usize> = p
         .engines
         .iter()
@@ -834,28 +965,40 @@ fn finish(p: Pending, mpi: &mut Mpi) {
     for (k, &sub) in subs.iter().enumerate() {
         counts[sub] = contributions[k].0;
     }
-    let mut data = BulkVec::zeroed(kind, if p.op.is_some() { len } else { total });
-    let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| match p.op {
-        None => {
-            mpi.gather_root(p.group.id, &ranks, &mut data, &counts, &subs)?;
-            Ok(Gathered {
-                data,
-                parts: contributions,
-            })
-        }
-        Some(op) => {
-            let (len, shape) = contributions.swap_remove(0);
-            let own = BulkVec::identity(kind, op, len);
-            mpi.reduce_root(p.group.id, &ranks, &own, &mut data, op)?;
-            Ok(Gathered {
-                data,
-                parts: vec![(len, shape)],
-            })
+    let mut owned = BulkVec::for_receive(kind, if into.is_some() { 0 } else { out_len });
+    let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| {
+        // `check_filling` made sure a caller's buffer is writable.
+        let recv = match into.as_mut().and_then(|f| f.loan.buf_mut()) {
+            Some(buf) => buf,
+            None => owned.as_mut(),
+        };
+        match p.op {
+            None => mpi.gather_root(p.group.id, &ranks, recv, &counts, &subs),
+            Some(op) => {
+                let own = BulkVec::identity(kind, op, len);
+                mpi.reduce_root(p.group.id, &ranks, &own, recv, op)
+            }
         }
     });
+    // The caller's memory goes back (its `gather_into` returns) only now.
+    let filled = into.is_some();
+    drop(into);
     match outcome {
-        Ok(gathered) => {
-            p.state.resolve(0, Ok(Payload::Gathered(gathered)));
+        Ok(()) => {
+            let first = if filled {
+                Payload::Unit
+            } else {
+                let parts = match p.op {
+                    None => contributions,
+                    Some(_) => contributions.into_iter().take(1).collect(),
+                };
+                Payload::Gathered(Gathered {
+                    data: owned,
+                    value: None,
+                    parts,
+                })
+            };
+            p.state.resolve(0, Ok(first));
             for index in 1..p.engines.len() {
                 p.state.resolve(index, Ok(Payload::Unit));
             }
@@ -866,6 +1009,54 @@ fn finish(p: Pending, mpi: &mut Mpi) {
             }
         }
     }
+}
+
+/// Checks that the caller's buffer fits what the engines lent, before any
+/// engine is told to go: its element type, its length and (for an array)
+/// its shape.
+fn check_filling(
+    filling: &mut Filling,
+    kind: ElemKind,
+    len: usize,
+    contributions: &[Contribution],
+    reduce: bool,
+) -> Result<()> {
+    let what = if reduce { "reduce_into" } else { "gather_into" };
+    let Some(buf) = filling.loan.buf_mut() else {
+        return Err(Error::Protocol(format!(
+            "{what}: the buffer was lent read only"
+        )));
+    };
+    if buf.kind() != kind {
+        return Err(Error::Usage(format!(
+            "{what}: the buffer holds {:?} elements, the engines {kind:?}",
+            buf.kind()
+        )));
+    }
+    let lens: Vec<usize> = contributions.iter().map(|c| c.0).collect();
+    if buf.len() != len {
+        return Err(Error::Usage(format!(
+            "{what}: the buffer has room for {} elements, the engines hold {len} ({lens:?} per engine); nothing was moved",
+            buf.len()
+        )));
+    }
+    let Some(expected) = &filling.shape else {
+        return Ok(());
+    };
+    let shape = if reduce {
+        contributions
+            .first()
+            .map(|c| c.1.clone())
+            .unwrap_or_default()
+    } else {
+        crate::view::collective::stacked_shape(contributions)?
+    };
+    if &shape != expected {
+        return Err(Error::Usage(format!(
+            "{what}: the array has shape {expected:?}, the engines' values make {shape:?}; nothing was moved"
+        )));
+    }
+    Ok(())
 }
 
 /// Tells every engine to stop and waits for their goodbyes.

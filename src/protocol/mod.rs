@@ -380,6 +380,14 @@ pub(crate) enum Outcome {
     Unit,
     /// The request failed.
     Failed(Failure),
+    /// A pulled numeric value whose elements follow this reply as one raw
+    /// message from the same engine (see the transport's data messages):
+    /// its type, its element count and its shape.
+    Bulk {
+        value: ValueSpec,
+        len: u64,
+        shape: Vec<u64>,
+    },
 }
 
 /// What the items of a load-balanced `map` task produced.

@@ -12,7 +12,7 @@ pub mod collective;
 pub mod direct;
 pub mod load_balanced;
 
-pub use collective::{Gather, OneArg, Reducible, Scatter};
+pub use collective::{Gather, GatherInto, OneArg, Reducible, Scatter};
 pub use direct::DirectView;
 pub use load_balanced::{AsyncMap, Dependencies, IMap, LoadBalancedView};
 
