@@ -226,7 +226,10 @@ impl Client {
         if self.inner.commands.send(command).is_err() {
             return AsyncResult::failed(Error::Shutdown);
         }
-        self.inner.controller.unpark();
+        // Send it from this thread when MPI allows; else wake the controller.
+        if !crate::controller::help() {
+            self.inner.controller.unpark();
+        }
         AsyncResult::new(state, move |outcomes: &mut [_]| {
             collect::<S, R>(outcomes, &decode)
         })

@@ -332,17 +332,26 @@ impl ResultState {
     /// Waits until done or until `deadline`; true when done.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         // Spin briefly: replies to short tasks arrive within microseconds.
+        // Meanwhile take them off the wire from this thread, when MPI allows
+        // (no hand-off through the controller thread).
         let spin_until = Instant::now() + Duration::from_micros(100);
+        let helping = crate::controller::helping();
         while !self.is_done() {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            std::thread::yield_now();
+            if !crate::controller::help() {
+                std::thread::yield_now();
+            }
         }
         if self.is_done() {
+            if let Some(helping) = helping {
+                helping.finish();
+            }
             return true;
         }
+        drop(helping);
         let mut inner = self.lock();
         self.sleepers.fetch_add(1, Ordering::AcqRel);
         while !self.is_done() {

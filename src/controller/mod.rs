@@ -37,8 +37,9 @@
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -320,36 +321,44 @@ pub(crate) fn identity() -> (u64, u64) {
 /// Returns false when the job did not end cleanly (start-up failed, the
 /// client failed, or requests were still running after the shutdown grace):
 /// rank 0 then exits non-zero too.
-pub(crate) fn run(
-    mut mpi: Mpi,
-    commands: Receiver<Command>,
-    ready: SyncSender<Result<Ready>>,
-) -> bool {
-    // `mpi` stays out here: unwinding must not drop it, since finalizing
-    // would wait for engines that wait for this thread.
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(&mut mpi, commands, ready)));
+pub(crate) fn run(mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) -> bool {
+    // Unwinding must not drop `mpi`, since finalizing would wait for engines
+    // that wait for this thread: a panic aborts the job from here.
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(mpi, commands, ready)));
     match ran {
-        Ok(clean) => clean,
-        Err(payload) => {
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            eprintln!(
-            "rankview: internal error: rank 0's controller thread panicked ({}); aborting the job",
-            crate::error::panic_message(payload.as_ref())
-        );
-            mpi.abort(1)
+        // Dropping `mpi` here finalizes MPI (after a clean stop).
+        Ok((mpi, clean)) => {
+            drop(mpi);
+            clean
         }
+        Err(payload) => controller_panicked(payload.as_ref(), "the controller thread"),
     }
 }
 
-fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) -> bool {
+/// A panic in the controller's loop, on `thread`: an internal failure that
+/// ends the job (pending results could otherwise never complete).
+fn controller_panicked(payload: &(dyn std::any::Any + Send), thread: &str) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    eprintln!(
+        "rankview: internal error: rank 0's controller panicked on {thread} ({}); aborting the job",
+        crate::error::panic_message(payload)
+    );
+    transport::abort_job(1)
+}
+
+fn run_inner(
+    mut mpi: Mpi,
+    commands: Receiver<Command>,
+    ready: SyncSender<Result<Ready>>,
+) -> (Mpi, bool) {
     let engines = mpi.size() - 1;
-    if let Err(e) = check_engines(mpi, engines) {
+    if let Err(e) = check_engines(&mut mpi, engines) {
         let _ = ready.send(Err(e));
         // Let the client thread print why before the engines exit (it drops
         // its command sender when it has).
         while commands.recv().is_ok() {}
-        stop_engines(mpi, engines, true);
-        return false;
+        stop_engines(&mut mpi, engines, true);
+        return (mpi, false);
     }
     if ready
         .send(Ok(Ready {
@@ -358,12 +367,12 @@ fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Resul
         }))
         .is_err()
     {
-        stop_engines(mpi, engines, true);
-        return false;
+        stop_engines(&mut mpi, engines, true);
+        return (mpi, false);
     }
-    let failed = serve(mpi, &commands, engines);
-    stop_engines(mpi, engines, failed);
-    !failed
+    let (mut mpi, failed) = serve(mpi, commands, engines);
+    stop_engines(&mut mpi, engines, failed);
+    (mpi, !failed)
 }
 
 /// Waits for every engine's `Hello` and compares binaries.
@@ -415,22 +424,217 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
     }
 }
 
-/// The serving loop; returns whether the shutdown is a failed one.
-fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
-    let mut inflight: Inflight = HashMap::new();
-    let mut fillings: Fillings = HashMap::new();
-    let mut balancer = Balancer::new(engines);
-    let mut collectives = Collectives {
-        groups: Groups::new(),
-        pending: HashMap::new(),
+/// Everything the serving loop owns. One thread at a time makes a
+/// [`pass`](Serving::pass) over it, under the [`Shared`] lock: the
+/// controller thread, or (when MPI granted `MPI_THREAD_SERIALIZED`) a
+/// client thread that has just submitted or is waiting for a result (see
+/// [`help`]).
+struct Serving {
+    mpi: Mpi,
+    commands: Receiver<Command>,
+    inflight: Inflight,
+    fillings: Fillings,
+    balancer: Balancer,
+    collectives: Collectives,
+    draining: bool,
+    drain_deadline: Option<Instant>,
+    /// The last pass slept before it (its first probe is thorough).
+    slept: bool,
+    /// Set by the pass that ended serving: whether the shutdown failed.
+    ended: Option<bool>,
+}
+
+// SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
+// flight), which rsmpi does not mark `Send`. It crosses threads only inside
+// the `Shared` mutex, and only when MPI granted `MPI_THREAD_SERIALIZED`
+// (`help` is enabled only then), which lets any thread make MPI calls as long
+// as no two make them at once: the mutex guarantees that, and orders every
+// access to the handles (and to the rest of the state) between threads.
+// Without that level only the controller thread ever locks it.
+unsafe impl Send for Serving {}
+
+/// What one pass of the serving loop found.
+enum Pass {
+    /// It did something: poll again at once.
+    Busy,
+    /// Nothing to do: sleep at most this long.
+    Idle(Duration),
+    /// Serving is over; true if the shutdown failed.
+    Ended(bool),
+}
+
+/// The serving state, shared by the controller thread and the threads that
+/// help it; `None` before serving starts and after it ends.
+type Shared = Arc<Mutex<Option<Serving>>>;
+
+/// The serving state, for threads that may help (set once MPI granted
+/// `MPI_THREAD_SERIALIZED`).
+static HELPERS: OnceLock<Shared> = OnceLock::new();
+
+/// Threads now waiting for a result while helping (see [`help`]): while
+/// there are any, the controller thread stays asleep instead of competing
+/// with them for the lock and for the cores.
+static HELPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks the calling thread as helping until the guard is dropped (a thread
+/// that waits for a result and makes passes meanwhile). `None` when MPI does
+/// not allow helping.
+pub(crate) fn helping() -> Option<Helping> {
+    HELPERS.get()?;
+    HELPING.fetch_add(1, Ordering::AcqRel);
+    Some(Helping(()))
+}
+
+/// See [`helping`].
+pub(crate) struct Helping(());
+
+impl Helping {
+    /// The helper got what it waited for: it stops without waking the
+    /// controller thread (which naps briefly and comes back by itself), so a
+    /// quick exchange of requests and replies involves no other thread.
+    pub(crate) fn finish(self) {
+        HELPING.fetch_sub(1, Ordering::AcqRel);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Helping {
+    fn drop(&mut self) {
+        // A helper giving up on a slow result hands polling back to the
+        // controller thread at once.
+        HELPING.fetch_sub(1, Ordering::AcqRel);
+        HANDED_BACK.store(true, Ordering::Release);
+        if let Some(controller) = CONTROLLER.get() {
+            controller.unpark();
+        }
+    }
+}
+
+/// A helper gave up waiting: the controller thread polls eagerly again (its
+/// backoff may have grown long while helpers polled).
+static HANDED_BACK: AtomicBool = AtomicBool::new(false);
+
+/// The controller thread, woken when a helper gives up.
+static CONTROLLER: OnceLock<Thread> = OnceLock::new();
+
+/// Makes one pass of the controller's loop on the calling thread (a client
+/// thread that has just submitted, or one waiting for a result), when MPI
+/// lets any thread call it and no other thread is making a pass. The
+/// request then leaves, and its reply is taken, without waking the
+/// controller thread: on an oversubscribed node each of those hand-offs is a
+/// context switch (bench `w1`). True if the pass did something. A panic
+/// inside the pass is an internal failure: the job is aborted, as for one on
+/// the controller thread.
+pub(crate) fn help() -> bool {
+    let Some(shared) = HELPERS.get() else {
+        return false;
     };
+    let Ok(mut guard) = shared.try_lock() else {
+        return false;
+    };
+    let Some(serving) = guard.as_mut() else {
+        return false;
+    };
+    if serving.ended.is_some() {
+        return false;
+    }
+    match panic::catch_unwind(AssertUnwindSafe(|| serving.pass())) {
+        Ok(pass) => matches!(pass, Pass::Busy),
+        Err(payload) => controller_panicked(payload.as_ref(), "a client thread"),
+    }
+}
+
+/// The serving loop on the controller thread; returns whether the shutdown
+/// is a failed one. Gives `mpi` back when serving is over.
+fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
+    let serialized = mpi.serialized();
+    let shared: Shared = Arc::new(Mutex::new(Some(Serving {
+        mpi,
+        commands,
+        inflight: HashMap::new(),
+        fillings: HashMap::new(),
+        balancer: Balancer::new(engines),
+        collectives: Collectives {
+            groups: Groups::new(),
+            pending: HashMap::new(),
+        },
+        draining: false,
+        drain_deadline: None,
+        slept: false,
+        ended: None,
+    })));
+    if serialized {
+        let _ = CONTROLLER.set(std::thread::current());
+        let _ = HELPERS.set(shared.clone());
+    }
     let mut backoff = Backoff::new(Duration::from_millis(10));
-    let mut draining = false;
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
+    let failed = loop {
+        if HELPING.load(Ordering::Acquire) > 0 {
+            // A client thread waits for a result and polls meanwhile; it
+            // wakes this thread (unpark) if it gives up. Afterwards, poll
+            // eagerly again: replies to what it sent may be on their way.
+            std::thread::park_timeout(Duration::from_micros(500));
+            backoff.reset();
+            continue;
+        }
+        if HANDED_BACK.swap(false, Ordering::AcqRel) {
+            backoff.reset();
+        }
+        let pass = match shared.try_lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(serving) => match serving.ended {
+                    Some(failed) => Pass::Ended(failed),
+                    None => {
+                        serving.slept = backoff.slept();
+                        serving.pass()
+                    }
+                },
+                None => Pass::Ended(true),
+            },
+            // A client thread is making a pass: stay out of its way.
+            Err(TryLockError::WouldBlock) => Pass::Idle(Duration::from_millis(1)),
+            // A helper panicked inside a pass; it is aborting the job.
+            Err(TryLockError::Poisoned(_)) => Pass::Idle(Duration::from_millis(1)),
+        };
+        match pass {
+            Pass::Busy => backoff.reset(),
+            Pass::Idle(ceiling) => {
+                backoff.set_ceiling(ceiling);
+                backoff.snooze();
+            }
+            Pass::Ended(failed) => break failed,
+        }
+    };
+    let taken = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match taken {
+        Some(serving) => (serving.mpi, failed),
+        None => unreachable_serving(),
+    }
+}
+
+/// The serving state vanished while the controller thread owned it: a bug
+/// that leaves no MPI handle to stop the engines with.
+fn unreachable_serving() -> ! {
+    eprintln!("rankview: internal error: the controller lost its MPI state; aborting the job");
+    transport::abort_job(1)
+}
+
+impl Serving {
+    /// One pass of the serving loop: takes every command, receives every
+    /// message, dispatches load-balanced tasks, completes sends.
+    fn pass(&mut self) -> Pass {
+        let ended = self.pass_inner();
+        if let Pass::Ended(failed) = ended {
+            self.ended = Some(failed);
+        }
+        ended
+    }
+
+    fn pass_inner(&mut self) -> Pass {
+        let mpi = &mut self.mpi;
         let mut busy = false;
         loop {
-            match commands.try_recv() {
+            match self.commands.try_recv() {
                 Ok(Command::Submit {
                     task,
                     engines,
@@ -443,9 +647,10 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                     for (index, &engine) in engines.iter().enumerate() {
                         match mpi.send(engine + 1, SendBuf::Shared(request.clone())) {
                             Ok(()) => {
-                                inflight.insert((engine, task), (state.clone(), index, what));
+                                self.inflight
+                                    .insert((engine, task), (state.clone(), index, what));
                                 if let Some(filling) = into.take() {
-                                    fillings.insert((engine, task), filling);
+                                    self.fillings.insert((engine, task), filling);
                                 }
                             }
                             Err(e) => state.fail(index, e),
@@ -454,73 +659,72 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                 }
                 Ok(Command::Collective(c)) => {
                     busy = true;
-                    collectives.run(c, mpi, &mut inflight);
+                    self.collectives.run(c, mpi, &mut self.inflight);
                 }
                 Ok(Command::Balance { task, state }) => {
                     busy = true;
-                    balancer.submit(task, state);
+                    self.balancer.submit(task, state);
                 }
                 Ok(Command::Abort { tasks }) => {
                     busy = true;
-                    balancer.abort(tasks, mpi);
+                    self.balancer.abort(tasks, mpi);
                 }
-                Ok(Command::Forget { tasks }) => balancer.forget(&tasks),
+                Ok(Command::Forget { tasks }) => self.balancer.forget(&tasks),
                 Ok(Command::QueueStatus(reply)) => {
-                    let _ = reply.send(balancer.status());
+                    let _ = reply.send(self.balancer.status());
                 }
-                Ok(Command::Shutdown { failed: true }) => return true,
+                Ok(Command::Shutdown { failed: true }) => return Pass::Ended(true),
                 Ok(Command::Shutdown { failed: false }) => {
-                    draining = true;
-                    drain_deadline = Some(Instant::now() + shutdown_grace());
+                    self.draining = true;
+                    self.drain_deadline = Some(Instant::now() + shutdown_grace());
                 }
                 Err(TryRecvError::Empty) => break,
                 // Every client handle is gone without asking for a shutdown:
                 // the client thread died.
-                Err(TryRecvError::Disconnected) if !draining => return true,
+                Err(TryRecvError::Disconnected) if !self.draining => return Pass::Ended(true),
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        let mut thorough = backoff.slept();
+        let mut thorough = self.slept;
         while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
             receive(
                 rank,
                 &bytes,
-                &mut inflight,
-                &mut fillings,
-                &mut collectives,
-                &mut balancer,
+                &mut self.inflight,
+                &mut self.fillings,
+                &mut self.collectives,
+                &mut self.balancer,
                 mpi,
             );
         }
-        balancer.tick();
-        busy |= balancer.flush(mpi);
+        self.balancer.tick();
+        busy |= self.balancer.flush(mpi);
         busy |= mpi.progress();
-        let idle = inflight.is_empty() && collectives.is_idle() && balancer.is_idle();
-        if draining && idle {
-            return false;
+        let idle =
+            self.inflight.is_empty() && self.collectives.is_idle() && self.balancer.is_idle();
+        if self.draining && idle {
+            return Pass::Ended(false);
         }
-        if drain_deadline.is_some_and(|d| Instant::now() > d) {
-            report_stuck(&inflight, &collectives, &balancer);
-            return true;
+        if self.drain_deadline.is_some_and(|d| Instant::now() > d) {
+            report_stuck(&self.inflight, &self.collectives, &self.balancer);
+            return Pass::Ended(true);
         }
         if busy {
-            backoff.reset();
-        } else {
-            // With replies outstanding, poll MPI at least every millisecond;
-            // never sleep past a dependency's timeout.
-            let mut ceiling = if idle {
-                Duration::from_millis(10)
-            } else {
-                Duration::from_millis(1)
-            };
-            if let Some(deadline) = balancer.next_deadline() {
-                ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
-            }
-            backoff.set_ceiling(ceiling);
-            backoff.snooze();
+            return Pass::Busy;
         }
+        // With replies outstanding, poll MPI at least every millisecond;
+        // never sleep past a dependency's timeout.
+        let mut ceiling = if idle {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(1)
+        };
+        if let Some(deadline) = self.balancer.next_deadline() {
+            ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        Pass::Idle(ceiling)
     }
 }
 

@@ -1,8 +1,12 @@
 //! The MPI transport: initialization, non-blocking point-to-point messages,
 //! and the raw-buffer collectives.
 //!
-//! One thread per rank owns the [`Mpi`] handle (MPI is initialized with
-//! `MPI_THREAD_FUNNELED`; rankview never needs `MPI_THREAD_MULTIPLE`). Control
+//! One thread per rank owns the [`Mpi`] handle. MPI is initialized asking
+//! for `MPI_THREAD_SERIALIZED`: when granted, rank 0's client threads may
+//! make the controller's pass themselves, one thread at a time under a lock
+//! (see the controller's `help`); `MPI_THREAD_FUNNELED` is enough, and then
+//! (or with `RANKVIEW_FUNNELED=1`) only the MPI thread calls MPI. rankview
+//! never needs `MPI_THREAD_MULTIPLE`. Control
 //! messages travel on a private duplicate of `MPI_COMM_WORLD`, so user code
 //! using the world communicator in a prelude cannot intercept them; each view
 //! gets a sub-communicator of rank 0 and its engines for the collectives
@@ -105,6 +109,8 @@ pub(crate) struct Mpi {
     // Field order is drop order: pending sends, then communicators, then the
     // universe (MPI_Finalize).
     pending: Vec<PendingSend>,
+    /// Threads other than the MPI thread may call MPI, one at a time.
+    serialized: bool,
     /// Control messages sent to each rank so far.
     sent: Vec<u64>,
     sections: HashMap<String, Section>,
@@ -115,10 +121,11 @@ pub(crate) struct Mpi {
 }
 
 impl Mpi {
-    /// Initializes MPI with `MPI_THREAD_FUNNELED` on the calling thread, which
-    /// becomes the rank's MPI thread.
+    /// Initializes MPI on the calling thread, which becomes the rank's MPI
+    /// thread, asking for `MPI_THREAD_SERIALIZED` (see the module's
+    /// "Threads"); `MPI_THREAD_FUNNELED` is enough.
     pub(crate) fn init() -> Result<Mpi> {
-        let (universe, granted) = mpi::initialize_with_threading(Threading::Funneled)
+        let (universe, granted) = mpi::initialize_with_threading(Threading::Serialized)
             .ok_or_else(|| Error::Mpi("MPI was already initialized in this process".into()))?;
         if granted == Threading::Single {
             return Err(Error::Mpi(
@@ -126,10 +133,13 @@ impl Mpi {
                     .into(),
             ));
         }
+        let serialized =
+            granted >= Threading::Serialized && std::env::var_os("RANKVIEW_FUNNELED").is_none();
         let world = universe.world();
         let control = world.duplicate();
         let size = usize::try_from(world.size()).unwrap_or(0);
         Ok(Mpi {
+            serialized,
             pending: Vec::new(),
             sent: vec![0; size],
             sections: HashMap::new(),
@@ -138,6 +148,13 @@ impl Mpi {
             world,
             _universe: universe,
         })
+    }
+
+    /// True when MPI granted `MPI_THREAD_SERIALIZED` (and
+    /// `RANKVIEW_FUNNELED` is not set): any thread may call MPI while no
+    /// other does, so a client thread may make the controller's pass itself.
+    pub(crate) fn serialized(&self) -> bool {
+        self.serialized
     }
 
     /// This process's rank in the job.
