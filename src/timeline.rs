@@ -90,7 +90,8 @@ impl From<&Metadata> for TimelineRecord {
 /// included). Bars are coloured by function (ten colours, repeating after
 /// ten functions), named in the legend under the chart; a stolen task's bar
 /// has a black outline; a bar is at least 1.5 pixels wide, so short tasks
-/// stay visible. Gaps between bars are time the engine did no task. The
+/// stay visible (wider bars end a pixel early, so that tasks run back to
+/// back stay apart). Gaps between bars are time the engine did no task. The
 /// time axis runs from the first submission, in ms (s when the span is
 /// over 2 s). The title gives the number of parts drawn, the number of
 /// engines, and how many earlier parts were left out (see

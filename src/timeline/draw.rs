@@ -221,10 +221,17 @@ pub(crate) fn svg(layout: &Layout, left_out: u64) -> Result<String> {
             .map_err(plot_error)?;
         let plot_px = f64::from(WIDTH - LABEL_PX - 20);
         let min_width = MIN_BAR_PX * x_max / plot_px;
+        // Bars wider than three pixels end a pixel early, so that tasks
+        // run back to back stay apart.
+        let pixel = x_max / plot_px;
         let corners = |bar: &Bar| {
             let y = y_of(bar.lane);
             let start = bar.start * scale;
-            let end = (bar.end * scale).max(start + min_width);
+            let mut end = bar.end * scale;
+            if end - start > 3.0 * pixel {
+                end -= pixel;
+            }
+            let end = end.max(start + min_width);
             [(start, y - 0.35), (end, y + 0.35)]
         };
         chart
