@@ -27,7 +27,7 @@ mod draw;
 mod test;
 
 /// How many finished parts [`Client::timeline`](crate::Client::timeline)
-/// keeps: the last 100,000 (about 6 MiB); earlier ones are counted in
+/// keeps: the last 100,000 (64 bytes each, about 6 MiB once full); earlier ones are counted in
 /// [`Timeline::left_out`].
 pub const TIMELINE_LIMIT: usize = 100_000;
 
@@ -257,11 +257,14 @@ struct LogInner {
 }
 
 impl JobLog {
-    /// A log keeping the last `limit` parts.
+    /// A log keeping the last `limit` parts. Its room is reserved at once
+    /// (virtual memory: pages count in RSS as parts fill them), so that it
+    /// never grows by copying itself, which would leave the old copy's
+    /// pages resident in the allocator.
     pub(crate) fn new(limit: usize) -> JobLog {
         JobLog {
             inner: Mutex::new(LogInner {
-                entries: VecDeque::new(),
+                entries: VecDeque::with_capacity(limit),
                 limit,
                 dropped: 0,
             }),

@@ -13,8 +13,12 @@ use crate::error::{Error, Result};
 
 /// Picture width, pixels.
 const WIDTH: u32 = 1000;
-/// Height of one lane, pixels.
-const LANE_PX: u32 = 28;
+/// Height of one lane, pixels: lanes share this much...
+const LANES_PX: u32 = 360;
+/// ...but each is at least this high...
+const LANE_MIN_PX: u32 = 24;
+/// ...and at most this.
+const LANE_MAX_PX: u32 = 60;
 /// Legend entries per row.
 const LEGEND_COLUMNS: usize = 3;
 /// Height of one legend row, pixels.
@@ -161,8 +165,10 @@ fn plot_error(e: impl std::fmt::Display) -> Error {
 pub(crate) fn svg(layout: &Layout, left_out: u64) -> Result<String> {
     let lanes = layout.engines.len().max(1);
     let legend_rows = layout.functions.len().div_ceil(LEGEND_COLUMNS).max(1);
-    let chart_px = 90 + LANE_PX * u32::try_from(lanes).unwrap_or(u32::MAX / LANE_PX / 2);
-    let legend_px = 16 + LEGEND_ROW_PX * u32::try_from(legend_rows).unwrap_or(1);
+    let lanes_u32 = u32::try_from(lanes).unwrap_or(u32::MAX / LANE_MAX_PX / 2);
+    let lane_px = (LANES_PX / lanes_u32).clamp(LANE_MIN_PX, LANE_MAX_PX);
+    let chart_px = 90 + lane_px * lanes_u32;
+    let legend_px = 26 + LEGEND_ROW_PX * u32::try_from(legend_rows).unwrap_or(1);
     let mut title = format!(
         "rankview timeline: {} task part{} on {} engine{}",
         layout.bars.len(),
