@@ -46,9 +46,9 @@ pub struct TimelineRecord {
     pub task: TaskId,
     /// When the client submitted it (client clock).
     pub submitted: SystemTime,
-    /// When the engine started it (engine clock); `None` for collectives,
-    /// which the engines run in step with rank 0, and for parts that never
-    /// ran.
+    /// When the engine started it (engine clock); `None` for parts that
+    /// rank 0 completes itself (those of a gather or a reduce, whose data
+    /// it assembles) and for parts that never ran.
     pub started: Option<SystemTime>,
     /// When the engine finished it (engine clock), as `started`.
     pub completed: Option<SystemTime>,
@@ -85,7 +85,7 @@ impl From<&Metadata> for TimelineRecord {
 /// [`to_svg`](Timeline::to_svg) draws one lane per engine (engine 0 on top,
 /// lanes shaded alternately `#F2F2F2` and `#E4E4E4`) and one bar per part
 /// that has an engine: from `started` to `completed` (engine clock), or,
-/// for collectives, which have no engine times, from `submitted` to
+/// for parts without engine times (a gather's, a reduce's), from `submitted` to
 /// `received` (client clock: the span the client waited, queueing
 /// included). Bars are coloured by function (ten colours, repeating after
 /// ten functions), named in the legend under the chart; a stolen task's bar

@@ -16,6 +16,7 @@ const CHECKS: &[&str] = &[
     "records_of_a_load_balanced_map",
     "the_job_timeline_has_every_part",
     "timelines_add_up_and_are_written",
+    "collectives_and_requests_are_named",
 ];
 
 /// Lane shades, alternating from engine 0 (see `Timeline`).

@@ -48,8 +48,8 @@ pub(crate) const FUNCTION_COLOURS: [RGBColor; 10] = [
 
 /// What the picture's bars mean, for the HTML page.
 pub(crate) const CLOCK_NOTE: &str = "Bars run from the engine's start to its end of each task \
-    (engine clock); collectives, which have no engine times, from submission to reply (client \
-    clock). On one node both clocks are the same.";
+    (engine clock); parts without engine times (a gather's, a reduce's) from submission to \
+    reply (client clock). On one node both clocks are the same.";
 
 /// One bar: a part on its lane, in seconds from the first submission.
 #[derive(Debug, Clone, PartialEq)]

@@ -59,7 +59,7 @@ fn one_lane_per_engine_and_one_bar_per_part_in_seconds_from_the_first_submission
 }
 
 #[test]
-fn collectives_use_the_client_clock_and_unrun_parts_are_not_drawn() {
+fn parts_without_engine_times_use_the_client_clock_and_unrun_parts_are_not_drawn() {
     let mut collective = record(1, "gather", 1, 0, 0);
     collective.started = None;
     collective.completed = None;

@@ -7,7 +7,8 @@
 //! `direct_work` on every engine (one part per engine), then a load-balanced
 //! `map` of `balanced_work` over 12 items in tasks of one item (12 parts),
 //! their functions, engines and times in `ar.timeline()` and
-//! `rc.timeline()`, and adding timelines up. It writes `results.svg` and
+//! `rc.timeline()`, adding timelines up, and the names that collectives and
+//! other requests get in the metadata. It writes `results.svg` and
 //! `results.html` (the two results' timelines together) and `job.svg`
 //! (`rc.timeline()`) into DIR, where the test counts lanes and bars. Prints
 //! one line per check and exits non-zero unless every check held.
@@ -107,6 +108,35 @@ fn timeline_checks(rc: &Client, dir: &Path, list: &mut Checklist) {
             Err(rankview::Error::Io { what, .. }) => assert!(what.contains("no-such-dir")),
             other => return Err(format!("expected Error::Io, got {other:?}").into()),
         }
+        Ok(())
+    });
+    list.check("collectives_and_requests_are_named", || {
+        let all = rc.all();
+        let scatter = all.scatter("xs", &vec![1.0f64; 10 * n]);
+        scatter.get()?;
+        let push = rc.engine(0)?.push("label", &"a string".to_string());
+        push.get()?;
+        let keys = all.keys();
+        keys.get()?;
+        let named = |metadata: Vec<rankview::Metadata>| -> Vec<&'static str> {
+            metadata.iter().map(|m| m.function).collect()
+        };
+        assert_eq!(named(scatter.metadata()), vec!["scatter"; n]);
+        assert_eq!(named(push.metadata()), vec!["push"]);
+        assert_eq!(named(keys.metadata()), vec!["keys"; n]);
+        // A gather is assembled on rank 0, without engine times: its
+        // records span submission to reply.
+        let gather = all.gather::<Vec<f64>>("xs");
+        assert_eq!(gather.get()?.len(), 10 * n);
+        assert_eq!(named(gather.metadata()), vec!["gather"; n]);
+        let t = gather.timeline();
+        assert!(t
+            .records()
+            .iter()
+            .all(|r| r.started.is_none() && r.received.is_some()));
+        let job = rc.timeline();
+        assert_eq!(job.len(), n + ITEMS + n + 1 + n + n);
+        all.clear().get()?;
         Ok(())
     });
 }
