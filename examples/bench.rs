@@ -82,6 +82,10 @@
 //! raw half runs in MPI sections (`Launch::mpi_section`) on every rank,
 //! alternating with the rankview half, so that both see the same machine
 //! noise. `--json` prints one JSON line per workload; otherwise a table.
+//! `--timeline FILE` draws the job's timeline (`rc.timeline()`: every
+//! task part of the workloads run, the last 100,000 of them) into FILE
+//! after the workloads, as SVG, or as an HTML page if FILE ends in
+//! `.html`.
 //! `BENCH_SAMPLES=1` also prints every sample to stderr.
 
 use std::collections::HashMap;
@@ -538,16 +542,20 @@ const KNOWN: &[&str] = &[
 struct Options {
     workloads: Vec<String>,
     json: bool,
+    /// `--timeline FILE`: where to draw `rc.timeline()` after the workloads.
+    timeline: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
     let mut workloads = Vec::new();
     let mut json = false;
+    let mut timeline = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
             "--workload" => workloads.push(args.next().ok_or("--workload needs a name")?),
+            "--timeline" => timeline = Some(args.next().ok_or("--timeline needs a file")?),
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (try --workload w1 --json)"
@@ -567,11 +575,11 @@ fn options() -> Result<Options, String> {
             KNOWN.join(", ")
         ));
     }
-    Ok(options_with(workloads, json))
-}
-
-fn options_with(workloads: Vec<String>, json: bool) -> Options {
-    Options { workloads, json }
+    Ok(Options {
+        workloads,
+        json,
+        timeline,
+    })
 }
 
 /// Job sizes of the `startup` workload.
@@ -1258,6 +1266,19 @@ fn main() {
                     }
                     _ => {}
                 }
+            }
+            if let Some(path) = &options.timeline {
+                let timeline = rc.timeline();
+                if path.ends_with(".html") {
+                    timeline.write_html(path)?;
+                } else {
+                    timeline.write_svg(path)?;
+                }
+                eprintln!(
+                    "bench: timeline of {} task parts ({} earlier left out) written to {path}",
+                    timeline.len(),
+                    timeline.left_out()
+                );
             }
             Ok(())
         });

@@ -36,6 +36,7 @@ use crate::bulk::BulkVec;
 use crate::controller::Command;
 use crate::error::{Error, Result};
 use crate::protocol::{Done, Each, Outcome, TaskId, Typed, ValueSpec};
+use crate::timeline::{JobLog, Timeline};
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -97,6 +98,11 @@ pub struct Metadata {
     pub stolen: bool,
     /// Task id (shared by every engine of one submission).
     pub task: TaskId,
+    /// What the task ran: the remote function's path (`my_crate::norm`),
+    /// or the request's kind for the others (`"push"`, `"pull"`, `"keys"`,
+    /// `"clear"`, `"scatter"`, `"gather"`, `"broadcast push"`, `"reduce"`,
+    /// `"MPI section"`). Timelines colour their bars by it.
+    pub function: &'static str,
     /// When the client submitted the task.
     pub submitted: SystemTime,
     /// When the engine started it (engine clock).
@@ -135,6 +141,9 @@ pub(crate) struct ResultState {
     done: Condvar,
     remaining: AtomicUsize,
     sleepers: AtomicUsize,
+    /// The job's record of finished parts (`Client::timeline`); `None` for
+    /// results made of other results, whose parts are recorded already.
+    log: Option<Arc<JobLog>>,
 }
 
 fn micros_to_time(us: u64) -> SystemTime {
@@ -142,8 +151,14 @@ fn micros_to_time(us: u64) -> SystemTime {
 }
 
 impl ResultState {
-    /// A state waiting for one reply per engine in `engines`.
-    pub(crate) fn new(task: TaskId, engines: &[usize]) -> Arc<ResultState> {
+    /// A state waiting for one reply per engine in `engines` for a task
+    /// running `function`; each part is added to `log` when it settles.
+    pub(crate) fn new(
+        task: TaskId,
+        engines: &[usize],
+        function: &'static str,
+        log: Option<&Arc<JobLog>>,
+    ) -> Arc<ResultState> {
         let submitted = SystemTime::now();
         let parts = engines
             .iter()
@@ -153,6 +168,7 @@ impl ResultState {
                     engine,
                     stolen: false,
                     task,
+                    function,
                     submitted,
                     started: None,
                     completed: None,
@@ -172,6 +188,7 @@ impl ResultState {
             done: Condvar::new(),
             remaining: AtomicUsize::new(engines.len()),
             sleepers: AtomicUsize::new(0),
+            log: log.cloned(),
         })
     }
 
@@ -260,6 +277,9 @@ impl ResultState {
         // A part adopted from another result keeps the time it was received.
         part.meta.received.get_or_insert_with(SystemTime::now);
         part.outcome = Some(outcome);
+        if let Some(log) = &self.log {
+            log.record(&part.meta);
+        }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
@@ -555,7 +575,7 @@ impl<T: 'static> AsyncResult<T> {
 
     /// A result that failed before anything was sent.
     pub(crate) fn failed(error: Error) -> Self {
-        AsyncResult::new(ResultState::new(0, &[]), move |_: &mut [_]| {
+        AsyncResult::new(ResultState::new(0, &[], "", None), move |_: &mut [_]| {
             Err(error.clone())
         })
     }
@@ -607,7 +627,11 @@ impl<T: 'static> AsyncResult<T> {
             .first()
             .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.task))
             .unwrap_or(0);
-        let joined = ResultState::new(task, &engines);
+        let function = results
+            .first()
+            .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.function))
+            .unwrap_or("");
+        let joined = ResultState::new(task, &engines, function, None);
         let mut offset = 0;
         for (result, size) in results.iter().zip(sizes) {
             let joined = joined.clone();
@@ -715,6 +739,17 @@ impl<T: 'static> AsyncResult<T> {
             .parts
             .iter()
             .map(|p| p.meta.clone())
+            .collect()
+    }
+
+    /// Where and when each part ran so far, as a [`Timeline`] to draw
+    /// (parts still running have no bar yet).
+    pub fn timeline(&self) -> Timeline {
+        self.state
+            .lock()
+            .parts
+            .iter()
+            .map(|p| crate::timeline::TimelineRecord::from(&p.meta))
             .collect()
     }
 

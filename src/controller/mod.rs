@@ -131,8 +131,8 @@ pub(crate) enum CollectiveKind {
 }
 
 impl CollectiveKind {
-    /// What the collective does, for messages.
-    fn name(&self) -> &'static str {
+    /// What the collective does, for messages and timelines.
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             CollectiveKind::Scatter { .. } => "scatter",
             CollectiveKind::Broadcast { .. } => "broadcast push",

@@ -740,7 +740,7 @@ mod test {
 
     /// A finished gather over two engines whose data is `data`.
     fn gathered<C: Gather>(data: BulkVec, parts: Vec<(usize, Vec<usize>)>) -> AsyncResult<C> {
-        let state = ResultState::new(1, &[0, 1]);
+        let state = ResultState::new(1, &[0, 1], "gather", None);
         let result = AsyncResult::new(state.clone(), finish_gathered::<C>);
         state.resolve(
             0,

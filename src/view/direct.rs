@@ -108,7 +108,7 @@ fn typed<T: Value>(value: &T) -> Result<Typed> {
     })
 }
 
-fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
+pub(super) fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
     match payload {
         Payload::Value(bytes) => codec::decode(bytes),
         other => Err(unexpected(other)),
