@@ -169,26 +169,28 @@ impl Launch {
                     if role_tx.send(Ok((rank, role))).is_err() {
                         return Ending::Broken(Error::Shutdown);
                     }
-                    let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                        engine::serve(&mut mpi, inbox, out_rx)
-                    }));
+                    // `mpi` moves into the loop: a panic there cannot finalize
+                    // MPI on unwinding (which would wait for rank 0); the job
+                    // is aborted without a handle instead.
+                    let served =
+                        panic::catch_unwind(AssertUnwindSafe(|| engine::serve(mpi, inbox, out_rx)));
                     let id = rank - 1;
                     match served {
-                        Ok(Ending::Clean) => {
+                        Ok((mpi, Ending::Clean)) => {
                             drop(mpi);
                             Ending::Clean
                         }
                         // MPI is finalized (rank 0 finalizes too); the
                         // execution thread may be deep in a long task, so the
                         // process ends from here, now.
-                        Ok(Ending::ClientFailed) => {
+                        Ok((mpi, Ending::ClientFailed)) => {
                             drop(mpi);
                             status(rank, "failed: the client on rank 0 failed");
                             std::process::exit(1)
                         }
                         // Finalizing would wait for rank 0, which waits for
                         // this engine: end the job instead.
-                        Ok(Ending::Broken(e)) => {
+                        Ok((mpi, Ending::Broken(e))) => {
                             internal_failure(rank, &format!("engine {id}: {e}"));
                             mpi.abort(1)
                         }
@@ -200,7 +202,7 @@ impl Launch {
                                     crate::error::panic_message(payload.as_ref())
                                 ),
                             );
-                            mpi.abort(1)
+                            crate::transport::abort_job(1)
                         }
                     }
                 }

@@ -66,6 +66,7 @@ mod codec;
 mod controller;
 mod engine;
 mod error;
+mod helping;
 mod launch;
 mod namespace;
 mod progress;

@@ -37,15 +37,15 @@
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError};
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
+use crate::helping::{self, Helping, Shared, Step};
 use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec, Work};
 use crate::result::{Gathered, Payload, ResultState};
 use crate::scheduler::{QueueStatus, Task};
@@ -429,7 +429,7 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 /// controller thread, or (when MPI granted `MPI_THREAD_SERIALIZED`) a
 /// client thread that has just submitted or is waiting for a result (see
 /// [`help`]).
-struct Serving {
+pub(crate) struct Serving {
     mpi: Mpi,
     commands: Receiver<Command>,
     inflight: Inflight,
@@ -438,19 +438,18 @@ struct Serving {
     collectives: Collectives,
     draining: bool,
     drain_deadline: Option<Instant>,
-    /// The last pass slept before it (its first probe is thorough).
-    slept: bool,
     /// Set by the pass that ended serving: whether the shutdown failed.
     ended: Option<bool>,
 }
 
 // SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
 // flight), which rsmpi does not mark `Send`. It crosses threads only inside
-// the `Shared` mutex, and only when MPI granted `MPI_THREAD_SERIALIZED`
-// (`help` is enabled only then), which lets any thread make MPI calls as long
-// as no two make them at once: the mutex guarantees that, and orders every
-// access to the handles (and to the rest of the state) between threads.
-// Without that level only the controller thread ever locks it.
+// the mutex of its `helping::Shared`, and only when MPI granted
+// `MPI_THREAD_SERIALIZED` (helpers are let in only then), which lets any
+// thread make MPI calls as long as no two make them at once: the mutex
+// guarantees that, and orders every access to the handles (and to the rest
+// of the state) between threads. Without that level only the controller
+// thread ever locks it.
 unsafe impl Send for Serving {}
 
 /// What one pass of the serving loop found.
@@ -463,151 +462,54 @@ enum Pass {
     Ended(bool),
 }
 
-/// The serving state, shared by the controller thread and the threads that
-/// help it; `None` before serving starts and after it ends.
-type Shared = Arc<Mutex<Option<Serving>>>;
-
-/// The serving state, for threads that may help (set once MPI granted
-/// `MPI_THREAD_SERIALIZED`).
-static HELPERS: OnceLock<Shared> = OnceLock::new();
-
-/// Threads now waiting for a result while helping (see [`help`]): while
-/// there are any, the controller thread stays asleep instead of competing
-/// with them for the lock and for the cores.
-static HELPING: AtomicUsize = AtomicUsize::new(0);
-
-/// Marks the calling thread as helping until the guard is dropped (a thread
-/// that waits for a result and makes passes meanwhile). `None` when MPI does
-/// not allow helping.
-pub(crate) fn helping() -> Option<Helping> {
-    HELPERS.get()?;
-    HELPING.fetch_add(1, Ordering::AcqRel);
-    Some(Helping(()))
-}
-
-/// See [`helping`].
-pub(crate) struct Helping(());
-
-impl Helping {
-    /// The helper got what it waited for: it stops without waking the
-    /// controller thread (which naps briefly and comes back by itself), so a
-    /// quick exchange of requests and replies involves no other thread.
-    pub(crate) fn finish(self) {
-        HELPING.fetch_sub(1, Ordering::AcqRel);
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Helping {
-    fn drop(&mut self) {
-        // A helper giving up on a slow result hands polling back to the
-        // controller thread at once.
-        HELPING.fetch_sub(1, Ordering::AcqRel);
-        HANDED_BACK.store(true, Ordering::Release);
-        if let Some(controller) = CONTROLLER.get() {
-            controller.unpark();
-        }
-    }
-}
-
-/// A helper gave up waiting: the controller thread polls eagerly again (its
-/// backoff may have grown long while helpers polled).
-static HANDED_BACK: AtomicBool = AtomicBool::new(false);
-
-/// The controller thread, woken when a helper gives up.
-static CONTROLLER: OnceLock<Thread> = OnceLock::new();
+/// The serving state, for client threads that may help (see [`help`]).
+static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
 
 /// Makes one pass of the controller's loop on the calling thread (a client
 /// thread that has just submitted, or one waiting for a result), when MPI
 /// lets any thread call it and no other thread is making a pass. The
 /// request then leaves, and its reply is taken, without waking the
-/// controller thread: on an oversubscribed node each of those hand-offs is a
-/// context switch (bench `w1`). True if the pass did something. A panic
-/// inside the pass is an internal failure: the job is aborted, as for one on
-/// the controller thread.
+/// controller thread (bench `w1`). True if the pass did something.
 pub(crate) fn help() -> bool {
-    let Some(shared) = HELPERS.get() else {
-        return false;
-    };
-    let Ok(mut guard) = shared.try_lock() else {
-        return false;
-    };
-    let Some(serving) = guard.as_mut() else {
-        return false;
-    };
-    if serving.ended.is_some() {
-        return false;
-    }
-    match panic::catch_unwind(AssertUnwindSafe(|| serving.pass())) {
-        Ok(pass) => matches!(pass, Pass::Busy),
-        Err(payload) => controller_panicked(payload.as_ref(), "a client thread"),
-    }
+    SERVING.get().is_some_and(|shared| shared.help())
+}
+
+/// Marks the calling thread as helping while it waits for a result (the
+/// controller thread naps meanwhile); see [`helping::Shared::helping`].
+pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
+    SERVING.get()?.helping()
 }
 
 /// The serving loop on the controller thread; returns whether the shutdown
 /// is a failed one. Gives `mpi` back when serving is over.
 fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
     let serialized = mpi.serialized();
-    let shared: Shared = Arc::new(Mutex::new(Some(Serving {
-        mpi,
-        commands,
-        inflight: HashMap::new(),
-        fillings: HashMap::new(),
-        balancer: Balancer::new(engines),
-        collectives: Collectives {
-            groups: Groups::new(),
-            pending: HashMap::new(),
-        },
-        draining: false,
-        drain_deadline: None,
-        slept: false,
-        ended: None,
-    })));
-    if serialized {
-        let _ = CONTROLLER.set(std::thread::current());
-        let _ = HELPERS.set(shared.clone());
-    }
-    let mut backoff = Backoff::new(Duration::from_millis(10));
-    let failed = loop {
-        if HELPING.load(Ordering::Acquire) > 0 {
-            // A client thread waits for a result and polls meanwhile; it
-            // wakes this thread (unpark) if it gives up. Afterwards, poll
-            // eagerly again: replies to what it sent may be on their way.
-            std::thread::park_timeout(Duration::from_micros(500));
-            backoff.reset();
-            continue;
-        }
-        if HANDED_BACK.swap(false, Ordering::AcqRel) {
-            backoff.reset();
-        }
-        let pass = match shared.try_lock() {
-            Ok(mut guard) => match guard.as_mut() {
-                Some(serving) => match serving.ended {
-                    Some(failed) => Pass::Ended(failed),
-                    None => {
-                        serving.slept = backoff.slept();
-                        serving.pass()
-                    }
-                },
-                None => Pass::Ended(true),
+    let shared = Arc::new(Shared::new(
+        Serving {
+            mpi,
+            commands,
+            inflight: HashMap::new(),
+            fillings: HashMap::new(),
+            balancer: Balancer::new(engines),
+            collectives: Collectives {
+                groups: Groups::new(),
+                pending: HashMap::new(),
             },
-            // A client thread is making a pass: stay out of its way.
-            Err(TryLockError::WouldBlock) => Pass::Idle(Duration::from_millis(1)),
-            // A helper panicked inside a pass; it is aborting the job.
-            Err(TryLockError::Poisoned(_)) => Pass::Idle(Duration::from_millis(1)),
-        };
-        match pass {
-            Pass::Busy => backoff.reset(),
-            Pass::Idle(ceiling) => {
-                backoff.set_ceiling(ceiling);
-                backoff.snooze();
-            }
-            Pass::Ended(failed) => break failed,
+            draining: false,
+            drain_deadline: None,
+            ended: None,
+        },
+        "rank 0's controller",
+    ));
+    if serialized && SERVING.set(shared.clone()).is_ok() {
+        shared.open();
+    }
+    shared.run(Duration::from_millis(10));
+    match shared.take() {
+        Some(serving) => {
+            let failed = serving.ended.unwrap_or(true);
+            (serving.mpi, failed)
         }
-    };
-    let taken = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match taken {
-        Some(serving) => (serving.mpi, failed),
         None => unreachable_serving(),
     }
 }
@@ -619,18 +521,27 @@ fn unreachable_serving() -> ! {
     transport::abort_job(1)
 }
 
+impl helping::Loop for Serving {
+    fn pass(&mut self, slept: bool) -> Step {
+        match self.pass_inner(slept) {
+            Pass::Busy => Step::Busy,
+            Pass::Idle(ceiling) => Step::Idle(ceiling),
+            Pass::Ended(failed) => {
+                self.ended = Some(failed);
+                Step::Ended
+            }
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.is_some()
+    }
+}
+
 impl Serving {
     /// One pass of the serving loop: takes every command, receives every
     /// message, dispatches load-balanced tasks, completes sends.
-    fn pass(&mut self) -> Pass {
-        let ended = self.pass_inner();
-        if let Pass::Ended(failed) = ended {
-            self.ended = Some(failed);
-        }
-        ended
-    }
-
-    fn pass_inner(&mut self) -> Pass {
+    fn pass_inner(&mut self, slept: bool) -> Pass {
         let mpi = &mut self.mpi;
         let mut busy = false;
         loop {
@@ -685,7 +596,7 @@ impl Serving {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        let mut thorough = self.slept;
+        let mut thorough = slept;
         while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;

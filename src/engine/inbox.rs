@@ -141,26 +141,44 @@ impl Inbox {
 
     /// The next thing to run (a direct job first), waiting for one; `None`
     /// once the inbox is closed and empty.
+    ///
+    /// While it polls (before sleeping), the execution thread makes the
+    /// engine loop's passes itself when MPI allows (`super::help`): a request
+    /// then goes from the wire to this thread with no hand-off.
     pub(crate) fn next(&self) -> Option<Next> {
         let spin_until = Instant::now() + SPIN;
+        let mut helping = None;
         let mut state = self.lock();
         loop {
-            if let Some(job) = state.direct.pop_front() {
+            let next = if let Some(job) = state.direct.pop_front() {
                 state.busy = true;
-                return Some(Next::Job(job));
-            }
-            if let Some(task) = state.tasks.start_next() {
-                return Some(Next::Task(task));
-            }
-            if state.closed && state.tasks.is_empty() {
-                return None;
+                Some(Some(Next::Job(job)))
+            } else if let Some(task) = state.tasks.start_next() {
+                Some(Some(Next::Task(task)))
+            } else if state.closed && state.tasks.is_empty() {
+                Some(None)
+            } else {
+                None
+            };
+            if let Some(next) = next {
+                if let Some(helping) = helping {
+                    super::Helping::finish(helping);
+                }
+                return next;
             }
             if Instant::now() < spin_until {
                 drop(state);
-                std::thread::yield_now();
+                if helping.is_none() {
+                    helping = super::helping();
+                }
+                if !super::help() {
+                    std::thread::yield_now();
+                }
                 state = self.lock();
                 continue;
             }
+            // Going to sleep: the MPI thread polls again from now on.
+            drop(helping.take());
             state.sleeping = true;
             state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
             state.sleeping = false;

@@ -14,14 +14,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backoff::Backoff;
 use crate::bulk::{self, BufRef, BulkVec, ElemKind, Lent, ReduceOp};
 use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
+use crate::helping::{self, Helping, Shared, Step};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
     self, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
@@ -148,8 +148,8 @@ struct Prepared {
 }
 
 /// The MPI thread's state.
-struct Comm<'m> {
-    mpi: &'m mut Mpi,
+pub(crate) struct Comm {
+    mpi: Mpi,
     inbox: Arc<Inbox>,
     /// A clean shutdown has closed the inbox.
     closing: bool,
@@ -165,19 +165,71 @@ struct Comm<'m> {
     finished: Vec<Done>,
 }
 
-/// Runs an engine's MPI thread until shutdown. The caller keeps `mpi`: on a
-/// clean ending it finalizes MPI, on a broken one it aborts the job (see
-/// `launch`).
+/// Everything an engine's serving loop owns. One thread at a time makes a
+/// pass over it: the MPI thread, or (when MPI granted
+/// `MPI_THREAD_SERIALIZED`) the execution thread while it waits for work or
+/// has a reply to send (see [`help`]).
+pub(crate) struct Serving {
+    comm: Comm,
+    from_exec: Receiver<ExecOut>,
+    /// The execution thread has not finished.
+    executing: bool,
+    /// This engine has told the controller it is quiet (clean shutdown).
+    quiet: bool,
+    last_work: Instant,
+    ending: Option<Ending>,
+}
+
+// SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
+// flight), which rsmpi does not mark `Send`. It crosses threads only inside
+// the mutex of its `helping::Shared`, and only when MPI granted
+// `MPI_THREAD_SERIALIZED` (the execution thread is let in only then), which
+// lets any thread make MPI calls as long as no two make them at once: the
+// mutex guarantees that, and orders every access to the handles (and to the
+// rest of the state) between the two threads. Without that level only the
+// MPI thread ever locks it.
+unsafe impl Send for Serving {}
+
+/// This engine's serving state, for its execution thread (see [`help`]).
+static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
+
+/// Makes one pass of the engine's loop on the calling thread (the execution
+/// thread, waiting for work or with a reply to send) when MPI lets it and
+/// the MPI thread is not making one: a request is then taken and its reply
+/// sent with no hand-off between the two threads (bench `w1`). True if the
+/// pass did something.
+pub(crate) fn help() -> bool {
+    SERVING.get().is_some_and(|shared| shared.help())
+}
+
+/// Marks the execution thread as polling while it waits for work (the MPI
+/// thread naps meanwhile).
+pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
+    SERVING.get()?.helping()
+}
+
+/// Wakes the MPI thread to poll eagerly: the execution thread is about to
+/// wait for something only that thread's passes bring (a loan's return).
+fn hand_back() {
+    if let Some(shared) = SERVING.get() {
+        shared.hand_back();
+    }
+}
+
+/// Runs an engine's MPI thread until shutdown, and gives `mpi` back: on a
+/// clean ending the caller finalizes MPI, on a broken one it aborts the job
+/// (see `launch`).
 ///
 /// A clean shutdown has two phases, so that no steal is left unanswered: on
 /// `Shutdown` the engine stops stealing, closes its inbox, and once the
 /// execution thread has finished and its own steal (if any) is answered it
 /// tells the controller it is `Quiet`; it keeps answering peers' steals
 /// until the controller, having heard every engine, sends `Exit`.
-pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -> Ending {
+pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -> (Mpi, Ending) {
     install_panic_hook();
     let me = mpi.rank().saturating_sub(1);
     let engines = mpi.size().saturating_sub(1);
+    let serialized = mpi.serialized();
     let mut comm = Comm {
         mpi,
         inbox,
@@ -197,34 +249,78 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
         host: hostname(),
     };
     if let Err(e) = comm.send(&hello) {
-        return Ending::Broken(e);
+        return (comm.mpi, Ending::Broken(e));
     }
-    let mut backoff = Backoff::new(IDLE_POLL);
-    let mut last_work = Instant::now();
-    let mut executing = true;
-    let mut quiet = false;
-    loop {
+    let shared = Arc::new(Shared::new(
+        Serving {
+            comm,
+            from_exec,
+            executing: true,
+            quiet: false,
+            last_work: Instant::now(),
+            ending: None,
+        },
+        "an engine's MPI loop",
+    ));
+    if serialized && SERVING.set(shared.clone()).is_ok() {
+        shared.open();
+    }
+    shared.run(IDLE_POLL);
+    match shared.take() {
+        Some(serving) => {
+            let ending = serving
+                .ending
+                .unwrap_or_else(|| Ending::Broken(Error::Protocol("the engine loop ended".into())));
+            (serving.comm.mpi, ending)
+        }
+        None => {
+            eprintln!("rankview: internal error: an engine lost its MPI state; aborting the job");
+            crate::transport::abort_job(1)
+        }
+    }
+}
+
+impl helping::Loop for Serving {
+    fn pass(&mut self, slept: bool) -> Step {
+        match self.pass_inner(slept) {
+            Ok(step) => step,
+            Err(ending) => {
+                self.ending = Some(ending);
+                Step::Ended
+            }
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.ending.is_some()
+    }
+}
+
+impl Serving {
+    /// One pass: receives every message (requests, peers' steals), forwards
+    /// the execution thread's replies, reports progress, steals when idle,
+    /// completes sends. `Err` ends the loop.
+    fn pass_inner(&mut self, slept: bool) -> std::result::Result<Step, Ending> {
+        let comm = &mut self.comm;
         let mut busy = false;
         // A thorough first poll after a sleep while the last work is recent
         // (latency); a single probe after a long idle spell (each empty
         // probe is a progress step, in which Open MPI yields the core when
         // oversubscribed: CPU).
-        let mut thorough = backoff.slept() && last_work.elapsed() < RECENT;
+        let mut thorough = slept && self.last_work.elapsed() < RECENT;
         while let Some((source, bytes)) = comm.mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
             if source != 0 {
-                if let Err(e) = comm.peer(source, &bytes) {
-                    return Ending::Broken(e);
-                }
+                comm.peer(source, &bytes).map_err(Ending::Broken)?;
                 continue;
             }
             comm.received += 1;
             let request = protocol::decode::<Request>(&bytes);
             match request {
                 Ok(Request::Shutdown { failed: true }) => {
-                    say_goodbye(comm.mpi);
-                    return Ending::ClientFailed;
+                    say_goodbye(&mut comm.mpi);
+                    return Err(Ending::ClientFailed);
                 }
                 // Close the inbox; keep forwarding the execution thread's
                 // replies until it has finished.
@@ -233,17 +329,17 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                     comm.inbox.close();
                 }
                 Ok(Request::Exit) => {
-                    say_goodbye(comm.mpi);
-                    return Ending::Clean;
+                    say_goodbye(&mut comm.mpi);
+                    return Err(Ending::Clean);
                 }
                 // Rank 0 may already be inside the collective's MPI call:
                 // failing here would leave it waiting forever, so an
                 // engine that cannot take part ends the job instead.
                 Ok(Request::Collective { task, group, op }) => {
                     if let Err(e) = comm.collective(task, group, op) {
-                        return Ending::Broken(Error::Protocol(format!(
+                        return Err(Ending::Broken(Error::Protocol(format!(
                             "cannot take part in collective task {task}: {e}"
-                        )));
+                        ))));
                     }
                 }
                 Ok(Request::Tasks {
@@ -254,9 +350,8 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                 Ok(Request::Abort { tasks }) => {
                     let removed = comm.inbox.abort(&tasks);
                     if !removed.is_empty() {
-                        if let Err(e) = comm.send(&Reply::Aborted { tasks: removed }) {
-                            return Ending::Broken(e);
-                        }
+                        comm.send(&Reply::Aborted { tasks: removed })
+                            .map_err(Ending::Broken)?;
                     }
                 }
                 Ok(request) => comm.inbox.push(Job::Request(request)),
@@ -265,13 +360,13 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
             // Stolen tasks fenced at this message may start now.
             comm.inbox.received(comm.received);
         }
-        while executing {
-            match from_exec.try_recv() {
+        while self.executing {
+            match self.from_exec.try_recv() {
                 Ok(ExecOut::Reply(reply)) => {
                     busy = true;
-                    if let Err(e) = comm.mpi.send(0, SendBuf::Owned(reply)) {
-                        return Ending::Broken(e);
-                    }
+                    comm.mpi
+                        .send(0, SendBuf::Owned(reply))
+                        .map_err(Ending::Broken)?;
                 }
                 Ok(ExecOut::Data {
                     reply,
@@ -280,7 +375,7 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                 }) => {
                     busy = true;
                     let sent = comm.mpi.send(0, SendBuf::Owned(reply));
-                    if let Err(e) = sent.and_then(|()| {
+                    sent.and_then(|()| {
                         comm.mpi.send_data(
                             0,
                             SendBuf::Lent {
@@ -288,9 +383,8 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                                 _resume: resume,
                             },
                         )
-                    }) {
-                        return Ending::Broken(e);
-                    }
+                    })
+                    .map_err(Ending::Broken)?;
                 }
                 Ok(ExecOut::Started(task)) => {
                     busy = true;
@@ -302,52 +396,45 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                 }
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
-                    if let Err(e) = comm.lent(task, lent, resume) {
-                        return Ending::Broken(e);
-                    }
+                    comm.lent(task, lent, resume).map_err(Ending::Broken)?;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     if !comm.closing {
-                        return Ending::Broken(Error::Usage("the execution thread stopped".into()));
+                        return Err(Ending::Broken(Error::Usage(
+                            "the execution thread stopped".into(),
+                        )));
                     }
-                    executing = false;
+                    self.executing = false;
                 }
             }
         }
-        if let Err(e) = comm.report_progress() {
-            return Ending::Broken(e);
-        }
+        comm.report_progress().map_err(Ending::Broken)?;
         if !comm.closing {
             if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
                 busy = true;
                 let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
-                if let Err(e) = comm.send_to(steal.victim + 1, &Peer::Steal { max }) {
-                    return Ending::Broken(e);
-                }
+                comm.send_to(steal.victim + 1, &Peer::Steal { max })
+                    .map_err(Ending::Broken)?;
             }
-        } else if !executing && !quiet && comm.thief.in_flight().is_none() {
-            quiet = true;
-            if let Err(e) = comm.send(&Reply::Quiet) {
-                return Ending::Broken(e);
-            }
+        } else if !self.executing && !self.quiet && comm.thief.in_flight().is_none() {
+            self.quiet = true;
+            comm.send(&Reply::Quiet).map_err(Ending::Broken)?;
         }
         busy |= comm.mpi.progress();
         if busy {
-            backoff.reset();
-            last_work = Instant::now();
-        } else {
-            backoff.set_ceiling(if last_work.elapsed() < RECENT {
-                IDLE_POLL
-            } else {
-                LONG_IDLE_POLL
-            });
-            backoff.snooze();
+            self.last_work = Instant::now();
+            return Ok(Step::Busy);
         }
+        Ok(Step::Idle(if self.last_work.elapsed() < RECENT {
+            IDLE_POLL
+        } else {
+            LONG_IDLE_POLL
+        }))
     }
 }
 
-impl Comm<'_> {
+impl Comm {
     fn send(&mut self, reply: &Reply) -> Result<()> {
         self.send_to(0, reply)
     }
@@ -578,11 +665,17 @@ impl Comm<'_> {
         if !self.inbox.idle() {
             return None;
         }
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        if ON_EXECUTION_THREAD.with(|on| on.get()) {
+            // This pass runs on the (idle) execution thread itself.
+            let buf = recycle(name, value.fingerprint, &shape)?;
+            return (buf.len() == count && buf.as_ref().kind() == kind).then_some(buf);
+        }
         let (reply, recycled) = std::sync::mpsc::channel();
         self.inbox.push(Job::Recycle {
             name: name.to_string(),
             fingerprint: value.fingerprint,
-            shape: shape.iter().map(|&d| d as usize).collect(),
+            shape,
             reply,
         });
         let buf = recycled.recv().ok().flatten()?;
@@ -716,9 +809,15 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+thread_local! {
+    /// True on an engine's execution thread (which owns the namespace).
+    static ON_EXECUTION_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs the execution thread (the engine's main thread) until the MPI thread
 /// closes the inbox.
 pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: Thread) {
+    ON_EXECUTION_THREAD.with(|on| on.set(true));
     namespace::install(engine);
     install_panic_hook();
     let mut capture = if std::env::var_os("RANKVIEW_NO_CAPTURE").is_some() {
@@ -839,6 +938,8 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             if out.send(ExecOut::Lent { task, lent, resume }).is_err() {
                 return false;
             }
+            // Only the MPI thread's passes bring the collective's end.
+            hand_back();
             comm.unpark();
             // Keep the namespace still until the collective is over.
             let _ = resumed.recv();
@@ -885,7 +986,10 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             if !reply(out, ended(task, started_us, 0, outcome, capture)) {
                 return false;
             }
-            comm.unpark();
+            // Send it from this thread when MPI allows; else wake the MPI thread.
+            if !help() {
+                comm.unpark();
+            }
             true
         }
     }
@@ -923,6 +1027,8 @@ fn send_raw(
     {
         return false;
     }
+    // Only the MPI thread's passes complete the send.
+    hand_back();
     comm.unpark();
     // Keep the value unchanged (and not borrowed) until it has been sent.
     let _ = resumed.recv();

@@ -1,0 +1,189 @@
+//! Polling loops that other threads may run a pass of: the owner thread of
+//! a rank's MPI state, and the threads that help it.
+//!
+//! Rank 0's controller and each engine's MPI thread own their rank's MPI
+//! state and poll it in a loop, one pass at a time. When MPI granted
+//! `MPI_THREAD_SERIALIZED`, a thread that is about to wait for that loop (a
+//! client thread waiting for a reply, an engine's execution thread waiting
+//! for work) makes the passes itself instead, under the same lock: a
+//! request and its reply then cross no thread hand-off, which on an
+//! oversubscribed node is a context switch each (bench `w1`). While a
+//! thread helps, the owner naps; a helper that gives up wakes it. This
+//! module owns that arrangement; what a pass does is the loops' own.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, TryLockError};
+use std::thread::Thread;
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+/// What one pass of a loop found.
+pub(crate) enum Step {
+    /// It did something: poll again at once.
+    Busy,
+    /// Nothing to do: sleep at most this long.
+    Idle(Duration),
+    /// The loop is over.
+    Ended,
+}
+
+/// A loop's state, one pass at a time.
+pub(crate) trait Loop: Send {
+    /// One pass; `slept` when the thread making it has just slept (its first
+    /// probe should be thorough).
+    fn pass(&mut self, slept: bool) -> Step;
+    /// A pass has ended the loop.
+    fn ended(&self) -> bool;
+}
+
+/// How long the owner naps while a helper polls (it is woken early when a
+/// helper gives up).
+const NAP: Duration = Duration::from_micros(500);
+
+/// A loop's state shared by its owner thread and its helpers.
+pub(crate) struct Shared<L> {
+    state: Mutex<Option<L>>,
+    /// Threads now helping (see [`Shared::helping`]).
+    helping: AtomicUsize,
+    /// A helper gave up: the owner polls eagerly again.
+    handed_back: AtomicBool,
+    owner: OnceLock<Thread>,
+    /// Helpers are allowed (MPI granted `MPI_THREAD_SERIALIZED`).
+    open: AtomicBool,
+    /// Says whose loop panicked, for the abort message.
+    who: &'static str,
+}
+
+impl<L: Loop> Shared<L> {
+    /// The shared state of a loop; helpers may join once [`open`](Shared::open).
+    pub(crate) fn new(state: L, who: &'static str) -> Shared<L> {
+        Shared {
+            state: Mutex::new(Some(state)),
+            helping: AtomicUsize::new(0),
+            handed_back: AtomicBool::new(false),
+            owner: OnceLock::new(),
+            open: AtomicBool::new(false),
+            who,
+        }
+    }
+
+    /// Lets other threads help, and names the calling thread the owner.
+    pub(crate) fn open(&self) {
+        let _ = self.owner.set(std::thread::current());
+        self.open.store(true, Ordering::Release);
+    }
+
+    /// Makes one pass on the calling thread if helping is allowed and no
+    /// other thread is making one; true if it did something. A panic in the
+    /// pass is an internal failure: the job is aborted.
+    pub(crate) fn help(&self) -> bool {
+        if !self.open.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(mut guard) = self.state.try_lock() else {
+            return false;
+        };
+        let Some(state) = guard.as_mut() else {
+            return false;
+        };
+        if state.ended() {
+            return false;
+        }
+        match panic::catch_unwind(AssertUnwindSafe(|| state.pass(false))) {
+            Ok(step) => matches!(step, Step::Busy),
+            Err(payload) => {
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                eprintln!(
+                    "rankview: internal error: {} panicked on a helping thread ({}); aborting the job",
+                    self.who,
+                    crate::error::panic_message(payload.as_ref())
+                );
+                crate::transport::abort_job(1)
+            }
+        }
+    }
+
+    /// Marks the calling thread as helping (the owner naps) until the guard
+    /// is finished or dropped; `None` when helping is not allowed.
+    pub(crate) fn helping(&self) -> Option<Helping<'_, L>> {
+        if !self.open.load(Ordering::Acquire) {
+            return None;
+        }
+        self.helping.fetch_add(1, Ordering::AcqRel);
+        Some(Helping(self))
+    }
+
+    /// Wakes the owner to poll eagerly (a helper gave up, or left work that
+    /// needs polling behind).
+    pub(crate) fn hand_back(&self) {
+        self.handed_back.store(true, Ordering::Release);
+        if let Some(owner) = self.owner.get() {
+            owner.unpark();
+        }
+    }
+
+    /// The owner's loop: passes until one ends it, napping while helpers
+    /// poll and backing off when idle.
+    pub(crate) fn run(&self, ceiling: Duration) {
+        let mut backoff = Backoff::new(ceiling);
+        loop {
+            if self.helping.load(Ordering::Acquire) > 0 {
+                std::thread::park_timeout(NAP);
+                backoff.reset();
+                continue;
+            }
+            if self.handed_back.swap(false, Ordering::AcqRel) {
+                backoff.reset();
+            }
+            let step = match self.state.try_lock() {
+                Ok(mut guard) => match guard.as_mut() {
+                    Some(state) if !state.ended() => state.pass(backoff.slept()),
+                    _ => Step::Ended,
+                },
+                // A helper is making a pass (or panicked in one and is
+                // aborting the job): stay out of its way.
+                Err(TryLockError::WouldBlock) | Err(TryLockError::Poisoned(_)) => {
+                    Step::Idle(Duration::from_millis(1))
+                }
+            };
+            match step {
+                Step::Busy => backoff.reset(),
+                Step::Idle(ceiling) => {
+                    backoff.set_ceiling(ceiling);
+                    backoff.snooze();
+                }
+                Step::Ended => return,
+            }
+        }
+    }
+
+    /// Takes the state back once the loop has ended (no helper can reach it
+    /// after this).
+    pub(crate) fn take(&self) -> Option<L> {
+        self.open.store(false, Ordering::Release);
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A thread helping a loop (see [`Shared::helping`]).
+pub(crate) struct Helping<'s, L: Loop>(&'s Shared<L>);
+
+impl<L: Loop> Helping<'_, L> {
+    /// The helper got what it waited for: it stops without waking the owner
+    /// (which naps briefly and comes back by itself), so a quick exchange
+    /// involves no other thread.
+    pub(crate) fn finish(self) {
+        self.0.helping.fetch_sub(1, Ordering::AcqRel);
+        std::mem::forget(self);
+    }
+}
+
+impl<L: Loop> Drop for Helping<'_, L> {
+    /// A helper giving up hands polling back to the owner at once.
+    fn drop(&mut self) {
+        self.0.helping.fetch_sub(1, Ordering::AcqRel);
+        self.0.hand_back();
+    }
+}
