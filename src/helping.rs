@@ -53,12 +53,12 @@ pub(crate) struct Shared<L> {
     /// Helpers are allowed (MPI granted `MPI_THREAD_SERIALIZED`).
     open: AtomicBool,
     /// Says whose loop panicked, for the abort message.
-    who: &'static str,
+    who: String,
 }
 
 impl<L: Loop> Shared<L> {
     /// The shared state of a loop; helpers may join once [`open`](Shared::open).
-    pub(crate) fn new(state: L, who: &'static str) -> Shared<L> {
+    pub(crate) fn new(state: L, who: String) -> Shared<L> {
         Shared {
             state: Mutex::new(Some(state)),
             helping: AtomicUsize::new(0),
@@ -185,5 +185,89 @@ impl<L: Loop> Drop for Helping<'_, L> {
     fn drop(&mut self) {
         self.0.helping.fetch_sub(1, Ordering::AcqRel);
         self.0.hand_back();
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::sync::Arc;
+    use std::thread::ThreadId;
+
+    use super::*;
+
+    /// Counts the passes each thread made; ends after `limit` of them.
+    struct Counting {
+        passes: Vec<ThreadId>,
+        limit: usize,
+    }
+
+    impl Loop for Counting {
+        fn pass(&mut self, _: bool) -> Step {
+            self.passes.push(std::thread::current().id());
+            if self.passes.len() >= self.limit {
+                Step::Ended
+            } else {
+                Step::Idle(Duration::from_micros(100))
+            }
+        }
+        fn ended(&self) -> bool {
+            self.passes.len() >= self.limit
+        }
+    }
+
+    fn counting(limit: usize) -> Arc<Shared<Counting>> {
+        Arc::new(Shared::new(
+            Counting {
+                passes: Vec::new(),
+                limit,
+            },
+            "test loop".into(),
+        ))
+    }
+
+    #[test]
+    fn nobody_helps_a_closed_loop() {
+        let shared = counting(10);
+        assert!(!shared.help());
+        assert!(shared.helping().is_none());
+        assert_eq!(shared.take().map(|c| c.passes.len()), Some(0));
+    }
+
+    #[test]
+    fn the_owner_naps_while_a_thread_helps_and_ends_the_loop_after() {
+        let shared = counting(2000);
+        let owner = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                shared.open();
+                shared.run(Duration::from_millis(1));
+                std::thread::current().id()
+            })
+        };
+        while !shared.open.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let me = std::thread::current().id();
+        // Helping: the owner stays out (after at most one pass it had begun).
+        let helping = shared.helping();
+        std::thread::sleep(Duration::from_millis(5));
+        let before = shared.state.lock().unwrap().as_ref().unwrap().passes.len();
+        for _ in 0..50 {
+            shared.help();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let during = shared.state.lock().unwrap().as_ref().unwrap().passes[before..].to_vec();
+        assert_eq!(during.len(), 50);
+        assert!(
+            during.iter().all(|&id| id == me),
+            "the owner polled while a thread helped"
+        );
+        // Giving up hands polling back: the owner runs the loop to its end.
+        drop(helping);
+        let owner_id = owner.join().unwrap();
+        let passes = shared.take().unwrap().passes;
+        assert_eq!(passes.len(), 2000);
+        assert!(passes[before + 50..].iter().all(|&id| id == owner_id));
+        assert!(!shared.help(), "a taken loop cannot be helped");
     }
 }

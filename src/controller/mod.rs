@@ -499,7 +499,7 @@ fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
             drain_deadline: None,
             ended: None,
         },
-        "rank 0's controller",
+        "rank 0's controller".to_string(),
     ));
     if serialized && SERVING.set(shared.clone()).is_ok() {
         shared.open();

@@ -260,7 +260,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
             last_work: Instant::now(),
             ending: None,
         },
-        "an engine's MPI loop",
+        format!("engine {me}: the MPI loop"),
     ));
     if serialized && SERVING.set(shared.clone()).is_ok() {
         shared.open();
