@@ -14,6 +14,7 @@
 //! | engine globals | [`globals`] | `global a` |
 //! | refer to an engine value | [`Ref`] | `parallel.Reference('a')` |
 //! | results | [`AsyncResult`], [`Metadata`] | `AsyncResult` |
+//! | one interface for threads and engines | [`Executor`]: [`LocalPool`], [`ViewExecutor`] ([`Client::executor`]) | `view.executor`, `rc.executor()` |
 //! | errors | [`Error`] | `RemoteError`, `CompositeError` |
 //!
 //! There are no code strings: what `%px` does with Python code, rankview
@@ -60,6 +61,7 @@ mod codec;
 mod controller;
 mod engine;
 mod error;
+mod executor;
 mod launch;
 mod namespace;
 mod progress;
@@ -74,6 +76,7 @@ pub mod view;
 pub use bulk::{Distribution, Element, ReduceOp};
 pub use client::{Client, Targets};
 pub use error::{Error, Result};
+pub use executor::{Executor, LocalPool, ViewExecutor};
 pub use launch::{launch, Launch};
 pub use namespace::{globals, Exclusive, Globals, Shared, Value};
 pub use rankview_macros::remote;
