@@ -3,13 +3,28 @@
 //!
 //! Workloads (SPEC §6), each printed with the raw MPI figure beside ours:
 //! - `w1` roundtrip_latency: `apply_sync` of a trivial function on engine 0
-//!   against an 8-byte MPI ping-pong between ranks 0 and 1 (medians of
-//!   20,000 round trips).
+//!   against an 8-byte MPI ping-pong between ranks 0 and 1 (20,000 round
+//!   trips each; p50, p90 and p99 of both, `ratio` of the medians and
+//!   `p99_over_raw_median`; goals ≤ 10 and ≤ 30).
 //! - `w3` scatter_gather_bandwidth: `scatter` then `gather` of 2^25 `f64`
 //!   (256 MiB) over every engine, against raw `MPI_Scatterv` + `MPI_Gatherv`
 //!   of the same buffer (medians of 11).
 //! - `w8` broadcast_bandwidth: `push` of 64 MiB of `f64` to every engine,
 //!   against raw `MPI_Bcast` (medians of 15).
+//! - `w3loop` scatter_gather_loop: `w3` as a compute loop does it:
+//!   scatter into a name the engines already hold (received into its
+//!   memory) and `gather_into` a buffer the client keeps, against raw
+//!   `MPI_Scatterv` + `MPI_Gatherv` with every buffer allocated once
+//!   (medians of 11; goal ≤ 1.12).
+//! - `w8loop` broadcast_loop: `w8` into a name the engines already hold,
+//!   against raw `MPI_Bcast` into buffers allocated once (medians of 15;
+//!   goal ≤ 1.12).
+//! - `w9` pull_bandwidth: `get` (a `pull`) of 64 MiB of `f64` from engine
+//!   0 into a new `Vec` (`ratio`), and `pull_into` a kept buffer
+//!   (`ratio_into`), against a raw `MPI_Send`/`MPI_Recv` of the same buffer
+//!   with both sides' buffers allocated once and kept (medians of 11; goal
+//!   ≤ 1.12). A new `Vec` is faulted in page by page as the data arrives,
+//!   which the kept buffers on both sides of `ratio_into` are not.
 //!
 //! - `w5` idle: the CPU an engine uses while the client does nothing for
 //!   3 s, against a rank waiting the same time in `MPI_Barrier` (per cent of
@@ -67,6 +82,10 @@
 //! raw half runs in MPI sections (`Launch::mpi_section`) on every rank,
 //! alternating with the rankview half, so that both see the same machine
 //! noise. `--json` prints one JSON line per workload; otherwise a table.
+//! `--timeline FILE` draws the job's timeline (`rc.timeline()`: every
+//! task part of the workloads run, the last 100,000 of them) into FILE
+//! after the workloads, as SVG, or as an HTML page if FILE ends in
+//! `.html`.
 //! `BENCH_SAMPLES=1` also prints every sample to stderr.
 
 use std::collections::HashMap;
@@ -85,6 +104,8 @@ const W3_ELEMENTS: usize = 1 << 25;
 const W3_REPS: usize = 11;
 const W8_ELEMENTS: usize = 8 << 20;
 const W8_REPS: usize = 15;
+const W9_ELEMENTS: usize = 8 << 20;
+const W9_REPS: usize = 11;
 const IDLE_GAP: Duration = Duration::from_millis(100);
 const IDLE_ROUNDS: usize = 40;
 const W10_STRINGS: usize = 1 << 20;
@@ -434,24 +455,107 @@ fn raw_broadcast(world: &SimpleCommunicator, data: &mut [f64]) -> Option<Duratio
     }
 }
 
+/// The buffers an expert's scatter/compute/gather loop keeps: rank 0's data
+/// and gathered copy, each engine's block.
+#[derive(Default)]
+struct Kept {
+    data: Vec<f64>,
+    back: Vec<f64>,
+    block: Vec<f64>,
+}
+
+/// One raw `MPI_Scatterv` + `MPI_Gatherv` of `W3_ELEMENTS` f64 with every
+/// buffer allocated once and kept (`w3loop`'s raw side); the time on rank 0.
+fn raw_scatter_gather_kept(world: &SimpleCommunicator, kept: &mut Kept) -> Option<Duration> {
+    let ranks = world.size() as usize;
+    let (counts, displs) = partition(W3_ELEMENTS, ranks);
+    let root = world.process_at_rank(0);
+    let me = world.rank() as usize;
+    if me == 0 && kept.data.is_empty() {
+        kept.data = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+        kept.back = vec![-1.0; W3_ELEMENTS];
+    } else if me != 0 && kept.block.is_empty() {
+        kept.block = vec![-1.0; counts[me] as usize];
+    }
+    world.barrier();
+    let t = Instant::now();
+    if me == 0 {
+        let mut nothing: Vec<f64> = Vec::new();
+        root.scatter_varcount_into_root(
+            &Partition::new(&kept.data[..], &counts[..], &displs[..]),
+            &mut nothing[..],
+        );
+        root.gather_varcount_into_root(
+            &nothing[..],
+            &mut PartitionMut::new(&mut kept.back[..], &counts[..], &displs[..]),
+        );
+        Some(t.elapsed())
+    } else {
+        root.scatter_varcount_into(&mut kept.block[..]);
+        root.gather_varcount_into(&kept.block[..]);
+        None
+    }
+}
+
+/// One raw transfer of `W9_ELEMENTS` f64 from rank 1 to rank 0, each side
+/// with its buffer allocated once and kept (an expert's point-to-point
+/// pull); the time on rank 0, from a common barrier until it has the data.
+fn raw_pull(world: &SimpleCommunicator, buffer: &mut Vec<f64>) -> Option<Duration> {
+    if world.rank() <= 1 && buffer.is_empty() {
+        *buffer = (0..W9_ELEMENTS).map(|i| i as f64).collect();
+    }
+    world.barrier();
+    let t = Instant::now();
+    match world.rank() {
+        0 => {
+            world.process_at_rank(1).receive_into(&mut buffer[..]);
+            Some(t.elapsed())
+        }
+        1 => {
+            world.process_at_rank(0).send(&buffer[..]);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// One raw `MPI_Bcast` of `W8_ELEMENTS` f64 from rank 0 into a buffer each
+/// rank allocated once and keeps (`w8loop`'s raw side), until every rank
+/// has it; the time on rank 0.
+fn raw_broadcast_kept(world: &SimpleCommunicator, buffer: &mut Vec<f64>) -> Option<Duration> {
+    if buffer.is_empty() {
+        *buffer = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+    }
+    let root = world.process_at_rank(0);
+    world.barrier();
+    let t = Instant::now();
+    root.broadcast_into(&mut buffer[..]);
+    world.barrier();
+    (world.rank() == 0).then(|| t.elapsed())
+}
+
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
-    "w1", "w1idle", "w2", "w2map", "w3", "w4", "w5", "w6", "w8", "w10",
+    "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
 ];
 
 struct Options {
     workloads: Vec<String>,
     json: bool,
+    /// `--timeline FILE`: where to draw `rc.timeline()` after the workloads.
+    timeline: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
     let mut workloads = Vec::new();
     let mut json = false;
+    let mut timeline = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
             "--workload" => workloads.push(args.next().ok_or("--workload needs a name")?),
+            "--timeline" => timeline = Some(args.next().ok_or("--timeline needs a file")?),
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (try --workload w1 --json)"
@@ -471,11 +575,11 @@ fn options() -> Result<Options, String> {
             KNOWN.join(", ")
         ));
     }
-    Ok(options_with(workloads, json))
-}
-
-fn options_with(workloads: Vec<String>, json: bool) -> Options {
-    Options { workloads, json }
+    Ok(Options {
+        workloads,
+        json,
+        timeline,
+    })
 }
 
 /// Job sizes of the `startup` workload.
@@ -693,6 +797,10 @@ fn main() {
     // Rank 0's copy of the data the raw sections send.
     let mut w3_data: Vec<f64> = Vec::new();
     let mut w8_data: Vec<f64> = Vec::new();
+    let (w3loop, w8loop, w9) = (raw.clone(), raw.clone(), raw.clone());
+    let mut w3loop_kept = Kept::default();
+    let mut w8loop_buffer: Vec<f64> = Vec::new();
+    let mut w9_buffer: Vec<f64> = Vec::new();
     rankview::Launch::new()
         .mpi_section("w1", move |world| {
             let samples = raw_pingpong(world, PING_ROUNDS / 10);
@@ -713,6 +821,22 @@ fn main() {
             }
             if let Some(t) = raw_broadcast(world, &mut w8_data) {
                 record(&w8, "w8", [t]);
+            }
+        })
+        .mpi_section("w3loop", move |world| {
+            if let Some(t) = raw_scatter_gather_kept(world, &mut w3loop_kept) {
+                assert!(w3loop_kept.back == w3loop_kept.data, "raw gather(scatter(x)) != x");
+                record(&w3loop, "w3loop", [t]);
+            }
+        })
+        .mpi_section("w8loop", move |world| {
+            if let Some(t) = raw_broadcast_kept(world, &mut w8loop_buffer) {
+                record(&w8loop, "w8loop", [t]);
+            }
+        })
+        .mpi_section("w9", move |world| {
+            if let Some(t) = raw_pull(world, &mut w9_buffer) {
+                record(&w9, "w9", [t]);
             }
         })
         .mpi_section("w1idle", move |world| {
@@ -796,14 +920,26 @@ fn main() {
                                 samples.push(t.elapsed());
                             }
                         }
-                        report(
-                            options.json,
-                            "w1",
-                            "roundtrip_latency",
-                            median(samples),
-                            raw_of("w1")?,
-                            "us",
-                        );
+                        let raw_samples = raw
+                            .lock()
+                            .ok()
+                            .and_then(|mut m| m.remove("w1"))
+                            .ok_or_else(|| rankview::Error::Usage("raw figures for w1 missing".into()))?;
+                        let us = |d: Duration| d.as_secs_f64() * 1e6;
+                        let at = |v: &[Duration], q| us(quantile(v, q));
+                        let (o50, o90, o99) = (at(&samples, 0.5), at(&samples, 0.9), at(&samples, 0.99));
+                        let (r50, r90, r99) =
+                            (at(&raw_samples, 0.5), at(&raw_samples, 0.9), at(&raw_samples, 0.99));
+                        let (ratio, p99_ratio) = (o50 / r50, o99 / r50);
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w1\",\"rankview_us\":{o50:.3},\"raw_us\":{r50:.3},\"ratio\":{ratio:.3},\"rankview_p90_us\":{o90:.3},\"rankview_p99_us\":{o99:.3},\"raw_p90_us\":{r90:.3},\"raw_p99_us\":{r99:.3},\"p99_over_raw_median\":{p99_ratio:.3}}}"
+                            );
+                        } else {
+                            println!(
+                                "w1 roundtrip_latency           rankview p50 {o50:>7.2} p90 {o90:>7.2} p99 {o99:>7.2} us  raw MPI p50 {r50:>6.2} p90 {r90:>6.2} p99 {r99:>6.2} us  ratio {ratio:>6.2} (p99/raw p50 {p99_ratio:.1})"
+                            );
+                        }
                     }
                     "w3" => {
                         let data: Vec<f64> = (0..W3_ELEMENTS).map(|i| i as f64).collect();
@@ -815,9 +951,10 @@ fn main() {
                             samples.push(t.elapsed());
                             assert!(back == data, "gather(scatter(x)) != x");
                             drop(back);
+                            // Moving data once: no value to receive into next time.
+                            all.clear().get()?;
                             rc.mpi_section("w3").get()?;
                         }
-                        all.clear().get()?;
                         report(
                             options.json,
                             "w3",
@@ -835,8 +972,9 @@ fn main() {
                             let t = Instant::now();
                             all.push("w8", &data).get()?;
                             samples.push(t.elapsed());
+                            // Moving data once: no value to receive into next time.
+                            all.clear().get()?;
                         }
-                        all.clear().get()?;
                         report(
                             options.json,
                             "w8",
@@ -874,6 +1012,85 @@ fn main() {
                             println!(
                                 "w1idle latency_after_idle        rankview median {:>9.1} us p99 {:>9.1} us  raw MPI median {:>7.1} us p99 {:>7.1} us",
                                 us(ours50), us(ours99), us(raw50), us(raw99)
+                            );
+                        }
+                    }
+                    "w3loop" => {
+                        // Scatter into the same name and gather into the same
+                        // buffer every time, as a compute loop does.
+                        let data: Vec<f64> = (0..W3_ELEMENTS).map(|i| i as f64).collect();
+                        let mut back = vec![-1.0f64; W3_ELEMENTS];
+                        let mut samples = Vec::new();
+                        for _ in 0..W3_REPS {
+                            rc.mpi_section("w3loop").get()?;
+                            let t = Instant::now();
+                            all.scatter("w3loop", &data).get()?;
+                            all.gather_into("w3loop", &mut back)?;
+                            samples.push(t.elapsed());
+                            assert!(back == data, "gather(scatter(x)) != x");
+                            back[0] = -1.0;
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w3loop",
+                            "scatter_gather_loop",
+                            median(samples),
+                            raw_of("w3loop")?,
+                            "s",
+                        );
+                    }
+                    "w8loop" => {
+                        let data: Vec<f64> = (0..W8_ELEMENTS).map(|i| i as f64).collect();
+                        let mut samples = Vec::new();
+                        for _ in 0..W8_REPS {
+                            rc.mpi_section("w8loop").get()?;
+                            let t = Instant::now();
+                            all.push("w8loop", &data).get()?;
+                            samples.push(t.elapsed());
+                        }
+                        all.clear().get()?;
+                        report(
+                            options.json,
+                            "w8loop",
+                            "broadcast_loop",
+                            median(samples),
+                            raw_of("w8loop")?,
+                            "s",
+                        );
+                    }
+                    "w9" => {
+                        // Alternating: a pull into a new Vec (the user's
+                        // `get`), a pull into a kept buffer, the raw transfer.
+                        let data: Vec<f64> = (0..W9_ELEMENTS).map(|i| i as f64).collect();
+                        let e0 = rc.engine(0)?;
+                        e0.push("w9", &data).get()?;
+                        let mut kept = vec![-1.0f64; W9_ELEMENTS];
+                        let (mut fresh, mut into) = (Vec::new(), Vec::new());
+                        for _ in 0..W9_REPS {
+                            rc.mpi_section("w9").get()?;
+                            let t = Instant::now();
+                            let back: Vec<f64> = e0.get("w9")?;
+                            fresh.push(t.elapsed());
+                            assert!(back == data, "pull(push(x)) != x");
+                            drop(back);
+                            let t = Instant::now();
+                            e0.pull_into("w9", &mut kept)?;
+                            into.push(t.elapsed());
+                            assert!(kept == data, "pull_into(push(x)) != x");
+                            kept[0] = -1.0;
+                        }
+                        e0.clear().get()?;
+                        let raw_s = raw_of("w9")?.as_secs_f64();
+                        let (fresh, into) = (median(fresh).as_secs_f64(), median(into).as_secs_f64());
+                        let (ratio, ratio_into) = (fresh / raw_s, into / raw_s);
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w9\",\"rankview_s\":{fresh:.6},\"rankview_into_s\":{into:.6},\"raw_s\":{raw_s:.6},\"ratio\":{ratio:.3},\"ratio_into\":{ratio_into:.3}}}"
+                            );
+                        } else {
+                            println!(
+                                "w9 pull_bandwidth             get {fresh:.6} s  pull_into {into:.6} s  raw MPI {raw_s:.6} s  ratio {ratio:>7.3}  into {ratio_into:>7.3}"
                             );
                         }
                     }
@@ -1049,6 +1266,19 @@ fn main() {
                     }
                     _ => {}
                 }
+            }
+            if let Some(path) = &options.timeline {
+                let timeline = rc.timeline();
+                if path.ends_with(".html") {
+                    timeline.write_html(path)?;
+                } else {
+                    timeline.write_svg(path)?;
+                }
+                eprintln!(
+                    "bench: timeline of {} task parts ({} earlier left out) written to {path}",
+                    timeline.len(),
+                    timeline.left_out()
+                );
             }
             Ok(())
         });

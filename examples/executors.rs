@@ -9,7 +9,9 @@
 //! executors of a direct view and of a load-balanced view over the even
 //! engines; then seed 003's comparison: the same `map` calls on a local
 //! pool, a direct view's executor and the load-balanced executor, with
-//! each one's name, result and time in a table, and equal results.
+//! each one's name, result and time in a table, and equal results. Last,
+//! the job's timeline as a picture: `executors-timeline.svg`, or the path
+//! given as the first argument.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -113,6 +115,9 @@ fn compare(ex: &impl Executor, sizes: &[usize], reference: &[f64]) -> rankview::
 }
 
 fn main() {
+    let picture = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "executors-timeline.svg".into());
     rankview::launch(|rc| -> rankview::Result<()> {
         println!("rc.ids = {:?}", rc.ids());
         let pids = rc.all().apply_sync(getpid, ())?;
@@ -204,8 +209,11 @@ fn main() {
         compare(&ex, &sizes, &reference)?;
         println!("the same results on every executor");
 
-        // TODO(timeline): once `rc.timeline()` (branch timeline-shell) is in
-        // main: rc.timeline()?.write_svg("executors-timeline.svg")?;
+        // Where every engine task of the job ran, and when.
+        let timeline = rc.timeline();
+        assert!(!timeline.is_empty());
+        timeline.write_svg(&picture)?;
+        println!("timeline written to {picture}");
         Ok(())
     });
 }

@@ -11,11 +11,12 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crate::controller::{Collective, CollectiveKind, Command};
+use crate::controller::{Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Control, Payload, ResultState};
 use crate::scheduler::QueueStatus;
+use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
 use crate::view::{DirectView, LoadBalancedView, Many, One, Shape};
 
 struct Inner {
@@ -23,6 +24,8 @@ struct Inner {
     controller: Thread,
     engines: usize,
     next_task: AtomicU64,
+    /// Every finished part, for [`Client::timeline`].
+    log: Arc<JobLog>,
 }
 
 /// The client of a rankview job, given to the closure passed to
@@ -62,6 +65,7 @@ impl Client {
                 controller,
                 engines,
                 next_task: AtomicU64::new(1),
+                log: Arc::new(JobLog::new(TIMELINE_LIMIT)),
             }),
         }
     }
@@ -169,6 +173,34 @@ impl Client {
         rx.recv().map_err(|_| Error::Shutdown)
     }
 
+    /// Where and when the job's tasks ran: one record per finished part
+    /// (per engine of a direct submission, per load-balanced task, per
+    /// engine of a collective), in the order they finished. Only the last
+    /// [`TIMELINE_LIMIT`](crate::TIMELINE_LIMIT) (100,000) are kept, a few
+    /// words each and never their output; the timeline says how many
+    /// earlier ones were left out.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// #[rankview::remote]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// rankview::launch(|rc| -> rankview::Result<()> {
+    ///     rc.load_balanced_view().map(square, 0..100u64).get()?;
+    ///     rc.timeline().write_html("timeline.html")?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn timeline(&self) -> Timeline {
+        self.inner.log.timeline()
+    }
+
+    /// The job's record of finished parts, for results made elsewhere.
+    pub(crate) fn log(&self) -> &Arc<JobLog> {
+        &self.inner.log
+    }
+
     /// A new task id.
     pub(crate) fn next_task(&self) -> TaskId {
         self.inner.next_task.fetch_add(1, Ordering::Relaxed)
@@ -203,24 +235,40 @@ impl Client {
         build: impl FnOnce(TaskId) -> Result<Request>,
         decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
     ) -> AsyncResult<S::Out<R>> {
+        self.submit_into::<S, R>(engines, build, decode, None)
+    }
+
+    /// [`submit`](Client::submit) of a pull whose numeric data goes
+    /// straight into the caller's memory `into` (one engine).
+    pub(crate) fn submit_into<S: Shape, R: 'static>(
+        &self,
+        engines: &Arc<[usize]>,
+        build: impl FnOnce(TaskId) -> Result<Request>,
+        decode: impl Fn(usize, &mut Payload) -> Result<R> + Send + Sync + 'static,
+        into: Option<Filling>,
+    ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
         let built = build(task).and_then(|r| Ok((describe(&r), protocol::encode(&r)?)));
         let (what, request) = match built {
             Ok((what, bytes)) => (what, Arc::new(bytes)),
             Err(e) => return AsyncResult::failed(e),
         };
-        let state = ResultState::new(task, engines);
+        let state = ResultState::new(task, engines, what, Some(&self.inner.log));
         let command = Command::Submit {
             task,
             engines: engines.clone(),
             request,
             state: state.clone(),
             what,
+            into,
         };
         if self.inner.commands.send(command).is_err() {
             return AsyncResult::failed(Error::Shutdown);
         }
-        self.inner.controller.unpark();
+        // Send it from this thread when MPI allows; else wake the controller.
+        if !crate::controller::help() {
+            self.inner.controller.unpark();
+        }
         AsyncResult::new(state, move |outcomes: &mut [_]| {
             collect::<S, R>(outcomes, &decode)
         })
@@ -237,7 +285,7 @@ impl Client {
         finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
     ) -> AsyncResult<T> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let state = ResultState::new(task, engines);
+        let state = ResultState::new(task, engines, kind.name(), Some(&self.inner.log));
         let command = Command::Collective(Collective {
             task,
             engines: engines.clone(),
@@ -255,13 +303,10 @@ impl Client {
 /// What a request does, for the controller's messages: the remote
 /// function's path for `apply` and `map`, else the request's kind.
 fn describe(request: &Request) -> &'static str {
-    let function = |id| {
-        crate::registry::registry()
-            .entry(id)
-            .map_or("a remote function", |entry| entry.path)
-    };
     match request {
-        Request::Apply { function: id, .. } | Request::Map { function: id, .. } => function(*id),
+        Request::Apply { function: id, .. } | Request::Map { function: id, .. } => {
+            crate::registry::registry().path(*id)
+        }
         Request::Push { .. } => "push",
         Request::Pull { .. } => "pull",
         Request::Keys { .. } => "keys",

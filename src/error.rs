@@ -143,6 +143,27 @@ pub enum Error {
         /// Why it failed.
         error: Box<Error>,
     },
+    /// A shell command ([`DirectView::shell`](crate::DirectView::shell))
+    /// exited with a non-zero status or was killed by a signal on an engine
+    /// (a command `sh` cannot find exits with 127).
+    #[error("engine {engine}: shell command {status}: {stderr}")]
+    Shell {
+        /// Engine id the command ran on.
+        engine: usize,
+        /// How the command ended.
+        status: crate::ShellStatus,
+        /// The last lines of what the command wrote to stderr (at most
+        /// 2,000 bytes).
+        stderr: String,
+    },
+    /// Writing or drawing a file failed (a timeline picture, say).
+    #[error("could not {what}: {message}")]
+    Io {
+        /// What was being done, e.g. `"write timeline.svg"`.
+        what: String,
+        /// The system's (or the drawing library's) message.
+        message: String,
+    },
     /// A load-balanced task was aborted before it started.
     #[error("task {task} was aborted before it started")]
     TaskAborted {
@@ -195,7 +216,8 @@ impl Error {
             Error::Remote { engine, .. }
             | Error::NameError { engine, .. }
             | Error::TypeMismatch { engine, .. }
-            | Error::Borrowed { engine, .. } => Some(*engine),
+            | Error::Borrowed { engine, .. }
+            | Error::Shell { engine, .. } => Some(*engine),
             Error::MapItem { error, .. } => error.engine(),
             _ => None,
         }

@@ -15,6 +15,8 @@
 //! | refer to an engine value | [`Ref`] | `parallel.Reference('a')` |
 //! | results | [`AsyncResult`], [`Metadata`] | `AsyncResult` |
 //! | one interface for threads and engines | [`Executor`]: [`LocalPool`], [`ViewExecutor`] ([`Client::executor`]) | `view.executor`, `rc.executor()` |
+//! | shell commands on engines | [`DirectView::shell`], [`ShellOutput`] | `%px !cmd` |
+//! | where and when tasks ran, as a picture | [`Client::timeline`], [`AsyncResult::timeline`], [`Timeline`] | (beyond ipyparallel) |
 //! | errors | [`Error`] | `RemoteError`, `CompositeError` |
 //!
 //! There are no code strings: what `%px` does with Python code, rankview
@@ -52,6 +54,10 @@
 //! }
 //! ```
 
+// `#[rankview::remote]` functions of the crate itself (the shell command)
+// name the crate `::rankview`, as user code does.
+extern crate self as rankview;
+
 mod backoff;
 mod build_id;
 mod bulk;
@@ -70,6 +76,7 @@ mod registry;
 mod remote;
 mod result;
 mod scheduler;
+mod timeline;
 mod transport;
 pub mod view;
 
@@ -83,9 +90,13 @@ pub use rankview_macros::remote;
 pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
 pub use result::{AsyncResult, Metadata};
 pub use scheduler::{EngineStatus, QueueStatus};
+pub use timeline::{Timeline, TimelineRecord, TIMELINE_LIMIT};
 pub use transport::World;
 pub use view::direct::Values;
-pub use view::{AsyncMap, Dependencies, DirectView, IMap, LoadBalancedView, Many, One, Shape};
+pub use view::{
+    AsyncMap, Dependencies, DirectView, IMap, LoadBalancedView, Many, One, Shape, ShellOutput,
+    ShellStatus,
+};
 
 /// The MPI bindings rankview uses (rsmpi), for raw MPI beside rankview in
 /// [`Launch::with_mpi`].

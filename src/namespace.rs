@@ -243,6 +243,37 @@ impl Namespace {
         codec::decode(&bytes)
     }
 
+    /// The type fingerprint of the value `name`, decoded or not (`None` if
+    /// it is missing or lent out).
+    pub(crate) fn fingerprint(&self, name: &str) -> Option<u64> {
+        match self.entries.get(name)? {
+            Entry::Value(stored) => Some(stored.fingerprint()),
+            Entry::Encoded(typed) => Some(typed.fingerprint),
+            Entry::Taken => None,
+        }
+    }
+
+    /// Takes `name` out if it holds a decoded value of the type with
+    /// `fingerprint` that nothing else holds (no task, no loan), so that its
+    /// memory can be reused for the value about to replace it.
+    pub(crate) fn take_unshared(
+        &mut self,
+        name: &str,
+        fingerprint: u64,
+    ) -> Option<Arc<dyn Stored>> {
+        match self.entries.get_mut(name) {
+            Some(Entry::Value(stored))
+                if stored.fingerprint() == fingerprint && Arc::strong_count(stored) == 1 =>
+            {
+                match self.entries.remove(name) {
+                    Some(Entry::Value(stored)) => Some(stored),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// `name` encoded for the wire, with its type.
     pub(crate) fn pull(&self, name: &str) -> Result<Typed> {
         match self.entries.get(name) {

@@ -98,6 +98,12 @@ impl Registry {
         self.by_id.get(&id).copied()
     }
 
+    /// The path of the function with this id, for messages and timelines.
+    pub(crate) fn path(&self, id: u64) -> &'static str {
+        self.entry(id)
+            .map_or("a remote function", |entry| entry.path)
+    }
+
     /// Hash of every registered path and signature.
     pub(crate) fn hash(&self) -> u64 {
         self.hash

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bulk::BulkVec;
 use crate::controller::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{Done, Each, Outcome, TaskId, Typed};
+use crate::protocol::{Done, Each, Outcome, TaskId, Typed, ValueSpec};
+use crate::timeline::{JobLog, Timeline};
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -79,6 +80,9 @@ impl Payload {
 pub struct Gathered {
     /// Every engine's contribution, back to back.
     pub(crate) data: BulkVec,
+    /// The type of a pulled value (`None` for a gather or reduce, whose
+    /// type the controller checked already).
+    pub(crate) value: Option<ValueSpec>,
     /// Per engine, in target order: elements (or bytes) and shape.
     pub(crate) parts: Vec<(usize, Vec<usize>)>,
 }
@@ -95,6 +99,11 @@ pub struct Metadata {
     pub stolen: bool,
     /// Task id (shared by every engine of one submission).
     pub task: TaskId,
+    /// What the task ran: the remote function's path (`my_crate::norm`),
+    /// or the request's kind for the others (`"push"`, `"pull"`, `"keys"`,
+    /// `"clear"`, `"scatter"`, `"gather"`, `"broadcast push"`, `"reduce"`,
+    /// `"MPI section"`). Timelines colour their bars by it.
+    pub function: &'static str,
     /// When the client submitted the task.
     pub submitted: SystemTime,
     /// When the engine started it (engine clock).
@@ -133,6 +142,9 @@ pub(crate) struct ResultState {
     done: Condvar,
     remaining: AtomicUsize,
     sleepers: AtomicUsize,
+    /// The job's record of finished parts (`Client::timeline`); `None` for
+    /// results made of other results, whose parts are recorded already.
+    log: Option<Arc<JobLog>>,
 }
 
 fn micros_to_time(us: u64) -> SystemTime {
@@ -140,8 +152,14 @@ fn micros_to_time(us: u64) -> SystemTime {
 }
 
 impl ResultState {
-    /// A state waiting for one reply per engine in `engines`.
-    pub(crate) fn new(task: TaskId, engines: &[usize]) -> Arc<ResultState> {
+    /// A state waiting for one reply per engine in `engines` for a task
+    /// running `function`; each part is added to `log` when it settles.
+    pub(crate) fn new(
+        task: TaskId,
+        engines: &[usize],
+        function: &'static str,
+        log: Option<&Arc<JobLog>>,
+    ) -> Arc<ResultState> {
         let submitted = SystemTime::now();
         let parts = engines
             .iter()
@@ -151,6 +169,7 @@ impl ResultState {
                     engine,
                     stolen: false,
                     task,
+                    function,
                     submitted,
                     started: None,
                     completed: None,
@@ -170,6 +189,7 @@ impl ResultState {
             done: Condvar::new(),
             remaining: AtomicUsize::new(engines.len()),
             sleepers: AtomicUsize::new(0),
+            log: log.cloned(),
         })
     }
 
@@ -181,16 +201,35 @@ impl ResultState {
 
     /// Records engine `index`'s reply.
     pub(crate) fn complete(&self, index: usize, done: Done, engine: usize) {
-        self.record(index, done, engine, None);
+        self.record(index, done, engine, None, None);
+    }
+
+    /// Records the reply of engine `index` whose raw data (announced by
+    /// [`Outcome::Bulk`]) has been received as `data`.
+    pub(crate) fn complete_with_data(
+        &self,
+        index: usize,
+        done: Done,
+        engine: usize,
+        data: Gathered,
+    ) {
+        self.record(index, done, engine, None, Some(data));
     }
 
     /// Records the final reply of a load-balanced task (one part), with
     /// where it ran.
     pub(crate) fn complete_task(&self, done: Done, engine: usize, stolen: bool) {
-        self.record(0, done, engine, Some(stolen));
+        self.record(0, done, engine, Some(stolen), None);
     }
 
-    fn record(&self, index: usize, done: Done, engine: usize, stolen: Option<bool>) {
+    fn record(
+        &self,
+        index: usize,
+        done: Done,
+        engine: usize,
+        stolen: Option<bool>,
+        data: Option<Gathered>,
+    ) {
         let task = done.task;
         let outcome = match done.outcome {
             Outcome::Value(v) => Ok(Payload::Value(v)),
@@ -200,6 +239,9 @@ impl ResultState {
             Outcome::Each(items) => Ok(Payload::Each(items)),
             Outcome::Unit => Ok(Payload::Unit),
             Outcome::Failed(f) => Err(f.into_error(engine, task)),
+            Outcome::Bulk { .. } => data.map(Payload::Gathered).ok_or_else(|| {
+                Error::Protocol(format!("the raw data of task {task} did not arrive"))
+            }),
         };
         let mut inner = self.lock();
         if let Some(part) = inner.parts.get_mut(index) {
@@ -236,6 +278,9 @@ impl ResultState {
         // A part adopted from another result keeps the time it was received.
         part.meta.received.get_or_insert_with(SystemTime::now);
         part.outcome = Some(outcome);
+        if let Some(log) = &self.log {
+            log.record(&part.meta);
+        }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
@@ -308,17 +353,26 @@ impl ResultState {
     /// Waits until done or until `deadline`; true when done.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         // Spin briefly: replies to short tasks arrive within microseconds.
+        // Meanwhile take them off the wire from this thread, when MPI allows
+        // (no hand-off through the controller thread).
         let spin_until = Instant::now() + Duration::from_micros(100);
+        let helping = crate::controller::helping();
         while !self.is_done() {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            std::thread::yield_now();
+            if !crate::controller::help() {
+                std::thread::yield_now();
+            }
         }
         if self.is_done() {
+            if let Some(helping) = helping {
+                helping.finish();
+            }
             return true;
         }
+        drop(helping);
         let mut inner = self.lock();
         self.sleepers.fetch_add(1, Ordering::AcqRel);
         while !self.is_done() {
@@ -522,7 +576,7 @@ impl<T: 'static> AsyncResult<T> {
 
     /// A result that failed before anything was sent.
     pub(crate) fn failed(error: Error) -> Self {
-        AsyncResult::new(ResultState::new(0, &[]), move |_: &mut [_]| {
+        AsyncResult::new(ResultState::new(0, &[], "", None), move |_: &mut [_]| {
             Err(error.clone())
         })
     }
@@ -577,7 +631,11 @@ impl<T: 'static> AsyncResult<T> {
             .first()
             .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.task))
             .unwrap_or(0);
-        let joined = ResultState::new(task, &engines);
+        let function = results
+            .first()
+            .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.function))
+            .unwrap_or("");
+        let joined = ResultState::new(task, &engines, function, None);
         let mut offset = 0;
         for (result, size) in results.iter().zip(sizes) {
             let joined = joined.clone();
@@ -685,6 +743,17 @@ impl<T: 'static> AsyncResult<T> {
             .parts
             .iter()
             .map(|p| p.meta.clone())
+            .collect()
+    }
+
+    /// Where and when each part ran so far, as a [`Timeline`] to draw
+    /// (parts still running have no bar yet).
+    pub fn timeline(&self) -> Timeline {
+        self.state
+            .lock()
+            .parts
+            .iter()
+            .map(|p| crate::timeline::TimelineRecord::from(&p.meta))
             .collect()
     }
 

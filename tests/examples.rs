@@ -8,8 +8,8 @@
 //! the right engine, the load-balanced view's name, seed 000's table with
 //! its loads on existing engines and every namespace empty after, and the
 //! per-engine task counts of `load_balancing` adding up to 64 in its queue
-//! status, and seed 003's pids, ticks and executor table. Running jobs is
-//! left to `common`.
+//! status, and seed 003's pids, ticks, executor table and timeline picture
+//! (parsed: one lane per engine). Running jobs is left to `common`.
 
 mod common;
 
@@ -233,7 +233,10 @@ fn load_balancing(ranks: usize) {
 }
 
 fn executors(ranks: usize) {
-    let run = mpirun(ranks, "executors", &[]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let picture = dir.path().join("executors-timeline.svg");
+    let path = picture.to_str().expect("a UTF-8 path");
+    let run = mpirun(ranks, "executors", &[path]);
     let engines = ranks - 1;
     let ids: Vec<usize> = (0..engines).collect();
     run.assert_success()
@@ -285,6 +288,23 @@ fn executors(ranks: usize) {
             run.fail(format_args!("no table row for {name}: {row:?}"));
         }
     }
+    // The job's timeline: well-formed SVG, one lane per engine (lanes are
+    // the rectangles of the two lane shades `Timeline` documents).
+    let svg = std::fs::read_to_string(&picture)
+        .unwrap_or_else(|e| run.fail(format_args!("no {}: {e}", picture.display())));
+    let doc = roxmltree::Document::parse(&svg)
+        .unwrap_or_else(|e| run.fail(format_args!("the timeline is not XML: {e}")));
+    let lanes = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter(|n| matches!(n.attribute("fill"), Some("#F2F2F2" | "#E4E4E4")))
+        .count();
+    if lanes != engines {
+        run.fail(format_args!(
+            "{lanes} lanes in the timeline of {engines} engines"
+        ));
+    }
+    run.assert_stdout_contains(&format!("timeline written to {path}"));
 }
 
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.

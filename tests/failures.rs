@@ -219,7 +219,7 @@ fn section_panic_root(ranks: usize) {
         .assert_failure()
         .assert_within(INTERNAL_FAILURE_ENDS_WITHIN)
         .assert_stderr_contains("deliberate panic in an MPI section on rank 0")
-        .assert_stderr_contains("rankview: internal error: rank 0's controller thread panicked");
+        .assert_stderr_contains("rankview: internal error: rank 0's controller panicked");
 }
 
 on_ranks!(

@@ -16,7 +16,8 @@ use crate::output;
 use crate::probe::{self, PROBE_LIMIT};
 
 /// The thread level rankview asks `MPI_Init_thread` for.
-pub const REQUESTED_THREAD_LEVEL: &str = "MPI_THREAD_FUNNELED";
+pub const REQUESTED_THREAD_LEVEL: &str =
+    "MPI_THREAD_SERIALIZED (MPI_THREAD_FUNNELED is enough: client threads then never call MPI)";
 
 /// Prints the report to stdout.
 pub fn info() -> Result<ExitCode, Error> {

@@ -37,8 +37,9 @@
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ pub(crate) enum Command {
         state: Arc<ResultState>,
         /// What the request does, for messages (`"apply of crate::f"`, ...).
         what: &'static str,
+        /// For a pull into the caller's memory (one engine): that memory.
+        into: Option<Filling>,
     },
     /// Run a collective on a view's sub-communicator.
     Collective(Collective),
@@ -115,21 +118,21 @@ pub(crate) enum CollectiveKind {
     Gather {
         name: String,
         value: ValueSpec,
+        into: Option<Filling>,
     },
     Reduce {
         name: String,
         value: ValueSpec,
         op: ReduceOp,
+        into: Option<Filling>,
     },
     /// A raw MPI section on every rank.
-    Section {
-        name: String,
-    },
+    Section { name: String },
 }
 
 impl CollectiveKind {
-    /// What the collective does, for messages.
-    fn name(&self) -> &'static str {
+    /// What the collective does, for messages and timelines.
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             CollectiveKind::Scatter { .. } => "scatter",
             CollectiveKind::Broadcast { .. } => "broadcast push",
@@ -155,6 +158,17 @@ impl Buffer {
     }
 }
 
+/// The caller's memory a gather or reduce writes into (`gather_into`,
+/// `reduce_into`), lent until the collective is over, and the shape it
+/// expects (`None` for a flat buffer, where only the length must match).
+pub(crate) struct Filling {
+    pub loan: Loan,
+    pub shape: Option<Vec<usize>>,
+    /// For a pull: the name and the type the caller asked for (a gather's
+    /// engines check the type themselves).
+    pub pull: Option<(String, ValueSpec)>,
+}
+
 /// What one engine lends to a gather or reduce: elements and shape.
 type Contribution = (usize, Vec<usize>);
 
@@ -168,6 +182,8 @@ struct Pending {
     op: Option<ReduceOp>,
     /// Per target: what it lent once it has, or the engine's error.
     lent: Vec<Option<Result<Contribution>>>,
+    /// Where the data goes, when the caller gave its own memory.
+    into: Option<Filling>,
 }
 
 /// How many sub-communicators the controller keeps before freeing the least
@@ -305,36 +321,44 @@ pub(crate) fn identity() -> (u64, u64) {
 /// Returns false when the job did not end cleanly (start-up failed, the
 /// client failed, or requests were still running after the shutdown grace):
 /// rank 0 then exits non-zero too.
-pub(crate) fn run(
-    mut mpi: Mpi,
-    commands: Receiver<Command>,
-    ready: SyncSender<Result<Ready>>,
-) -> bool {
-    // `mpi` stays out here: unwinding must not drop it, since finalizing
-    // would wait for engines that wait for this thread.
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(&mut mpi, commands, ready)));
+pub(crate) fn run(mpi: Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) -> bool {
+    // Unwinding must not drop `mpi`, since finalizing would wait for engines
+    // that wait for this thread: a panic aborts the job from here.
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_inner(mpi, commands, ready)));
     match ran {
-        Ok(clean) => clean,
-        Err(payload) => {
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            eprintln!(
-            "rankview: internal error: rank 0's controller thread panicked ({}); aborting the job",
-            crate::error::panic_message(payload.as_ref())
-        );
-            mpi.abort(1)
+        // Dropping `mpi` here finalizes MPI (after a clean stop).
+        Ok((mpi, clean)) => {
+            drop(mpi);
+            clean
         }
+        Err(payload) => controller_panicked(payload.as_ref(), "the controller thread"),
     }
 }
 
-fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Result<Ready>>) -> bool {
+/// A panic in the controller's loop, on `thread`: an internal failure that
+/// ends the job (pending results could otherwise never complete).
+fn controller_panicked(payload: &(dyn std::any::Any + Send), thread: &str) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    eprintln!(
+        "rankview: internal error: rank 0's controller panicked on {thread} ({}); aborting the job",
+        crate::error::panic_message(payload)
+    );
+    transport::abort_job(1)
+}
+
+fn run_inner(
+    mut mpi: Mpi,
+    commands: Receiver<Command>,
+    ready: SyncSender<Result<Ready>>,
+) -> (Mpi, bool) {
     let engines = mpi.size() - 1;
-    if let Err(e) = check_engines(mpi, engines) {
+    if let Err(e) = check_engines(&mut mpi, engines) {
         let _ = ready.send(Err(e));
         // Let the client thread print why before the engines exit (it drops
         // its command sender when it has).
         while commands.recv().is_ok() {}
-        stop_engines(mpi, engines, true);
-        return false;
+        stop_engines(&mut mpi, engines, true);
+        return (mpi, false);
     }
     if ready
         .send(Ok(Ready {
@@ -343,12 +367,12 @@ fn run_inner(mpi: &mut Mpi, commands: Receiver<Command>, ready: SyncSender<Resul
         }))
         .is_err()
     {
-        stop_engines(mpi, engines, true);
-        return false;
+        stop_engines(&mut mpi, engines, true);
+        return (mpi, false);
     }
-    let failed = serve(mpi, &commands, engines);
-    stop_engines(mpi, engines, failed);
-    !failed
+    let (mut mpi, failed) = serve(mpi, commands, engines);
+    stop_engines(&mut mpi, engines, failed);
+    (mpi, !failed)
 }
 
 /// Waits for every engine's `Hello` and compares binaries.
@@ -400,33 +424,234 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
     }
 }
 
-/// The serving loop; returns whether the shutdown is a failed one.
-fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
-    let mut inflight: Inflight = HashMap::new();
-    let mut balancer = Balancer::new(engines);
-    let mut collectives = Collectives {
-        groups: Groups::new(),
-        pending: HashMap::new(),
+/// Everything the serving loop owns. One thread at a time makes a
+/// [`pass`](Serving::pass) over it, under the [`Shared`] lock: the
+/// controller thread, or (when MPI granted `MPI_THREAD_SERIALIZED`) a
+/// client thread that has just submitted or is waiting for a result (see
+/// [`help`]).
+struct Serving {
+    mpi: Mpi,
+    commands: Receiver<Command>,
+    inflight: Inflight,
+    fillings: Fillings,
+    balancer: Balancer,
+    collectives: Collectives,
+    draining: bool,
+    drain_deadline: Option<Instant>,
+    /// The last pass slept before it (its first probe is thorough).
+    slept: bool,
+    /// Set by the pass that ended serving: whether the shutdown failed.
+    ended: Option<bool>,
+}
+
+// SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
+// flight), which rsmpi does not mark `Send`. It crosses threads only inside
+// the `Shared` mutex, and only when MPI granted `MPI_THREAD_SERIALIZED`
+// (`help` is enabled only then), which lets any thread make MPI calls as long
+// as no two make them at once: the mutex guarantees that, and orders every
+// access to the handles (and to the rest of the state) between threads.
+// Without that level only the controller thread ever locks it.
+unsafe impl Send for Serving {}
+
+/// What one pass of the serving loop found.
+enum Pass {
+    /// It did something: poll again at once.
+    Busy,
+    /// Nothing to do: sleep at most this long.
+    Idle(Duration),
+    /// Serving is over; true if the shutdown failed.
+    Ended(bool),
+}
+
+/// The serving state, shared by the controller thread and the threads that
+/// help it; `None` before serving starts and after it ends.
+type Shared = Arc<Mutex<Option<Serving>>>;
+
+/// The serving state, for threads that may help (set once MPI granted
+/// `MPI_THREAD_SERIALIZED`).
+static HELPERS: OnceLock<Shared> = OnceLock::new();
+
+/// Threads now waiting for a result while helping (see [`help`]): while
+/// there are any, the controller thread stays asleep instead of competing
+/// with them for the lock and for the cores.
+static HELPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks the calling thread as helping until the guard is dropped (a thread
+/// that waits for a result and makes passes meanwhile). `None` when MPI does
+/// not allow helping.
+pub(crate) fn helping() -> Option<Helping> {
+    HELPERS.get()?;
+    HELPING.fetch_add(1, Ordering::AcqRel);
+    Some(Helping(()))
+}
+
+/// See [`helping`].
+pub(crate) struct Helping(());
+
+impl Helping {
+    /// The helper got what it waited for: it stops without waking the
+    /// controller thread (which naps briefly and comes back by itself), so a
+    /// quick exchange of requests and replies involves no other thread.
+    pub(crate) fn finish(self) {
+        HELPING.fetch_sub(1, Ordering::AcqRel);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Helping {
+    fn drop(&mut self) {
+        // A helper giving up on a slow result hands polling back to the
+        // controller thread at once.
+        HELPING.fetch_sub(1, Ordering::AcqRel);
+        HANDED_BACK.store(true, Ordering::Release);
+        if let Some(controller) = CONTROLLER.get() {
+            controller.unpark();
+        }
+    }
+}
+
+/// A helper gave up waiting: the controller thread polls eagerly again (its
+/// backoff may have grown long while helpers polled).
+static HANDED_BACK: AtomicBool = AtomicBool::new(false);
+
+/// The controller thread, woken when a helper gives up.
+static CONTROLLER: OnceLock<Thread> = OnceLock::new();
+
+/// Makes one pass of the controller's loop on the calling thread (a client
+/// thread that has just submitted, or one waiting for a result), when MPI
+/// lets any thread call it and no other thread is making a pass. The
+/// request then leaves, and its reply is taken, without waking the
+/// controller thread: on an oversubscribed node each of those hand-offs is a
+/// context switch (bench `w1`). True if the pass did something. A panic
+/// inside the pass is an internal failure: the job is aborted, as for one on
+/// the controller thread.
+pub(crate) fn help() -> bool {
+    let Some(shared) = HELPERS.get() else {
+        return false;
     };
+    let Ok(mut guard) = shared.try_lock() else {
+        return false;
+    };
+    let Some(serving) = guard.as_mut() else {
+        return false;
+    };
+    if serving.ended.is_some() {
+        return false;
+    }
+    match panic::catch_unwind(AssertUnwindSafe(|| serving.pass())) {
+        Ok(pass) => matches!(pass, Pass::Busy),
+        Err(payload) => controller_panicked(payload.as_ref(), "a client thread"),
+    }
+}
+
+/// The serving loop on the controller thread; returns whether the shutdown
+/// is a failed one. Gives `mpi` back when serving is over.
+fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
+    let serialized = mpi.serialized();
+    let shared: Shared = Arc::new(Mutex::new(Some(Serving {
+        mpi,
+        commands,
+        inflight: HashMap::new(),
+        fillings: HashMap::new(),
+        balancer: Balancer::new(engines),
+        collectives: Collectives {
+            groups: Groups::new(),
+            pending: HashMap::new(),
+        },
+        draining: false,
+        drain_deadline: None,
+        slept: false,
+        ended: None,
+    })));
+    if serialized {
+        let _ = CONTROLLER.set(std::thread::current());
+        let _ = HELPERS.set(shared.clone());
+    }
     let mut backoff = Backoff::new(Duration::from_millis(10));
-    let mut draining = false;
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
+    let failed = loop {
+        if HELPING.load(Ordering::Acquire) > 0 {
+            // A client thread waits for a result and polls meanwhile; it
+            // wakes this thread (unpark) if it gives up. Afterwards, poll
+            // eagerly again: replies to what it sent may be on their way.
+            std::thread::park_timeout(Duration::from_micros(500));
+            backoff.reset();
+            continue;
+        }
+        if HANDED_BACK.swap(false, Ordering::AcqRel) {
+            backoff.reset();
+        }
+        let pass = match shared.try_lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(serving) => match serving.ended {
+                    Some(failed) => Pass::Ended(failed),
+                    None => {
+                        serving.slept = backoff.slept();
+                        serving.pass()
+                    }
+                },
+                None => Pass::Ended(true),
+            },
+            // A client thread is making a pass: stay out of its way.
+            Err(TryLockError::WouldBlock) => Pass::Idle(Duration::from_millis(1)),
+            // A helper panicked inside a pass; it is aborting the job.
+            Err(TryLockError::Poisoned(_)) => Pass::Idle(Duration::from_millis(1)),
+        };
+        match pass {
+            Pass::Busy => backoff.reset(),
+            Pass::Idle(ceiling) => {
+                backoff.set_ceiling(ceiling);
+                backoff.snooze();
+            }
+            Pass::Ended(failed) => break failed,
+        }
+    };
+    let taken = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match taken {
+        Some(serving) => (serving.mpi, failed),
+        None => unreachable_serving(),
+    }
+}
+
+/// The serving state vanished while the controller thread owned it: a bug
+/// that leaves no MPI handle to stop the engines with.
+fn unreachable_serving() -> ! {
+    eprintln!("rankview: internal error: the controller lost its MPI state; aborting the job");
+    transport::abort_job(1)
+}
+
+impl Serving {
+    /// One pass of the serving loop: takes every command, receives every
+    /// message, dispatches load-balanced tasks, completes sends.
+    fn pass(&mut self) -> Pass {
+        let ended = self.pass_inner();
+        if let Pass::Ended(failed) = ended {
+            self.ended = Some(failed);
+        }
+        ended
+    }
+
+    fn pass_inner(&mut self) -> Pass {
+        let mpi = &mut self.mpi;
         let mut busy = false;
         loop {
-            match commands.try_recv() {
+            match self.commands.try_recv() {
                 Ok(Command::Submit {
                     task,
                     engines,
                     request,
                     state,
                     what,
+                    mut into,
                 }) => {
                     busy = true;
                     for (index, &engine) in engines.iter().enumerate() {
                         match mpi.send(engine + 1, SendBuf::Shared(request.clone())) {
                             Ok(()) => {
-                                inflight.insert((engine, task), (state.clone(), index, what));
+                                self.inflight
+                                    .insert((engine, task), (state.clone(), index, what));
+                                if let Some(filling) = into.take() {
+                                    self.fillings.insert((engine, task), filling);
+                                }
                             }
                             Err(e) => state.fail(index, e),
                         }
@@ -434,72 +659,72 @@ fn serve(mpi: &mut Mpi, commands: &Receiver<Command>, engines: usize) -> bool {
                 }
                 Ok(Command::Collective(c)) => {
                     busy = true;
-                    collectives.run(c, mpi, &mut inflight);
+                    self.collectives.run(c, mpi, &mut self.inflight);
                 }
                 Ok(Command::Balance { task, state }) => {
                     busy = true;
-                    balancer.submit(task, state);
+                    self.balancer.submit(task, state);
                 }
                 Ok(Command::Abort { tasks }) => {
                     busy = true;
-                    balancer.abort(tasks, mpi);
+                    self.balancer.abort(tasks, mpi);
                 }
-                Ok(Command::Forget { tasks }) => balancer.forget(&tasks),
+                Ok(Command::Forget { tasks }) => self.balancer.forget(&tasks),
                 Ok(Command::QueueStatus(reply)) => {
-                    let _ = reply.send(balancer.status());
+                    let _ = reply.send(self.balancer.status());
                 }
-                Ok(Command::Shutdown { failed: true }) => return true,
+                Ok(Command::Shutdown { failed: true }) => return Pass::Ended(true),
                 Ok(Command::Shutdown { failed: false }) => {
-                    draining = true;
-                    drain_deadline = Some(Instant::now() + shutdown_grace());
+                    self.draining = true;
+                    self.drain_deadline = Some(Instant::now() + shutdown_grace());
                 }
                 Err(TryRecvError::Empty) => break,
                 // Every client handle is gone without asking for a shutdown:
                 // the client thread died.
-                Err(TryRecvError::Disconnected) if !draining => return true,
+                Err(TryRecvError::Disconnected) if !self.draining => return Pass::Ended(true),
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        let mut thorough = backoff.slept();
+        let mut thorough = self.slept;
         while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
             receive(
                 rank,
                 &bytes,
-                &mut inflight,
-                &mut collectives,
-                &mut balancer,
+                &mut self.inflight,
+                &mut self.fillings,
+                &mut self.collectives,
+                &mut self.balancer,
                 mpi,
             );
         }
-        balancer.tick();
-        busy |= balancer.flush(mpi);
+        self.balancer.tick();
+        busy |= self.balancer.flush(mpi);
         busy |= mpi.progress();
-        let idle = inflight.is_empty() && collectives.is_idle() && balancer.is_idle();
-        if draining && idle {
-            return false;
+        let idle =
+            self.inflight.is_empty() && self.collectives.is_idle() && self.balancer.is_idle();
+        if self.draining && idle {
+            return Pass::Ended(false);
         }
-        if drain_deadline.is_some_and(|d| Instant::now() > d) {
-            report_stuck(&inflight, &collectives, &balancer);
-            return true;
+        if self.drain_deadline.is_some_and(|d| Instant::now() > d) {
+            report_stuck(&self.inflight, &self.collectives, &self.balancer);
+            return Pass::Ended(true);
         }
         if busy {
-            backoff.reset();
-        } else {
-            // With replies outstanding, poll MPI at least every millisecond;
-            // never sleep past a dependency's timeout.
-            let mut ceiling = if idle {
-                Duration::from_millis(10)
-            } else {
-                Duration::from_millis(1)
-            };
-            if let Some(deadline) = balancer.next_deadline() {
-                ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
-            }
-            backoff.set_ceiling(ceiling);
-            backoff.snooze();
+            return Pass::Busy;
         }
+        // With replies outstanding, poll MPI at least every millisecond;
+        // never sleep past a dependency's timeout.
+        let mut ceiling = if idle {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(1)
+        };
+        if let Some(deadline) = self.balancer.next_deadline() {
+            ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        Pass::Idle(ceiling)
     }
 }
 
@@ -558,25 +783,52 @@ fn report_stuck(inflight: &Inflight, collectives: &Collectives, balancer: &Balan
 /// what the request does.
 type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize, &'static str)>;
 
+/// The caller's memory that pulls in flight fill, by engine and task.
+type Fillings = HashMap<(usize, TaskId), Filling>;
+
 /// Handles one message from an engine.
 fn receive(
     rank: usize,
     bytes: &[u8],
     inflight: &mut Inflight,
+    fillings: &mut Fillings,
     collectives: &mut Collectives,
     balancer: &mut Balancer,
     mpi: &mut Mpi,
 ) {
     let engine = rank.wrapping_sub(1);
     match protocol::decode::<Reply>(bytes) {
-        Ok(Reply::Done(done)) => match inflight.remove(&(engine, done.task)) {
-            Some((state, index, _)) => state.complete(index, done, engine),
-            None => {
-                if !collectives.lend_failed(engine, done, mpi) {
-                    eprintln!("rankview: engine {engine} replied to an unknown task");
+        Ok(Reply::Done(mut done)) if matches!(done.outcome, protocol::Outcome::Bulk { .. }) => {
+            let data = match fillings.remove(&(engine, done.task)) {
+                Some(filling) => {
+                    receive_into(mpi, rank, engine, &done.outcome, filling).map(|()| None)
+                }
+                None => receive_data(mpi, rank, &done.outcome).map(Some),
+            };
+            match (inflight.remove(&(engine, done.task)), data) {
+                (Some((state, index, _)), Ok(Some(data))) => {
+                    state.complete_with_data(index, done, engine, data)
+                }
+                (Some((state, index, _)), Ok(None)) => {
+                    done.outcome = protocol::Outcome::Unit;
+                    state.complete(index, done, engine)
+                }
+                (Some((state, index, _)), Err(e)) => state.fail(index, e),
+                (None, _) => eprintln!("rankview: engine {engine} replied to an unknown task"),
+            }
+        }
+        Ok(Reply::Done(done)) => {
+            // A pull into the caller's memory that failed: give it back.
+            fillings.remove(&(engine, done.task));
+            match inflight.remove(&(engine, done.task)) {
+                Some((state, index, _)) => state.complete(index, done, engine),
+                None => {
+                    if !collectives.lend_failed(engine, done, mpi) {
+                        eprintln!("rankview: engine {engine} replied to an unknown task");
+                    }
                 }
             }
-        },
+        }
         Ok(Reply::Ready { task, len, shape }) => {
             collectives.lent(engine, task, len as usize, shape, mpi);
         }
@@ -587,6 +839,73 @@ fn receive(
         Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks),
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
+    }
+}
+
+/// Receives the raw elements a reply from `rank` announced. Always called
+/// for such a reply, known task or not: the engine has started sending them
+/// and waits until they are taken.
+fn receive_data(mpi: &mut Mpi, rank: usize, outcome: &protocol::Outcome) -> Result<Gathered> {
+    let protocol::Outcome::Bulk { value, len, shape } = outcome else {
+        return Err(Error::Protocol("no raw data announced".into()));
+    };
+    let kind = value.bulk.unwrap_or(ElemKind::U8);
+    let len = usize::try_from(*len)
+        .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
+    let mut data = BulkVec::for_receive(kind, len);
+    mpi.receive_data(rank, data.as_bytes_mut())?;
+    Ok(Gathered {
+        data,
+        value: Some(value.clone()),
+        parts: vec![(len, shape.iter().map(|&d| d as usize).collect())],
+    })
+}
+
+/// Receives the raw elements a reply from `rank` announced straight into
+/// the caller's memory, after checking that they fit it (type, length,
+/// shape); if they do not, they are taken off the wire into scratch memory
+/// and the caller's stays untouched.
+fn receive_into(
+    mpi: &mut Mpi,
+    rank: usize,
+    engine: usize,
+    outcome: &protocol::Outcome,
+    mut filling: Filling,
+) -> Result<()> {
+    let protocol::Outcome::Bulk { value, len, shape } = outcome else {
+        return Err(Error::Protocol("no raw data announced".into()));
+    };
+    let len = usize::try_from(*len)
+        .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let problem = match (&filling.pull, filling.loan.buf_mut()) {
+        (Some((name, wanted)), _) if wanted.fingerprint != value.fingerprint => {
+            Some(Error::TypeMismatch {
+                engine,
+                name: name.clone(),
+                expected: wanted.type_name.clone(),
+                found: value.type_name.clone(),
+            })
+        }
+        (_, None) => Some(Error::Protocol("pull_into: the buffer was lent read only".into())),
+        (_, Some(buf)) if buf.len() != len => Some(Error::Usage(format!(
+            "pull_into: the buffer has room for {} elements, the value has {len}; the buffer was not written",
+            buf.len()
+        ))),
+        _ => match &filling.shape {
+            Some(expected) if *expected != shape => Some(Error::Usage(format!(
+                "pull_into: the array has shape {expected:?}, the value {shape:?}; the buffer was not written"
+            ))),
+            _ => None,
+        },
+    };
+    match (problem, filling.loan.buf_mut()) {
+        (None, Some(buf)) => mpi.receive_data(rank, buf.into_bytes()),
+        (problem, _) => {
+            let mut scratch = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), len);
+            mpi.receive_data(rank, scratch.as_bytes_mut())?;
+            Err(problem.unwrap_or_else(|| Error::Protocol("pull_into: no buffer".into())))
+        }
     }
 }
 
@@ -669,11 +988,13 @@ impl Collectives {
                 }
                 mpi.run_section(&name)?;
             }
-            CollectiveKind::Gather { value, .. } => {
-                self.wait_for_lenders(c.task, c.engines, c.state, group, value, None);
+            CollectiveKind::Gather { value, into, .. } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, None, into);
             }
-            CollectiveKind::Reduce { value, op, .. } => {
-                self.wait_for_lenders(c.task, c.engines, c.state, group, value, Some(op));
+            CollectiveKind::Reduce {
+                value, op, into, ..
+            } => {
+                self.wait_for_lenders(c.task, c.engines, c.state, group, value, Some(op), into);
             }
         }
         Ok(())
@@ -681,6 +1002,7 @@ impl Collectives {
 
     /// A gather or reduce whose engines were asked to lend their values now
     /// waits for them (see [`Collectives::lent`]).
+    #[allow(clippy::too_many_arguments)]
     fn wait_for_lenders(
         &mut self,
         task: TaskId,
@@ -689,6 +1011,7 @@ impl Collectives {
         group: GroupSpec,
         value: ValueSpec,
         op: Option<ReduceOp>,
+        into: Option<Filling>,
     ) {
         self.pending.insert(
             task,
@@ -700,6 +1023,7 @@ impl Collectives {
                 state,
                 value,
                 op,
+                into,
             },
         );
     }
@@ -770,12 +1094,14 @@ fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
             shape: shape.iter().map(|&d| d as u64).collect(),
         },
         CollectiveKind::Section { name } => CollectiveOp::Section { name: name.clone() },
-        CollectiveKind::Gather { name, value } => CollectiveOp::Prepare {
+        CollectiveKind::Gather { name, value, .. } => CollectiveOp::Prepare {
             name: name.clone(),
             value: value.clone(),
             reduce: None,
         },
-        CollectiveKind::Reduce { name, value, op } => CollectiveOp::Prepare {
+        CollectiveKind::Reduce {
+            name, value, op, ..
+        } => CollectiveOp::Prepare {
             name: name.clone(),
             value: value.clone(),
             reduce: Some(*op),
@@ -806,6 +1132,16 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         ));
     }
     let total: usize = contributions.iter().map(|c| c.0).sum();
+    let kind = p.value.bulk.unwrap_or(ElemKind::U8);
+    let out_len = if p.op.is_some() { len } else { total };
+    let mut into = p.into;
+    if errors.is_empty() {
+        if let Some(filling) = &mut into {
+            if let Err(e) = check_filling(filling, kind, out_len, &contributions, p.op.is_some()) {
+                errors.push((0, e));
+            }
+        }
+    }
     let pieces = p.op.is_none() && transport::needs_pieces(total);
     let go = |proceed| Request::Collective {
         task: p.task,
@@ -822,7 +1158,6 @@ fn finish(p: Pending, mpi: &mut Mpi) {
         }
         return;
     }
-    let kind = p.value.bulk.unwrap_or(ElemKind::U8);
     let subs: Vec<usize> = p
         .engines
         .iter()
@@ -834,28 +1169,40 @@ fn finish(p: Pending, mpi: &mut Mpi) {
     for (k, &sub) in subs.iter().enumerate() {
         counts[sub] = contributions[k].0;
     }
-    let mut data = BulkVec::zeroed(kind, if p.op.is_some() { len } else { total });
-    let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| match p.op {
-        None => {
-            mpi.gather_root(p.group.id, &ranks, &mut data, &counts, &subs)?;
-            Ok(Gathered {
-                data,
-                parts: contributions,
-            })
-        }
-        Some(op) => {
-            let (len, shape) = contributions.swap_remove(0);
-            let own = BulkVec::identity(kind, op, len);
-            mpi.reduce_root(p.group.id, &ranks, &own, &mut data, op)?;
-            Ok(Gathered {
-                data,
-                parts: vec![(len, shape)],
-            })
+    let mut owned = BulkVec::for_receive(kind, if into.is_some() { 0 } else { out_len });
+    let outcome = send_all(mpi, &p.engines, &go(true)).and_then(|()| {
+        // `check_filling` made sure a caller's buffer is writable.
+        let recv = match into.as_mut().and_then(|f| f.loan.buf_mut()) {
+            Some(buf) => buf,
+            None => owned.as_mut(),
+        };
+        match p.op {
+            None => mpi.gather_root(p.group.id, &ranks, recv, &counts, &subs),
+            Some(op) => {
+                let own = BulkVec::identity(kind, op, len);
+                mpi.reduce_root(p.group.id, &ranks, &own, recv, op)
+            }
         }
     });
+    // The caller's memory goes back (its `gather_into` returns) only now.
+    let filled = into.is_some();
+    drop(into);
     match outcome {
-        Ok(gathered) => {
-            p.state.resolve(0, Ok(Payload::Gathered(gathered)));
+        Ok(()) => {
+            let first = if filled {
+                Payload::Unit
+            } else {
+                let parts = match p.op {
+                    None => contributions,
+                    Some(_) => contributions.into_iter().take(1).collect(),
+                };
+                Payload::Gathered(Gathered {
+                    data: owned,
+                    value: None,
+                    parts,
+                })
+            };
+            p.state.resolve(0, Ok(first));
             for index in 1..p.engines.len() {
                 p.state.resolve(index, Ok(Payload::Unit));
             }
@@ -866,6 +1213,54 @@ fn finish(p: Pending, mpi: &mut Mpi) {
             }
         }
     }
+}
+
+/// Checks that the caller's buffer fits what the engines lent, before any
+/// engine is told to go: its element type, its length and (for an array)
+/// its shape.
+fn check_filling(
+    filling: &mut Filling,
+    kind: ElemKind,
+    len: usize,
+    contributions: &[Contribution],
+    reduce: bool,
+) -> Result<()> {
+    let what = if reduce { "reduce_into" } else { "gather_into" };
+    let Some(buf) = filling.loan.buf_mut() else {
+        return Err(Error::Protocol(format!(
+            "{what}: the buffer was lent read only"
+        )));
+    };
+    if buf.kind() != kind {
+        return Err(Error::Usage(format!(
+            "{what}: the buffer holds {:?} elements, the engines {kind:?}",
+            buf.kind()
+        )));
+    }
+    let lens: Vec<usize> = contributions.iter().map(|c| c.0).collect();
+    if buf.len() != len {
+        return Err(Error::Usage(format!(
+            "{what}: the buffer has room for {} elements, the engines hold {len} ({lens:?} per engine); nothing was moved",
+            buf.len()
+        )));
+    }
+    let Some(expected) = &filling.shape else {
+        return Ok(());
+    };
+    let shape = if reduce {
+        contributions
+            .first()
+            .map(|c| c.1.clone())
+            .unwrap_or_default()
+    } else {
+        crate::view::collective::stacked_shape(contributions)?
+    };
+    if &shape != expected {
+        return Err(Error::Usage(format!(
+            "{what}: the array has shape {expected:?}, the engines' values make {shape:?}; nothing was moved"
+        )));
+    }
+    Ok(())
 }
 
 /// Tells every engine to stop and waits for their goodbyes.

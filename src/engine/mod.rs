@@ -68,6 +68,15 @@ pub(crate) enum Job {
         name: String,
         value: Incoming,
     },
+    /// Give the buffer of `name` back for a scatter or broadcast about to
+    /// replace it with a value of the same type and shape (see
+    /// [`Comm::recycled`]); `None` if it cannot be reused.
+    Recycle {
+        name: String,
+        fingerprint: u64,
+        shape: Vec<usize>,
+        reply: Sender<Option<BulkVec>>,
+    },
     /// Lend a value to the MPI thread for a gather or reduce.
     Lend {
         task: TaskId,
@@ -90,6 +99,14 @@ pub(crate) enum ExecOut {
     Started(TaskId),
     /// A load-balanced task finished (sent with others in one `Progress`).
     Finished(Done),
+    /// An encoded reply announcing raw data, and the lent value whose
+    /// elements are that data. The execution thread waits until `resume` is
+    /// dropped (the data has been sent).
+    Data {
+        reply: Vec<u8>,
+        data: Lent,
+        resume: Sender<()>,
+    },
     /// A lent value (or why it cannot be lent). The execution thread waits
     /// until `resume` is dropped.
     Lent {
@@ -253,6 +270,25 @@ pub(crate) fn serve(mpi: &mut Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOu
                 Ok(ExecOut::Reply(reply)) => {
                     busy = true;
                     if let Err(e) = comm.mpi.send(0, SendBuf::Owned(reply)) {
+                        return Ending::Broken(e);
+                    }
+                }
+                Ok(ExecOut::Data {
+                    reply,
+                    data,
+                    resume,
+                }) => {
+                    busy = true;
+                    let sent = comm.mpi.send(0, SendBuf::Owned(reply));
+                    if let Err(e) = sent.and_then(|()| {
+                        comm.mpi.send_data(
+                            0,
+                            SendBuf::Lent {
+                                data,
+                                _resume: resume,
+                            },
+                        )
+                    }) {
                         return Ending::Broken(e);
                     }
                 }
@@ -511,7 +547,10 @@ impl Comm<'_> {
         count: usize,
         shape: Vec<u64>,
     ) -> Result<()> {
-        let mut buf = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), count);
+        let kind = value.bulk.unwrap_or(ElemKind::U8);
+        let mut buf = self
+            .recycled(&name, &value, count, &shape)
+            .unwrap_or_else(|| BulkVec::for_receive(kind, count));
         self.mpi
             .receive(group.id, &group.world_ranks(), how, &mut buf)?;
         // The collective is over: a value that cannot be stored fails the
@@ -520,6 +559,34 @@ impl Comm<'_> {
             self.fail(task, e)?;
         }
         Ok(())
+    }
+
+    /// The memory of the value `name` that a scatter or broadcast is about
+    /// to replace, when it can receive the new one: a numeric value of the
+    /// same type and shape that nothing holds, with the execution thread
+    /// idle (nothing queued or running that could still read the old value,
+    /// which is replaced in stream order anyway). Otherwise `None`: the new
+    /// value gets fresh memory and the old one stays until it is replaced.
+    fn recycled(
+        &mut self,
+        name: &str,
+        value: &ValueSpec,
+        count: usize,
+        shape: &[u64],
+    ) -> Option<BulkVec> {
+        let kind = value.bulk?;
+        if !self.inbox.idle() {
+            return None;
+        }
+        let (reply, recycled) = std::sync::mpsc::channel();
+        self.inbox.push(Job::Recycle {
+            name: name.to_string(),
+            fingerprint: value.fingerprint,
+            shape: shape.iter().map(|&d| d as usize).collect(),
+            reply,
+        });
+        let buf = recycled.recv().ok().flatten()?;
+        (buf.len() == count && buf.as_ref().kind() == kind).then_some(buf)
     }
 
     /// Hands a received value to the execution thread for storing.
@@ -784,6 +851,15 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             let _ = resumed.recv();
             true
         }
+        Job::Recycle {
+            name,
+            fingerprint,
+            shape,
+            reply,
+        } => {
+            let _ = reply.send(recycle(&name, fingerprint, &shape));
+            true
+        }
         Job::Store { task, name, value } => {
             let now = now_us();
             let mut displaced = None;
@@ -804,6 +880,11 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             true
         }
         Job::Request(request) => {
+            if let Request::Pull { task, names } = &request {
+                if let Some((value, data)) = raw_pull(names) {
+                    return send_raw(*task, value, data, out, comm);
+                }
+            }
             let started_us = now_us();
             let Some((task, outcome)) = handle(request) else {
                 return true;
@@ -815,6 +896,44 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             true
         }
     }
+}
+
+/// Sends a pull's reply announcing raw data, then the data itself straight
+/// from the stored value; returns (true) once it has been sent, false when
+/// the MPI thread is gone.
+fn send_raw(
+    task: TaskId,
+    value: ValueSpec,
+    data: Lent,
+    out: &Sender<ExecOut>,
+    comm: &Thread,
+) -> bool {
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let now = now_us();
+    let len = data.buf().map_or(0, |b| b.len()) as u64;
+    let shape = data.shape.iter().map(|&d| d as u64).collect();
+    let done = quiet_done(task, now, now, Outcome::Bulk { value, len, shape });
+    let reply = match protocol::encode(&Reply::Done(done)) {
+        Ok(reply) => reply,
+        Err(e) => {
+            let failed = Outcome::Failed(Failure::from_error(e));
+            return self::reply(out, quiet_done(task, now, now, failed));
+        }
+    };
+    if out
+        .send(ExecOut::Data {
+            reply,
+            data,
+            resume,
+        })
+        .is_err()
+    {
+        return false;
+    }
+    comm.unpark();
+    // Keep the value unchanged (and not borrowed) until it has been sent.
+    let _ = resumed.recv();
+    true
 }
 
 /// Encodes and sends one reply; false when the MPI thread is gone. A reply
@@ -835,6 +954,61 @@ fn reply(out: &Sender<ExecOut>, done: Done) -> bool {
         }
     };
     out.send(ExecOut::Reply(bytes)).is_ok()
+}
+
+/// Takes the value `name` apart for its memory if it has the type with
+/// `fingerprint` and exactly `shape` and nothing else holds it; a value of
+/// another shape stays where it is.
+fn recycle(name: &str, fingerprint: u64, shape: &[usize]) -> Option<BulkVec> {
+    // A scalar has no buffer worth keeping.
+    if shape.is_empty() {
+        return None;
+    }
+    let entry = bulk::table().get(&fingerprint)?;
+    namespace::with(|ns| {
+        let Some(stored) = ns.take_unshared(name, fingerprint) else {
+            return Ok(None);
+        };
+        let fits =
+            (entry.view)(stored.clone().into_any().as_ref()).is_some_and(|(_, held)| held == shape);
+        if !fits {
+            drop(ns.insert_stored(name.to_string(), stored));
+            return Ok(None);
+        }
+        Ok((entry.recycle)(stored))
+    })
+    .ok()
+    .flatten()
+}
+
+/// The one pulled name, lent as raw elements, when it holds a numeric value
+/// (a `Vec` or array of an [`Element`](crate::Element) type, decoded here
+/// first if it arrived encoded): such a pull travels as a raw buffer.
+fn raw_pull(names: &[String]) -> Option<(ValueSpec, Lent)> {
+    let [name] = names else {
+        return None;
+    };
+    let (entry, stored) = namespace::with(|ns| {
+        let Some(fingerprint) = ns.fingerprint(name) else {
+            return Ok(None);
+        };
+        let Some(entry) = bulk::table().get(&fingerprint) else {
+            return Ok(None);
+        };
+        let stored = ns.stored(name, fingerprint, entry.type_name, entry.decode)?;
+        Ok(Some((entry, stored)))
+    })
+    .ok()
+    .flatten()?;
+    let fingerprint = stored.fingerprint();
+    let lent = (entry.lend)(stored)?;
+    lent.buf()?;
+    let value = ValueSpec {
+        fingerprint,
+        type_name: entry.type_name.to_string(),
+        bulk: Some(entry.elem),
+    };
+    Some((value, lent))
 }
 
 /// Finds `name` for a gather or reduce, checking its type.

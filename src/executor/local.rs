@@ -17,6 +17,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::protocol::{TaskId, Work};
+use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Control, ResultState};
 use crate::scheduler::map::default_chunksize;
@@ -40,6 +41,13 @@ use crate::view::{AsyncMap, OneArg};
 /// - There is no engine namespace: [`globals()`](crate::globals) and
 ///   [`Ref`](crate::Ref) arguments fail with [`Error::Usage`].
 /// - Results cannot be aborted, nor be dependencies of load-balanced tasks.
+/// - Its tasks are not in [`Client::timeline`](crate::Client::timeline)
+///   (the pool has no client); a result's own
+///   [`timeline`](AsyncResult::timeline) has them.
+///
+/// Making a pool installs, in this process, the panic hook engines use:
+/// it records where a task panicked for [`Error::Remote`]'s message (and
+/// prints the panic to stderr as the default hook does).
 ///
 /// It needs no MPI job: it works in a plain program or test too (the
 /// functions must still be `#[rankview::remote]`). Cheap to clone; clones
@@ -115,7 +123,8 @@ impl Balancer for LocalPool {
 
     /// Runs the task on a pool thread, which completes the result.
     fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R> {
-        let state = ResultState::new(task, &[usize::MAX]);
+        let function = registry().path(work.function());
+        let state = ResultState::new(task, &[usize::MAX], function, None);
         let settle = state.clone();
         self.pool.spawn(move || {
             let thread = rayon::current_thread_index().unwrap_or(0);

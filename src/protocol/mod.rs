@@ -197,6 +197,13 @@ impl Work {
             Work::Apply { task, .. } | Work::Map { task, .. } => *task,
         }
     }
+
+    /// The registry id of the function the task runs.
+    pub(crate) fn function(&self) -> u64 {
+        match self {
+            Work::Apply { function, .. } | Work::Map { function, .. } => *function,
+        }
+    }
 }
 
 /// Who may steal a queued task, on the wire.
@@ -380,6 +387,14 @@ pub(crate) enum Outcome {
     Unit,
     /// The request failed.
     Failed(Failure),
+    /// A pulled numeric value whose elements follow this reply as one raw
+    /// message from the same engine (see the transport's data messages):
+    /// its type, its element count and its shape.
+    Bulk {
+        value: ValueSpec,
+        len: u64,
+        shape: Vec<u64>,
+    },
 }
 
 /// What the items of a load-balanced `map` task produced.

@@ -9,7 +9,7 @@ use crate::protocol::Done;
 
 /// A result over `engines` whose value is the number of parts.
 fn pending(task: TaskId, engines: &[usize]) -> (Arc<ResultState>, AsyncResult<usize>) {
-    let state = ResultState::new(task, engines);
+    let state = ResultState::new(task, engines, "test", None);
     let result = AsyncResult::new(state.clone(), |outcomes: &mut [_]| {
         for (_, outcome) in outcomes.iter() {
             if let Err(e) = outcome {
@@ -87,7 +87,7 @@ fn a_joined_result_shows_the_failures_of_its_parts() {
 
 #[test]
 fn successful_does_not_decode() {
-    let state = ResultState::new(3, &[0]);
+    let state = ResultState::new(3, &[0], "test", None);
     let decoded = Arc::new(AtomicUsize::new(0));
     let count = decoded.clone();
     let result = AsyncResult::new(state.clone(), move |_: &mut [_]| {

@@ -9,4 +9,6 @@
 pub(crate) mod mpi;
 
 pub use self::mpi::World;
-pub(crate) use self::mpi::{abort_job, lend, needs_pieces, Loan, Mpi, Receive, Section, SendBuf};
+pub(crate) use self::mpi::{
+    abort_job, lend, lend_mut, needs_pieces, Loan, Mpi, Receive, Section, SendBuf,
+};

@@ -1,8 +1,12 @@
 //! The MPI transport: initialization, non-blocking point-to-point messages,
 //! and the raw-buffer collectives.
 //!
-//! One thread per rank owns the [`Mpi`] handle (MPI is initialized with
-//! `MPI_THREAD_FUNNELED`; rankview never needs `MPI_THREAD_MULTIPLE`). Control
+//! One thread per rank owns the [`Mpi`] handle. MPI is initialized asking
+//! for `MPI_THREAD_SERIALIZED`: when granted, rank 0's client threads may
+//! make the controller's pass themselves, one thread at a time under a lock
+//! (see the controller's `help`); `MPI_THREAD_FUNNELED` is enough, and then
+//! (or with `RANKVIEW_FUNNELED=1`) only the MPI thread calls MPI. rankview
+//! never needs `MPI_THREAD_MULTIPLE`. Control
 //! messages travel on a private duplicate of `MPI_COMM_WORLD`, so user code
 //! using the world communicator in a prelude cannot intercept them; each view
 //! gets a sub-communicator of rank 0 and its engines for the collectives
@@ -34,7 +38,7 @@ use mpi::request::{Request, StaticScope};
 use mpi::topology::{Communicator, Group as _, Process, SimpleCommunicator};
 use mpi::{Count, Threading};
 
-use crate::bulk::{BufRef, BulkVec, ReduceOp};
+use crate::bulk::{BufMut, BufRef, BulkVec, Lent, ReduceOp};
 use crate::error::{Error, Result};
 
 /// `MPI_COMM_WORLD` as rsmpi represents it, for user code running raw MPI.
@@ -50,6 +54,11 @@ const CONTROL_TAG: i32 = 7;
 /// the point-to-point pieces of an oversized scatter or gather.
 const PIECE_TAG: i32 = 8;
 
+/// Tag of the raw data that follows a reply announcing it (a pulled numeric
+/// value): received by the controller right after that reply, from the
+/// same engine.
+const DATA_TAG: i32 = 9;
+
 /// The longest control message sent in one piece.
 const MAX_MESSAGE: usize = 1 << 30;
 
@@ -62,12 +71,18 @@ const PIECE: usize = 1 << 27;
 const LONG_MAGIC: &[u8; 16] = b"\xffrankview-pieces";
 
 /// A send buffer whose heap allocation stays put while MPI reads it.
-#[derive(Debug, Clone)]
 pub(crate) enum SendBuf {
     /// A buffer owned by this one send.
     Owned(Vec<u8>),
     /// A buffer shared by several sends (the same request to many engines).
     Shared(Arc<Vec<u8>>),
+    /// A stored numeric value lent by the execution thread, sent as its raw
+    /// bytes; dropping the sender (when the send completes) resumes that
+    /// thread.
+    Lent {
+        data: Lent,
+        _resume: mpsc::Sender<()>,
+    },
 }
 
 impl SendBuf {
@@ -75,6 +90,7 @@ impl SendBuf {
         match self {
             SendBuf::Owned(v) => v,
             SendBuf::Shared(a) => a,
+            SendBuf::Lent { data, .. } => data.buf().map_or(&[], |b| b.as_bytes()),
         }
     }
 }
@@ -93,6 +109,8 @@ pub(crate) struct Mpi {
     // Field order is drop order: pending sends, then communicators, then the
     // universe (MPI_Finalize).
     pending: Vec<PendingSend>,
+    /// Threads other than the MPI thread may call MPI, one at a time.
+    serialized: bool,
     /// Control messages sent to each rank so far.
     sent: Vec<u64>,
     sections: HashMap<String, Section>,
@@ -103,10 +121,11 @@ pub(crate) struct Mpi {
 }
 
 impl Mpi {
-    /// Initializes MPI with `MPI_THREAD_FUNNELED` on the calling thread, which
-    /// becomes the rank's MPI thread.
+    /// Initializes MPI on the calling thread, which becomes the rank's MPI
+    /// thread, asking for `MPI_THREAD_SERIALIZED` (see the module's
+    /// "Threads"); `MPI_THREAD_FUNNELED` is enough.
     pub(crate) fn init() -> Result<Mpi> {
-        let (universe, granted) = mpi::initialize_with_threading(Threading::Funneled)
+        let (universe, granted) = mpi::initialize_with_threading(Threading::Serialized)
             .ok_or_else(|| Error::Mpi("MPI was already initialized in this process".into()))?;
         if granted == Threading::Single {
             return Err(Error::Mpi(
@@ -114,10 +133,13 @@ impl Mpi {
                     .into(),
             ));
         }
+        let serialized =
+            granted >= Threading::Serialized && std::env::var_os("RANKVIEW_FUNNELED").is_none();
         let world = universe.world();
         let control = world.duplicate();
         let size = usize::try_from(world.size()).unwrap_or(0);
         Ok(Mpi {
+            serialized,
             pending: Vec::new(),
             sent: vec![0; size],
             sections: HashMap::new(),
@@ -126,6 +148,13 @@ impl Mpi {
             world,
             _universe: universe,
         })
+    }
+
+    /// True when MPI granted `MPI_THREAD_SERIALIZED` (and
+    /// `RANKVIEW_FUNNELED` is not set): any thread may call MPI while no
+    /// other does, so a client thread may make the controller's pass itself.
+    pub(crate) fn serialized(&self) -> bool {
+        self.serialized
     }
 
     /// This process's rank in the job.
@@ -184,12 +213,39 @@ impl Mpi {
         Ok(())
     }
 
+    /// Starts sending the raw bytes of a lent value to `dest` as a data
+    /// message (in pieces of at most [`MAX_MESSAGE`] bytes), after the reply
+    /// that announces it; returns at once. Data messages are not control
+    /// messages: they do not count in [`sent_counts`](Mpi::sent_counts).
+    pub(crate) fn send_data(&mut self, dest: usize, buffer: SendBuf) -> Result<()> {
+        let dest = i32::try_from(dest).map_err(|_| Error::Mpi(format!("no rank {dest}")))?;
+        self.start_sends(dest, buffer, DATA_TAG, MAX_MESSAGE);
+        Ok(())
+    }
+
+    /// Receives the data message `source` announced into `into`, which has
+    /// exactly the announced size (the same pieces as [`send_data`](Mpi::send_data)).
+    /// Blocks until it has arrived; its sender started it right after the
+    /// announcement.
+    pub(crate) fn receive_data(&mut self, source: usize, into: &mut [u8]) -> Result<()> {
+        let source = i32::try_from(source).map_err(|_| Error::Mpi(format!("no rank {source}")))?;
+        let from = self.control.process_at_rank(source);
+        if into.is_empty() {
+            from.receive_into_with_tag(into, DATA_TAG);
+        }
+        for chunk in into.chunks_mut(MAX_MESSAGE) {
+            from.receive_into_with_tag(chunk, DATA_TAG);
+        }
+        Ok(())
+    }
+
     /// Starts one `MPI_Isend` per `piece` bytes of `buffer` (one for an
     /// empty buffer) and keeps the buffer until they complete.
     fn start_sends(&mut self, dest: i32, buffer: SendBuf, tag: i32, piece: usize) {
         let bytes = buffer.as_slice();
-        // SAFETY: the slice points into `buffer`'s heap allocation (a Vec's or
-        // an Arc's), which does not move when `buffer` itself is moved below.
+        // SAFETY: the slice points into `buffer`'s heap allocation (a Vec's, an
+        // Arc's, or the elements of the value a `Lent` keeps alive through its
+        // Arc), which does not move when `buffer` itself is moved below.
         // 1. `buffer` is stored beside the requests in `self.pending` and is
         //    neither mutated nor dropped until every request has completed
         //    (`progress` drops it only after the last `test` succeeds; `Drop`
@@ -325,18 +381,37 @@ impl Drop for Mpi {
 
 /// A buffer lent to the MPI thread by a thread that waits until it comes back.
 ///
-/// Made by [`lend`]; dropping the loan (anywhere, after any use) returns the
-/// buffer, and only then does `lend` return. This is what lets a collective
-/// on rank 0 read the caller's data in place instead of copying it.
+/// Made by [`lend`] (read only) or [`lend_mut`] (to be written: a gather
+/// into the caller's memory); dropping the loan (anywhere, after any use)
+/// returns the buffer, and only then does the lending call return. This is
+/// what lets a collective on rank 0 read or fill the caller's data in place
+/// instead of copying it.
 pub(crate) struct Loan {
-    buf: BufRef<'static>,
+    buf: Lendable<'static>,
     _returned: mpsc::Sender<()>,
+}
+
+/// What a [`Loan`] holds.
+enum Lendable<'a> {
+    Ref(BufRef<'a>),
+    Mut(BufMut<'a>),
 }
 
 impl Loan {
     /// The lent buffer.
     pub(crate) fn buf(&self) -> BufRef<'_> {
-        self.buf
+        match &self.buf {
+            Lendable::Ref(buf) => *buf,
+            Lendable::Mut(buf) => buf.as_ref(),
+        }
+    }
+
+    /// The lent buffer, writable; `None` if it was lent read only.
+    pub(crate) fn buf_mut(&mut self) -> Option<BufMut<'_>> {
+        match &mut self.buf {
+            Lendable::Ref(_) => None,
+            Lendable::Mut(buf) => Some(buf.reborrow()),
+        }
     }
 }
 
@@ -344,6 +419,15 @@ impl Loan {
 /// dropped, wherever `f` sent it — also when `f` panics (the wait happens
 /// while unwinding).
 pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
+    lend_any(Lendable::Ref(buf), f)
+}
+
+/// [`lend`] for a buffer the loan's holder may write.
+pub(crate) fn lend_mut<R>(buf: BufMut<'_>, f: impl FnOnce(Loan) -> R) -> R {
+    lend_any(Lendable::Mut(buf), f)
+}
+
+fn lend_any<R>(buf: Lendable<'_>, f: impl FnOnce(Loan) -> R) -> R {
     /// Waits, when dropped, until every sender of its channel is gone.
     struct Returned(mpsc::Receiver<()>);
     impl Drop for Returned {
@@ -355,15 +439,17 @@ pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
     let (returned_tx, returned_rx) = mpsc::channel::<()>();
     let _returned = Returned(returned_rx);
     // SAFETY: the `'static` lifetime is a lie that this function makes true:
-    // 1. the loan is the only holder of the extended reference, and holds
-    //    the only sender of `returned_rx`;
+    // 1. the loan is the only holder of the extended borrow (shared or
+    //    exclusive, as the caller's was), and holds the only sender of
+    //    `returned_rx`;
     // 2. `_returned` is dropped before this function returns or finishes
     //    unwinding (a panic in `f` unwinds through it), and its drop waits
     //    until every sender is gone, i.e. the loan was dropped (or leaked,
     //    in which case this function never returns and `buf` stays
     //    borrowed);
     // so `buf` is borrowed for as long as the loan can reach it.
-    let buf: BufRef<'static> = unsafe { std::mem::transmute::<BufRef<'_>, BufRef<'static>>(buf) };
+    let buf: Lendable<'static> =
+        unsafe { std::mem::transmute::<Lendable<'_>, Lendable<'static>>(buf) };
     f(Loan {
         buf,
         _returned: returned_tx,
@@ -384,6 +470,24 @@ macro_rules! with_buf {
             BufRef::U16($v) => $body,
             BufRef::U32($v) => $body,
             BufRef::U64($v) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$v` bound to the typed slice inside a `BufMut`.
+macro_rules! with_mut {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            BufMut::F32($v) => $body,
+            BufMut::F64($v) => $body,
+            BufMut::I8($v) => $body,
+            BufMut::I16($v) => $body,
+            BufMut::I32($v) => $body,
+            BufMut::I64($v) => $body,
+            BufMut::U8($v) => $body,
+            BufMut::U16($v) => $body,
+            BufMut::U32($v) => $body,
+            BufMut::U64($v) => $body,
         }
     };
 }
@@ -543,7 +647,7 @@ impl Mpi {
         &mut self,
         id: u32,
         ranks: &[usize],
-        recv: &mut BulkVec,
+        recv: BufMut<'_>,
         counts: &[usize],
         order: &[usize],
     ) -> Result<()> {
@@ -551,7 +655,7 @@ impl Mpi {
         if needs_pieces(total) {
             let starts = offsets(counts, order);
             let comm = self.group(id, ranks)?;
-            with_vec!(recv, v => {
+            with_mut!(recv, v => {
                 for (sub, (&count, &start)) in counts.iter().zip(&starts).enumerate().skip(1) {
                     let from = comm.process_at_rank(sub as i32);
                     for piece in v[start..start + count].chunks_mut(PIECE) {
@@ -564,7 +668,7 @@ impl Mpi {
         let counts32 = counts_of(counts)?;
         let displs = displacements(counts, order)?;
         let root = self.root(id, ranks)?;
-        with_vec!(recv, v => {
+        with_mut!(recv, v => {
             let nothing = v[..0].to_vec();
             let mut partition = PartitionMut::new(&mut v[..], &counts32[..], &displs[..]);
             root.gather_varcount_into_root(&nothing[..], &mut partition);
@@ -663,13 +767,13 @@ impl Mpi {
         id: u32,
         ranks: &[usize],
         own: &BulkVec,
-        recv: &mut BulkVec,
+        mut recv: BufMut<'_>,
         op: ReduceOp,
     ) -> Result<()> {
         let root = self.root(id, ranks)?;
         macro_rules! arm {
             ($variant:ident) => {
-                if let (BulkVec::$variant(send), BulkVec::$variant(out)) = (own, &mut *recv) {
+                if let (BulkVec::$variant(send), BufMut::$variant(out)) = (own, &mut recv) {
                     for (mine, into) in send.chunks(PIECE).zip(out.chunks_mut(PIECE)) {
                         root.reduce_into_root(mine, into, reduce_op(op));
                     }

@@ -16,10 +16,12 @@ use ndarray::{Array, ArrayBase, Axis, Data, Dimension, RemoveAxis};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::bulk::{self, for_each_element, BufRef, BulkVec, Distribution, Element, ReduceOp};
+use crate::bulk::{
+    self, for_each_element, BufMut, BufRef, BulkVec, Distribution, Element, ReduceOp,
+};
 use crate::client::Client;
 use crate::codec;
-use crate::controller::{Buffer, CollectiveKind};
+use crate::controller::{Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
 use crate::protocol::{Request, ValueSpec, WireArg};
@@ -75,10 +77,72 @@ fn owned_data(gathered: Cow<'_, Gathered>) -> BulkVec {
     }
 }
 
+/// What [`GatherInto::fill`] calls with the memory to gather into and its
+/// shape (`None` for a flat buffer).
+#[doc(hidden)]
+pub type Fill<'f> = &'f mut dyn FnMut(BufMut<'_>, Option<&[usize]>) -> Result<()>;
+
+/// Memory that [`DirectView::gather_into`] and [`DirectView::reduce_into`]
+/// fill in place: a slice or `Vec` of an [`Element`] type, or an `ndarray`
+/// array of one.
+pub trait GatherInto {
+    /// What the engines must hold (a `Vec` for slices and `Vec`s, the same
+    /// array type for arrays).
+    #[doc(hidden)]
+    fn spec() -> Result<GatherSpec>;
+    /// Calls `gather` with this memory (or a staging buffer copied into it
+    /// after) and its shape, if it has one.
+    #[doc(hidden)]
+    fn fill(&mut self, gather: Fill<'_>) -> Result<()>;
+}
+
+impl<E: Element> GatherInto for [E] {
+    fn spec() -> Result<GatherSpec> {
+        Ok(GatherSpec {
+            value: bulk_spec::<Vec<E>>()?,
+        })
+    }
+    fn fill(&mut self, gather: Fill<'_>) -> Result<()> {
+        gather(E::slice_mut(self), None)
+    }
+}
+
+impl<E: Element> GatherInto for Vec<E> {
+    fn spec() -> Result<GatherSpec> {
+        <[E]>::spec()
+    }
+    fn fill(&mut self, gather: Fill<'_>) -> Result<()> {
+        GatherInto::fill(self.as_mut_slice(), gather)
+    }
+}
+
+impl<E, D> GatherInto for Array<E, D>
+where
+    E: Element,
+    D: Dimension + Serialize + DeserializeOwned + 'static,
+{
+    fn spec() -> Result<GatherSpec> {
+        <Array<E, D> as Gather>::spec()
+    }
+    fn fill(&mut self, gather: Fill<'_>) -> Result<()> {
+        let shape = self.shape().to_vec();
+        if let Some(data) = self.as_slice_mut() {
+            return gather(E::slice_mut(data), Some(&shape));
+        }
+        // Not in standard layout: one copy, from a staging buffer.
+        let mut staging = vec![E::default(); self.len()];
+        gather(E::slice_mut(&mut staging), Some(&shape))?;
+        self.iter_mut()
+            .zip(staging)
+            .for_each(|(to, from)| *to = from);
+        Ok(())
+    }
+}
+
 /// What a gather asks of every engine.
 #[doc(hidden)]
 pub struct GatherSpec {
-    value: ValueSpec,
+    pub(crate) value: ValueSpec,
 }
 
 /// A numeric value that [`DirectView::reduce`] combines with `MPI_Reduce`:
@@ -316,30 +380,35 @@ where
     }
 
     fn assemble(gathered: Cow<'_, Gathered>) -> Result<Self> {
-        let mut rows = 0;
-        let mut rest: Option<Vec<usize>> = None;
-        for (_, shape) in &gathered.parts {
-            let Some((&r, tail)) = shape.split_first() else {
-                return Err(Error::Usage("cannot gather 0-dimensional arrays".into()));
-            };
-            match &rest {
-                Some(expected) if expected.as_slice() != tail => {
-                    return Err(Error::Usage(format!(
-                        "engines hold arrays of different shapes ({expected:?} vs {tail:?} after axis 0)"
-                    )))
-                }
-                Some(_) => {}
-                None => rest = Some(tail.to_vec()),
-            }
-            rows += r;
-        }
-        let shape: Vec<usize> = std::iter::once(rows)
-            .chain(rest.unwrap_or_default())
-            .collect();
+        let shape = stacked_shape(&gathered.parts)?;
         let values = E::unwrap(owned_data(gathered))
             .ok_or_else(|| Error::Protocol("gathered buffer of the wrong type".into()))?;
         bulk::array_from(values, &shape)
     }
+}
+
+/// The shape of the engines' arrays (elements and shape each) stacked
+/// along axis 0; an error if they differ after axis 0 or have no axes.
+pub(crate) fn stacked_shape(parts: &[(usize, Vec<usize>)]) -> Result<Vec<usize>> {
+    let mut rows = 0;
+    let mut rest: Option<&[usize]> = None;
+    for (_, shape) in parts {
+        let Some((&r, tail)) = shape.split_first() else {
+            return Err(Error::Usage("cannot gather 0-dimensional arrays".into()));
+        };
+        match rest {
+            Some(expected) if expected != tail => {
+                return Err(Error::Usage(format!(
+                "engines hold arrays of different shapes ({expected:?} vs {tail:?} after axis 0)"
+            )))
+            }
+            _ => rest = Some(tail),
+        }
+        rows += r;
+    }
+    Ok(std::iter::once(rows)
+        .chain(rest.unwrap_or_default().iter().copied())
+        .collect())
 }
 
 /// Puts the outcomes of a collective with one assembled payload together:
@@ -456,6 +525,7 @@ impl<S: Shape> DirectView<S> {
             CollectiveKind::Gather {
                 name: name.to_string(),
                 value: spec.value,
+                into: None,
             },
             finish_gathered::<C>,
         )
@@ -474,9 +544,69 @@ impl<S: Shape> DirectView<S> {
                 name: name.to_string(),
                 value: spec.value,
                 op,
+                into: None,
             },
             finish_gathered::<T>,
         )
+    }
+
+    /// [`gather`](DirectView::gather) into memory the caller already has:
+    /// a slice or `Vec` of an [`Element`] type (filled over its current
+    /// length, which must equal the total the engines hold) or an `ndarray`
+    /// array (whose shape must be the stacked shape). The data lands in
+    /// `out` directly (`MPI_Gatherv` into it) for a slice, a `Vec` or a
+    /// standard-layout array; a non-contiguous array costs one copy (it is
+    /// filled from a staging buffer). Blocks until the data is there.
+    ///
+    /// A buffer of the wrong length, shape or element type is
+    /// [`Error::Usage`] before any data moves; the engines' values stay.
+    /// This is the form for loops that gather the same array again and
+    /// again: nothing is allocated.
+    pub fn gather_into<C: GatherInto + ?Sized>(&self, name: &str, out: &mut C) -> Result<()> {
+        self.collect_into(name, None, out)
+    }
+
+    /// [`reduce`](DirectView::reduce) into memory the caller already has, on
+    /// the terms of [`gather_into`](DirectView::gather_into): `out` has the
+    /// length (and for an array the shape) of one engine's value.
+    pub fn reduce_into<C: GatherInto + ?Sized>(
+        &self,
+        name: &str,
+        op: ReduceOp,
+        out: &mut C,
+    ) -> Result<()> {
+        self.collect_into(name, Some(op), out)
+    }
+
+    fn collect_into<C: GatherInto + ?Sized>(
+        &self,
+        name: &str,
+        op: Option<ReduceOp>,
+        out: &mut C,
+    ) -> Result<()> {
+        let value = C::spec()?.value;
+        out.fill(&mut |buf, shape| {
+            let shape = shape.map(<[usize]>::to_vec);
+            transport::lend_mut(buf, |loan| {
+                let into = Some(Filling {
+                    loan,
+                    shape,
+                    pull: None,
+                });
+                let (name, value) = (name.to_string(), value.clone());
+                let kind = match op {
+                    None => CollectiveKind::Gather { name, value, into },
+                    Some(op) => CollectiveKind::Reduce {
+                        name,
+                        value,
+                        op,
+                        into,
+                    },
+                };
+                self.client().collective(&self.targets, kind, finish_units)
+            })
+            .get()
+        })
     }
 
     /// Combines the value `name` of every engine of the view with `f`, in
@@ -610,9 +740,16 @@ mod test {
 
     /// A finished gather over two engines whose data is `data`.
     fn gathered<C: Gather>(data: BulkVec, parts: Vec<(usize, Vec<usize>)>) -> AsyncResult<C> {
-        let state = ResultState::new(1, &[0, 1]);
+        let state = ResultState::new(1, &[0, 1], "gather", None);
         let result = AsyncResult::new(state.clone(), finish_gathered::<C>);
-        state.resolve(0, Ok(Payload::Gathered(Gathered { data, parts })));
+        state.resolve(
+            0,
+            Ok(Payload::Gathered(Gathered {
+                data,
+                value: None,
+                parts,
+            })),
+        );
         state.resolve(1, Ok(Payload::Unit));
         result
     }

@@ -16,18 +16,18 @@ use serde::de::DeserializeOwned;
 use crate::bulk::{self, BulkVec};
 use crate::client::Client;
 use crate::codec;
-use crate::controller::{Buffer, CollectiveKind};
+use crate::controller::{Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
 use crate::protocol::{Request, Typed, ValueSpec, WireArg};
 use crate::remote::{encode_call, Args, RemoteFn};
-use crate::result::{AsyncResult, Payload};
+use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
-use crate::view::{Many, Shape};
+use crate::view::{GatherInto, Many, One, Shape};
 
 /// A set of engines driven together (ipyparallel's `DirectView`).
 ///
-/// `S` is [`One`](crate::One) for `rc.engine(i)` (calls return the value) and
+/// `S` is [`One`] for `rc.engine(i)` (calls return the value) and
 /// [`Many`] for `rc.view(..)` and `rc.all()` (calls return a `Vec` in target
 /// order). Cheap to clone.
 ///
@@ -107,7 +107,7 @@ fn typed<T: Value>(value: &T) -> Result<Typed> {
     })
 }
 
-fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
+pub(super) fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
     match payload {
         Payload::Value(bytes) => codec::decode(bytes),
         other => Err(unexpected(other)),
@@ -137,18 +137,60 @@ fn decode_pulled<T: DeserializeOwned + 'static>(
     match payload {
         Payload::Values(values) if values.len() == 1 => {
             let value = &values[0];
-            if value.fingerprint != codec::fingerprint::<T>() {
-                return Err(Error::TypeMismatch {
-                    engine,
-                    name: name.to_string(),
-                    expected: type_name::<T>().to_string(),
-                    found: value.type_name.clone(),
-                });
-            }
+            check_type::<T>(engine, name, value.fingerprint, &value.type_name)?;
             codec::decode(&value.bytes)
+        }
+        Payload::Gathered(Gathered {
+            value: Some(value), ..
+        })
+        | Payload::Movable(Gathered {
+            value: Some(value), ..
+        }) => {
+            check_type::<T>(engine, name, value.fingerprint, &value.type_name)?;
+            let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+            })?;
+            // The only handle moves the received elements out; others copy.
+            let gathered = match std::mem::replace(payload, Payload::Taken) {
+                Payload::Movable(g) => g,
+                Payload::Gathered(g) => {
+                    let copy = g.data.clone();
+                    let shape = g.parts.first().map(|p| p.1.clone()).unwrap_or_default();
+                    *payload = Payload::Gathered(g);
+                    Gathered {
+                        data: copy,
+                        value: None,
+                        parts: vec![(0, shape)],
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            };
+            let shape = gathered
+                .parts
+                .into_iter()
+                .next()
+                .map(|p| p.1)
+                .unwrap_or_default();
+            let value = (entry.build_boxed)(gathered.data, shape)?;
+            value.downcast::<T>().map(|v| *v).map_err(|_| {
+                Error::Protocol(format!("{} rebuilt as another type", type_name::<T>()))
+            })
         }
         other => Err(unexpected(other)),
     }
+}
+
+/// A pulled value of another type than `T` is [`Error::TypeMismatch`].
+fn check_type<T: 'static>(engine: usize, name: &str, fingerprint: u64, found: &str) -> Result<()> {
+    if fingerprint == codec::fingerprint::<T>() {
+        return Ok(());
+    }
+    Err(Error::TypeMismatch {
+        engine,
+        name: name.to_string(),
+        expected: type_name::<T>().to_string(),
+        found: found.to_string(),
+    })
 }
 
 fn unexpected(payload: &Payload) -> Error {
@@ -317,6 +359,13 @@ impl<S: Shape> DirectView<S> {
 
     /// Fetches `name` from every engine of the view as a `T`. A missing name
     /// is [`Error::NameError`], another type [`Error::TypeMismatch`].
+    ///
+    /// A numeric value (an [`Element`](crate::Element), a `Vec` or an
+    /// `ndarray` array of them) travels as a raw buffer, sent straight from
+    /// the engine's value and received once on rank 0;
+    /// [`into_value`](AsyncResult::into_value) (and [`get`](DirectView::get))
+    /// hand that buffer over, while `AsyncResult::get` copies it (the result
+    /// keeps its own). Other values are encoded once on the engine and decoded once here.
     pub fn pull<T: DeserializeOwned + 'static>(&self, name: &str) -> AsyncResult<S::Out<T>> {
         let owned = name.to_string();
         let name = owned.clone();
@@ -332,9 +381,64 @@ impl<S: Shape> DirectView<S> {
         )
     }
 
-    /// [`pull`](DirectView::pull) and wait (`dv['a']`).
+    /// [`pull`](DirectView::pull) of a numeric value into memory the caller
+    /// already has, on the terms of
+    /// [`gather_into`](DirectView::gather_into): a slice or `Vec` (filled
+    /// over its current length) for a `Vec` on the engine, an `ndarray`
+    /// array of the same shape for an array. The elements are received
+    /// straight into `out` (a non-contiguous array costs one copy); nothing
+    /// is allocated, which is the form for loops. Blocks until they are
+    /// there. Another type is [`Error::TypeMismatch`], another length or
+    /// shape [`Error::Usage`], and `out` is then left as it was.
+    pub fn pull_into<C: GatherInto + ?Sized>(&self, name: &str, out: &mut C) -> Result<()> {
+        let [_] = *self.targets else {
+            return Err(Error::Usage(format!(
+                "pull_into reads one engine's value; this view has {} engines",
+                self.targets.len()
+            )));
+        };
+        let wanted = C::spec()?.value;
+        out.fill(&mut |buf, shape| {
+            let (owned, label, expected) = (name.to_string(), name.to_string(), wanted.clone());
+            transport::lend_mut(buf, |loan| {
+                let filling = Filling {
+                    loan,
+                    shape: shape.map(<[usize]>::to_vec),
+                    pull: Some((owned.clone(), expected.clone())),
+                };
+                self.client.submit_into::<One, ()>(
+                    &self.targets,
+                    move |task| {
+                        Ok(Request::Pull {
+                            task,
+                            names: vec![owned],
+                        })
+                    },
+                    // A value that is not numeric comes back encoded.
+                    move |engine, payload| match payload {
+                        Payload::Unit => Ok(()),
+                        Payload::Values(values) => Err(Error::TypeMismatch {
+                            engine,
+                            name: label.clone(),
+                            expected: expected.type_name.clone(),
+                            found: values
+                                .first()
+                                .map(|v| v.type_name.clone())
+                                .unwrap_or_default(),
+                        }),
+                        other => Err(unexpected(other)),
+                    },
+                    Some(filling),
+                )
+            })
+            .get()
+        })
+    }
+
+    /// [`pull`](DirectView::pull) and wait (`dv['a']`). Numeric data is
+    /// moved out of the received buffer, not copied.
     pub fn get<T: DeserializeOwned + 'static>(&self, name: &str) -> Result<S::Out<T>> {
-        self.pull(name).get()
+        self.pull(name).into_value()
     }
 
     /// The names defined on each engine, sorted (`%who`).

@@ -443,7 +443,8 @@ impl Balancer for LoadBalancedView {
         if let Some(e) = &self.flags.invalid {
             return AsyncResult::failed(e.clone());
         }
-        let state = ResultState::new(task, &[usize::MAX]);
+        let function = registry().path(work.function());
+        let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
         let mut spec = Task::new(task, work, self.targets.clone());
         let set = |tasks: &[TaskId]| DepSet {
             tasks: tasks.to_vec(),

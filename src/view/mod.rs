@@ -11,10 +11,12 @@
 pub mod collective;
 pub mod direct;
 pub mod load_balanced;
+pub mod shell;
 
-pub use collective::{Gather, OneArg, Reducible, Scatter};
+pub use collective::{Gather, GatherInto, OneArg, Reducible, Scatter};
 pub use direct::DirectView;
 pub use load_balanced::{AsyncMap, Dependencies, IMap, LoadBalancedView};
+pub use shell::{ShellOutput, ShellStatus};
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,321 @@
+//! Timelines: where and when tasks ran, and their picture.
+//!
+//! Owns [`Timeline`] (records of task parts, from one result or the whole
+//! job) and the job's bounded log of finished parts ([`JobLog`], kept by the
+//! client and filled as results settle). Drawing the picture (layout, then
+//! SVG through `plotters`) is in `timeline/draw.rs`; the timing itself is
+//! measured by the engines and the controller, not here.
+//!
+//! ## Clocks
+//!
+//! `started` and `completed` are read on the engine's clock, `submitted`
+//! and `received` on the client's (rank 0). On one node these are the same
+//! clock; across nodes they differ by the nodes' clock offset, which shifts
+//! every bar of an engine's lane by the same amount.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::protocol::TaskId;
+use crate::result::Metadata;
+
+mod draw;
+#[cfg(test)]
+mod test;
+
+/// How many finished parts [`Client::timeline`](crate::Client::timeline)
+/// keeps: the last 100,000 (64 bytes each, about 6 MiB once full); earlier ones are counted in
+/// [`Timeline::left_out`].
+pub const TIMELINE_LIMIT: usize = 100_000;
+
+/// One part of a task: which engine ran what, and when.
+///
+/// A part is one engine's share of a direct submission or a collective, or
+/// one load-balanced task (for a `map`, one task of `chunksize` items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRecord {
+    /// The engine it ran on; `None` for a load-balanced task that never ran
+    /// (aborted, or its dependencies failed).
+    pub engine: Option<usize>,
+    /// What it ran, as in [`Metadata::function`].
+    pub function: &'static str,
+    /// The task id, as in [`Metadata::task`].
+    pub task: TaskId,
+    /// When the client submitted it (client clock).
+    pub submitted: SystemTime,
+    /// When the engine started it (engine clock); `None` for parts that
+    /// rank 0 completes itself (those of a gather or a reduce, whose data
+    /// it assembles) and for parts that never ran.
+    pub started: Option<SystemTime>,
+    /// When the engine finished it (engine clock), as `started`.
+    pub completed: Option<SystemTime>,
+    /// When the client had its reply (client clock); `None` while it runs.
+    pub received: Option<SystemTime>,
+    /// A load-balanced task that an idle engine stole from another's queue.
+    pub stolen: bool,
+}
+
+impl From<&Metadata> for TimelineRecord {
+    fn from(meta: &Metadata) -> Self {
+        TimelineRecord {
+            engine: (meta.engine != usize::MAX).then_some(meta.engine),
+            function: meta.function,
+            task: meta.task,
+            submitted: meta.submitted,
+            started: meta.started,
+            completed: meta.completed,
+            received: meta.received,
+            stolen: meta.stolen,
+        }
+    }
+}
+
+/// Where and when a set of tasks ran, to look at or to draw.
+///
+/// Made by [`AsyncResult::timeline`](crate::AsyncResult::timeline) for one
+/// result and by [`Client::timeline`](crate::Client::timeline) for the whole
+/// job so far; timelines add up with [`extend`](Timeline::extend) or
+/// `collect()`.
+///
+/// ## The picture
+///
+/// [`to_svg`](Timeline::to_svg) draws one lane per engine (engine 0 on top,
+/// lanes shaded alternately `#F2F2F2` and `#E4E4E4`) and one bar per part
+/// that has an engine: from `started` to `completed` (engine clock), or,
+/// for parts without engine times (a gather's, a reduce's), from `submitted` to
+/// `received` (client clock: the span the client waited, queueing
+/// included). Bars are coloured by function (ten colours, repeating after
+/// ten functions), named in the legend under the chart; a stolen task's bar
+/// has a black outline; a bar is at least 1.5 pixels wide, so short tasks
+/// stay visible (wider bars end a pixel early, so that tasks run back to
+/// back stay apart). Gaps between bars are time the engine did no task. The
+/// time axis runs from the first submission, in ms (s when the span is
+/// over 2 s). The title gives the number of parts drawn, the number of
+/// engines, and how many earlier parts were left out (see
+/// [`TIMELINE_LIMIT`]). See the module docs for the two clocks.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[rankview::remote]
+/// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+///
+/// rankview::launch(|rc| -> rankview::Result<()> {
+///     let first = rc.all().apply(nap, (20,));
+///     let second = rc.load_balanced_view().map(nap, [5, 10, 15, 20]);
+///     first.get()?;
+///     second.get()?;
+///     let mut timeline = first.timeline();
+///     timeline.extend(second.timeline());
+///     timeline.write_svg("naps.svg")?;
+///     Ok(())
+/// });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    records: Vec<TimelineRecord>,
+    left_out: u64,
+}
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new() -> Self {
+        Timeline::default()
+    }
+
+    /// The records, in the order they were added.
+    pub fn records(&self) -> &[TimelineRecord] {
+        &self.records
+    }
+
+    /// How many earlier parts the job's log no longer holds (see
+    /// [`TIMELINE_LIMIT`]); 0 for a result's timeline.
+    pub fn left_out(&self) -> u64 {
+        self.left_out
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, record: TimelineRecord) {
+        self.records.push(record);
+    }
+
+    /// Adds `other`'s records (and its count of left-out parts).
+    pub fn extend(&mut self, other: Timeline) {
+        self.records.extend(other.records);
+        self.left_out += other.left_out;
+    }
+
+    /// The picture as an SVG document (see [the picture](Timeline#the-picture)).
+    ///
+    /// Errors: [`Error::Io`] if the drawing library fails.
+    pub fn to_svg(&self) -> Result<String> {
+        draw::svg(&draw::layout(self), self.left_out)
+    }
+
+    /// A self-contained HTML page showing the picture (the SVG inline, no
+    /// scripts, nothing fetched).
+    pub fn to_html(&self) -> Result<String> {
+        let svg = self.to_svg()?;
+        Ok(format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <title>rankview timeline</title>\n</head>\n<body style=\"margin:0\">\n{svg}\n\
+             <p style=\"font-family:sans-serif;font-size:13px;margin:8px\">{}</p>\n</body>\n</html>\n",
+            draw::CLOCK_NOTE
+        ))
+    }
+
+    /// Writes [`to_svg`](Timeline::to_svg) to `path`.
+    ///
+    /// Errors: [`Error::Io`] naming the file.
+    pub fn write_svg(&self, path: impl AsRef<Path>) -> Result<()> {
+        write(path.as_ref(), &self.to_svg()?)
+    }
+
+    /// Writes [`to_html`](Timeline::to_html) to `path`.
+    ///
+    /// Errors: [`Error::Io`] naming the file.
+    pub fn write_html(&self, path: impl AsRef<Path>) -> Result<()> {
+        write(path.as_ref(), &self.to_html()?)
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::Io {
+        what: format!("write {}", path.display()),
+        message: e.to_string(),
+    })
+}
+
+impl FromIterator<TimelineRecord> for Timeline {
+    fn from_iter<I: IntoIterator<Item = TimelineRecord>>(iter: I) -> Self {
+        Timeline {
+            records: iter.into_iter().collect(),
+            left_out: 0,
+        }
+    }
+}
+
+impl FromIterator<Timeline> for Timeline {
+    fn from_iter<I: IntoIterator<Item = Timeline>>(iter: I) -> Self {
+        let mut all = Timeline::new();
+        for timeline in iter {
+            all.extend(timeline);
+        }
+        all
+    }
+}
+
+/// One finished part in the job's log: a few words, no output.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    function: &'static str,
+    task: TaskId,
+    /// `u32::MAX` when the part never ran on an engine.
+    engine: u32,
+    stolen: bool,
+    /// Microseconds since the Unix epoch; 0 for "none".
+    submitted: u64,
+    started: u64,
+    completed: u64,
+    received: u64,
+}
+
+fn micros(time: Option<SystemTime>) -> u64 {
+    time.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn time(us: u64) -> Option<SystemTime> {
+    (us != 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_micros(us))
+}
+
+/// The last finished parts of the job, for [`Client::timeline`](crate::Client::timeline).
+///
+/// Parts are added as they settle (on the controller thread, one short lock
+/// each); past `limit` the oldest go, and are counted.
+pub(crate) struct JobLog {
+    inner: Mutex<LogInner>,
+}
+
+struct LogInner {
+    entries: VecDeque<Entry>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl JobLog {
+    /// A log keeping the last `limit` parts. Its room is reserved at once
+    /// (virtual memory: pages count in RSS as parts fill them), so that it
+    /// never grows by copying itself, which would leave the old copy's
+    /// pages resident in the allocator.
+    pub(crate) fn new(limit: usize) -> JobLog {
+        JobLog {
+            inner: Mutex::new(LogInner {
+                entries: VecDeque::with_capacity(limit),
+                limit,
+                dropped: 0,
+            }),
+        }
+    }
+
+    /// Adds a settled part.
+    pub(crate) fn record(&self, meta: &Metadata) {
+        let entry = Entry {
+            function: meta.function,
+            task: meta.task,
+            engine: u32::try_from(meta.engine).unwrap_or(u32::MAX),
+            stolen: meta.stolen,
+            submitted: micros(Some(meta.submitted)),
+            started: micros(meta.started),
+            completed: micros(meta.completed),
+            received: micros(meta.received),
+        };
+        // Every write is a single push or pop: a poisoned lock still holds a
+        // consistent log.
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.limit == 0 {
+            inner.dropped += 1;
+            return;
+        }
+        if inner.entries.len() == inner.limit {
+            inner.entries.pop_front();
+            inner.dropped += 1;
+        }
+        inner.entries.push_back(entry);
+    }
+
+    /// The log as a timeline.
+    pub(crate) fn timeline(&self) -> Timeline {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Timeline {
+            records: inner
+                .entries
+                .iter()
+                .map(|e| TimelineRecord {
+                    engine: (e.engine != u32::MAX).then_some(e.engine as usize),
+                    function: e.function,
+                    task: e.task,
+                    submitted: time(e.submitted).unwrap_or(SystemTime::UNIX_EPOCH),
+                    started: time(e.started),
+                    completed: time(e.completed),
+                    received: time(e.received),
+                    stolen: e.stolen,
+                })
+                .collect(),
+            left_out: inner.dropped,
+        }
+    }
+}
