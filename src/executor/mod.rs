@@ -82,8 +82,10 @@ pub trait Executor {
 
     /// Runs the one-argument `f` on every item (Python's `Executor.map`).
     /// The [`AsyncMap`] yields each item's result in input order as it
-    /// arrives; [`get`](AsyncResult::get) waits for all of them (or the
-    /// first failed item's [`Error::MapItem`]). Items are values: a
+    /// arrives (in completion order for the executor of a load-balanced
+    /// view set [`ordered(false)`](LoadBalancedView::ordered));
+    /// [`get`](AsyncResult::get) waits for all of them, in input order (or
+    /// the first failed item's [`Error::MapItem`]). Items are values: a
     /// [`Ref`](crate::Ref) is refused with [`Error::Usage`].
     fn map<F, M, P, I>(&self, f: F, items: impl IntoIterator<Item = I>) -> AsyncMap<F::Output>
     where
