@@ -53,7 +53,7 @@ run() {
     record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
-    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather check_errors check_async check_collectives check_balanced check_hotpath check_shell; do
+    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather check_errors check_async check_collectives check_balanced check_hotpath check_shell check_executors executors; do
         run ok -n "$n" "$bin/$example"
     done
 done

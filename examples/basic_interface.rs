@@ -4,37 +4,32 @@
 //! Every cell that maps to Rust, each checked: a function applied on engine 0
 //! gives the same norms as locally; push and pull; engine globals changed by
 //! `inc_a` and read by `mul_by_a`; `is_it_a` sees the engine's own value
-//! through a `Ref`; eigenvalues and a norm of a matrix already on engine 0;
+//! through a `Ref`; eigenvalues and a norm of a matrix already on engine 0
+//! (random numbers from `rand`, norms and eigenvalues from `nalgebra`);
 //! an asynchronous task whose `get_timeout` times out before `get` succeeds;
 //! the engine's pid and the result metadata.
 
 use std::time::{Duration, Instant};
 
+use nalgebra::{DMatrix, DVector};
 use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rankview::{globals, Error, Ref, TaskResult, Values};
 
-/// A small deterministic generator (xorshift64*), so runs are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// The p-norm of `a` for every level (`f64::INFINITY` for the max norm).
+/// The p-norm of `a` for every level (`f64::INFINITY` for the max norm;
+/// finite levels are whole numbers), from nalgebra as the seed's come from
+/// `numpy.linalg.norm`.
 #[rankview::remote]
 fn get_norms(a: &[f64], levels: Vec<f64>) -> Vec<(f64, f64)> {
+    let a = DVector::from_column_slice(a);
     levels
         .iter()
         .map(|&p| {
             let norm = if p.is_infinite() {
-                a.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+                a.amax()
             } else {
-                a.iter().map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+                a.lp_norm(p as i32)
             };
             (p, norm)
         })
@@ -74,51 +69,18 @@ fn reverse_a_into_b() -> TaskResult<()> {
     Ok(())
 }
 
-/// Eigenvalues (ascending) of a symmetric matrix, by cyclic Jacobi rotations.
-fn symmetric_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
-    let n = a.nrows();
-    let mut m = a.clone();
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[[i, j]] * m[[i, j]])
-            .sum();
-        if off < 1e-22 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if m[[p, q]].abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * m[[p, q]]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
-                    m[[k, p]] = c * mkp - s * mkq;
-                    m[[k, q]] = s * mkp + c * mkq;
-                }
-                for k in 0..n {
-                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
-                    m[[p, k]] = c * mpk - s * mqk;
-                    m[[q, k]] = s * mpk + c * mqk;
-                }
-            }
-        }
-    }
-    let mut eigenvalues: Vec<f64> = (0..n).map(|i| m[[i, i]]).collect();
-    eigenvalues.sort_by(f64::total_cmp);
-    eigenvalues
+/// `a` as a nalgebra matrix.
+fn to_matrix(a: &Array2<f64>) -> DMatrix<f64> {
+    DMatrix::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
 }
 
 /// Eigenvalues and 2-norm of a symmetric positive semi-definite matrix.
 #[rankview::remote]
 fn eigvals_and_norm(a: &Array2<f64>) -> (Vec<f64>, f64) {
-    let eigenvalues = symmetric_eigenvalues(a);
-    let norm = eigenvalues.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let m = to_matrix(a);
+    let mut eigenvalues: Vec<f64> = m.clone().symmetric_eigenvalues().iter().copied().collect();
+    eigenvalues.sort_by(f64::total_cmp);
+    let norm = m.svd(false, false).singular_values.max();
     (eigenvalues, norm)
 }
 
@@ -143,13 +105,18 @@ fn main() {
         println!("{e0:?}");
 
         // get_norms: remotely equal to locally.
-        let mut rng = Rng(0x5eed);
-        let a: Vec<f64> = (0..1024).map(|_| rng.uniform()).collect();
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let a: Vec<f64> = (0..1024).map(|_| rng.random()).collect();
         let levels = vec![1.0, 2.0, 3.0, f64::INFINITY];
         let local = get_norms(&a, levels.clone());
         let remote = e0.apply_sync(get_norms, (&a[..], levels))?;
         println!("norms: {remote:?}");
         assert_eq!(remote, local);
+        // ‖a‖₁ ≥ ‖a‖₂ ≥ ‖a‖₃ ≥ ‖a‖∞, and ‖a‖₂² is the sum of squares.
+        let norms: Vec<f64> = remote.iter().map(|&(_, n)| n).collect();
+        assert!(norms.windows(2).all(|w| w[0] >= w[1]), "{norms:?}");
+        let squares: f64 = a.iter().map(|x| x * x).sum();
+        assert!((norms[1] * norms[1] / squares - 1.0).abs() < 1e-12);
 
         // push a dict, pull one and several names.
         e0.push_values(Values::new().with("a", &1.03234f64)?.with("b", &3453i64)?)
@@ -183,7 +150,7 @@ fn main() {
         assert_eq!(e0.get::<Vec<i64>>("b")?, vec![4, 3, 2, 1, 0]);
 
         // Exercise: eigenvalues and norm of an array already on e0.
-        let m = Array2::from_shape_fn((16, 16), |_| rng.uniform());
+        let m = Array2::from_shape_fn((16, 16), |_| rng.random::<f64>());
         let sym = m.dot(&m.t());
         e0.set("A", &sym)?;
         let (eigenvalues, norm) =
@@ -195,6 +162,16 @@ fn main() {
         let ones = ndarray::Array1::from_elem(16, 0.25);
         let lower = sym.dot(&ones).mapv(|x| x * x).sum().sqrt();
         assert!(norm >= lower * (1.0 - 1e-9), "{norm} < {lower}");
+        // A = M Mᵀ: its eigenvalues are real, non-negative, add up to its
+        // trace, and the largest is its 2-norm.
+        let trace: f64 = (0..16).map(|i| sym[[i, i]]).sum();
+        let sum: f64 = eigenvalues.iter().sum();
+        assert!((sum / trace - 1.0).abs() < 1e-9, "{sum} != trace {trace}");
+        assert!(eigenvalues[0] > -1e-9, "{eigenvalues:?}");
+        assert!(
+            (eigenvalues[15] / norm - 1.0).abs() < 1e-9,
+            "{eigenvalues:?} vs {norm}"
+        );
         println!(
             "eigenvalues of A: {} values, 2-norm {norm:.3}",
             eigenvalues.len()

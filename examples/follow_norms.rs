@@ -7,50 +7,32 @@
 //! the matrix in place through a `Ref`, and a cleanup task follows the
 //! analysis and removes the name. All thirty tasks are submitted before any
 //! has run. Then the seed's table of 2-norms, and every engine's namespace
-//! is empty again. Checked: each norm is the one the client computes from
-//! the same generator and seed, lies between the Frobenius bounds (and near
-//! n/2 for large uniform matrices), and the three tasks of a size ran on one
-//! engine.
+//! is empty again. Random numbers come from `rand`, the 2-norm from
+//! `nalgebra`'s SVD. Checked: each norm up to 128x128 is the one the client
+//! computes from the same generator and seed, every norm lies between the
+//! Frobenius bounds (and near n/2 for large uniform matrices), and the three
+//! tasks of a size ran on one engine.
 
-use ndarray::{Array1, Array2};
+use nalgebra::DMatrix;
+use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rankview::{globals, Ref, TaskError, TaskResult};
 
-/// A matrix of `sz` x `sz` numbers uniform in (0, 1), from xorshift64*
-/// seeded by the size, so the client can make the same one.
+/// A matrix of `sz` x `sz` numbers uniform in [0, 1), from `rand` seeded
+/// by the size, so the client can make the same one.
 fn random_matrix(sz: usize) -> Array2<f64> {
-    let mut state = 0x5eed_0000_u64 + sz as u64;
-    Array2::from_shape_fn((sz, sz), |_| {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    })
+    let mut rng = StdRng::seed_from_u64(0x5eed_0000 + sz as u64);
+    Array2::from_shape_fn((sz, sz), |_| rng.random())
 }
 
-/// The 2-norm (largest singular value) of a matrix with positive entries:
-/// power iteration on `AᵀA`, stopped when the Collatz–Wielandt bounds
-/// (min and max of `(AᵀAx)ᵢ/xᵢ` for a positive `x`, which bracket the
-/// largest eigenvalue of a positive matrix) agree to 1e-12.
-fn two_norm(a: &Array2<f64>) -> Result<f64, String> {
-    let mut x = Array1::from_elem(a.ncols(), 1.0);
-    for _ in 0..10_000 {
-        let y = a.t().dot(&a.dot(&x));
-        let (lo, hi) = y
-            .iter()
-            .zip(&x)
-            .map(|(y, x)| y / x)
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), r| {
-                (lo.min(r), hi.max(r))
-            });
-        if hi - lo <= 1e-12 * hi {
-            return Ok(hi.sqrt());
-        }
-        x = &y / y.dot(&y).sqrt();
-    }
-    Err(format!(
-        "the power iteration did not converge for a {0}x{0} matrix",
-        a.nrows()
-    ))
+/// The 2-norm (largest singular value) of a matrix, from nalgebra's SVD
+/// (`numpy.linalg.norm(a, 2)` in the seed).
+fn two_norm(a: &Array2<f64>) -> f64 {
+    DMatrix::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
+        .svd(false, false)
+        .singular_values
+        .max()
 }
 
 /// Loads a random array into the engine's namespace as `name`.
@@ -62,8 +44,8 @@ fn load_data(sz: usize, name: String) -> TaskResult<()> {
 
 /// A simple analysis function: the 2-norm of an array.
 #[rankview::remote]
-fn get_norm(a: &Array2<f64>) -> TaskResult<f64> {
-    two_norm(a).map_err(TaskError::msg)
+fn get_norm(a: &Array2<f64>) -> f64 {
+    two_norm(a)
 }
 
 /// Deletes a name from the engine's namespace (an error if it is not there,
@@ -106,11 +88,15 @@ fn main() {
             println!("{sz:>4}x{sz:<4} 2-norm = {value:7.3}");
 
             let a = random_matrix(*sz);
-            assert_eq!(
-                Ok(value),
-                two_norm(&a),
-                "{sz}x{sz}: the engine's norm is not the client's"
-            );
+            // The client recomputes the small ones (an SVD of 512x512 takes
+            // seconds in a debug build); the bounds hold for all.
+            if *sz <= 128 {
+                assert_eq!(
+                    value,
+                    two_norm(&a),
+                    "{sz}x{sz}: the engine's norm is not the client's"
+                );
+            }
             let frobenius = a.iter().map(|x| x * x).sum::<f64>().sqrt();
             let n = *sz as f64;
             assert!(

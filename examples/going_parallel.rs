@@ -13,20 +13,17 @@
 use std::time::{Duration, Instant};
 
 use ndarray::{concatenate, Array1, Axis};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
 use rankview::{globals, Error, TaskResult};
 
-/// Adds `n` pseudo-random integers in 1..=100.
+/// Adds `n` pseudo-random integers in 1..=100 (seed 004's
+/// `random.randint(1, 100)`), from a generator seeded by `n`.
 #[rankview::remote]
 fn longrun(n: u64) -> u64 {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ n;
-    let mut big = 0;
-    for _ in 0..n {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        big += 1 + state % 100;
-    }
-    big
+    let mut rng = StdRng::seed_from_u64(n);
+    (0..n).map(|_| rng.random_range(1..=100u64)).sum()
 }
 
 #[rankview::remote]
@@ -42,19 +39,11 @@ fn CostlyOperation() -> TaskResult<Array1<f64>> {
     Ok(&*a * &*a)
 }
 
-/// Normally distributed numbers plus one, by Box-Muller over xorshift64*.
+/// Normally distributed numbers plus one (`np.random.randn(n) + 1`).
 fn randn_plus_one(n: usize, seed: u64) -> Array1<f64> {
-    let mut state = seed;
-    let mut uniform = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    Array1::from_shape_fn(n, |_| {
-        let (u, v) = (uniform(), uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() + 1.0
-    })
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(1.0, 1.0).unwrap_or_else(|e| unreachable!("N(1, 1): {e}"));
+    Array1::from_shape_fn(n, |_| normal.sample(&mut rng))
 }
 
 /// Best of `runs` wall times of `f`.

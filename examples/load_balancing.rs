@@ -20,6 +20,9 @@
 
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp};
 use rankview::{globals, TaskResult};
 
 /// Tasks, their mean duration and the generator's seed.
@@ -28,19 +31,11 @@ const MEAN_MS: f64 = 20.0;
 const SEED: u64 = 0x5eed_0004;
 
 /// `count` durations in milliseconds, exponentially distributed with mean
-/// `mean`: `-mean ln u` for `u` uniform in (0, 1) from xorshift64*.
+/// `mean`, from a generator seeded by `seed`.
 fn exponential(count: usize, mean: f64, seed: u64) -> Vec<f64> {
-    let mut state = seed;
-    (0..count)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let u = ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5)
-                / (1u64 << 53) as f64;
-            -mean * u.ln()
-        })
-        .collect()
+    let mut rng = StdRng::seed_from_u64(seed);
+    let exp = Exp::new(1.0 / mean).unwrap_or_else(|e| unreachable!("Exp(1/{mean}): {e}"));
+    (0..count).map(|_| exp.sample(&mut rng)).collect()
 }
 
 /// Records task `index` in the engine's `ran` list, spins (busy, not

@@ -151,6 +151,13 @@ impl Client {
         LoadBalancedView::new(self.clone(), self.ids())
     }
 
+    /// An [`Executor`](crate::Executor) running tasks load-balanced over
+    /// every engine (ipyparallel's `rc.executor()`); see
+    /// [`ViewExecutor`](crate::ViewExecutor) for other engines.
+    pub fn executor(&self) -> crate::ViewExecutor {
+        self.load_balanced_view().executor()
+    }
+
     /// Aborts every load-balanced task that has not started (see
     /// [`AsyncResult::abort`]).
     pub fn abort_all(&self) -> Result<()> {

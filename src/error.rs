@@ -20,7 +20,8 @@ pub enum Error {
     /// A task panicked, or its function returned `Err`. The engine keeps working.
     #[error("engine {engine}: task {task} failed ({kind}): {message}")]
     Remote {
-        /// Engine id (0-based) the task ran on.
+        /// Engine id (0-based) the task ran on; for a
+        /// [`LocalPool`](crate::LocalPool), the pool thread's index.
         engine: usize,
         /// Task id, as in [`Metadata::task`](crate::Metadata::task).
         task: u64,
@@ -132,8 +133,9 @@ pub enum Error {
         /// The timeout it was given.
         timeout: Duration,
     },
-    /// One item of a load-balanced `map` failed (its index in the input);
-    /// the other items still have their results.
+    /// One item of a load-balanced or [`Executor`](crate::Executor) `map`
+    /// failed (its index in the input); the other items still have their
+    /// results.
     #[error("item {index} of the map failed: {error}")]
     MapItem {
         /// The item's index in the map's input.

@@ -14,6 +14,7 @@
 //! | engine globals | [`globals`] | `global a` |
 //! | refer to an engine value | [`Ref`] | `parallel.Reference('a')` |
 //! | results | [`AsyncResult`], [`Metadata`] | `AsyncResult` |
+//! | one interface for threads and engines | [`Executor`]: [`LocalPool`], [`ViewExecutor`] ([`Client::executor`]) | `view.executor`, `rc.executor()` |
 //! | shell commands on engines | [`DirectView::shell`], [`ShellOutput`] | `%px !cmd` |
 //! | where and when tasks ran, as a picture | [`Client::timeline`], [`AsyncResult::timeline`], [`Timeline`] | (beyond ipyparallel) |
 //! | errors | [`Error`] | `RemoteError`, `CompositeError` |
@@ -66,6 +67,7 @@ mod codec;
 mod controller;
 mod engine;
 mod error;
+mod executor;
 mod helping;
 mod launch;
 mod namespace;
@@ -82,6 +84,7 @@ pub mod view;
 pub use bulk::{Distribution, Element, ReduceOp};
 pub use client::{Client, Targets};
 pub use error::{Error, Result};
+pub use executor::{Executor, LocalPool, ViewExecutor};
 pub use launch::{launch, Launch};
 pub use namespace::{globals, Exclusive, Globals, Shared, Value};
 pub use rankview_macros::remote;

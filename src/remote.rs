@@ -175,6 +175,11 @@ pub trait Args<M> {
     fn into_wire(self) -> Result<Vec<WireArg>>;
 }
 
+/// The registry id of `F` and `args` as they travel: what an `apply` sends.
+pub(crate) fn encode_call<F: RemoteFn<M>, M, A: Args<M>>(args: A) -> Result<(u64, Vec<WireArg>)> {
+    Ok((crate::registry::registry().id_of::<F>()?, args.into_wire()?))
+}
+
 macro_rules! arity {
     ($($param:ident $arg:ident),*) => {
         impl<F, R, $($param,)*> RemoteFn<(Plain, fn($($param,)*) -> R)> for F

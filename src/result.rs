@@ -91,7 +91,8 @@ pub struct Gathered {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
     /// Engine id the task ran on. For a load-balanced task, the engine that
-    /// ran it ([`usize::MAX`] until then, or if it never ran).
+    /// ran it ([`usize::MAX`] until then, or if it never ran); for a
+    /// [`LocalPool`](crate::LocalPool) task, the pool thread's index.
     pub engine: usize,
     /// A load-balanced task ran on another engine than the one it was sent
     /// to: an idle engine stole it. Always false for direct views.
@@ -585,12 +586,7 @@ impl<T: 'static> AsyncResult<T> {
         self,
         f: impl Fn(T) -> U + Send + Sync + 'static,
     ) -> AsyncResult<U> {
-        let finish = self.finish;
-        AsyncResult {
-            state: self.state,
-            finish: Arc::new(move |outcomes: &mut [_]| finish(outcomes).map(&f)),
-            handles: self.handles,
-        }
+        self.then(move |result| result.map(&f))
     }
 
     /// The same submission, with the fallible `f` applied to its value.
@@ -598,10 +594,18 @@ impl<T: 'static> AsyncResult<T> {
         self,
         f: impl Fn(T) -> Result<U> + Send + Sync + 'static,
     ) -> AsyncResult<U> {
+        self.then(move |result| result.and_then(&f))
+    }
+
+    /// The same submission, with `f` applied to its outcome, value or error.
+    pub(crate) fn then<U: 'static>(
+        self,
+        f: impl Fn(Result<T>) -> Result<U> + Send + Sync + 'static,
+    ) -> AsyncResult<U> {
         let finish = self.finish;
         AsyncResult {
             state: self.state,
-            finish: Arc::new(move |outcomes: &mut [_]| finish(outcomes).and_then(&f)),
+            finish: Arc::new(move |outcomes: &mut [_]| f(finish(outcomes))),
             handles: self.handles,
         }
     }

@@ -8,7 +8,8 @@
 //! the right engine, the load-balanced view's name, seed 000's table with
 //! its loads on existing engines and every namespace empty after, and the
 //! per-engine task counts of `load_balancing` adding up to 64 in its queue
-//! status. Running jobs is left to `common`.
+//! status, and seed 003's pids, ticks, executor table and timeline picture
+//! (parsed: one lane per engine). Running jobs is left to `common`.
 
 mod common;
 
@@ -231,6 +232,81 @@ fn load_balancing(ranks: usize) {
     }
 }
 
+fn executors(ranks: usize) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let picture = dir.path().join("executors-timeline.svg");
+    let path = picture.to_str().expect("a UTF-8 path");
+    let run = mpirun(ranks, "executors", &[path]);
+    let engines = ranks - 1;
+    let ids: Vec<usize> = (0..engines).collect();
+    run.assert_success()
+        .assert_stdout_contains(&ids_line(ranks))
+        .assert_stdout_contains("random_norm(100) on engine -1 = ")
+        .assert_stdout_contains(&format!("ex_all targets {ids:?}"))
+        .assert_stdout_contains(&format!(
+            "rc.executor() is <ViewExecutor load-balanced view {ids:?}>"
+        ))
+        .assert_stdout_contains("the same results on every executor");
+    // The callback's pid is the last engine's, as work() printed them.
+    let callback: Vec<u32> = list_after(&run, "I got PID: ");
+    let steps: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start_matches(". ").strip_prefix('['))
+        .filter(|r| r.ends_with(']') && !r.starts_with('"'))
+        .collect();
+    if steps.len() != 4 || steps.iter().any(|s| s != &steps[0]) {
+        run.fail(format_args!(
+            "work() should print the same pids 4 times: {steps:?}"
+        ));
+    }
+    let pids: Vec<u32> = steps[0]
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| run.fail(format_args!("bad pid {p:?}")))
+        })
+        .collect();
+    if pids.len() != engines || pids.last() != callback.first() {
+        run.fail(format_args!(
+            "{engines} engines' pids {pids:?}, callback's {callback:?}"
+        ));
+    }
+    // The ticker printed dots between the results.
+    if run.stdout.matches(". ").count() < 5 {
+        run.fail("the background ticker printed fewer than 5 dots");
+    }
+    // One table row per executor, each with the seed's strings.
+    for name in [
+        format!("local pool ({engines} threads)"),
+        format!("direct view {ids:?}"),
+        format!("load-balanced view {ids:?}"),
+    ] {
+        let row = run.lines_after(&name);
+        if !matches!(row.as_slice(), [rest] if rest.contains(r#"["0", "1", "2", "3", "4"]"#)) {
+            run.fail(format_args!("no table row for {name}: {row:?}"));
+        }
+    }
+    // The job's timeline: well-formed SVG, one lane per engine (lanes are
+    // the rectangles of the two lane shades `Timeline` documents).
+    let svg = std::fs::read_to_string(&picture)
+        .unwrap_or_else(|e| run.fail(format_args!("no {}: {e}", picture.display())));
+    let doc = roxmltree::Document::parse(&svg)
+        .unwrap_or_else(|e| run.fail(format_args!("the timeline is not XML: {e}")));
+    let lanes = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter(|n| matches!(n.attribute("fill"), Some("#F2F2F2" | "#E4E4E4")))
+        .count();
+    if lanes != engines {
+        run.fail(format_args!(
+            "{lanes} lanes in the timeline of {engines} engines"
+        ));
+    }
+    run.assert_stdout_contains(&format!("timeline written to {path}"));
+}
+
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
 #[test]
 fn list_after_reads_both_lists() {
@@ -285,4 +361,9 @@ on_ranks!(
     load_balancing: load_balancing_2_ranks = 2,
     load_balancing_3_ranks = 3,
     load_balancing_5_ranks = 5
+);
+on_ranks!(
+    executors: executors_2_ranks = 2,
+    executors_3_ranks = 3,
+    executors_5_ranks = 5
 );

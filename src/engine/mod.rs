@@ -861,8 +861,16 @@ fn run_task(queued: Queued<Work>, capture: &mut Option<Capture>, out: &Sender<Ex
     if out.send(ExecOut::Started(queued.task)).is_err() {
         return false;
     }
+    let done = run_work(queued.payload, queued.hops, capture);
+    out.send(ExecOut::Finished(done)).is_ok()
+}
+
+/// Runs one load-balanced task on this thread: on an engine's execution
+/// thread, or on a [`LocalPool`](crate::LocalPool) thread of rank 0 (no
+/// `capture` there).
+pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
     let started_us = now_us();
-    let (task, outcome) = match queued.payload {
+    let (task, outcome) = match work {
         Work::Apply {
             task,
             function,
@@ -878,8 +886,7 @@ fn run_task(queued: Queued<Work>, capture: &mut Option<Capture>, out: &Sender<Ex
             items,
         } => (task, Outcome::Each(map_items(function, &items))),
     };
-    let done = ended(task, started_us, queued.hops, outcome, capture);
-    out.send(ExecOut::Finished(done)).is_ok()
+    ended(task, started_us, hops, outcome, capture)
 }
 
 /// Calls `function` on each item of a `map` task; one item's failure (a

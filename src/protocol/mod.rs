@@ -197,6 +197,13 @@ impl Work {
             Work::Apply { task, .. } | Work::Map { task, .. } => *task,
         }
     }
+
+    /// The registry id of the function the task runs.
+    pub(crate) fn function(&self) -> u64 {
+        match self {
+            Work::Apply { function, .. } | Work::Map { function, .. } => *function,
+        }
+    }
 }
 
 /// Who may steal a queued task, on the wire.

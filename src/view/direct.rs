@@ -19,9 +19,8 @@ use crate::codec;
 use crate::controller::{Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
-use crate::protocol::{Request, Typed, ValueSpec};
-use crate::registry::registry;
-use crate::remote::{Args, RemoteFn};
+use crate::protocol::{Request, Typed, ValueSpec, WireArg};
+use crate::remote::{encode_call, Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
 use crate::view::{GatherInto, Many, One, Shape};
@@ -51,7 +50,7 @@ use crate::view::{GatherInto, Many, One, Shape};
 /// });
 /// ```
 pub struct DirectView<S: Shape = Many> {
-    pub(super) client: Client,
+    pub(crate) client: Client,
     pub(super) targets: Arc<[usize]>,
     _shape: PhantomData<S>,
 }
@@ -218,6 +217,12 @@ impl<S: Shape> DirectView<S> {
         crate::LoadBalancedView::new(self.client.clone(), self.targets.to_vec())
     }
 
+    /// An [`Executor`](crate::Executor) whose tasks go to the view's
+    /// engines in turn (ipyparallel's `view.executor`).
+    pub fn executor(&self) -> crate::ViewExecutor {
+        crate::ViewExecutor::direct(DirectView::new(self.client.clone(), self.targets.to_vec()))
+    }
+
     /// Number of engines in the view.
     pub fn len(&self) -> usize {
         self.targets.len()
@@ -238,15 +243,20 @@ impl<S: Shape> DirectView<S> {
         A: Args<M>,
     {
         let _ = f;
-        let function = match registry().id_of::<F>() {
-            Ok(id) => id,
-            Err(e) => return AsyncResult::failed(e),
-        };
-        let wire = match args.into_wire() {
-            Ok(wire) => wire,
-            Err(e) => return AsyncResult::failed(e),
-        };
-        self.client.submit::<S, F::Output>(
+        match encode_call::<F, M, A>(args) {
+            Ok((function, wire)) => self.apply_wire(function, wire),
+            Err(e) => AsyncResult::failed(e),
+        }
+    }
+
+    /// Runs the registered function `function` with arguments already
+    /// encoded on every engine of the view.
+    pub(crate) fn apply_wire<R: DeserializeOwned + 'static>(
+        &self,
+        function: u64,
+        wire: Vec<WireArg>,
+    ) -> AsyncResult<S::Out<R>> {
+        self.client.submit::<S, R>(
             &self.targets,
             move |task| {
                 Ok(Request::Apply {
@@ -255,7 +265,7 @@ impl<S: Shape> DirectView<S> {
                     args: wire,
                 })
             },
-            decode_value::<F::Output>,
+            decode_value::<R>,
         )
     }
 

@@ -24,8 +24,8 @@ use crate::controller::Command;
 use crate::error::{Error, Result};
 use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
 use crate::registry::registry;
-use crate::remote::{Args, IntoArg, RemoteFn};
-use crate::result::{AsyncResult, Payload, ResultState};
+use crate::remote::{encode_call, Args, IntoArg, RemoteFn};
+use crate::result::{AsyncResult, Control, Payload, ResultState};
 use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
 use crate::scheduler::{DepSet, EngineSet, Mode, Task};
 use crate::view::{One, OneArg};
@@ -195,6 +195,12 @@ impl LoadBalancedView {
         self.targets.as_slice()
     }
 
+    /// An [`Executor`](crate::Executor) running tasks on this view, with
+    /// its flags (ipyparallel's `lview.executor`).
+    pub fn executor(&self) -> crate::ViewExecutor {
+        crate::ViewExecutor::balanced(self.clone())
+    }
+
     /// Number of engines of the view.
     pub fn len(&self) -> usize {
         self.targets.len()
@@ -305,24 +311,7 @@ impl LoadBalancedView {
         F: RemoteFn<M>,
         A: Args<M>,
     {
-        let _ = f;
-        let built = registry()
-            .id_of::<F>()
-            .and_then(|function| Ok((function, args.into_wire()?)));
-        let (function, args) = match built {
-            Ok(b) => b,
-            Err(e) => return AsyncResult::failed(e),
-        };
-        let task = self.client.next_task();
-        self.submit(
-            task,
-            Work::Apply {
-                task,
-                function,
-                args,
-            },
-            |outcomes: &mut [(usize, Result<Payload>)]| collect::<One, _>(outcomes, &decode_value),
-        )
+        apply_on(self, f, args)
     }
 
     /// [`apply`](LoadBalancedView::apply) and wait for the value.
@@ -332,79 +321,6 @@ impl LoadBalancedView {
         A: Args<M>,
     {
         self.apply(f, args).get()
-    }
-
-    /// Sends one task with this view's flags.
-    fn submit<R: 'static>(
-        &self,
-        task: TaskId,
-        work: Work,
-        finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static,
-    ) -> AsyncResult<R> {
-        if let Some(e) = &self.flags.invalid {
-            return AsyncResult::failed(e.clone());
-        }
-        let function = match &work {
-            Work::Apply { function, .. } | Work::Map { function, .. } => registry().path(*function),
-        };
-        let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
-        let mut spec = Task::new(task, work, self.targets.clone());
-        let set = |tasks: &[TaskId]| DepSet {
-            tasks: tasks.to_vec(),
-            mode: self.flags.mode,
-            success_only: self.flags.success_only,
-        };
-        if !self.flags.after.is_empty() {
-            spec = spec.after(set(&self.flags.after));
-        }
-        if !self.flags.follow.is_empty() {
-            spec = spec.follow(set(&self.flags.follow));
-        }
-        if let Some(timeout) = self.flags.timeout {
-            spec = spec.timeout(timeout);
-        }
-        spec = spec.retries(self.flags.retries);
-        let command = Command::Balance {
-            task: spec,
-            state: state.clone(),
-        };
-        if let Err(e) = self.client.send(command) {
-            return AsyncResult::failed(e);
-        }
-        AsyncResult::new(state, finish).with_control(self.client.control(vec![task]))
-    }
-
-    /// Sends one `map` task over `items` (encoded), numbered from `first`.
-    fn submit_chunk<R: DeserializeOwned + 'static>(
-        &self,
-        function: u64,
-        items: Packed,
-        first: usize,
-    ) -> AsyncResult<Vec<Result<R>>> {
-        let task = self.client.next_task();
-        let count = items.len();
-        self.submit(
-            task,
-            Work::Map {
-                task,
-                function,
-                items,
-            },
-            move |outcomes: &mut [(usize, Result<Payload>)]| {
-                let (engine, outcome) = outcomes
-                    .first()
-                    .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
-                match outcome {
-                    Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
-                        .map(|k| decode_item(each, k, first + k, *engine, task))
-                        .collect()),
-                    Ok(other) => Err(Error::Protocol(format!(
-                        "unexpected reply to a map task of {count} items: {other:?}"
-                    ))),
-                    Err(e) => Err(e.clone()),
-                }
-            },
-        )
     }
 
     /// Runs `f` on every item, spread over the view's engines in tasks of
@@ -420,36 +336,7 @@ impl LoadBalancedView {
         M: OneArg<P>,
         I: IntoArg<P>,
     {
-        let _ = f;
-        let function = match registry().id_of::<F>() {
-            Ok(id) => id,
-            Err(e) => return AsyncMap::failed(e, self.flags.ordered),
-        };
-        let items: Vec<I> = items.into_iter().collect();
-        let count = items.len();
-        let size = self
-            .flags
-            .chunksize
-            .unwrap_or_else(|| default_chunksize(count, self.len()));
-        let chunks = Chunks::new(count, size);
-        // Every item is encoded before anything is sent: an item that
-        // cannot be sends nothing.
-        let mut items = items.into_iter();
-        let mut packed = Vec::with_capacity(chunks.count());
-        for range in chunks.iter() {
-            let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
-            for item in items.by_ref().take(range.len()) {
-                if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
-                    return AsyncMap::failed(e, self.flags.ordered);
-                }
-            }
-            packed.push((chunk, range.start));
-        }
-        let results = packed
-            .into_iter()
-            .map(|(chunk, first)| self.submit_chunk::<F::Output>(function, chunk, first))
-            .collect();
-        AsyncMap::new(results, chunks, self.flags.ordered, &self.client)
+        map_on(self, f, items)
     }
 
     /// [`map`](LoadBalancedView::map) and wait for every value.
@@ -512,8 +399,193 @@ impl LoadBalancedView {
     }
 }
 
+/// How one load-balanced task's replies become the caller's value.
+pub(crate) trait Finish<R>:
+    Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
+{
+}
+
+impl<R, F> Finish<R> for F where
+    F: Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
+{
+}
+
+/// Where load-balanced tasks run: the engines of a [`LoadBalancedView`]
+/// (through the controller's scheduler), or the threads of a
+/// [`LocalPool`](crate::LocalPool) on rank 0. Building tasks from calls and
+/// results from replies is shared ([`apply_on`], [`map_on`]), so both give
+/// the same results and errors.
+pub(crate) trait Balancer {
+    /// A new task id.
+    fn next_task(&self) -> TaskId;
+
+    /// Starts `work` (numbered `task`); its one reply goes through `finish`.
+    fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R>;
+
+    /// Items per `map` task for `count` items.
+    fn chunksize(&self, count: usize) -> usize;
+
+    /// Whether a map's iterator yields in input order.
+    fn ordered(&self) -> bool;
+
+    /// The link that lets a whole map be aborted or depended on, for
+    /// controller tasks.
+    fn control(&self, tasks: Vec<TaskId>) -> Option<Control>;
+}
+
+impl Balancer for LoadBalancedView {
+    fn next_task(&self) -> TaskId {
+        self.client.next_task()
+    }
+
+    /// Sends the task to the controller with this view's flags.
+    fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R> {
+        if let Some(e) = &self.flags.invalid {
+            return AsyncResult::failed(e.clone());
+        }
+        let function = registry().path(work.function());
+        let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
+        let mut spec = Task::new(task, work, self.targets.clone());
+        let set = |tasks: &[TaskId]| DepSet {
+            tasks: tasks.to_vec(),
+            mode: self.flags.mode,
+            success_only: self.flags.success_only,
+        };
+        if !self.flags.after.is_empty() {
+            spec = spec.after(set(&self.flags.after));
+        }
+        if !self.flags.follow.is_empty() {
+            spec = spec.follow(set(&self.flags.follow));
+        }
+        if let Some(timeout) = self.flags.timeout {
+            spec = spec.timeout(timeout);
+        }
+        spec = spec.retries(self.flags.retries);
+        let command = Command::Balance {
+            task: spec,
+            state: state.clone(),
+        };
+        if let Err(e) = self.client.send(command) {
+            return AsyncResult::failed(e);
+        }
+        AsyncResult::new(state, finish).with_control(self.client.control(vec![task]))
+    }
+
+    fn chunksize(&self, count: usize) -> usize {
+        self.flags
+            .chunksize
+            .unwrap_or_else(|| default_chunksize(count, self.len()))
+    }
+
+    fn ordered(&self) -> bool {
+        self.flags.ordered
+    }
+
+    fn control(&self, tasks: Vec<TaskId>) -> Option<Control> {
+        Some(self.client.control(tasks))
+    }
+}
+
+/// Runs `f(args)` as one task of `on` (a load-balanced `apply`).
+pub(crate) fn apply_on<B, F, M, A>(on: &B, f: F, args: A) -> AsyncResult<F::Output>
+where
+    B: Balancer,
+    F: RemoteFn<M>,
+    A: Args<M>,
+{
+    let _ = f;
+    let (function, args) = match encode_call::<F, M, A>(args) {
+        Ok(b) => b,
+        Err(e) => return AsyncResult::failed(e),
+    };
+    let task = on.next_task();
+    on.run(
+        task,
+        Work::Apply {
+            task,
+            function,
+            args,
+        },
+        |outcomes: &mut [(usize, Result<Payload>)]| collect::<One, _>(outcomes, &decode_value),
+    )
+}
+
+/// Runs `f` on every item, in tasks of `on`'s chunk size (a load-balanced
+/// `map`).
+pub(crate) fn map_on<B, F, M, P, I>(
+    on: &B,
+    f: F,
+    items: impl IntoIterator<Item = I>,
+) -> AsyncMap<F::Output>
+where
+    B: Balancer,
+    F: RemoteFn<M>,
+    M: OneArg<P>,
+    I: IntoArg<P>,
+{
+    let _ = f;
+    let function = match registry().id_of::<F>() {
+        Ok(id) => id,
+        Err(e) => return AsyncMap::failed(e, on.ordered()),
+    };
+    let items: Vec<I> = items.into_iter().collect();
+    let count = items.len();
+    let chunks = Chunks::new(count, on.chunksize(count));
+    // Every item is encoded before anything is sent: an item that
+    // cannot be sends nothing.
+    let mut items = items.into_iter();
+    let mut packed = Vec::with_capacity(chunks.count());
+    for range in chunks.iter() {
+        let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
+        for item in items.by_ref().take(range.len()) {
+            if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
+                return AsyncMap::failed(e, on.ordered());
+            }
+        }
+        packed.push((chunk, range.start));
+    }
+    let results = packed
+        .into_iter()
+        .map(|(chunk, first)| submit_chunk::<B, F::Output>(on, function, chunk, first))
+        .collect();
+    AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks))
+}
+
+/// Sends one `map` task over `items` (encoded), numbered from `first`.
+fn submit_chunk<B: Balancer, R: DeserializeOwned + 'static>(
+    on: &B,
+    function: u64,
+    items: Packed,
+    first: usize,
+) -> AsyncResult<Vec<Result<R>>> {
+    let task = on.next_task();
+    let count = items.len();
+    on.run(
+        task,
+        Work::Map {
+            task,
+            function,
+            items,
+        },
+        move |outcomes: &mut [(usize, Result<Payload>)]| {
+            let (engine, outcome) = outcomes
+                .first()
+                .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
+            match outcome {
+                Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
+                    .map(|k| decode_item(each, k, first + k, *engine, task))
+                    .collect()),
+                Ok(other) => Err(Error::Protocol(format!(
+                    "unexpected reply to a map task of {count} items: {other:?}"
+                ))),
+                Err(e) => Err(e.clone()),
+            }
+        },
+    )
+}
+
 /// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
-fn encode_item<P, I: IntoArg<P>>(item: I) -> Result<Vec<u8>> {
+pub(crate) fn encode_item<P, I: IntoArg<P>>(item: I) -> Result<Vec<u8>> {
     match item.into_wire()? {
         WireArg::Value(bytes) => Ok(bytes),
         WireArg::Ref(name) => Err(Error::Usage(format!(
@@ -571,11 +643,13 @@ pub struct AsyncMap<R> {
 }
 
 impl<R: DeserializeOwned + 'static> AsyncMap<R> {
-    fn new(
+    /// A map made of `chunks`, the tasks of `layout`; `control` ties the
+    /// whole to the controller's tasks (given their ids), when there are.
+    pub(crate) fn new(
         chunks: Vec<AsyncResult<Vec<Result<R>>>>,
         layout: Chunks,
         ordered: bool,
-        client: &Client,
+        control: impl FnOnce(Vec<TaskId>) -> Option<Control>,
     ) -> AsyncMap<R> {
         let (arrived, arrivals) = mpsc::channel();
         let mut tasks = Vec::new();
@@ -583,9 +657,11 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
             chunk.notify(arrived.clone(), index as u64);
             tasks.extend(chunk.dependency().0);
         }
-        let result = AsyncResult::join(chunks.clone())
-            .and_then(|parts| parts.into_iter().flatten().collect())
-            .with_control(client.control(tasks));
+        let mut result = AsyncResult::join(chunks.clone())
+            .and_then(|parts| parts.into_iter().flatten().collect());
+        if let Some(control) = control(tasks) {
+            result = result.with_control(control);
+        }
         AsyncMap {
             result,
             chunks,
@@ -597,7 +673,7 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
         }
     }
 
-    fn failed(error: Error, ordered: bool) -> AsyncMap<R> {
+    pub(crate) fn failed(error: Error, ordered: bool) -> AsyncMap<R> {
         let (_, arrivals) = mpsc::channel();
         AsyncMap {
             result: AsyncResult::failed(error),
@@ -751,7 +827,7 @@ impl<R: DeserializeOwned + 'static> IMap<'_, R> {
             let result = match (&self.function, failed) {
                 (Err(e), _) => AsyncResult::failed(e.clone()),
                 (_, Some(e)) => AsyncResult::failed(e),
-                (Ok(function), None) => self.view.submit_chunk::<R>(*function, chunk, first),
+                (Ok(function), None) => submit_chunk::<_, R>(&self.view, *function, chunk, first),
             };
             result.notify(self.arrived.clone(), index);
             self.inflight.insert(index, (count, result));
