@@ -95,11 +95,13 @@ impl<L: Loop> Shared<L> {
             Ok(step) => matches!(step, Step::Busy),
             Err(payload) => {
                 let _ = std::io::Write::flush(&mut std::io::stdout());
-                eprintln!(
+                // On the rank's real stderr: an engine's descriptors may be
+                // capturing a task's output.
+                crate::capture::report(&format!(
                     "rankview: internal error: {} panicked on a helping thread ({}); aborting the job",
                     self.who,
                     crate::error::panic_message(payload.as_ref())
-                );
+                ));
                 crate::transport::abort_job(1)
             }
         }

@@ -201,10 +201,20 @@ fn binary_mismatch_always_named() {
 const INTERNAL_FAILURE_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A panic on an engine's MPI thread (a raw MPI section panicking on the
-/// first engine) while a 60 s task runs: the job ends at once, non-zero, and
-/// the panic reaches the real stderr (not the task's captured output).
+/// first engine) while a 60 s task runs, or right after short tasks (the
+/// execution thread, polling while it waits for work, runs the section): the
+/// job ends at once, non-zero, and the panic reaches the real stderr (not
+/// the task's captured output).
 fn section_panic_engine(ranks: usize) {
-    mpirun(ranks, "check_failures", &["section_panic_engine"])
+    section_panic_engine_mode(ranks, "section_panic_engine");
+}
+
+fn section_panic_engine_idle(ranks: usize) {
+    section_panic_engine_mode(ranks, "section_panic_engine_idle");
+}
+
+fn section_panic_engine_mode(ranks: usize, mode: &str) {
+    mpirun(ranks, "check_failures", &[mode])
         .assert_failure()
         .assert_within(INTERNAL_FAILURE_ENDS_WITHIN)
         .assert_stderr_contains("deliberate panic in an MPI section on rank 1")
@@ -227,6 +237,10 @@ fn section_panic_root(ranks: usize) {
 on_ranks!(
     section_panic_engine: section_panic_engine_2_ranks = 2,
     section_panic_engine_3_ranks = 3
+);
+on_ranks!(
+    section_panic_engine_idle: section_panic_engine_idle_2_ranks = 2,
+    section_panic_engine_idle_3_ranks = 3
 );
 on_ranks!(
     section_panic_root: section_panic_root_2_ranks = 2,

@@ -274,7 +274,9 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
             (serving.comm.mpi, ending)
         }
         None => {
-            eprintln!("rankview: internal error: an engine lost its MPI state; aborting the job");
+            capture::report(
+                "rankview: internal error: an engine lost its MPI state; aborting the job",
+            );
             crate::transport::abort_job(1)
         }
     }

@@ -11,6 +11,9 @@
 //!   normally (status 0);
 //! - `section_panic_engine`: a raw MPI section panics on rank 1 (an internal
 //!   failure of an engine's MPI thread) while a 60 s task runs there;
+//! - `section_panic_engine_idle`: the same section right after a short task
+//!   on every engine, so that the execution thread, polling MPI while it
+//!   waits for work, is the one that runs it (a panic in a helper's pass);
 //! - `section_panic_root`: a raw MPI section panics on rank 0 (an internal
 //!   failure of the controller thread) while a 60 s task runs on every
 //!   engine and the client waits for it;
@@ -51,7 +54,7 @@ fn boom() -> u8 {
 fn panicking_section(mode: &str) -> impl FnMut(&rankview::World) + Send + 'static {
     use rankview::mpi::topology::Communicator;
     let target = match mode {
-        "section_panic_engine" => Some(1),
+        "section_panic_engine" | "section_panic_engine_idle" => Some(1),
         "section_panic_root" => Some(0),
         _ => None,
     };
@@ -97,6 +100,13 @@ fn main() {
                 let section = rc.mpi_section("maybe_panic");
                 long.get()?;
                 section.get()?;
+                Err("the job outlived a panicking MPI section".into())
+            }
+            "section_panic_engine_idle" => {
+                for _ in 0..3 {
+                    rc.all().apply_sync(sleep_for, (0.0,))?;
+                }
+                rc.mpi_section("maybe_panic").get()?;
                 Err("the job outlived a panicking MPI section".into())
             }
             "err" | "panic" => {
@@ -149,7 +159,7 @@ fn main() {
             }
             other => Err(format!(
                 "unknown mode {other:?}: use err, panic, remote_err, engine_panic_ok, \
-                 section_panic_engine, section_panic_root, long_task or quiet_client"
+                 section_panic_engine, section_panic_engine_idle, section_panic_root, long_task or quiet_client"
             )
             .into()),
         }
