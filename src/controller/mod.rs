@@ -169,6 +169,48 @@ pub(crate) struct Filling {
     pub pull: Option<(String, ValueSpec)>,
 }
 
+impl Filling {
+    /// Checks, before any data moves, that the caller's buffer takes `len`
+    /// elements of `kind` and, for an array, the shape `shape` computes;
+    /// `held` says whose elements they are, for the messages.
+    fn check(
+        &mut self,
+        what: &str,
+        kind: ElemKind,
+        len: usize,
+        held: &str,
+        shape: impl FnOnce() -> Result<Vec<usize>>,
+    ) -> Result<()> {
+        let Some(buf) = self.loan.buf_mut() else {
+            return Err(Error::Protocol(format!(
+                "{what}: the buffer was lent read only"
+            )));
+        };
+        if buf.kind() != kind {
+            return Err(Error::Usage(format!(
+                "{what}: the buffer holds {:?} elements, {held} {kind:?}",
+                buf.kind()
+            )));
+        }
+        if buf.len() != len {
+            return Err(Error::Usage(format!(
+                "{what}: the buffer has room for {} elements, {held} {len}; the buffer was not written",
+                buf.len()
+            )));
+        }
+        let Some(expected) = &self.shape else {
+            return Ok(());
+        };
+        let shape = shape()?;
+        if &shape != expected {
+            return Err(Error::Usage(format!(
+                "{what}: the array has shape {expected:?}, {held} {shape:?}; the buffer was not written"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What one engine lends to a gather or reduce: elements and shape.
 type Contribution = (usize, Vec<usize>);
 
@@ -452,16 +494,6 @@ pub(crate) struct Serving {
 // thread ever locks it.
 unsafe impl Send for Serving {}
 
-/// What one pass of the serving loop found.
-enum Pass {
-    /// It did something: poll again at once.
-    Busy,
-    /// Nothing to do: sleep at most this long.
-    Idle(Duration),
-    /// Serving is over; true if the shutdown failed.
-    Ended(bool),
-}
-
 /// The serving state, for client threads that may help (see [`help`]).
 static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
 
@@ -523,14 +555,7 @@ fn unreachable_serving() -> ! {
 
 impl helping::Loop for Serving {
     fn pass(&mut self, slept: bool) -> Step {
-        match self.pass_inner(slept) {
-            Pass::Busy => Step::Busy,
-            Pass::Idle(ceiling) => Step::Idle(ceiling),
-            Pass::Ended(failed) => {
-                self.ended = Some(failed);
-                Step::Ended
-            }
-        }
+        self.pass_inner(slept)
     }
 
     fn ended(&self) -> bool {
@@ -541,7 +566,13 @@ impl helping::Loop for Serving {
 impl Serving {
     /// One pass of the serving loop: takes every command, receives every
     /// message, dispatches load-balanced tasks, completes sends.
-    fn pass_inner(&mut self, slept: bool) -> Pass {
+    /// Ends serving; `failed` says how the shutdown went.
+    fn end(&mut self, failed: bool) -> Step {
+        self.ended = Some(failed);
+        Step::Ended
+    }
+
+    fn pass_inner(&mut self, slept: bool) -> Step {
         let mpi = &mut self.mpi;
         let mut busy = false;
         loop {
@@ -584,7 +615,7 @@ impl Serving {
                 Ok(Command::QueueStatus(reply)) => {
                     let _ = reply.send(self.balancer.status());
                 }
-                Ok(Command::Shutdown { failed: true }) => return Pass::Ended(true),
+                Ok(Command::Shutdown { failed: true }) => return self.end(true),
                 Ok(Command::Shutdown { failed: false }) => {
                     self.draining = true;
                     self.drain_deadline = Some(Instant::now() + shutdown_grace());
@@ -592,7 +623,7 @@ impl Serving {
                 Err(TryRecvError::Empty) => break,
                 // Every client handle is gone without asking for a shutdown:
                 // the client thread died.
-                Err(TryRecvError::Disconnected) if !self.draining => return Pass::Ended(true),
+                Err(TryRecvError::Disconnected) if !self.draining => return self.end(true),
                 Err(TryRecvError::Disconnected) => break,
             }
         }
@@ -616,14 +647,14 @@ impl Serving {
         let idle =
             self.inflight.is_empty() && self.collectives.is_idle() && self.balancer.is_idle();
         if self.draining && idle {
-            return Pass::Ended(false);
+            return self.end(false);
         }
         if self.drain_deadline.is_some_and(|d| Instant::now() > d) {
             report_stuck(&self.inflight, &self.collectives, &self.balancer);
-            return Pass::Ended(true);
+            return self.end(true);
         }
         if busy {
-            return Pass::Busy;
+            return Step::Busy;
         }
         // With replies outstanding, poll MPI at least every millisecond;
         // never sleep past a dependency's timeout.
@@ -635,7 +666,7 @@ impl Serving {
         if let Some(deadline) = self.balancer.next_deadline() {
             ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
         }
-        Pass::Idle(ceiling)
+        Step::Idle(ceiling)
     }
 }
 
@@ -789,33 +820,26 @@ fn receive_into(
     let len = usize::try_from(*len)
         .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    let problem = match (&filling.pull, filling.loan.buf_mut()) {
-        (Some((name, wanted)), _) if wanted.fingerprint != value.fingerprint => {
-            Some(Error::TypeMismatch {
+    let kind = value.bulk.unwrap_or(ElemKind::U8);
+    let checked = match &filling.pull {
+        Some((name, wanted)) if wanted.fingerprint != value.fingerprint => {
+            Err(Error::TypeMismatch {
                 engine,
                 name: name.clone(),
                 expected: wanted.type_name.clone(),
                 found: value.type_name.clone(),
             })
         }
-        (_, None) => Some(Error::Protocol("pull_into: the buffer was lent read only".into())),
-        (_, Some(buf)) if buf.len() != len => Some(Error::Usage(format!(
-            "pull_into: the buffer has room for {} elements, the value has {len}; the buffer was not written",
-            buf.len()
-        ))),
-        _ => match &filling.shape {
-            Some(expected) if *expected != shape => Some(Error::Usage(format!(
-                "pull_into: the array has shape {expected:?}, the value {shape:?}; the buffer was not written"
-            ))),
-            _ => None,
-        },
+        _ => filling.check("pull_into", kind, len, "the value has", || Ok(shape)),
     };
-    match (problem, filling.loan.buf_mut()) {
-        (None, Some(buf)) => mpi.receive_data(rank, buf.into_bytes()),
-        (problem, _) => {
-            let mut scratch = BulkVec::zeroed(value.bulk.unwrap_or(ElemKind::U8), len);
+    match (checked, filling.loan.buf_mut()) {
+        (Ok(()), Some(buf)) => mpi.receive_data(rank, buf.into_bytes()),
+        (checked, _) => {
+            let mut scratch = BulkVec::zeroed(kind, len);
             mpi.receive_data(rank, scratch.as_bytes_mut())?;
-            Err(problem.unwrap_or_else(|| Error::Protocol("pull_into: no buffer".into())))
+            Err(checked
+                .err()
+                .unwrap_or_else(|| Error::Protocol("pull_into: no buffer".into())))
         }
     }
 }
@@ -1137,41 +1161,16 @@ fn check_filling(
     reduce: bool,
 ) -> Result<()> {
     let what = if reduce { "reduce_into" } else { "gather_into" };
-    let Some(buf) = filling.loan.buf_mut() else {
-        return Err(Error::Protocol(format!(
-            "{what}: the buffer was lent read only"
-        )));
-    };
-    if buf.kind() != kind {
-        return Err(Error::Usage(format!(
-            "{what}: the buffer holds {:?} elements, the engines {kind:?}",
-            buf.kind()
-        )));
-    }
-    let lens: Vec<usize> = contributions.iter().map(|c| c.0).collect();
-    if buf.len() != len {
-        return Err(Error::Usage(format!(
-            "{what}: the buffer has room for {} elements, the engines hold {len} ({lens:?} per engine); nothing was moved",
-            buf.len()
-        )));
-    }
-    let Some(expected) = &filling.shape else {
-        return Ok(());
-    };
-    let shape = if reduce {
-        contributions
-            .first()
-            .map(|c| c.1.clone())
-            .unwrap_or_default()
-    } else {
-        crate::view::collective::stacked_shape(contributions)?
-    };
-    if &shape != expected {
-        return Err(Error::Usage(format!(
-            "{what}: the array has shape {expected:?}, the engines' values make {shape:?}; nothing was moved"
-        )));
-    }
-    Ok(())
+    filling.check(what, kind, len, "the engines hold", || {
+        if reduce {
+            Ok(contributions
+                .first()
+                .map(|c| c.1.clone())
+                .unwrap_or_default())
+        } else {
+            crate::view::collective::stacked_shape(contributions)
+        }
+    })
 }
 
 /// Tells every engine to stop and waits for their goodbyes.

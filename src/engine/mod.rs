@@ -668,19 +668,19 @@ impl Comm {
             return None;
         }
         let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        if ON_EXECUTION_THREAD.with(|on| on.get()) {
+        let buf = if ON_EXECUTION_THREAD.with(|on| on.get()) {
             // This pass runs on the (idle) execution thread itself.
-            let buf = recycle(name, value.fingerprint, &shape)?;
-            return (buf.len() == count && buf.as_ref().kind() == kind).then_some(buf);
-        }
-        let (reply, recycled) = std::sync::mpsc::channel();
-        self.inbox.push(Job::Recycle {
-            name: name.to_string(),
-            fingerprint: value.fingerprint,
-            shape,
-            reply,
-        });
-        let buf = recycled.recv().ok().flatten()?;
+            recycle(name, value.fingerprint, &shape)?
+        } else {
+            let (reply, recycled) = std::sync::mpsc::channel();
+            self.inbox.push(Job::Recycle {
+                name: name.to_string(),
+                fingerprint: value.fingerprint,
+                shape,
+                reply,
+            });
+            recycled.recv().ok().flatten()?
+        };
         (buf.len() == count && buf.as_ref().kind() == kind).then_some(buf)
     }
 
