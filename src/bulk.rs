@@ -406,19 +406,32 @@ fn recycle_of<C: Container>(stored: Arc<dyn Stored>) -> Option<BulkVec> {
 /// is first written (a 64 MiB receive then takes 32 page faults instead of
 /// 16,384). Only advice: ignored where transparent huge pages are off.
 pub(crate) fn advise_huge(bytes: &mut [u8]) {
+    advise_range(bytes.as_mut_ptr() as usize, bytes.len());
+}
+
+/// [`advise_huge`] for the room a vector has reserved but not written yet
+/// (a value about to be encoded into it).
+pub(crate) fn advise_huge_spare(bytes: &mut Vec<u8>) {
+    let spare = bytes.spare_capacity_mut();
+    advise_range(spare.as_mut_ptr() as usize, spare.len());
+}
+
+/// Huge-page advice for the whole huge pages inside `[start, start + len)`,
+/// memory the caller borrows exclusively.
+fn advise_range(start: usize, len: usize) {
     const HUGE: usize = 2 << 20;
-    if bytes.len() < 4 * HUGE {
+    if len < 4 * HUGE {
         return;
     }
-    let start = bytes.as_mut_ptr() as usize;
     let aligned = start.div_ceil(HUGE) * HUGE;
-    let end = (start + bytes.len()) / HUGE * HUGE;
+    let end = (start + len) / HUGE * HUGE;
     if end <= aligned {
         return;
     }
-    // SAFETY: `[aligned, end)` lies inside `bytes`, memory this process
-    // owns and borrows exclusively here; MADV_HUGEPAGE changes how its pages
-    // are backed, never their contents (a no-op for pages already there).
+    // SAFETY: `[aligned, end)` lies inside `[start, start + len)`, memory
+    // this process owns and the caller borrows exclusively (a slice or a
+    // vector's spare capacity); MADV_HUGEPAGE changes how its pages are
+    // backed, never their contents (a no-op for pages already there).
     unsafe {
         libc::madvise(
             aligned as *mut libc::c_void,

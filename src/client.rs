@@ -248,9 +248,10 @@ impl Client {
         into: Option<Filling>,
     ) -> AsyncResult<S::Out<R>> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let built = build(task).and_then(|r| Ok((describe(&r), protocol::encode(&r)?)));
+        let built =
+            build(task).and_then(|mut r| Ok((describe(&r), protocol::encode_framed(&mut r)?)));
         let (what, request) = match built {
-            Ok((what, bytes)) => (what, Arc::new(bytes)),
+            Ok(built) => built,
             Err(e) => return AsyncResult::failed(e),
         };
         let state = ResultState::new(task, engines, what, Some(&self.inner.log));

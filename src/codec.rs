@@ -23,7 +23,8 @@ mod bounded;
 /// Encodes `value` into a fresh vector allocated once at its exact size: a
 /// first pass only counts bytes (cheap next to the copying, page faults and
 /// regrowth of a vector grown as it is written, for large values; a few
-/// nanoseconds for small ones).
+/// nanoseconds for small ones). A large one is backed by huge pages where
+/// the kernel allows.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let config = bincode::config::standard();
     let failed = |e: bincode::error::EncodeError| Error::Codec {
@@ -34,6 +35,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(value, &mut size, config).map_err(failed)?;
     let mut bytes = Vec::with_capacity(size.bytes_written);
+    crate::bulk::advise_huge_spare(&mut bytes);
     bincode::serde::encode_into_std_write(value, &mut bytes, config).map_err(failed)?;
     Ok(bytes)
 }

@@ -234,7 +234,7 @@ impl Namespace {
             Some(Entry::Value(stored)) => (
                 stored.fingerprint(),
                 stored.type_name().to_string(),
-                stored.encode()?,
+                Arc::new(stored.encode()?),
             ),
         };
         if fingerprint != codec::fingerprint::<T>() {
@@ -283,7 +283,7 @@ impl Namespace {
             Some(Entry::Value(stored)) => Ok(Typed {
                 fingerprint: stored.fingerprint(),
                 type_name: stored.type_name().to_string(),
-                bytes: stored.encode()?,
+                bytes: Arc::new(stored.encode()?),
             }),
         }
     }
@@ -462,7 +462,7 @@ mod test {
         Typed {
             fingerprint: codec::fingerprint::<T>(),
             type_name: type_name::<T>().into(),
-            bytes: codec::encode(value).unwrap(),
+            bytes: Arc::new(codec::encode(value).unwrap()),
         }
     }
 

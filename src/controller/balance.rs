@@ -18,7 +18,7 @@ use crate::result::ResultState;
 use crate::scheduler::{
     AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
 };
-use crate::transport::{Mpi, SendBuf};
+use crate::transport::Mpi;
 
 /// Load-balanced tasks from submission to their final result.
 pub(super) struct Balancer {
@@ -172,7 +172,7 @@ impl Balancer {
                 fence: counts.clone(),
                 tasks: batch.tasks.into_iter().map(wire_task).collect(),
             };
-            if let Err(e) = send(mpi, batch.engine, &request) {
+            if let Err(e) = send(mpi, batch.engine, request) {
                 internal(
                     mpi,
                     &format!("cannot send tasks to engine {}: {e}", batch.engine),
@@ -185,7 +185,7 @@ impl Balancer {
     fn send_aborts(&mut self, orders: Vec<AbortOrder>, mpi: &mut Mpi) {
         for order in orders {
             let request = Request::Abort { tasks: order.tasks };
-            if let Err(e) = send(mpi, order.engine, &request) {
+            if let Err(e) = send(mpi, order.engine, request) {
                 internal(
                     mpi,
                     &format!("cannot send an abort to engine {}: {e}", order.engine),
@@ -195,9 +195,9 @@ impl Balancer {
     }
 }
 
-fn send(mpi: &mut Mpi, engine: usize, request: &Request) -> Result<()> {
-    let bytes = protocol::encode(request)?;
-    mpi.send(engine + 1, SendBuf::Owned(bytes))
+fn send(mpi: &mut Mpi, engine: usize, mut request: Request) -> Result<()> {
+    let framed = protocol::encode_framed(&mut request)?;
+    mpi.send_framed(engine + 1, &framed.head, &framed.blobs)
 }
 
 /// A load-balanced task whose messages cannot be sent would never finish:

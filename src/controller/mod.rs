@@ -21,6 +21,19 @@
 //! their streams); it waits for them without holding anything else up, and
 //! several may wait at once.
 //!
+//! ## Two phases
+//!
+//! A scatter or broadcast of a megabyte or more of numeric data
+//! ([`TWO_PHASES_FROM`]) is received on each engine into the memory of the
+//! value it replaces when it can be (see the engine's `recycled`), which
+//! only the engine's execution thread can hand over. Its engines therefore
+//! first get that buffer ready and reply `Ready`; rank 0 enters the
+//! collective only once every one has, after sending each a `Go`, so no
+//! rank spins inside the MPI call while an engine's execution thread waits
+//! for a core to hand its buffer over (on an oversubscribed machine that
+//! wait dominated, bench `w8loop`). Like a gather, the collective occupies
+//! its sub-communicator from trigger to `Go`; smaller ones go at once.
+//!
 //! ## Failures
 //!
 //! A panic on this thread is an internal failure: it is reported on rank 0's
@@ -64,7 +77,8 @@ pub(crate) enum Command {
     Submit {
         task: TaskId,
         engines: Arc<[usize]>,
-        request: Arc<Vec<u8>>,
+        /// The encoded request, sent to each engine as it is.
+        request: protocol::Framed,
         state: Arc<ResultState>,
         /// What the request does, for messages (`"apply of crate::f"`, ...).
         what: &'static str,
@@ -340,6 +354,23 @@ fn spec(id: u32, ranks: &[usize]) -> GroupSpec {
 struct Collectives {
     groups: Groups,
     pending: HashMap<TaskId, Pending>,
+    /// Scatters and broadcasts waiting for their engines' buffers.
+    receiving: HashMap<TaskId, Receiving>,
+}
+
+/// Numeric scatters and broadcasts of this many bytes or more go in two
+/// phases (see "Two phases").
+const TWO_PHASES_FROM: usize = 1 << 20;
+
+/// A scatter or broadcast whose engines are getting their buffers ready.
+struct Receiving {
+    c: Collective,
+    group: GroupSpec,
+    ranks: Vec<usize>,
+    /// Sub-rank of each engine.
+    subs: Vec<usize>,
+    /// Which engines replied `Ready`, in `c.engines` order.
+    ready: Vec<bool>,
 }
 
 /// What the controller tells the client thread once start-up is over.
@@ -430,7 +461,7 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
             continue;
         };
         backoff.reset();
-        match protocol::decode::<Reply>(&bytes)? {
+        match read_reply(mpi, rank, &bytes)? {
             Reply::Hello {
                 binary: b,
                 registry: r,
@@ -526,6 +557,7 @@ fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
             collectives: Collectives {
                 groups: Groups::new(),
                 pending: HashMap::new(),
+                receiving: HashMap::new(),
             },
             draining: false,
             drain_deadline: None,
@@ -587,7 +619,7 @@ impl Serving {
                 }) => {
                     busy = true;
                     for (index, &engine) in engines.iter().enumerate() {
-                        match mpi.send(engine + 1, SendBuf::Shared(request.clone())) {
+                        match mpi.send_framed(engine + 1, &request.head, &request.blobs) {
                             Ok(()) => {
                                 self.inflight
                                     .insert((engine, task), (state.clone(), index, what));
@@ -739,7 +771,7 @@ fn receive(
     mpi: &mut Mpi,
 ) {
     let engine = rank.wrapping_sub(1);
-    match protocol::decode::<Reply>(bytes) {
+    match read_reply(mpi, rank, bytes) {
         Ok(Reply::Done(mut done)) if matches!(done.outcome, protocol::Outcome::Bulk { .. }) => {
             let data = match fillings.remove(&(engine, done.task)) {
                 Some(filling) => {
@@ -772,7 +804,7 @@ fn receive(
             }
         }
         Ok(Reply::Ready { task, len, shape }) => {
-            collectives.lent(engine, task, len as usize, shape, mpi);
+            collectives.lent(engine, task, len as usize, shape, mpi, inflight);
         }
         Ok(Reply::Progress { started, done }) => balancer.progress(engine, started, done),
         Ok(Reply::Stolen { victim, tasks }) => {
@@ -782,6 +814,11 @@ fn receive(
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
     }
+}
+
+/// Decodes a reply from `rank` and receives its attachments.
+fn read_reply(mpi: &mut Mpi, rank: usize, bytes: &[u8]) -> Result<Reply> {
+    protocol::decode_head::<Reply>(bytes)?.receive(|lens| mpi.receive_blobs(rank, lens))
 }
 
 /// Receives the raw elements a reply from `rank` announced. Always called
@@ -855,7 +892,7 @@ fn send_all(mpi: &mut Mpi, engines: &[usize], request: &Request) -> Result<()> {
 
 impl Collectives {
     fn is_idle(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.receiving.is_empty()
     }
 
     /// Starts a collective now; its failure fails its result.
@@ -870,7 +907,9 @@ impl Collectives {
     }
 
     fn start(&mut self, c: Collective, mpi: &mut Mpi, inflight: &mut Inflight) -> Result<()> {
-        let busy: Vec<u32> = self.pending.values().map(|p| p.group.id).collect();
+        let busy: Vec<u32> = (self.pending.values().map(|p| p.group.id))
+            .chain(self.receiving.values().map(|r| r.group.id))
+            .collect();
         if let CollectiveKind::Section { name } = &c.kind {
             if !mpi.has_section(name) {
                 return Err(Error::Usage(format!(
@@ -901,21 +940,23 @@ impl Collectives {
         let what = c.kind.name();
         let parts = || c.engines.iter().enumerate();
         match c.kind {
-            CollectiveKind::Scatter { data, counts, .. } => {
+            CollectiveKind::Scatter { .. } | CollectiveKind::Broadcast { .. } => {
                 for (index, &engine) in parts() {
                     inflight.insert((engine, c.task), (c.state.clone(), index, what));
                 }
-                let mut sub_counts = vec![0usize; ranks.len()];
-                for (k, &sub) in subs.iter().enumerate() {
-                    sub_counts[sub] = counts[k];
+                if in_two_phases(&c.kind) {
+                    let ready = vec![false; c.engines.len()];
+                    let receiving = Receiving {
+                        group,
+                        ranks,
+                        subs,
+                        ready,
+                        c,
+                    };
+                    self.receiving.insert(receiving.c.task, receiving);
+                } else {
+                    send_from_root(&c.kind, group.id, &ranks, &subs, mpi)?;
                 }
-                mpi.scatter_root(group.id, &ranks, data.buf(), &sub_counts, &subs)?;
-            }
-            CollectiveKind::Broadcast { data, .. } => {
-                for (index, &engine) in parts() {
-                    inflight.insert((engine, c.task), (c.state.clone(), index, what));
-                }
-                mpi.broadcast_root(group.id, &ranks, data.buf())?;
             }
             CollectiveKind::Section { name } => {
                 for (index, &engine) in parts() {
@@ -963,8 +1004,28 @@ impl Collectives {
         );
     }
 
-    /// An engine lent its value for the pending gather or reduce.
-    fn lent(&mut self, engine: usize, task: TaskId, len: usize, shape: Vec<u64>, mpi: &mut Mpi) {
+    /// An engine lent its value for the pending gather or reduce, or has its
+    /// buffer ready for the pending scatter or broadcast.
+    fn lent(
+        &mut self,
+        engine: usize,
+        task: TaskId,
+        len: usize,
+        shape: Vec<u64>,
+        mpi: &mut Mpi,
+        inflight: &mut Inflight,
+    ) {
+        if let Some(r) = self.receiving.get_mut(&task) {
+            if let Some(index) = r.c.engines.iter().position(|&e| e == engine) {
+                r.ready[index] = true;
+            }
+            if r.ready.iter().all(|&ready| ready) {
+                if let Some(r) = self.receiving.remove(&task) {
+                    go_receive(r, mpi, inflight);
+                }
+            }
+            return;
+        }
         let shape = shape.iter().map(|&d| d as usize).collect();
         self.record(engine, task, Ok((len, shape)), mpi);
     }
@@ -998,6 +1059,63 @@ impl Collectives {
     }
 }
 
+/// Whether a collective goes in two phases (see "Two phases").
+fn in_two_phases(kind: &CollectiveKind) -> bool {
+    match kind {
+        CollectiveKind::Scatter { value, data, .. }
+        | CollectiveKind::Broadcast { value, data, .. } => {
+            value.bulk.is_some() && data.buf().as_bytes().len() >= TWO_PHASES_FROM
+        }
+        _ => false,
+    }
+}
+
+/// Rank 0's part of a scatter or broadcast: the MPI call.
+fn send_from_root(
+    kind: &CollectiveKind,
+    group: u32,
+    ranks: &[usize],
+    subs: &[usize],
+    mpi: &mut Mpi,
+) -> Result<()> {
+    match kind {
+        CollectiveKind::Scatter { data, counts, .. } => {
+            let mut sub_counts = vec![0usize; ranks.len()];
+            for (k, &sub) in subs.iter().enumerate() {
+                sub_counts[sub] = counts[k];
+            }
+            mpi.scatter_root(group, ranks, data.buf(), &sub_counts, subs)
+        }
+        CollectiveKind::Broadcast { data, .. } => mpi.broadcast_root(group, ranks, data.buf()),
+        _ => Err(Error::Protocol(format!(
+            "{} has no data to send",
+            kind.name()
+        ))),
+    }
+}
+
+/// Second phase of a scatter or broadcast: every engine has its buffer
+/// ready; tell them to go and send the data. A failure here fails the
+/// result (as in [`Collectives::run`]).
+fn go_receive(r: Receiving, mpi: &mut Mpi, inflight: &mut Inflight) {
+    let go = Request::Collective {
+        task: r.c.task,
+        group: r.group.known(),
+        op: CollectiveOp::Go {
+            proceed: true,
+            pieces: false,
+        },
+    };
+    let sent = send_all(mpi, &r.c.engines, &go)
+        .and_then(|()| send_from_root(&r.c.kind, r.group.id, &r.ranks, &r.subs, mpi));
+    if let Err(e) = sent {
+        for (index, &engine) in r.c.engines.iter().enumerate() {
+            inflight.remove(&(engine, r.c.task));
+            r.c.state.fail(index, e.clone());
+        }
+    }
+}
+
 /// What the `k`-th engine of a collective is sent to take part in it.
 fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
     match kind {
@@ -1016,6 +1134,7 @@ fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
                 .map(|s| s.iter().map(|&d| d as u64).collect())
                 .unwrap_or_default(),
             total: counts.iter().sum::<usize>() as u64,
+            ready: in_two_phases(kind),
         },
         CollectiveKind::Broadcast {
             name,
@@ -1027,6 +1146,7 @@ fn trigger(kind: &CollectiveKind, k: usize) -> CollectiveOp {
             value: value.clone(),
             len: data.buf().len() as u64,
             shape: shape.iter().map(|&d| d as u64).collect(),
+            ready: in_two_phases(kind),
         },
         CollectiveKind::Section { name } => CollectiveOp::Section { name: name.clone() },
         CollectiveKind::Gather { name, value, .. } => CollectiveOp::Prepare {
@@ -1222,7 +1342,15 @@ fn wait_for_all(
         match mpi.try_recv() {
             Some((rank, bytes)) => {
                 backoff.reset();
-                let matched = protocol::decode::<Reply>(&bytes).is_ok_and(|r| wanted(&r));
+                // A reply's attachments and raw data are taken too: its
+                // engine waits until they are before it finalizes.
+                let reply = read_reply(mpi, rank, &bytes);
+                if let Ok(Reply::Done(done)) = &reply {
+                    if matches!(done.outcome, protocol::Outcome::Bulk { .. }) {
+                        let _ = receive_data(mpi, rank, &done.outcome);
+                    }
+                }
+                let matched = reply.is_ok_and(|r| wanted(&r));
                 if matched && rank < seen.len() && !seen[rank] {
                     seen[rank] = true;
                     remaining -= 1;

@@ -24,8 +24,8 @@ use crate::error::{Error, Result};
 use crate::helping::{self, Helping, Shared, Step};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
-    self, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
-    TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
+    self, Blobs, CollectiveOp, Done, Each, Failure, Framed, GroupSpec, Outcome, Packed, Peer,
+    Reply, Request, TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
 };
 use crate::registry::{registry, RemoteEntry};
 use crate::remote::ArgReader;
@@ -89,12 +89,17 @@ pub(crate) enum Job {
 pub(crate) enum Incoming {
     Decoded(Arc<dyn Stored>),
     Encoded(Typed),
+    /// Still to arrive: the MPI thread sends it (or why it cannot be
+    /// stored) once its two-phase scatter or broadcast has run, and drops
+    /// the sender if it never runs. Queued at the trigger, so that the
+    /// requests after it in the stream see the new value.
+    Later(Receiver<Result<Incoming>>),
 }
 
 /// What the execution thread hands back to the MPI thread.
 pub(crate) enum ExecOut {
-    /// An encoded reply for the controller.
-    Reply(Vec<u8>),
+    /// An encoded reply for the controller, with its attachments.
+    Reply(Framed),
     /// A load-balanced task started.
     Started(TaskId),
     /// A load-balanced task finished (sent with others in one `Progress`).
@@ -119,7 +124,7 @@ pub(crate) enum ExecOut {
 /// A value lent for a gather or reduce.
 pub(crate) enum Lending {
     Bulk(Lent),
-    Bytes(Vec<u8>),
+    Bytes(Arc<Vec<u8>>),
 }
 
 impl Lending {
@@ -147,6 +152,20 @@ struct Prepared {
     _resume: Sender<()>,
 }
 
+/// A scatter or broadcast this engine has its buffer ready for, waiting
+/// for the controller's `Go` (see the controller's "Two phases").
+struct Receiving {
+    task: TaskId,
+    group: GroupSpec,
+    how: Receive,
+    name: String,
+    value: ValueSpec,
+    shape: Vec<u64>,
+    buf: BulkVec,
+    /// Where the value goes once received, when its store is already queued.
+    later: Option<Sender<Result<Incoming>>>,
+}
+
 /// The MPI thread's state.
 pub(crate) struct Comm {
     mpi: Mpi,
@@ -154,6 +173,9 @@ pub(crate) struct Comm {
     /// A clean shutdown has closed the inbox.
     closing: bool,
     prepared: Option<Prepared>,
+    /// Two-phase scatters and broadcasts waiting for their `Go` (several
+    /// views may have one each).
+    receiving: HashMap<TaskId, Receiving>,
     /// Reduce ops of `Prepare` requests forwarded to the execution thread.
     reduces: HashMap<TaskId, (GroupSpec, Option<ReduceOp>)>,
     /// Messages received from the controller (the stream fence's count).
@@ -235,6 +257,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         inbox,
         closing: false,
         prepared: None,
+        receiving: HashMap::new(),
         reduces: HashMap::new(),
         received: 0,
         thief: Thief::new(me, engines),
@@ -248,7 +271,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         pid: std::process::id(),
         host: hostname(),
     };
-    if let Err(e) = comm.send(&hello) {
+    if let Err(e) = comm.send(hello) {
         return (comm.mpi, Ending::Broken(e));
     }
     let shared = Arc::new(Shared::new(
@@ -318,7 +341,14 @@ impl Serving {
                 continue;
             }
             comm.received += 1;
-            let request = protocol::decode::<Request>(&bytes);
+            // The attachments follow the head from rank 0; failing to
+            // receive them leaves this engine out of step: end the job.
+            let request = match protocol::decode_head::<Request>(&bytes) {
+                Ok(head) => Ok(head
+                    .receive(|lens| comm.mpi.receive_blobs(0, lens))
+                    .map_err(Ending::Broken)?),
+                Err(e) => Err(e),
+            };
             match request {
                 Ok(Request::Shutdown { failed: true }) => {
                     say_goodbye(&mut comm.mpi);
@@ -352,7 +382,7 @@ impl Serving {
                 Ok(Request::Abort { tasks }) => {
                     let removed = comm.inbox.abort(&tasks);
                     if !removed.is_empty() {
-                        comm.send(&Reply::Aborted { tasks: removed })
+                        comm.send(Reply::Aborted { tasks: removed })
                             .map_err(Ending::Broken)?;
                     }
                 }
@@ -367,7 +397,7 @@ impl Serving {
                 Ok(ExecOut::Reply(reply)) => {
                     busy = true;
                     comm.mpi
-                        .send(0, SendBuf::Owned(reply))
+                        .send_framed(0, &reply.head, &reply.blobs)
                         .map_err(Ending::Broken)?;
                 }
                 Ok(ExecOut::Data {
@@ -416,12 +446,12 @@ impl Serving {
             if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
                 busy = true;
                 let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
-                comm.send_to(steal.victim + 1, &Peer::Steal { max })
+                comm.send_to(steal.victim + 1, Peer::Steal { max })
                     .map_err(Ending::Broken)?;
             }
         } else if !self.executing && !self.quiet && comm.thief.in_flight().is_none() {
             self.quiet = true;
-            comm.send(&Reply::Quiet).map_err(Ending::Broken)?;
+            comm.send(Reply::Quiet).map_err(Ending::Broken)?;
         }
         busy |= comm.mpi.progress();
         if busy {
@@ -437,13 +467,13 @@ impl Serving {
 }
 
 impl Comm {
-    fn send(&mut self, reply: &Reply) -> Result<()> {
+    fn send(&mut self, reply: Reply) -> Result<()> {
         self.send_to(0, reply)
     }
 
-    fn send_to<M: serde::Serialize>(&mut self, rank: usize, message: &M) -> Result<()> {
-        let bytes = protocol::encode(message)?;
-        self.mpi.send(rank, SendBuf::Owned(bytes))
+    fn send_to<M: serde::Serialize + Blobs>(&mut self, rank: usize, mut message: M) -> Result<()> {
+        let framed = protocol::encode_framed(&mut message)?;
+        self.mpi.send_framed(rank, &framed.head, &framed.blobs)
     }
 
     /// Queues load-balanced tasks from the controller.
@@ -460,7 +490,12 @@ impl Comm {
     /// A message from another engine: a steal request or its answer.
     fn peer(&mut self, source: usize, bytes: &[u8]) -> Result<()> {
         let peer = source - 1;
-        match protocol::decode::<Peer>(bytes) {
+        let message = protocol::decode_head::<Peer>(bytes);
+        let message = match message {
+            Ok(head) => Ok(head.receive(|lens| self.mpi.receive_blobs(source, lens))?),
+            Err(e) => Err(e),
+        };
+        match message {
             Ok(Peer::Steal { max }) => {
                 let (given, left) = self.inbox.steal(max as usize, peer);
                 let tasks = given
@@ -471,7 +506,7 @@ impl Comm {
                     })
                     .collect();
                 let left = u32::try_from(left).unwrap_or(u32::MAX);
-                self.send_to(source, &Peer::Give { tasks, left })
+                self.send_to(source, Peer::Give { tasks, left })
             }
             Ok(Peer::Give { tasks, left }) => {
                 self.thief.answered(peer, left);
@@ -484,7 +519,7 @@ impl Comm {
                     victim: u32::try_from(peer).unwrap_or(u32::MAX),
                     tasks: tasks.iter().map(|(t, _)| (t.work.task(), t.hops)).collect(),
                 };
-                self.send(&notice)?;
+                self.send(notice)?;
                 let queued = tasks
                     .into_iter()
                     .map(|(t, fence)| queued(t, Fence::new(fence), Some(peer)))
@@ -514,20 +549,23 @@ impl Comm {
             .filter(|t| done.last().map_or(true, |d| d.task != *t))
             .into_iter()
             .collect();
-        self.send(&Reply::Progress { started, done })
+        self.send(Reply::Progress { started, done })
     }
 
     /// Reports a failed request to the controller.
     fn fail(&mut self, task: TaskId, error: Error) -> Result<()> {
         let now = now_us();
         let outcome = Outcome::Failed(Failure::from_error(error));
-        self.send(&Reply::Done(quiet_done(task, now, now, outcome)))
+        self.send(Reply::Done(quiet_done(task, now, now, outcome)))
     }
 
     /// Takes part in a collective. The first message about a group carries
     /// its ranks and creates its sub-communicator, as rank 0 does when it
     /// sends it (see the controller's "Message ordering").
     fn collective(&mut self, task: TaskId, group: GroupSpec, op: CollectiveOp) -> Result<()> {
+        let size = |n: u64| {
+            usize::try_from(n).map_err(|_| Error::Protocol(format!("{n} elements do not fit here")))
+        };
         let ranks = group.world_ranks();
         if !ranks.is_empty() {
             self.mpi.ensure_group(group.id, &ranks)?;
@@ -539,36 +577,32 @@ impl Comm {
                 count,
                 shape,
                 total,
+                ready,
             } => {
-                let size = |n: u64| {
-                    usize::try_from(n)
-                        .map_err(|_| Error::Protocol(format!("{n} elements do not fit here")))
+                let how = Receive::Scatter {
+                    total: size(total)?,
                 };
-                let (count, total) = (size(count)?, size(total)?);
-                self.receive(
-                    task,
-                    &group,
-                    Receive::Scatter { total },
-                    name,
-                    value,
-                    count,
-                    shape,
-                )
+                let r = self.receiving(task, group, how, name, value, size(count)?, shape);
+                self.receive(r, ready)
             }
             CollectiveOp::Broadcast {
                 name,
                 value,
                 len,
                 shape,
-            } => self.receive(
-                task,
-                &group,
-                Receive::Broadcast,
-                name,
-                value,
-                len as usize,
-                shape,
-            ),
+                ready,
+            } => {
+                let r = self.receiving(
+                    task,
+                    group,
+                    Receive::Broadcast,
+                    name,
+                    value,
+                    size(len)?,
+                    shape,
+                );
+                self.receive(r, ready)
+            }
             CollectiveOp::Prepare {
                 name,
                 value,
@@ -583,7 +617,7 @@ impl Comm {
                 let started_us = now_us();
                 self.mpi.run_section(&name)?;
                 let completed_us = now_us();
-                self.send(&Reply::Done(quiet_done(
+                self.send(Reply::Done(quiet_done(
                     task,
                     started_us,
                     completed_us,
@@ -595,6 +629,12 @@ impl Comm {
                 Ok(())
             }
             CollectiveOp::Go { proceed, pieces } => {
+                if let Some(receiving) = self.receiving.remove(&task) {
+                    return match proceed {
+                        true => self.receive(receiving, false),
+                        false => Ok(()),
+                    };
+                }
                 let Some(prepared) = self.prepared.take() else {
                     return Ok(());
                 };
@@ -623,31 +663,80 @@ impl Comm {
         }
     }
 
-    /// Receives `count` elements of a scatter or broadcast and has them
-    /// stored as `name`.
+    /// Receives a scatter's or broadcast's elements into `r.buf` and has
+    /// them stored; or, when `ready`, queues their store (so that what
+    /// follows in the stream sees them), keeps the buffer and tells the
+    /// controller it is ready: the receive then runs on its `Go`.
+    fn receive(&mut self, mut r: Receiving, ready: bool) -> Result<()> {
+        if ready {
+            let (later, value) = std::sync::mpsc::channel();
+            self.inbox.push(Job::Store {
+                task: r.task,
+                name: r.name.clone(),
+                value: Incoming::Later(value),
+            });
+            r.later = Some(later);
+            let (task, len) = (r.task, r.buf.len() as u64);
+            let shape = r.shape.clone();
+            self.receiving.insert(task, r);
+            return self.send(Reply::Ready { task, len, shape });
+        }
+        let Receiving {
+            task,
+            group,
+            how,
+            name,
+            value,
+            shape,
+            mut buf,
+            later,
+        } = r;
+        self.mpi
+            .receive(group.id, &group.world_ranks(), how, &mut buf)?;
+        // The collective is over: a value that cannot be stored fails the
+        // task, not the engine.
+        let incoming = incoming(value, buf, shape);
+        match (later, incoming) {
+            (Some(later), incoming) => {
+                let _ = later.send(incoming);
+                Ok(())
+            }
+            (None, Ok(value)) => {
+                self.inbox.push(Job::Store { task, name, value });
+                Ok(())
+            }
+            (None, Err(e)) => self.fail(task, e),
+        }
+    }
+
+    /// A scatter or broadcast about to receive `count` elements of `name`,
+    /// into the old value's memory if it can be reused
+    /// ([`recycled`](Comm::recycled)), else into fresh memory.
     #[allow(clippy::too_many_arguments)]
-    fn receive(
+    fn receiving(
         &mut self,
         task: TaskId,
-        group: &GroupSpec,
+        group: GroupSpec,
         how: Receive,
         name: String,
         value: ValueSpec,
         count: usize,
         shape: Vec<u64>,
-    ) -> Result<()> {
+    ) -> Receiving {
         let kind = value.bulk.unwrap_or(ElemKind::U8);
-        let mut buf = self
+        let buf = self
             .recycled(&name, &value, count, &shape)
             .unwrap_or_else(|| BulkVec::for_receive(kind, count));
-        self.mpi
-            .receive(group.id, &group.world_ranks(), how, &mut buf)?;
-        // The collective is over: a value that cannot be stored fails the
-        // task, not the engine.
-        if let Err(e) = self.store(task, name, value, buf, shape) {
-            self.fail(task, e)?;
+        Receiving {
+            task,
+            group,
+            how,
+            name,
+            value,
+            shape,
+            buf,
+            later: None,
         }
-        Ok(())
     }
 
     /// The memory of the value `name` that a scatter or broadcast is about
@@ -684,40 +773,6 @@ impl Comm {
         (buf.len() == count && buf.as_ref().kind() == kind).then_some(buf)
     }
 
-    /// Hands a received value to the execution thread for storing.
-    fn store(
-        &mut self,
-        task: TaskId,
-        name: String,
-        value: ValueSpec,
-        buf: BulkVec,
-        shape: Vec<u64>,
-    ) -> Result<()> {
-        let incoming = match value.bulk {
-            Some(_) => {
-                let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
-                    Error::Protocol(format!("{} is not a bulk type here", value.type_name))
-                })?;
-                let shape = shape.iter().map(|&d| d as usize).collect();
-                Incoming::Decoded((entry.build)(buf, shape)?)
-            }
-            None => match buf {
-                BulkVec::U8(bytes) => Incoming::Encoded(Typed {
-                    fingerprint: value.fingerprint,
-                    type_name: value.type_name,
-                    bytes,
-                }),
-                _ => return Err(Error::Protocol("encoded data must be bytes".into())),
-            },
-        };
-        self.inbox.push(Job::Store {
-            task,
-            name,
-            value: incoming,
-        });
-        Ok(())
-    }
-
     /// The execution thread lent a value: tell the controller.
     fn lent(&mut self, task: TaskId, lent: Result<Lending>, resume: Sender<()>) -> Result<()> {
         let Some((group, reduce)) = self.reduces.remove(&task) else {
@@ -736,7 +791,7 @@ impl Comm {
                     reduce,
                     _resume: resume,
                 });
-                self.send(&Reply::Ready { task, len, shape })
+                self.send(Reply::Ready { task, len, shape })
             }
             Err(e) => {
                 drop(resume);
@@ -938,6 +993,27 @@ fn ended(
     }
 }
 
+/// A received scatter block or broadcast as the value to store.
+fn incoming(value: ValueSpec, buf: BulkVec, shape: Vec<u64>) -> Result<Incoming> {
+    match value.bulk {
+        Some(_) => {
+            let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+            })?;
+            let shape = shape.iter().map(|&d| d as usize).collect();
+            Ok(Incoming::Decoded((entry.build)(buf, shape)?))
+        }
+        None => match buf {
+            BulkVec::U8(bytes) => Ok(Incoming::Encoded(Typed {
+                fingerprint: value.fingerprint,
+                type_name: value.type_name,
+                bytes: Arc::new(bytes),
+            })),
+            _ => Err(Error::Protocol("encoded data must be bytes".into())),
+        },
+    }
+}
+
 /// Runs one direct job; false when the MPI thread is gone.
 fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm: &Thread) -> bool {
     match job {
@@ -964,16 +1040,35 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             true
         }
         Job::Store { task, name, value } => {
+            let value = match value {
+                Incoming::Later(value) => {
+                    // Only the MPI thread's passes bring the collective.
+                    hand_back();
+                    comm.unpark();
+                    value.recv().unwrap_or_else(|_| {
+                        Err(Error::Protocol(format!(
+                            "the collective that was to store {name:?} did not run"
+                        )))
+                    })
+                }
+                value => Ok(value),
+            };
             let now = now_us();
             let mut displaced = None;
-            let outcome = namespace::with(|ns| {
-                displaced = Some(match value {
-                    Incoming::Decoded(stored) => ns.insert_stored(name, stored),
-                    Incoming::Encoded(typed) => ns.insert_typed(name, typed),
-                });
-                Ok(Outcome::Unit)
-            })
-            .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
+            let outcome = value
+                .and_then(|value| {
+                    namespace::with(|ns| {
+                        displaced = Some(match value {
+                            Incoming::Decoded(stored) => ns.insert_stored(name, stored),
+                            Incoming::Encoded(typed) => ns.insert_typed(name, typed),
+                            Incoming::Later(_) => {
+                                return Err(Error::Protocol("a value stored twice later".into()))
+                            }
+                        });
+                        Ok(Outcome::Unit)
+                    })
+                })
+                .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
             if !reply(out, quiet_done(task, now, now, outcome)) {
                 return false;
             }
@@ -1047,21 +1142,21 @@ fn send_raw(
 /// Encodes and sends one reply; false when the MPI thread is gone. A reply
 /// that cannot be encoded is replaced by the encoding error.
 fn reply(out: &Sender<ExecOut>, done: Done) -> bool {
-    let reply = Reply::Done(done);
-    let bytes = match protocol::encode(&reply) {
-        Ok(bytes) => bytes,
+    let mut reply = Reply::Done(done);
+    let framed = match protocol::encode_framed(&mut reply) {
+        Ok(framed) => framed,
         Err(e) => {
             let Reply::Done(mut done) = reply else {
                 return true;
             };
             done.outcome = Outcome::Failed(Failure::from_error(e));
-            match protocol::encode(&Reply::Done(done)) {
-                Ok(bytes) => bytes,
+            match protocol::encode_framed(&mut Reply::Done(done)) {
+                Ok(framed) => framed,
                 Err(_) => return true,
             }
         }
     };
-    out.send(ExecOut::Reply(bytes)).is_ok()
+    out.send(ExecOut::Reply(framed)).is_ok()
 }
 
 /// Takes the value `name` apart for its memory if it has the type with

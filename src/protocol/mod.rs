@@ -17,7 +17,11 @@
 //!
 //! Every byte-string field (encoded values, arguments, results) is encoded
 //! as one length and a block of bytes (`serde_bytes`), not element by
-//! element, so wrapping an encoded value in a message costs one copy.
+//! element. A field of a megabyte or more is not wrapped at all: it travels
+//! beside its message as a raw attachment ([`framed`]), so an encoded value
+//! is never copied into or out of a message.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +39,10 @@ pub(crate) struct Typed {
     pub fingerprint: u64,
     /// `std::any::type_name` of the value's type, for error messages.
     pub type_name: String,
-    /// The codec's encoding of the value.
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
+    /// The codec's encoding of the value, shared: an engine's namespace
+    /// keeps it while a pull sends it.
+    #[serde(with = "shared_bytes")]
+    pub bytes: Arc<Vec<u8>>,
 }
 
 /// One argument of a remote call.
@@ -290,6 +295,10 @@ pub(crate) enum CollectiveOp {
         /// Elements (or bytes) of all blocks together (whether the scatter
         /// moves in pieces depends on it).
         total: u64,
+        /// Get the receive buffer ready first, reply [`Reply::Ready`] and
+        /// enter the collective on [`CollectiveOp::Go`] (large numeric data:
+        /// see the controller's "Two phases").
+        ready: bool,
     },
     /// Receive a value (`MPI_Bcast`) and store it as `name`.
     Broadcast {
@@ -297,6 +306,8 @@ pub(crate) enum CollectiveOp {
         value: ValueSpec,
         len: u64,
         shape: Vec<u64>,
+        /// As for `Scatter`.
+        ready: bool,
     },
     /// Lend `name` for a gather (or a reduce with `op`) and reply `Ready`.
     Prepare {
@@ -304,8 +315,9 @@ pub(crate) enum CollectiveOp {
         value: ValueSpec,
         reduce: Option<ReduceOp>,
     },
-    /// Run the prepared gather or reduce, or cancel it; `pieces` when the
-    /// gather is too large for one `MPI_Gatherv` and moves in pieces.
+    /// Run the prepared gather, reduce, scatter or broadcast, or cancel it;
+    /// `pieces` when the gather is too large for one `MPI_Gatherv` and moves
+    /// in pieces.
     Go { proceed: bool, pieces: bool },
     /// Free the group's sub-communicator (the controller evicted it from its
     /// cache); a later collective on the same ranks makes a new one.
@@ -326,7 +338,8 @@ pub(crate) enum Reply {
     },
     /// A request finished.
     Done(Done),
-    /// The value of a prepared gather or reduce is lent and ready.
+    /// The value of a prepared gather or reduce is lent and ready, or the
+    /// buffer of a prepared scatter or broadcast is.
     Ready {
         task: TaskId,
         /// Elements (or bytes) this engine contributes.
@@ -525,6 +538,22 @@ impl Failure {
     }
 }
 
+/// Shared bytes, encoded as bytes (see "Bytes" above).
+mod shared_bytes {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::ByteBuf;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &Arc<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<u8>>, D::Error> {
+        Ok(Arc::new(ByteBuf::deserialize(d)?.into_vec()))
+    }
+}
+
 /// A list of byte strings, each encoded as bytes (see "Bytes" above).
 mod byte_vecs {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -553,16 +582,20 @@ pub(crate) fn decode<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M> 
 /// Decodes `bytes` as a `Reply` (engine → controller) when `reply`, else
 /// as a `Request`, and re-encodes what it decoded: the entry point of the
 /// protocol fuzz test (`tests/protocol_fuzz.rs`), which cannot name these
-/// crate-private types. Not public API. (`Peer` messages are fuzzed by
+/// crate-private types (a head's attachments are not received). Not public
+/// API. (`Peer` messages are fuzzed by
 /// this module's own tests.)
 #[doc(hidden)]
 pub fn fuzz_decode(bytes: &[u8], reply: bool) -> Result<Vec<u8>> {
     if reply {
-        encode(&decode::<Reply>(bytes)?)
+        encode(decode_head::<Reply>(bytes)?.message())
     } else {
-        encode(&decode::<Request>(bytes)?)
+        encode(decode_head::<Request>(bytes)?.message())
     }
 }
+
+mod framed;
+pub(crate) use framed::{decode_head, encode_framed, Blobs, Framed};
 
 #[cfg(test)]
 mod test;

@@ -33,7 +33,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
     let typed = Typed {
         fingerprint: 42,
         type_name: "alloc::vec::Vec<f64>".into(),
-        bytes: vec![1, 2, 3],
+        bytes: Arc::new(vec![1, 2, 3]),
     };
     let requests = vec![
         Request::Apply {
@@ -72,6 +72,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                 count: 3,
                 shape: vec![3],
                 total: 5,
+                ready: true,
             },
         },
         Request::Collective {
@@ -273,4 +274,186 @@ fn hostile_length_prefix_is_refused() {
     let mut bytes = vec![1u8, 1, 1, 1, b'a', 0, 0, 0xfd];
     bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(matches!(decode::<Request>(&bytes), Err(Error::Protocol(_))));
+}
+
+/// Sends `message` through [`encode_framed`] and back, the attachments
+/// handed over as a transport would (their lengths checked).
+fn through_frames<M>(mut message: M) -> (M, usize)
+where
+    M: Serialize + serde::de::DeserializeOwned + Blobs,
+{
+    let framed = encode_framed(&mut message).unwrap();
+    let head = decode_head::<M>(&framed.head).unwrap();
+    let sent: Vec<Vec<u8>> = framed.blobs.iter().map(|b| b.to_vec()).collect();
+    let count = sent.len();
+    let back = head
+        .receive(|lens| {
+            assert_eq!(
+                lens,
+                sent.iter().map(|b| b.len() as u64).collect::<Vec<_>>()
+            );
+            Ok(sent)
+        })
+        .unwrap();
+    (back, count)
+}
+
+#[test]
+fn large_fields_travel_as_attachments_and_come_back_in_place() {
+    let big = |fill: u8| vec![fill; framed::ATTACH_FROM + usize::from(fill)];
+    let typed = |fill: u8| Typed {
+        fingerprint: u64::from(fill),
+        type_name: "T".into(),
+        bytes: Arc::new(big(fill)),
+    };
+    let mut each = Each::default();
+    each.values.push(&big(9));
+    let requests = vec![
+        Request::Apply {
+            task: 1,
+            function: 2,
+            args: vec![
+                WireArg::Value(big(1)),
+                WireArg::Ref("r".into()),
+                WireArg::Value(vec![5; 10]),
+                WireArg::Value(big(2)),
+            ],
+        },
+        Request::Push {
+            task: 3,
+            items: vec![("a".into(), typed(3)), ("b".into(), typed(0))],
+        },
+        Request::Map {
+            task: 4,
+            function: 5,
+            items: vec![vec![1], big(4), vec![]],
+        },
+    ];
+    for (k, (request, expected)) in requests.into_iter().zip([2, 2, 1]).enumerate() {
+        let (back, attached) = through_frames(request.clone());
+        assert!(back == request, "request {k} changed on the way");
+        assert_eq!(attached, expected, "request {k}");
+    }
+    let done = |outcome| Done {
+        task: 6,
+        started_us: 1,
+        completed_us: 2,
+        stdout: "out".into(),
+        stderr: String::new(),
+        hops: 0,
+        outcome,
+    };
+    let replies = [
+        Reply::Done(done(Outcome::Value(big(6)))),
+        Reply::Done(done(Outcome::Values(vec![typed(7), typed(8)]))),
+        Reply::Progress {
+            started: vec![1],
+            done: vec![
+                done(Outcome::Each(each)),
+                done(Outcome::Many(vec![big(10)])),
+            ],
+        },
+    ];
+    for (k, (reply, expected)) in replies.into_iter().zip([1, 2, 2]).enumerate() {
+        let (back, attached) = through_frames(reply.clone());
+        assert!(back == reply, "reply {k} changed on the way");
+        assert_eq!(attached, expected, "reply {k}");
+    }
+    // A stolen task's large argument, engine to engine.
+    let give = Peer::Give {
+        tasks: vec![(
+            WireTask {
+                work: Work::Apply {
+                    task: 1,
+                    function: 2,
+                    args: vec![WireArg::Value(big(11))],
+                },
+                stealable: WireStealable::Anyone,
+                hops: 1,
+            },
+            vec![3],
+        )],
+        left: 0,
+    };
+    let (back, attached) = through_frames(give.clone());
+    assert!(back == give && attached == 1);
+    // A small message is one plain message, as before.
+    let small = Request::Keys { task: 1 };
+    let framed = encode_framed(&mut small.clone()).unwrap();
+    assert!(framed.blobs.is_empty());
+    assert_eq!(*framed.head, encode(&small).unwrap());
+}
+
+#[test]
+fn an_attached_value_is_shared_not_copied() {
+    let bytes = Arc::new(vec![3u8; framed::ATTACH_FROM]);
+    let mut reply = Reply::Done(Done {
+        task: 1,
+        started_us: 0,
+        completed_us: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+        hops: 0,
+        outcome: Outcome::Values(vec![Typed {
+            fingerprint: 1,
+            type_name: "T".into(),
+            bytes: bytes.clone(),
+        }]),
+    });
+    let framed = encode_framed(&mut reply).unwrap();
+    assert!(Arc::ptr_eq(&framed.blobs[0], &bytes));
+}
+
+#[test]
+fn hostile_heads_are_protocol_errors() {
+    let mut request = Request::Apply {
+        task: 1,
+        function: 2,
+        args: vec![WireArg::Value(vec![1; framed::ATTACH_FROM])],
+    };
+    let framed = encode_framed(&mut request).unwrap();
+    // Every truncation of a head.
+    for cut in 0..framed.head.len() {
+        assert!(matches!(
+            decode_head::<Request>(&framed.head[..cut]),
+            Err(Error::Protocol(_))
+        ));
+    }
+    // Fewer attachments than announced.
+    let head = decode_head::<Request>(&framed.head).unwrap();
+    assert!(matches!(
+        head.receive(|_| Ok(Vec::new())),
+        Err(Error::Protocol(_))
+    ));
+    // An attachment for a field the message does not have (index 5), and
+    // for a field that is not empty.
+    let hostile = |attached: Vec<(u32, u64)>, message: &Request| {
+        let mut head = vec![0xfe];
+        codec::encode_into(&(attached, message), &mut head).unwrap();
+        decode_head::<Request>(&head)
+            .and_then(|h| h.receive(|lens| Ok(lens.iter().map(|&l| vec![0; l as usize]).collect())))
+    };
+    let empty = Request::Apply {
+        task: 1,
+        function: 2,
+        args: vec![WireArg::Value(Vec::new())],
+    };
+    assert!(hostile(vec![(0, 3)], &empty).is_ok());
+    assert!(matches!(
+        hostile(vec![(5, 3)], &empty),
+        Err(Error::Protocol(_))
+    ));
+    let full = Request::Apply {
+        task: 1,
+        function: 2,
+        args: vec![WireArg::Value(vec![1])],
+    };
+    assert!(matches!(
+        hostile(vec![(0, 3)], &full),
+        Err(Error::Protocol(_))
+    ));
+    // Out of order, repeated, or none at all.
+    for attached in [vec![(1, 3), (0, 3)], vec![(0, 3), (0, 3)], Vec::new()] {
+        assert!(matches!(hostile(attached, &empty), Err(Error::Protocol(_))));
+    }
 }

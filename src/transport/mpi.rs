@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 
 use mpi::collective::{Root, SystemOperation};
-use mpi::datatype::{AsDatatype, Partition, PartitionMut};
+use mpi::datatype::{AsDatatype, Equivalence, Partition, PartitionMut};
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::raw::AsRaw;
@@ -54,9 +54,10 @@ const CONTROL_TAG: i32 = 7;
 /// the point-to-point pieces of an oversized scatter or gather.
 const PIECE_TAG: i32 = 8;
 
-/// Tag of the raw data that follows a reply announcing it (a pulled numeric
-/// value): received by the controller right after that reply, from the
-/// same engine.
+/// Tag of the raw data that follows a message announcing it (a pulled
+/// numeric value, or the attachments of a head, see
+/// [`send_framed`](Mpi::send_framed)): received right after that message,
+/// from the same rank.
 const DATA_TAG: i32 = 9;
 
 /// The longest control message sent in one piece.
@@ -237,6 +238,65 @@ impl Mpi {
             from.receive_into_with_tag(chunk, DATA_TAG);
         }
         Ok(())
+    }
+
+    /// Starts sending a message and its attachments to `dest` (see the
+    /// protocol's `framed`): the head as a control message, then each
+    /// attachment as a data message, with no other send between them.
+    pub(crate) fn send_framed(
+        &mut self,
+        dest: usize,
+        head: &Arc<Vec<u8>>,
+        blobs: &[Arc<Vec<u8>>],
+    ) -> Result<()> {
+        self.send(dest, SendBuf::Shared(head.clone()))?;
+        for blob in blobs {
+            self.send_data(dest, SendBuf::Shared(blob.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Receives the attachments of a head from `source`, which announced
+    /// their lengths `lens`: each into a buffer of its own (a large one backed
+    /// by huge pages where the kernel allows). Blocks until they have
+    /// arrived; their sender started them right after the head. Each piece
+    /// is probed before anything is allocated for it: an attachment whose
+    /// first piece is not there with the announced size is an error, not an
+    /// allocation of whatever the head claimed.
+    pub(crate) fn receive_blobs(&mut self, source: usize, lens: &[u64]) -> Result<Vec<Vec<u8>>> {
+        let rank = i32::try_from(source).map_err(|_| Error::Mpi(format!("no rank {source}")))?;
+        let from = self.control.process_at_rank(rank);
+        let mut blobs = Vec::with_capacity(lens.len());
+        for &len in lens {
+            let len = usize::try_from(len)
+                .map_err(|_| Error::Protocol(format!("an attachment of {len} bytes")))?;
+            let mut blob = Vec::new();
+            // An empty attachment is one empty message, as it was sent.
+            for k in 0..len.div_ceil(MAX_MESSAGE).max(1) {
+                let at = k * MAX_MESSAGE;
+                let piece = (len - at).min(MAX_MESSAGE);
+                let (message, status) = from.matched_probe_with_tag(DATA_TAG);
+                let arrived = usize::try_from(status.count(u8::equivalent_datatype())).unwrap_or(0);
+                if arrived != piece {
+                    // Take it off the queue, then report the mismatch.
+                    let mut sink = vec![0u8; arrived];
+                    message.matched_receive_into(&mut sink[..]);
+                    return Err(Error::Protocol(format!(
+                        "rank {source} announced an attachment of {len} bytes \
+                         and sent a piece of {arrived} bytes"
+                    )));
+                }
+                if k == 0 {
+                    // Zeroed by the allocator (pages not touched yet), so
+                    // the advice comes before the first write.
+                    blob = vec![0u8; len];
+                    crate::bulk::advise_huge(&mut blob);
+                }
+                message.matched_receive_into(&mut blob[at..at + piece]);
+            }
+            blobs.push(blob);
+        }
+        Ok(blobs)
     }
 
     /// Starts one `MPI_Isend` per `piece` bytes of `buffer` (one for an

@@ -103,7 +103,7 @@ fn typed<T: Value>(value: &T) -> Result<Typed> {
     Ok(Typed {
         fingerprint: codec::fingerprint::<T>(),
         type_name: type_name::<T>().to_string(),
-        bytes: codec::encode(value)?,
+        bytes: Arc::new(codec::encode(value)?),
     })
 }
 

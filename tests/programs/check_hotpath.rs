@@ -8,10 +8,16 @@
 //! a scatter or broadcast into the memory of the value it replaces (reused
 //! only when the type and shape match and nothing holds the old value: a
 //! running task's value and a queued task's view of it are never
-//! overwritten), and of `gather_into` / `reduce_into` (right sizes, wrong
+//! overwritten; both for small data and for a megabyte or more, which goes
+//! in two phases, with an `apply` submitted right behind a scatter seeing
+//! its data), and of `gather_into` / `reduce_into` (right sizes, wrong
 //! length, shape or element type refused before any data moves, a
-//! non-contiguous array). Prints one line per check and exits non-zero
-//! unless every check held.
+//! non-contiguous array), and of encoded values of a megabyte or more,
+//! which travel beside their messages as attachments: push, apply
+//! arguments and results, pull (encoded or decoded on the engine), to many
+//! engines at once, through the load-balanced view (apply, map and steals),
+//! and a value longer than one message piece both ways. Prints one line per
+//! check and exits non-zero unless every check held.
 
 mod checklist;
 
@@ -87,6 +93,120 @@ fn store_bytes(name: String, len: usize) -> TaskResult<()> {
     }
     globals().insert(name, bytes)?;
     Ok(())
+}
+
+/// `n` strings of 64 characters, each with `seed` in it (about 64 `n`
+/// bytes encoded).
+fn strings(n: usize, seed: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{seed:08}:{i:055}")).collect()
+}
+
+/// Enough strings for well over a megabyte (the attachment threshold).
+const OBJECT: usize = 40_000;
+
+#[rankview::remote]
+fn joined(a: Vec<String>, small: u32, b: Vec<String>) -> Vec<String> {
+    let mut all = a;
+    all.push(small.to_string());
+    all.extend(b);
+    all
+}
+
+#[rankview::remote]
+fn count_strings(items: Vec<String>) -> usize {
+    items.len()
+}
+
+/// Decodes the engine's `name` (so that a later pull encodes it again).
+#[rankview::remote]
+fn decode_strings(name: String) -> TaskResult<usize> {
+    Ok(globals().get::<Vec<String>>(&name)?.len())
+}
+
+/// Stores a `String` of `len` bytes (see [`byte_at`]) under `name`.
+#[rankview::remote]
+fn store_text(name: String, len: usize) -> TaskResult<()> {
+    let mut bytes = vec![b'a'; len];
+    for i in marked(len) {
+        bytes[i] = b'a' + byte_at(i, len) % 26;
+    }
+    let text = String::from_utf8(bytes).map_err(|e| rankview::TaskError::msg(e.to_string()))?;
+    globals().insert(name, text)?;
+    Ok(())
+}
+
+/// Whether the engine's `String` `name` is what [`store_text`] stores.
+#[rankview::remote]
+fn text_is_right(name: String, len: usize) -> TaskResult<bool> {
+    let text = globals().get::<String>(&name)?;
+    let bytes = text.as_bytes();
+    Ok(bytes.len() == len && marked(len).all(|i| bytes[i] == b'a' + byte_at(i, len) % 26))
+}
+
+fn objects(rc: &Client, list: &mut Checklist) {
+    let p = rc.len();
+    let dv = rc.all();
+
+    list.check("large_objects_push_apply_pull", || {
+        let (a, b) = (strings(OBJECT, 1), strings(OBJECT, 2));
+        dv.push("obj", &a).get()?;
+        let both = dv.apply_sync(joined, (&a, 7u32, &b))?;
+        let mut expected = a.clone();
+        expected.push("7".into());
+        expected.extend(b.iter().cloned());
+        assert_eq!(both.len(), p);
+        assert!(both.iter().all(|v| *v == expected));
+        // Pulled as it was received, then after the engine decoded it.
+        let pulled: Vec<Vec<String>> = dv.pull("obj").get()?;
+        assert!(pulled.iter().all(|v| *v == a));
+        assert_eq!(
+            dv.apply_sync(decode_strings, ("obj".to_string(),))?,
+            vec![OBJECT; p]
+        );
+        let pulled: Vec<Vec<String>> = dv.pull("obj").get()?;
+        assert!(pulled.iter().all(|v| *v == a));
+        dv.clear().get()?;
+        Ok(())
+    });
+
+    list.check("large_objects_through_the_load_balancer", || {
+        let lv = rc.load_balanced_view();
+        let pending: Vec<_> = (0..3 * p)
+            .map(|k| {
+                lv.apply(
+                    joined,
+                    (strings(OBJECT, k), k as u32, strings(OBJECT, k + 1)),
+                )
+            })
+            .collect();
+        for (k, result) in pending.into_iter().enumerate() {
+            let all = result.get()?;
+            assert_eq!(all.len(), 2 * OBJECT + 1);
+            assert_eq!(all[0], strings(1, k)[0]);
+            assert_eq!(all[OBJECT], k.to_string());
+            assert_eq!(all[OBJECT + 1], strings(1, k + 1)[0]);
+        }
+        let items: Vec<Vec<String>> = (0..4 * p).map(|k| strings(OBJECT + k, k)).collect();
+        let counts = lv.chunksize(2).map_sync(count_strings, &items)?;
+        assert_eq!(counts, (0..4 * p).map(|k| OBJECT + k).collect::<Vec<_>>());
+        Ok(())
+    });
+
+    if p == 1 {
+        list.check("large_object_longer_than_one_piece", || {
+            let e0 = rc.engine(0)?;
+            let len = (1usize << 30) + 5;
+            e0.apply_sync(store_text, ("text".to_string(), len))?;
+            let text: String = e0.get("text")?;
+            assert_eq!(text.len(), len);
+            e0.clear().get()?;
+            e0.push("back", &text).get()?;
+            drop(text);
+            assert!(e0.apply_sync(text_is_right, ("back".to_string(), len))?);
+            e0.clear().get()?;
+            Ok(())
+        });
+    }
 }
 
 fn pull(rc: &Client, list: &mut Checklist) {
@@ -178,76 +298,121 @@ fn pull(rc: &Client, list: &mut Checklist) {
     }
 }
 
-fn reuse(rc: &Client, list: &mut Checklist) {
+/// Elements per engine of the reuse checks that go in two phases (the
+/// controller's threshold is a megabyte of data).
+const TWO_PHASE_EACH: usize = 1 << 18;
+
+/// The reuse checks with `each` elements per engine, their names ending in
+/// `suffix`: small data goes at once, a megabyte or more in two phases
+/// (engines ready their buffers, then rank 0 sends).
+fn reuse(rc: &Client, list: &mut Checklist, each: usize, suffix: &str) {
     let dv = rc.all();
     let p = rc.len();
-    let n = 1000 * p;
+    let n = each * p;
+    let named = |check: &str| format!("{check}{suffix}");
     let data = |shift: f64| -> Vec<f64> { (0..n).map(|i| i as f64 + shift).collect() };
     let addresses = |name: &str| dv.apply_sync(address_of, (name.to_string(),));
 
-    list.check("scatter_receives_into_the_value_it_replaces", || {
-        dv.scatter("r", &data(0.0)).get()?;
-        let first = addresses("r")?;
-        dv.scatter("r", &data(1.0)).get()?;
-        assert_eq!(addresses("r")?, first, "same shape: same memory");
-        let back: Vec<f64> = dv.gather("r").get()?;
-        assert_eq!(back, data(1.0));
-        // Another length: new memory, allocated while the old value lived.
-        let longer: Vec<f64> = (0..n + p).map(|i| -(i as f64)).collect();
-        dv.scatter("r", &longer).get()?;
-        assert!(
-            addresses("r")?.iter().zip(&first).all(|(a, b)| a != b),
-            "a new shape must get new memory"
-        );
-        let back: Vec<f64> = dv.gather("r").get()?;
-        assert_eq!(back, longer);
-        // Another element type under the same name.
-        let ints: Vec<i32> = (0..n as i32).collect();
-        dv.scatter("r", &ints).get()?;
-        let back: Vec<i32> = dv.gather("r").get()?;
-        assert_eq!(back, ints);
-        Ok(())
-    });
+    list.check(
+        &named("scatter_receives_into_the_value_it_replaces"),
+        || {
+            dv.scatter("r", &data(0.0)).get()?;
+            let first = addresses("r")?;
+            dv.scatter("r", &data(1.0)).get()?;
+            assert_eq!(addresses("r")?, first, "same shape: same memory");
+            let back: Vec<f64> = dv.gather("r").get()?;
+            assert_eq!(back, data(1.0));
+            // Another length: new memory, allocated while the old value lived.
+            let longer: Vec<f64> = (0..n + p).map(|i| -(i as f64)).collect();
+            dv.scatter("r", &longer).get()?;
+            assert!(
+                addresses("r")?.iter().zip(&first).all(|(a, b)| a != b),
+                "a new shape must get new memory"
+            );
+            let back: Vec<f64> = dv.gather("r").get()?;
+            assert_eq!(back, longer);
+            // Another element type under the same name.
+            let ints: Vec<i32> = (0..n as i32).collect();
+            dv.scatter("r", &ints).get()?;
+            let back: Vec<i32> = dv.gather("r").get()?;
+            assert_eq!(back, ints);
+            Ok(())
+        },
+    );
 
-    list.check("broadcast_receives_into_the_value_it_replaces", || {
-        let v: Vec<f64> = (0..5000).map(f64::from).collect();
-        dv.push("b", &v).get()?;
-        let first = addresses("b")?;
-        let w: Vec<f64> = v.iter().map(|x| x * 2.0).collect();
-        dv.push("b", &w).get()?;
-        assert_eq!(addresses("b")?, first);
-        let sums = dv.apply_sync(sum_of, ("b".to_string(),))?;
-        assert!(sums.iter().all(|&s| s == w.iter().sum::<f64>()));
-        Ok(())
-    });
+    list.check(
+        &named("broadcast_receives_into_the_value_it_replaces"),
+        || {
+            let v: Vec<f64> = (0..5 * each).map(|i| i as f64).collect();
+            dv.push("b", &v).get()?;
+            let first = addresses("b")?;
+            let w: Vec<f64> = v.iter().map(|x| x * 2.0).collect();
+            dv.push("b", &w).get()?;
+            assert_eq!(addresses("b")?, first);
+            let sums = dv.apply_sync(sum_of, ("b".to_string(),))?;
+            assert!(sums.iter().all(|&s| s == w.iter().sum::<f64>()));
+            Ok(())
+        },
+    );
 
-    list.check("a_running_task_keeps_its_value", || {
+    list.check(&named("a_running_task_keeps_its_value"), || {
         let e0 = rc.engine(0)?;
-        let old = vec![1.0f64; 4096];
+        let len = 4 * each;
+        let old = vec![1.0f64; len];
         e0.push("held", &old).get()?;
         let running = e0.apply(hold_and_sum, ("held".to_string(), 300));
         std::thread::sleep(Duration::from_millis(100));
-        let new = vec![3.0f64; 4096];
+        let new = vec![3.0f64; len];
         e0.push("held", &new).get()?;
-        assert_eq!(running.get()?, 4096.0, "the running task saw the new data");
-        assert_eq!(e0.apply_sync(sum_of, ("held".to_string(),))?, 3.0 * 4096.0);
+        assert_eq!(
+            running.get()?,
+            len as f64,
+            "the running task saw the new data"
+        );
+        assert_eq!(
+            e0.apply_sync(sum_of, ("held".to_string(),))?,
+            3.0 * len as f64
+        );
         Ok(())
     });
 
-    list.check("a_queued_task_sees_the_value_before_the_scatter", || {
-        dv.scatter("q", &data(0.0)).get()?;
-        let old: Vec<f64> = dv.apply_sync(sum_of, ("q".to_string(),))?;
-        let busy = dv.apply(sleep_ms, (200,));
-        let queued = dv.apply(sum_of, ("q".to_string(),));
-        dv.scatter("q", &data(10.0)).get()?;
-        busy.get()?;
-        assert_eq!(
-            queued.get()?,
-            old,
-            "a task queued before the scatter saw its data"
-        );
-        let new: Vec<f64> = dv.apply_sync(sum_of, ("q".to_string(),))?;
-        assert!(new.iter().zip(&old).all(|(n, o)| n > o));
+    list.check(
+        &named("a_queued_task_sees_the_value_before_the_scatter"),
+        || {
+            dv.scatter("q", &data(0.0)).get()?;
+            let old: Vec<f64> = dv.apply_sync(sum_of, ("q".to_string(),))?;
+            let busy = dv.apply(sleep_ms, (200,));
+            let queued = dv.apply(sum_of, ("q".to_string(),));
+            dv.scatter("q", &data(10.0)).get()?;
+            busy.get()?;
+            assert_eq!(
+                queued.get()?,
+                old,
+                "a task queued before the scatter saw its data"
+            );
+            let new: Vec<f64> = dv.apply_sync(sum_of, ("q".to_string(),))?;
+            assert!(new.iter().zip(&old).all(|(n, o)| n > o));
+            Ok(())
+        },
+    );
+
+    list.check(&named("an_apply_right_after_a_scatter_sees_it"), || {
+        // Submitted before the scatter has completed: the apply is behind
+        // it in each engine's stream, on an idle and on a busy engine.
+        for busy in [false, true] {
+            let sleeping = busy.then(|| dv.apply(sleep_ms, (100,)));
+            let scattered = dv.scatter("s", &data(busy as u8 as f64 + 5.0));
+            let sums = dv.apply(sum_of, ("s".to_string(),));
+            let expected: Vec<f64> = data(busy as u8 as f64 + 5.0)
+                .chunks(each)
+                .map(|c| c.iter().sum())
+                .collect();
+            assert_eq!(sums.get()?, expected, "busy: {busy}");
+            scattered.get()?;
+            if let Some(sleeping) = sleeping {
+                sleeping.get()?;
+            }
+        }
         Ok(())
     });
 }
@@ -387,8 +552,10 @@ fn main() {
     rankview::launch(|rc| -> Result<(), String> {
         let mut list = Checklist::new("check_hotpath");
         pull(rc, &mut list);
-        reuse(rc, &mut list);
+        reuse(rc, &mut list, 1000, "");
+        reuse(rc, &mut list, TWO_PHASE_EACH, "_in_two_phases");
         into(rc, &mut list);
+        objects(rc, &mut list);
         list.finish()
     });
 }
