@@ -200,9 +200,10 @@ fn send(mpi: &mut Mpi, engine: usize, mut request: Request) -> Result<()> {
     mpi.send_framed(engine + 1, &framed.head, &framed.blobs)
 }
 
-/// A load-balanced task whose messages cannot be sent would never finish:
-/// end the job, saying why.
-fn internal(mpi: &Mpi, why: &str) -> ! {
+/// An internal failure that would leave results unfinished forever (a
+/// load-balanced task whose messages cannot be sent, an engine's stream out
+/// of step): end the job, saying why.
+pub(super) fn internal(mpi: &Mpi, why: &str) -> ! {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     eprintln!("rankview: internal error: {why}; aborting the job");
     mpi.abort(1)

@@ -816,9 +816,15 @@ fn receive(
     }
 }
 
-/// Decodes a reply from `rank` and receives its attachments.
+/// Decodes a reply from `rank` and receives its attachments. Attachments
+/// that do not arrive as announced leave that engine's data messages out of
+/// step with its replies: the job ends, saying why.
 fn read_reply(mpi: &mut Mpi, rank: usize, bytes: &[u8]) -> Result<Reply> {
-    protocol::decode_head::<Reply>(bytes)?.receive(|lens| mpi.receive_blobs(rank, lens))
+    let head = protocol::decode_head::<Reply>(bytes)?;
+    match head.receive(|lens| mpi.receive_blobs(rank, lens)) {
+        Ok(reply) => Ok(reply),
+        Err(e) => balance::internal(mpi, &format!("a reply from rank {rank}: {e}")),
+    }
 }
 
 /// Receives the raw elements a reply from `rank` announced. Always called
