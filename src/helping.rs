@@ -13,7 +13,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, TryLockError};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -54,6 +54,42 @@ pub(crate) struct Shared<L> {
     open: AtomicBool,
     /// Says whose loop panicked, for the abort message.
     who: String,
+}
+
+/// Where a loop's [`Shared`] state is published for the threads that may
+/// help it: a `static`, one per kind of loop (the controller's, an
+/// engine's).
+pub(crate) struct Published<L>(OnceLock<Arc<Shared<L>>>);
+
+impl<L: Loop> Published<L> {
+    pub(crate) const fn new() -> Published<L> {
+        Published(OnceLock::new())
+    }
+
+    /// Publishes `shared` and lets helpers in, when MPI lets other threads
+    /// call it (`serialized`) and nothing was published before.
+    pub(crate) fn open(&self, shared: &Arc<Shared<L>>, serialized: bool) {
+        if serialized && self.0.set(shared.clone()).is_ok() {
+            shared.open();
+        }
+    }
+
+    /// [`Shared::help`] on the published loop; false if there is none.
+    pub(crate) fn help(&self) -> bool {
+        self.0.get().is_some_and(|shared| shared.help())
+    }
+
+    /// [`Shared::helping`] on the published loop.
+    pub(crate) fn helping(&'static self) -> Option<Helping<'static, L>> {
+        self.0.get()?.helping()
+    }
+
+    /// [`Shared::hand_back`] on the published loop.
+    pub(crate) fn hand_back(&self) {
+        if let Some(shared) = self.0.get() {
+            shared.hand_back();
+        }
+    }
 }
 
 impl<L: Loop> Shared<L> {

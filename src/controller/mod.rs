@@ -51,7 +51,7 @@
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -526,7 +526,7 @@ pub(crate) struct Serving {
 unsafe impl Send for Serving {}
 
 /// The serving state, for client threads that may help (see [`help`]).
-static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
+static SERVING: helping::Published<Serving> = helping::Published::new();
 
 /// Makes one pass of the controller's loop on the calling thread (a client
 /// thread that has just submitted, or one waiting for a result), when MPI
@@ -534,13 +534,13 @@ static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
 /// request then leaves, and its reply is taken, without waking the
 /// controller thread (bench `w1`). True if the pass did something.
 pub(crate) fn help() -> bool {
-    SERVING.get().is_some_and(|shared| shared.help())
+    SERVING.help()
 }
 
 /// Marks the calling thread as helping while it waits for a result (the
 /// controller thread naps meanwhile); see [`helping::Shared::helping`].
 pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
-    SERVING.get()?.helping()
+    SERVING.helping()
 }
 
 /// The serving loop on the controller thread; returns whether the shutdown
@@ -565,9 +565,7 @@ fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
         },
         "rank 0's controller".to_string(),
     ));
-    if serialized && SERVING.set(shared.clone()).is_ok() {
-        shared.open();
-    }
+    SERVING.open(&shared, serialized);
     shared.run(Duration::from_millis(10));
     match shared.take() {
         Some(serving) => {

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, Once};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -213,7 +213,7 @@ pub(crate) struct Serving {
 unsafe impl Send for Serving {}
 
 /// This engine's serving state, for its execution thread (see [`help`]).
-static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
+static SERVING: helping::Published<Serving> = helping::Published::new();
 
 /// Makes one pass of the engine's loop on the calling thread (the execution
 /// thread, waiting for work or with a reply to send) when MPI lets it and
@@ -221,21 +221,19 @@ static SERVING: OnceLock<Arc<Shared<Serving>>> = OnceLock::new();
 /// sent with no hand-off between the two threads (bench `w1`). True if the
 /// pass did something.
 pub(crate) fn help() -> bool {
-    SERVING.get().is_some_and(|shared| shared.help())
+    SERVING.help()
 }
 
 /// Marks the execution thread as polling while it waits for work (the MPI
 /// thread naps meanwhile).
 pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
-    SERVING.get()?.helping()
+    SERVING.helping()
 }
 
 /// Wakes the MPI thread to poll eagerly: the execution thread is about to
 /// wait for something only that thread's passes bring (a loan's return).
 fn hand_back() {
-    if let Some(shared) = SERVING.get() {
-        shared.hand_back();
-    }
+    SERVING.hand_back();
 }
 
 /// Runs an engine's MPI thread until shutdown, and gives `mpi` back: on a
@@ -285,9 +283,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         },
         format!("engine {me}: the MPI loop"),
     ));
-    if serialized && SERVING.set(shared.clone()).is_ok() {
-        shared.open();
-    }
+    SERVING.open(&shared, serialized);
     shared.run(IDLE_POLL);
     match shared.take() {
         Some(serving) => {
