@@ -10,6 +10,7 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix3, Ix4, Ix5, Ix6, IxDyn};
@@ -416,6 +417,60 @@ pub(crate) fn advise_huge_spare(bytes: &mut Vec<u8>) {
     advise_range(spare.as_mut_ptr() as usize, spare.len());
 }
 
+/// Runs `fill`, which writes every byte of `bytes` (fresh memory, most of
+/// it not touched yet), while a helper thread faults its pages in ahead of
+/// `fill` with `MADV_POPULATE_WRITE`, which maps a page without changing a
+/// byte of it. The kernel zeroes every new page: for a large receive that
+/// costs about half as much as the copy itself, and the helper moves it to
+/// another core where there is one. Small buffers, one-core machines and
+/// kernels without the advice (before Linux 5.14) just run `fill`; so does
+/// a process that cannot start a thread.
+pub(crate) fn prefaulting<R>(bytes: &mut [u8], fill: impl FnOnce(&mut [u8]) -> R) -> R {
+    /// Below this a thread costs more than the faults it saves.
+    const FROM: usize = 8 << 20;
+    /// The helper's step: a couple of huge pages, so that it stops soon
+    /// after `fill` has finished.
+    const STEP: usize = 4 << 20;
+    const HUGE: usize = 2 << 20;
+    const PAGE: usize = 4 << 10;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if bytes.len() < FROM || cores < 2 {
+        return fill(bytes);
+    }
+    // madvise takes page-aligned ranges: whole pages only, from the first
+    // huge page boundary one step ahead of `fill`, which starts at the front.
+    let first = (bytes.as_ptr() as usize).div_ceil(HUGE) * HUGE + STEP;
+    let end = (bytes.as_ptr() as usize + bytes.len()) / PAGE * PAGE;
+    let done = &AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let help = move || {
+            let mut at = first;
+            while at < end && !done.load(Ordering::Relaxed) {
+                let n = STEP.min(end - at);
+                // SAFETY: `[at, at + n)` lies inside `bytes`, which this
+                // function borrows exclusively until the scope has joined
+                // this thread. MADV_POPULATE_WRITE only maps pages (a page
+                // already mapped is left as it is); it never changes a
+                // byte, so it cannot disturb what `fill` writes meanwhile.
+                // Failing (an old kernel) only ends the help.
+                let advised =
+                    unsafe { libc::madvise(at as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
+                if advised != 0 {
+                    return;
+                }
+                at += n;
+            }
+        };
+        // Without a helper (no thread to be had), `fill` faults alone.
+        let _helper = std::thread::Builder::new()
+            .name("rankview-prefault".into())
+            .spawn_scoped(scope, help);
+        let out = fill(bytes);
+        done.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
 /// Huge-page advice for the whole huge pages inside `[start, start + len)`,
 /// memory the caller borrows exclusively.
 fn advise_range(start: usize, len: usize) {
@@ -598,5 +653,34 @@ mod test {
         }
         assert!(is_element::<u16>() && !is_element::<String>());
         assert!(check_count(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn prefaulting_never_changes_a_byte() {
+        let len = 48 << 20;
+        let mut buf = vec![0u8; len];
+        advise_huge(&mut buf);
+        // Bytes written before the call, in the half `fill` leaves alone:
+        // the helper maps pages there and must keep them as they are.
+        let marks: Vec<usize> = (0..len / 2).step_by(1 << 20).map(|k| len - 1 - k).collect();
+        for &m in &marks {
+            buf[m] = 7;
+        }
+        let written = prefaulting(&mut buf, |bytes| {
+            // The front half, slowly enough for the helper to run meanwhile.
+            for chunk in bytes[..len / 2].chunks_mut(1 << 20) {
+                chunk.fill(3);
+                std::thread::yield_now();
+            }
+            len / 2
+        });
+        assert_eq!(written, len / 2);
+        assert!(buf[..len / 2].iter().all(|&b| b == 3));
+        let back = &buf[len / 2..];
+        assert_eq!(back.iter().filter(|&&b| b != 0).count(), marks.len());
+        assert!(marks.iter().all(|&m| buf[m] == 7));
+        // A small buffer is filled without a helper, the same way.
+        let mut small = vec![0u8; 1000];
+        assert_eq!(prefaulting(&mut small, |b| b.len()), 1000);
     }
 }

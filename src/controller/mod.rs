@@ -836,7 +836,7 @@ fn receive_data(mpi: &mut Mpi, rank: usize, outcome: &protocol::Outcome) -> Resu
     let len = usize::try_from(*len)
         .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
     let mut data = BulkVec::for_receive(kind, len);
-    mpi.receive_data(rank, data.as_bytes_mut())?;
+    crate::bulk::prefaulting(data.as_bytes_mut(), |bytes| mpi.receive_data(rank, bytes))?;
     Ok(Gathered {
         data,
         value: Some(value.clone()),
