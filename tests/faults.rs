@@ -1,6 +1,6 @@
 //! Faults a job must survive or end cleanly from, run through the `rankview`
 //! launcher (SPEC §7): an engine or rank 0 killed with SIGKILL during a long
-//! task, SIGINT and SIGTERM to the launcher, and a client that is quiet for
+//! task, an engine killed while its reply's attachment is in flight, SIGINT and SIGTERM to the launcher, and a client that is quiet for
 //! 60 s (slow: it takes a minute).
 //!
 //! Each job runs `tests/programs/check_failures.rs` in mode `long_task`
@@ -240,6 +240,27 @@ fn sigkill_of_an_engine_ends_the_job() {
     assert!(!ended.status.success(), "{ended:?}");
     assert!(ended.status.code().is_some(), "{ended:?}");
     let named = format!("rank {victim}: first to fail: killed by SIGKILL (signal 9)");
+    assert!(ended.stderr.contains(&named), "no {named:?}{ended:?}");
+    assert_none_left(&pids, &ended);
+}
+
+/// An engine that kills itself (SIGKILL) right after handing its MPI
+/// thread a reply whose 256 MiB value travels as an attachment: the
+/// engine dies with that data message unfinished while rank 0 waits for
+/// it. The launcher exits non-zero within 5 s of the job printing its
+/// pids (the string is built and encoded first), names the rank and the
+/// signal, and no process of the job is left.
+#[test]
+fn an_engine_dying_with_its_attachment_in_flight_ends_the_job() {
+    let mut job = Job::start("dies_sending");
+    job.rank_pids();
+    let since = Instant::now();
+    let (ended, pids) = job.wait(since, ENDS_WITHIN);
+    assert!(!ended.status.success(), "{ended:?}");
+    let named = format!(
+        "rank {}: first to fail: killed by SIGKILL (signal 9)",
+        RANKS - 1
+    );
     assert!(ended.stderr.contains(&named), "no {named:?}{ended:?}");
     assert_none_left(&pids, &ended);
 }

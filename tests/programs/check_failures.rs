@@ -20,6 +20,10 @@
 //! - `long_task`: prints `check_failures: pids P0 P1 ...` (rank 0's pid, then
 //!   each engine's, asked with a remote `getpid`), then waits for a 60 s task
 //!   on every engine: the job to kill (`tests/faults.rs`);
+//! - `dies_sending`: prints the pids as `long_task` does, then asks the
+//!   last engine for a 256 MiB string and, right behind it, to kill itself
+//!   with SIGKILL: the engine dies while its reply's attachment is still
+//!   being sent (or just before), and rank 0 is waiting for it;
 //! - `quiet_client`: the client sleeps 60 s without calling rankview, then
 //!   does one apply on every engine and ends normally;
 //! - `section_only_on_rank_0`: a raw MPI section registered on rank 0 only,
@@ -43,6 +47,23 @@ fn sleep_for(seconds: f64) -> f64 {
 #[rankview::remote]
 fn getpid() -> u32 {
     std::process::id()
+}
+
+/// A string of `mib` MiB: a reply whose value travels as an attachment.
+#[rankview::remote]
+fn large_string(mib: usize) -> String {
+    "x".repeat(mib << 20)
+}
+
+/// Kills this engine's process with SIGKILL, as the OOM killer would.
+#[rankview::remote]
+fn die() -> u8 {
+    // SAFETY: kill(2) on this process's own pid has no memory-safety
+    // preconditions; SIGKILL ends the process here.
+    unsafe {
+        libc::kill(std::process::id() as libc::pid_t, libc::SIGKILL);
+    }
+    0
 }
 
 #[rankview::remote]
@@ -136,13 +157,21 @@ fn main() {
                 println!("check_failures: {} engines still answer", answers.len());
                 Ok(())
             }
-            "long_task" => {
+            "long_task" | "dies_sending" => {
                 let engines = rc.all().apply_sync(getpid, ())?;
                 let pids: Vec<String> = std::iter::once(std::process::id())
                     .chain(engines)
                     .map(|pid| pid.to_string())
                     .collect();
                 println!("check_failures: pids {}", pids.join(" "));
+                if mode == "dies_sending" {
+                    let last = rc.engine(-1)?;
+                    let large = last.apply(large_string, (256,));
+                    let dead = last.apply(die, ());
+                    let got = large.get().map(|s| s.len());
+                    let _ = dead.get();
+                    return Err(format!("the job outlived an engine killed itself: {got:?}").into());
+                }
                 rc.all().apply(sleep_for, (60.0,)).get()?;
                 println!("check_failures: the 60 s task ended");
                 Ok(())
@@ -159,7 +188,7 @@ fn main() {
             }
             other => Err(format!(
                 "unknown mode {other:?}: use err, panic, remote_err, engine_panic_ok, \
-                 section_panic_engine, section_panic_engine_idle, section_panic_root, long_task or quiet_client"
+                 section_panic_engine, section_panic_engine_idle, section_panic_root, long_task, dies_sending or quiet_client"
             )
             .into()),
         }
