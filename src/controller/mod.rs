@@ -818,9 +818,8 @@ fn receive(
 /// that do not arrive as announced leave that engine's data messages out of
 /// step with its replies: the job ends, saying why.
 fn read_reply(mpi: &mut Mpi, rank: usize, bytes: &[u8]) -> Result<Reply> {
-    let head = protocol::decode_head::<Reply>(bytes)?;
-    match head.receive(|lens| mpi.receive_blobs(rank, lens)) {
-        Ok(reply) => Ok(reply),
+    match protocol::read_framed::<Reply>(bytes, |lens| mpi.receive_blobs(rank, lens)) {
+        Ok(reply) => reply,
         Err(e) => balance::internal(mpi, &format!("a reply from rank {rank}: {e}")),
     }
 }

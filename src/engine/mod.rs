@@ -339,12 +339,9 @@ impl Serving {
             comm.received += 1;
             // The attachments follow the head from rank 0; failing to
             // receive them leaves this engine out of step: end the job.
-            let request = match protocol::decode_head::<Request>(&bytes) {
-                Ok(head) => Ok(head
-                    .receive(|lens| comm.mpi.receive_blobs(0, lens))
-                    .map_err(Ending::Broken)?),
-                Err(e) => Err(e),
-            };
+            let request =
+                protocol::read_framed::<Request>(&bytes, |lens| comm.mpi.receive_blobs(0, lens))
+                    .map_err(Ending::Broken)?;
             match request {
                 Ok(Request::Shutdown { failed: true }) => {
                     say_goodbye(&mut comm.mpi);
@@ -486,11 +483,8 @@ impl Comm {
     /// A message from another engine: a steal request or its answer.
     fn peer(&mut self, source: usize, bytes: &[u8]) -> Result<()> {
         let peer = source - 1;
-        let message = protocol::decode_head::<Peer>(bytes);
-        let message = match message {
-            Ok(head) => Ok(head.receive(|lens| self.mpi.receive_blobs(source, lens))?),
-            Err(e) => Err(e),
-        };
+        let message =
+            protocol::read_framed::<Peer>(bytes, |lens| self.mpi.receive_blobs(source, lens))?;
         match message {
             Ok(Peer::Steal { max }) => {
                 let (given, left) = self.inbox.steal(max as usize, peer);
@@ -677,31 +671,25 @@ impl Comm {
             self.receiving.insert(task, r);
             return self.send(Reply::Ready { task, len, shape });
         }
-        let Receiving {
-            task,
-            group,
-            how,
-            name,
-            value,
-            shape,
-            mut buf,
-            later,
-        } = r;
         self.mpi
-            .receive(group.id, &group.world_ranks(), how, &mut buf)?;
+            .receive(r.group.id, &r.group.world_ranks(), r.how, &mut r.buf)?;
         // The collective is over: a value that cannot be stored fails the
         // task, not the engine.
-        let incoming = incoming(value, buf, shape);
-        match (later, incoming) {
+        let incoming = incoming(r.value, r.buf, r.shape);
+        match (r.later, incoming) {
             (Some(later), incoming) => {
                 let _ = later.send(incoming);
                 Ok(())
             }
             (None, Ok(value)) => {
-                self.inbox.push(Job::Store { task, name, value });
+                self.inbox.push(Job::Store {
+                    task: r.task,
+                    name: r.name,
+                    value,
+                });
                 Ok(())
             }
-            (None, Err(e)) => self.fail(task, e),
+            (None, Err(e)) => self.fail(r.task, e),
         }
     }
 

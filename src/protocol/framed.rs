@@ -136,6 +136,22 @@ pub(crate) fn decode_head<M: DeserializeOwned>(bytes: &[u8]) -> Result<Head<M>> 
     }
 }
 
+/// Reads a message that arrived as `bytes`, receiving its attachments
+/// with `receive` (see [`Head::receive`]). The outer error means its
+/// attachments did not arrive as announced: the sender's data messages are
+/// now out of step with its messages, and the caller ends the job. The
+/// inner one means the head itself was malformed: that message alone is
+/// lost.
+pub(crate) fn read_framed<M: DeserializeOwned + Blobs>(
+    bytes: &[u8],
+    receive: impl FnOnce(&[u64]) -> Result<Vec<Vec<u8>>>,
+) -> Result<Result<M>> {
+    match decode_head::<M>(bytes) {
+        Ok(head) => head.receive(receive).map(Ok),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
 impl<M: Blobs> Head<M> {
     /// The lengths of the attachments to receive, in order.
     pub(crate) fn lens(&self) -> Vec<u64> {
@@ -181,7 +197,7 @@ impl<M: Blobs> Head<M> {
 
     /// The whole message: `receive` gets the attachments (given their
     /// lengths, in order) from wherever the head came from, and they are
-    /// put in place. Not called without attachments.
+    /// put in place. `receive` is not called when there are none.
     pub(crate) fn receive(self, receive: impl FnOnce(&[u64]) -> Result<Vec<Vec<u8>>>) -> Result<M> {
         if self.attached.is_empty() {
             return Ok(self.message);

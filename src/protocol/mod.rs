@@ -595,7 +595,7 @@ pub fn fuzz_decode(bytes: &[u8], reply: bool) -> Result<Vec<u8>> {
 }
 
 mod framed;
-pub(crate) use framed::{decode_head, encode_framed, Blobs, Framed};
+pub(crate) use framed::{decode_head, encode_framed, read_framed, Blobs, Framed};
 
 #[cfg(test)]
 mod test;

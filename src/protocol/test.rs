@@ -425,6 +425,23 @@ fn hostile_heads_are_protocol_errors() {
         head.receive(|_| Ok(Vec::new())),
         Err(Error::Protocol(_))
     ));
+    // `read_framed` tells the two apart: a malformed head loses that
+    // message (inner error, nothing received); attachments that do not
+    // arrive as announced put the stream out of step (outer error).
+    let nothing = |_: &[u64]| -> Result<Vec<Vec<u8>>> { panic!("nothing is to be received") };
+    let cut = &framed.head[..framed.head.len() - 1];
+    assert!(matches!(
+        framed::read_framed::<Request>(cut, nothing),
+        Ok(Err(Error::Protocol(_)))
+    ));
+    assert!(matches!(
+        framed::read_framed::<Request>(&framed.head, |_| Ok(Vec::new())),
+        Err(Error::Protocol(_))
+    ));
+    let whole = framed::read_framed::<Request>(&framed.head, |lens| {
+        Ok(lens.iter().map(|&l| vec![1; l as usize]).collect())
+    });
+    assert!(matches!(whole, Ok(Ok(Request::Apply { .. }))));
     // An attachment for a field the message does not have (index 5), and
     // for a field that is not empty.
     let hostile = |attached: Vec<(u32, u64)>, message: &Request| {
