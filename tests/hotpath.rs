@@ -1,7 +1,8 @@
 //! `tests/programs/check_hotpath.rs` as MPI jobs on 2, 3 and 5 ranks: numeric
 //! `pull` as a raw buffer, scatter and broadcast received into the memory of
 //! the value they replace (never one a task still holds or will read),
-//! `gather_into` / `reduce_into` with their size checks, and encoded values
+//! `gather_into` / `reduce_into` with their size checks, a kept buffer lent
+//! again (moved onto huge pages) sending its new contents, and encoded values
 //! of a megabyte or more carried as attachments. `ci/test-mpich.sh` runs it
 //! under MPICH.
 
@@ -32,6 +33,7 @@ const CHECKS: &[&str] = &[
     "gather_into_arrays",
     "pull_into_a_kept_buffer",
     "reduce_into_a_kept_buffer",
+    "a_kept_buffer_lent_again_sends_its_new_contents",
     "large_objects_push_apply_pull",
     "large_objects_through_the_load_balancer",
 ];

@@ -546,6 +546,30 @@ fn into(rc: &Client, list: &mut Checklist) {
         ));
         Ok(())
     });
+
+    list.check("a_kept_buffer_lent_again_sends_its_new_contents", || {
+        // 16 MiB, changed in place between loans: from the second loan on,
+        // rank 0 has moved it onto huge pages (where the kernel allows).
+        let mut kept = vec![0.0f64; 2 << 20];
+        let p = rc.len();
+        for round in 0..4 {
+            for (i, x) in kept.iter_mut().enumerate() {
+                *x = (i * (round + 1)) as f64;
+            }
+            dv.push("kept", &kept).get()?;
+            dv.scatter("kept_part", &kept).get()?;
+            let sums: Vec<f64> = dv.apply_sync(sum_of, ("kept".to_string(),))?;
+            let whole: f64 = kept.iter().sum();
+            assert!(
+                sums.iter().all(|&s| s == whole),
+                "round {round}: {sums:?} != {whole}"
+            );
+            let back: Vec<f64> = dv.gather("kept_part").get()?;
+            assert!(back == kept, "round {round}: gather(scatter(kept)) != kept");
+            assert_eq!(sums.len(), p);
+        }
+        Ok(())
+    });
 }
 
 fn main() {
