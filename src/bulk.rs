@@ -482,7 +482,9 @@ pub(crate) fn prefaulting<R>(bytes: &mut [u8], fill: impl FnOnce(&mut [u8]) -> R
 
 /// Huge-page advice (`MADV_HUGEPAGE` or `MADV_COLLAPSE`) for the whole
 /// huge pages inside `[start, start + len)`, memory the caller borrows;
-/// false if the kernel refused it.
+/// false if the kernel does not know the advice (`EINVAL`: too old, or
+/// transparent huge pages off), true otherwise (it may still have found
+/// nothing to do, or failed for want of a free huge page).
 fn advise_range(start: usize, len: usize, advice: libc::c_int) -> bool {
     const HUGE: usize = 2 << 20;
     if len < 4 * HUGE {
@@ -501,7 +503,8 @@ fn advise_range(start: usize, len: usize, advice: libc::c_int) -> bool {
     // the kernel's locks, so threads reading the range meanwhile see the
     // same bytes. A failure (an old kernel, no huge page to be had) leaves
     // the pages as they were.
-    unsafe { libc::madvise(aligned as *mut libc::c_void, end - aligned, advice) == 0 }
+    let advised = unsafe { libc::madvise(aligned as *mut libc::c_void, end - aligned, advice) };
+    advised == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
 }
 
 /// Moves a buffer of 8 MiB or more that rank 0 lends to a collective again
@@ -518,7 +521,7 @@ fn advise_range(start: usize, len: usize, advice: libc::c_int) -> bool {
 /// is slow again. After two such slow collapses in a row (a program that
 /// lends a fresh buffer every time) the address is given up, so such a
 /// program pays at most three collapses per address. Only advice: the bytes
-/// never change, and a kernel that refuses it is not asked again.
+/// never change, and a kernel that does not know it is not asked again.
 pub(crate) fn collapse_when_lent_again(bytes: &[u8]) {
     static LENT: Mutex<LentBuffers> = Mutex::new(LentBuffers::new());
     let (start, len) = (bytes.as_ptr() as usize, bytes.len());
@@ -535,7 +538,7 @@ pub(crate) fn collapse_when_lent_again(bytes: &[u8]) {
 /// [`collapse_when_lent_again`]); the oldest is forgotten first.
 struct LentBuffers {
     ranges: Vec<LentRange>,
-    /// The kernel refused the advice: never ask again.
+    /// The kernel does not know the advice: never ask again.
     refused: bool,
 }
 
@@ -838,7 +841,7 @@ mod test {
         assert!(!lent.lent(other, len));
         assert!(lent.lent(other, len));
         assert!(lent.ranges.len() <= LentBuffers::REMEMBERED);
-        // A kernel that refuses the advice is not asked again.
+        // A kernel that does not know the advice is not asked again.
         lent.collapsed(other, len, false, cheap);
         assert!(!lent.lent(other, len));
     }
