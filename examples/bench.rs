@@ -1163,11 +1163,15 @@ fn main() {
                             let t = Instant::now();
                             let back: Vec<f64> = e0.get("w9")?;
                             fresh.push(t.elapsed());
-                            assert!(back == data, "pull(push(x)) != x");
-                            drop(back);
+                            // Checked after both pulls: like the raw side
+                            // (right behind a barrier), each starts while
+                            // the engine is still polling eagerly, not after
+                            // 10 ms spent comparing (see w1idle for that).
                             let t = Instant::now();
                             e0.pull_into("w9", &mut kept)?;
                             into.push(t.elapsed());
+                            assert!(back == data, "pull(push(x)) != x");
+                            drop(back);
                             assert!(kept == data, "pull_into(push(x)) != x");
                             kept[0] = -1.0;
                         }
