@@ -29,11 +29,30 @@ pub(crate) enum Step {
     Ended,
 }
 
+/// Which thread makes a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// The owner, which polls for everything; `slept` when it has just
+    /// slept (its first probe should be thorough).
+    Owner { slept: bool },
+    /// A thread waiting for what a message brings: the pass returns once
+    /// it has received one, so that the thread looks for it at once. A last
+    /// probe that finds nothing would come first otherwise, and Open MPI
+    /// yields the core in it when oversubscribed (bench `w1`).
+    Helper,
+}
+
+impl Caller {
+    /// The first probe of the pass should be thorough.
+    pub(crate) fn slept(self) -> bool {
+        self == Caller::Owner { slept: true }
+    }
+}
+
 /// A loop's state, one pass at a time.
 pub(crate) trait Loop: Send {
-    /// One pass; `slept` when the thread making it has just slept (its first
-    /// probe should be thorough).
-    fn pass(&mut self, slept: bool) -> Step;
+    /// One pass, made by `caller`.
+    fn pass(&mut self, caller: Caller) -> Step;
     /// A pass has ended the loop.
     fn ended(&self) -> bool;
 }
@@ -127,7 +146,7 @@ impl<L: Loop> Shared<L> {
         if state.ended() {
             return false;
         }
-        match panic::catch_unwind(AssertUnwindSafe(|| state.pass(false))) {
+        match panic::catch_unwind(AssertUnwindSafe(|| state.pass(Caller::Helper))) {
             Ok(step) => matches!(step, Step::Busy),
             Err(payload) => {
                 let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -177,7 +196,9 @@ impl<L: Loop> Shared<L> {
             }
             let step = match self.state.try_lock() {
                 Ok(mut guard) => match guard.as_mut() {
-                    Some(state) if !state.ended() => state.pass(backoff.slept()),
+                    Some(state) if !state.ended() => state.pass(Caller::Owner {
+                        slept: backoff.slept(),
+                    }),
                     _ => Step::Ended,
                 },
                 // A helper is making a pass (or panicked in one and is
@@ -233,15 +254,16 @@ mod test {
 
     use super::*;
 
-    /// Counts the passes each thread made; ends after `limit` of them.
+    /// Records which thread made each pass, and as what; ends after
+    /// `limit` passes.
     struct Counting {
-        passes: Vec<ThreadId>,
+        passes: Vec<(ThreadId, Caller)>,
         limit: usize,
     }
 
     impl Loop for Counting {
-        fn pass(&mut self, _: bool) -> Step {
-            self.passes.push(std::thread::current().id());
+        fn pass(&mut self, caller: Caller) -> Step {
+            self.passes.push((std::thread::current().id(), caller));
             if self.passes.len() >= self.limit {
                 Step::Ended
             } else {
@@ -297,15 +319,17 @@ mod test {
         let during = shared.state.lock().unwrap().as_ref().unwrap().passes[before..].to_vec();
         assert_eq!(during.len(), 50);
         assert!(
-            during.iter().all(|&id| id == me),
-            "the owner polled while a thread helped"
+            during.iter().all(|&pass| pass == (me, Caller::Helper)),
+            "the owner polled while a thread helped, or a helper's pass was not marked so"
         );
         // Giving up hands polling back: the owner runs the loop to its end.
         drop(helping);
         let owner_id = owner.join().unwrap();
         let passes = shared.take().unwrap().passes;
         assert_eq!(passes.len(), 2000);
-        assert!(passes[before + 50..].iter().all(|&id| id == owner_id));
+        assert!(passes[before + 50..]
+            .iter()
+            .all(|&(id, caller)| id == owner_id && matches!(caller, Caller::Owner { .. })));
         assert!(!shared.help(), "a taken loop cannot be helped");
     }
 }

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
-use crate::helping::{self, Helping, Shared, Step};
+use crate::helping::{self, Caller, Helping, Shared, Step};
 use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec, Work};
 use crate::result::{Gathered, Payload, ResultState};
 use crate::scheduler::{QueueStatus, Task};
@@ -584,8 +584,8 @@ fn unreachable_serving() -> ! {
 }
 
 impl helping::Loop for Serving {
-    fn pass(&mut self, slept: bool) -> Step {
-        self.pass_inner(slept)
+    fn pass(&mut self, caller: Caller) -> Step {
+        self.pass_inner(caller)
     }
 
     fn ended(&self) -> bool {
@@ -594,15 +594,16 @@ impl helping::Loop for Serving {
 }
 
 impl Serving {
-    /// One pass of the serving loop: takes every command, receives every
-    /// message, dispatches load-balanced tasks, completes sends.
     /// Ends serving; `failed` says how the shutdown went.
     fn end(&mut self, failed: bool) -> Step {
         self.ended = Some(failed);
         Step::Ended
     }
 
-    fn pass_inner(&mut self, slept: bool) -> Step {
+    /// One pass of the serving loop: takes every command, receives every
+    /// message (one when a helper makes the pass), dispatches load-balanced
+    /// tasks, completes sends.
+    fn pass_inner(&mut self, caller: Caller) -> Step {
         let mpi = &mut self.mpi;
         let mut busy = false;
         loop {
@@ -657,7 +658,7 @@ impl Serving {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        let mut thorough = slept;
+        let mut thorough = caller.slept();
         while let Some((rank, bytes)) = mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
@@ -670,6 +671,9 @@ impl Serving {
                 &mut self.balancer,
                 mpi,
             );
+            if caller == Caller::Helper {
+                break;
+            }
         }
         self.balancer.tick();
         busy |= self.balancer.flush(mpi);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bulk::{self, BufRef, BulkVec, ElemKind, Lent, ReduceOp};
 use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
-use crate::helping::{self, Helping, Shared, Step};
+use crate::helping::{self, Caller, Helping, Shared, Step};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
     self, Blobs, CollectiveOp, Done, Each, Failure, Framed, GroupSpec, Outcome, Packed, Peer,
@@ -302,8 +302,8 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
 }
 
 impl helping::Loop for Serving {
-    fn pass(&mut self, slept: bool) -> Step {
-        match self.pass_inner(slept) {
+    fn pass(&mut self, caller: Caller) -> Step {
+        match self.pass_inner(caller) {
             Ok(step) => step,
             Err(ending) => {
                 self.ending = Some(ending);
@@ -318,22 +318,77 @@ impl helping::Loop for Serving {
 }
 
 impl Serving {
-    /// One pass: receives every message (requests, peers' steals), forwards
-    /// the execution thread's replies, reports progress, steals when idle,
-    /// completes sends. `Err` ends the loop.
-    fn pass_inner(&mut self, slept: bool) -> std::result::Result<Step, Ending> {
+    /// One pass: forwards the execution thread's replies, receives every
+    /// message (requests, peers' steals; one when a helper makes the pass),
+    /// reports progress, steals when idle, completes sends. `Err` ends the
+    /// loop.
+    fn pass_inner(&mut self, caller: Caller) -> std::result::Result<Step, Ending> {
         let comm = &mut self.comm;
         let mut busy = false;
+        // Replies first: the execution thread that has just queued one makes
+        // this pass to send it, and a probe before it would only delay it.
+        while self.executing {
+            match self.from_exec.try_recv() {
+                Ok(ExecOut::Reply(reply)) => {
+                    busy = true;
+                    comm.mpi
+                        .send_framed(0, &reply.head, &reply.blobs)
+                        .map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Data {
+                    reply,
+                    data,
+                    resume,
+                }) => {
+                    busy = true;
+                    let sent = comm.mpi.send(0, SendBuf::Owned(reply));
+                    sent.and_then(|()| {
+                        comm.mpi.send_data(
+                            0,
+                            SendBuf::Lent {
+                                data,
+                                _resume: resume,
+                            },
+                        )
+                    })
+                    .map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Started(task)) => {
+                    busy = true;
+                    comm.started.push(task);
+                }
+                Ok(ExecOut::Finished(done)) => {
+                    busy = true;
+                    comm.finished.push(done);
+                }
+                Ok(ExecOut::Lent { task, lent, resume }) => {
+                    busy = true;
+                    comm.lent(task, lent, resume).map_err(Ending::Broken)?;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if !comm.closing {
+                        return Err(Ending::Broken(Error::Usage(
+                            "the execution thread stopped".into(),
+                        )));
+                    }
+                    self.executing = false;
+                }
+            }
+        }
         // A thorough first poll after a sleep while the last work is recent
         // (latency); a single probe after a long idle spell (each empty
         // probe is a progress step, in which Open MPI yields the core when
         // oversubscribed: CPU).
-        let mut thorough = slept && self.last_work.elapsed() < RECENT;
+        let mut thorough = caller.slept() && self.last_work.elapsed() < RECENT;
         while let Some((source, bytes)) = comm.mpi.try_recv_thorough(thorough) {
             thorough = false;
             busy = true;
             if source != 0 {
                 comm.peer(source, &bytes).map_err(Ending::Broken)?;
+                if caller == Caller::Helper {
+                    break;
+                }
                 continue;
             }
             comm.received += 1;
@@ -384,54 +439,8 @@ impl Serving {
             }
             // Stolen tasks fenced at this message may start now.
             comm.inbox.received(comm.received);
-        }
-        while self.executing {
-            match self.from_exec.try_recv() {
-                Ok(ExecOut::Reply(reply)) => {
-                    busy = true;
-                    comm.mpi
-                        .send_framed(0, &reply.head, &reply.blobs)
-                        .map_err(Ending::Broken)?;
-                }
-                Ok(ExecOut::Data {
-                    reply,
-                    data,
-                    resume,
-                }) => {
-                    busy = true;
-                    let sent = comm.mpi.send(0, SendBuf::Owned(reply));
-                    sent.and_then(|()| {
-                        comm.mpi.send_data(
-                            0,
-                            SendBuf::Lent {
-                                data,
-                                _resume: resume,
-                            },
-                        )
-                    })
-                    .map_err(Ending::Broken)?;
-                }
-                Ok(ExecOut::Started(task)) => {
-                    busy = true;
-                    comm.started.push(task);
-                }
-                Ok(ExecOut::Finished(done)) => {
-                    busy = true;
-                    comm.finished.push(done);
-                }
-                Ok(ExecOut::Lent { task, lent, resume }) => {
-                    busy = true;
-                    comm.lent(task, lent, resume).map_err(Ending::Broken)?;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if !comm.closing {
-                        return Err(Ending::Broken(Error::Usage(
-                            "the execution thread stopped".into(),
-                        )));
-                    }
-                    self.executing = false;
-                }
+            if caller == Caller::Helper {
+                break;
             }
         }
         comm.report_progress().map_err(Ending::Broken)?;
