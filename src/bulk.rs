@@ -525,6 +525,10 @@ fn advise_range(start: usize, len: usize, advice: libc::c_int) -> bool {
 pub(crate) fn collapse_when_lent_again(bytes: &[u8]) {
     static LENT: Mutex<LentBuffers> = Mutex::new(LentBuffers::new());
     let (start, len) = (bytes.as_ptr() as usize, bytes.len());
+    // Most loans are small: they take no lock.
+    if len < LentBuffers::FROM {
+        return;
+    }
     let lock = || LENT.lock().unwrap_or_else(|p| p.into_inner());
     if !lock().lent(start, len) {
         return;
