@@ -1,7 +1,8 @@
 //! Per-task capture of an engine's stdout and stderr.
 //!
 //! On an engine, file descriptors 1 and 2 are pointed at two anonymous files
-//! for the whole life of the engine; after each task the execution thread
+//! for the whole life of the engine (and pointed there again after every
+//! task, in case it closed or moved them); after each task the execution thread
 //! takes what the task wrote (two `lseek`s when it wrote nothing) and ships it
 //! in the task's metadata, where `display_outputs` prints it as ipyparallel's
 //! `[stdout:N]` blocks. Output of native libraries is captured too, since the
@@ -110,7 +111,11 @@ impl Capture {
     }
 
     /// What was written since the last call, flushed first and cut to the
-    /// limit: `(stdout, stderr)`.
+    /// limit: `(stdout, stderr)`. Descriptors 1 and 2 are then the capture
+    /// files again, whatever the task did to them (closed them, as a C
+    /// library's `fclose(stdout)` does, or pointed them elsewhere): the next
+    /// task's output is captured, and a file it opens can never be given
+    /// descriptor 1 or 2 and receive its prints.
     pub(crate) fn take(&mut self) -> (String, String) {
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
@@ -120,10 +125,15 @@ impl Capture {
         unsafe {
             libc::fflush(std::ptr::null_mut());
         }
-        (
+        let taken = (
             drain(&mut self.out, self.limit),
             drain(&mut self.err, self.limit),
-        )
+        );
+        // Cannot fail on a valid descriptor (and these stay open): dup2
+        // closes whatever 1 and 2 are now, and points them at the files.
+        let _ = nix::unistd::dup2_stdout(&self.out);
+        let _ = nix::unistd::dup2_stderr(&self.err);
+        taken
     }
 
     /// Puts the original descriptors back and writes out anything left over.
