@@ -53,10 +53,14 @@ run() {
     record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
-    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather check_errors check_async check_collectives check_balanced check_hotpath check_shell check_executors executors; do
+    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors executors; do
         run ok -n "$n" "$bin/$example"
     done
 done
+# An endless imap stopped early, and callbacks still running when the
+# client returns: both jobs must end cleanly.
+run ok -n 3 "$bin/check_lifecycle" imap_stop
+run ok -n 3 "$bin/check_lifecycle" callbacks
 run fail -n 3 "$bin/check_failures" err
 run fail -n 3 "$bin/check_failures" panic
 # Request order, and 5,000 views with a cache of 3 sub-communicators: MPICH

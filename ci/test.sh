@@ -15,5 +15,6 @@ cargo build --workspace --all-targets
 cargo test -p rankview --doc
 cargo nextest run --workspace --no-fail-fast
 RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-fail-fast \
-    --test order --test collectives --test errors --test faults --test balanced --test hotpath \
+    --test order --test collectives --test errors --test faults --test balanced --test lifecycle \
+    --test hotpath \
     -E 'not test(slow_) & not test(past_the_count_limit)'

@@ -14,7 +14,7 @@ use std::thread::Thread;
 use crate::controller::{Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
-use crate::result::{AsyncResult, Control, Payload, ResultState};
+use crate::result::{AsyncResult, Behind, Control, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
 use crate::view::{DirectView, LoadBalancedView, Many, One, Shape};
@@ -216,12 +216,12 @@ impl Client {
         Ok(())
     }
 
-    /// The link from load-balanced results to the controller.
-    pub(crate) fn control(&self, tasks: Vec<TaskId>) -> Control {
+    /// The link from a result to the controller, for the work `work`.
+    pub(crate) fn control(&self, work: Behind) -> Control {
         Control {
             commands: self.inner.commands.clone(),
             controller: self.inner.controller.clone(),
-            tasks,
+            work,
         }
     }
 
@@ -270,9 +270,14 @@ impl Client {
         if !crate::controller::help() {
             self.inner.controller.unpark();
         }
+        let control = self.control(Behind::Direct {
+            task,
+            engines: engines.clone(),
+        });
         AsyncResult::new(state, move |outcomes: &mut [_]| {
             collect::<S, R>(outcomes, &decode)
         })
+        .with_control(control)
     }
 }
 
@@ -297,7 +302,7 @@ impl Client {
             return AsyncResult::failed(Error::Shutdown);
         }
         self.inner.controller.unpark();
-        AsyncResult::new(state, finish)
+        AsyncResult::new(state, finish).with_control(self.control(Behind::Collective))
     }
 }
 

@@ -164,7 +164,8 @@ pub enum Error {
         /// The system's (or the drawing library's) message.
         message: String,
     },
-    /// A load-balanced task was aborted before it started.
+    /// A load-balanced task, or a direct-view request, was aborted before
+    /// it started ([`AsyncResult::abort`](crate::AsyncResult::abort)).
     #[error("task {task} was aborted before it started")]
     TaskAborted {
         /// The aborted task.

@@ -17,12 +17,20 @@
 //! threads: a callback may block (on another result's `get`, on a channel)
 //! and may submit more work, and while it blocks the pool starts another
 //! thread for the next callback, so callbacks never wait for each other.
-//! Idle pool threads exit after a few seconds.
+//! Idle pool threads exit after a few seconds. When the client returns, the
+//! job ends only once every callback queued or running has finished, and
+//! the work those callbacks submitted has replied (within the same shutdown
+//! grace as the client's own work).
 //!
 //! ## Dropping
 //!
 //! Dropping an unfinished `AsyncResult` does not cancel the task: it runs to
 //! completion on its engines, and its reply is discarded when it arrives.
+//! (Dropping an [`IMap`](crate::IMap) is the exception: it aborts what it
+//! submitted and has not started, since nothing can read those results.)
+//! A load-balanced view made with `after`/`follow` keeps its dependencies
+//! (and, for a map, every task of it) known to the controller for as long
+//! as the view lives, whatever happens to their handles.
 
 use std::fmt;
 use std::future::Future;
@@ -443,20 +451,33 @@ pub struct AsyncResult<T> {
     handles: Arc<Handles>,
 }
 
-/// What the handles of one result share: for load-balanced tasks, the way
-/// to the controller, to abort them and to let their rows go once the last
-/// handle is dropped.
+/// What the handles of one result share: the way to the controller, to
+/// abort the work behind the result and, for load-balanced tasks, to let
+/// their rows go once the last handle is dropped.
 #[derive(Default)]
 pub(crate) struct Handles {
     control: Option<Control>,
 }
 
-/// A load-balanced result's link to the controller.
+/// A result's link to the controller.
 pub(crate) struct Control {
     pub commands: std::sync::mpsc::Sender<Command>,
     pub controller: std::thread::Thread,
-    /// The tasks behind the result.
-    pub tasks: Vec<TaskId>,
+    /// What the result stands for.
+    pub work: Behind,
+}
+
+/// The work behind a result, as its link to the controller names it.
+pub(crate) enum Behind {
+    /// Load-balanced tasks (none for an empty map): abortable until they
+    /// start, and forgotten by the controller when the last handle goes.
+    Balanced(Vec<TaskId>),
+    /// A direct-view request to these engines: abortable while it waits in
+    /// an engine's stream.
+    Direct { task: TaskId, engines: Arc<[usize]> },
+    /// A collective: part of every rank's collective order once sent, so it
+    /// cannot be taken back.
+    Collective,
 }
 
 impl Control {
@@ -470,11 +491,28 @@ impl Control {
 impl Drop for Handles {
     fn drop(&mut self) {
         if let Some(control) = self.control.take() {
-            let tasks = control.tasks.clone();
-            // The controller may be gone already (the job is ending).
-            let _ = control.send(Command::Forget { tasks });
+            if let Behind::Balanced(tasks) = &control.work {
+                if tasks.is_empty() {
+                    return;
+                }
+                let tasks = tasks.clone();
+                // The controller may be gone already (the job is ending).
+                let _ = control.send(Command::Forget { tasks });
+            }
         }
     }
+}
+
+/// Keeps a result (and, for a result made of others, its parts) alive.
+pub(crate) type Keep = Arc<dyn std::any::Any + Send + Sync>;
+
+/// What a result is as a dependency of load-balanced tasks.
+pub(crate) enum AsDependency {
+    /// These load-balanced tasks (none: an empty map, met at once).
+    Tasks(Vec<TaskId>),
+    /// Not load-balanced work: a direct view's request, a collective, a
+    /// local pool's task.
+    Other,
 }
 
 impl<T> Clone for AsyncResult<T> {
@@ -483,6 +521,21 @@ impl<T> Clone for AsyncResult<T> {
             state: self.state.clone(),
             finish: self.finish.clone(),
             handles: self.handles.clone(),
+        }
+    }
+}
+
+impl<T> AsyncResult<T> {
+    /// True once every engine has replied.
+    pub fn ready(&self) -> bool {
+        self.state.is_done()
+    }
+
+    /// The load-balanced tasks behind this result (none for others).
+    pub(crate) fn balanced_tasks(&self) -> &[TaskId] {
+        match self.handles.control.as_ref().map(|c| &c.work) {
+            Some(Behind::Balanced(tasks)) => tasks,
+            _ => &[],
         }
     }
 }
@@ -511,7 +564,7 @@ impl<T: 'static> AsyncResult<T> {
         }
     }
 
-    /// The same result, tied to load-balanced tasks (see [`Control`]).
+    /// The same result, tied to the controller's work (see [`Control`]).
     pub(crate) fn with_control(mut self, control: Control) -> Self {
         self.handles = Arc::new(Handles {
             control: Some(control),
@@ -519,34 +572,54 @@ impl<T: 'static> AsyncResult<T> {
         self
     }
 
-    /// The load-balanced tasks behind this result (empty for others), and
-    /// a token that keeps them known to the controller while it lives.
-    pub(crate) fn dependency(&self) -> (Vec<TaskId>, Arc<dyn std::any::Any + Send + Sync>) {
-        let tasks = self
-            .handles
-            .control
-            .as_ref()
-            .map(|c| c.tasks.clone())
-            .unwrap_or_default();
-        (tasks, self.handles.clone())
+    /// What this result is as a dependency, and a token that keeps it (its
+    /// parts included, and so the controller's rows of their tasks) while
+    /// it lives.
+    pub(crate) fn dependency(&self) -> (AsDependency, Keep) {
+        let what = match self.handles.control.as_ref().map(|c| &c.work) {
+            Some(Behind::Balanced(tasks)) => AsDependency::Tasks(tasks.clone()),
+            _ => AsDependency::Other,
+        };
+        (what, Arc::new(self.clone()))
     }
 
-    /// Aborts the load-balanced tasks behind this result that have not
-    /// started (ipyparallel's `AsyncResult.abort`): their result becomes
-    /// [`Error::TaskAborted`]; a task already running finishes and keeps
-    /// its result. Returns once the controller has the request, not once
-    /// the tasks are aborted (wait on the result for that).
+    /// Aborts the work behind this result that has not started
+    /// (ipyparallel's `AsyncResult.abort`): a load-balanced task not yet
+    /// started, or a direct-view request still waiting in its engine's
+    /// stream, ends with [`Error::TaskAborted`] and never runs; work that
+    /// has started runs to its end and keeps its result (a load-balanced
+    /// task is then not tried again). For a direct view's request the
+    /// others in its engines' streams keep their order. Returns once the
+    /// controller has the request, not once the work is aborted (wait on
+    /// the result for that); aborting a finished result does nothing.
     ///
-    /// Errors: [`Error::Usage`] for a result of a direct view (its requests
-    /// are in their engines' ordered streams and always run), or
-    /// [`Error::Shutdown`].
+    /// Errors: [`Error::Usage`] for a collective (scatter, gather,
+    /// broadcast push, reduce, MPI section), which is part of every rank's
+    /// collective order once sent, and for a task of a
+    /// [`LocalPool`](crate::LocalPool); [`Error::Shutdown`].
     pub fn abort(&self) -> Result<()> {
-        match &self.handles.control {
-            Some(control) => control.send(Command::Abort {
-                tasks: Some(control.tasks.clone()),
+        let control = self.handles.control.as_ref();
+        match control.map(|c| &c.work) {
+            Some(Behind::Balanced(tasks)) => control.map_or(Ok(()), |c| {
+                c.send(Command::Abort {
+                    tasks: Some(tasks.clone()),
+                })
             }),
+            Some(Behind::Direct { task, engines }) => control.map_or(Ok(()), |c| {
+                c.send(Command::AbortDirect {
+                    task: *task,
+                    engines: engines.clone(),
+                })
+            }),
+            _ if self.ready() => Ok(()),
+            Some(Behind::Collective) => Err(Error::Usage(
+                "a collective cannot be aborted: once sent it is part of every rank's \
+                 collective order"
+                    .into(),
+            )),
             None => Err(Error::Usage(
-                "only load-balanced results can be aborted; a direct view's requests always run"
+                "only the work of a view (load-balanced tasks, direct-view requests) can be \
+                 aborted"
                     .into(),
             )),
         }
@@ -650,11 +723,6 @@ impl<T: 'static> AsyncResult<T> {
         })
     }
 
-    /// True once every engine has replied.
-    pub fn ready(&self) -> bool {
-        self.state.is_done()
-    }
-
     /// Blocks until every engine has replied.
     pub fn wait(&self) {
         self.state.wait_until(None);
@@ -662,7 +730,8 @@ impl<T: 'static> AsyncResult<T> {
 
     /// Blocks until every engine has replied or `timeout` passes; true if done.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.state.wait_until(Some(Instant::now() + timeout))
+        // A timeout past the clock's range is no limit.
+        self.state.wait_until(Instant::now().checked_add(timeout))
     }
 
     /// Blocks for the value. Errors: the task's own ([`Error::Remote`],
@@ -880,6 +949,8 @@ struct PoolQueue {
     /// thread, so a job never waits behind a callback that blocks.
     waiting: usize,
     threads: usize,
+    /// Callbacks taken from `jobs` and not finished.
+    running: usize,
 }
 
 fn pool() -> &'static Pool {
@@ -889,6 +960,7 @@ fn pool() -> &'static Pool {
             jobs: std::collections::VecDeque::new(),
             waiting: 0,
             threads: 0,
+            running: 0,
         }),
         ready: Condvar::new(),
     })
@@ -906,11 +978,11 @@ impl Pool {
         let mut queue = self.lock();
         loop {
             if let Some(job) = queue.jobs.pop_front() {
+                queue.running += 1;
                 drop(queue);
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                    eprintln!("rankview: an on_done callback panicked");
-                }
+                run_guarded(job);
                 queue = self.lock();
+                queue.running -= 1;
                 continue;
             }
             queue.waiting += 1;
@@ -926,6 +998,20 @@ impl Pool {
             }
         }
     }
+}
+
+/// Runs one user callback; a panic in it is reported, not propagated.
+fn run_guarded(job: Callback) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        eprintln!("rankview: an on_done callback panicked");
+    }
+}
+
+/// Callbacks queued or running on the pool: the job does not end while
+/// there are (see the controller's "Shutdown").
+pub(crate) fn callbacks_pending() -> usize {
+    let queue = pool().lock();
+    queue.jobs.len() + queue.running
 }
 
 /// Queues a user callback on the pool, starting a thread when every thread
@@ -951,10 +1037,10 @@ fn run_callback(callback: Callback) {
         if queue.threads == 0 {
             // No thread will ever take it: run it here rather than never.
             if let Some(job) = queue.jobs.pop_back() {
+                queue.running += 1;
                 drop(queue);
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                    eprintln!("rankview: an on_done callback panicked");
-                }
+                run_guarded(job);
+                pool.lock().running -= 1;
             }
         }
     }

@@ -75,6 +75,14 @@ impl Balancer {
         self.dirty = true;
     }
 
+    /// A load-balanced submission that failed before it was sent (its
+    /// result has failed already): the table knows it as a task that never
+    /// ran, for the tasks that depend on it.
+    pub(super) fn failed(&mut self, task: TaskId) {
+        self.table.never_ran(task);
+        self.dirty = true;
+    }
+
     /// The results of `tasks` are gone: their rows may go once final.
     pub(super) fn forget(&mut self, tasks: &[TaskId]) {
         for &task in tasks {

@@ -42,8 +42,11 @@
 //!
 //! ## Shutdown
 //!
-//! A clean shutdown first waits until every submitted request has replied,
-//! then tells every engine to stop and waits for each one's `Goodbye`. A
+//! A clean shutdown first waits until every submitted request has replied
+//! and every `on_done` callback queued or running has finished (a callback
+//! may submit more work, which is waited for in turn), all within the
+//! shutdown grace, then tells every engine to stop and waits for each one's
+//! `Goodbye`. A
 //! failed shutdown (the client panicked or returned `Err`) tells the engines
 //! to exit non-zero at once and waits at most [`FAILED_GRACE`] for them before
 //! aborting the job, so a failure never hangs.
@@ -95,6 +98,12 @@ pub(crate) enum Command {
     },
     /// Abort these load-balanced tasks (every one not final: `None`).
     Abort { tasks: Option<Vec<TaskId>> },
+    /// Abort the direct-view request `task` on those of `engines` that have
+    /// not answered it, where it has not started.
+    AbortDirect { task: TaskId, engines: Arc<[usize]> },
+    /// A load-balanced submission that failed before it was sent: known to
+    /// the scheduler as a task that never ran (a failed dependency).
+    Failed { task: TaskId },
     /// The last handles on these load-balanced results are gone.
     Forget { tasks: Vec<TaskId> },
     /// Report the load-balanced queues' status.
@@ -642,6 +651,11 @@ impl Serving {
                     busy = true;
                     self.balancer.abort(tasks, mpi);
                 }
+                Ok(Command::AbortDirect { task, engines }) => {
+                    busy = true;
+                    abort_direct(task, &engines, &self.inflight, mpi);
+                }
+                Ok(Command::Failed { task }) => self.balancer.failed(task),
                 Ok(Command::Forget { tasks }) => self.balancer.forget(&tasks),
                 Ok(Command::QueueStatus(reply)) => {
                     let _ = reply.send(self.balancer.status());
@@ -649,7 +663,8 @@ impl Serving {
                 Ok(Command::Shutdown { failed: true }) => return self.end(true),
                 Ok(Command::Shutdown { failed: false }) => {
                     self.draining = true;
-                    self.drain_deadline = Some(Instant::now() + shutdown_grace());
+                    // A grace past the clock's range is no limit.
+                    self.drain_deadline = Instant::now().checked_add(shutdown_grace());
                 }
                 Err(TryRecvError::Empty) => break,
                 // Every client handle is gone without asking for a shutdown:
@@ -680,7 +695,9 @@ impl Serving {
         busy |= mpi.progress();
         let idle =
             self.inflight.is_empty() && self.collectives.is_idle() && self.balancer.is_idle();
-        if self.draining && idle {
+        // The client has returned: the job ends once its work has replied
+        // and no `on_done` callback is left to run (one may submit more).
+        if self.draining && idle && crate::result::callbacks_pending() == 0 {
             return self.end(false);
         }
         if self.drain_deadline.is_some_and(|d| Instant::now() > d) {
@@ -704,14 +721,34 @@ impl Serving {
     }
 }
 
-/// How long a clean shutdown waits for requests still running when the
-/// client has returned: `RANKVIEW_SHUTDOWN_GRACE` seconds, 10 by default.
+/// How long a clean shutdown waits for requests still running (and
+/// callbacks) when the client has returned: `RANKVIEW_SHUTDOWN_GRACE`
+/// seconds, 10 by default; a value too large for a `Duration` (or `inf`)
+/// means no limit.
 fn shutdown_grace() -> Duration {
     std::env::var("RANKVIEW_SHUTDOWN_GRACE")
         .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .map_or(Duration::from_secs(10), |s| {
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+        })
+}
+
+/// Asks the engines of a direct-view request that have not answered it to
+/// drop it if it has not started (each answers `Aborted` if it did, and the
+/// request's part then fails with [`Error::TaskAborted`]). A failed send
+/// only means the abort cannot happen: the request still answers.
+fn abort_direct(task: TaskId, engines: &[usize], inflight: &Inflight, mpi: &mut Mpi) {
+    let waiting: Vec<usize> = engines
+        .iter()
+        .copied()
+        .filter(|&engine| inflight.contains_key(&(engine, task)))
+        .collect();
+    let request = Request::Abort { tasks: vec![task] };
+    if let Err(e) = send_all(mpi, &waiting, &request) {
+        eprintln!("rankview: cannot send the abort of task {task}: {e}");
+    }
 }
 
 /// Says which engines kept the job from ending, and with what.
@@ -752,6 +789,13 @@ fn report_stuck(inflight: &Inflight, collectives: &Collectives, balancer: &Balan
             if tasks.len() > 10 { ", ..." } else { "" }
         );
         eprint!("{}", balancer.status());
+    }
+    let callbacks = crate::result::callbacks_pending();
+    if callbacks > 0 {
+        eprintln!(
+            "rankview: {callbacks} on_done callback(s) were still queued or running {grace} s \
+             after the client returned; stopping the job"
+        );
     }
 }
 
@@ -812,7 +856,21 @@ fn receive(
         Ok(Reply::Stolen { victim, tasks }) => {
             balancer.stolen(victim as usize, engine, &tasks, mpi);
         }
-        Ok(Reply::Aborted { tasks }) => balancer.aborted(&tasks),
+        Ok(Reply::Aborted { tasks }) => {
+            // A direct-view request the engine dropped, or load-balanced
+            // tasks it removed from its queue.
+            let mut balanced = Vec::new();
+            for task in tasks {
+                match inflight.remove(&(engine, task)) {
+                    Some((state, index, _)) => {
+                        fillings.remove(&(engine, task));
+                        state.fail(index, Error::TaskAborted { task });
+                    }
+                    None => balanced.push(task),
+                }
+            }
+            balancer.aborted(&balanced);
+        }
         Ok(other) => eprintln!("rankview: unexpected message from engine {engine}: {other:?}"),
         Err(e) => eprintln!("rankview: engine {engine}: {e}"),
     }

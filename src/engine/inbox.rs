@@ -109,9 +109,24 @@ impl Inbox {
         (given, left)
     }
 
-    /// Removes these tasks if they have not started; returns those removed.
+    /// Removes these load-balanced tasks and direct-view requests if they
+    /// have not started; returns those removed. The direct jobs left keep
+    /// their order; collectives' jobs are never removed (every rank of a
+    /// collective must take part).
     pub(crate) fn abort(&self, tasks: &[TaskId]) -> Vec<TaskId> {
-        self.lock().tasks.abort(tasks)
+        let mut state = self.lock();
+        let mut removed = state.tasks.abort(tasks);
+        if !state.direct.is_empty() {
+            let wanted: std::collections::HashSet<TaskId> = tasks.iter().copied().collect();
+            state.direct.retain(|job| match job.abortable() {
+                Some(task) if wanted.contains(&task) => {
+                    removed.push(task);
+                    false
+                }
+                _ => true,
+            });
+        }
+        removed
     }
 
     /// No more direct jobs: the execution thread ends once it has run

@@ -85,6 +85,24 @@ pub(crate) enum Job {
     },
 }
 
+impl Job {
+    /// The task of a direct-view request that may still be aborted (one
+    /// that only this engine runs); `None` for collectives' jobs.
+    pub(crate) fn abortable(&self) -> Option<TaskId> {
+        match self {
+            Job::Request(
+                Request::Apply { task, .. }
+                | Request::Map { task, .. }
+                | Request::Push { task, .. }
+                | Request::Pull { task, .. }
+                | Request::Keys { task }
+                | Request::Clear { task },
+            ) => Some(*task),
+            _ => None,
+        }
+    }
+}
+
 /// A value that arrived by a collective.
 pub(crate) enum Incoming {
     Decoded(Arc<dyn Stored>),

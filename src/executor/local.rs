@@ -156,6 +156,10 @@ impl Balancer for LocalPool {
     fn control(&self, _: Vec<TaskId>) -> Option<Control> {
         None
     }
+
+    fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R> {
+        AsyncResult::failed(error)
+    }
 }
 
 impl Executor for LocalPool {

@@ -133,7 +133,7 @@ enum How {
         view: DirectView<Many>,
         next: Arc<AtomicUsize>,
     },
-    Balanced(LoadBalancedView),
+    Balanced(Box<LoadBalancedView>),
 }
 
 impl fmt::Debug for ViewExecutor {
@@ -154,7 +154,7 @@ impl ViewExecutor {
 
     pub(crate) fn balanced(view: LoadBalancedView) -> ViewExecutor {
         ViewExecutor {
-            how: How::Balanced(view),
+            how: How::Balanced(Box::new(view)),
         }
     }
 
@@ -216,7 +216,7 @@ impl Executor for ViewExecutor {
         });
         let (function, items) = match encoded {
             Ok(e) => e,
-            Err(e) => return AsyncMap::failed(e, true),
+            Err(e) => return AsyncMap::failed(AsyncResult::failed(e), true),
         };
         let layout = Chunks::new(items.len(), 1);
         let chunks = items

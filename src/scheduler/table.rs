@@ -364,12 +364,40 @@ impl<T> TaskTable<T> {
                 for (dep, kind) in pending {
                     self.dependents.entry(dep).or_default().push((id, kind));
                 }
-                if let Some(timeout) = timeout {
-                    let deadline = now.checked_add(timeout).unwrap_or(now);
+                // A deadline past the clock's range is no deadline.
+                if let Some(deadline) = timeout.and_then(|t| now.checked_add(t)) {
                     self.deadlines.push(Reverse((deadline, id)));
                 }
             }
         }
+    }
+
+    /// Records `id` as a task that never ran (its submission failed before
+    /// it was sent): a final row, failed without an engine, that tasks can
+    /// depend on until it is forgotten.
+    pub(crate) fn never_ran(&mut self, id: TaskId) {
+        if self.tasks.contains_key(&id) {
+            return;
+        }
+        self.tasks.insert(
+            id,
+            Record {
+                payload: None,
+                view: EngineSet::new(std::iter::empty()),
+                after: None,
+                follow: None,
+                timeout: None,
+                retries_left: 0,
+                attempt: 0,
+                avoid: Vec::new(),
+                pin: None,
+                state: State::Done(Outcome::NotRun),
+                hops: 0,
+                sent_hops: 0,
+                abort_requested: false,
+                forgotten: false,
+            },
+        );
     }
 
     /// A waiting task's dependencies are met: queue it for placement.
@@ -731,7 +759,8 @@ impl<T> TaskTable<T> {
     /// [`Error::TaskAborted`]; for those queued on an engine, returns the
     /// aborts to send (the engine answers with what it removed, see
     /// [`aborted`](TaskTable::aborted)); running and finished tasks keep
-    /// their results.
+    /// their results, and a running one is not tried again: its result is
+    /// the running try's.
     pub(crate) fn abort(&mut self, tasks: &[TaskId]) -> Vec<AbortOrder> {
         let mut orders: BTreeMap<EngineId, Vec<TaskId>> = BTreeMap::new();
         for &id in tasks {
@@ -747,7 +776,8 @@ impl<T> TaskTable<T> {
                     r.abort_requested = true;
                     orders.entry(engine).or_default().push(id);
                 }
-                _ => {}
+                State::Running { .. } => r.abort_requested = true,
+                State::Done(_) | State::Aborted => {}
             }
         }
         orders

@@ -1381,6 +1381,60 @@ fn abort_of_queued_tasks_asks_their_engine_and_running_tasks_keep_their_result()
 }
 
 #[test]
+fn abort_of_a_running_task_stops_its_retries() {
+    let mut t = table(2, 2);
+    t.submit(Task::new(0, 0, all(2)).retries(3), Instant::now());
+    placed(&mut t);
+    t.started(0, 0);
+    assert!(
+        t.abort(&[0]).is_empty(),
+        "a running task has nothing to remove"
+    );
+    // Its try fails: that is its result, with three retries left.
+    assert_eq!(
+        run(&mut t, 0, 0, failed()),
+        Completion::Final { stolen: false }
+    );
+    assert_eq!(t.state(0), Some(State::Done(Outcome::Failed(0))));
+    assert!(t.dispatch(&Fence::none()).is_empty());
+    assert!(t.is_idle());
+}
+
+#[test]
+fn a_submission_that_never_ran_is_a_failed_dependency() {
+    let mut t = table(2, 2);
+    t.never_ran(7);
+    submit(&mut t, Task::new(8, 0, all(2)).after(DepSet::all([7])));
+    impossible(&mut t, 8, 7, "");
+    let failed_ok = DepSet::all([7]).or_failure();
+    submit(&mut t, Task::new(9, 0, all(2)).after(failed_ok));
+    assert!(t.take_failed().is_empty());
+    assert_eq!(placed(&mut t), vec![(9, 0)]);
+    // It is a row like any final one: forgetting it lets it go.
+    t.forget(7);
+    submit(&mut t, Task::new(10, 0, all(2)).after(DepSet::all([7])));
+    impossible(&mut t, 10, 7, "not a known task");
+}
+
+#[test]
+fn a_dependency_timeout_past_the_clock_is_no_timeout() {
+    let mut t = table(1, 1);
+    plain(&mut t, 0, 1);
+    submit(
+        &mut t,
+        Task::new(1, 0, all(1))
+            .after(DepSet::all([0]))
+            .timeout(Duration::MAX),
+    );
+    assert_eq!(t.next_deadline(), None);
+    t.tick(Instant::now() + Duration::from_secs(3600));
+    assert!(t.take_failed().is_empty());
+    placed(&mut t);
+    run(&mut t, 0, 0, ok(0));
+    assert_eq!(placed(&mut t), vec![(1, 0)]);
+}
+
+#[test]
 fn an_abort_follows_a_task_that_was_stolen() {
     let mut t = table(2, 4);
     plain(&mut t, 0, 2);

@@ -8,12 +8,10 @@
 //! per `map`, an [`IMap`] iterator per `imap`. Where tasks run, and when,
 //! is the scheduler's (`src/scheduler/`); sending them is the controller's.
 
-use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -25,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
 use crate::registry::registry;
 use crate::remote::{encode_call, Args, IntoArg, RemoteFn};
-use crate::result::{AsyncResult, Control, Payload, ResultState};
+use crate::result::{AsDependency, AsyncResult, Behind, Control, Keep, Payload, ResultState};
 use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
 use crate::scheduler::{DepSet, EngineSet, Mode, Task};
 use crate::view::{One, OneArg};
@@ -83,8 +81,13 @@ struct Flags {
     chunksize: Option<usize>,
     ordered: bool,
     max_outstanding: usize,
-    /// Keeps the dependencies' rows on the controller while the view lives.
-    keep: Vec<Arc<dyn Any + Send + Sync>>,
+    /// An `after` (`follow`) dependency is met already (an empty map): with
+    /// `any`, the set is met.
+    after_met: bool,
+    follow_met: bool,
+    /// Keeps the dependencies (and so their rows on the controller) while
+    /// the view lives.
+    keep: Vec<Keep>,
     /// A dependency that cannot be used (not load-balanced): every call fails.
     invalid: Option<Error>,
 }
@@ -101,6 +104,8 @@ impl Default for Flags {
             chunksize: None,
             ordered: true,
             max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            after_met: false,
+            follow_met: false,
             keep: Vec::new(),
             invalid: None,
         }
@@ -130,16 +135,31 @@ pub trait Dependencies {
 #[derive(Default)]
 pub struct DependencyList {
     tasks: Vec<TaskId>,
-    keep: Vec<Arc<dyn Any + Send + Sync>>,
+    keep: Vec<Keep>,
+    /// Some result is not load-balanced work.
     direct: bool,
+    /// Some result is met already (an empty map).
+    met: bool,
+    /// Each result's abort.
+    aborts: Vec<Abort>,
 }
+
+/// Aborts one result's work.
+type Abort = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 impl<T: 'static> Dependencies for AsyncResult<T> {
     fn add_to(&self, into: &mut DependencyList) {
-        let (tasks, keep) = self.dependency();
-        into.direct |= tasks.is_empty();
-        into.tasks.extend(tasks);
+        let (what, keep) = self.dependency();
+        match what {
+            AsDependency::Tasks(tasks) => {
+                into.met |= tasks.is_empty();
+                into.tasks.extend(tasks);
+            }
+            AsDependency::Other => into.direct = true,
+        }
         into.keep.push(keep);
+        let result = self.clone();
+        into.aborts.push(Box::new(move || result.abort()));
     }
 }
 
@@ -225,12 +245,13 @@ impl LoadBalancedView {
                     "load-balanced tasks can depend only on results of load-balanced views".into(),
                 ));
             }
-            let set = if follow {
-                &mut flags.follow
+            let (set, met) = if follow {
+                (&mut flags.follow, &mut flags.follow_met)
             } else {
-                &mut flags.after
+                (&mut flags.after, &mut flags.after_met)
             };
             set.extend(list.tasks);
+            *met |= list.met;
             flags.keep.extend(list.keep);
         })
     }
@@ -389,13 +410,20 @@ impl LoadBalancedView {
         }
     }
 
-    /// Aborts the tasks behind `results` that have not started (see
-    /// [`AsyncResult::abort`]).
+    /// Aborts the work behind `results` that has not started: exactly what
+    /// [`AsyncResult::abort`] does on each (a direct view's requests
+    /// included). Every result is asked; the first error is returned.
     pub fn abort(&self, results: &(impl Dependencies + ?Sized)) -> Result<()> {
         let list = dependency_list(results);
-        self.client.send(Command::Abort {
-            tasks: Some(list.tasks),
-        })
+        let mut first = Ok(());
+        for abort in &list.aborts {
+            if let Err(e) = abort() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 }
 
@@ -431,6 +459,10 @@ pub(crate) trait Balancer {
     /// The link that lets a whole map be aborted or depended on, for
     /// controller tasks.
     fn control(&self, tasks: Vec<TaskId>) -> Option<Control>;
+
+    /// A submission that failed before it was sent: its result fails with
+    /// `error`, and it counts as a failed dependency.
+    fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R>;
 }
 
 impl Balancer for LoadBalancedView {
@@ -441,7 +473,7 @@ impl Balancer for LoadBalancedView {
     /// Sends the task to the controller with this view's flags.
     fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R> {
         if let Some(e) = &self.flags.invalid {
-            return AsyncResult::failed(e.clone());
+            return self.failed(e.clone());
         }
         let function = registry().path(work.function());
         let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
@@ -451,10 +483,13 @@ impl Balancer for LoadBalancedView {
             mode: self.flags.mode,
             success_only: self.flags.success_only,
         };
-        if !self.flags.after.is_empty() {
+        // A set met already (an empty map) adds nothing with `all`, and
+        // leaves nothing to wait for with `any`.
+        let any = self.flags.mode == Mode::Any;
+        if !(self.flags.after.is_empty() || any && self.flags.after_met) {
             spec = spec.after(set(&self.flags.after));
         }
-        if !self.flags.follow.is_empty() {
+        if !(self.flags.follow.is_empty() || any && self.flags.follow_met) {
             spec = spec.follow(set(&self.flags.follow));
         }
         if let Some(timeout) = self.flags.timeout {
@@ -468,7 +503,8 @@ impl Balancer for LoadBalancedView {
         if let Err(e) = self.client.send(command) {
             return AsyncResult::failed(e);
         }
-        AsyncResult::new(state, finish).with_control(self.client.control(vec![task]))
+        AsyncResult::new(state, finish)
+            .with_control(self.client.control(Behind::Balanced(vec![task])))
     }
 
     fn chunksize(&self, count: usize) -> usize {
@@ -482,7 +518,19 @@ impl Balancer for LoadBalancedView {
     }
 
     fn control(&self, tasks: Vec<TaskId>) -> Option<Control> {
-        Some(self.client.control(tasks))
+        Some(self.client.control(Behind::Balanced(tasks)))
+    }
+
+    /// Registers the failed submission with the controller under a task id
+    /// of its own, as a task that never ran, so that tasks depending on it
+    /// fail (or, without `success_only`, run) as on any failed task.
+    fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R> {
+        let task = self.client.next_task();
+        match self.client.send(Command::Failed { task }) {
+            Ok(()) => AsyncResult::failed(error)
+                .with_control(self.client.control(Behind::Balanced(vec![task]))),
+            Err(_) => AsyncResult::failed(error),
+        }
     }
 }
 
@@ -496,7 +544,7 @@ where
     let _ = f;
     let (function, args) = match encode_call::<F, M, A>(args) {
         Ok(b) => b,
-        Err(e) => return AsyncResult::failed(e),
+        Err(e) => return on.failed(e),
     };
     let task = on.next_task();
     on.run(
@@ -526,7 +574,7 @@ where
     let _ = f;
     let function = match registry().id_of::<F>() {
         Ok(id) => id,
-        Err(e) => return AsyncMap::failed(e, on.ordered()),
+        Err(e) => return AsyncMap::failed(on.failed(e), on.ordered()),
     };
     let items: Vec<I> = items.into_iter().collect();
     let count = items.len();
@@ -539,7 +587,7 @@ where
         let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
         for item in items.by_ref().take(range.len()) {
             if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
-                return AsyncMap::failed(e, on.ordered());
+                return AsyncMap::failed(on.failed(e), on.ordered());
             }
         }
         packed.push((chunk, range.start));
@@ -655,7 +703,7 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
         let mut tasks = Vec::new();
         for (index, chunk) in chunks.iter().enumerate() {
             chunk.notify(arrived.clone(), index as u64);
-            tasks.extend(chunk.dependency().0);
+            tasks.extend_from_slice(chunk.balanced_tasks());
         }
         let mut result = AsyncResult::join(chunks.clone())
             .and_then(|parts| parts.into_iter().flatten().collect());
@@ -673,16 +721,19 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
         }
     }
 
-    pub(crate) fn failed(error: Error, ordered: bool) -> AsyncMap<R> {
+    /// A map that could not be submitted: `result` holds why, and
+    /// iterating yields that error once.
+    pub(crate) fn failed(result: AsyncResult<Vec<R>>, ordered: bool) -> AsyncMap<R> {
         let (_, arrivals) = mpsc::channel();
+        let out = result.get().err().map(Err).into_iter().collect();
         AsyncMap {
-            result: AsyncResult::failed(error),
+            result,
             chunks: Vec::new(),
             layout: Chunks::new(0, 1),
             ordered,
             arrivals,
             handed: 0,
-            out: VecDeque::new(),
+            out,
         }
     }
 
@@ -800,7 +851,10 @@ impl<R: DeserializeOwned + 'static> IMap<'_, R> {
     fn fill(&mut self) {
         while !self.exhausted && self.window.outstanding() < self.window_max() {
             let first = self.next_item;
-            let mut chunk = Packed::with_capacity(self.size, self.size * 8);
+            // Sized by what a chunk usually holds, not by the chunk size
+            // asked for (which may mean "everything": usize::MAX).
+            let room = self.size.min(IMAP_CHUNK_ROOM);
+            let mut chunk = Packed::with_capacity(room, room * 8);
             let mut failed = None;
             while chunk.len() < self.size {
                 match self.source.next() {
@@ -836,6 +890,44 @@ impl<R: DeserializeOwned + 'static> IMap<'_, R> {
 
     fn window_max(&self) -> usize {
         self.view.flags.max_outstanding
+    }
+
+    /// Aborts every task this `imap` submitted that has not started, and
+    /// draws no more items: iterating goes on with the results of the tasks
+    /// that ran and [`Error::TaskAborted`] for the others, then ends. (What
+    /// dropping an `IMap` does, said explicitly.)
+    pub fn abort(&mut self) -> Result<()> {
+        self.exhausted = true;
+        self.abort_inflight()
+    }
+}
+
+/// Items an `imap` chunk is given room for before it is filled.
+const IMAP_CHUNK_ROOM: usize = 1024;
+
+impl<R> IMap<'_, R> {
+    /// Aborts the tasks submitted and not finished.
+    fn abort_inflight(&self) -> Result<()> {
+        let tasks: Vec<TaskId> = self
+            .inflight
+            .values()
+            .filter(|(_, result)| !result.ready())
+            .flat_map(|(_, result)| result.balanced_tasks().iter().copied())
+            .collect();
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        self.view.client.send(Command::Abort { tasks: Some(tasks) })
+    }
+}
+
+/// Nothing can read the results of an `imap` once it is dropped: the tasks
+/// it submitted and that have not started are aborted (a `break` out of an
+/// endless `imap` leaves no work behind).
+impl<R> Drop for IMap<'_, R> {
+    fn drop(&mut self) {
+        // The controller may be gone already (the job is ending).
+        let _ = self.abort_inflight();
     }
 }
 

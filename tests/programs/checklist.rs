@@ -72,3 +72,16 @@ impl Checklist {
         }
     }
 }
+
+/// `Ok(error)` when `r` failed as `want` says, else why not: for checks
+/// that expect a particular error.
+#[allow(dead_code)]
+pub fn expect_err<T: std::fmt::Debug>(
+    r: rankview::Result<T>,
+    want: impl Fn(&rankview::Error) -> bool,
+) -> Result<rankview::Error, String> {
+    match r {
+        Err(e) if want(&e) => Ok(e),
+        other => Err(format!("unexpected: {other:?}")),
+    }
+}

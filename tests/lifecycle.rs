@@ -1,0 +1,78 @@
+//! `tests/programs/check_lifecycle.rs` as MPI jobs: what dropping a handle,
+//! aborting, and the client returning do to tasks and callbacks, on 3 and 5
+//! ranks. `ci/test.sh` runs it again over TCP only, and `ci/test-mpich.sh`
+//! under MPICH.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{example, mpirun, mpirun_args};
+
+/// Every check of `check_lifecycle`, in order.
+const CHECKS: &[&str] = &[
+    "a_map_dependency_outlives_the_map",
+    "empty_maps_and_failed_submissions_as_dependencies",
+    "a_map_that_could_not_be_submitted_yields_its_error",
+    "abort_stops_the_retries_of_a_running_task",
+    "dropping_an_imap_aborts_what_it_did_not_start",
+    "imap_abort_says_what_it_aborted",
+    "queued_direct_requests_can_be_aborted",
+    "huge_durations_and_chunks_mean_no_limit",
+    "a_task_closing_stdout_leaves_later_output_captured",
+];
+
+#[test]
+fn lifecycle_3_ranks() {
+    mpirun(3, "check_lifecycle", &[]).assert_checks("check_lifecycle", CHECKS);
+}
+
+#[test]
+fn lifecycle_5_ranks() {
+    mpirun(5, "check_lifecycle", &[]).assert_checks("check_lifecycle", CHECKS);
+}
+
+/// A client that stops an endless `imap` early (`take`, then `break`) and
+/// returns: the tasks it left are aborted, and the job ends cleanly well
+/// within the shutdown grace (10 s) instead of failing after it.
+#[test]
+fn stopping_an_endless_imap_ends_the_job_cleanly() {
+    for ranks in [3, 5] {
+        mpirun(ranks, "check_lifecycle", &["imap_stop"])
+            .assert_success()
+            .assert_within(Duration::from_secs(9))
+            .assert_stdout_contains("check_lifecycle: took [0, 1, 2]")
+            .assert_stdout_contains("check_lifecycle: stopped an endless imap");
+    }
+}
+
+/// A client that returns while `on_done` callbacks still sleep and submit
+/// work: the job ends only once both have run to their end.
+#[test]
+fn callbacks_run_to_their_end_before_the_job_ends() {
+    for ranks in [3, 5] {
+        mpirun(ranks, "check_lifecycle", &["callbacks"])
+            .assert_success()
+            .assert_stdout_contains("check_lifecycle: the client returns")
+            .assert_stdout_contains("check_lifecycle: the sleeping callback ended")
+            .assert_stdout_contains("check_lifecycle: the callback's task ran on engine");
+    }
+}
+
+/// A shutdown grace too large for a clock (`1e19` s overflows an `Instant`,
+/// `1e30` a `Duration`) means "no limit": a job that succeeds still does.
+#[test]
+fn a_huge_shutdown_grace_means_no_limit() {
+    for grace in ["1e19", "1e30", "inf"] {
+        mpirun_args(vec![
+            "-x".into(),
+            format!("RANKVIEW_SHUTDOWN_GRACE={grace}").into(),
+            "-n".into(),
+            "3".into(),
+            example("check_lifecycle").into(),
+            "quick".into(),
+        ])
+        .assert_success()
+        .assert_stdout_contains("check_lifecycle: quick job done");
+    }
+}
