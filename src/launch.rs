@@ -50,12 +50,16 @@ pub struct Launch {
 
 /// Runs a rankview job: call it from `main` on every rank.
 ///
-/// On rank 0, runs `client` with the job's [`Client`] and returns
-/// `Some(value)`; on every other rank, serves as an engine until the client is
-/// done and returns `None`. If `client` returns `Err` or panics, every rank
-/// ends at once: the message is printed and the process exits with status 1.
-/// A job of fewer than two ranks, or one whose ranks run different binaries,
-/// also exits with status 1 and a message.
+/// On rank 0, runs `client` with the job's [`Client`] and returns its value
+/// once every engine has stopped. Every other rank serves as an engine until
+/// the client is done and then ends its process inside `launch` (status 0):
+/// only rank 0 ever returns, so `let x = launch(..)` is the client's value
+/// on the one rank that goes on. (Raw MPI beside rankview goes in
+/// [`Launch::with_mpi`] and [`Launch::mpi_section`], which run on every
+/// rank.) If `client` returns `Err` or panics, every rank ends at once: the
+/// message is printed and the process exits with status 1. A job of fewer
+/// than two ranks, or one whose ranks run different binaries, also exits
+/// with status 1 and a message.
 ///
 /// # Examples
 ///
@@ -73,7 +77,7 @@ pub struct Launch {
 ///     });
 /// }
 /// ```
-pub fn launch<F, T, E>(client: F) -> Option<T>
+pub fn launch<F, T, E>(client: F) -> T
 where
     F: FnOnce(&Client) -> std::result::Result<T, E>,
     E: Display,
@@ -120,7 +124,7 @@ impl Launch {
     }
 
     /// Runs the job; see [`launch`].
-    pub fn run<F, T, E>(self, client: F) -> Option<T>
+    pub fn run<F, T, E>(self, client: F) -> T
     where
         F: FnOnce(&Client) -> std::result::Result<T, E>,
         E: Display,
@@ -270,7 +274,7 @@ impl Launch {
                 match (outcome, failure, ended) {
                     (Ok(Ok(value)), None, Ok(Ending::Clean)) => {
                         status(0, "ok");
-                        Some(value)
+                        value
                     }
                     // The client succeeded, but requests were still running
                     // when the shutdown grace ran out (said on stderr).
@@ -296,9 +300,12 @@ impl Launch {
                     crate::transport::abort_job(1);
                 }
                 match mpi_thread.join() {
+                    // MPI is finalized: the engine's work is over, and only
+                    // rank 0 goes on with the client's value.
                     Ok(Ending::Clean) => {
                         status(rank, "ok");
-                        None
+                        let _ = std::io::stdout().flush();
+                        std::process::exit(0)
                     }
                     // The MPI thread ends the process itself in the other cases.
                     _ => crate::transport::abort_job(1),

@@ -18,6 +18,7 @@
 //! | shell commands on engines | [`DirectView::shell`], [`ShellOutput`] | `%px !cmd` |
 //! | where and when tasks ran, as a picture | [`Client::timeline`], [`AsyncResult::timeline`], [`Timeline`] | (beyond ipyparallel) |
 //! | errors | [`Error`] | `RemoteError`, `CompositeError` |
+//! | tests that run as MPI jobs under `cargo test` | [`#[rankview::test(ranks = N)]`](test) | ipyparallel's cluster fixtures, pytest-mpi |
 //!
 //! There are no code strings: what `%px` does with Python code, rankview
 //! does with functions marked [`#[rankview::remote]`](remote), which every
@@ -77,6 +78,7 @@ mod registry;
 mod remote;
 mod result;
 mod scheduler;
+mod testing;
 mod timeline;
 mod transport;
 pub mod view;
@@ -88,6 +90,32 @@ pub use executor::{Executor, LocalPool, ViewExecutor};
 pub use launch::{launch, Launch};
 pub use namespace::{globals, Exclusive, Globals, Shared, Value};
 pub use rankview_macros::remote;
+/// Makes a function of `&Client` a test that runs as its own MPI job under
+/// plain `cargo test` (see the README's "Testing your program").
+///
+/// `#[rankview::test(ranks = N)]`, optionally `timeout = SECONDS` (default
+/// 120, `RANKVIEW_TEST_TIMEOUT` overrides). The test binary is started under
+/// `mpirun -n N` (or `$MPIEXEC`), rank 0 runs the function as the client,
+/// and the job's outcome is the test's: a panic or an `Err` fails it with
+/// its message, a job past its time limit is killed and fails it. Jobs run
+/// one at a time (`RANKVIEW_TEST_JOBS` allows more);
+/// `RANKVIEW_TEST_MPI_ARGS` adds launcher flags.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[rankview::remote]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// #[rankview::test(ranks = 3)]
+/// fn squares_on_every_engine(rc: &rankview::Client) -> rankview::Result<()> {
+///     assert_eq!(rc.all().apply_sync(square, (7u64,))?, vec![49, 49]);
+///     Ok(())
+/// }
+/// ```
+pub use rankview_macros::test;
 pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
 pub use result::{AsyncResult, Metadata};
 pub use scheduler::{EngineStatus, QueueStatus};
@@ -103,6 +131,11 @@ pub use view::{
 /// [`Launch::with_mpi`].
 pub use mpi;
 
+/// The `ndarray` rankview's arrays are (0.16): scatter, gather, push and
+/// reduce take `rankview::ndarray::Array`s, so a program that depends on
+/// this re-export (or on `ndarray = "0.16"`) never mismatches versions.
+pub use ndarray;
+
 /// Items used by code that `#[rankview::remote]` generates, and the
 /// protocol fuzz test's entry point. Not public API.
 #[doc(hidden)]
@@ -111,4 +144,12 @@ pub mod __private {
     pub use crate::registry::RemoteEntry;
     pub use crate::remote::{reply, type_id_of, ArgReader, Held};
     pub use inventory;
+
+    /// What `#[rankview::test]` expands to, and the job plumbing the
+    /// repository's own MPI test harness shares with it.
+    pub mod testing {
+        pub use crate::testing::{
+            descendants, kill_job, run, Drain, JobSlot, TestJob, TestOutcome, CHILD_VAR,
+        };
+    }
 }

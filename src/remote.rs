@@ -80,6 +80,11 @@ impl<T: ?Sized> fmt::Debug for Ref<T> {
 
 /// Something that can be passed for a parameter of type `P`: a `P` value, a
 /// `&P`, or a [`Ref`]; for a `&T` parameter, also a `T` value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be passed for a parameter of type `{P}`",
+    label = "the remote function takes a `{P}` here",
+    note = "pass a `{P}` (or a `&{P}`, or a `rankview::Ref<{P}>` naming a value on the engine); e.g. `\"bob\".to_string()` for a `String`"
+)]
 pub trait IntoArg<P> {
     /// The argument as it travels.
     #[doc(hidden)]
@@ -163,12 +168,22 @@ pub enum Fallible {}
 /// Only functions marked `#[rankview::remote]` are registered; passing any
 /// other function or closure fails with [`Error::NotRegistered`] before
 /// anything is sent.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run on engines",
+    label = "not a function whose arguments and result are serde types",
+    note = "pass a function item marked #[rankview::remote] whose arguments and result implement Serialize and Deserialize (a closure cannot travel)"
+)]
 pub trait RemoteFn<M>: 'static {
     /// What the client receives from one engine.
     type Output: DeserializeOwned + 'static;
 }
 
 /// An argument tuple that fits the function described by `M`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the argument tuple this remote function takes",
+    label = "expected a tuple with one value per parameter",
+    note = "arguments go in a tuple, one per parameter: `()` for none, `(7u64,)` for one (mind the comma), `(a, b)` for two"
+)]
 pub trait Args<M> {
     /// The arguments as they travel.
     #[doc(hidden)]

@@ -640,11 +640,16 @@ impl<T: 'static> AsyncResult<T> {
     }
 
     /// Waits for the result while showing its progress on stderr: a bar
-    /// (tasks done / total, rate, elapsed) when stderr is a terminal, plain
-    /// lines every few seconds otherwise (ipyparallel's
+    /// (tasks done / total, rate, elapsed) when stderr is a terminal (or,
+    /// under the `rankview` launcher, the launcher's is), plain lines every
+    /// few seconds otherwise or with `TERM=dumb` (ipyparallel's
     /// `wait_interactive`). Returns when done.
     pub fn wait_interactive(&self) {
-        crate::progress::watch(|| self.progress(), |timeout| self.wait_timeout(timeout));
+        crate::progress::watch(
+            "tasks",
+            || self.progress(),
+            |timeout| self.wait_timeout(timeout),
+        );
     }
 
     /// A result that failed before anything was sent.

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{example, mpirun, mpirun_args};
+use std::process::Command;
+
+use common::{example, launcher, mpirun, mpirun_args, JobLock};
 
 /// Every check of `check_lifecycle`, in order.
 const CHECKS: &[&str] = &[
@@ -75,4 +77,43 @@ fn a_huge_shutdown_grace_means_no_limit() {
         .assert_success()
         .assert_stdout_contains("check_lifecycle: quick job done");
     }
+}
+
+/// Under `rankview run` in a terminal (a pseudo-terminal made by `script`),
+/// rank 0's stderr is a pipe, yet `wait_interactive` draws its bar, counting
+/// a map's items; with `TERM=dumb` it writes plain lines.
+#[test]
+fn the_progress_bar_draws_through_the_launcher_in_a_terminal() {
+    let line = format!(
+        "{} run -n 3 {} progress",
+        launcher().display(),
+        example("check_lifecycle").display()
+    );
+    for (term, bar) in [("xterm", true), ("dumb", false)] {
+        let _lock = JobLock::acquire();
+        let out = Command::new("script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env("TERM", term)
+            .output()
+            .expect("script (util-linux) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "TERM={term}\n{text}");
+        assert!(text.contains("check_lifecycle: the map is done"), "{text}");
+        let plain = text.contains("rankview: 40/40 items done");
+        let drawn = text.contains("40/40 items") && !plain;
+        assert_eq!(
+            (drawn, plain),
+            (bar, !bar),
+            "TERM={term}: bar {bar}\n{text}"
+        );
+    }
+}
+
+/// Without a terminal the progress is plain lines, in items for a map.
+#[test]
+fn progress_without_a_terminal_is_plain_lines_of_items() {
+    mpirun(3, "check_lifecycle", &["progress"])
+        .assert_success()
+        .assert_stdout_contains("check_lifecycle: the map is done")
+        .assert_stderr_contains("rankview: 40/40 items done");
 }

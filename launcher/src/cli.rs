@@ -38,7 +38,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run PROGRAM (or a Cargo example) on N ranks with mpirun, mpiexec or srun.
+    /// Run PROGRAM (or a Cargo example or binary) on N ranks with mpirun, mpiexec or srun.
     ///
     /// Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the job (passed on
     /// to the MPI launcher once; a second one kills it).
@@ -59,16 +59,16 @@ pub enum Command {
     Run(RunArgs),
     /// Show the MPI that `run` would use: flavour, version, path, thread support, cores.
     Info,
-    /// Write a Slurm or PBS job script that runs PROGRAM (or a Cargo example) on N ranks.
+    /// Write a Slurm or PBS job script that runs PROGRAM (or a Cargo example or binary) on N ranks.
     ///
     /// The script is printed (or written to -o FILE) with the scheduler's
     /// header, OMP_NUM_THREADS and CPU binding for rankview's two threads per
     /// rank, and the launch line: srun under Slurm; under PBS the MPI launcher
-    /// `run` would use, given $PBS_NODEFILE. An --example is built first and
+    /// `run` would use, given $PBS_NODEFILE. An --example or --bin is built first and
     /// run from its absolute path: the compute nodes need no cargo. --submit
     /// hands the script to sbatch/qsub and prints the job id.
     #[command(
-        override_usage = "rankview batch <slurm|pbs> [OPTIONS] <PROGRAM [ARGS]...|--example <NAME> [-- ARGS...]>"
+        override_usage = "rankview batch <slurm|pbs> [OPTIONS] <PROGRAM [ARGS]...|--example <NAME>|--bin <NAME> [-- ARGS...]>"
     )]
     Batch(BatchArgs),
 }
@@ -160,14 +160,22 @@ pub struct BatchArgs {
     ArgGroup::new("target")
         .required(true)
         .multiple(true)
-        .args(["command", "example"])
+        .args(["command", "example", "bin"])
 ))]
 pub struct ProgramArgs {
     /// Build this example of the current Cargo workspace (`cargo build --example NAME`) and run it
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "bin")]
     pub example: Option<String>,
 
-    /// Build the example in release mode (only with --example)
+    /// Build this binary of the current Cargo workspace (`cargo build --bin NAME`) and run it
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+
+    /// Build the example or binary from this package of the workspace (`cargo build --package`)
+    #[arg(long, value_name = "SPEC")]
+    pub package: Option<String>,
+
+    /// Build the example or binary in release mode (only with --example or --bin)
     #[arg(long)]
     pub release: bool,
 
@@ -190,7 +198,7 @@ pub struct ProgramArgs {
     )]
     pub mpi_args: Vec<Words>,
 
-    /// The program every rank runs (a path, a name on PATH, or a file in the current directory), then its arguments: everything after PROGRAM is the program's, as with mpirun (with --example: the example's arguments, after `--`)
+    /// The program every rank runs (a path, a name on PATH, or a file in the current directory), then its arguments: everything after PROGRAM is the program's, as with mpirun (with --example or --bin: its arguments, after `--`)
     #[arg(
         value_name = "PROGRAM [ARGS]",
         trailing_var_arg = true,
@@ -210,10 +218,10 @@ impl ProgramArgs {
         words
     }
 
-    /// The program (`None` with `--example`) and its arguments. A `--` right
+    /// The program (`None` with `--example` or `--bin`) and its arguments. A `--` right
     /// after the program is dropped (the form earlier versions required).
     pub fn program_and_args(&self) -> (Option<&OsString>, &[OsString]) {
-        if self.example.is_some() {
+        if self.example.is_some() || self.bin.is_some() {
             return (None, &self.command);
         }
         match self.command.split_first() {

@@ -52,24 +52,26 @@ pub enum Error {
         hint: &'static str,
     },
 
-    /// `--example` outside a Cargo workspace, or cargo could not describe it.
-    #[error("--example needs a Cargo workspace: {0}")]
+    /// `--example` or `--bin` outside a Cargo workspace, or cargo could not
+    /// describe it.
+    #[error("--example and --bin need a Cargo workspace: {0}")]
     Workspace(String),
 
-    /// `cargo build --example NAME` failed (cargo has already said why).
-    #[error("cargo build --example {name} failed ({status}); see cargo's messages above")]
+    /// `cargo build --example NAME` (or `--bin NAME`) failed (cargo has
+    /// already said why).
+    #[error("cargo build {what} failed ({status}); see cargo's messages above")]
     BuildFailed {
-        /// The example's name.
-        name: String,
+        /// `--example NAME` or `--bin NAME`.
+        what: String,
         /// Cargo's exit status, as text.
         status: String,
     },
 
-    /// Cargo reported success but the example's binary is not where expected.
-    #[error("cargo built example {name} but its binary is missing: {}", .path.display())]
+    /// Cargo reported success but the binary is not where expected.
+    #[error("cargo build {what} succeeded but the binary is missing: {}", .path.display())]
     ExampleMissing {
-        /// The example's name.
-        name: String,
+        /// `--example NAME` or `--bin NAME`.
+        what: String,
         /// Where the binary should be.
         path: PathBuf,
     },

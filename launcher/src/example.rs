@@ -1,10 +1,12 @@
-//! `--example NAME`: building a Cargo example and finding its binary.
+//! `--example NAME` and `--bin NAME`: building a Cargo example or binary of
+//! the current workspace and finding it.
 //!
 //! Owns asking cargo where the workspace is (`cargo locate-project
 //! --workspace`) and where it builds (`cargo metadata`'s `target_directory`,
 //! which honours `CARGO_TARGET_DIR` and `.cargo/config`), and running
-//! `cargo build --example NAME [--release]` with cargo's own messages left
-//! visible. Running the binary is `run`'s business.
+//! `cargo build --example NAME` (or `--bin NAME`, with `--package` and
+//! `--release` as given) with cargo's own messages left visible. Running the
+//! binary is `run`'s business.
 
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader};
@@ -14,11 +16,34 @@ use std::process::{Command, Stdio};
 use crate::error::Error;
 use crate::progress::Progress;
 
-/// An example of the current workspace, located but not necessarily built.
+/// Which kind of Cargo target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `cargo build --example NAME`: `<target>/<profile>/examples/NAME`.
+    Example,
+    /// `cargo build --bin NAME`: `<target>/<profile>/NAME`.
+    Bin,
+}
+
+impl Kind {
+    fn flag(self) -> &'static str {
+        match self {
+            Kind::Example => "--example",
+            Kind::Bin => "--bin",
+        }
+    }
+}
+
+/// An example or binary of the current workspace, located but not
+/// necessarily built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
-    /// The example's name (`examples/NAME.rs`).
+    /// The target's name (`examples/NAME.rs`, or a `[[bin]]`/`src/main.rs`).
     pub name: String,
+    /// An example or a binary.
+    pub kind: Kind,
+    /// The package to build it from (`--package`), when given.
+    pub package: Option<String>,
     /// Built with `--release`.
     pub release: bool,
     /// The workspace root, where cargo is run.
@@ -28,26 +53,46 @@ pub struct Example {
 }
 
 impl Example {
-    /// Locates example `name` of the workspace around the current directory.
-    pub fn locate(name: &str, release: bool) -> Result<Example, Error> {
+    /// Locates the example or binary `name` of the workspace around the
+    /// current directory.
+    pub fn locate(
+        name: &str,
+        kind: Kind,
+        package: Option<&str>,
+        release: bool,
+    ) -> Result<Example, Error> {
         let workspace = workspace_root()?;
         let target_dir = target_directory(&workspace)?;
         Ok(Example {
             name: name.to_string(),
+            kind,
+            package: package.map(str::to_string),
             release,
-            binary: binary_path(&target_dir, name, release),
+            binary: binary_path(&target_dir, kind, name, release),
             workspace,
         })
     }
 
-    /// Runs `cargo build --example NAME [--release]` in the workspace. With a
-    /// spinner showing, cargo's messages are printed above it.
+    /// How it is named on cargo's command line: `--example NAME`.
+    pub fn what(&self) -> String {
+        format!("{} {}", self.kind.flag(), self.name)
+    }
+
+    /// Runs `cargo build [--package P] --example NAME [--release]` (or
+    /// `--bin NAME`) in the workspace. With a spinner showing, cargo's
+    /// messages are printed above it.
     pub fn build(&self, progress: &mut Progress) -> Result<(), Error> {
-        progress.spin(format!("building example {}", self.name));
+        let noun = match self.kind {
+            Kind::Example => "example",
+            Kind::Bin => "binary",
+        };
+        progress.spin(format!("building {noun} {}", self.name));
         let mut command = Command::new(cargo());
-        command
-            .current_dir(&self.workspace)
-            .args(["build", "--example", &self.name]);
+        command.current_dir(&self.workspace).arg("build");
+        if let Some(package) = &self.package {
+            command.args(["--package", package]);
+        }
+        command.args([self.kind.flag(), &self.name]);
         if self.release {
             command.arg("--release");
         }
@@ -69,13 +114,13 @@ impl Example {
         progress.clear();
         if !status.success() {
             return Err(Error::BuildFailed {
-                name: self.name.clone(),
+                what: self.what(),
                 status: status.to_string(),
             });
         }
         if !self.binary.is_file() {
             return Err(Error::ExampleMissing {
-                name: self.name.clone(),
+                what: self.what(),
                 path: self.binary.clone(),
             });
         }
@@ -83,10 +128,14 @@ impl Example {
     }
 }
 
-/// `<target_dir>/{debug|release}/examples/NAME`.
-pub fn binary_path(target_dir: &Path, name: &str, release: bool) -> PathBuf {
-    let profile = if release { "release" } else { "debug" };
-    target_dir.join(profile).join("examples").join(name)
+/// `<target_dir>/{debug|release}/examples/NAME` for an example,
+/// `<target_dir>/{debug|release}/NAME` for a binary.
+pub fn binary_path(target_dir: &Path, kind: Kind, name: &str, release: bool) -> PathBuf {
+    let profile = target_dir.join(if release { "release" } else { "debug" });
+    match kind {
+        Kind::Example => profile.join("examples").join(name),
+        Kind::Bin => profile.join(name),
+    }
 }
 
 /// The cargo to run: `$CARGO` (set when we run under cargo), else `cargo`.
@@ -161,12 +210,16 @@ mod tests {
     fn binary_paths() {
         let target = Path::new("/w/target");
         assert_eq!(
-            binary_path(target, "quickstart", false),
+            binary_path(target, Kind::Example, "quickstart", false),
             Path::new("/w/target/debug/examples/quickstart")
         );
         assert_eq!(
-            binary_path(target, "bench", true),
+            binary_path(target, Kind::Example, "bench", true),
             Path::new("/w/target/release/examples/bench")
+        );
+        assert_eq!(
+            binary_path(target, Kind::Bin, "sweep", true),
+            Path::new("/w/target/release/sweep")
         );
     }
 

@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::plan::LaunchPlan;
 use crate::relay::{Relay, To};
 use crate::signals::{Action, Group, StopRequests};
+use crate::status::LAUNCHER_VAR;
 
 /// Time between SIGTERM and SIGKILL when `--timeout` expires.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -60,6 +61,13 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// This launcher's stderr is a terminal that can draw a progress bar (not
+/// `TERM=dumb`).
+fn user_sees_a_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
 /// Runs `plan` to its end, its output passed through `relay` when one is
 /// given. `on_tick` is called on every poll (for progress).
 pub fn supervise(
@@ -71,6 +79,12 @@ pub fn supervise(
     let group = Group::choose();
     let mut stops = StopRequests::catch(group)?;
     let mut command = plan.command();
+    // Rank 0's stderr reaches the user through pipes (the MPI launcher's,
+    // this relay): tell it whether the user sees a terminal, so that
+    // `wait_interactive` draws its bar.
+    if user_sees_a_terminal() {
+        command.env(LAUNCHER_VAR, "terminal");
+    }
     if group == Group::Own {
         command.process_group(0);
     }

@@ -1,5 +1,5 @@
 //! What every rank of a job runs: a PROGRAM from the command line, or a
-//! Cargo example.
+//! Cargo example or binary.
 //!
 //! Owns resolving the `PROGRAM`/`--example` flags shared by `run` and
 //! `batch` into something runnable: a program checked to be executable (a
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::cli::ProgramArgs;
 use crate::error::Error;
-use crate::example::Example;
+use crate::example::{Example, Kind};
 use crate::executable::{self, Lookup};
 
 /// What every rank runs.
@@ -21,24 +21,35 @@ pub enum Target {
     /// A program given on the command line, checked to be executable, as
     /// the MPI launcher should be given it.
     Program(OsString),
-    /// A Cargo example, located (built when the caller asks).
+    /// A Cargo example or binary, located (built when the caller asks).
     Example(Example),
 }
 
 impl Target {
     /// Resolves PROGRAM or `--example` (clap guarantees one is given).
     pub fn resolve(args: &ProgramArgs) -> Result<Target, Error> {
-        if args.release && args.example.is_none() {
-            return Err(Error::Usage(
-                "--release only applies to --example (a PROGRAM is run as it is)".to_string(),
-            ));
-        }
-        if let Some(name) = &args.example {
-            return Example::locate(name, args.release).map(Target::Example);
-        }
+        let cargo = match (&args.example, &args.bin) {
+            (Some(name), _) => Some((name, Kind::Example)),
+            (None, Some(name)) => Some((name, Kind::Bin)),
+            (None, None) => None,
+        };
+        let Some((name, kind)) = cargo else {
+            if args.release || args.package.is_some() {
+                return Err(Error::Usage(
+                    "--release and --package apply to --example or --bin (a PROGRAM is run as it is)"
+                        .to_string(),
+                ));
+            }
+            return Self::resolve_program(args);
+        };
+        Example::locate(name, kind, args.package.as_deref(), args.release).map(Target::Example)
+    }
+
+    /// Resolves PROGRAM.
+    fn resolve_program(args: &ProgramArgs) -> Result<Target, Error> {
         let (Some(program), _) = args.program_and_args() else {
             return Err(Error::Usage(
-                "give a PROGRAM to run or --example NAME".to_string(),
+                "give a PROGRAM to run, --example NAME or --bin NAME".to_string(),
             ));
         };
         match executable::lookup(program) {

@@ -431,7 +431,8 @@ fn submit_hands_the_script_to_qsub() {
 fn submit_without_the_scheduler_is_one_clear_line() {
     let fakes = tempfile::tempdir().unwrap();
     recording_fake(fakes.path(), "mpirun", OPEN_MPI, "", 0);
-    let path = path_with(fakes.path());
+    // Only the fakes: the machine may have a real sbatch or qsub.
+    let path = fakes.path().as_os_str().to_owned();
     for (scheduler, command) in [("slurm", "sbatch"), ("pbs", "qsub")] {
         let result = run(rankview()
             .args(["batch", scheduler, "-n", "2", "--submit", "/bin/true"])
@@ -523,7 +524,7 @@ fn batch_bad_input_is_a_usage_error() {
         ),
         (
             &["batch", "slurm", "-n", "2"],
-            "<PROGRAM [ARGS]|--example <NAME>>",
+            "<PROGRAM [ARGS]|--example <NAME>|--bin <NAME>>",
         ),
     ] {
         let result = rankview_with(args);

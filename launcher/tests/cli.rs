@@ -36,7 +36,7 @@ fn missing_program_is_a_usage_error() {
     assert_clear_error(
         &rankview_with(&["run", "-n", "2"]),
         2,
-        "<PROGRAM [ARGS]|--example <NAME>>",
+        "<PROGRAM [ARGS]|--example <NAME>|--bin <NAME>>",
     );
 }
 
@@ -529,7 +529,7 @@ fn example_outside_a_workspace_is_refused() {
     let result = run(rankview()
         .args(["run", "-n", "2", "--example", "x"])
         .current_dir(empty.path()));
-    assert_clear_error(&result, 1, "--example needs a Cargo workspace");
+    assert_clear_error(&result, 1, "--example and --bin need a Cargo workspace");
 }
 
 /// Pids of live processes whose command line contains `marker`.

@@ -1,10 +1,14 @@
-//! `#[rankview::remote]`: the attribute that makes a function callable on engines.
+//! `#[rankview::remote]`, the attribute that makes a function callable on
+//! engines, and `#[rankview::test]`, the one that makes a function a test
+//! run as an MPI job.
 //!
-//! The attribute leaves the function as it is and adds, beside it, an engine
+//! `remote` leaves the function as it is and adds, beside it, an engine
 //! trampoline (decode arguments, call, encode the result) and a registry entry
-//! keyed by the function's full path. Everything the generated code calls
-//! lives in `rankview::__private`; what the registry does with the entries is
-//! left to the `rankview` crate.
+//! keyed by the function's full path. `test` turns a function of `&Client`
+//! into a `#[test]` that hands it to `rankview::testing::run`. Everything the
+//! generated code calls lives in `rankview::__private`; what the registry
+//! does with the entries, and how a test's job runs, is left to the
+//! `rankview` crate.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
@@ -32,6 +36,131 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),
     }
+}
+
+/// Makes a function of `&rankview::Client` a test that runs as its own MPI
+/// job of `ranks` ranks under plain `cargo test` (and `cargo nextest run`).
+/// Optional: `timeout = SECONDS` (default 120; `RANKVIEW_TEST_TIMEOUT`
+/// overrides both). The function may return `()` or a `Result<(), E>` with
+/// `E: Display`; other attributes (`#[ignore]`, doc comments) are kept.
+///
+/// ```ignore
+/// #[rankview::test(ranks = 3)]
+/// fn squares(rc: &rankview::Client) -> rankview::Result<()> {
+///     assert_eq!(rc.all().apply_sync(square, (7u64,))?, vec![49, 49]);
+///     Ok(())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = syn::parse_macro_input!(attr as TestOptions);
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand_test(options, function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+/// `ranks = N` and `timeout = SECONDS`.
+struct TestOptions {
+    ranks: Option<syn::LitInt>,
+    timeout: Option<syn::LitInt>,
+}
+
+impl Parse for TestOptions {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut options = TestOptions {
+            ranks: None,
+            timeout: None,
+        };
+        let pairs = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated(input)?;
+        for pair in pairs {
+            let value = match &pair.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(int),
+                    ..
+                }) => int.clone(),
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "expected a whole number, as in `ranks = 3`",
+                    ))
+                }
+            };
+            let slot = if pair.path.is_ident("ranks") {
+                &mut options.ranks
+            } else if pair.path.is_ident("timeout") {
+                &mut options.timeout
+            } else {
+                return Err(syn::Error::new(
+                    pair.path.span(),
+                    "unknown option: #[rankview::test] takes `ranks = N` and `timeout = SECONDS`",
+                ));
+            };
+            *slot = Some(value);
+        }
+        Ok(options)
+    }
+}
+
+fn expand_test(options: TestOptions, function: ItemFn) -> syn::Result<Tokens> {
+    let sig = &function.sig;
+    let name = &sig.ident;
+    let Some(ranks) = options.ranks else {
+        return Err(syn::Error::new(
+            name.span(),
+            "say how many ranks the test's job has: #[rankview::test(ranks = 3)] (rank 0 runs \
+             the test, the others are engines)",
+        ));
+    };
+    if ranks.base10_parse::<usize>()? < 2 {
+        return Err(syn::Error::new(
+            ranks.span(),
+            "a rankview job needs at least 2 ranks: rank 0 runs the test, the others are engines",
+        ));
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "a rankview test cannot be async: it runs on rank 0 as the client; await inside it \
+             with a runtime of your own",
+        ));
+    }
+    if sig.inputs.len() != 1 || !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.inputs.span(),
+            "a rankview test takes one parameter, the client: `fn name(rc: &rankview::Client)`",
+        ));
+    }
+    let timeout = match options.timeout {
+        Some(t) => {
+            let secs = t.base10_parse::<u64>()?;
+            quote! { ::core::option::Option::Some(#secs) }
+        }
+        None => quote! { ::core::option::Option::None },
+    };
+    let attrs = &function.attrs;
+    let vis = &function.vis;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let block = &function.block;
+    Ok(quote! {
+        #[test]
+        #(#attrs)*
+        #vis fn #name() {
+            fn __rankview_test_body(#inputs) #output #block
+            ::rankview::__private::testing::run(
+                ::rankview::__private::testing::TestJob {
+                    path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+                    ranks: #ranks,
+                    timeout_secs: #timeout,
+                },
+                |rc| ::rankview::__private::testing::TestOutcome::into_outcome(
+                    __rankview_test_body(rc),
+                ),
+            );
+        }
+    })
 }
 
 /// The attribute's arguments: a list of `<T, ...>` instantiations.

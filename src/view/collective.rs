@@ -729,6 +729,11 @@ fn decode_many<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<V
 }
 
 /// Marks the functions `map` accepts: one parameter, of type `P`.
+#[diagnostic::on_unimplemented(
+    message = "`map` takes a function of one parameter",
+    label = "this function does not take exactly one parameter",
+    note = "each item is the one argument: for several parameters, take a tuple parameter, or use `apply` per call"
+)]
 pub trait OneArg<P> {}
 
 impl<K, P, R> OneArg<P> for (K, fn(P) -> R) {}

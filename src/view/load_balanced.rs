@@ -762,7 +762,11 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
     /// Waits for every item while showing progress on stderr, counting
     /// items (see [`AsyncResult::wait_interactive`]).
     pub fn wait_interactive(&self) {
-        crate::progress::watch(|| self.items_done(), |t| self.result.wait_timeout(t));
+        crate::progress::watch(
+            "items",
+            || self.items_done(),
+            |t| self.result.wait_timeout(t),
+        );
     }
 }
 

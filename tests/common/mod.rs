@@ -22,12 +22,10 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long one MPI job may take before it is killed and the test fails.
@@ -159,127 +157,20 @@ impl JobLock {
     }
 }
 
-/// A pipe drained by a thread into a buffer that can be read at any time.
-pub struct Drain {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    thread: JoinHandle<()>,
-}
+/// A pipe drained by a thread into a buffer that can be read at any time
+/// (the library's own, which `#[rankview::test]` jobs use too).
+#[allow(unused_imports)]
+pub use rankview::__private::testing::Drain;
 
-impl Drain {
-    /// Starts draining `pipe`.
-    pub fn start(mut pipe: impl Read + Send + 'static) -> Drain {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let thread = std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            loop {
-                match pipe.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend_from_slice(&chunk[..n]),
-                }
-            }
-        });
-        Drain { buffer, thread }
-    }
+/// The pids of every descendant of `root` (children, grandchildren, ...):
+/// the library's own, which `#[rankview::test]` jobs use too.
+#[allow(unused_imports)]
+pub use rankview::__private::testing::descendants;
 
-    /// Everything read so far.
-    pub fn text(&self) -> String {
-        let bytes = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// Everything read so far, after waiting up to `grace` for end of file.
-    pub fn finish(self, grace: Duration) -> String {
-        let deadline = Instant::now() + grace;
-        while !self.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let bytes = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-/// The pids of every descendant of `root` (children, grandchildren, ...).
-pub fn descendants(root: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|s| s.parse::<u32>().ok());
-            if let Some(ppid) = ppid {
-                parents.push((pid, ppid));
-            }
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|&&(_, ppid)| ppid == parent)
-                .map(|&(pid, _)| pid),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
-fn signal(signal: &str, pids: &[u32]) {
-    if pids.is_empty() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .arg(signal)
-        .args(pids.iter().map(u32::to_string))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Ends a job that outlived its time: SIGTERM to mpirun (which forwards it
-/// to the ranks), then SIGKILL to mpirun and every process it started
-/// (OpenMPI puts each rank in a process group of its own, so signalling a
-/// process group would miss them). mpirun stays in the test's process
-/// group, so a test runner that kills the test's group reaches it too.
+/// Ends a job that outlived its time: SIGTERM to mpirun, then SIGKILL to
+/// mpirun and every process it started (`#[rankview::test]`'s own way).
 fn kill_job(child: &mut Child) -> ExitStatus {
-    let mut family = descendants(child.id());
-    signal("-TERM", &[child.id()]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut exited = None;
-    while exited.is_none() && Instant::now() < deadline {
-        exited = child.try_wait().ok().flatten();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if exited.is_none() {
-        // Still ours to signal: not reaped yet.
-        family.extend(descendants(child.id()));
-        family.push(child.id());
-    }
-    family.retain(|pid| Path::new(&format!("/proc/{pid}")).exists());
-    signal("-KILL", &family);
-    match exited {
-        Some(status) => status,
-        None => child.wait().expect("mpirun can be waited for"),
-    }
+    rankview::__private::testing::kill_job(child).expect("mpirun can be waited for")
 }
 
 /// What a finished MPI job did.

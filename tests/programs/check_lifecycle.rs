@@ -14,7 +14,8 @@
 //! Modes that end the job in a way a check cannot watch from inside:
 //! `imap_stop` (a client that stops an endless `imap` early and returns),
 //! `callbacks` (a client that returns while `on_done` callbacks still have
-//! work to do) and `quick` (a short job, for settings read at shutdown).
+//! work to do), `progress` (`wait_interactive` on a map, for the bar) and
+//! `quick` (a short job, for settings read at shutdown).
 //! Prints one line per check and exits non-zero unless every check held.
 
 mod checklist;
@@ -376,6 +377,15 @@ fn main() {
                     }
                 });
                 println!("check_lifecycle: the client returns");
+                Ok(())
+            }
+            // Waits for a map of 40 items with wait_interactive: a bar when
+            // the user sees a terminal, plain lines otherwise.
+            "progress" => {
+                let map = lv.chunksize(1).map(sleep_for, vec![0.025f64; 40]);
+                map.wait_interactive();
+                map.get().map_err(|e| e.to_string())?;
+                println!("check_lifecycle: the map is done");
                 Ok(())
             }
             "quick" => {

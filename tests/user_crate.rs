@@ -1,0 +1,250 @@
+//! A crate of a user's own, built as the README says: the files the README's
+//! "Use rankview in your crate" and "Testing your program" show are
+//! `examples/sweep-crate`'s (checked here, so that the README stays true), a
+//! copy of that crate in a temporary directory depends on this repository,
+//! builds, runs under `rankview run --bin`, and its `#[rankview::test]`
+//! tests pass under `cargo test` and `cargo nextest run`; a test file added
+//! to it checks that a failing, an erroring and a hanging test fail with
+//! their messages, that name filters hold, and that nothing of the killed
+//! job is left running.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{launcher, target_dir, JobLock};
+
+/// The repository (this package's directory).
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The README's code blocks that name a file of the crate on their first
+/// line (`# Cargo.toml`, `// src/main.rs`): `(path, text)`.
+fn readme_files() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(repository().join("README.md")).expect("README.md");
+    let mut files = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if !(line.starts_with("```toml") || line.starts_with("```rust")) {
+            continue;
+        }
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let Some(first) = body.first() else { continue };
+        let named = first
+            .strip_prefix("# ")
+            .filter(|p| *p == "Cargo.toml")
+            .or_else(|| first.strip_prefix("// ").filter(|p| p.ends_with(".rs")));
+        if let Some(path) = named {
+            files.push((path.to_string(), body.join("\n") + "\n"));
+        }
+    }
+    files
+}
+
+/// The README's dependency line, and the example crate's.
+const README_DEPENDENCY: &str =
+    r#"rankview = { path = "/path/to/rankview" }   # this repository, until rankview is published"#;
+const CRATE_DEPENDENCY: &str = r#"rankview = { path = "../.." }"#;
+
+/// Tests the README does not show: how failures look.
+const MEANT_TO_FAIL: &str = r#"
+use rankview::Client;
+
+#[rankview::test(ranks = 2)]
+fn passes(rc: &Client) {
+    assert_eq!(rc.len(), 1);
+}
+
+#[rankview::test(ranks = 3)]
+fn fails_with_its_message(rc: &Client) {
+    assert_eq!(rc.len(), 5, "expected five engines");
+}
+
+#[rankview::test(ranks = 2)]
+fn returns_an_error(_rc: &Client) -> Result<(), String> {
+    Err("the error the test returned".to_string())
+}
+
+#[rankview::test(ranks = 2, timeout = 5)]
+fn hangs_forever(_rc: &Client) {
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+}
+"#;
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.env("CARGO_TARGET_DIR", target_dir());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status: {}\n---- stdout ----\n{}---- stderr ----\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A copy of `examples/sweep-crate` depending on this repository, with this
+/// repository's lock file (the same dependency versions, already built).
+fn fresh_crate() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from = repository().join("examples/sweep-crate");
+    for path in ["Cargo.toml", "src/lib.rs", "src/main.rs", "tests/sweep.rs"] {
+        let text = std::fs::read_to_string(from.join(path)).expect("the example crate's file");
+        let text = text.replace(
+            CRATE_DEPENDENCY,
+            &format!(
+                "rankview = {{ path = {:?} }}",
+                repository().display().to_string()
+            ),
+        );
+        let to = dir.path().join(path);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("a directory");
+        std::fs::write(to, text).expect("a written file");
+    }
+    std::fs::copy(
+        repository().join("Cargo.lock"),
+        dir.path().join("Cargo.lock"),
+    )
+    .expect("the lock file");
+    dir
+}
+
+fn processes_named(name: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", name])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("pgrep"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_readme_shows_the_example_crate() {
+    let shown = readme_files();
+    let paths: Vec<&str> = shown.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["Cargo.toml", "src/lib.rs", "src/main.rs", "tests/sweep.rs"],
+        "the README's crate files"
+    );
+    let crate_dir = repository().join("examples/sweep-crate");
+    for (path, text) in shown {
+        let file = std::fs::read_to_string(crate_dir.join(&path)).expect("the crate's file");
+        let file = file.replace(CRATE_DEPENDENCY, README_DEPENDENCY);
+        assert_eq!(
+            text, file,
+            "README's {path} differs from examples/sweep-crate/{path}"
+        );
+    }
+}
+
+#[test]
+fn a_fresh_crate_builds_runs_and_tests_as_the_readme_says() {
+    let dir = fresh_crate();
+    let at = dir.path();
+    let built = run(cargo().current_dir(at).arg("build"));
+    assert!(built.status.success(), "cargo build\n{}", text(&built));
+
+    let ran = {
+        let _lock = JobLock::acquire();
+        run(Command::new(launcher())
+            .current_dir(at)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .args(["run", "-n", "4", "--bin", "sweep"]))
+    };
+    let out = text(&ran);
+    assert!(ran.status.success(), "rankview run --bin sweep\n{out}");
+    let best: Vec<&str> = out.lines().filter(|l| l.starts_with("best: ")).collect();
+    assert_eq!(best.len(), 1, "only rank 0 goes on after launch\n{out}");
+
+    let tested = run(cargo().current_dir(at).args(["test", "--test", "sweep"]));
+    let out = text(&tested);
+    assert!(tested.status.success(), "cargo test\n{out}");
+    for name in [
+        "engines_agree_with_a_local_run",
+        "one_engine_is_enough",
+        "the_grid_has_every_combination",
+    ] {
+        assert!(
+            out.contains(&format!("test {name} ... ok")),
+            "{name}\n{out}"
+        );
+    }
+    assert!(out.contains("3 passed; 0 failed"), "{out}");
+
+    let nextest = run(cargo()
+        .current_dir(at)
+        .args(["nextest", "run", "--test", "sweep"]));
+    let out = text(&nextest);
+    assert!(nextest.status.success(), "cargo nextest run\n{out}");
+    assert!(out.contains("3 tests run: 3 passed"), "{out}");
+}
+
+#[test]
+fn failing_erroring_and_hanging_tests_fail_with_their_messages() {
+    let dir = fresh_crate();
+    let at = dir.path();
+    std::fs::write(at.join("tests/meant_to_fail.rs"), MEANT_TO_FAIL).expect("a test file");
+    let tested = run(cargo()
+        .current_dir(at)
+        .args(["test", "--test", "meant_to_fail"]));
+    let out = text(&tested);
+    assert!(!tested.status.success(), "failing tests must fail\n{out}");
+    assert!(out.contains("test passes ... ok"), "{out}");
+    for name in [
+        "fails_with_its_message",
+        "returns_an_error",
+        "hangs_forever",
+    ] {
+        assert!(
+            out.contains(&format!("test {name} ... FAILED")),
+            "{name}\n{out}"
+        );
+    }
+    assert!(
+        out.contains("fails_with_its_message: panic: assertion `left == right` failed: expected five engines"),
+        "the client's panic message\n{out}"
+    );
+    assert!(
+        out.contains("returns_an_error: the error the test returned"),
+        "the client's error\n{out}"
+    );
+    assert!(
+        out.contains("hangs_forever: timed out: the MPI job ran longer than 5s and was killed"),
+        "the time limit\n{out}"
+    );
+    assert!(out.contains("1 passed; 3 failed"), "{out}");
+    let left = processes_named("meant_to_fail-");
+    assert!(
+        left.is_empty(),
+        "processes of the killed job are left: {left:?}"
+    );
+
+    // A name filter runs that test alone.
+    let filtered = run(cargo()
+        .current_dir(at)
+        .args(["test", "--test", "meant_to_fail", "passes"]));
+    let out = text(&filtered);
+    assert!(filtered.status.success(), "{out}");
+    assert!(
+        out.contains("1 passed; 0 failed; 0 ignored; 0 measured; 3 filtered out"),
+        "{out}"
+    );
+}
