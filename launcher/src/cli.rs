@@ -16,6 +16,8 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use crate::batch::script::Scheduler;
 use crate::batch::walltime::Walltime;
 use crate::error::Error;
+use crate::mpi_flags::MpiFlag;
+use crate::mpiexec::Flavour;
 
 /// The fewest ranks a rankview job can have: one controller, one engine.
 pub const MIN_RANKS: u32 = 2;
@@ -198,6 +200,10 @@ pub struct ProgramArgs {
     )]
     pub mpi_args: Vec<Words>,
 
+    /// MPI launcher flags typed before the program (`-np`, `--bind-to`, `-x`, ...), taken out of the command line before parsing (see `mpi_flags`)
+    #[arg(skip)]
+    pub mpi_flags: Vec<MpiFlag>,
+
     /// The program every rank runs (a path, a name on PATH, or a file in the current directory), then its arguments: everything after PROGRAM is the program's, as with mpirun (with --example or --bin: its arguments, after `--`)
     #[arg(
         value_name = "PROGRAM [ARGS]",
@@ -208,6 +214,17 @@ pub struct ProgramArgs {
 }
 
 impl ProgramArgs {
+    /// Every word for an MPI launcher of `flavour`: the mpirun-style flags
+    /// typed before the program in its words, then [`mpi_words`]; with a
+    /// note for each flag said differently.
+    ///
+    /// [`mpi_words`]: ProgramArgs::mpi_words
+    pub fn launcher_words(&self, flavour: Flavour) -> Result<(Vec<OsString>, Vec<String>), Error> {
+        let (mut words, notes) = crate::mpi_flags::words(&self.mpi_flags, flavour)?;
+        words.extend(self.mpi_words());
+        Ok((words, notes))
+    }
+
     /// Every word for the MPI launcher: each `--mpi-arg`, then the words of
     /// each `--mpi-args`.
     pub fn mpi_words(&self) -> Vec<OsString> {
@@ -337,6 +354,19 @@ fn parse_timeout(value: &str) -> Result<Timeout, String> {
 /// "For more information" trailer).
 pub fn help_or_usage_error(err: clap::Error) -> Result<ExitCode, Error> {
     match err.kind() {
+        // clap's tip (`-- --flag`) would pass the flag to the program.
+        ErrorKind::UnknownArgument => {
+            let flag = err
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(Error::Usage(format!(
+                "unknown flag {flag} before the program: an MPI launcher flag goes in --mpi-args \
+                 \"{flag} ...\" (rankview run also takes mpirun's -np, --oversubscribe, \
+                 --bind-to, --map-by, -x, --host, -N, --mca and MPICH's -genv, -hosts, -ppn); \
+                 a flag of the program goes after it"
+            )))
+        }
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             // Printing help can only fail if stdout is closed; nothing to add then.
             let _ = err.print();
@@ -366,6 +396,43 @@ fn compact_clap_message(rendered: &str) -> String {
         text = rest.to_string();
     }
     text
+}
+
+/// Parses the command line: the MPI launcher's flags typed before the
+/// program of `rankview run` are taken out first (see `mpi_flags`), the
+/// rest goes to clap.
+pub fn parse(argv: Vec<OsString>) -> Result<Result<Cli, clap::Error>, Error> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let run = command.find_subcommand("run");
+    let takes_value = |flag: &str| -> Option<bool> {
+        let arg = run?.get_arguments().find(|a| {
+            let long = flag.strip_prefix("--").is_some_and(|l| {
+                a.get_long() == Some(l) || a.get_all_aliases().is_some_and(|x| x.contains(&l))
+            });
+            let short = flag
+                .strip_prefix('-')
+                .filter(|s| s.chars().count() == 1)
+                .and_then(|s| s.chars().next())
+                .is_some_and(|c| a.get_short() == Some(c));
+            long || short
+        })?;
+        Some(arg.get_action().takes_values())
+    };
+    let is_help = |flag: &str| matches!(flag, "-h" | "--help");
+    let (argv, flags) = crate::mpi_flags::extract(argv, |f| {
+        if is_help(f) {
+            Some(false)
+        } else {
+            takes_value(f)
+        }
+    })?;
+    Ok(Cli::try_parse_from(argv).map(|mut cli| {
+        if let Command::Run(args) = &mut cli.command {
+            args.program.mpi_flags = flags;
+        }
+        cli
+    }))
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ mod example;
 mod executable;
 mod host;
 mod info;
+mod mpi_flags;
 mod mpiexec;
 mod orphans;
 mod output;
@@ -53,9 +54,7 @@ mod verdict;
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 use crate::error::Error;
 
 fn main() -> ExitCode {
@@ -71,7 +70,7 @@ fn main() -> ExitCode {
 /// Parses the command line and runs the subcommand; the `Ok` value is the
 /// exit code of a command that ran (a job's own status, for `run`).
 fn run() -> Result<ExitCode, Error> {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse(std::env::args_os().collect())? {
         Ok(cli) => cli,
         Err(err) => return cli::help_or_usage_error(err),
     };

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         }
     }
     let mpi = mpiexec::discover(allocation.as_ref())?;
-    let mpi_words = args.program.mpi_words();
+    let (mpi_words, flag_notes) = args.program.launcher_words(mpi.flavour)?;
     let choices = Choices::detect(&mpi_words, &mpi.path);
     let job = JobShape {
         ranks,
@@ -78,8 +78,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         )),
         _ => None,
     };
-    plan.notes
-        .splice(0..0, ranks_note.into_iter().chain(hostfile_note));
+    plan.notes.splice(
+        0..0,
+        ranks_note
+            .into_iter()
+            .chain(hostfile_note)
+            .chain(flag_notes),
+    );
     for warning in mpiexec::size_warnings(mpi.flavour, &job)
         .into_iter()
         .chain(one_word_warnings(&args.program.mpi_arg))

@@ -388,6 +388,56 @@ fn program_arguments_reach_every_rank() {
     );
 }
 
+/// mpirun's own flags before the program, as an mpirun user types them,
+/// reach a real job: `-np`, `--oversubscribe`, `--bind-to`, `-x`, `--host`;
+/// the program's own flags after it stay its own. An unknown flag is one
+/// clear line that points at --mpi-args.
+#[test]
+fn mpirun_flags_before_the_program_reach_the_job() {
+    let _lock = mpi_job_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(dir.path(), "env.sh", r#"echo "FOO=$FOO BAR=$BAR args=$*""#);
+    let program = program.to_str().unwrap();
+    let result = run(rankview()
+        .args([
+            "run",
+            "-np",
+            "3",
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-x",
+            "FOO=from-x",
+            "-x",
+            "BAR",
+            "--host",
+            "localhost:3",
+            program,
+            "-x",
+            "mine",
+        ])
+        .env("BAR", "from-env"));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert_eq!(
+        result
+            .stdout
+            .matches("FOO=from-x BAR=from-env args=-x mine")
+            .count(),
+        3,
+        "{result:?}"
+    );
+    let unknown = rankview_with(&["run", "-n", "2", "--frobnicate", program]);
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert_eq!(unknown.stderr.lines().count(), 1, "{unknown:?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("unknown flag --frobnicate before the program")
+            && unknown.stderr.contains("--mpi-args"),
+        "{unknown:?}"
+    );
+}
+
 /// A program that follows the status-file contract by hand: rank 0 ends
 /// `ok`, rank 1 `failed: ...`, rank 2 dies without reporting, rank 3 never
 /// writes anything. Every file is written at once, before any rank ends
