@@ -559,6 +559,18 @@ mod test {
     }
 
     #[test]
+    fn a_missing_mpi_launcher_is_named() {
+        std::env::set_var("MPIEXEC", "/nonexistent/mpirun");
+        let found = Launcher::find();
+        std::env::remove_var("MPIEXEC");
+        let Err(why) = found else {
+            panic!("a launcher that does not exist was found");
+        };
+        assert!(why.contains("no MPI launcher found"), "{why}");
+        assert!(why.contains("apt-get install"), "{why}");
+    }
+
+    #[test]
     fn two_slots_let_two_jobs_hold_locks_at_once() {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("RANKVIEW_TEST_JOBS", "2");

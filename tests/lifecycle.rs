@@ -61,6 +61,26 @@ fn callbacks_run_to_their_end_before_the_job_ends() {
     }
 }
 
+/// A callback that never returns does not keep the job alive: after the
+/// shutdown grace (2 s here) the job ends, non-zero, naming it.
+#[test]
+fn a_callback_that_never_returns_ends_the_job_after_the_grace() {
+    mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_SHUTDOWN_GRACE=2".into(),
+        "-n".into(),
+        "3".into(),
+        example("check_lifecycle").into(),
+        "stuck_callback".into(),
+    ])
+    .assert_failure()
+    .assert_within(Duration::from_secs(15))
+    .assert_stdout_contains("check_lifecycle: left a callback blocked")
+    .assert_stderr_contains(
+        "1 on_done callback(s) were still queued or running 2 s after the client returned",
+    );
+}
+
 /// A shutdown grace too large for a clock (`1e19` s overflows an `Instant`,
 /// `1e30` a `Duration`) means "no limit": a job that succeeds still does.
 #[test]

@@ -14,8 +14,9 @@
 //! Modes that end the job in a way a check cannot watch from inside:
 //! `imap_stop` (a client that stops an endless `imap` early and returns),
 //! `callbacks` (a client that returns while `on_done` callbacks still have
-//! work to do), `progress` (`wait_interactive` on a map, for the bar) and
-//! `quick` (a short job, for settings read at shutdown).
+//! work to do), `stuck_callback` (one that never returns), `progress`
+//! (`wait_interactive` on a map, for the bar) and `quick` (a short job, for
+//! settings read at shutdown).
 //! Prints one line per check and exits non-zero unless every check held.
 
 mod checklist;
@@ -386,6 +387,15 @@ fn main() {
                 map.wait_interactive();
                 map.get().map_err(|e| e.to_string())?;
                 println!("check_lifecycle: the map is done");
+                Ok(())
+            }
+            // Returns while a callback blocks forever: the job must end
+            // after the shutdown grace, naming the callback.
+            "stuck_callback" => {
+                let task = lv.apply(plus_one, (1u64,));
+                task.on_done(|_| std::thread::sleep(Duration::from_secs(3600)));
+                task.wait();
+                println!("check_lifecycle: left a callback blocked");
                 Ok(())
             }
             "quick" => {
