@@ -101,11 +101,14 @@ impl Inbox {
     }
 
     /// Gives `thief` at most `max` tasks that have not started, and says
-    /// how many it could still take.
+    /// how many a steal by it would take now (its share: see
+    /// [`LocalQueue::share`]). The execution thread counts as occupied while
+    /// it runs a direct job or one waits, since those run before any task.
     pub(crate) fn steal(&self, max: usize, thief: EngineId) -> (Vec<Queued<Work>>, usize) {
         let mut state = self.lock();
-        let given = state.tasks.steal(max, thief);
-        let left = state.tasks.stealable_by(thief);
+        let occupied = state.busy || !state.direct.is_empty();
+        let given = state.tasks.steal(max, thief, occupied);
+        let left = state.tasks.share(thief, occupied);
         (given, left)
     }
 

@@ -236,7 +236,8 @@ pub(crate) enum Peer {
     /// Give me at most `max` tasks you have not started.
     Steal { max: u32 },
     /// The answer to a steal, possibly empty. Each task carries its stream
-    /// fence; `left` is what the thief may still take from the victim.
+    /// fence; `left` is what another steal by the thief would take now (the
+    /// victim's share, `LocalQueue::share`).
     Give {
         tasks: Vec<(WireTask, Vec<u64>)>,
         left: u32,

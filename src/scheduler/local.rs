@@ -119,22 +119,16 @@ impl<T> LocalQueue<T> {
         self.running = self.running.saturating_sub(1);
     }
 
-    /// Hands tasks to `thief`: at most `max`, and at most half of the tasks
-    /// `thief` may take (rounded up while this engine runs a task; rounded
-    /// down when it is idle, since it will start the front one itself). They
-    /// come from the back of the queue, keep their order, and are marked as
-    /// stolen from this engine. Returns nothing when nothing may go.
-    pub(crate) fn steal(&mut self, max: usize, thief: EngineId) -> Vec<Queued<T>> {
-        if thief == self.me || max == 0 {
-            return Vec::new();
-        }
-        let eligible = self.stealable_by(thief);
-        let half = if self.running > 0 {
-            eligible.div_ceil(2)
-        } else {
-            eligible / 2
-        };
-        let take = half.min(max);
+    /// Hands tasks to `thief`: at most `max`, and at most its
+    /// [`share`](LocalQueue::share). They come from the back of the queue,
+    /// keep their order, and are marked as stolen from this engine. Returns
+    /// nothing when nothing may go.
+    ///
+    /// `occupied`: the engine's execution thread has other work than the
+    /// load-balanced tasks this queue counts as running (a direct job running
+    /// or waiting, which runs before any task here).
+    pub(crate) fn steal(&mut self, max: usize, thief: EngineId, occupied: bool) -> Vec<Queued<T>> {
+        let take = self.share(thief, occupied).min(max);
         if take == 0 {
             return Vec::new();
         }
@@ -174,7 +168,24 @@ impl<T> LocalQueue<T> {
         removed
     }
 
-    /// How many queued tasks `thief` may steal (its load estimate of us).
+    /// How many tasks a steal by `thief` would take now (with no `max`):
+    /// half of the tasks it may take, rounded up while the engine is
+    /// occupied (a task running, or `occupied`: see
+    /// [`steal`](LocalQueue::steal)), so that even its last queued task can
+    /// go to an idle thief; rounded down when the engine is free, since it
+    /// starts its front task itself at once. This is the `left` a victim
+    /// answers, so a thief that got nothing does not ask again until the
+    /// victim's work changes.
+    pub(crate) fn share(&self, thief: EngineId, occupied: bool) -> usize {
+        let eligible = self.stealable_by(thief);
+        if occupied || self.running > 0 {
+            eligible.div_ceil(2)
+        } else {
+            eligible / 2
+        }
+    }
+
+    /// How many queued tasks `thief` may steal.
     pub(crate) fn stealable_by(&self, thief: EngineId) -> usize {
         if thief == self.me {
             return 0;

@@ -25,16 +25,19 @@ pub(crate) struct StealRequest {
 /// never this engine, never a peer estimated at 0. Ties go to the first
 /// peer after this engine in cyclic order (engine `me + 1`, `me + 2`, …),
 /// so that thieves with the same estimates spread over different victims
-/// and the choice is deterministic. The request asks for half of the
-/// estimate, rounded up.
+/// and the choice is deterministic. The request asks for at most the
+/// estimate; the victim gives at most half of what it holds (its
+/// [`share`](super::LocalQueue::share)).
 ///
 /// ## No storms
 ///
 /// At most one steal is in flight. Its answer replaces the victim's
-/// estimate by what the victim says it has left for this thief, so a failed
-/// steal (nothing given: the estimate was stale) sets it to 0 and the next
-/// attempt goes to another peer; once every estimate is 0 the engine waits
-/// for new figures from the controller instead of asking again.
+/// estimate by the victim's share for this thief after the steal (what
+/// asking again would give), so a failed steal (nothing given: the estimate
+/// was stale, or the victim is about to run its last task itself) sets it
+/// to 0, and the thief never asks an unchanged victim again: the next
+/// attempt goes to another peer, and once every estimate is 0 the engine
+/// waits for new figures from the controller.
 #[derive(Debug, Clone)]
 pub(crate) struct Thief {
     me: EngineId,
@@ -95,12 +98,12 @@ impl Thief {
         self.in_flight = Some(victim);
         Some(StealRequest {
             victim,
-            max: estimate.div_ceil(2).max(1),
+            max: estimate.max(1),
         })
     }
 
-    /// `victim` answered (whatever it gave, maybe nothing) and has `left`
-    /// more tasks this engine could steal.
+    /// `victim` answered (whatever it gave, maybe nothing): a steal by this
+    /// engine would now take `left` tasks.
     pub(crate) fn answered(&mut self, victim: EngineId, left: u32) {
         if self.in_flight == Some(victim) {
             self.in_flight = None;

@@ -326,14 +326,14 @@ fn a_steal_is_asked_only_when_idle_and_one_at_a_time() {
     assert_eq!(th.want(false), None, "busy engines do not steal");
     assert_eq!(
         th.want(true),
-        Some(StealRequest { victim: 1, max: 3 }),
-        "half, rounded up"
+        Some(StealRequest { victim: 1, max: 5 }),
+        "at most the estimate (the victim gives at most half)"
     );
     assert_eq!(th.in_flight(), Some(1));
     assert_eq!(th.want(true), None, "one steal in flight at most");
     // The steal failed (stale estimate): the next one goes elsewhere.
     th.answered(1, 0);
-    assert_eq!(th.want(true), Some(StealRequest { victim: 2, max: 1 }));
+    assert_eq!(th.want(true), Some(StealRequest { victim: 2, max: 2 }));
     th.answered(2, 0);
     assert_eq!(
         th.want(true),
@@ -355,7 +355,7 @@ fn local_queue_runs_in_order_and_steals_from_the_back() {
     q.extend((0..6).map(|t| queued(t, Stealable::Anyone)));
     assert_eq!(q.start_next().map(|e| e.task), Some(0));
     // Running: half of 5 rounded up is 3, capped by max 2.
-    let stolen = q.steal(2, 1);
+    let stolen = q.steal(2, 1, false);
     assert_eq!(
         stolen.iter().map(|e| e.task).collect::<Vec<_>>(),
         vec![4, 5]
@@ -365,18 +365,88 @@ fn local_queue_runs_in_order_and_steals_from_the_back() {
         .all(|e| e.hops == 1 && e.stolen_from == Some(0)));
     assert_eq!(q.tasks().collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(
-        q.steal(10, 1).iter().map(|e| e.task).collect::<Vec<_>>(),
+        q.steal(10, 1, false)
+            .iter()
+            .map(|e| e.task)
+            .collect::<Vec<_>>(),
         vec![2, 3]
     );
     assert_eq!(q.tasks().collect::<Vec<_>>(), vec![1]);
-    assert!(q.steal(10, 0).is_empty(), "never to itself");
-    assert!(q.steal(0, 1).is_empty());
+    assert!(q.steal(10, 0, false).is_empty(), "never to itself");
+    assert!(q.steal(0, 1, false).is_empty());
     q.finish();
     assert!(
-        q.steal(10, 1).is_empty(),
+        q.steal(10, 1, false).is_empty(),
         "idle: it keeps its last task, it starts it now"
     );
     assert_eq!(q.running(), 0);
+}
+
+fn ids(tasks: Vec<Queued<u64>>) -> Vec<TaskId> {
+    tasks.iter().map(|e| e.task).collect()
+}
+
+#[test]
+fn the_last_task_of_an_occupied_victim_can_be_stolen() {
+    let mut q = LocalQueue::new(0);
+    q.extend((0..2).map(|t| queued(t, Stealable::Anyone)));
+    assert_eq!(q.share(1, false), 1, "free: half, rounded down");
+    // A direct job holds the execution thread (or waits, and runs first):
+    // half rounded up, down to the last task.
+    assert_eq!(q.share(1, true), 1);
+    assert_eq!(ids(q.steal(10, 1, true)), vec![1]);
+    assert_eq!(q.share(1, false), 0, "free, it starts its last task itself");
+    assert_eq!(q.share(1, true), 1, "occupied, its last task can go");
+    assert_eq!(ids(q.steal(10, 1, true)), vec![0]);
+    assert!(q.is_empty());
+    assert_eq!(q.share(1, true), 0);
+    // A load-balanced task running occupies it too.
+    q.extend([queued(5, Stealable::Anyone), queued(6, Stealable::Anyone)]);
+    q.start_next();
+    assert_eq!(ids(q.steal(10, 1, false)), vec![6]);
+    assert_eq!(q.share(1, false), 0);
+    // Only what the thief may take counts, and never to itself.
+    q.extend([
+        queued(7, Stealable::Never),
+        queued(8, Stealable::Only(EngineSet::new([2]))),
+    ]);
+    assert_eq!(
+        (q.share(1, true), q.share(2, true), q.share(0, true)),
+        (0, 1, 0)
+    );
+}
+
+#[test]
+fn left_is_the_share_so_a_failed_steal_is_not_repeated() {
+    // Victim 0 is free with one task queued: it will run it itself.
+    let mut q = LocalQueue::new(0);
+    q.extend([queued(0, Stealable::Anyone)]);
+    let mut th = Thief::new(1, 3);
+    th.update(&[1, 0, 0]);
+    let ask = th.want(true).expect("a steal");
+    assert_eq!(ask, StealRequest { victim: 0, max: 1 });
+    assert!(q.steal(ask.max, 1, false).is_empty());
+    th.answered(0, q.share(1, false) as u32);
+    assert_eq!(
+        th.want(true),
+        None,
+        "an unchanged victim is not asked again"
+    );
+    // Victim 2 is occupied with three tasks: the thief takes two, then the
+    // last one, then stops.
+    let mut q = LocalQueue::new(2);
+    q.extend((10..13).map(|t| queued(t, Stealable::Anyone)));
+    th.update(&[0, 0, 3]);
+    let mut got = Vec::new();
+    let mut asks = 0;
+    while let Some(ask) = th.want(true) {
+        asks += 1;
+        assert!(asks <= 3, "the thief keeps asking");
+        got.extend(ids(q.steal(ask.max, 1, true)));
+        th.answered(2, q.share(1, true) as u32);
+    }
+    assert_eq!(got, vec![11, 12, 10]);
+    assert_eq!(asks, 2);
 }
 
 #[test]
@@ -394,11 +464,11 @@ fn steal_never_takes_pinned_or_forbidden_or_started_tasks() {
     assert_eq!(started, Some(0));
     assert_eq!(q.stealable_by(1), 1);
     assert_eq!(q.stealable_by(2), 2);
-    let to_1: Vec<TaskId> = q.steal(100, 1).iter().map(|e| e.task).collect();
+    let to_1: Vec<TaskId> = q.steal(100, 1, false).iter().map(|e| e.task).collect();
     assert_eq!(to_1, vec![4]);
-    let to_2: Vec<TaskId> = q.steal(100, 2).iter().map(|e| e.task).collect();
+    let to_2: Vec<TaskId> = q.steal(100, 2, false).iter().map(|e| e.task).collect();
     assert_eq!(to_2, vec![2]);
-    assert!(q.steal(100, 2).is_empty());
+    assert!(q.steal(100, 2, false).is_empty());
     assert_eq!(
         q.tasks().collect::<Vec<_>>(),
         vec![1, 3, 5],
@@ -438,7 +508,7 @@ fn local_abort_removes_only_what_is_still_queued() {
     let mut q = LocalQueue::new(0);
     q.extend((0..5).map(|t| queued(t, Stealable::Anyone)));
     q.start_next();
-    let _gone = q.steal(1, 1);
+    let _gone = q.steal(1, 1, false);
     assert_eq!(q.abort(&[0, 4, 2, 9, 3]), vec![2, 3]);
     assert_eq!(q.tasks().collect::<Vec<_>>(), vec![1]);
     assert!(!q.is_idle());
@@ -504,7 +574,7 @@ fn exactly_once_under_random_interleavings_of_start_and_steal() {
                 5..=8 => {
                     let thief = rng.below(ENGINES);
                     let max = 1 + rng.below(8);
-                    let taken = queues[e].steal(max, thief);
+                    let taken = queues[e].steal(max, thief, rng.percent(30));
                     for task in &taken {
                         assert_ne!(task.stealable, Stealable::Never);
                         assert!(task.stealable.by(thief));
@@ -746,8 +816,8 @@ fn simulate(seed: u64, engines: usize, tasks: u64) {
                 let msg = peer.get_mut(&(from, to)).and_then(VecDeque::pop_front);
                 match msg {
                     Some(Peer::Ask(max)) => {
-                        let given = nodes[to].queue.steal(max, from);
-                        let left = nodes[to].queue.stealable_by(from) as u32;
+                        let given = nodes[to].queue.steal(max, from, false);
+                        let left = nodes[to].queue.share(from, false) as u32;
                         peer.entry((to, from))
                             .or_default()
                             .push_back(Peer::Give(given, left));
