@@ -165,8 +165,10 @@ impl Client {
     }
 
     /// Per engine, the load-balanced tasks queued, running and completed,
-    /// and how many were stolen in and out; with the tasks the controller
-    /// holds back. Its `Display` is a small table.
+    /// how many were stolen in and out, and the direct work sent to it and
+    /// not answered yet (direct-view requests and collectives: an engine
+    /// busy with a long direct request shows `running 0`, `direct 1`); with
+    /// the tasks the controller holds back. Its `Display` is a small table.
     pub fn queue_status(&self) -> Result<QueueStatus> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.send(Command::QueueStatus(tx))?;

@@ -61,6 +61,14 @@ impl Balancer {
         self.table.status()
     }
 
+    /// The direct work each engine has not answered (`work(engine)`), for
+    /// placement, refreshed loads and the queue status.
+    pub(super) fn set_direct(&mut self, work: impl Fn(usize) -> usize) {
+        for engine in 0..self.engines {
+            self.dirty |= self.table.set_direct(engine, work(engine));
+        }
+    }
+
     pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>) {
         self.results.insert(task.id, state);
         self.table.submit(task, Instant::now());

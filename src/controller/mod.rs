@@ -68,8 +68,10 @@ use crate::scheduler::{QueueStatus, Task};
 use crate::transport::{self, Loan, Mpi, SendBuf};
 
 mod balance;
+mod inflight;
 
 use balance::Balancer;
+use inflight::Inflight;
 
 /// How long engines get to leave after a failed client.
 const FAILED_GRACE: Duration = Duration::from_secs(10);
@@ -560,7 +562,7 @@ fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
         Serving {
             mpi,
             commands,
-            inflight: HashMap::new(),
+            inflight: Inflight::new(engines),
             fillings: HashMap::new(),
             balancer: Balancer::new(engines),
             collectives: Collectives {
@@ -658,6 +660,7 @@ impl Serving {
                 Ok(Command::Failed { task }) => self.balancer.failed(task),
                 Ok(Command::Forget { tasks }) => self.balancer.forget(&tasks),
                 Ok(Command::QueueStatus(reply)) => {
+                    sync_direct(&mut self.balancer, &self.inflight, &self.collectives);
                     let _ = reply.send(self.balancer.status());
                 }
                 Ok(Command::Shutdown { failed: true }) => return self.end(true),
@@ -691,6 +694,7 @@ impl Serving {
             }
         }
         self.balancer.tick();
+        sync_direct(&mut self.balancer, &self.inflight, &self.collectives);
         busy |= self.balancer.flush(mpi);
         busy |= mpi.progress();
         let idle =
@@ -799,9 +803,13 @@ fn report_stuck(inflight: &Inflight, collectives: &Collectives, balancer: &Balan
     }
 }
 
-/// Requests waiting for replies: `(engine, task)` → result, part index and
-/// what the request does.
-type Inflight = HashMap<(usize, TaskId), (Arc<ResultState>, usize, &'static str)>;
+/// Tells the balancer how much direct work each engine has not answered:
+/// requests and collectives waiting for its reply, and gathers or reduces
+/// waiting for their lenders (an engine that has lent its value is held
+/// until the collective runs, so each of its engines counts).
+fn sync_direct(balancer: &mut Balancer, inflight: &Inflight, collectives: &Collectives) {
+    balancer.set_direct(|engine| inflight.on(engine) + collectives.lending(engine));
+}
 
 /// The caller's memory that pulls in flight fill, by engine and task.
 type Fillings = HashMap<(usize, TaskId), Filling>;
@@ -958,6 +966,15 @@ fn send_all(mpi: &mut Mpi, engines: &[usize], request: &Request) -> Result<()> {
 impl Collectives {
     fn is_idle(&self) -> bool {
         self.pending.is_empty() && self.receiving.is_empty()
+    }
+
+    /// Gathers and reduces waiting for their lenders that `engine` takes
+    /// part in (its execution thread is held by each until it runs).
+    fn lending(&self, engine: usize) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.engines.contains(&engine))
+            .count()
     }
 
     /// Starts a collective now; its failure fails its result.

@@ -1,8 +1,8 @@
 //! Queue status: per engine, how many load-balanced tasks are queued,
-//! running and completed, and how many were stolen in and out; plus the
-//! tasks the controller holds back (waiting on dependencies, or ready and
-//! not sent). The task table fills it; this file owns the figures and their
-//! table layout.
+//! running and completed, how many were stolen in and out, and how much
+//! direct work it has not answered; plus the tasks the controller holds back
+//! (waiting on dependencies, or ready and not sent). The task table fills
+//! it; this file owns the figures and their table layout.
 
 use std::fmt;
 
@@ -23,6 +23,12 @@ pub struct EngineStatus {
     pub stolen_in: usize,
     /// Tasks stolen from this engine.
     pub stolen_out: usize,
+    /// Direct work sent to this engine and not answered yet: direct-view
+    /// requests and collectives it takes part in (a gather waiting for its
+    /// engines counts on each of them). It runs before any queued task, so
+    /// an engine busy with a long direct request shows `running 0` and
+    /// `direct 1`.
+    pub direct: usize,
 }
 
 /// Every engine's figures, in engine order, and the controller's own.
@@ -40,21 +46,21 @@ impl fmt::Display for QueueStatus {
     /// A small table, one line per engine, then the controller's line:
     ///
     /// ```text
-    /// engine  queued  running  completed  stolen in  stolen out
-    ///      0       2        1         40          3           0
-    ///      1       0        1         38          0           3
+    /// engine  queued  running  completed  stolen in  stolen out  direct
+    ///      0       2        1         40          3           0       0
+    ///      1       0        0         38          0           3       1
     /// controller: 5 waiting on dependencies, 12 not sent yet
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "engine  queued  running  completed  stolen in  stolen out"
+            "engine  queued  running  completed  stolen in  stolen out  direct"
         )?;
         for e in &self.engines {
             writeln!(
                 f,
-                "{:>6}  {:>6}  {:>7}  {:>9}  {:>9}  {:>10}",
-                e.engine, e.queued, e.running, e.completed, e.stolen_in, e.stolen_out
+                "{:>6}  {:>6}  {:>7}  {:>9}  {:>9}  {:>10}  {:>6}",
+                e.engine, e.queued, e.running, e.completed, e.stolen_in, e.stolen_out, e.direct
             )?;
         }
         writeln!(

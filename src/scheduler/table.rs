@@ -248,6 +248,9 @@ pub(crate) struct TaskTable<T> {
     /// Pinned tasks to place, per engine.
     ready_pinned: Vec<VecDeque<TaskId>>,
     loads: Vec<Load>,
+    /// Per engine, direct work the controller sent and has no answer for
+    /// yet (see [`set_direct`](TaskTable::set_direct)).
+    direct: Vec<usize>,
     deadlines: BinaryHeap<Reverse<(Instant, TaskId)>>,
     failed: Vec<(TaskId, Error)>,
     waiting: usize,
@@ -266,6 +269,7 @@ impl<T> TaskTable<T> {
             ready: VecDeque::new(),
             ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
             loads: vec![Load::default(); engines],
+            direct: vec![0; engines],
             deadlines: BinaryHeap::new(),
             failed: Vec::new(),
             waiting: 0,
@@ -505,7 +509,9 @@ impl<T> TaskTable<T> {
     ///
     /// Pinned tasks go to their engine. Every other task goes, oldest first,
     /// to the least-loaded engine of its view (fewest tasks sent and not
-    /// finished; ties to the lowest id) that has room under its prefetch
+    /// finished plus direct work not answered, see
+    /// [`set_direct`](TaskTable::set_direct); ties to the lowest id) that
+    /// has room under its prefetch
     /// depth, avoiding engines where it already failed when its view has
     /// others. A task with no room anywhere it may go stays ready.
     ///
@@ -550,7 +556,7 @@ impl<T> TaskTable<T> {
             let choice = preferred
                 .iter()
                 .filter(|&e| room[e] > 0)
-                .min_by_key(|&e| (self.loads[e].outstanding(), e));
+                .min_by_key(|&e| (self.loads[e].outstanding() + self.direct[e], e));
             let Some(e) = choice else {
                 skipped.push_back(id);
                 continue;
@@ -860,6 +866,23 @@ impl<T> TaskTable<T> {
         self.tasks.len()
     }
 
+    /// `engine` has `count` pieces of direct work that the controller sent
+    /// and has no answer for: direct requests, collectives it takes part in
+    /// (a gather waiting for its lenders holds each of them). Its execution
+    /// thread runs them before any load-balanced task, so placement counts
+    /// them as load, and the queue status shows them. True when the count
+    /// changed while tasks are live (placement may then change).
+    pub(crate) fn set_direct(&mut self, engine: EngineId, count: usize) -> bool {
+        let Some(direct) = self.direct.get_mut(engine) else {
+            return false;
+        };
+        if *direct == count {
+            return false;
+        }
+        *direct = count;
+        self.live > 0
+    }
+
     /// No task is waiting, ready, queued or running.
     pub(crate) fn is_idle(&self) -> bool {
         self.live == 0
@@ -888,6 +911,7 @@ impl<T> TaskTable<T> {
                     completed: l.completed,
                     stolen_in: l.stolen_in,
                     stolen_out: l.stolen_out,
+                    direct: self.direct[engine],
                 })
                 .collect(),
             waiting: self.waiting,

@@ -142,6 +142,25 @@ fn placement_goes_to_the_least_loaded_engine_lowest_id_first() {
 }
 
 #[test]
+fn direct_work_steers_placement_to_idle_engines() {
+    let mut t = table(3, 2);
+    // Engine 0 runs a direct request, engine 1 a direct request and a
+    // gather: new tasks go to the engine with nothing first.
+    assert!(!t.set_direct(0, 1), "no task live: nothing to redo");
+    t.set_direct(1, 2);
+    for id in 0..5 {
+        plain(&mut t, id, 3);
+    }
+    // Loads (tasks + direct) 1, 2, 0: task 0 to engine 2; then 1, 2, 1:
+    // task 1 to engine 0 (tie, lowest id); 2, 2, 1: task 2 to engine 2
+    // (full now); 2, 2, -: task 3 to engine 0 (full), task 4 to engine 1.
+    assert_eq!(placed(&mut t), vec![(0, 2), (1, 0), (2, 2), (3, 0), (4, 1)]);
+    assert!(t.set_direct(1, 0), "a change while tasks are live");
+    assert!(!t.set_direct(1, 0), "no change");
+    assert_eq!(t.status().engines[0].direct, 1);
+}
+
+#[test]
 fn prefetch_is_bounded_per_engine() {
     let mut t = table(2, 3);
     for id in 0..100 {
@@ -1631,6 +1650,8 @@ fn queue_status_counts_and_table() {
     t.started(1, 1);
     run(&mut t, 1, 3, ok(0));
     t.stolen(0, 1, &[(2, 1)]);
+    // Engine 1 also has a direct request and a gather it has not answered.
+    t.set_direct(1, 2);
     let s = t.status();
     assert_eq!(
         s.engines,
@@ -1641,7 +1662,8 @@ fn queue_status_counts_and_table() {
                 running: 1,
                 completed: 0,
                 stolen_in: 0,
-                stolen_out: 1
+                stolen_out: 1,
+                direct: 0,
             },
             EngineStatus {
                 engine: 1,
@@ -1649,18 +1671,21 @@ fn queue_status_counts_and_table() {
                 running: 1,
                 completed: 1,
                 stolen_in: 1,
-                stolen_out: 0
+                stolen_out: 0,
+                direct: 2,
             },
         ]
     );
     assert_eq!((s.waiting, s.unassigned), (1, 2));
     assert_eq!(
         s.to_string(),
-        "engine  queued  running  completed  stolen in  stolen out\n\
-         \x20    0       0        1          0          0           1\n\
-         \x20    1       1        1          1          1           0\n\
+        "engine  queued  running  completed  stolen in  stolen out  direct\n\
+         \x20    0       0        1          0          0           1       0\n\
+         \x20    1       1        1          1          1           0       2\n\
          controller: 1 waiting on dependencies, 2 not sent yet\n"
     );
+    t.set_direct(1, 0);
+    assert_eq!(t.status().engines[1].direct, 0, "answered");
 }
 
 #[test]
