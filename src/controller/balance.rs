@@ -177,7 +177,8 @@ impl Balancer {
         }
         let fence = Fence::new(mpi.sent_counts(self.engines));
         let batches = self.table.dispatch(&fence);
-        if batches.is_empty() {
+        let refreshes = self.table.refreshes();
+        if batches.is_empty() && refreshes.is_empty() {
             return true;
         }
         let loads = self.table.loads();
@@ -193,6 +194,22 @@ impl Balancer {
                     mpi,
                     &format!("cannot send tasks to engine {}: {e}", batch.engine),
                 );
+            }
+        }
+        // Idle engines get the figures alone, with the counts after the
+        // batches above: a steal they make waits until its victim has
+        // received what the figures count.
+        if !refreshes.is_empty() {
+            let after = mpi.sent_counts(self.engines);
+            for engine in refreshes {
+                let request = Request::Tasks {
+                    loads: loads.clone(),
+                    fence: after.clone(),
+                    tasks: Vec::new(),
+                };
+                if let Err(e) = send(mpi, engine, request) {
+                    internal(mpi, &format!("cannot send loads to engine {engine}: {e}"));
+                }
             }
         }
         true

@@ -9,7 +9,10 @@
 //! back until its stream fence is reached, so a task runs after every
 //! request the client sent its engine before it. A task leaves the queue
 //! exactly once, by starting, being stolen or being aborted, each under the
-//! lock. Which tasks may be stolen, and how many, is the scheduler's.
+//! lock. A peer's steal is answered under the lock too, saying whether the
+//! execution thread is occupied by direct work; one that counted on
+//! controller messages this engine has not received yet waits for them.
+//! Which tasks may be stolen, and how many, is the scheduler's.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -35,6 +38,19 @@ struct State {
     /// The execution thread runs a direct job.
     busy: bool,
 }
+
+impl State {
+    /// A steal's tasks and the thief's share after it (see [`Inbox::steal`]).
+    fn give(&mut self, max: usize, thief: EngineId) -> (Vec<Queued<Work>>, usize) {
+        let occupied = self.busy || !self.direct.is_empty();
+        let given = self.tasks.steal(max, thief, occupied);
+        let left = self.tasks.share(thief, occupied);
+        (given, left)
+    }
+}
+
+/// A steal's answer to send: the thief, the tasks given, and its share left.
+pub(crate) type Answer = (EngineId, Vec<Queued<Work>>, usize);
 
 /// The queues shared by an engine's MPI thread and execution thread.
 pub(crate) struct Inbox {
@@ -90,26 +106,47 @@ impl Inbox {
     }
 
     /// This engine has received `count` messages from the controller:
-    /// stolen tasks fenced at or below it may start.
-    pub(crate) fn received(&self, count: u64) {
+    /// stolen tasks fenced at or below it may start, and steals parked
+    /// until then are answered now: (thief, tasks given, left) each.
+    pub(crate) fn received(&self, count: u64) -> Vec<Answer> {
         let mut state = self.lock();
         let held = state.tasks.len();
         state.tasks.received(count);
+        let answers = state
+            .tasks
+            .due_steals()
+            .into_iter()
+            .map(|(thief, max)| {
+                let (given, left) = state.give(max, thief);
+                (thief, given, left)
+            })
+            .collect();
         if state.tasks.len() != held || state.sleeping {
             self.wake(state);
         }
+        answers
     }
 
     /// Gives `thief` at most `max` tasks that have not started, and says
     /// how many a steal by it would take now (its share: see
     /// [`LocalQueue::share`]). The execution thread counts as occupied while
     /// it runs a direct job or one waits, since those run before any task.
-    pub(crate) fn steal(&self, max: usize, thief: EngineId) -> (Vec<Queued<Work>>, usize) {
+    ///
+    /// A steal whose thief counted on `seen` controller messages to this
+    /// engine that have not all arrived is parked instead (`None`), and
+    /// answered by [`received`](Inbox::received) once they have.
+    pub(crate) fn steal(
+        &self,
+        max: usize,
+        thief: EngineId,
+        seen: u64,
+    ) -> Option<(Vec<Queued<Work>>, usize)> {
         let mut state = self.lock();
-        let occupied = state.busy || !state.direct.is_empty();
-        let given = state.tasks.steal(max, thief, occupied);
-        let left = state.tasks.share(thief, occupied);
-        (given, left)
+        if !state.tasks.may_answer(seen) {
+            state.tasks.park(thief, max, seen);
+            return None;
+        }
+        Some(state.give(max, thief))
     }
 
     /// Removes these load-balanced tasks and direct-view requests if they

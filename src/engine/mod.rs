@@ -455,8 +455,11 @@ impl Serving {
                 Ok(request) => comm.inbox.push(Job::Request(request)),
                 Err(e) => capture::report(&format!("rankview: {e}")),
             }
-            // Stolen tasks fenced at this message may start now.
-            comm.inbox.received(comm.received);
+            // Stolen tasks fenced at this message may start now, and steals
+            // parked until it are answered.
+            for (thief, given, left) in comm.inbox.received(comm.received) {
+                comm.give(thief, given, left).map_err(Ending::Broken)?;
+            }
             if caller == Caller::Helper {
                 break;
             }
@@ -466,7 +469,8 @@ impl Serving {
             if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
                 busy = true;
                 let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
-                comm.send_to(steal.victim + 1, Peer::Steal { max })
+                let seen = steal.seen;
+                comm.send_to(steal.victim + 1, Peer::Steal { max, seen })
                     .map_err(Ending::Broken)?;
             }
         } else if !self.executing && !self.quiet && comm.thief.in_flight().is_none() {
@@ -496,10 +500,15 @@ impl Comm {
         self.mpi.send_framed(rank, &framed.head, &framed.blobs)
     }
 
-    /// Queues load-balanced tasks from the controller.
+    /// Queues load-balanced tasks from the controller, and takes its load
+    /// figures (alone, without tasks, when they changed while this engine
+    /// was idle).
     fn tasks(&mut self, loads: &[u32], fence: Vec<u64>, tasks: Vec<WireTask>) {
-        self.thief.update(loads);
         let fence = Fence::new(fence);
+        self.thief.update(loads, &fence);
+        if tasks.is_empty() {
+            return;
+        }
         let queued = tasks
             .into_iter()
             .map(|t| queued(t, fence.clone(), None))
@@ -513,18 +522,12 @@ impl Comm {
         let message =
             protocol::read_framed::<Peer>(bytes, |lens| self.mpi.receive_blobs(source, lens))?;
         match message {
-            Ok(Peer::Steal { max }) => {
-                let (given, left) = self.inbox.steal(max as usize, peer);
-                let tasks = given
-                    .into_iter()
-                    .map(|q| {
-                        let fence = q.fence.counts();
-                        (wire_task(q), fence)
-                    })
-                    .collect();
-                let left = u32::try_from(left).unwrap_or(u32::MAX);
-                self.send_to(source, Peer::Give { tasks, left })
-            }
+            // Answered now, or once this engine has received what the
+            // thief's estimate counted on (`Inbox::received` then gives it).
+            Ok(Peer::Steal { max, seen }) => match self.inbox.steal(max as usize, peer, seen) {
+                Some((given, left)) => self.give(peer, given, left),
+                None => Ok(()),
+            },
             Ok(Peer::Give { tasks, left }) => {
                 self.thief.answered(peer, left);
                 if tasks.is_empty() {
@@ -549,6 +552,20 @@ impl Comm {
                 Ok(())
             }
         }
+    }
+
+    /// Answers a steal by `thief`: the tasks given (maybe none) and its
+    /// share left.
+    fn give(&mut self, thief: EngineId, given: Vec<Queued<Work>>, left: usize) -> Result<()> {
+        let tasks = given
+            .into_iter()
+            .map(|q| {
+                let fence = q.fence.counts();
+                (wire_task(q), fence)
+            })
+            .collect();
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        self.send_to(thief + 1, Peer::Give { tasks, left })
     }
 
     /// Sends what the execution thread started and finished since the last

@@ -90,7 +90,9 @@ pub(crate) enum Request {
         op: CollectiveOp,
     },
     /// Load-balanced tasks for this engine's local queue (one message for
-    /// many tasks; see `src/scheduler/README.md`).
+    /// many tasks; see `src/scheduler/README.md`). Without tasks, the load
+    /// figures alone, which the controller sends an idle engine when a peer
+    /// may give more than before (`TaskTable::refreshes`).
     Tasks {
         /// Per engine, the queued tasks another engine could steal, as the
         /// controller knows them (the thief's estimates).
@@ -233,8 +235,10 @@ pub(crate) struct WireTask {
 /// source rank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Peer {
-    /// Give me at most `max` tasks you have not started.
-    Steal { max: u32 },
+    /// Give me at most `max` tasks you have not started, once you have
+    /// received `seen` messages from the controller (my estimate of you
+    /// counted on them; see the scheduler's "Fenced steals").
+    Steal { max: u32, seen: u64 },
     /// The answer to a steal, possibly empty. Each task carries its stream
     /// fence; `left` is what another steal by the thief would take now (the
     /// victim's share, `LocalQueue::share`).

@@ -206,7 +206,7 @@ fn peer_messages_round_trip_and_refuse_truncation() {
         hops: 3,
     };
     for message in [
-        Peer::Steal { max: 9 },
+        Peer::Steal { max: 9, seen: 12 },
         Peer::Give {
             tasks: vec![(task, vec![1, 2, 3])],
             left: 4,

@@ -51,7 +51,9 @@ pub(crate) struct Queued<T> {
 /// controller messages than it has received is held back (not started, not
 /// stolen again) until [`received`](LocalQueue::received) reports them, so
 /// that it runs after every request the client sent this engine before
-/// submitting it, as it would have on the engine it was sent to.
+/// submitting it, as it would have on the engine it was sent to. Likewise a
+/// steal whose thief counted on controller messages this engine has not
+/// received yet waits for them ([`park`](LocalQueue::park)).
 #[derive(Debug)]
 pub(crate) struct LocalQueue<T> {
     me: EngineId,
@@ -60,6 +62,8 @@ pub(crate) struct LocalQueue<T> {
     held: VecDeque<Queued<T>>,
     /// Messages received from the controller so far.
     seen: u64,
+    /// Steals waiting for their fence: (thief, max, fence), in arrival order.
+    parked: Vec<(EngineId, usize, u64)>,
     /// Tasks started and not finished (0 or 1 with one execution thread).
     running: usize,
 }
@@ -72,6 +76,7 @@ impl<T> LocalQueue<T> {
             entries: VecDeque::new(),
             held: VecDeque::new(),
             seen: 0,
+            parked: Vec::new(),
             running: 0,
         }
     }
@@ -104,6 +109,37 @@ impl<T> LocalQueue<T> {
                 self.entries.push_back(task);
             }
         }
+    }
+
+    /// Whether a steal asked with fence `seen` (the count of controller
+    /// messages to this engine behind the thief's estimate, see the thief's
+    /// "Fenced steals") may be answered now; if not, [`park`](LocalQueue::park) it.
+    pub(crate) fn may_answer(&self, seen: u64) -> bool {
+        seen <= self.seen
+    }
+
+    /// Keeps a steal of at most `max` tasks by `thief` until this engine
+    /// has received `seen` messages from the controller.
+    pub(crate) fn park(&mut self, thief: EngineId, max: usize, seen: u64) {
+        self.parked.push((thief, max, seen));
+    }
+
+    /// The parked steals whose fence is now reached, as (thief, max), in
+    /// arrival order: they are to be answered now.
+    pub(crate) fn due_steals(&mut self) -> Vec<(EngineId, usize)> {
+        if self.parked.is_empty() {
+            return Vec::new();
+        }
+        let seen = self.seen;
+        let mut due = Vec::new();
+        self.parked.retain(|&(thief, max, fence)| {
+            let go = fence <= seen;
+            if go {
+                due.push((thief, max));
+            }
+            !go
+        });
+        due
     }
 
     /// The execution thread takes the front task to run it; it counts as

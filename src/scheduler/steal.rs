@@ -3,18 +3,22 @@
 //!
 //! A [`Thief`] lives in an engine's MPI thread. It keeps an estimate of how
 //! many tasks each peer could give (from the controller's load figures, sent
-//! with each batch, and from each steal's answer), and picks the busiest
-//! peer when the engine's local queue runs dry. What a victim gives is the
-//! victim's [`LocalQueue::steal`](super::LocalQueue::steal); sending the
-//! request and the tasks is the engine's.
+//! with each batch and to idle engines when they change, and from each
+//! steal's answer), and picks the busiest peer when the engine's local queue
+//! runs dry. What a victim gives is the victim's
+//! [`LocalQueue::steal`](super::LocalQueue::steal); sending the request and
+//! the tasks is the engine's.
 
-use super::EngineId;
+use super::{EngineId, Fence};
 
-/// A steal to send: ask `victim` for at most `max` tasks.
+/// A steal to send: ask `victim` for at most `max` tasks, to be answered
+/// once the victim has received `seen` messages from the controller (see
+/// "Fenced steals").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StealRequest {
     pub victim: EngineId,
     pub max: usize,
+    pub seen: u64,
 }
 
 /// One engine's view of its peers' queues, and its steal in flight.
@@ -38,11 +42,26 @@ pub(crate) struct StealRequest {
 /// to 0, and the thief never asks an unchanged victim again: the next
 /// attempt goes to another peer, and once every estimate is 0 the engine
 /// waits for new figures from the controller.
+///
+/// ## Fenced steals
+///
+/// The controller's figures count tasks it has sent a peer, which may still
+/// be on their way to it. So each estimate keeps the stream fence it came
+/// with (how many messages the controller had sent that peer), the steal
+/// carries it, and the victim answers only once it has received that many
+/// ([`LocalQueue::may_answer`](super::LocalQueue::may_answer)): a `left 0`
+/// never comes from a victim that has not yet seen the batch the thief was
+/// told about. And an answer to a steal asked before newer figures came
+/// (a fence further on) does not overwrite them: it describes the victim
+/// before it had seen what they count.
 #[derive(Debug, Clone)]
 pub(crate) struct Thief {
     me: EngineId,
     estimates: Vec<u32>,
-    in_flight: Option<EngineId>,
+    /// Per peer, the stream fence of the figures its estimate rests on.
+    basis: Vec<u64>,
+    /// The victim of the steal in flight and the fence it was asked with.
+    in_flight: Option<(EngineId, u64)>,
 }
 
 impl Thief {
@@ -51,16 +70,20 @@ impl Thief {
         Thief {
             me,
             estimates: vec![0; engines],
+            basis: vec![0; engines],
             in_flight: None,
         }
     }
 
-    /// New figures from the controller (queued stealable tasks per engine);
-    /// this engine's own entry is ignored, extra entries too.
-    pub(crate) fn update(&mut self, loads: &[u32]) {
+    /// New figures from the controller (queued stealable tasks per engine),
+    /// counted when it had sent each engine `fence` messages; this engine's
+    /// own entry is ignored, extra entries too.
+    pub(crate) fn update(&mut self, loads: &[u32], fence: &Fence) {
         for (engine, (estimate, &load)) in self.estimates.iter_mut().zip(loads).enumerate() {
             if engine != self.me {
                 *estimate = load;
+                let basis = &mut self.basis[engine];
+                *basis = (*basis).max(fence.for_engine(engine));
             }
         }
     }
@@ -95,25 +118,37 @@ impl Thief {
         }
         let victim = self.victim()?;
         let estimate = self.estimates[victim] as usize;
-        self.in_flight = Some(victim);
+        let seen = self.basis[victim];
+        self.in_flight = Some((victim, seen));
         Some(StealRequest {
             victim,
             max: estimate.max(1),
+            seen,
         })
     }
 
     /// `victim` answered (whatever it gave, maybe nothing): a steal by this
     /// engine would now take `left` tasks.
+    /// Figures about `victim` newer than the steal (see "Fenced steals")
+    /// keep the estimate.
     pub(crate) fn answered(&mut self, victim: EngineId, left: u32) {
-        if self.in_flight == Some(victim) {
-            self.in_flight = None;
+        let asked = match self.in_flight {
+            Some((v, seen)) if v == victim => {
+                self.in_flight = None;
+                Some(seen)
+            }
+            _ => None,
+        };
+        let newer = asked.is_some_and(|seen| self.basis.get(victim).is_some_and(|&b| b > seen));
+        if !newer {
+            self.observe(victim, left);
         }
-        self.observe(victim, left);
     }
 
-    /// The steal in flight, if any (shutdown waits for its answer).
+    /// The victim of the steal in flight, if any (shutdown waits for its
+    /// answer).
     pub(crate) fn in_flight(&self) -> Option<EngineId> {
-        self.in_flight
+        self.in_flight.map(|(victim, _)| victim)
     }
 
     #[cfg(test)]

@@ -3,10 +3,12 @@
 //!
 //! It owns task states, dependencies (with their timeouts), retries,
 //! aborts, prefetch depths, batching, and the controller's account of where
-//! each task is (including steals it learns of). It never sends anything:
-//! each call says what happened and returns what the controller must do
-//! (batches to send, aborts to send, results to deliver or hold, errors to
-//! deliver via [`TaskTable::take_failed`]). Time is passed in.
+//! each task is (including steals it learns of), and which idle engines
+//! need fresh load figures. It never sends anything: each call says what
+//! happened and returns what the controller must do (batches to send,
+//! aborts to send, results to deliver or hold, errors to deliver via
+//! [`TaskTable::take_failed`], engines to send the loads to). Time is
+//! passed in.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -251,6 +253,13 @@ pub(crate) struct TaskTable<T> {
     /// Per engine, direct work the controller sent and has no answer for
     /// yet (see [`set_direct`](TaskTable::set_direct)).
     direct: Vec<usize>,
+    /// Counts the events that may let an engine give more to a thief (see
+    /// [`refreshes`](TaskTable::refreshes)).
+    version: u64,
+    /// Per engine, `version` at its last such event.
+    grew_at: Vec<u64>,
+    /// Per engine, the `version` its thief's figures are known to cover.
+    told_at: Vec<u64>,
     deadlines: BinaryHeap<Reverse<(Instant, TaskId)>>,
     failed: Vec<(TaskId, Error)>,
     waiting: usize,
@@ -270,6 +279,9 @@ impl<T> TaskTable<T> {
             ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
             loads: vec![Load::default(); engines],
             direct: vec![0; engines],
+            version: 0,
+            grew_at: vec![0; engines],
+            told_at: vec![0; engines],
             deadlines: BinaryHeap::new(),
             failed: Vec::new(),
             waiting: 0,
@@ -522,6 +534,9 @@ impl<T> TaskTable<T> {
         T: Clone,
     {
         let n = self.engines();
+        // What the batches' figures cover for sure: their fence is from
+        // before this dispatch (see `refreshes`).
+        let before = self.version;
         let mut room: Vec<usize> = (0..n)
             .map(|e| self.depth(e).saturating_sub(self.loads[e].outstanding()))
             .collect();
@@ -583,6 +598,9 @@ impl<T> TaskTable<T> {
         let max = self.config.max_batch.max(1);
         let mut batches = Vec::new();
         for (engine, mut tasks) in out.into_iter().enumerate() {
+            if !tasks.is_empty() {
+                self.told_at[engine] = self.told_at[engine].max(before);
+            }
             while !tasks.is_empty() {
                 let rest = tasks.split_off(tasks.len().min(max));
                 batches.push(Batch { engine, tasks });
@@ -624,11 +642,15 @@ impl<T> TaskTable<T> {
         if r.pin.is_some() {
             load.pinned += 1;
         }
+        let hops = r.hops;
+        if stealable != Stealable::Never {
+            self.grew(engine);
+        }
         Some(Queued {
             task: id,
             payload,
             stealable,
-            hops: r.hops,
+            hops,
             stolen_from: None,
             fence: fence.clone(),
         })
@@ -684,6 +706,9 @@ impl<T> TaskTable<T> {
                 if r.pin.is_some() {
                     self.loads[thief].pinned += 1;
                 }
+                // The thief may hold more than it runs now.
+                self.version += 1;
+                self.grew_at[thief] = self.version;
                 r.state = State::Queued {
                     engine: thief,
                     stolen: true,
@@ -879,8 +904,89 @@ impl<T> TaskTable<T> {
         if *direct == count {
             return false;
         }
+        let more = count > *direct;
         *direct = count;
+        if more {
+            // Occupied now, it may give its last queued task.
+            self.grew(engine);
+        }
         self.live > 0
+    }
+
+    /// `engine` may now give a thief more than before.
+    fn grew(&mut self, engine: EngineId) {
+        self.version += 1;
+        self.grew_at[engine] = self.version;
+    }
+
+    /// What a steal from `engine` would take by the controller's account:
+    /// half of its queued stealable tasks, rounded up when it is occupied
+    /// (a task known to run, or direct work), down otherwise (as
+    /// [`LocalQueue::share`](super::LocalQueue::share) does).
+    fn share(&self, engine: EngineId) -> usize {
+        let l = &self.loads[engine];
+        let stealable = l.queued - l.pinned.min(l.queued);
+        if l.running > 0 || self.direct[engine] > 0 {
+            stealable.div_ceil(2)
+        } else {
+            stealable / 2
+        }
+    }
+
+    /// The idle engines to send the current [`loads`](TaskTable::loads)
+    /// to, alone (a batch of no tasks), after the batches of
+    /// [`dispatch`](TaskTable::dispatch) have gone. Call it after each
+    /// dispatch.
+    ///
+    /// An idle engine (no task outstanding, no direct work) learns new
+    /// figures only with a batch addressed to it, and its thief's estimates
+    /// drop to 0 as steals fail; so once a peer may give more than before
+    /// (it was sent stealable tasks, it stole some, or direct work occupies
+    /// it so that its last queued task may go) while it has something to
+    /// give by the controller's account, each idle engine whose figures
+    /// predate that gets the loads once. Nothing is sent again until
+    /// another such change: engines are never polled (bench `w5`).
+    ///
+    /// A batch's figures count only for what happened before its dispatch:
+    /// its fence (on which a steal waits, see the thief's "Fenced steals")
+    /// is from before, and the peers' batches of the same dispatch may
+    /// still be on their way; the loads sent here come with the counts
+    /// after the batches.
+    pub(crate) fn refreshes(&mut self) -> Vec<EngineId> {
+        // The two engines with something to give that changed last.
+        let (mut first, mut second): (Option<(u64, EngineId)>, Option<u64>) = (None, None);
+        for engine in 0..self.engines() {
+            if self.share(engine) == 0 {
+                continue;
+            }
+            let at = self.grew_at[engine];
+            match first {
+                Some((top, _)) if at <= top => second = Some(second.map_or(at, |s| s.max(at))),
+                _ => {
+                    second = first.map(|(top, _)| top);
+                    first = Some((at, engine));
+                }
+            }
+        }
+        let Some((top, top_engine)) = first else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for engine in 0..self.engines() {
+            if self.loads[engine].outstanding() > 0 || self.direct[engine] > 0 {
+                continue;
+            }
+            let latest = if engine == top_engine {
+                second
+            } else {
+                Some(top)
+            };
+            if latest.is_some_and(|at| at > self.told_at[engine]) {
+                self.told_at[engine] = self.version;
+                out.push(engine);
+            }
+        }
+        out
     }
 
     /// No task is waiting, ready, queued or running.
