@@ -27,6 +27,9 @@ const CHECKS: &[&str] = &[
     "abort_drops_queued_tasks",
     "tasks_see_what_was_pushed_before_them",
     "exactly_once_under_forced_steals",
+    "no_task_waits_behind_a_busy_engine",
+    "a_busy_engine_and_an_idle_one_do_not_spin",
+    "queue_status_counts_direct_work",
     "wait_interactive_reports_progress",
 ];
 

@@ -10,7 +10,9 @@
 //! impossible dependencies failing at once), retries landing on another
 //! engine, aborts of queued tasks, the stream fence (a task sees what the
 //! client pushed to its engine before it, stolen or not), exactly-once
-//! execution under forced steals, and the queue status. With `stuck` it
+//! execution under forced steals, tasks beside an engine busy with direct
+//! work (they run elsewhere at once, and idle thieves do not spin), and the
+//! queue status (direct work included). With `stuck` it
 //! returns while load-balanced tasks run "forever" (the job must end after
 //! the shutdown grace, naming them); with `panic` the client panics with
 //! thousands of tasks queued (every rank must end at once). Checks that need
@@ -415,6 +417,139 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         Ok(())
     });
 
+    list.check("no_task_waits_behind_a_busy_engine", || {
+        if engines < 2 {
+            println!("(one engine: nowhere else to run)");
+            return Ok(());
+        }
+        // Engine 0's execution thread is held by a direct request for 3 s;
+        // four short tasks must run elsewhere meanwhile, well before it ends.
+        let hold = rc.engine(0)?.apply(sleep_for, (3.0,));
+        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
+        let ran = tasks
+            .iter()
+            .map(|t| t.get())
+            .collect::<rankview::Result<Vec<usize>>>()?;
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "4 tasks of 10 ms took {took:?} beside a busy engine 0 (ran on {ran:?})"
+        );
+        assert!(!hold.ready(), "the direct request ended first");
+        for t in &tasks {
+            assert_ne!(t.metadata()[0].engine, 0, "a task ran on the busy engine");
+        }
+        hold.get()?;
+        if engines < 3 {
+            println!("(two engines: no gather with a third engine free)");
+            return Ok(());
+        }
+        // A gather over engines 0 and 1 while engine 1 sleeps 3 s: engine 0
+        // lends its value and waits for engine 1 the whole time, so both are
+        // busy, and tasks must run on the others.
+        let pair = rc.view(vec![0, 1])?;
+        pair.set("g", &vec![7u64])?;
+        let hold = rc.engine(1)?.apply(sleep_for, (3.0,));
+        let gathered = pair.gather::<Vec<u64>>("g");
+        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
+        let ran = tasks
+            .iter()
+            .map(|t| t.get())
+            .collect::<rankview::Result<Vec<usize>>>()?;
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "4 tasks of 10 ms took {took:?} beside a gather waiting on engine 1 (ran on {ran:?})"
+        );
+        assert!(!gathered.ready(), "the gather ended first");
+        assert!(ran.iter().all(|&e| e >= 2), "ran on busy engines: {ran:?}");
+        hold.get()?;
+        assert_eq!(gathered.get()?, vec![7, 7]);
+        Ok(())
+    });
+
+    list.check("a_busy_engine_and_an_idle_one_do_not_spin", || {
+        if engines < 2 {
+            println!("(one engine: no thief)");
+            return Ok(());
+        }
+        // Engine 0 is held 3 s by a direct request; the others empty its
+        // load-balanced queue, then must wait quietly (an idle engine uses
+        // about 0.02 s of CPU in 2 s; a thief asking again and again, 0.5 s).
+        let others = rc.view((1..engines).collect::<Vec<_>>())?;
+        let hold = rc.engine(0)?.apply(sleep_for, (3.0,));
+        std::thread::sleep(Duration::from_millis(100));
+        let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
+        let before = others.apply_sync(cpu_ns, ())?;
+        std::thread::sleep(Duration::from_secs(2));
+        let after = others.apply_sync(cpu_ns, ())?;
+        assert!(
+            before.iter().all(|&ns| ns > 0),
+            "no CPU time measured: {before:?}"
+        );
+        assert!(
+            !hold.ready(),
+            "the window must lie inside the direct request"
+        );
+        for t in &tasks {
+            t.get()?;
+        }
+        hold.get()?;
+        let used: Vec<f64> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| a.saturating_sub(*b) as f64 / 1e9)
+            .collect();
+        println!("(CPU of engines 1.. over 2 s beside a busy engine 0: {used:.3?} s)");
+        assert!(
+            used.iter().all(|&s| s < 0.2),
+            "engines spun beside a busy engine: {used:.3?} s of CPU in 2 s"
+        );
+        Ok(())
+    });
+
+    list.check("queue_status_counts_direct_work", || {
+        let hold = rc.engine(0)?.apply(sleep_for, (0.5,));
+        let status = rc.queue_status()?;
+        let direct: Vec<usize> = status.engines.iter().map(|e| e.direct).collect();
+        assert_eq!(
+            direct[0], 1,
+            "a direct request running on engine 0:\n{status}"
+        );
+        assert!(direct[1..].iter().all(|&d| d == 0), "{status}");
+        let table = status.to_string();
+        assert!(
+            table.lines().next().is_some_and(|l| l.ends_with("direct")),
+            "{table}"
+        );
+        hold.get()?;
+        let status = rc.queue_status()?;
+        assert!(status.engines.iter().all(|e| e.direct == 0), "{status}");
+        if engines >= 2 {
+            // A gather waiting on engine 1: both of its engines are busy with it.
+            let pair = rc.view(vec![0, 1])?;
+            pair.set("q", &vec![1u64])?;
+            let hold = rc.engine(1)?.apply(sleep_for, (0.5,));
+            let gathered = pair.gather::<Vec<u64>>("q");
+            let status = rc.queue_status()?;
+            let direct: Vec<usize> = status.engines.iter().map(|e| e.direct).collect();
+            assert_eq!(
+                direct[..2],
+                [1, 2],
+                "a gather waiting on a busy engine 1:\n{status}"
+            );
+            hold.get()?;
+            assert_eq!(gathered.get()?, vec![1, 1]);
+            let status = rc.queue_status()?;
+            assert!(status.engines.iter().all(|e| e.direct == 0), "{status}");
+        }
+        Ok(())
+    });
+
     list.check("wait_interactive_reports_progress", || {
         let m = lv.chunksize(1).map(sleep_for, vec![0.01f64; 50]);
         m.wait_interactive();
@@ -422,6 +557,42 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         assert_eq!(m.get()?.len(), 50);
         Ok(())
     });
+}
+
+/// CPU time this engine's process has used (every thread), in
+/// nanoseconds: the sum of its threads' schedstat, or where the kernel
+/// keeps none, its utime + stime from /proc/self/stat (ticks of 10 ms).
+#[rankview::remote]
+fn cpu_ns() -> u64 {
+    let mut total = 0u64;
+    let mut measured = false;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            if let Some(ns) = stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                total += ns;
+                measured = true;
+            }
+        }
+    }
+    if measured {
+        return total;
+    }
+    // After the command name (in parentheses, maybe with spaces), utime
+    // and stime are the 12th and 13th fields.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    ticks * 10_000_000
 }
 
 #[rankview::remote]
