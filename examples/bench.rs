@@ -107,6 +107,9 @@ use rankview::mpi::point_to_point::{Destination, Source};
 use rankview::mpi::topology::{Communicator, SimpleCommunicator};
 use rankview::mpi::Count;
 
+#[path = "bench/metg.rs"]
+mod metg;
+
 const PING_ROUNDS: usize = 20_000;
 const PING_WARMUP: usize = 2_000;
 const W3_ELEMENTS: usize = 1 << 25;
@@ -591,6 +594,7 @@ fn raw_broadcast_kept(
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
     "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
+    "metg",
 ];
 
 struct Options {
@@ -598,18 +602,22 @@ struct Options {
     json: bool,
     /// `--timeline FILE`: where to draw `rc.timeline()` after the workloads.
     timeline: Option<String>,
+    /// `--metg-svg FILE`: where to draw the `metg` curves.
+    metg_svg: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
     let mut workloads = Vec::new();
     let mut json = false;
     let mut timeline = None;
+    let mut metg_svg = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
             "--workload" => workloads.push(args.next().ok_or("--workload needs a name")?),
             "--timeline" => timeline = Some(args.next().ok_or("--timeline needs a file")?),
+            "--metg-svg" => metg_svg = Some(args.next().ok_or("--metg-svg needs a file")?),
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (try --workload w1 --json)"
@@ -633,6 +641,7 @@ fn options() -> Result<Options, String> {
         workloads,
         json,
         timeline,
+        metg_svg,
     })
 }
 
@@ -788,6 +797,98 @@ fn report_kept(
         );
     } else {
         println!("{workload} {label:<26} rankview {ours:>12.6} s  raw MPI {raw:>12.6} s  ratio {ratio:>7.3}  huge pages {huge:>9.6} s  ratio {ratio_huge:>7.3}");
+    }
+}
+
+/// Tasks a `metg` step keeps submitted and not read, for the series that
+/// submit one call per task.
+const METG_WINDOW: usize = 10_000;
+
+/// Runs one `metg` step of `count` tasks spinning `us` µs as `series` does.
+fn metg_step(
+    rc: &rankview::Client,
+    series: metg::Series,
+    us: u64,
+    count: usize,
+) -> rankview::Result<()> {
+    let lv = rc.load_balanced_view();
+    let engines: Vec<_> = rc
+        .ids()
+        .into_iter()
+        .map(|e| rc.engine(e as i64))
+        .collect::<rankview::Result<_>>()?;
+    let call = |i: usize| match series {
+        metg::Series::Direct => engines[i % engines.len()].apply(spin, (us,)),
+        _ => lv.chunksize(1).apply(spin, (us,)),
+    };
+    match series {
+        metg::Series::Map => {
+            lv.map(spin, vec![us; count]).get()?;
+        }
+        metg::Series::Apply | metg::Series::Direct => {
+            let mut pending = std::collections::VecDeque::with_capacity(METG_WINDOW);
+            for i in 0..count {
+                if pending.len() == METG_WINDOW {
+                    if let Some(r) = pending.pop_front() {
+                        rankview::AsyncResult::get(&r)?;
+                    }
+                }
+                pending.push_back(call(i));
+            }
+            for r in pending {
+                r.get()?;
+            }
+        }
+        metg::Series::Raw => {}
+    }
+    Ok(())
+}
+
+/// Prints the `metg` curves (one line per series and step) and each
+/// series' METG(50 %), with the load-balanced `apply`'s over the raw farm's.
+fn report_metg(json: bool, curves: &[metg::Curve]) {
+    for curve in curves {
+        for &(us, efficiency) in &curve.points {
+            if json {
+                println!(
+                    "{{\"workload\":\"metg\",\"series\":\"{}\",\"task_us\":{us},\"efficiency\":{efficiency:.4}}}",
+                    curve.name
+                );
+            } else {
+                println!(
+                    "metg {:<9} {us:>6} µs  efficiency {efficiency:.3}",
+                    curve.name
+                );
+            }
+        }
+    }
+    let metg_of = |name: &str| {
+        curves
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(metg::Curve::metg)
+    };
+    let show = |m: Option<f64>| m.map_or("null".to_string(), |m| format!("{m:.1}"));
+    let ratio = match (metg_of("lb_apply"), metg_of("raw_farm")) {
+        (Some(ours), Some(raw)) => format!("{:.3}", ours / raw),
+        _ => "null".to_string(),
+    };
+    if json {
+        println!(
+            "{{\"workload\":\"metg\",\"metg_lb_apply_us\":{},\"metg_lb_map_us\":{},\"metg_direct_us\":{},\"metg_raw_us\":{},\"ratio\":{ratio}}}",
+            show(metg_of("lb_apply")),
+            show(metg_of("lb_map")),
+            show(metg_of("direct")),
+            show(metg_of("raw_farm"))
+        );
+    } else {
+        println!(
+            "metg METG(50 %)   lb_apply {} µs  lb_map {} µs  direct {} µs  raw farm {} µs  ratio {ratio} (goal ≤ 1.5)",
+            show(metg_of("lb_apply")),
+            show(metg_of("lb_map")),
+            show(metg_of("direct")),
+            show(metg_of("raw_farm"))
+        );
     }
 }
 
@@ -969,6 +1070,9 @@ fn main() {
                 assert_eq!(sum, durations.iter().sum::<u64>(), "raw farm lost results");
                 record(&w4, "w4", [t]);
             }
+        })
+        .mpi_section("metg", |world| {
+            metg::raw_section(world, raw_farm, W2_PIPE, W4_POLL, spin_us);
         })
         .mpi_section("w5", |world| {
             // Rank 0 waits IDLE before joining the barrier; the others wait in it.
@@ -1276,6 +1380,13 @@ fn main() {
                             per_s(raw_of("w2map")?),
                             "≥ 5,000,000 items/s",
                         );
+                    }
+                    "metg" => {
+                        let curves = metg::run(rc, metg_step)?;
+                        report_metg(options.json, &curves);
+                        if let Some(path) = &options.metg_svg {
+                            metg::draw(&curves, path).map_err(rankview::Error::Usage)?;
+                        }
                     }
                     "w4" => {
                         let lv = rc.load_balanced_view();
