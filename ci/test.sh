@@ -3,9 +3,10 @@
 # (ci/test-mpich.sh), then unit tests, integration tests that launch real
 # OpenMPI jobs (every example on 2, 3 and 5 ranks, error, failure and
 # collective programs, the launcher, faults, protocol fuzzing), doc tests,
-# and last a subset of the MPI tests again over Open MPI's TCP transport
-# only (what a multi-node job uses). MPI jobs never run concurrently
-# (nextest group and a job lock).
+# a subset of the MPI tests again over Open MPI's TCP transport only (what a
+# multi-node job uses), and last the launcher against a real Slurm, on one
+# node and on two in network namespaces (ci/test-slurm.sh). MPI jobs never
+# run concurrently (nextest group and a job lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
@@ -18,3 +19,4 @@ RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-f
     --test order --test collectives --test errors --test faults --test balanced --test lifecycle \
     --test hotpath \
     -E 'not test(slow_) & not test(past_the_count_limit)'
+bash ci/test-slurm.sh

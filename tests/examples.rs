@@ -3,7 +3,8 @@
 //!
 //! Each example asserts its own results (a failed assertion makes the job
 //! exit non-zero); these tests add checks on what it prints, which depend on
-//! the number of engines: ids, one answer and one distinct pid per engine,
+//! the number of engines: ids, one answer and one distinct process (host and
+//! pid) per engine,
 //! the `[stdout:0]` block, the timeout of `get(1 s)`, the `NameError` naming
 //! the right engine, the load-balanced view's name, seed 000's table with
 //! its loads on existing engines and every namespace empty after, and the
@@ -45,24 +46,27 @@ fn quickstart(ranks: usize) {
     run.assert_success();
     let engines = ranks - 1;
     run.assert_stdout_contains(&format!("quickstart: {engines} engines answered\n"));
-    let mut pids = BTreeSet::new();
+    // A process is its host and pid (nodes may each have their own pids).
+    let mut processes = BTreeSet::new();
     for engine in 0..engines {
         let prefix = format!("engine {engine} (pid ");
         let Some(rest) = run.stdout.lines().find_map(|l| l.strip_prefix(&prefix)) else {
             run.fail(format_args!("no answer from engine {engine}"));
         };
         match rest.split_once("): ") {
-            Some((pid, "12 * 12 = 144")) => match pid.parse::<u32>() {
-                Ok(pid) => {
-                    pids.insert(pid);
+            Some((process, "12 * 12 = 144")) => match process.split_once(" on ") {
+                Some((pid, host)) if pid.parse::<u32>().is_ok() && !host.is_empty() => {
+                    processes.insert((host.to_string(), pid.to_string()));
                 }
-                Err(_) => run.fail(format_args!("engine {engine}: bad pid {pid:?}")),
+                _ => run.fail(format_args!("engine {engine}: bad process {process:?}")),
             },
             _ => run.fail(format_args!("engine {engine} answered {rest:?}")),
         }
     }
-    if pids.len() != engines {
-        run.fail(format_args!("{engines} engines but pids {pids:?}"));
+    if processes.len() != engines {
+        run.fail(format_args!(
+            "{engines} engines but processes {processes:?}"
+        ));
     }
     if run.stdout.contains(&format!("engine {engines} (pid")) {
         run.fail("an answer from an engine that does not exist");

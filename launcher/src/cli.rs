@@ -53,8 +53,10 @@ pub enum Command {
     ///
     /// Environment: $MPIEXEC picks the MPI launcher (else srun inside Slurm,
     /// else mpirun, else mpiexec). Inside a Slurm allocation -n defaults to
-    /// SLURM_NTASKS; inside a PBS job to the lines of $PBS_NODEFILE, which is
-    /// also the hostfile. The job gets RANKVIEW_LAUNCHER=1 and
+    /// SLURM_NTASKS (else nodes × tasks per node, else its CPUs), and srun
+    /// gets --kill-on-bad-exit=1, --disable-status and the MPI's --mpi
+    /// plugin unless chosen otherwise; inside a PBS job -n defaults to the
+    /// lines of $PBS_NODEFILE, which is also the hostfile. The job gets RANKVIEW_LAUNCHER=1 and
     /// RANKVIEW_STATUS_DIR (a fresh directory where ranks report how they
     /// ended), and, as root under Open MPI, OMPI_ALLOW_RUN_AS_ROOT=1 and
     /// OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
@@ -78,7 +80,7 @@ pub enum Command {
 /// The flags of `rankview run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Number of ranks, controller included (at least 2) [default: the allocation's size inside Slurm (SLURM_NTASKS) or PBS (lines of PBS_NODEFILE), else number of cores + 1]
+    /// Number of ranks, controller included (at least 2) [default: the allocation's size inside Slurm (SLURM_NTASKS, else nodes × tasks per node, else CPUs) or PBS (lines of PBS_NODEFILE), else number of cores + 1]
     #[arg(short = 'n', long = "ranks", value_name = "N", value_parser = parse_ranks)]
     pub ranks: Option<u32>,
 

@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The result of looking a program up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,15 +98,33 @@ pub fn first_on_path<'a>(names: &[&'a str]) -> Option<(&'a str, PathBuf)> {
         })
 }
 
-/// `path` made absolute against the current directory (without resolving
-/// symlinks, so `/usr/bin/mpirun` stays `/usr/bin/mpirun`).
+/// `path` made absolute against the current directory, without its `.`
+/// components (`./hello` in `/tmp/x` is `/tmp/x/hello`). Symlinks and `..`
+/// are kept as they are (`/usr/bin/mpirun` stays `/usr/bin/mpirun`;
+/// resolving `..` would need the symlinks resolved).
 pub fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    match std::env::current_dir() {
-        Ok(cwd) => cwd.join(path),
-        Err(_) => path.to_path_buf(),
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(path),
+            Err(_) => path.to_path_buf(),
+        }
+    };
+    without_dots(&joined)
+}
+
+/// `path` without its `.` components (a leading one of a relative path
+/// included: `./a` is `a`).
+fn without_dots(path: &Path) -> PathBuf {
+    let kept: PathBuf = path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    if kept.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        kept
     }
 }
 
@@ -155,5 +173,18 @@ mod tests {
         );
         assert_eq!(lookup_in(OsStr::new("plain"), None), Lookup::NotFound);
         assert_eq!(lookup_in(OsStr::new(""), Some(&path_var)), Lookup::NotFound);
+    }
+
+    #[test]
+    fn absolute_paths_have_no_dot_components() {
+        assert_eq!(
+            absolute(Path::new("/tmp/x/./hello")),
+            Path::new("/tmp/x/hello")
+        );
+        assert_eq!(absolute(Path::new("/a/./b/../c")), Path::new("/a/b/../c"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("./hello")), cwd.join("hello"));
+        assert_eq!(absolute(Path::new(".")), cwd);
+        assert_eq!(without_dots(Path::new("./.")), Path::new("."));
     }
 }

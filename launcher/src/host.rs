@@ -1,4 +1,5 @@
-//! Facts about the machine the launcher runs on: cores, user, terminal.
+//! Facts about the machine the launcher runs on: cores, user, name,
+//! terminal.
 //!
 //! Owns how each fact is found out (without linking libc's `getuid` directly:
 //! nix's safe wrapper). What the facts imply for MPI's flags is left to
@@ -53,6 +54,15 @@ impl Host {
             .unwrap_or(u32::MAX - 1)
             .saturating_add(1)
     }
+}
+
+/// This machine's host name, as a rank on it reports it in its status file
+/// (the kernel's, `gethostname`); `None` when it cannot be read.
+pub fn name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
 }
 
 /// Parses a CPU list such as `0-3,8,10-11`.

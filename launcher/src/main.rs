@@ -14,14 +14,16 @@
 //!   subcommands (`batch::script`: the Slurm and PBS job scripts).
 //! - `target`: the PROGRAM or `--example` a job runs; `allocation`: the
 //!   Slurm or PBS allocation `run` is inside, if any.
-//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags.
+//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags;
+//!   `mpiexec::srun`: what srun needs that mpirun does not (a dead rank
+//!   ends the job, one SIGINT reaches the ranks, the MPI's PMI plugin).
 //! - `plan`: the exact command line and environment (`--dry-run` prints it).
 //! - `supervisor`: running it, with `signals` (SIGINT, SIGTERM, SIGHUP,
 //!   SIGQUIT) and
 //!   `--timeout`; `orphans`: ranks left behind by a killed `mpirun`.
 //! - `status`: the per-rank status files (the contract with the library);
 //!   `relay`: the job's output on its way through, and `verdict`: what the
-//!   MPI launcher said in it about the first failing rank; `summary`: the
+//!   MPI launcher said in it about the failing ranks; `summary`: the
 //!   exit summary and exit code.
 //! - `example`: `cargo build --example`; `progress`: spinners; `probe`:
 //!   asking helper tools; `executable`: PATH lookup; `host`: cores, root;

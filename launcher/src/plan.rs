@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::Error;
-use crate::mpiexec::{Flavour, JobShape, MpiExec};
+use crate::mpiexec::{srun, Flavour, JobShape, MpiExec};
+use crate::signals::Escalation;
 use crate::status::{LAUNCHER_VAR, STATUS_DIR_VAR};
 
 /// What the launcher will run.
@@ -28,6 +29,10 @@ pub struct LaunchPlan {
     pub status_dir: Option<PathBuf>,
     /// Why the launcher added (or did not add) its own flags, for `--dry-run`.
     pub notes: Vec<String>,
+    /// How the MPI launcher is stopped for good (see `signals`).
+    pub escalation: Escalation,
+    /// The line to print when no rank started (srun: its PMI plugin).
+    pub no_start_hint: Option<String>,
 }
 
 /// The variables every rank must see, on every node.
@@ -72,12 +77,18 @@ impl LaunchPlan {
                 .into_iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
+        let no_start_hint = match mpi.flavour {
+            Flavour::Slurm => srun::no_start_hint(job.choices, job.pmi),
+            Flavour::OpenMpi | Flavour::Mpich | Flavour::Unknown => None,
+        };
         Ok(LaunchPlan {
             launcher: mpi.path.clone(),
             args,
             env,
             status_dir: None,
             notes,
+            escalation: mpi.flavour.escalation(),
+            no_start_hint,
         })
     }
 
@@ -87,14 +98,17 @@ impl LaunchPlan {
         self
     }
 
-    /// The command to spawn: the launcher, its arguments, and the variables.
+    /// The command to spawn: the launcher, its arguments, and the variables
+    /// (without a status directory, `RANKVIEW_STATUS_DIR` is unset: the
+    /// ranks then report nothing).
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.launcher);
         command.args(&self.args);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        if let Some(dir) = &self.status_dir {
-            command.env(STATUS_DIR_VAR, dir);
-        }
+        match &self.status_dir {
+            Some(dir) => command.env(STATUS_DIR_VAR, dir),
+            None => command.env_remove(STATUS_DIR_VAR),
+        };
         command
     }
 
@@ -148,6 +162,7 @@ pub fn quote(word: &OsStr) -> String {
 mod tests {
     use super::*;
     use crate::host::Host;
+    use crate::mpiexec::srun::Pmi;
     use crate::mpiexec::{Choices, FoundBy};
 
     fn openmpi() -> MpiExec {
@@ -159,11 +174,7 @@ mod tests {
         }
     }
 
-    const NO_CHOICES: &Choices = &Choices {
-        binding: None,
-        oversubscribe: None,
-        hwthreads: false,
-    };
+    const NO_CHOICES: &Choices = &Choices::NONE;
 
     fn job(ranks: u32, is_root: bool) -> JobShape<'static> {
         JobShape {
@@ -177,8 +188,11 @@ mod tests {
             hostfile_slots: None,
             choices: NO_CHOICES,
             exported_env: &EXPORTED_ENV,
+            pmi: NO_PMI,
         }
     }
+
+    const NO_PMI: &Pmi = &Pmi::NONE;
 
     #[test]
     fn orders_flags_mpi_args_program_args() {

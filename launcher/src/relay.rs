@@ -2,11 +2,14 @@
 //!
 //! Owns copying the MPI launcher's stdout and stderr to ours as they come
 //! (byte for byte, partial lines included, so prompts show), and keeping the
-//! few lines in them that `verdict` reads (the MPI launcher's own words about
-//! the first process that failed). The first byte of output also removes the
+//! last few lines in them that `verdict` reads (the MPI launcher's own words
+//! about the processes that failed), with the stream each came on: chatty
+//! output never pushes the launcher's verdict, which comes last, out. The
+//! first byte of output also removes the
 //! start-up spinner for good, so that the spinner never sits on a line the
 //! ranks print to. What the lines mean is `verdict`'s business.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,9 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::progress::SpinnerSlot;
-use crate::verdict;
+use crate::verdict::{self, Note};
 
-/// At most this many lines are kept for the verdict.
+/// At most this many lines are kept for the verdict (the last ones).
 const KEPT_LINES: usize = 256;
 
 /// Copies the job's two output streams; see the module docs.
@@ -28,7 +31,7 @@ struct Shared {
     spinner: SpinnerSlot,
     printed: AtomicBool,
     open_streams: AtomicUsize,
-    kept: Mutex<Vec<String>>,
+    kept: Mutex<VecDeque<Note>>,
 }
 
 /// Which of our streams a copy writes to.
@@ -48,7 +51,7 @@ impl Relay {
                 spinner,
                 printed: AtomicBool::new(false),
                 open_streams: AtomicUsize::new(0),
-                kept: Mutex::new(Vec::new()),
+                kept: Mutex::new(VecDeque::new()),
             }),
         }
     }
@@ -86,11 +89,11 @@ impl Relay {
     }
 
     /// The lines kept for the verdict, in the order they arrived.
-    pub fn kept_lines(&self) -> Vec<String> {
+    pub fn kept_notes(&self) -> Vec<Note> {
         self.shared
             .kept
             .lock()
-            .map(|lines| lines.clone())
+            .map(|notes| notes.iter().cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -121,14 +124,14 @@ fn pump(mut from: impl Read, to: To, shared: &Shared) {
         };
         for &byte in &buffer[..n] {
             if byte == b'\n' {
-                keep(shared, &line);
+                keep(shared, to, &line);
                 line.clear();
             } else if line.len() < 4096 {
                 line.push(byte);
             }
         }
     }
-    keep(shared, &line);
+    keep(shared, to, &line);
 }
 
 fn write_all(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
@@ -136,16 +139,21 @@ fn write_all(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
     out.flush()
 }
 
-/// Keeps `line` if the verdict may need it.
-fn keep(shared: &Shared, line: &[u8]) {
+/// Keeps `line`, which came to `to`, if the verdict may need it (dropping
+/// the oldest kept line when there are too many).
+fn keep(shared: &Shared, to: To, line: &[u8]) {
     let text = String::from_utf8_lossy(line);
     if !verdict::is_note(&text) {
         return;
     }
     if let Ok(mut kept) = shared.kept.lock() {
-        if kept.len() < KEPT_LINES {
-            kept.push(text.trim_end().to_string());
+        if kept.len() == KEPT_LINES {
+            kept.pop_front();
         }
+        kept.push_back(Note {
+            stderr: matches!(to, To::Stderr),
+            text: text.trim_end().to_string(),
+        });
     }
 }
 
@@ -160,9 +168,30 @@ mod tests {
         relay.copy(io::Cursor::new(text.as_bytes().to_vec()), To::Stderr);
         relay.drain(Duration::from_secs(5));
         assert!(relay.printed());
+        let kept: Vec<(bool, String)> = relay
+            .kept_notes()
+            .into_iter()
+            .map(|n| (n.stderr, n.text))
+            .collect();
         assert_eq!(
-            relay.kept_lines(),
-            ["  Process name: [[1,1],2]", "  Exit code:    3"]
+            kept,
+            [
+                (true, "  Process name: [[1,1],2]".to_string()),
+                (true, "  Exit code:    3".to_string())
+            ]
         );
+    }
+
+    #[test]
+    fn keeps_the_last_lines_of_chatty_output() {
+        let relay = Relay::new(SpinnerSlot::default());
+        let mut text = "  Exit code:    1\n".repeat(KEPT_LINES * 2);
+        text.push_str("  Process name: [[1,1],2]\n  Exit code:    3\n");
+        relay.copy(io::Cursor::new(text.into_bytes()), To::Stdout);
+        relay.drain(Duration::from_secs(5));
+        let kept = relay.kept_notes();
+        assert_eq!(kept.len(), KEPT_LINES);
+        assert_eq!(kept[KEPT_LINES - 1].text, "  Exit code:    3");
+        assert!(!kept[0].stderr);
     }
 }

@@ -16,7 +16,10 @@
 //! 1. at start, the first line: `started pid=<pid> host=<hostname>`, newline;
 //! 2. at a clean end, it appends one line: `ok`, or `failed: <message>`
 //!    (the message on one line; any further lines are shown indented below
-//!    it).
+//!    it). A rank that fails only because another one did says so with the
+//!    message `the client on rank <R> failed` (an engine whose client
+//!    failed): its failure is not its own, and it is never named as the
+//!    first to fail.
 //!
 //! The launcher reads the files only after the job has ended (while it runs,
 //! it only looks at which files exist, for the start-up spinner), so partial
@@ -47,13 +50,38 @@ pub struct StatusDir {
 
 impl StatusDir {
     /// Creates a fresh, empty directory under the system's temporary
-    /// directory (`$TMPDIR`, else `/tmp`).
+    /// directory (`$TMPDIR`), else under `/tmp` (a `$TMPDIR` that does not
+    /// exist or is not writable, as `mpirun` shrugs off).
     pub fn create() -> Result<StatusDir, Error> {
-        tempfile::Builder::new()
-            .prefix("rankview-status-")
-            .tempdir()
-            .map(|dir| StatusDir { dir })
-            .map_err(|err| Error::io("cannot create a status directory for the job", err))
+        StatusDir::create_in(&[std::env::temp_dir(), PathBuf::from("/tmp")])
+    }
+
+    /// Creates the directory in the first of `parents` where it can be made;
+    /// the error names the last one tried.
+    fn create_in(parents: &[PathBuf]) -> Result<StatusDir, Error> {
+        let mut failure = None;
+        for parent in parents {
+            match tempfile::Builder::new()
+                .prefix("rankview-status-")
+                .tempdir_in(parent)
+            {
+                Ok(dir) => return Ok(StatusDir { dir }),
+                Err(err) => failure = Some((parent, err)),
+            }
+        }
+        let (parent, err) = failure.map_or_else(
+            || {
+                (
+                    String::from("nowhere"),
+                    std::io::Error::other("no directory to try"),
+                )
+            },
+            |(parent, err)| (parent.display().to_string(), err),
+        );
+        Err(Error::io(
+            format!("cannot create a status directory for the job in {parent}"),
+            err,
+        ))
     }
 
     /// The directory's path (the value of `RANKVIEW_STATUS_DIR`).
@@ -80,12 +108,9 @@ impl StatusDir {
                 Ok(bytes) => {
                     let text = String::from_utf8_lossy(&bytes);
                     report.ranks.push(parse(&text));
-                    report.pids.push(parse_pid(&text));
+                    report.processes.push(process(&text));
                 }
-                Err(_) => {
-                    report.ranks.push(RankState::NeverStarted);
-                    report.pids.push(None);
-                }
+                Err(_) => report.push_unknown(),
             }
         }
         report
@@ -119,13 +144,46 @@ pub enum RankState {
     },
 }
 
+impl RankState {
+    /// The rank whose failure this one's was a consequence of (the message
+    /// `the client on rank R failed`), if it says so.
+    pub fn caused_by(&self) -> Option<u32> {
+        let RankState::Failed { message } = self else {
+            return None;
+        };
+        message
+            .lines()
+            .next()?
+            .trim()
+            .strip_prefix("the client on rank ")?
+            .strip_suffix(" failed")?
+            .parse()
+            .ok()
+    }
+
+    /// Whether the rank reported a failure of its own (not one caused by
+    /// another rank's).
+    pub fn failed_on_its_own(&self) -> bool {
+        matches!(self, RankState::Failed { .. }) && self.caused_by().is_none()
+    }
+}
+
 /// What every rank of a job reported, indexed by rank.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
     /// One state per rank, rank 0 first.
     pub ranks: Vec<RankState>,
-    /// The pid each rank reported (from its `started` line), rank 0 first.
-    pub pids: Vec<Option<u32>>,
+    /// The process each rank reported (its `started` line), rank 0 first.
+    pub processes: Vec<Process>,
+}
+
+/// A rank's process as its `started` line names it (nothing without one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Process {
+    /// `pid=`.
+    pub pid: Option<u32>,
+    /// `host=`.
+    pub host: Option<String>,
 }
 
 impl Report {
@@ -135,10 +193,38 @@ impl Report {
         self.ranks.iter().any(|s| *s != RankState::NeverStarted)
     }
 
-    /// The rank that reported pid `pid`.
-    pub fn rank_of_pid(&self, pid: u32) -> Option<u32> {
-        let at = self.pids.iter().position(|p| *p == Some(pid))?;
-        u32::try_from(at).ok()
+    /// The rank that reported pid `pid` on `host` (any host when `host` is
+    /// `None` or a rank did not say its host). A pid alone names no process
+    /// across nodes: each node (container) may have its own pids, so a pid
+    /// that two ranks on different hosts share names neither.
+    pub fn rank_of(&self, pid: u32, host: Option<&str>) -> Option<u32> {
+        let mut found = (0u32..).zip(&self.processes).filter(|(_, process)| {
+            process.pid == Some(pid)
+                && match (host, process.host.as_deref()) {
+                    (Some(wanted), Some(reported)) => wanted == reported,
+                    _ => true,
+                }
+        });
+        match (found.next(), found.next()) {
+            (Some((rank, _)), None) => Some(rank),
+            _ => None,
+        }
+    }
+
+    /// The report of `ranks` ranks that could not report (no status
+    /// directory).
+    pub fn unknown(ranks: u32) -> Report {
+        let mut report = Report::default();
+        for _ in 0..ranks {
+            report.push_unknown();
+        }
+        report
+    }
+
+    /// Adds a rank that reported nothing.
+    fn push_unknown(&mut self) {
+        self.ranks.push(RankState::NeverStarted);
+        self.processes.push(Process::default());
     }
 
     /// Whether some rank ended with `failed:`.
@@ -153,7 +239,7 @@ impl Report {
 /// recognised by their first word, in any order: a rank that fails before
 /// it could say it started (a start-up failure) writes only `failed: ...`.
 pub fn parse(text: &str) -> RankState {
-    let (pid, host) = started_line(text).map_or((None, None), parse_started);
+    let Process { pid, host } = process(text);
     let mut lines = text.lines().map(str::trim_end);
     while let Some(line) = lines.next() {
         let trimmed = line.trim();
@@ -183,9 +269,10 @@ fn started_line(text: &str) -> Option<&str> {
         .find(|l| l.starts_with("started"))
 }
 
-/// The pid a rank's file names, if any.
-pub fn parse_pid(text: &str) -> Option<u32> {
-    started_line(text).and_then(|line| parse_started(line).0)
+/// The process a rank's file names (from its `started` line).
+fn process(text: &str) -> Process {
+    let (pid, host) = started_line(text).map_or((None, None), parse_started);
+    Process { pid, host }
 }
 
 /// Reads `pid=` and `host=` from a `started ...` line (in any order; other
@@ -249,7 +336,18 @@ mod tests {
                 message: "world of one".into()
             }
         );
-        assert_eq!(parse_pid("failed: x\nstarted pid=7 host=h\n"), Some(7));
+        assert_eq!(process("failed: x\nstarted pid=7 host=h\n").pid, Some(7));
+    }
+
+    #[test]
+    fn a_failure_caused_by_the_client_is_not_its_own() {
+        let engine = parse("started pid=3 host=h\nfailed: the client on rank 0 failed\n");
+        assert_eq!(engine.caused_by(), Some(0));
+        assert!(!engine.failed_on_its_own());
+        let client = parse("started pid=2 host=h\nfailed: the client on rank 0 is odd\n");
+        assert_eq!(client.caused_by(), None);
+        assert!(client.failed_on_its_own());
+        assert!(!RankState::Ok.failed_on_its_own());
     }
 
     #[test]
@@ -279,10 +377,46 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_tmpdir_falls_back_to_the_next_parent() {
+        let there = tempfile::tempdir().unwrap();
+        let missing = there.path().join("not-made");
+        let dir = StatusDir::create_in(&[missing.clone(), there.path().to_path_buf()]).unwrap();
+        assert!(
+            dir.path().starts_with(there.path()),
+            "{}",
+            dir.path().display()
+        );
+        let err = StatusDir::create_in(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(&format!("in {}", missing.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pid_names_a_rank_only_with_its_host() {
+        let on = |pid, host: &str| Process {
+            pid: Some(pid),
+            host: Some(host.into()),
+        };
+        let report = Report {
+            ranks: vec![RankState::Ok; 3],
+            processes: vec![on(50, "n1"), on(50, "n2"), on(51, "n2")],
+        };
+        assert_eq!(report.rank_of(50, Some("n2")), Some(1));
+        assert_eq!(report.rank_of(51, None), Some(2));
+        // Two ranks on two nodes share pid 50: without a host, neither.
+        assert_eq!(report.rank_of(50, None), None);
+        assert_eq!(report.rank_of(52, Some("n1")), None);
+    }
+
+    #[test]
     fn empty_directory_reports_nothing() {
         let dir = StatusDir::create().unwrap();
         let report = dir.report(4);
         assert!(!report.any_reported());
         assert_eq!(report.ranks.len(), 4);
+        assert_eq!(report, Report::unknown(4));
     }
 }

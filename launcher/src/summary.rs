@@ -10,12 +10,25 @@
 //! - A job that succeeded gets one line.
 //! - Otherwise each rank with something to say gets a line, and ranks with
 //!   the same line share it (`ranks 0-3, 7: ended without reporting`).
-//! - The rank that failed first, as the MPI launcher named it, is said so
-//!   (`rank 2: first to fail: exited with status 3`); the others are worded
-//!   neutrally (`ended without reporting`), because most of them were only
-//!   taken down with the job.
+//! - The rank that failed first is said so, when that is known: the MPI
+//!   launcher named it as the first (`rank 2: first to fail: exited with
+//!   status 3`; Open MPI and srun do), unless its own report says it only
+//!   failed because another rank did (an engine whose client failed); or
+//!   it is the rank that reported a failure of its own, the only one, while
+//!   every other rank reported how it ended (`rank 0: first to fail: <its
+//!   message>`), or the one such a consequence names. When ranks died and neither tells which was
+//!   first (MPICH's Hydra names a process it may have killed itself), a line
+//!   says the first is not known. A job that was stopped names no first
+//!   from the MPI launcher: its ranks died because they were stopped.
+//!   The other ranks are worded neutrally (`ended without reporting`),
+//!   because most of them were only taken down with the job.
+//! - A pid names a rank only together with its host: nodes (containers) may
+//!   each have their own pids. A rank killed by `orphans` (a process of
+//!   this machine) is one reported on this host.
 //! - A rank with no status file while others wrote one is `status unknown`:
-//!   it never started, or its node cannot see the status directory.
+//!   it never started, or its node cannot see the status directory. When no
+//!   rank wrote one in a failed job whose program links an MPI, the MPI
+//!   launcher's hint (e.g. srun's PMI plugin) is printed.
 //! - Exit code: 128 + S after a stop request by signal S (130 for SIGINT,
 //!   143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT), whatever the MPI
 //!   launcher returned; 124 after `--timeout`; otherwise the MPI launcher's
@@ -40,6 +53,10 @@ pub struct Job<'a> {
     pub launcher: &'a str,
     /// `--timeout` as the user wrote it.
     pub timeout_text: Option<&'a str>,
+    /// This machine's host name (where `orphans` kills), when known.
+    pub local_host: Option<&'a str>,
+    /// The line to print when no rank started (see `plan`).
+    pub no_start_hint: Option<&'a str>,
 }
 
 /// What the job left behind to be summarised.
@@ -49,20 +66,30 @@ pub struct Ending<'a> {
     pub outcome: &'a Outcome,
     /// What the ranks reported.
     pub report: &'a Report,
-    /// Pids of leftover processes `orphans` killed.
+    /// Pids of leftover processes `orphans` killed (on this machine).
     pub swept: &'a [u32],
-    /// The first failing process, as the MPI launcher named it.
-    pub culprit: Option<Culprit>,
+    /// A failing process, as the MPI launcher named it.
+    pub culprit: Option<&'a Culprit>,
 }
 
 /// The summary lines, each to be printed to stderr with a `rankview: `
 /// prefix.
 pub fn lines(job: &Job<'_>, ending: &Ending<'_>) -> Vec<String> {
-    let mut lines = if succeeded(ending.outcome, ending.report) {
-        Vec::new()
-    } else {
-        merged(rank_entries(job, ending))
-    };
+    let failed = !succeeded(ending.outcome, ending.report);
+    let mut lines = Vec::new();
+    if failed {
+        let first = first_to_fail(job, ending);
+        lines = merged(rank_entries(job, ending, &first));
+        if let First::NotKnown(text) = first {
+            lines.push(text);
+        }
+        let stopped = ending.outcome.stop != Stop::None;
+        if let Some(hint) = job.no_start_hint {
+            if !stopped && !ending.report.any_reported() {
+                lines.push(hint.to_string());
+            }
+        }
+    }
     if !ending.swept.is_empty() {
         let n = ending.swept.len();
         let processes = if n == 1 { "process" } else { "processes" };
@@ -94,6 +121,97 @@ pub fn exit_code(outcome: &Outcome, report: &Report) -> u8 {
     }
 }
 
+/// Which rank failed first, as far as is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum First {
+    /// The MPI launcher named this rank as the first, ending this way.
+    Named(u32, How),
+    /// This rank is the one that reported a failure of its own.
+    Reported(u32),
+    /// Ranks died, and which was first is not known: this line says so.
+    NotKnown(String),
+    /// Nothing to say.
+    Nobody,
+}
+
+impl First {
+    /// The rank named first, if any.
+    fn rank(&self) -> Option<u32> {
+        match self {
+            First::Named(rank, _) | First::Reported(rank) => Some(*rank),
+            First::NotKnown(_) | First::Nobody => None,
+        }
+    }
+}
+
+/// The rule of the module docs for the first rank to fail.
+fn first_to_fail(job: &Job<'_>, ending: &Ending<'_>) -> First {
+    let report = ending.report;
+    let stopped = ending.outcome.stop != Stop::None;
+    let rank_of = |c: &Culprit| {
+        c.rank
+            .or_else(|| c.pid.and_then(|pid| report.rank_of(pid, c.host.as_deref())))
+            .filter(|&rank| rank < job.ranks)
+    };
+    // The rank a named culprit failed because of.
+    let mut because_of = None;
+    if let Some(culprit) = ending.culprit.filter(|c| c.first && !stopped) {
+        if let Some(rank) = rank_of(culprit) {
+            match report.ranks.get(rank as usize) {
+                // It ended well: the MPI launcher's words are not about it.
+                Some(RankState::Ok) => {}
+                Some(state) if state.caused_by().is_some() => because_of = state.caused_by(),
+                _ => return First::Named(rank, culprit.how),
+            }
+        }
+    }
+    let own: Vec<u32> = (0u32..)
+        .zip(&report.ranks)
+        .filter(|(_, state)| state.failed_on_its_own())
+        .map(|(rank, _)| rank)
+        .collect();
+    // A rank that died without a word, or whose status is unknown, may have
+    // failed before the one that reported, and caused its failure.
+    let died = report
+        .ranks
+        .iter()
+        .any(|s| matches!(s, RankState::DiedWithoutReporting { .. }));
+    let all_reported = !died && !report.ranks.contains(&RankState::NeverStarted);
+    let reported = because_of
+        .filter(|rank| own.contains(rank))
+        .or(match own[..] {
+            [only] if all_reported => Some(only),
+            _ => None,
+        });
+    if let Some(rank) = reported {
+        return First::Reported(rank);
+    }
+    let unsure = ending.culprit.filter(|c| !c.first);
+    if stopped || (!died && unsure.is_none()) {
+        return First::Nobody;
+    }
+    let said = match unsure {
+        Some(culprit) => {
+            let process = match (culprit.pid, culprit.host.as_deref()) {
+                (Some(pid), Some(host)) => format!("pid {pid} on {host}"),
+                (Some(pid), None) => format!("pid {pid}"),
+                _ => "a process".to_string(),
+            };
+            let process = match rank_of(culprit) {
+                Some(rank) => format!("rank {rank} ({process})"),
+                None => process,
+            };
+            format!(
+                "{} names {process}, {}, which it may have killed itself",
+                job.launcher,
+                how(culprit.how)
+            )
+        }
+        None => format!("{} does not say", job.launcher),
+    };
+    First::NotKnown(format!("which rank failed first is not known: {said}"))
+}
+
 /// One rank's line before merging: the text (continuation lines after a
 /// newline), and a detail shown only when no other rank shares the text.
 struct Entry {
@@ -103,20 +221,17 @@ struct Entry {
 }
 
 /// The lines of each rank with something to say, rank by rank.
-fn rank_entries(job: &Job<'_>, ending: &Ending<'_>) -> Vec<Entry> {
+fn rank_entries(job: &Job<'_>, ending: &Ending<'_>, first: &First) -> Vec<Entry> {
     let report = ending.report;
-    let first = ending.culprit.and_then(|c| {
-        c.rank
-            .or_else(|| c.pid.and_then(|pid| report.rank_of_pid(pid)))
-    });
     let anyone_reported = report.any_reported();
+    let first_rank = first.rank();
     let mut entries = Vec::new();
     for (rank, state) in (0u32..).zip(&report.ranks) {
-        if let (Some(culprit), Some(first)) = (ending.culprit, first) {
-            if first == rank {
+        if let First::Named(named, ended) = first {
+            if *named == rank {
                 entries.push(Entry {
                     rank,
-                    text: format!("first to fail: {}", how(culprit.how)),
+                    text: format!("first to fail: {}", how(*ended)),
                     detail: None,
                 });
             }
@@ -124,7 +239,7 @@ fn rank_entries(job: &Job<'_>, ending: &Ending<'_>) -> Vec<Entry> {
         let entry = |text: String, detail: Option<String>| Entry { rank, text, detail };
         match state {
             RankState::Ok => {}
-            RankState::NeverStarted if anyone_reported && first != Some(rank) => {
+            RankState::NeverStarted if anyone_reported && first_rank != Some(rank) => {
                 entries.push(entry(
                     "status unknown: no report (it never started, or its node cannot write to the \
                  status directory)"
@@ -133,6 +248,9 @@ fn rank_entries(job: &Job<'_>, ending: &Ending<'_>) -> Vec<Entry> {
                 ))
             }
             RankState::NeverStarted => {}
+            RankState::Failed { message } if *first == First::Reported(rank) => {
+                entries.push(entry(format!("first to fail: {message}"), None))
+            }
             RankState::Failed { message } => {
                 entries.push(entry(format!("failed: {message}"), None))
             }
@@ -142,10 +260,14 @@ fn rank_entries(job: &Job<'_>, ending: &Ending<'_>) -> Vec<Entry> {
                     .map(|h| format!(" on {h}"))
                     .unwrap_or_default();
                 let detail = pid.map(|pid| format!("pid {pid}"));
-                let swept = pid.is_some_and(|pid| ending.swept.contains(&pid));
+                let here = match (host.as_deref(), job.local_host) {
+                    (Some(host), Some(local)) => host == local,
+                    _ => true,
+                };
+                let swept = here && pid.is_some_and(|pid| ending.swept.contains(&pid));
                 let text = if swept {
                     format!("still running after {} ended; killed it{on}", job.launcher)
-                } else if first == Some(rank) {
+                } else if first_rank == Some(rank) {
                     continue;
                 } else {
                     format!("ended without reporting{on}")
@@ -247,12 +369,15 @@ fn signal_only(signal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Process;
     use std::time::Duration;
 
     const JOB: Job<'static> = Job {
         ranks: 3,
         launcher: "mpirun",
         timeout_text: Some("1"),
+        local_host: Some("n1"),
+        no_start_hint: None,
     };
 
     fn outcome(end: End, stop: Stop) -> Outcome {
@@ -264,14 +389,17 @@ mod tests {
     }
 
     fn report(ranks: Vec<RankState>) -> Report {
-        let pids = ranks
+        let processes = ranks
             .iter()
             .map(|s| match s {
-                RankState::DiedWithoutReporting { pid, .. } => *pid,
-                _ => None,
+                RankState::DiedWithoutReporting { pid, host } => Process {
+                    pid: *pid,
+                    host: host.clone(),
+                },
+                _ => Process::default(),
             })
             .collect();
-        Report { ranks, pids }
+        Report { ranks, processes }
     }
 
     fn nothing() -> Report {
@@ -302,7 +430,7 @@ mod tests {
                 outcome: out,
                 report,
                 swept,
-                culprit,
+                culprit: culprit.as_ref(),
             },
         )
     }
@@ -351,6 +479,7 @@ mod tests {
                 "rank 1: failed: task 7 panicked: boom",
                 "    at src/main.rs:3",
                 "rank 2: ended without reporting on n1 (pid 42)",
+                "which rank failed first is not known: mpirun does not say",
                 "job failed: 3 ranks, exit 1, 1.23 s",
             ]
         );
@@ -359,42 +488,31 @@ mod tests {
 
     #[test]
     fn the_first_failing_rank_is_named_and_the_others_merged() {
-        let mut states: Vec<RankState> = (0..64).map(|r| died(1000 + r)).collect();
-        states[2] = died(1002);
-        let states = report(states);
+        let states = report((0..64).map(|r| died(1000 + r)).collect());
         let job = Job { ranks: 64, ..JOB };
         let out = outcome(End::Exited(3), Stop::None);
-        let culprit = Culprit {
-            rank: Some(2),
-            pid: None,
-            how: How::Exited(3),
-        };
         assert_eq!(
-            summary_with(&job, &out, &states, &[], Some(culprit)),
+            summary_with(
+                &job,
+                &out,
+                &states,
+                &[],
+                Some(Culprit::named(2, How::Exited(3)))
+            ),
             [
                 "ranks 0-1, 3-63: ended without reporting on n1",
                 "rank 2: first to fail: exited with status 3",
                 "job failed: 64 ranks, exit 3, 1.23 s",
             ]
         );
-        // Hydra names a pid: it is looked up in the status files.
-        let culprit = Culprit {
-            rank: None,
-            pid: Some(1005),
-            how: How::Signalled(9),
-        };
-        let lines = summary_with(&job, &out, &states, &[], Some(culprit));
-        assert!(
-            lines.contains(&"rank 5: first to fail: killed by SIGKILL (signal 9)".to_string()),
-            "{lines:?}"
-        );
         // Rank 0 exiting 3 is not "killed by a signal".
-        let culprit = Culprit {
-            rank: Some(0),
-            pid: None,
-            how: How::Exited(3),
-        };
-        let lines = summary_with(&JOB, &out, &nothing(), &[], Some(culprit));
+        let lines = summary_with(
+            &JOB,
+            &out,
+            &nothing(),
+            &[],
+            Some(Culprit::named(0, How::Exited(3))),
+        );
         assert_eq!(
             lines,
             [
@@ -402,6 +520,167 @@ mod tests {
                 "job failed: 3 ranks, exit 3, 1.23 s"
             ]
         );
+        // A culprit that is no rank of the job, or one that ended well, is
+        // not believed.
+        let ok = report(vec![RankState::Ok, died(1), died(2)]);
+        for culprit in [
+            Culprit::named(7, How::Exited(3)),
+            Culprit::named(0, How::Exited(3)),
+        ] {
+            let lines = summary_with(&JOB, &out, &ok, &[], Some(culprit));
+            assert!(
+                !lines.iter().any(|l| l.contains("first to fail")),
+                "{lines:?}"
+            );
+        }
+    }
+
+    /// Item 9 of issue 22: Hydra names a process by pid, but not the first
+    /// to fail (it may be one it killed while cleaning up): the first is
+    /// not known, and the pid is named with its rank.
+    #[test]
+    fn hydra_names_no_first_rank() {
+        let states = report(vec![died(21518), died(21519), died(21520)]);
+        let job = Job {
+            launcher: "mpiexec.mpich",
+            ..JOB
+        };
+        let out = outcome(End::Exited(9), Stop::None);
+        let culprit = Culprit {
+            rank: None,
+            pid: Some(21519),
+            host: Some("n1".into()),
+            how: How::Signalled(9),
+            first: false,
+        };
+        assert_eq!(
+            summary_with(&job, &out, &states, &[], Some(culprit)),
+            [
+                "ranks 0-2: ended without reporting on n1",
+                "which rank failed first is not known: mpiexec.mpich names rank 1 (pid 21519 on \
+                 n1), killed by SIGKILL (signal 9), which it may have killed itself",
+                "job failed: 3 ranks, exit 9, 1.23 s",
+            ]
+        );
+    }
+
+    /// Item 7: a pid with another host is another process.
+    #[test]
+    fn a_pid_names_a_rank_only_on_its_host() {
+        let states = report(vec![died(50), died(51), died(52)]);
+        let mut culprit = Culprit::named(0, How::Signalled(9));
+        culprit.rank = None;
+        culprit.pid = Some(51);
+        culprit.host = Some("n2".into());
+        let out = outcome(End::Exited(137), Stop::None);
+        let lines = summary_with(&JOB, &out, &states, &[], Some(culprit.clone()));
+        assert!(
+            !lines.iter().any(|l| l.contains("first to fail")),
+            "{lines:?}"
+        );
+        culprit.host = Some("n1".into());
+        let lines = summary_with(&JOB, &out, &states, &[], Some(culprit));
+        assert!(
+            lines.contains(&"rank 1: first to fail: killed by SIGKILL (signal 9)".to_string()),
+            "{lines:?}"
+        );
+        // Pid 51 killed here is not rank 1 when rank 1 ran on another host.
+        let mut states = states;
+        states.ranks[1] = RankState::DiedWithoutReporting {
+            pid: Some(51),
+            host: Some("n2".into()),
+        };
+        let out = outcome(End::Signalled(9), Stop::Interrupted(2));
+        let lines = summary_with(&JOB, &out, &states, &[51], None);
+        assert_eq!(
+            lines[1], "rank 1: ended without reporting on n2 (pid 51)",
+            "{lines:?}"
+        );
+    }
+
+    /// Item 5: mpirun names an engine that only exited because the client
+    /// failed; the client, whose failure was its own, is the first.
+    #[test]
+    fn a_consequence_is_not_the_first_failure() {
+        let client = "engine 1: task 3 (panic): engine-side panic";
+        let states = report(vec![
+            RankState::Failed {
+                message: client.into(),
+            },
+            RankState::Failed {
+                message: "the client on rank 0 failed".into(),
+            },
+            RankState::Failed {
+                message: "the client on rank 0 failed".into(),
+            },
+        ]);
+        let out = outcome(End::Exited(1), Stop::None);
+        let expected = [
+            format!("rank 0: first to fail: {client}"),
+            "ranks 1-2: failed: the client on rank 0 failed".to_string(),
+            "job failed: 3 ranks, exit 1, 1.23 s".to_string(),
+        ];
+        assert_eq!(
+            summary_with(
+                &JOB,
+                &out,
+                &states,
+                &[],
+                Some(Culprit::named(1, How::Exited(1)))
+            ),
+            expected
+        );
+        // The same without a word from the MPI launcher.
+        assert_eq!(summary(&JOB, &out, &states), expected);
+    }
+
+    /// A stopped job names no first from the launcher: its ranks died
+    /// because they were stopped.
+    #[test]
+    fn a_stopped_job_names_no_first() {
+        let states = report(vec![died(1), died(2), died(3)]);
+        let out = outcome(End::Exited(143), Stop::Interrupted(15));
+        let lines = summary_with(
+            &JOB,
+            &out,
+            &states,
+            &[],
+            Some(Culprit::named(1, How::Signalled(9))),
+        );
+        assert_eq!(
+            lines,
+            [
+                "ranks 0-2: ended without reporting on n1",
+                "job interrupted by SIGTERM: 3 ranks, exit 143, 1.23 s"
+            ]
+        );
+    }
+
+    /// Item 3: no rank started in a failed job: the launcher's hint.
+    #[test]
+    fn no_rank_started_gets_the_hint() {
+        let job = Job {
+            no_start_hint: Some("no rank started: try --mpi=pmix"),
+            ..JOB
+        };
+        let out = outcome(End::Exited(1), Stop::None);
+        assert_eq!(
+            summary(&job, &out, &nothing()),
+            [
+                "no rank started: try --mpi=pmix",
+                "job failed: 3 ranks, exit 1, 1.23 s"
+            ]
+        );
+        let some = report(vec![
+            died(1),
+            RankState::NeverStarted,
+            RankState::NeverStarted,
+        ]);
+        assert!(!summary(&job, &out, &some).iter().any(|l| l.contains("try")));
+        let stopped = outcome(End::Exited(1), Stop::Interrupted(2));
+        assert!(!summary(&job, &stopped, &nothing())
+            .iter()
+            .any(|l| l.contains("try")));
     }
 
     #[test]

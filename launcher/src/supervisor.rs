@@ -2,8 +2,9 @@
 //! `--timeout`, and wait for it to end.
 //!
 //! Owns the child process from spawn to reaping and the timing of the
-//! escalation (SIGTERM at the timeout, SIGKILL [`KILL_GRACE`] later; SIGKILL
-//! on a second stop request), and the process group it runs in (see
+//! escalation (SIGTERM at the timeout, SIGKILL [`KILL_GRACE`] later; on a
+//! second stop request SIGKILL, or for srun SIGTERM and SIGKILL on a third:
+//! see `signals`), and the process group it runs in (see
 //! `signals`). The child is polled, never waited on from another
 //! thread, so its pid cannot be reused while we may still signal it. What
 //! the ranks reported is `status`'s business; the words of the summary are
@@ -77,7 +78,7 @@ pub fn supervise(
     mut on_tick: impl FnMut(),
 ) -> Result<Outcome, Error> {
     let group = Group::choose();
-    let mut stops = StopRequests::catch(group)?;
+    let mut stops = StopRequests::catch(group, plan.escalation)?;
     let mut command = plan.command();
     // Rank 0's stderr reaches the user through pipes (the MPI launcher's,
     // this relay): tell it whether the user sees a terminal, so that
@@ -178,6 +179,8 @@ mod tests {
             env: Vec::new(),
             status_dir: None,
             notes: Vec::new(),
+            escalation: crate::signals::Escalation::Kill,
+            no_start_hint: None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! `batch` into something runnable: a program checked to be executable (a
 //! bare name in the current directory becomes `./NAME`, as with `mpirun`),
 //! or a located example (building it is `example`'s job, when the caller
-//! decides to).
+//! decides to); and which MPI library it links, as far as its file says.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,6 +14,11 @@ use crate::cli::ProgramArgs;
 use crate::error::Error;
 use crate::example::{Example, Kind};
 use crate::executable::{self, Lookup};
+use crate::mpiexec::Flavour;
+
+/// How much of a program's file is read to find the MPI library it links:
+/// the names of the shared libraries it needs are near the start.
+const LINK_NAMES_WITHIN: u64 = 8 << 20;
 
 /// What every rank runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +100,18 @@ impl Target {
         executable::absolute(&found)
     }
 
+    /// The MPI library the program links, from the names of the shared
+    /// libraries in its file (Open MPI's `libmpi.so.40`, MPICH's
+    /// `libmpich.so`); `None` for a script, a program without MPI, one that
+    /// cannot be read, or an example not built yet.
+    pub fn linked_mpi(&self) -> Option<Flavour> {
+        use std::io::Read as _;
+        let file = std::fs::File::open(self.absolute_program()).ok()?;
+        let mut head = Vec::new();
+        file.take(LINK_NAMES_WITHIN).read_to_end(&mut head).ok()?;
+        mpi_of_link_names(&head)
+    }
+
     /// A short name for the job: the example's name or the program's file
     /// name.
     pub fn name(&self) -> String {
@@ -105,5 +122,42 @@ impl Target {
                 |n| n.to_string_lossy().into_owned(),
             ),
         }
+    }
+}
+
+/// The MPI whose library `bytes` (the start of an executable) names:
+/// `libmpich.so` is MPICH's (and MPICH-ABI MPIs'); `libmpi.so.40`/`.20`
+/// (or Open MPI's own `libopen-pal`) is Open MPI's; `libmpi.so.12` is the
+/// MPICH ABI's (Intel MPI, MVAPICH).
+fn mpi_of_link_names(bytes: &[u8]) -> Option<Flavour> {
+    let has = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
+    if !has("libmpi") {
+        None
+    } else if has("libmpich.so") || has("libmpi.so.12") {
+        Some(Flavour::Mpich)
+    } else if has("libmpi.so.40") || has("libmpi.so.20") || has("libopen-pal") {
+        Some(Flavour::OpenMpi)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linked_mpi_is_read_from_library_names() {
+        let elf = |names: &str| format!("\x7fELF....{names}\0more").into_bytes();
+        assert_eq!(
+            mpi_of_link_names(&elf("libc.so.6\0libmpi.so.40\0")),
+            Some(Flavour::OpenMpi)
+        );
+        assert_eq!(
+            mpi_of_link_names(&elf("libmpich.so.12\0")),
+            Some(Flavour::Mpich)
+        );
+        assert_eq!(mpi_of_link_names(&elf("libc.so.6\0")), None);
+        assert_eq!(mpi_of_link_names(b"#!/bin/sh\nexec mpirun"), None);
     }
 }

@@ -88,12 +88,18 @@ fn slurm_script_for_the_quickstart_example() {
     ] {
         assert!(script.contains(line), "{line:?} missing{result:?}");
     }
+    // The example links Open MPI, which needs srun's PMIx plugin; a rank
+    // that dies ends the job.
     assert_eq!(
         launch_line(script),
         format!(
-            "srun --cpus-per-task=2 --cpu-bind=cores {}",
+            "srun --cpus-per-task=2 --cpu-bind=cores --kill-on-bad-exit=1 --mpi=pmix {}",
             binary.display()
         ),
+        "{result:?}"
+    );
+    assert!(
+        script.contains("# --mpi=pmix: the program links Open MPI, which speaks pmix under srun"),
         "{result:?}"
     );
     assert!(!script.contains("cargo"), "{result:?}");
@@ -106,6 +112,7 @@ fn slurm_script_for_the_quickstart_example() {
 fn slurm_script_runs_srun_with_two_cpus_per_rank() {
     let fakes = tempfile::tempdir().unwrap();
     recording_fake(fakes.path(), "srun", SLURM, "", 0);
+    recording_fake(fakes.path(), "mpirun", OPEN_MPI, "", 0);
     let path = path_with(fakes.path());
     let script = batch_script(
         &[
@@ -145,11 +152,16 @@ fn slurm_script_runs_srun_with_two_cpus_per_rank() {
         [
             "--cpus-per-task=2",
             "--cpu-bind=cores",
+            "--kill-on-bad-exit=1",
             "--mpi=pmix",
             "/usr/bin/echo",
             "a b",
             "$HOME"
         ],
+        "{script}"
+    );
+    assert!(
+        script.contains("# no --mpi added: --mpi=pmix chooses srun's PMI plugin\n"),
         "{script}"
     );
     assert_eq!(srun.var("OMP_NUM_THREADS"), Some("1"), "{script}");
@@ -431,8 +443,8 @@ fn submit_hands_the_script_to_qsub() {
 fn submit_without_the_scheduler_is_one_clear_line() {
     let fakes = tempfile::tempdir().unwrap();
     recording_fake(fakes.path(), "mpirun", OPEN_MPI, "", 0);
-    // Only the fakes: the machine may have a real sbatch or qsub.
-    let path = fakes.path().as_os_str().to_owned();
+    // Only the fakes: this machine may have Slurm or PBS installed.
+    let path = fakes.path().as_os_str().to_os_string();
     for (scheduler, command) in [("slurm", "sbatch"), ("pbs", "qsub")] {
         let result = run(rankview()
             .args(["batch", scheduler, "-n", "2", "--submit", "/bin/true"])
@@ -543,6 +555,7 @@ fn batch_bad_input_is_a_usage_error() {
 fn run_inside_slurm_uses_srun_and_the_allocation_size() {
     let fakes = tempfile::tempdir().unwrap();
     let srun = recording_fake(fakes.path(), "srun", SLURM, "", 0);
+    recording_fake(fakes.path(), "mpirun", OPEN_MPI, "", 0);
     let path = path_with(fakes.path());
     let in_slurm = |command: &mut Command| {
         command
@@ -556,7 +569,18 @@ fn run_inside_slurm_uses_srun_and_the_allocation_size() {
     let result = run(&mut command);
     assert_eq!(result.code, Some(0), "{result:?}");
     let recorded = Recorded::of(fakes.path(), "srun").expect("srun never ran");
-    assert_eq!(recorded.args, ["-n", "6", "/bin/true"], "{result:?}");
+    assert_eq!(
+        recorded.args,
+        [
+            "-n",
+            "6",
+            "--kill-on-bad-exit=1",
+            "--mpi=pmix",
+            "--disable-status",
+            "/bin/true"
+        ],
+        "{result:?}"
+    );
     assert_eq!(recorded.var("RANKVIEW_LAUNCHER"), Some("1"));
     assert!(recorded.var("RANKVIEW_STATUS_DIR").is_some());
 
@@ -570,21 +594,55 @@ fn run_inside_slurm_uses_srun_and_the_allocation_size() {
             .contains("# -n 6: the Slurm allocation's tasks (SLURM_NTASKS)\n"),
         "{result:?}"
     );
-    assert_eq!(
-        launch_line(&result.stdout),
-        format!("{} -n 6 /bin/true", srun.display())
+    assert!(
+        launch_line(&result.stdout).starts_with(&format!("{} -n 6 --kill", srun.display())),
+        "{result:?}"
     );
 
     let mut command = rankview();
     command.args(["run", "-n", "3", "--dry-run", "/bin/true"]);
     in_slurm(&mut command);
     let result = run(&mut command);
-    assert_eq!(
-        launch_line(&result.stdout),
-        format!("{} -n 3 /bin/true", srun.display()),
+    assert!(
+        launch_line(&result.stdout).starts_with(&format!("{} -n 3 --kill", srun.display())),
         "{result:?}"
     );
     assert!(!result.stdout.contains("SLURM_NTASKS"), "{result:?}");
+
+    // Item 6 of issue 22: `salloc -N 2` without a task count: the
+    // allocation's CPUs, and the dry run says where the number came from.
+    let result = run(rankview()
+        .args(["run", "--dry-run", "/bin/true"])
+        .env("PATH", &path)
+        .env("SLURM_JOB_ID", "1234")
+        .env("SLURM_NNODES", "2")
+        .env("SLURM_JOB_CPUS_PER_NODE", "4(x2)"));
+    assert!(
+        result
+            .stdout
+            .contains("# -n 8: the Slurm allocation's CPUs (SLURM_JOB_CPUS_PER_NODE=4(x2))\n"),
+        "{result:?}"
+    );
+    assert!(
+        launch_line(&result.stdout).starts_with(&format!("{} -n 8 ", srun.display())),
+        "{result:?}"
+    );
+}
+
+/// Item 8 of issue 22: a PROGRAM in the current directory is written by
+/// its absolute path without `./` in it.
+#[test]
+fn a_program_in_the_current_directory_is_written_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "hello", "exit 0");
+    let result = run(rankview()
+        .args(["batch", "slurm", "-n", "2", "hello"])
+        .current_dir(dir.path()));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    let line = launch_line(&result.stdout);
+    let expected = format!(" {}", dir.path().join("hello").display());
+    assert!(line.ends_with(&expected), "{result:?}");
+    assert!(!line.contains("/./"), "{result:?}");
 }
 
 /// Inside a PBS job without `-n`, `run` gives the MPI launcher the node file

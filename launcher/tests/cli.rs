@@ -261,19 +261,57 @@ fn dry_run_mpich_uses_hydra_flags() {
     assert!(!result.stdout.contains("OMPI_"), "{result:?}");
 }
 
+/// Inside Slurm: srun, with a rank's death ending the job
+/// (`--kill-on-bad-exit=1`), one SIGINT reaching the ranks
+/// (`--disable-status`) and the PMI plugin of the MPI (here the machine's,
+/// Open MPI: the program links none), each said why, and why srun at all.
 #[test]
 fn dry_run_inside_slurm_uses_srun() {
     let (dir, _) = fake_mpi("srun", "slurm 23.02.6");
-    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    script(
+        dir.path(),
+        "mpirun",
+        "if [ \"$1\" = --version ]; then echo 'mpirun (Open MPI) 4.1.4'; fi",
+    );
     let result = run(rankview()
         .args(["run", "-n", "4", "--dry-run", "/bin/true"])
-        .env("PATH", path)
+        .env("PATH", path_with(dir.path()))
         .env("SLURM_JOB_ID", "1234"));
     assert_eq!(result.code, Some(0), "{result:?}");
     let command = result.stdout.lines().last().unwrap();
     assert_eq!(
         command,
-        format!("{}/srun -n 4 /bin/true", dir.path().display()),
+        format!(
+            "{}/srun -n 4 --kill-on-bad-exit=1 --mpi=pmix --disable-status /bin/true",
+            dir.path().display()
+        ),
+        "{result:?}"
+    );
+    for note in [
+        "# srun: inside the Slurm allocation SLURM_JOB_ID=1234 (MPIEXEC=mpirun would run mpirun \
+         instead)\n",
+        "# --kill-on-bad-exit=1: a rank that dies ends the job at once",
+        "# --mpi=pmix: the program names no MPI; this machine's is Open MPI",
+        "# --disable-status: one SIGINT (Ctrl-C) goes to the ranks",
+    ] {
+        assert!(result.stdout.contains(note), "{note:?}{result:?}");
+    }
+    // The user's own choices stand.
+    let result = run(rankview()
+        .args([
+            "run",
+            "-n",
+            "4",
+            "--dry-run",
+            "--mpi-args",
+            "-K0 --mpi=none",
+            "/bin/true",
+        ])
+        .env("PATH", path_with(dir.path()))
+        .env("SLURM_JOB_ID", "1234")
+        .env("SLURM_DISABLE_STATUS", "0"));
+    assert!(
+        result.stdout.ends_with(" -n 4 -K0 --mpi=none /bin/true\n"),
         "{result:?}"
     );
 }
@@ -790,20 +828,45 @@ fn an_interrupted_job_never_exits_zero() {
 
 /// A fake launcher that plays a whole job: it writes the status files given
 /// in `$FAKE_FILES` (`rank|text` lines, `\n` for newlines), prints
-/// `$FAKE_SAYS` to stderr and exits `$FAKE_EXIT`.
+/// `$FAKE_OUT` to stdout and `$FAKE_SAYS` to stderr and exits `$FAKE_EXIT`.
 fn fake_job_launcher() -> (tempfile::TempDir, PathBuf) {
+    fake_job_launcher_as("mpirun", "mpirun (Open MPI) 4.1.4")
+}
+
+/// [`fake_job_launcher`] named `name`, whose `--version` prints `version`.
+fn fake_job_launcher_as(name: &str, version: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let mpirun = script(
+    let launcher = script(
         dir.path(),
-        "mpirun",
-        r#"if [ "$1" = --version ]; then echo "mpirun (Open MPI) 4.1.4"; exit 0; fi
+        name,
+        &format!(
+            r#"if [ "$1" = --version ]; then printf '%s\n' '{version}'; exit 0; fi
 printf '%s\n' "$FAKE_FILES" | while IFS='|' read -r rank text; do
   [ -n "$rank" ] && printf "$text" >> "$RANKVIEW_STATUS_DIR/rank-$rank"
 done
+[ -n "$FAKE_OUT" ] && printf "$FAKE_OUT"
 [ -n "$FAKE_SAYS" ] && printf "$FAKE_SAYS" >&2
-exit ${FAKE_EXIT:-1}"#,
+exit ${{FAKE_EXIT:-1}}"#
+        ),
     );
-    (dir, mpirun)
+    (dir, launcher)
+}
+
+/// `$FAKE_FILES` for `ranks` ranks that started (pids from `first_pid`, on
+/// `host`) and never ended.
+fn started_files(ranks: u32, first_pid: u32, host: &str) -> String {
+    (0..ranks)
+        .map(|r| format!("{r}|started pid={} host={host}\\n\n", first_pid + r))
+        .collect()
+}
+
+/// The launcher's own lines of a run's stderr.
+fn our_lines(result: &Run) -> Vec<&str> {
+    result
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("rankview: "))
+        .collect()
 }
 
 fn run_fake_job(mpirun: &Path, ranks: &str, files: &str, says: &str, exit: &str) -> Run {
@@ -828,10 +891,11 @@ fn a_start_up_failure_is_reported_as_such() {
         "1",
     );
     assert_eq!(result.code, Some(1), "{result:?}");
+    // Every other rank reported: the one failure of its own is the first.
     assert!(
         result
             .stderr
-            .contains("rankview: rank 1: failed: cannot start the MPI thread\n"),
+            .contains("rankview: rank 1: first to fail: cannot start the MPI thread\n"),
         "{result:?}"
     );
     assert!(!result.stderr.contains("without reporting"), "{result:?}");
@@ -842,18 +906,12 @@ fn a_start_up_failure_is_reported_as_such() {
 #[test]
 fn the_first_failing_rank_is_named_and_the_rest_collapse() {
     let (_dir, mpirun) = fake_job_launcher();
-    let files: String = (0..6)
-        .map(|r| format!("{r}|started pid={} host=h\\n\n", 100 + r))
-        .collect();
+    let files = started_files(6, 100, "h");
     let says = "mpirun detected that one or more processes exited with non-zero status\n\
                 \n  Process name: [[51,1],2]\n  Exit code:    3\n";
     let result = run_fake_job(&mpirun, "6", &files, says, "3");
     assert_eq!(result.code, Some(3), "{result:?}");
-    let ours: Vec<&str> = result
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("rankview: "))
-        .collect();
+    let ours = our_lines(&result);
     assert_eq!(
         ours[..2],
         [
@@ -953,12 +1011,20 @@ fn command_line(result: &Run) -> &str {
 }
 
 /// Item 7: a hostfile's slots decide, as with mpirun: `-n 3` on `slots=1`
-/// gets no --oversubscribe, and a warning that mpirun will refuse.
+/// gets no --oversubscribe, and a warning that mpirun will refuse. Issue
+/// 22, item 11: bare lines (the `$PBS_NODEFILE` form) count one slot a
+/// line, as mpirun counts them.
 #[test]
 fn hostfile_slots_are_not_overridden() {
+    for (text, slots) in [("localhost slots=1\n", 1), ("localhost\nlocalhost\n", 2)] {
+        hostfile_slots_decide(text, slots);
+    }
+}
+
+fn hostfile_slots_decide(text: &str, slots: u32) {
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("hosts");
-    fs::write(&hosts, "localhost slots=1\n").unwrap();
+    fs::write(&hosts, text).unwrap();
     let result = dry_run_openmpi(
         &[
             "-n",
@@ -981,9 +1047,9 @@ fn hostfile_slots_are_not_overridden() {
         "{result:?}"
     );
     assert!(
-        result
-            .stderr
-            .contains("rankview: warning: 3 ranks but 1 slots in the hostfile: mpirun will refuse"),
+        result.stderr.contains(&format!(
+            "rankview: warning: 3 ranks but {slots} slots in the hostfile: mpirun will refuse"
+        )),
         "{result:?}"
     );
 }
@@ -1155,4 +1221,177 @@ fn info_knows_mpich_thread_support() {
         .unwrap();
     assert!(line.contains("MPI_THREAD_"), "{result:?}");
     assert!(!line.contains("unknown"), "{result:?}");
+}
+
+// ------------------------------- issue 22: srun, and whom the summary blames
+
+/// Item 10: a rank that prints a line in mpirun's words (a log replayed, a
+/// nested mpirun) does not choose the culprit: its stdout is not read, and
+/// mpirun's own verdict, which comes last on stderr, wins.
+#[test]
+fn a_ranks_own_output_does_not_choose_the_culprit() {
+    let (_dir, mpirun) = fake_job_launcher();
+    let files = started_files(4, 100, "h");
+    let replayed =
+        "mpirun noticed that process rank 2 with PID 7 on node old exited on signal 9 (Killed).\n";
+    let chatter = "  Exit code:    1\n".repeat(300);
+    let says = format!(
+        "{replayed}{chatter}mpirun detected that one or more processes exited with non-zero \
+         status\n\n  Process name: [[51,1],1]\n  Exit code:    3\n"
+    );
+    let result = run(rankview()
+        .args(["run", "-n", "4", "/bin/true"])
+        .env("MPIEXEC", &mpirun)
+        .env("FAKE_FILES", &files)
+        .env("FAKE_OUT", replayed)
+        .env("FAKE_SAYS", &says)
+        .env("FAKE_EXIT", "3"));
+    assert!(
+        result
+            .stderr
+            .contains("rankview: rank 1: first to fail: exited with status 3\n"),
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("rank 2: first"), "{result:?}");
+}
+
+/// Item 5: mpirun names an engine that exited only because the client
+/// failed (its own line says so); the client is the first to fail.
+#[test]
+fn an_engine_failing_because_of_the_client_is_not_first() {
+    let (_dir, mpirun) = fake_job_launcher();
+    let files = "0|started pid=1 host=h\\nfailed: engine 1: task 3 (panic): boom\\n\n\
+                 1|started pid=2 host=h\\nfailed: the client on rank 0 failed\\n\n\
+                 2|started pid=3 host=h\\nfailed: the client on rank 0 failed\\n\n";
+    let says = "  Process name: [[51,1],1]\n  Exit code:    1\n";
+    let result = run_fake_job(&mpirun, "3", files, says, "1");
+    let ours = our_lines(&result);
+    assert_eq!(
+        ours,
+        [
+            "rankview: rank 0: first to fail: engine 1: task 3 (panic): boom",
+            "rankview: ranks 1-2: failed: the client on rank 0 failed",
+            ours.last().copied().unwrap_or(""),
+        ],
+        "{result:?}"
+    );
+}
+
+/// Item 9: Hydra's banner names a process it may have killed itself while
+/// cleaning up: not the first to fail. The summary says the first is not
+/// known, and names the rank of the pid (with its host).
+#[test]
+fn hydra_names_no_first_rank() {
+    let (_dir, hydra) = fake_job_launcher_as("mpiexec.hydra", "HYDRA build details:");
+    let files = started_files(3, 21518, "vm");
+    let banner = "=====\n=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES\n\
+                  =   PID 21519 RUNNING AT vm\n=   EXIT CODE: 9\n=====\n\
+                  YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)\n";
+    let result = run(rankview()
+        .args(["run", "-n", "3", "/bin/true"])
+        .env("MPIEXEC", &hydra)
+        .env("FAKE_FILES", &files)
+        .env("FAKE_OUT", banner)
+        .env("FAKE_EXIT", "9"));
+    assert!(!result.stderr.contains("first to fail"), "{result:?}");
+    assert!(
+        result.stderr.contains(
+            "rankview: which rank failed first is not known: mpiexec.hydra names rank 1 (pid \
+             21519 on vm), killed by SIGKILL (signal 9), which it may have killed itself\n"
+        ),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains("rankview: ranks 0-2: ended without reporting on vm\n"),
+        "{result:?}"
+    );
+}
+
+/// Item 4: under srun the summary names the rank srun reported first.
+#[test]
+fn srun_names_the_rank_that_died() {
+    let (dir, _srun) = fake_job_launcher_as("srun", "slurm 22.05.8");
+    let files = started_files(3, 100, "vm");
+    let says = "srun: error: vm: task 2: Killed\nsrun: Terminating StepId=5.0\n\
+                srun: error: vm: tasks 0-1: Killed\n";
+    let result = run(rankview()
+        .args(["run", "/bin/true"])
+        .env("PATH", path_with(dir.path()))
+        .env("SLURM_JOB_ID", "5")
+        .env("SLURM_NTASKS", "3")
+        .env("FAKE_FILES", &files)
+        .env("FAKE_SAYS", says)
+        .env("FAKE_EXIT", "137"));
+    let ours = our_lines(&result);
+    assert_eq!(
+        ours[..2],
+        [
+            "rankview: ranks 0-1: ended without reporting on vm",
+            "rankview: rank 2: first to fail: killed by SIGKILL (signal 9)",
+        ],
+        "{result:?}"
+    );
+}
+
+/// Item 2: under srun a SIGINT is passed on (srun was told
+/// `--disable-status`, so it goes to the ranks); a second one sends srun
+/// SIGTERM (it then SIGKILLs every rank, on every node), and only a third
+/// kills srun.
+#[test]
+fn srun_is_sent_sigterm_before_it_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let srun = script(
+        dir.path(),
+        "srun",
+        r#"if [ "$1" = --version ]; then echo "slurm 22.05.8"; exit 0; fi
+if [ "$1" = --mpi=list ]; then exit 1; fi
+echo "pid $$" >> "$FAKE_LOG"
+echo "args $*" >> "$FAKE_LOG"
+trap 'echo INT >> "$FAKE_LOG"' INT
+trap 'echo TERM >> "$FAKE_LOG"' TERM
+echo ready >> "$FAKE_LOG"
+while :; do sleep 0.05; done"#,
+    );
+    let (child, started) = start_with_fake(&srun, &log, None);
+    for _ in 0..3 {
+        send("INT", &child.id().to_string());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let result = finished(child.wait_with_output().unwrap(), started);
+    let (pid, _, signals) = fake_log(&log);
+    assert_eq!(signals, ["INT", "TERM"], "{result:?}");
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains(" --disable-status /bin/true"),
+        "{result:?}"
+    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{result:?}");
+    assert_interrupted(&result, "SIGINT", 130);
+}
+
+/// Item 12: a `TMPDIR` that does not exist does not stop the job: the
+/// status directory goes to /tmp (as the README says), and the ranks report.
+/// (Open MPI creates a missing `TMPDIR` for its own files: it is one inside
+/// a directory of the test's.)
+#[test]
+fn a_missing_tmpdir_falls_back_to_tmp() {
+    let _lock = mpi_job_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-made");
+    let result = run(rankview()
+        .args([
+            "run",
+            "-n",
+            "2",
+            "/bin/sh",
+            "-c",
+            "case \"$RANKVIEW_STATUS_DIR\" in /tmp/rankview-status-*) ;; *) exit 7;; esac",
+        ])
+        .env("TMPDIR", &missing));
+    assert_eq!(result.code, Some(0), "{result:?}");
+    assert!(!result.stderr.contains("warning"), "{result:?}");
 }

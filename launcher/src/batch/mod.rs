@@ -4,7 +4,9 @@
 //! Owns the order of the steps: check the size, resolve the program (or
 //! locate and build the example, with `run`'s code, so the script never
 //! needs cargo on the compute nodes), find the MPI launcher (PBS only:
-//! Slurm's is `srun`), describe the [`script::Job`], then print it, write
+//! Slurm's is `srun`, whose flags `mpiexec::srun` chooses from the MPI the
+//! program links and the plugins an `srun` here offers), describe the
+//! [`script::Job`], then print it, write
 //! it (`-o FILE`, made executable) and/or submit it (`--submit`). The
 //! templates are `script`'s, the time limit `walltime`'s, submitting
 //! `submit`'s.
@@ -20,7 +22,8 @@ use std::process::ExitCode;
 
 use crate::cli::BatchArgs;
 use crate::error::Error;
-use crate::mpiexec::{self, Choices};
+use crate::executable;
+use crate::mpiexec::{self, srun, Choices};
 use crate::output;
 use crate::progress::Progress;
 use crate::target::Target;
@@ -31,8 +34,19 @@ pub fn batch(args: BatchArgs) -> Result<ExitCode, Error> {
     let size = Size::new(args.ranks, args.nodes, args.tasks_per_node).map_err(Error::Usage)?;
     let target = Target::resolve(&args.program)?;
     let mpi_words = args.program.mpi_words();
+    // The program's file says which MPI it links (srun's PMI plugin): build
+    // it first.
+    let mut progress = Progress::for_stderr();
+    target.build(&mut progress)?;
     let launcher = match args.scheduler {
-        Scheduler::Slurm => Launcher::Srun,
+        Scheduler::Slurm => {
+            let choices = Choices::detect(&mpi_words, Path::new("srun"));
+            let here = executable::first_on_path(&["srun"]).map(|(_, path)| path);
+            let pmi = mpiexec::srun_pmi(here.as_deref(), target.linked_mpi());
+            let mut reasons = Vec::new();
+            let flags = srun::script_args(&choices, &pmi, &mut reasons);
+            Launcher::Srun { flags, reasons }
+        }
         Scheduler::Pbs => {
             // The script runs inside PBS, never under srun.
             let mpi = mpiexec::discover(None)?;
@@ -47,8 +61,6 @@ pub fn batch(args: BatchArgs) -> Result<ExitCode, Error> {
             }
         }
     };
-    let mut progress = Progress::for_stderr();
-    target.build(&mut progress)?;
 
     let (_, program_args) = args.program.program_and_args();
     let mut command: Vec<OsString> = vec![target.absolute_program().into_os_string()];

@@ -3,8 +3,9 @@
 //! Owns the text of a job script: the scheduler's header (`#SBATCH` or
 //! `#PBS` lines for the size, time, partition or queue, account, name and
 //! output file), the thread settings for rankview's two threads per rank
-//! with a comment saying why, and the launch line (`srun` under Slurm; the
-//! MPI launcher with PBS's host list under PBS). Pure: the job is described
+//! with a comment saying why, and the launch line (`srun` under Slurm, with
+//! the flags `mpiexec::srun` chose and why; the MPI launcher with PBS's host
+//! list under PBS). Pure: the job is described
 //! by a [`Job`], so every template is unit tested here. Finding the program
 //! and the MPI launcher, writing and submitting the script is `batch`'s.
 
@@ -113,7 +114,12 @@ impl Size {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launcher {
     /// `srun` (Slurm).
-    Srun,
+    Srun {
+        /// srun's own flags (`--kill-on-bad-exit=1`, `--mpi=pmix`).
+        flags: Vec<OsString>,
+        /// Why each was (or was not) given, for comments.
+        reasons: Vec<String>,
+    },
     /// An MPI launcher given PBS's node file (PBS).
     Mpi {
         /// The launcher's path, as it will be run on the first node.
@@ -186,11 +192,14 @@ impl Job {
         self.threads(&mut text);
         text.push('\n');
         match &self.launcher {
-            Launcher::Srun => {
+            Launcher::Srun { reasons, .. } => {
                 text.push_str(
                     "# srun starts the allocation's tasks. --cpus-per-task is repeated: srun no\n\
                      # longer takes it from sbatch (Slurm 22.05 and later).\n",
                 );
+                for reason in reasons {
+                    comment(&mut text, reason);
+                }
             }
             Launcher::Mpi { flavour, .. } => {
                 text.push_str(
@@ -267,10 +276,12 @@ impl Job {
     fn threads(&self, text: &mut String) {
         let cpus = self.cpus_per_rank;
         let binding = match &self.launcher {
-            Launcher::Srun if cpus == 1 => {
+            Launcher::Srun { .. } if cpus == 1 => {
                 "--cpu-bind=cores binds every rank to its CPU".to_string()
             }
-            Launcher::Srun => format!("--cpu-bind=cores binds every rank to its {cpus} CPUs"),
+            Launcher::Srun { .. } => {
+                format!("--cpu-bind=cores binds every rank to its {cpus} CPUs")
+            }
             Launcher::Mpi {
                 user_binding: Some(choice),
                 ..
@@ -321,10 +332,11 @@ impl Job {
         let mut words: Vec<String> = Vec::new();
         let plain = |w: &OsStr| quote(w);
         match &self.launcher {
-            Launcher::Srun => {
+            Launcher::Srun { flags, .. } => {
                 words.push("srun".into());
                 words.push(format!("--cpus-per-task={cpus}"));
                 words.push("--cpu-bind=cores".into());
+                words.extend(flags.iter().map(|w| plain(w)));
             }
             Launcher::Mpi {
                 path,
@@ -362,6 +374,22 @@ impl Job {
     }
 }
 
+/// Writes `text` as `#` comment lines of at most 78 characters.
+fn comment(script: &mut String, text: &str) {
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() > 1 && line.len() + 1 + word.len() > 78 {
+            script.push_str(&line);
+            script.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    script.push_str(&line);
+    script.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,9 +418,21 @@ mod tests {
         }
     }
 
+    fn srun() -> Launcher {
+        Launcher::Srun {
+            flags: vec!["--kill-on-bad-exit=1".into(), "--mpi=pmix".into()],
+            reasons: vec![
+                "--kill-on-bad-exit=1: a rank that dies ends the job at once (without it, the \
+                 others may wait for it until the time limit)"
+                    .into(),
+                "--mpi=pmix: the program links Open MPI".into(),
+            ],
+        }
+    }
+
     #[test]
     fn slurm_script() {
-        let script = job(Scheduler::Slurm, Launcher::Srun).script();
+        let script = job(Scheduler::Slurm, srun()).script();
         assert_eq!(
             script,
             "#!/bin/bash\n\
@@ -415,13 +455,23 @@ mod tests {
              \n\
              # srun starts the allocation's tasks. --cpus-per-task is repeated: srun no\n\
              # longer takes it from sbatch (Slurm 22.05 and later).\n\
-             srun --cpus-per-task=2 --cpu-bind=cores /w/target/debug/examples/quickstart\n"
+             # --kill-on-bad-exit=1: a rank that dies ends the job at once (without it, the\n\
+             # others may wait for it until the time limit)\n\
+             # --mpi=pmix: the program links Open MPI\n\
+             srun --cpus-per-task=2 --cpu-bind=cores --kill-on-bad-exit=1 --mpi=pmix \
+             /w/target/debug/examples/quickstart\n"
         );
     }
 
     #[test]
     fn slurm_nodes_partition_account_log() {
-        let mut job = job(Scheduler::Slurm, Launcher::Srun);
+        let mut job = job(
+            Scheduler::Slurm,
+            Launcher::Srun {
+                flags: Vec::new(),
+                reasons: Vec::new(),
+            },
+        );
         job.size = Size::new(None, Some(4), Some(8)).unwrap();
         job.cpus_per_rank = 8;
         job.partition = Some("short".into());

@@ -1,14 +1,19 @@
-//! What the user already chose through Open MPI's own means, so that the
-//! launcher's defaults never override it.
+//! What the user already chose through the MPI launcher's own means (Open
+//! MPI's `mpirun`, Slurm's `srun`), so that the launcher's defaults never
+//! override it.
 //!
-//! Owns recognising a binding (`--bind-to`, `--map-by …:PE=n`,
+//! Owns recognising, for Open MPI, a binding (`--bind-to`, `--map-by …:PE=n`,
 //! `--cpus-per-rank`, a rankfile, and the same as MCA parameters: `--mca`,
 //! `OMPI_MCA_*` variables, `mca-params.conf` files), an oversubscription
 //! choice (`--oversubscribe`, `--nooversubscribe`, `--map-by
 //! …:OVERSUBSCRIBE` and their MCA forms), and `--use-hwthread-cpus` (Open MPI
-//! then counts hardware threads, not cores, as slots). Which flags follow
-//! from these is `flavour`'s and `plan`'s business. Pure apart from
-//! [`Choices::detect`], which reads the environment and the files.
+//! then counts hardware threads, not cores, as slots); and for srun, what a
+//! rank's death does (`--kill-on-bad-exit`, `-K`), what Ctrl-C does
+//! (`--disable-status`, `-X`, `--quit-on-interrupt`) and the PMI plugin
+//! (`--mpi`), as flags or as the `SLURM_*` variables srun reads. Which flags
+//! follow from these is `flavour`'s, `srun`'s and `plan`'s business. Pure
+//! apart from [`Choices::detect`], which reads the environment and the
+//! files.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -42,9 +47,35 @@ pub struct Choices {
     pub oversubscribe: Option<String>,
     /// Hardware threads count as slots (`--use-hwthread-cpus`).
     pub hwthreads: bool,
+    /// srun: whether a task that fails ends the step, e.g. `-K0`.
+    pub kill_on_bad_exit: Option<String>,
+    /// srun: what a SIGINT does, e.g. `--quit-on-interrupt`.
+    pub interrupt: Option<String>,
+    /// srun: the PMI plugin, e.g. `--mpi=pmi2`.
+    pub pmi: Option<String>,
 }
 
+/// The variables srun reads in place of its flags, and which choice each
+/// makes.
+const SRUN_VARIABLES: [&str; 4] = [
+    "SLURM_KILL_BAD_EXIT",
+    "SLURM_DISABLE_STATUS",
+    "SLURM_MPI_TYPE",
+    "SLURM_QUIT_ON_INTERRUPT",
+];
+
 impl Choices {
+    /// Nothing chosen (for tests' constants; `Default` is not `const`).
+    #[cfg(test)]
+    pub const NONE: Choices = Choices {
+        binding: None,
+        oversubscribe: None,
+        hwthreads: false,
+        kill_on_bad_exit: None,
+        interrupt: None,
+        pmi: None,
+    };
+
     /// Looks at the MPI launcher's words, the `OMPI_MCA_*`/`PRTE_MCA_*`
     /// environment, and the MCA parameter files Open MPI reads: the user's
     /// (`~/.openmpi/mca-params.conf`) and the installation's
@@ -56,7 +87,11 @@ impl Choices {
             .map(|w| w.to_string_lossy().into_owned())
             .collect();
         let env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("OMPI_MCA_") || k.starts_with("PRTE_MCA_"))
+            .filter(|(k, _)| {
+                k.starts_with("OMPI_MCA_")
+                    || k.starts_with("PRTE_MCA_")
+                    || SRUN_VARIABLES.contains(&k.as_str())
+            })
             .collect();
         let files: Vec<(String, String)> = param_files(launcher)
             .into_iter()
@@ -110,9 +145,38 @@ impl Choices {
                         .get_or_insert_with(|| words[i].clone());
                 }
                 Some("use-hwthread-cpus") => choices.hwthreads = true,
+                Some("kill-on-bad-exit") => {
+                    choices
+                        .kill_on_bad_exit
+                        .get_or_insert_with(|| words[i].clone());
+                }
+                Some(short) if short.starts_with('K') && !words[i].starts_with("--") => {
+                    // `-K`, `-K0`, `-K1`: the value is attached or absent.
+                    choices
+                        .kill_on_bad_exit
+                        .get_or_insert_with(|| words[i].clone());
+                }
+                Some("disable-status" | "X" | "quit-on-interrupt") => {
+                    choices.interrupt.get_or_insert_with(|| words[i].clone());
+                }
+                Some("mpi") if value.is_some() => {
+                    let text = words_text(&words[i], inline, value);
+                    choices.pmi.get_or_insert(text);
+                }
                 _ => {}
             }
             i += 1;
+        }
+        for (name, val) in env
+            .iter()
+            .filter(|(n, _)| SRUN_VARIABLES.contains(&n.as_str()))
+        {
+            let text = || format!("{name}={val}");
+            match name.as_str() {
+                "SLURM_KILL_BAD_EXIT" => choices.kill_on_bad_exit.get_or_insert_with(text),
+                "SLURM_MPI_TYPE" => choices.pmi.get_or_insert_with(text),
+                _ => choices.interrupt.get_or_insert_with(text),
+            };
         }
         for (name, val) in env {
             let key = name
@@ -265,6 +329,41 @@ mod tests {
         );
         let files = [("f".to_string(), "btl = tcp,self\n".to_string())];
         assert_eq!(Choices::from_sources(&[], &[], &files), Choices::default());
+    }
+
+    #[test]
+    fn srun_choices() {
+        assert_eq!(
+            from_words(&["--kill-on-bad-exit=0"])
+                .kill_on_bad_exit
+                .as_deref(),
+            Some("--kill-on-bad-exit=0")
+        );
+        assert!(from_words(&["-K0"]).kill_on_bad_exit.is_some());
+        assert!(from_words(&["-K"]).kill_on_bad_exit.is_some());
+        assert!(from_words(&["--quit-on-interrupt"]).interrupt.is_some());
+        assert!(from_words(&["-X"]).interrupt.is_some());
+        // Open MPI's `-x VAR` is no srun choice.
+        assert_eq!(from_words(&["-x", "A"]), Choices::default());
+        assert_eq!(
+            from_words(&["--mpi", "pmi2"]).pmi.as_deref(),
+            Some("--mpi pmi2")
+        );
+        assert_eq!(
+            from_words(&["--mpi=pmix_v4"]).pmi.as_deref(),
+            Some("--mpi=pmix_v4")
+        );
+        let env = [
+            ("SLURM_MPI_TYPE".to_string(), "none".to_string()),
+            ("SLURM_KILL_BAD_EXIT".to_string(), "0".to_string()),
+        ];
+        let choices = Choices::from_sources(&[], &env, &[]);
+        assert_eq!(choices.pmi.as_deref(), Some("SLURM_MPI_TYPE=none"));
+        assert_eq!(
+            choices.kill_on_bad_exit.as_deref(),
+            Some("SLURM_KILL_BAD_EXIT=0")
+        );
+        assert_eq!(choices.binding, None);
     }
 
     #[test]

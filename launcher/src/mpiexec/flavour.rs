@@ -10,7 +10,9 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::mpiexec::srun::{self, Pmi};
 use crate::mpiexec::Choices;
+use crate::signals::Escalation;
 
 /// A family of MPI launchers that share a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +36,15 @@ pub struct JobShape<'a> {
     pub host: Host,
     /// `--hostfile`, if given.
     pub hostfile: Option<&'a Path>,
-    /// The slots the hostfile gives in all (Open MPI's `slots=N`), when
-    /// every host line says.
+    /// The slots the hostfile gives in all (see [`hostfile_slots`]), when
+    /// it can be read.
     pub hostfile_slots: Option<u32>,
     /// What the user chose through the MPI's own means.
     pub choices: &'a Choices,
     /// Environment variables every rank must see even on other nodes.
     pub exported_env: &'a [&'a str],
+    /// What srun's PMI plugin is chosen from (srun only).
+    pub pmi: &'a Pmi,
 }
 
 /// Above this many ranks per slot (or per core) the launcher warns: start-up
@@ -110,7 +114,9 @@ impl Flavour {
     ///   by itself). Each decision is explained in `notes`.
     /// - MPICH: `-n N`, `-f F` (Hydra forwards the whole environment and
     ///   oversubscribes freely).
-    /// - Slurm and unknown launchers: `-n N`; a hostfile is an error there.
+    /// - Slurm: `-n N` and srun's own flags (`srun`'s docs); a hostfile is
+    ///   an error.
+    /// - Unknown launchers: `-n N`; a hostfile is an error there.
     pub fn launch_args(
         self,
         job: &JobShape<'_>,
@@ -146,6 +152,7 @@ impl Flavour {
                                (e.g. --mpi-arg=--nodelist=node[1-4])",
                     });
                 }
+                args.extend(srun::run_args(job.choices, job.pmi, notes));
             }
             Flavour::Unknown => {
                 if job.hostfile.is_some() {
@@ -158,6 +165,17 @@ impl Flavour {
             }
         }
         Ok(args)
+    }
+
+    /// How the MPI launcher is stopped for good after the first stop signal
+    /// (see `signals`): srun is sent SIGTERM first, because killing it would
+    /// leave the ranks on other nodes running, and SIGTERM makes it kill
+    /// them all.
+    pub fn escalation(self) -> Escalation {
+        match self {
+            Flavour::Slurm => Escalation::TermThenKill,
+            Flavour::OpenMpi | Flavour::Mpich | Flavour::Unknown => Escalation::Kill,
+        }
     }
 
     /// Environment variables the launcher itself needs for `job`: Open MPI
@@ -238,21 +256,35 @@ pub fn size_warnings(flavour: Flavour, job: &JobShape<'_>) -> Vec<String> {
     warnings
 }
 
-/// The total of Open MPI hostfile slots (`host slots=N`), or `None` when a
-/// host line gives none (Open MPI then counts that node's cores itself).
+/// The total of Open MPI hostfile slots, as `mpirun` counts them: a host
+/// line's `slots=N`, else its `max_slots=N` (the limit is then the count);
+/// a host on bare lines (the `$PBS_NODEFILE` form, one line per slot) gets
+/// one slot per line when it has several. `None` when some host is on one
+/// bare line only (Open MPI then counts that node's cores itself) or a
+/// count is not a number.
 pub fn hostfile_slots(text: &str) -> Option<u32> {
     let mut total: u32 = 0;
+    // Hosts on bare lines, and how many lines each.
+    let mut bare: Vec<(&str, u32)> = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
+        let Some(host) = line.split_whitespace().next() else {
             continue;
+        };
+        let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name));
+        match field("slots=").or_else(|| field("max_slots=")) {
+            Some(count) => total = total.saturating_add(count.parse::<u32>().ok()?),
+            None => match bare.iter_mut().find(|(h, _)| *h == host) {
+                Some((_, lines)) => *lines += 1,
+                None => bare.push((host, 1)),
+            },
         }
-        let slots = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("slots="))?
-            .parse::<u32>()
-            .ok()?;
-        total = total.saturating_add(slots);
+    }
+    for (_, lines) in bare {
+        if lines == 1 {
+            return None;
+        }
+        total = total.saturating_add(lines);
     }
     Some(total)
 }
@@ -266,11 +298,7 @@ mod tests {
     const HYDRA: &str = "HYDRA build details:\n    Version:                                 4.0.2\n    Release Date:                            Mon Mar 21 11:42:47 CDT 2022\n";
     const SLURM: &str = "slurm 23.02.6\n";
 
-    const NO_CHOICES: &Choices = &Choices {
-        binding: None,
-        oversubscribe: None,
-        hwthreads: false,
-    };
+    const NO_CHOICES: &Choices = &Choices::NONE;
 
     fn shape(ranks: u32, cores: usize, is_root: bool, hostfile: Option<&Path>) -> JobShape<'_> {
         JobShape {
@@ -284,8 +312,11 @@ mod tests {
             hostfile_slots: None,
             choices: NO_CHOICES,
             exported_env: &["RANKVIEW_LAUNCHER"],
+            pmi: NO_PMI,
         }
     }
+
+    const NO_PMI: &Pmi = &Pmi::NONE;
 
     fn args_of(flavour: Flavour, job: &JobShape<'_>) -> Vec<String> {
         strings(flavour.launch_args(job, "mpirun", &mut Vec::new()).unwrap())
@@ -354,7 +385,15 @@ mod tests {
             hostfile_slots("# cluster\nnode1 slots=4\nnode2 slots=8 max_slots=8\n\n"),
             Some(12)
         );
+        // PBS's node file repeats a host once per slot: one slot a line, as
+        // Open MPI counts them.
+        assert_eq!(hostfile_slots("n1\nn1\nn2\nn2\nn1\n"), Some(5));
+        assert_eq!(hostfile_slots("node1 slots=4\nnode2\nnode2\n"), Some(6));
+        // A host on one bare line gets its cores, which only Open MPI knows.
         assert_eq!(hostfile_slots("node1 slots=4\nnode2\n"), None);
+        assert_eq!(hostfile_slots("n1\nn1\nn2\n"), None);
+        assert_eq!(hostfile_slots("n1 max_slots=6\n"), Some(6));
+        assert_eq!(hostfile_slots("n1 slots=many\n"), None);
     }
 
     fn strings(args: Vec<OsString>) -> Vec<String> {
@@ -446,10 +485,17 @@ mod tests {
     }
 
     #[test]
-    fn slurm_and_unknown_take_only_n() {
+    fn slurm_and_unknown_take_n_and_no_hostfile() {
+        let args = args_of(Flavour::Unknown, &shape(5, 2, true, None));
+        assert_eq!(args, ["-n", "5"]);
+        let args = args_of(Flavour::Slurm, &shape(5, 2, true, None));
+        assert_eq!(
+            args,
+            ["-n", "5", "--kill-on-bad-exit=1", "--disable-status"]
+        );
+        assert_eq!(Flavour::Slurm.escalation(), Escalation::TermThenKill);
+        assert_eq!(Flavour::OpenMpi.escalation(), Escalation::Kill);
         for flavour in [Flavour::Slurm, Flavour::Unknown] {
-            let args = args_of(flavour, &shape(5, 2, true, None));
-            assert_eq!(args, ["-n", "5"]);
             assert!(flavour.launch_env(&shape(5, 2, true, None)).is_empty());
             let err = flavour
                 .launch_args(

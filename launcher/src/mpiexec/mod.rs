@@ -3,18 +3,21 @@
 //! Owns the search order: `$MPIEXEC` if set, else `srun` inside a Slurm
 //! allocation (see `allocation`), else `mpirun`, else `mpiexec` on PATH;
 //! and running
-//! `<launcher> --version` once to learn its flavour and version. The flags
-//! each flavour understands live in `flavour`; building the full command
-//! line is `plan`'s job.
+//! `<launcher> --version` once to learn its flavour and version; and asking
+//! srun which PMI plugins it offers (`srun --mpi=list`). The flags each
+//! flavour understands live in `flavour` (srun's own in `srun`); building
+//! the full command line is `plan`'s job.
 
 mod choices;
 mod flavour;
+pub mod srun;
 
 pub use choices::Choices;
 pub use flavour::{hostfile_slots, size_warnings, Flavour, JobShape};
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::allocation::Allocation;
 use crate::error::Error;
@@ -103,5 +106,41 @@ fn identify(path: PathBuf, found_by: FoundBy) -> MpiExec {
         path,
         flavour,
         found_by,
+    }
+}
+
+/// How long `srun --mpi=list` may take.
+const PLUGIN_LIST_LIMIT: Duration = Duration::from_secs(10);
+
+/// The PMI plugins `srun` offers (`srun --mpi=list`); `None` when it does
+/// not answer (no Slurm configuration on this machine, say).
+pub fn srun_plugins(srun: &Path) -> Option<Vec<String>> {
+    let answer = probe::ask(srun, &["--mpi=list"], PLUGIN_LIST_LIMIT).ok()?;
+    let plugins = srun::offered(&answer.text);
+    (answer.success && !plugins.is_empty()).then_some(plugins)
+}
+
+/// What srun's PMI plugin is chosen from: the MPI the program links
+/// (`linked`), else the machine's own `mpirun`'s (as `run` outside an
+/// allocation would find it), and the plugins `srun` (when there is one)
+/// offers.
+pub fn srun_pmi(srun: Option<&Path>, linked: Option<Flavour>) -> srun::Pmi {
+    let library = match linked {
+        Some(flavour) => Some(srun::Library {
+            flavour,
+            linked: true,
+        }),
+        None => choose(None)
+            .ok()
+            .map(|(path, found_by)| identify(path, found_by).flavour)
+            .filter(|f| matches!(f, Flavour::OpenMpi | Flavour::Mpich))
+            .map(|flavour| srun::Library {
+                flavour,
+                linked: false,
+            }),
+    };
+    srun::Pmi {
+        library,
+        offered: srun.and_then(srun_plugins),
     }
 }
