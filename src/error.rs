@@ -210,6 +210,48 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a non-string panic payload".into())
 }
 
+/// Where a panic happened (`file:line:column`) and, when `RUST_BACKTRACE`
+/// asks for one, its backtrace: what the panic hooks of a task (on an
+/// engine) and of the client (on rank 0) record instead of printing.
+pub(crate) type PanicRecord = (String, Option<String>);
+
+/// A thread's slot for the panic of the code it runs: `Some` while armed,
+/// holding the [`PanicRecord`] once that code panicked.
+pub(crate) type PanicSlot = std::cell::RefCell<Option<Option<PanicRecord>>>;
+
+/// In a panic hook: records the panic `info` describes in this thread's
+/// `slot` when it is armed; false when it is not (the panic is someone
+/// else's).
+#[allow(deprecated)] // PanicInfo: the MSRV (1.80) predates PanicHookInfo.
+pub(crate) fn record_panic(
+    slot: &'static std::thread::LocalKey<PanicSlot>,
+    info: &std::panic::PanicInfo<'_>,
+) -> bool {
+    slot.with(|slot| match slot.try_borrow_mut() {
+        Ok(mut slot) => match slot.as_mut() {
+            Some(record) => {
+                *record = Some(panic_record(info));
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    })
+}
+
+/// The [`PanicRecord`] of the panic `info` describes, taken in its hook.
+#[allow(deprecated)] // PanicInfo: the MSRV (1.80) predates PanicHookInfo.
+pub(crate) fn panic_record(info: &std::panic::PanicInfo<'_>) -> PanicRecord {
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let trace = std::backtrace::Backtrace::capture();
+    let trace =
+        (trace.status() == std::backtrace::BacktraceStatus::Captured).then(|| trace.to_string());
+    (location, trace)
+}
+
 impl Error {
     /// The engine this error happened on, when it happened on one.
     pub fn engine(&self) -> Option<usize> {

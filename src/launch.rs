@@ -187,9 +187,12 @@ impl Launch {
                         // MPI is finalized (rank 0 finalizes too); the
                         // execution thread may be deep in a long task, so the
                         // process ends from here, now.
+                        // Not a failure of this engine's: the summary does
+                        // not blame it (the client failed, or rank 0 ended
+                        // a job whose work outlived the shutdown grace).
                         Ok((mpi, Ending::ClientFailed)) => {
                             drop(mpi);
-                            status(rank, "failed: the client on rank 0 failed");
+                            status(rank, "failed: stopped by rank 0");
                             std::process::exit(1)
                         }
                         // Finalizing would wait for rank 0, which waits for
@@ -249,21 +252,26 @@ impl Launch {
         match role {
             Role::Controller(ready) => {
                 let rc = Client::new(command_tx, ready.controller.clone(), ready.engines);
-                let outcome = panic::catch_unwind(AssertUnwindSafe(|| client(&rc)));
+                let outcome = client_panics::catch(|| client(&rc));
                 let failure = match &outcome {
                     Ok(Ok(_)) => None,
                     Ok(Err(e)) => Some(e.to_string()),
-                    Err(payload) => Some(format!(
-                        "panic: {}",
-                        crate::error::panic_message(payload.as_ref())
-                    )),
+                    Err(panicked) => Some(panicked.to_string()),
                 };
                 // Say why before the engines are told to stop: once they
                 // exit, the MPI launcher may kill this rank at any moment.
+                // Said once: under the `rankview` launcher its summary says
+                // it from the status file.
                 if let Some(message) = &failure {
                     let _ = std::io::stdout().flush();
-                    eprintln!("rankview: client failed: {message}");
-                    status(0, &format!("failed: {message}"));
+                    if !status(0, &format!("failed: {message}")) {
+                        eprintln!("rankview: client failed: {message}");
+                    }
+                    if let Err(panicked) = &outcome {
+                        if let Some(trace) = &panicked.backtrace {
+                            eprintln!("rankview: the client's panic, backtrace:\n{trace}");
+                        }
+                    }
                 }
                 let _ = rc.commands().send(Command::Shutdown {
                     failed: failure.is_some(),
@@ -375,17 +383,84 @@ fn rank_from_env() -> Option<usize> {
     .find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
-/// Appends a line to this rank's status file, when the launcher asked for one.
-fn status(rank: usize, line: &str) {
+/// Appends a line to this rank's status file, when the launcher asked for
+/// one; true if it was written.
+fn status(rank: usize, line: &str) -> bool {
     let Some(dir) = std::env::var_os("RANKVIEW_STATUS_DIR") else {
-        return;
+        return false;
     };
     let path = PathBuf::from(dir).join(format!("rank-{rank}"));
-    if let Ok(mut file) = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-    {
-        let _ = writeln!(file, "{line}");
+        .and_then(|mut file| writeln!(file, "{line}"))
+        .is_ok()
+}
+
+/// The client's panics on rank 0: caught, with where they happened, and
+/// said once (in the failure line) instead of by the default panic hook too.
+mod client_panics {
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    use crate::error::PanicSlot;
+
+    /// A caught panic of the client.
+    pub(super) struct Panicked {
+        message: String,
+        location: Option<String>,
+        /// When `RUST_BACKTRACE` asks for one.
+        pub backtrace: Option<String>,
+    }
+
+    impl fmt::Display for Panicked {
+        /// `panic: MESSAGE, at FILE:LINE:COL` (the location at the end of
+        /// the message's first line).
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let (first, rest) = match self.message.split_once('\n') {
+                Some((first, rest)) => (first, Some(rest)),
+                None => (self.message.as_str(), None),
+            };
+            write!(f, "panic: {first}")?;
+            if let Some(location) = &self.location {
+                write!(f, ", at {location}")?;
+            }
+            if let Some(rest) = rest {
+                write!(f, "\n{rest}")?;
+            }
+            Ok(())
+        }
+    }
+
+    thread_local! {
+        /// `Some` while the client runs on this thread: where it panicked.
+        static CLIENT: PanicSlot = const { RefCell::new(None) };
+    }
+
+    /// Runs the client, catching its panic.
+    pub(super) fn catch<T>(client: impl FnOnce() -> T) -> Result<T, Panicked> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !crate::error::record_panic(&CLIENT, info) {
+                    previous(info);
+                }
+            }));
+        });
+        CLIENT.with(|c| *c.borrow_mut() = Some(None));
+        let ran = panic::catch_unwind(AssertUnwindSafe(client));
+        let recorded = CLIENT.with(|c| c.borrow_mut().take()).flatten();
+        ran.map_err(|payload| {
+            let (location, backtrace) = recorded.unzip();
+            Panicked {
+                message: crate::error::panic_message(payload.as_ref()),
+                location: location.filter(|l| !l.is_empty()),
+                backtrace: backtrace.flatten(),
+            }
+        })
     }
 }

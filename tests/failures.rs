@@ -262,3 +262,45 @@ on_ranks!(
     section_only_on_rank_0: section_only_on_rank_0_2_ranks = 2,
     section_only_on_rank_0_3_ranks = 3
 );
+
+/// Under `rankview run` a failing client is said once: its message (with
+/// where a panic happened) in the summary's first-to-fail line, no panic
+/// message before it, no Open MPI banner, and no line blaming the engines
+/// it took down.
+#[test]
+fn a_failing_client_is_said_once_under_the_launcher() {
+    for (mode, message) in [
+        (
+            "panic",
+            "panic: deliberate panic (mode panic), at tests/programs/check_failures.rs:",
+        ),
+        ("err", "deliberate failure (mode err)"),
+    ] {
+        let _lock = common::JobLock::acquire();
+        let out = std::process::Command::new(common::launcher())
+            .args(["run", "-n", "3"])
+            .arg(common::example("check_failures"))
+            .arg(mode)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("the launcher runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let first = format!("rankview: rank 0: first to fail: {message}");
+        assert!(stderr.contains(&first), "no {first:?} in\n{stderr}");
+        let said = message.split(", at").next().unwrap_or(message);
+        assert_eq!(
+            stderr.matches(said).count(),
+            1,
+            "said more than once:\n{stderr}"
+        );
+        for noise in [
+            "Primary job",
+            "mpirun detected",
+            "stopped by rank",
+            "client on rank",
+        ] {
+            assert!(!stderr.contains(noise), "{noise:?} in\n{stderr}");
+        }
+    }
+}

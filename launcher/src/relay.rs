@@ -7,7 +7,12 @@
 //! output never pushes the launcher's verdict, which comes last, out. The
 //! first byte of output also removes the
 //! start-up spinner for good, so that the spinner never sits on a line the
-//! ranks print to. What the lines mean is `verdict`'s business.
+//! ranks print to. Open MPI's banners about how the job ended (`Primary job
+//! terminated normally, but 1 process returned a non-zero exit code`,
+//! `mpirun noticed that process rank 2 ... exited on signal 9`) are held
+//! back and dropped from stderr: the summary says the same in one line
+//! (the verdict still reads them). What the lines mean is `verdict`'s
+//! business.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -102,6 +107,8 @@ impl Relay {
 fn pump(mut from: impl Read, to: To, shared: &Shared) {
     let mut buffer = [0u8; 8192];
     let mut line = Vec::new();
+    let mut banners = Banners::default();
+    let mut out = Vec::with_capacity(buffer.len());
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) => break,
@@ -120,7 +127,11 @@ fn pump(mut from: impl Read, to: To, shared: &Shared) {
         // drop what cannot be written.
         let _ = match to {
             To::Stdout => write_all(io::stdout().lock(), &buffer[..n]),
-            To::Stderr => write_all(io::stderr().lock(), &buffer[..n]),
+            To::Stderr => {
+                out.clear();
+                banners.pass(&buffer[..n], &mut out);
+                write_all(io::stderr().lock(), &out)
+            }
         };
         for &byte in &buffer[..n] {
             if byte == b'\n' {
@@ -132,6 +143,91 @@ fn pump(mut from: impl Read, to: To, shared: &Shared) {
         }
     }
     keep(shared, to, &line);
+    if matches!(to, To::Stderr) {
+        out.clear();
+        banners.finish(&mut out);
+        let _ = write_all(io::stderr().lock(), &out);
+    }
+}
+
+/// What Open MPI's banners about the end of a job say: the summary says it.
+const END_BANNERS: &[&str] = &[
+    "Primary job  terminated normally",
+    "mpirun detected that one or more processes exited with non-zero status",
+    "mpirun noticed that process rank",
+    "mpirun noticed that the job aborted",
+];
+
+/// Holds Open MPI's banners (a block between two lines of dashes) until
+/// their closing line, then drops those of [`END_BANNERS`] and lets the
+/// others through; everything else passes at once, partial lines included.
+#[derive(Default)]
+struct Banners {
+    /// A line starting with `-` whose end is not known yet.
+    pending: Vec<u8>,
+    /// The bytes of a block since its opening line of dashes.
+    held: Option<Vec<u8>>,
+    /// The next byte starts a line.
+    mid_line: bool,
+}
+
+/// A line of dashes (and an end of line) as Open MPI draws around a banner.
+fn is_rule(line: &[u8]) -> bool {
+    let bare = line.strip_suffix(b"\n").unwrap_or(line);
+    let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+    bare.len() >= 20 && bare.iter().all(|&b| b == b'-')
+}
+
+impl Banners {
+    /// Adds to `out` what of `bytes` may be written now.
+    fn pass(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        for &b in bytes {
+            if let Some(held) = &mut self.held {
+                held.push(b);
+                if b == b'\n' {
+                    let start = held[..held.len() - 1]
+                        .iter()
+                        .rposition(|&c| c == b'\n')
+                        .map_or(0, |at| at + 1);
+                    // The closing rule (not the opening one, the block's
+                    // first line).
+                    if start > 0 && is_rule(&held[start..]) {
+                        let text = String::from_utf8_lossy(held);
+                        if !END_BANNERS.iter().any(|b| text.contains(b)) {
+                            out.extend_from_slice(held);
+                        }
+                        self.held = None;
+                    }
+                }
+                continue;
+            }
+            if !self.pending.is_empty() || (!self.mid_line && b == b'-') {
+                self.pending.push(b);
+                if b == b'\n' {
+                    if is_rule(&self.pending) {
+                        self.held = Some(std::mem::take(&mut self.pending));
+                    } else {
+                        out.append(&mut self.pending);
+                    }
+                    self.mid_line = false;
+                } else if b != b'-' && b != b'\r' {
+                    out.append(&mut self.pending);
+                    self.mid_line = true;
+                }
+                continue;
+            }
+            out.push(b);
+            self.mid_line = b != b'\n';
+        }
+    }
+
+    /// The stream ended: whatever is held is written after all.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.pending);
+        if let Some(mut held) = self.held.take() {
+            out.append(&mut held);
+        }
+    }
 }
 
 fn write_all(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
@@ -160,6 +256,41 @@ fn keep(shared: &Shared, to: To, line: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn filtered(chunks: &[&str]) -> String {
+        let mut banners = Banners::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            banners.pass(chunk.as_bytes(), &mut out);
+        }
+        banners.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn end_banners_are_dropped_and_the_rest_passes() {
+        let rule = "-".repeat(74);
+        let end = format!(
+            "{rule}\nPrimary job  terminated normally, but 1 process returned\na non-zero exit code.\n{rule}\n"
+        );
+        let other = format!("{rule}\nThere are not enough slots available\n{rule}\n");
+        let text = format!("rank says hi\n{end}-- a line of the program\n{other}bye");
+        assert_eq!(
+            filtered(&[&text]),
+            format!("rank says hi\n-- a line of the program\n{other}bye")
+        );
+        // Split anywhere, the same.
+        let bytes: Vec<String> = text.chars().map(String::from).collect();
+        let pieces: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(filtered(&pieces), filtered(&[&text]));
+        // A block that never closes is written when the stream ends.
+        assert_eq!(
+            filtered(&[&format!("{rule}\nhalf")]),
+            format!("{rule}\nhalf")
+        );
+        // A partial line is not held.
+        assert_eq!(filtered(&["prompt> "]), "prompt> ");
+    }
 
     #[test]
     fn keeps_the_verdict_lines_and_ends() {

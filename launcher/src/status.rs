@@ -17,9 +17,11 @@
 //! 2. at a clean end, it appends one line: `ok`, or `failed: <message>`
 //!    (the message on one line; any further lines are shown indented below
 //!    it). A rank that fails only because another one did says so with the
-//!    message `the client on rank <R> failed` (an engine whose client
-//!    failed): its failure is not its own, and it is never named as the
-//!    first to fail.
+//!    message `stopped by rank <R>` (an engine that rank 0 stopped because
+//!    the client failed or its work outlived the shutdown grace; earlier
+//!    versions wrote `the client on rank <R> failed`): its failure is not
+//!    its own, it is never named as the first to fail, and the summary
+//!    leaves it out.
 //!
 //! The launcher reads the files only after the job has ended (while it runs,
 //! it only looks at which files exist, for the start-up spinner), so partial
@@ -146,17 +148,18 @@ pub enum RankState {
 
 impl RankState {
     /// The rank whose failure this one's was a consequence of (the message
-    /// `the client on rank R failed`), if it says so.
+    /// `stopped by rank R`, or earlier versions' `the client on rank R
+    /// failed`), if it says so.
     pub fn caused_by(&self) -> Option<u32> {
         let RankState::Failed { message } = self else {
             return None;
         };
-        message
-            .lines()
-            .next()?
-            .trim()
-            .strip_prefix("the client on rank ")?
-            .strip_suffix(" failed")?
+        let line = message.lines().next()?.trim();
+        line.strip_prefix("stopped by rank ")
+            .or_else(|| {
+                line.strip_prefix("the client on rank ")?
+                    .strip_suffix(" failed")
+            })?
             .parse()
             .ok()
     }
@@ -344,6 +347,8 @@ mod tests {
         let engine = parse("started pid=3 host=h\nfailed: the client on rank 0 failed\n");
         assert_eq!(engine.caused_by(), Some(0));
         assert!(!engine.failed_on_its_own());
+        let stopped = parse("started pid=3 host=h\nfailed: stopped by rank 0\n");
+        assert_eq!(stopped.caused_by(), Some(0));
         let client = parse("started pid=2 host=h\nfailed: the client on rank 0 is odd\n");
         assert_eq!(client.caused_by(), None);
         assert!(client.failed_on_its_own());

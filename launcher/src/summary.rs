@@ -161,6 +161,8 @@ fn first_to_fail(job: &Job<'_>, ending: &Ending<'_>) -> First {
                 // It ended well: the MPI launcher's words are not about it.
                 Some(RankState::Ok) => {}
                 Some(state) if state.caused_by().is_some() => because_of = state.caused_by(),
+                // Its own report says more than its exit status: one line.
+                Some(state) if state.failed_on_its_own() => return First::Reported(rank),
                 _ => return First::Named(rank, culprit.how),
             }
         }
@@ -251,6 +253,8 @@ fn rank_entries(job: &Job<'_>, ending: &Ending<'_>, first: &First) -> Vec<Entry>
             RankState::Failed { message } if *first == First::Reported(rank) => {
                 entries.push(entry(format!("first to fail: {message}"), None))
             }
+            // Stopped because another rank failed: nothing of its own to say.
+            state @ RankState::Failed { .. } if state.caused_by().is_some() => {}
             RankState::Failed { message } => {
                 entries.push(entry(format!("failed: {message}"), None))
             }
@@ -615,9 +619,9 @@ mod tests {
             },
         ]);
         let out = outcome(End::Exited(1), Stop::None);
+        // The engines that only stopped are not mentioned.
         let expected = [
             format!("rank 0: first to fail: {client}"),
-            "ranks 1-2: failed: the client on rank 0 failed".to_string(),
             "job failed: 3 ranks, exit 1, 1.23 s".to_string(),
         ];
         assert_eq!(

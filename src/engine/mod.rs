@@ -1375,12 +1375,11 @@ fn invoke(entry: &RemoteEntry, args: Vec<WireArg>) -> Result<Vec<u8>> {
     }
 }
 
-/// What the panic hook recorded: location and (when enabled) backtrace.
-type PanicRecord = (String, Option<String>);
+use crate::error::PanicSlot;
 
 thread_local! {
     /// `Some` while a task runs on this thread; holds the panic record if it panicked.
-    static IN_TASK: RefCell<Option<Option<PanicRecord>>> = const { RefCell::new(None) };
+    static IN_TASK: PanicSlot = const { RefCell::new(None) };
 }
 
 /// Records panics of tasks (location, backtrace) and lets the default hook
@@ -1391,24 +1390,7 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let recorded = IN_TASK.with(|t| match t.try_borrow_mut() {
-                Ok(mut slot) => match slot.as_mut() {
-                    Some(record) => {
-                        let location = info
-                            .location()
-                            .map(|l| format!("{}:{}", l.file(), l.line()))
-                            .unwrap_or_default();
-                        let trace = std::backtrace::Backtrace::capture();
-                        let trace = (trace.status() == std::backtrace::BacktraceStatus::Captured)
-                            .then(|| trace.to_string());
-                        *record = Some((location, trace));
-                        true
-                    }
-                    None => false,
-                },
-                Err(_) => false,
-            });
-            if recorded {
+            if crate::error::record_panic(&IN_TASK, info) {
                 // A task's panic: its message goes to the task's stderr.
                 previous(info);
             } else {
