@@ -229,7 +229,7 @@ fi
 # ------------------------------------------------- scenarios on one node
 
 # The quickstart as a batch job: submitted, waited for, its output checked.
-( cd "$tmp" && "${limit[@]}" "$rankview" batch slurm -n 3 -t 2 -o "$tmp/quick.sh" --submit "$quickstart" ) >"$out" 2>&1
+( cd "$tmp" && "${limit[@]}" "$rankview" batch slurm -n 3 -t 2 --script "$tmp/quick.sh" --submit "$quickstart" ) >"$out" 2>&1
 id=$(tail -1 "$out")
 state=$(wait_job "$id" 60)
 cat "$tmp/quick.sh" "$tmp"/quickstart-"$id".out >>"$out" 2>/dev/null

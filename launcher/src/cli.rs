@@ -140,13 +140,21 @@ pub struct BatchArgs {
     #[arg(short = 'J', long, value_name = "NAME", value_parser = parse_job_name)]
     pub job_name: Option<String>,
 
-    /// The job's output file (stdout and stderr) [default: Slurm NAME-%j.out; PBS NAME.oJOBID]
-    #[arg(long, value_name = "FILE", value_parser = parse_header_value_os)]
+    /// The job's output file, as sbatch's and qsub's -o: stdout, and stderr too unless --error [default: Slurm NAME-%j.out; PBS NAME.oJOBID]
+    #[arg(short = 'o', long = "output", visible_alias = "log", value_name = "FILE", value_parser = parse_header_value_os)]
     pub log: Option<OsString>,
 
+    /// The job's stderr file, as sbatch's and qsub's -e [default: with the output]
+    #[arg(short = 'e', long = "error", value_name = "FILE", value_parser = parse_header_value_os)]
+    pub error_log: Option<OsString>,
+
+    /// A further scheduler directive, written into the script as it is (repeatable): e.g. --directive=--mem=8G, --directive "--gres=gpu:1", --directive "-l mem=8gb" (PBS)
+    #[arg(long = "directive", value_name = "TEXT", allow_hyphen_values = true, value_parser = parse_directive, action = clap::ArgAction::Append)]
+    pub directives: Vec<String>,
+
     /// Write the script to FILE (made executable) instead of printing it
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(long = "script", value_name = "FILE")]
+    pub script: Option<PathBuf>,
 
     /// Submit the script with sbatch or qsub and print the job id
     #[arg(long)]
@@ -311,6 +319,18 @@ fn parse_header_value(value: &str) -> Result<String, String> {
     {
         return Err(
             "expected a non-empty value without spaces, quotes, `$` or backslashes".to_string(),
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// Parses `--directive`: one line that starts with a dash (the script
+/// writes it after `#SBATCH ` or `#PBS `).
+fn parse_directive(value: &str) -> Result<String, String> {
+    if !value.starts_with('-') || value.chars().any(char::is_control) {
+        return Err(
+            "expected one directive on one line, starting with a dash (--mem=8G, -l mem=8gb)"
+                .to_string(),
         );
     }
     Ok(value.to_string())

@@ -385,7 +385,7 @@ fn submit_hands_the_script_to_sbatch() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("job.sbatch");
     let result = run(rankview()
-        .args(["batch", "slurm", "-n", "4", "--submit", "-o"])
+        .args(["batch", "slurm", "-n", "4", "--submit", "--script"])
         .arg(&file)
         .arg("/bin/true")
         .env("PATH", &path));
@@ -398,13 +398,13 @@ fn submit_hands_the_script_to_sbatch() {
     assert_eq!(mode & 0o100, 0o100, "not executable: {mode:o}");
 }
 
-/// `-o FILE` alone writes the script and prints nothing.
+/// `--script FILE` alone writes the script and prints nothing.
 #[test]
-fn output_file_gets_the_script() {
+fn script_file_gets_the_script() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("job.sh");
     let result = run(rankview()
-        .args(["batch", "slurm", "-n", "3", "-o"])
+        .args(["batch", "slurm", "-n", "3", "--script"])
         .arg(&file)
         .arg("/bin/true"));
     assert_eq!(result.code, Some(0), "{result:?}");
@@ -412,6 +412,69 @@ fn output_file_gets_the_script() {
     let script = fs::read_to_string(&file).unwrap();
     assert!(bash_n(&script).0, "{script}");
     assert!(script.contains("#SBATCH --ntasks=3\n"), "{script}");
+}
+
+/// `-o`/`-e` mean what they mean to sbatch and qsub: the job's output and
+/// error files (`%j` kept for sbatch); `--directive` writes any further
+/// directive as it is.
+#[test]
+fn output_error_and_directives_are_the_schedulers() {
+    let slurm = run(rankview().args([
+        "batch",
+        "slurm",
+        "-n",
+        "3",
+        "-o",
+        "run-%j.out",
+        "-e",
+        "run-%j.err",
+        "--directive=--mem=8G",
+        "--directive",
+        "--gres=gpu:1",
+        "--directive=--exclusive",
+        "/bin/true",
+    ]));
+    assert_eq!(slurm.code, Some(0), "{slurm:?}");
+    for line in [
+        "#SBATCH --output=run-%j.out\n",
+        "#SBATCH --error=run-%j.err\n",
+        "#SBATCH --mem=8G\n#SBATCH --gres=gpu:1\n#SBATCH --exclusive\n",
+    ] {
+        assert!(slurm.stdout.contains(line), "{line:?} in {slurm:?}");
+    }
+    assert!(
+        !std::path::Path::new("run-%j.out").exists(),
+        "a file named like the log"
+    );
+    assert!(bash_n(&slurm.stdout).0, "{slurm:?}");
+    let pbs = run(rankview().args([
+        "batch",
+        "pbs",
+        "-n",
+        "3",
+        "-o",
+        "run.out",
+        "-e",
+        "run.err",
+        "--directive",
+        "-l mem=8gb",
+        "/bin/true",
+    ]));
+    assert_eq!(pbs.code, Some(0), "{pbs:?}");
+    for line in [
+        "#PBS -e run.err\n",
+        "#PBS -o run.out\n",
+        "#PBS -l mem=8gb\n",
+    ] {
+        assert!(pbs.stdout.contains(line), "{line:?} in {pbs:?}");
+    }
+    assert!(!pbs.stdout.contains("#PBS -j oe"), "{pbs:?}");
+    // A directive must be one line starting with a dash.
+    for bad in ["mem=8G", "--mem=8G\n/bin/rm -rf /", ""] {
+        let result =
+            run(rankview().args(["batch", "slurm", "-n", "2", "--directive", bad, "/bin/true"]));
+        assert_clear_error(&result, 2, "--directive");
+    }
 }
 
 /// `--submit` for PBS pipes the script to `qsub` and prints its job id.

@@ -77,19 +77,21 @@ pub fn batch(args: BatchArgs) -> Result<ExitCode, Error> {
         partition: args.partition.clone(),
         account: args.account.clone(),
         log: args.log.clone(),
+        error_log: args.error_log.clone(),
+        directives: args.directives.clone(),
         launcher,
         mpi_words,
         command,
     };
     let text = job.script();
 
-    if let Some(file) = &args.output {
+    if let Some(file) = &args.script {
         write_script(file, &text)?;
     } else if !args.submit {
         output::out(text.trim_end());
     }
     if args.submit {
-        let id = submit::submit(args.scheduler, &text, args.output.as_deref())?;
+        let id = submit::submit(args.scheduler, &text, args.script.as_deref())?;
         output::out(id);
     }
     Ok(ExitCode::SUCCESS)

@@ -150,6 +150,10 @@ pub struct Job {
     pub account: Option<String>,
     /// The job's output file, when not the scheduler's default.
     pub log: Option<OsString>,
+    /// The job's stderr file, when apart from its output.
+    pub error_log: Option<OsString>,
+    /// Further directives, written as they are (`--mem=8G`, `-l mem=8gb`).
+    pub directives: Vec<String>,
     /// How ranks are started.
     pub launcher: Launcher,
     /// Words for the launcher, verbatim, before the program.
@@ -246,6 +250,12 @@ impl Job {
             |l| l.to_string_lossy().into_owned(),
         );
         line("output", &log);
+        if let Some(error) = &self.error_log {
+            line("error", &error.to_string_lossy());
+        }
+        for directive in &self.directives {
+            let _ = writeln!(text, "#SBATCH {directive}");
+        }
     }
 
     fn pbs_header(&self, text: &mut String) {
@@ -266,9 +276,17 @@ impl Job {
         if let Some(account) = &self.account {
             let _ = writeln!(text, "#PBS -A {account}");
         }
-        text.push_str("#PBS -j oe\n");
+        match &self.error_log {
+            Some(error) => {
+                let _ = writeln!(text, "#PBS -e {}", error.to_string_lossy());
+            }
+            None => text.push_str("#PBS -j oe\n"),
+        }
         if let Some(log) = &self.log {
             let _ = writeln!(text, "#PBS -o {}", log.to_string_lossy());
+        }
+        for directive in &self.directives {
+            let _ = writeln!(text, "#PBS {directive}");
         }
     }
 
@@ -404,6 +422,8 @@ mod tests {
             partition: None,
             account: None,
             log: None,
+            error_log: None,
+            directives: Vec::new(),
             launcher,
             mpi_words: Vec::new(),
             command: vec!["/w/target/debug/examples/quickstart".into()],
