@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (SPEC §6): rankview beside raw MPI in the same job, as JSON lines.
+# Benchmarks (the project's benchmark targets): rankview beside raw MPI in the same job, as JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh

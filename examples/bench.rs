@@ -1,7 +1,7 @@
 //! rankview beside raw MPI, in the same job. Run it with
 //! `rankview run -n 3 --release --example bench -- --workload w1 --json`.
 //!
-//! Workloads (SPEC §6), each printed with the raw MPI figure beside ours:
+//! Workloads (the project's benchmark targets), each printed with the raw MPI figure beside ours:
 //! - `w1` roundtrip_latency: `apply_sync` of a trivial function on engine 0
 //!   against an 8-byte MPI ping-pong between ranks 0 and 1 (20,000 round
 //!   trips each; p50, p90 and p99 of both, `ratio` of the medians and

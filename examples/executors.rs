@@ -7,7 +7,7 @@
 //! callback; a tokio program whose background ticker keeps printing while
 //! `work()` awaits `rc.all().apply(sleep_task, t)` for four growing `t`;
 //! executors of a direct view and of a load-balanced view over the even
-//! engines; then seed 003's comparison: the same `map` calls on a local
+//! engines; then the "Futures in IPython Parallel" notebook's comparison: the same `map` calls on a local
 //! pool, a direct view's executor and the load-balanced executor, with
 //! each one's name, result and time in a table, and equal results. Last,
 //! the job's timeline as a picture: `executors-timeline.svg`, or the path
@@ -33,7 +33,7 @@ fn getpid() -> u32 {
     std::process::id()
 }
 
-/// Sleeps `t` seconds and returns the pid (seed 003's `sleep_task`).
+/// Sleeps `t` seconds and returns the pid (the "Futures in IPython Parallel" notebook's `sleep_task`).
 #[rankview::remote]
 fn sleep_task(t: f64) -> u32 {
     std::thread::sleep(Duration::from_secs_f64(t));
@@ -52,7 +52,7 @@ fn show(x: u64) -> String {
     x.to_string()
 }
 
-/// Allocates a vector of `n` ones and computes its 2-norm (seed 003's `task`).
+/// Allocates a vector of `n` ones and computes its 2-norm (the "Futures in IPython Parallel" notebook's `task`).
 #[rankview::remote]
 fn task(n: usize) -> f64 {
     DVector::<f64>::from_element(n, 1.0).norm()

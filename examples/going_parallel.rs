@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rankview::{globals, Error, TaskResult};
 
-/// Adds `n` pseudo-random integers in 1..=100 (seed 004's
+/// Adds `n` pseudo-random integers in 1..=100 (the "Going parallel with IPython" notebook's
 /// `random.randint(1, 100)`), from a generator seeded by `n`.
 #[rankview::remote]
 fn longrun(n: u64) -> u64 {

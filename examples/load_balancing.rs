@@ -7,7 +7,7 @@
 //! just after submitting and once everything is done, per engine how many
 //! tasks ran there and how many of those it stole (from each result's
 //! metadata) and how long it was busy, and the efficiency: the sum of the
-//! durations over engines × makespan (1 is perfect; SPEC §6's workload W4
+//! durations over engines × makespan (1 is perfect; the W4 balance workload
 //! wants 0.97 from a release build on idle cores, which a shared,
 //! oversubscribed test machine does not give, so it is printed, not
 //! asserted), and the same ratio with the engines' measured busy time in

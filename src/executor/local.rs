@@ -26,7 +26,7 @@ use crate::view::{AsyncMap, OneArg};
 
 /// Threads of this process running remote functions: the local
 /// [`Executor`], to develop and compare a program on rank 0 before moving it
-/// to engines by changing the executor (seed 003's `ThreadPoolExecutor`).
+/// to engines by changing the executor (the "Futures in IPython Parallel" notebook's `ThreadPoolExecutor`).
 ///
 /// Backed by a [`rayon::ThreadPool`] of its own. Each call goes through the
 /// same encoding, registry and panic handling as on an engine, so results

@@ -1,4 +1,4 @@
-//! Executors: one interface over every place a task can run (seed 003's
+//! Executors: one interface over every place a task can run (the "Futures in IPython Parallel" notebook's
 //! `concurrent.futures.Executor`).
 //!
 //! [`Executor`] is the interface: `submit` one call, `map` a function over
