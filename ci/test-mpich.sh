@@ -61,6 +61,17 @@ done
 # client returns: both jobs must end cleanly.
 run ok -n 3 "$bin/check_lifecycle" imap_stop
 run ok -n 3 "$bin/check_lifecycle" callbacks
+# #[rankview::test] under MPICH: examples/sweep-crate's tests, built against
+# MPICH and started by MPICH's launcher (with this repository's lock file).
+sweep=examples/sweep-crate
+cp Cargo.lock "$sweep/Cargo.lock"
+MPICC=mpicc.mpich cargo test --no-run --manifest-path "$sweep/Cargo.toml" --test sweep
+job env MPICC=mpicc.mpich MPIEXEC=mpirun.mpich cargo test --manifest-path "$sweep/Cargo.toml" --test sweep
+sweep_ok=no
+if [ $status -eq 0 ] && grep -q "3 passed; 0 failed" "$out"; then
+    sweep_ok=yes
+fi
+record "cargo test of $sweep under MPICH" "$status" "$sweep_ok"
 run fail -n 3 "$bin/check_failures" err
 run fail -n 3 "$bin/check_failures" panic
 # Request order, and 5,000 views with a cache of 3 sub-communicators: MPICH

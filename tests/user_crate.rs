@@ -130,7 +130,9 @@ fn processes_named(name: &str) -> Vec<String> {
         .expect("pgrep runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| !l.contains("pgrep"))
+        // A zombie is gone but for its exit status, which its parent (or
+        // init) has not read yet.
+        .filter(|l| !l.contains("pgrep") && !l.ends_with("<defunct>"))
         .map(String::from)
         .collect()
 }
@@ -187,6 +189,15 @@ fn a_fresh_crate_builds_runs_and_tests_as_the_readme_says() {
             "{name}\n{out}"
         );
     }
+    assert!(out.contains("3 passed; 0 failed"), "{out}");
+
+    // Over TCP only, as between nodes.
+    let tcp = run(cargo()
+        .current_dir(at)
+        .args(["test", "--test", "sweep"])
+        .env("RANKVIEW_TEST_MPI_ARGS", "--mca btl tcp,self"));
+    let out = text(&tcp);
+    assert!(tcp.status.success(), "cargo test over TCP\n{out}");
     assert!(out.contains("3 passed; 0 failed"), "{out}");
 
     let nextest = run(cargo()
