@@ -39,6 +39,10 @@
 //!   (`vec![0.0; n]`, as a program that keeps nothing does: `raw_fresh_s`,
 //!   `ratio_fresh`), both with the goal ≤ 1.12.
 //!
+//! - `w13` held_result_memory: rank 0's RSS growth per result while it
+//!   holds 10^6 finished results of empty load-balanced tasks, and how much
+//!   of that growth stays once they are dropped (goal ≤ 256 bytes per
+//!   result, ≤ 10 % kept).
 //! - `w5` idle: the CPU an engine uses while the client does nothing for
 //!   3 s, against a rank waiting the same time in `MPI_Barrier` (per cent of
 //!   one core; the goal is ≤ 1% for rankview).
@@ -139,6 +143,8 @@ const W4_REPS: usize = 3;
 /// How long the raw `w4` farm's rank 0 sleeps between probes for a result.
 const W4_POLL: Duration = Duration::from_micros(50);
 const W6_TASKS: u64 = 1_000_000;
+/// Finished empty results `w13` holds at once.
+const W13_RESULTS: usize = 1_000_000;
 const W6_WINDOW: usize = 10_000;
 
 #[rankview::remote]
@@ -624,7 +630,7 @@ fn raw_broadcast_kept(
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
     "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
-    "metg",
+    "w13", "metg",
 ];
 
 struct Options {
@@ -1483,6 +1489,35 @@ fn main() {
                             println!(
                                 "w6 {:<26} rankview {mib:>12.3} MiB of RSS growth after the first window, {per_s:.0} tasks/s (goal ≤ 32 MiB)",
                                 "imap_memory"
+                            );
+                        }
+                    }
+                    "w13" => {
+                        let before = rss_bytes();
+                        let lv = rc.load_balanced_view();
+                        let held: Vec<_> = (0..W13_RESULTS).map(|_| lv.apply(noop, ())).collect();
+                        for result in &held {
+                            result.get()?;
+                        }
+                        let holding = rss_bytes();
+                        drop(held);
+                        // The controller takes the handles' Forget commands
+                        // in order: once it answers, it has taken them all.
+                        rc.queue_status()?;
+                        let after = rss_bytes();
+                        let growth = (holding as f64 - before as f64).max(1.0);
+                        let per_result = growth / W13_RESULTS as f64;
+                        let kept = (after as f64 - before as f64) / growth;
+                        if options.json {
+                            println!(
+                                "{{\"workload\":\"w13\",\"bytes_per_held_result\":{per_result:.0},\"rss_growth_mib\":{:.1},\"kept_after_drop\":{kept:.3}}}",
+                                growth / (1u64 << 20) as f64
+                            );
+                        } else {
+                            println!(
+                                "w13 {:<25} rankview {per_result:>12.0} bytes per held finished result ({W13_RESULTS} held; {:.0} % of the growth kept after dropping them; goal ≤ 256 bytes, ≤ 10 %)",
+                                "held_result_memory",
+                                kept * 100.0
                             );
                         }
                     }
