@@ -1,12 +1,15 @@
 //! The checklist of the MPI test programs in `tests/programs/`.
 //!
 //! A program's client runs its checks through a [`Checklist`]: each check
-//! is a closure that returns `Ok(())`, an error, or panics (an `assert!`);
-//! the checklist prints one line per check (`ok: NAME` or `FAIL: NAME: why`)
-//! and a summary (`PROGRAM: N passed, M failed`), and [`Checklist::finish`]
-//! turns any failure into an `Err`, so that the job exits non-zero. What each
-//! check asserts is the program's business; which checks must appear is the
-//! integration test's (`Run::assert_checks` in `tests/common`).
+//! is a closure that returns `Ok(())`, an error, or panics (an `assert!`),
+//! or returns [`skip`] when the job cannot test it (two engines are needed
+//! and there is one); the checklist prints one line per check (`ok: NAME`,
+//! `FAIL: NAME: why` or `skip: NAME: why`) and a summary (`PROGRAM: N
+//! passed, M failed, K skipped`), and [`Checklist::finish`] turns any
+//! failure into an `Err`, so that the job exits non-zero. What each check
+//! asserts is the program's business; which checks must pass and which may
+//! be skipped is the integration test's (`Run::assert_checks` in
+//! `tests/common`), so that a check never passes by doing nothing.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -17,7 +20,27 @@ pub type Outcome = Result<(), Box<dyn std::error::Error>>;
 pub struct Checklist {
     program: &'static str,
     passed: usize,
+    skipped: usize,
     failed: Vec<String>,
+}
+
+/// Why a check did not run: what [`skip`] returns.
+#[derive(Debug)]
+struct Skipped(String);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skipped {}
+
+/// What a check returns when this job cannot test it, saying why: the
+/// check is reported as `skip: NAME: why`, not as passed.
+#[allow(dead_code)]
+pub fn skip(why: &str) -> Outcome {
+    Err(Box::new(Skipped(why.to_string())))
 }
 
 impl Checklist {
@@ -26,6 +49,7 @@ impl Checklist {
         Checklist {
             program,
             passed: 0,
+            skipped: 0,
             failed: Vec::new(),
         }
     }
@@ -36,6 +60,11 @@ impl Checklist {
             Ok(Ok(())) => {
                 println!("ok: {name}");
                 self.passed += 1;
+                return;
+            }
+            Ok(Err(error)) if error.is::<Skipped>() => {
+                println!("skip: {name}: {error}");
+                self.skipped += 1;
                 return;
             }
             Ok(Err(error)) => error.to_string(),
@@ -55,10 +84,11 @@ impl Checklist {
     /// Prints the summary; `Err` naming the failed checks if there are any.
     pub fn finish(self) -> Result<(), String> {
         println!(
-            "{}: {} passed, {} failed",
+            "{}: {} passed, {} failed, {} skipped",
             self.program,
             self.passed,
-            self.failed.len()
+            self.failed.len(),
+            self.skipped
         );
         if self.failed.is_empty() {
             Ok(())
