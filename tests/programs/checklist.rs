@@ -14,7 +14,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What a check returns: `?` works on rankview errors and on strings.
-pub type Outcome = Result<(), Box<dyn std::error::Error>>;
+pub type Outcome<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 /// The checks run so far and how they ended.
 pub struct Checklist {
@@ -114,4 +114,40 @@ pub fn expect_err<T: std::fmt::Debug>(
         Err(e) if want(&e) => Ok(e),
         other => Err(format!("unexpected: {other:?}")),
     }
+}
+
+/// Polls `ready` until it says true; an error naming `what` when it fails
+/// or has not said so within 30 s. For checks that wait for a state (a
+/// task started, a steal made) instead of sleeping.
+#[allow(dead_code)]
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> Outcome<bool>) -> Outcome {
+    let start = std::time::Instant::now();
+    while !ready()? {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(format!("waited 30 s for {what}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// What `f` wrote to this process's stderr (descriptor 2, pointed at a
+/// temporary file meanwhile): for checks of what the library reports there.
+#[allow(dead_code)]
+pub fn stderr_of(f: impl FnOnce()) -> Outcome<String> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = tempfile::tempfile()?;
+    std::io::stderr().flush()?;
+    let saved = nix::unistd::dup(std::io::stderr())?;
+    nix::unistd::dup2_stderr(&file)?;
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let _ = std::io::stderr().flush();
+    nix::unistd::dup2_stderr(&saved)?;
+    if let Err(payload) = outcome {
+        std::panic::resume_unwind(payload);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
