@@ -301,6 +301,18 @@ impl Run {
         self
     }
 
+    /// Fails unless the job exited with status `code` (not killed by a
+    /// signal, not another failure).
+    #[track_caller]
+    pub fn assert_exit_code(&self, code: i32) -> &Self {
+        if self.status.code() != Some(code) {
+            self.fail(format_args!(
+                "the job was expected to exit with status {code}"
+            ));
+        }
+        self
+    }
+
     /// Fails unless the job ended within `limit`.
     #[track_caller]
     pub fn assert_within(&self, limit: Duration) -> &Self {
