@@ -18,6 +18,7 @@ const ORDER_CHECKS: &[&str] = &[
     "push_does_not_wait_for_other_engines",
     "gathers_on_disjoint_views_overlap",
     "many_distinct_views",
+    "waiting_threads_help_unless_funneled",
 ];
 
 /// The checks of `check_order` that need two engines, skipped on one.

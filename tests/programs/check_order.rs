@@ -9,10 +9,12 @@
 //! whichever collectives wait), of independence (a push to one engine does
 //! not wait for a gather held up by another), of overlapping gathers, and of
 //! many distinct views (sub-communicators are freed; `RANKVIEW_GROUP_CACHE`
-//! makes the cache small). With the argument `large`, it instead moves data
-//! past MPI's 2^31 count limit: a gather of 1.1e9 bytes from each of two
-//! engines, a reply of 2.2e9 bytes, a scatter and a broadcast of more than
-//! 2^31 bytes. With `stuck`, it leaves a task running for an hour and
+//! makes the cache small), and of the threading mode (threads waiting for
+//! MPI help their rank's MPI loop, unless `RANKVIEW_FUNNELED` keeps every
+//! MPI call on the MPI threads). With the argument `large`, it instead
+//! moves data past MPI's 2^31 count limit: a gather of 1.1e9 bytes from
+//! each of two engines, a reply of 2.2e9 bytes, a scatter and a broadcast
+//! of more than 2^31 bytes. With `stuck`, it leaves a task running for an hour and
 //! returns: the job must end after the shutdown grace. Prints one line per
 //! check and exits non-zero unless every check held.
 
@@ -40,6 +42,20 @@ fn read_s() -> TaskResult<String> {
 #[rankview::remote]
 fn read_v() -> TaskResult<Vec<String>> {
     Ok((*rankview::globals().get::<Vec<String>>("v")?).clone())
+}
+
+/// Whether this rank runs with `RANKVIEW_FUNNELED`, and how many passes of
+/// its MPI loop threads other than the MPI thread have made.
+fn threading() -> (bool, u64) {
+    (
+        std::env::var_os("RANKVIEW_FUNNELED").is_some(),
+        rankview::__private::helped_passes(),
+    )
+}
+
+#[rankview::remote]
+fn engine_threading() -> (bool, u64) {
+    threading()
 }
 
 /// The engine's block of numbers `m`.
@@ -281,6 +297,32 @@ fn order(rc: &Client, list: &mut Checklist) {
             let held: Vec<u64> = held.get()?.concat();
             assert_eq!(held, blocks, "view {i}: the engines' blocks");
         }
+        Ok(())
+    });
+
+    list.check("waiting_threads_help_unless_funneled", || {
+        // Open MPI and MPICH grant MPI_THREAD_SERIALIZED: a client thread
+        // waiting for a reply, and an engine's execution thread waiting for
+        // work, then make their MPI loop's passes themselves. With
+        // RANKVIEW_FUNNELED set, only the MPI threads call MPI. After the
+        // round trips of the checks above (and 50 more), each rank must
+        // show the mode it was asked for.
+        for _ in 0..50 {
+            dv.apply_sync(sum_x, ())?;
+        }
+        let mut ranks = vec![threading()];
+        ranks.extend(dv.apply_sync(engine_threading, ())?);
+        for (rank, &(funneled, helped)) in ranks.iter().enumerate() {
+            match funneled {
+                true => assert_eq!(helped, 0, "rank {rank}: helpers made passes, funneled"),
+                false => assert!(helped > 0, "rank {rank}: no thread helped its MPI loop"),
+            }
+        }
+        println!(
+            "(funneled: {}; passes helped per rank: {:?})",
+            ranks[0].0,
+            ranks.iter().map(|r| r.1).collect::<Vec<_>>()
+        );
         Ok(())
     });
 }
