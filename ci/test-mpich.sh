@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The same binaries against MPICH: installs mpich beside OpenMPI when missing,
 # builds every example with MPICC=mpicc.mpich into target/mpich, and runs the
-# examples and check programs under mpirun.mpich on 3 and 5 ranks, plus a
-# failing client (which must end the job at once, non-zero), and a binary run
-# under the other MPI's launcher (which must be named as a mismatch).
+# examples and check programs under mpirun.mpich on 3 and 5 ranks (a check
+# program must also print its whole checklist: ok lines, none failed or
+# skipped, and the summary counting them), plus a failing client (which must
+# end the job at once, non-zero), and a binary run under the other MPI's
+# launcher (which must be named as a mismatch).
 # The compiler wrapper and the launcher are checked apart (libmpich-dev brings
 # mpicc.mpich, the mpich package mpirun.mpich); the MPICH build goes into
 # mpich/ under the caller's target directory.
@@ -43,12 +45,37 @@ job() {
     status=0
     timeout 120 "$@" >"$out" 2>&1 || status=$?
 }
+# checklist PROGRAM: true when $out holds a check program's full report:
+# no FAIL line, at least one ok line, none skipped (every job here has two
+# engines or more), and the summary counting exactly the ok lines.
+checklist() {
+    local passed skipped
+    passed=$(grep -c '^ok: ' "$out" || true)
+    skipped=$(grep -c '^skip: ' "$out" || true)
+    ! grep -q '^FAIL: ' "$out" && [ "$passed" -gt 0 ] && [ "$skipped" -eq 0 ] &&
+        grep -qx "$1: $passed passed, 0 failed, 0 skipped" "$out"
+}
+# run ok|fail MPIRUN-ARGS...: a job that must succeed or fail. A check
+# program run without a mode (check_*) must also print its full checklist.
 run() {
     local expect=$1; shift
     job mpirun.mpich "$@"
-    local ok=no
+    local ok=no program="" mode=no arg
+    for arg in "$@"; do
+        if [ -n "$program" ]; then
+            mode=yes
+        elif [ "${arg#"$bin"/}" != "$arg" ]; then
+            program=${arg#"$bin"/}
+        fi
+    done
     if { [ "$expect" = ok ] && [ $status -eq 0 ]; } || { [ "$expect" = fail ] && [ $status -ne 0 ] && [ $status -ne 124 ]; }; then
         ok=yes
+    fi
+    if [ "$ok" = yes ] && [ "$expect" = ok ] && [ "${program#check_}" != "$program" ] &&
+        [ "$mode" = no ] && ! checklist "$program"; then
+        ok=no
+        echo "$program: its checklist is incomplete or failed:"
+        grep -E '^(FAIL|skip): |^ {4}|passed, .* failed' "$out" | head -40
     fi
     record "mpirun.mpich $*" "$status" "$ok"
 }

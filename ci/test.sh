@@ -4,9 +4,12 @@
 # OpenMPI jobs (every example on 2, 3 and 5 ranks, error, failure and
 # collective programs, the launcher, faults, protocol fuzzing), doc tests,
 # a subset of the MPI tests again over Open MPI's TCP transport only (what a
-# multi-node job uses), and last the launcher against a real Slurm, on one
-# node and on two in network namespaces (ci/test-slurm.sh). MPI jobs never
-# run concurrently (nextest group and a job lock).
+# multi-node job uses), the order, collectives and balanced checks on 3
+# ranks with RANKVIEW_FUNNELED=1 (only the MPI threads call MPI, as under an
+# MPI that grants MPI_THREAD_FUNNELED; check_order checks that no other
+# thread did), and last the launcher against a real Slurm, on one node and
+# on two in network namespaces (ci/test-slurm.sh). MPI jobs never run
+# concurrently (nextest group and a job lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
@@ -19,4 +22,6 @@ RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-f
     --test order --test collectives --test errors --test faults --test balanced --test lifecycle \
     --test hotpath \
     -E 'not test(slow_) & not test(past_the_count_limit)'
+RANKVIEW_TEST_MPI_ARGS="-x RANKVIEW_FUNNELED=1" cargo nextest run -p rankview --no-fail-fast \
+    --test order --test collectives --test balanced -E 'test(/_3_ranks$/)'
 bash ci/test-slurm.sh

@@ -116,9 +116,39 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// The protocol fuzz test's counting allocator, for this crate's unit
+/// tests: a decode of hostile input is measured, not only refused.
+#[cfg(test)]
+#[path = "../tests/common/allocations.rs"]
+mod allocations;
+
 #[cfg(test)]
 mod test {
+    use super::allocations::measure;
     use super::*;
+
+    /// Bytes any decode below may allocate at once or hold at its peak,
+    /// whatever its input claims (its error message and small buffers).
+    const SLACK: usize = 4096;
+
+    /// Decodes `bytes` as `T`, measuring it: `Err` with what the decode
+    /// allocated if it took more than `limit` bytes at once or at its peak.
+    fn within<T: DeserializeOwned>(
+        bytes: &[u8],
+        limit: usize,
+    ) -> std::result::Result<Result<T>, String> {
+        let (decoded, usage) = measure(|| decode::<T>(bytes));
+        if usage.largest > limit || usage.peak > limit {
+            return Err(format!(
+                "decoding {} bytes as {} allocated {} bytes at once, {} at the peak (limit {limit})",
+                bytes.len(),
+                type_name::<T>(),
+                usage.largest,
+                usage.peak
+            ));
+        }
+        Ok(decoded)
+    }
 
     #[test]
     fn round_trip_of_nested_values() {
@@ -137,12 +167,21 @@ mod test {
     }
 
     #[test]
-    fn huge_length_claim_is_refused_without_allocating() {
-        // A varint length prefix claiming about 2^62 bytes, then nothing.
-        let bytes = [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f];
-        assert!(decode::<String>(&bytes).is_err());
-        assert!(decode::<Vec<u8>>(&bytes).is_err());
-        assert!(decode::<Vec<u64>>(&bytes).is_err());
+    fn huge_length_claim_is_refused_without_allocating() -> std::result::Result<(), String> {
+        // A varint length prefix claiming about 2^62 bytes, then nothing;
+        // and one claiming 1 MiB, which could be allocated.
+        let mut mib = vec![252u8];
+        mib.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        for bytes in [
+            &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f][..],
+            &mib[..],
+        ] {
+            assert!(within::<String>(bytes, SLACK)?.is_err());
+            assert!(within::<ByteBuf>(bytes, SLACK)?.is_err());
+            assert!(within::<Vec<u8>>(bytes, SLACK)?.is_err());
+            assert!(within::<Vec<u64>>(bytes, SLACK)?.is_err());
+        }
+        Ok(())
     }
 
     /// An encoded string (or byte buffer) whose length prefix claims
@@ -178,7 +217,8 @@ mod test {
     }
 
     #[test]
-    fn length_claims_beyond_the_input_are_refused_at_every_size() {
+    fn length_claims_beyond_the_input_are_refused_at_every_size() -> std::result::Result<(), String>
+    {
         const GIB: u64 = 1 << 30;
         for present in [0, 1 << 10, 1 << 20, 17 << 20, 65 << 20] {
             let claims = [
@@ -191,22 +231,23 @@ mod test {
                 let bytes = claiming(claim, present);
                 let what = format!("{present} bytes claiming {claim}");
                 assert!(
-                    matches!(decode::<String>(&bytes), Err(Error::Codec { .. })),
+                    matches!(within::<String>(&bytes, SLACK)?, Err(Error::Codec { .. })),
                     "{what}"
                 );
                 assert!(
-                    matches!(decode::<ByteBuf>(&bytes), Err(Error::Codec { .. })),
+                    matches!(within::<ByteBuf>(&bytes, SLACK)?, Err(Error::Codec { .. })),
                     "{what}"
                 );
                 // Nested: a vector of one such string, an optional one.
                 let mut nested = encode(&1u64).unwrap();
                 nested.extend_from_slice(&bytes);
-                assert!(decode::<Vec<String>>(&nested).is_err(), "{what}");
+                assert!(within::<Vec<String>>(&nested, SLACK)?.is_err(), "{what}");
                 let mut some = vec![1u8];
                 some.extend_from_slice(&bytes);
-                assert!(decode::<Option<String>>(&some).is_err(), "{what}");
+                assert!(within::<Option<String>>(&some, SLACK)?.is_err(), "{what}");
             }
         }
+        Ok(())
     }
 
     #[test]

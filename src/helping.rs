@@ -9,10 +9,12 @@
 //! request and its reply then cross no thread hand-off, which on an
 //! oversubscribed node is a context switch each (bench `w1`). While a
 //! thread helps, the owner naps; a helper that gives up wakes it. This
-//! module owns that arrangement; what a pass does is the loops' own.
+//! module owns that arrangement, and counts the passes helpers make
+//! ([`helped_passes`], which the test programs read); what a pass does is
+//! the loops' own.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::thread::Thread;
 use std::time::Duration;
@@ -60,6 +62,17 @@ pub(crate) trait Loop: Send {
 /// How long the owner naps while a helper polls (it is woken early when a
 /// helper gives up).
 const NAP: Duration = Duration::from_micros(500);
+
+/// Passes made by helpers in this process, of any loop.
+static HELPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many passes threads other than their loop's owner have made in this
+/// process so far: always 0 when only the MPI thread may call MPI
+/// (`MPI_THREAD_FUNNELED`, or `RANKVIEW_FUNNELED`). For the test programs,
+/// which check that the threading mode is the one asked for.
+pub fn helped_passes() -> u64 {
+    HELPED.load(Ordering::Relaxed)
+}
 
 /// A loop's state shared by its owner thread and its helpers.
 pub(crate) struct Shared<L> {
@@ -146,6 +159,7 @@ impl<L: Loop> Shared<L> {
         if state.ended() {
             return false;
         }
+        HELPED.fetch_add(1, Ordering::Relaxed);
         match panic::catch_unwind(AssertUnwindSafe(|| state.pass(Caller::Helper))) {
             Ok(step) => matches!(step, Step::Busy),
             Err(payload) => {

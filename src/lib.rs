@@ -136,10 +136,12 @@ pub use mpi;
 /// this re-export (or on `ndarray = "0.16"`) never mismatches versions.
 pub use ndarray;
 
-/// Items used by code that `#[rankview::remote]` generates, and the
-/// protocol fuzz test's entry point. Not public API.
+/// Items used by code that `#[rankview::remote]` generates, the protocol
+/// fuzz test's entry point, and what the test programs observe of the
+/// threading mode (`helped_passes`). Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::helping::helped_passes;
     pub use crate::protocol::fuzz_decode;
     pub use crate::registry::RemoteEntry;
     pub use crate::remote::{reply, type_id_of, ArgReader, Held};

@@ -262,11 +262,48 @@ impl TaskError {
     }
 
     /// The error's kind (the type name of the converted error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rankview::TaskError;
+    ///
+    /// let e = TaskError::from("x".parse::<u8>().unwrap_err());
+    /// assert_eq!(e.kind(), std::any::type_name::<std::num::ParseIntError>());
+    /// assert_eq!(TaskError::msg("a bad item").kind(), "error");
+    /// ```
     pub fn kind(&self) -> &str {
         &self.kind
     }
 
-    /// The error's message.
+    /// The error's message: the converted error's, followed by each of its
+    /// sources' after `": "`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rankview::TaskError;
+    ///
+    /// #[derive(Debug)]
+    /// struct Unreadable(std::io::Error);
+    ///
+    /// impl std::fmt::Display for Unreadable {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("cannot read the input")
+    ///     }
+    /// }
+    ///
+    /// impl std::error::Error for Unreadable {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    ///
+    /// let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    /// let e = TaskError::from(Unreadable(gone));
+    /// assert_eq!(e.message(), "cannot read the input: no such file");
+    /// assert_eq!(TaskError::msg("a bad item").message(), "a bad item");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "await_many_in_target_order",
     "timeout_then_await",
     "clones_awaited_by_two_tasks",
+    "a_map_awaited_as_one_result",
     "on_done_pending",
     "on_done_finished",
     "on_done_failed",

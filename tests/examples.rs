@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{mpirun, Run};
@@ -221,10 +221,14 @@ fn load_balancing(ranks: usize) {
         .split_once("queue status when done:\n")
         .map(|(_, rest)| rest)
         .unwrap_or_else(|| run.fail("no queue status when done"));
+    let rows = status_rows(done).unwrap_or_else(|why| run.fail(why));
     for (engine, count) in counts.iter().enumerate() {
-        let row = format!("{engine:>6}  {:>6}  {:>7}  {count:>9}  ", 0, 0);
-        if !done.lines().any(|l| l.starts_with(&row)) {
-            run.fail(format_args!("no idle row {row:?} for engine {engine}"));
+        let row = rows.iter().find(|r| r.get("engine") == Some(&engine));
+        let figures = row.map(|r| (r.get("queued"), r.get("running"), r.get("completed")));
+        if figures != Some((Some(&0), Some(&0), Some(count))) {
+            run.fail(format_args!(
+                "engine {engine} should be idle with {count} completed: {row:?}"
+            ));
         }
     }
     let efficiency = run
@@ -234,6 +238,38 @@ fn load_balancing(ranks: usize) {
     if !matches!(efficiency, Some(Ok(e)) if e > 0.0 && e <= 1.0) {
         run.fail(format_args!("efficiency {efficiency:?} is not in (0, 1]"));
     }
+}
+
+/// The rows of a queue status table (`QueueStatus`'s `Display`), each a map
+/// from its column's heading to its figure: a heading line of names apart
+/// by two spaces or more, then a line of figures per engine, up to the
+/// controller's line. How wide the columns are is left to the table.
+fn status_rows(table: &str) -> Result<Vec<BTreeMap<String, usize>>, String> {
+    let mut lines = table.lines();
+    let heading = lines.next().ok_or("no queue status table")?;
+    let columns: Vec<&str> = heading
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if columns.first() != Some(&"engine") {
+        return Err(format!("the table's heading is {heading:?}"));
+    }
+    let mut rows = Vec::new();
+    for line in lines.take_while(|l| !l.starts_with("controller:")) {
+        let figures: Vec<usize> = line
+            .split_whitespace()
+            .map(|f| {
+                f.parse()
+                    .map_err(|_| format!("{f:?} in {line:?} is not a count"))
+            })
+            .collect::<Result<_, _>>()?;
+        if figures.len() != columns.len() {
+            return Err(format!("{line:?} does not fill the columns {columns:?}"));
+        }
+        rows.push(columns.iter().map(|c| c.to_string()).zip(figures).collect());
+    }
+    Ok(rows)
 }
 
 fn executors(ranks: usize) {

@@ -14,18 +14,22 @@
 //! For each decode: no panic; an error is always `Error::Protocol`; a
 //! success re-encodes to bytes that decode to themselves; and the memory
 //! it takes is bounded by the input (a counting global allocator, per
-//! thread: the largest single allocation and the peak of live bytes, each
-//! at most [`BYTES_PER_INPUT_BYTE`] per input byte plus [`SLACK`]). The
+//! thread, `tests/common/allocations.rs`: the largest single allocation
+//! and the peak of live bytes, each at most [`BYTES_PER_INPUT_BYTE`] per
+//! input byte plus [`SLACK`]). The
 //! entry point is `rankview::__private::fuzz_decode` (the protocol types
 //! are crate-private).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rankview::__private::fuzz_decode;
 use rankview::Error;
+
+#[path = "common/allocations.rs"]
+mod allocations;
+
+use allocations::measure;
 
 /// Messages decoded (each as a Request and as a Reply).
 const MESSAGES: usize = 1_000_000;
@@ -39,94 +43,6 @@ const BYTES_PER_INPUT_BYTE: usize = 256;
 /// Memory any decode may take whatever its input: the error message and
 /// small fixed buffers.
 const SLACK: usize = 4096;
-
-// ---------------------------------------------------------------- allocator
-
-/// What the current thread allocated while tracking.
-#[derive(Clone, Copy, Default)]
-struct Usage {
-    live: usize,
-    peak: usize,
-    largest: usize,
-}
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static USAGE: Cell<Usage> = const {
-        Cell::new(Usage { live: 0, peak: 0, largest: 0 })
-    };
-}
-
-/// The system allocator, counting the current thread's allocations while
-/// [`measure`] runs.
-struct Counting;
-
-impl Counting {
-    fn grew(size: usize) {
-        if TRACKING.with(Cell::get) {
-            USAGE.with(|u| {
-                let mut usage = u.get();
-                usage.live += size;
-                usage.peak = usage.peak.max(usage.live);
-                usage.largest = usage.largest.max(size);
-                u.set(usage);
-            });
-        }
-    }
-
-    fn shrank(size: usize) {
-        if TRACKING.with(Cell::get) {
-            USAGE.with(|u| {
-                let mut usage = u.get();
-                usage.live = usage.live.saturating_sub(size);
-                u.set(usage);
-            });
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counting only touches
-// const-initialised thread-locals of `Copy` values (no allocation, no
-// destructor).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Counting::grew(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        Counting::shrank(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Counting::grew(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Counting::shrank(layout.size());
-        Counting::grew(new_size);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f`, returning its result and what it allocated on this thread.
-fn measure<T>(f: impl FnOnce() -> T) -> (T, Usage) {
-    USAGE.with(|u| u.set(Usage::default()));
-    TRACKING.with(|t| t.set(true));
-    let value = f();
-    TRACKING.with(|t| t.set(false));
-    (value, USAGE.with(Cell::get))
-}
 
 // ---------------------------------------------------------------- inputs
 
@@ -381,13 +297,21 @@ fn a_million_random_and_mutated_messages() {
     );
 }
 
-/// The bound itself is real: a message claiming a list of 2^40 names
-/// allocates nothing near it, and a valid message's decode stays within the
-/// bound.
+/// The bound itself is real: a message claiming a list of 2^40 names, or a
+/// name of 1 MiB or 2^40 bytes, allocates nothing near it, and a valid
+/// message's decode stays within the bound.
 #[test]
 fn the_allocation_bound_holds_for_hostile_prefixes() {
     // Pull { task: 1, names: <2^40 entries> } (variant 2).
     let mut bytes = vec![2u8, 1, 253];
+    bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(check(&bytes, false), Decoded::Invalid));
+    // Pull { task: 1, names: [<a string of 1 MiB>] }, then of 2^40 bytes:
+    // the length prefixes of strings, not only of lists.
+    let mut bytes = vec![2u8, 1, 1, 252];
+    bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    assert!(matches!(check(&bytes, false), Decoded::Invalid));
+    let mut bytes = vec![2u8, 1, 1, 253];
     bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(matches!(check(&bytes, false), Decoded::Invalid));
     // A Map (variant 5) whose items claim 2^31 byte strings.

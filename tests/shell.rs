@@ -1,10 +1,12 @@
 //! `tests/programs/check_shell.rs` as MPI jobs: `view.shell` and
 //! `shell_status` on 2 and 3 ranks (statuses, errors naming the engine,
-//! 1 MiB and more of output, `[stdout:N]` blocks).
+//! 1 MiB and more of output, `[stdout:N]` blocks), again with another
+//! capture limit (`RANKVIEW_CAPTURE_LIMIT`), and with capture off
+//! (`RANKVIEW_NO_CAPTURE`).
 
 mod common;
 
-use common::mpirun;
+use common::{example, mpirun, mpirun_args};
 
 /// Every check of `check_shell`, in order.
 const CHECKS: &[&str] = &[
@@ -32,4 +34,42 @@ fn shell_3_ranks() {
         .assert_stdout_contains(
             "[stdout:0] hello from 1\n[stdout:1] hello from 2\n[stderr:0] warn 1\n",
         );
+}
+
+/// A capture limit of 64 KiB on the engines: every check holds, and the
+/// metadata keeps 64 KiB of a long output.
+#[test]
+fn shell_3_ranks_with_a_capture_limit() {
+    mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_CAPTURE_LIMIT=64K".into(),
+        "-n".into(),
+        "3".into(),
+        example("check_shell").into(),
+    ])
+    .assert_checks("check_shell", CHECKS);
+}
+
+/// Capture off: each engine's lines reach the job's own stdout and stderr.
+#[test]
+fn no_capture_leaves_output_on_the_engines_streams() {
+    let run = mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_NO_CAPTURE=1".into(),
+        "-n".into(),
+        "3".into(),
+        example("check_shell").into(),
+        "no_capture".into(),
+    ]);
+    run.assert_checks(
+        "check_shell",
+        &[
+            "output_stays_on_the_engines_streams",
+            "shell_output_is_whole_without_capture",
+        ],
+    );
+    for engine in 0..2 {
+        run.assert_stdout_contains(&format!("engine {engine}: a line on stdout\n"))
+            .assert_stderr_contains(&format!("engine {engine}: a line on stderr\n"));
+    }
 }

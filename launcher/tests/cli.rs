@@ -477,9 +477,10 @@ fn mpirun_flags_before_the_program_reach_the_job() {
 }
 
 /// A program that follows the status-file contract by hand: rank 0 ends
-/// `ok`, rank 1 `failed: ...`, rank 2 dies without reporting, rank 3 never
-/// writes anything. Every file is written at once, before any rank ends
-/// (mpirun aborts the rest of the job when one rank fails).
+/// `ok`, rank 1 `failed: ...` (and waits to be stopped), rank 2 dies
+/// without reporting, rank 3 never writes anything. Rank 2 dies only once
+/// ranks 0 and 1 have written their files (mpirun aborts the rest of the
+/// job when one rank fails), so it is the first to fail.
 #[test]
 fn summary_names_each_failed_rank() {
     let _lock = mpi_job_lock();
@@ -488,11 +489,15 @@ fn summary_names_each_failed_rank() {
         dir.path(),
         "ranks.sh",
         r#"r="${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
-f="$RANKVIEW_STATUS_DIR/rank-$r"
+d="$RANKVIEW_STATUS_DIR"
+f="$d/rank-$r"
+# written FILE LINE: waits (20 s at most) until FILE has the line LINE.
+written() { i=0; until grep -qx "$2" "$1" 2>/dev/null || [ $i -ge 400 ]; do sleep 0.05; i=$((i + 1)); done; }
 case "$r" in
   0) printf 'started pid=%s host=%s\nok\n' $$ "$(hostname)" > "$f" ;;
-  1) printf 'started pid=%s host=%s\nfailed: task 3 panicked: boom\n' $$ "$(hostname)" > "$f"; sleep 1; exit 1 ;;
-  2) printf 'started pid=%s host=%s\n' $$ "$(hostname)" > "$f"; sleep 0.3; kill -9 $$ ;;
+  1) printf 'started pid=%s host=%s\nfailed: task 3 panicked: boom\n' $$ "$(hostname)" > "$f"; sleep 20; exit 1 ;;
+  2) written "$d/rank-0" ok; written "$d/rank-1" 'failed: .*'
+     printf 'started pid=%s host=%s\n' $$ "$(hostname)" > "$f"; kill -9 $$ ;;
   *) exit 0 ;;
 esac"#,
     );
@@ -540,14 +545,16 @@ fn timeout_stops_the_job_with_124() {
 #[test]
 fn sigterm_is_passed_on_to_the_job() {
     let _lock = mpi_job_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("{}; exec sleep 30", started_mark(dir.path()));
     let started = Instant::now();
     let child = rankview()
-        .args(["run", "-n", "2", "sleep", "--", "30"])
+        .args(["run", "-n", "2", "/bin/sh", "--", "-c", &body])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    await_ranks(dir.path(), 2);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -634,9 +641,55 @@ fn alive_with(marker: &str) -> Vec<String> {
         .collect()
 }
 
-/// A job whose ranks ignore SIGINT and SIGTERM, tagged with `marker`.
-fn stubborn_job(marker: &str) -> String {
-    format!("trap '' INT TERM; sleep 30; : {marker}")
+/// Waits until no process with `marker` in its command line is alive (at
+/// most 5 s: ranks the launcher killed are gone by then) and returns the
+/// pids of those that still are.
+fn strays(marker: &str) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let alive = alive_with(marker);
+        if alive.is_empty() || start.elapsed() > Duration::from_secs(5) {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A shell command with which each rank says it has started: it creates
+/// `started-RANK` in `dir`.
+fn started_mark(dir: &Path) -> String {
+    format!(
+        "touch '{}/started-'\"${{OMPI_COMM_WORLD_RANK:-${{PMI_RANK:-0}}}}\"",
+        dir.display()
+    )
+}
+
+/// Waits (at most 30 s) until `ranks` ranks have said they started (see
+/// [`started_mark`]): a signal sent after that reaches a running job.
+fn await_ranks(dir: &Path, ranks: usize) {
+    let start = Instant::now();
+    let started = || {
+        (0..ranks)
+            .filter(|r| dir.join(format!("started-{r}")).exists())
+            .count()
+    };
+    while started() < ranks {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} of {ranks} ranks started",
+            started()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A job whose ranks ignore SIGINT and SIGTERM, tagged with `marker`, that
+/// says when each rank has started (see [`started_mark`]).
+fn stubborn_job(marker: &str, dir: &Path) -> String {
+    format!(
+        "trap '' INT TERM; {}; sleep 30; : {marker}",
+        started_mark(dir)
+    )
 }
 
 /// After a timeout, no rank is left running.
@@ -644,7 +697,8 @@ fn stubborn_job(marker: &str) -> String {
 fn timeout_leaves_no_stray_ranks() {
     let _lock = mpi_job_lock();
     let marker = format!("rankview-stray-timeout-{}", std::process::id());
-    let body = stubborn_job(&marker);
+    let dir = tempfile::tempdir().unwrap();
+    let body = stubborn_job(&marker, dir.path());
     let result = rankview_with(&[
         "run",
         "-n",
@@ -658,8 +712,7 @@ fn timeout_leaves_no_stray_ranks() {
     ]);
     assert_eq!(result.code, Some(124), "{result:?}");
     assert!(result.elapsed < Duration::from_secs(15), "{result:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
+    assert_eq!(strays(&marker), Vec::<String>::new(), "{result:?}");
 }
 
 /// A second Ctrl-C kills `mpirun`, which then cannot stop its ranks; the
@@ -668,7 +721,8 @@ fn timeout_leaves_no_stray_ranks() {
 fn second_interrupt_kills_the_job_and_its_ranks() {
     let _lock = mpi_job_lock();
     let marker = format!("rankview-stray-interrupt-{}", std::process::id());
-    let body = stubborn_job(&marker);
+    let dir = tempfile::tempdir().unwrap();
+    let body = stubborn_job(&marker, dir.path());
     let started = Instant::now();
     let child = rankview()
         .args(["run", "-n", "2", "/bin/sh", "--", "-c", &body])
@@ -676,7 +730,9 @@ fn second_interrupt_kills_the_job_and_its_ranks() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    await_ranks(dir.path(), 2);
+    // Nothing shows that the launcher has taken the first request: the
+    // pause keeps the kernel from merging the two into one pending signal.
     for _ in 0..2 {
         let sent = Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -687,8 +743,7 @@ fn second_interrupt_kills_the_job_and_its_ranks() {
     }
     let result = finished(child.wait_with_output().unwrap(), started);
     assert_interrupted(&result, "SIGINT", 130);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(alive_with(&marker), Vec::<String>::new(), "{result:?}");
+    assert_eq!(strays(&marker), Vec::<String>::new(), "{result:?}");
 }
 
 // ------------------------------------------- stop signals (fake mpirun)

@@ -108,6 +108,26 @@ impl LocalPool {
     /// A copy of the pool (same threads) whose `map` puts `items` items in
     /// each task (at least 1). Default: chosen from the item count and the
     /// threads as the load-balanced view does for engines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rankview::{Executor, LocalPool};
+    ///
+    /// #[rankview::remote]
+    /// fn double(x: u64) -> u64 {
+    ///     2 * x
+    /// }
+    ///
+    /// let pool = LocalPool::new(2)?;
+    /// let map = pool.chunksize(4).map(double, 0..10u64);
+    /// assert_eq!(map.tasks(), 3);
+    /// assert_eq!(map.metadata().len(), 3);
+    /// assert_eq!(map.get()?, (0..10).map(|x| 2 * x).collect::<Vec<_>>());
+    /// // 0 items a task means 1.
+    /// assert_eq!(pool.chunksize(0).map(double, 0..5u64).tasks(), 5);
+    /// # Ok::<(), rankview::Error>(())
+    /// ```
     pub fn chunksize(&self, items: usize) -> LocalPool {
         LocalPool {
             chunksize: Some(items.max(1)),

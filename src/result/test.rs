@@ -2,7 +2,7 @@
 //! played by calling `complete`/`resolve`/`fail` on the shared state.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::protocol::Done;
@@ -109,14 +109,23 @@ fn get_inside_a_callback_of_a_joined_result_does_not_deadlock() {
     // `on_done` does) while the parts of that result complete.
     let (inner, part) = pending(1, &[0]);
     let joined = AsyncResult::join(vec![part]);
+    let watched = joined.state.clone();
     let (outer, trigger) = pending(2, &[0]);
     let (tx, rx) = mpsc::channel();
     trigger.on_done(move |_| {
         let _ = tx.send(joined.get());
     });
     outer.resolve(0, Ok(Payload::Unit));
-    // The callback is now blocked in `joined.get()`.
-    std::thread::sleep(Duration::from_millis(50));
+    // Only once the callback sleeps in `joined.get()` does the part come
+    // in: otherwise the get would find it done and test nothing.
+    let start = Instant::now();
+    while watched.sleepers.load(Ordering::Acquire) == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the callback never waited for the join"
+        );
+        std::thread::yield_now();
+    }
     inner.resolve(0, Ok(Payload::Unit));
     match rx.recv_timeout(WAIT) {
         Ok(value) => assert_eq!(value.unwrap(), vec![1]),

@@ -14,7 +14,8 @@
 //! `rankview` launcher, for tests that run jobs through it (taking the
 //! [`JobLock`] themselves). What each job is expected
 //! to print is left to the test files; the check programs' line format
-//! (`ok: NAME` / `FAIL: NAME: why`) is read by [`Run::assert_checks`].
+//! (`ok: NAME` / `FAIL: NAME: why` / `skip: NAME: why`) is read by
+//! [`Run::assert_checks`] and [`Run::assert_checks_skipping`].
 
 // Each test crate uses a different part of the harness.
 #![allow(dead_code)]
@@ -300,6 +301,18 @@ impl Run {
         self
     }
 
+    /// Fails unless the job exited with status `code` (not killed by a
+    /// signal, not another failure).
+    #[track_caller]
+    pub fn assert_exit_code(&self, code: i32) -> &Self {
+        if self.status.code() != Some(code) {
+            self.fail(format_args!(
+                "the job was expected to exit with status {code}"
+            ));
+        }
+        self
+    }
+
     /// Fails unless the job ended within `limit`.
     #[track_caller]
     pub fn assert_within(&self, limit: Duration) -> &Self {
@@ -348,10 +361,26 @@ impl Run {
     }
 
     /// Fails unless the check program `program` passed exactly the checks
-    /// `expected`: one `ok: NAME` line each, no `FAIL:` line, and the
-    /// summary line `PROGRAM: N passed, 0 failed`.
+    /// `expected`: one `ok: NAME` line each, no `FAIL:` or `skip:` line, and
+    /// the summary line `PROGRAM: N passed, 0 failed, 0 skipped`.
     #[track_caller]
     pub fn assert_checks(&self, program: &str, expected: &[&str]) -> &Self {
+        self.assert_checks_skipping(program, expected, &[])
+    }
+
+    /// Fails unless the check program `program` ran exactly the checks
+    /// `expected` and skipped exactly those of them in `skipped` (checks
+    /// this job cannot test, e.g. with one engine): one `ok: NAME` line for
+    /// each other check, one `skip: NAME: why` line for each skipped one,
+    /// no `FAIL:` line, and the summary `PROGRAM: N passed, 0 failed, K
+    /// skipped`.
+    #[track_caller]
+    pub fn assert_checks_skipping(
+        &self,
+        program: &str,
+        expected: &[&str],
+        skipped: &[&str],
+    ) -> &Self {
         let failed = self.lines_after("FAIL: ");
         if !failed.is_empty() {
             self.fail(format_args!(
@@ -360,15 +389,42 @@ impl Run {
             ));
         }
         self.assert_success();
+        let unknown: Vec<_> = skipped.iter().filter(|n| !expected.contains(n)).collect();
+        assert!(
+            unknown.is_empty(),
+            "the test expects skips of checks it does not list: {unknown:?}"
+        );
+        let to_pass: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|n| !skipped.contains(n))
+            .collect();
         let passed = self.lines_after("ok: ");
-        let missing: Vec<_> = expected.iter().filter(|n| !passed.contains(n)).collect();
-        let unexpected: Vec<_> = passed.iter().filter(|n| !expected.contains(n)).collect();
+        let missing: Vec<_> = to_pass.iter().filter(|n| !passed.contains(n)).collect();
+        let unexpected: Vec<_> = passed.iter().filter(|n| !to_pass.contains(n)).collect();
         if !missing.is_empty() || !unexpected.is_empty() {
             self.fail(format_args!(
-                "checks not reported as passed: {missing:?}; checks the test does not know: \
-                 {unexpected:?}"
+                "checks not reported as passed: {missing:?}; checks passed that the test does \
+                 not expect to pass: {unexpected:?}"
             ));
         }
-        self.assert_stdout_contains(&format!("{program}: {} passed, 0 failed", expected.len()))
+        let mut skips: Vec<&str> = self
+            .lines_after("skip: ")
+            .into_iter()
+            .map(|l| l.split_once(": ").map_or(l, |(name, _)| name))
+            .collect();
+        skips.sort_unstable();
+        let mut want = skipped.to_vec();
+        want.sort_unstable();
+        if skips != want {
+            self.fail(format_args!(
+                "checks skipped: {skips:?}; the test expects these skipped: {skipped:?}"
+            ));
+        }
+        self.assert_stdout_contains(&format!(
+            "{program}: {} passed, 0 failed, {} skipped\n",
+            to_pass.len(),
+            skipped.len()
+        ))
     }
 }

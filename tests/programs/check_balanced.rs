@@ -20,12 +20,13 @@
 //! check and exits non-zero unless every check held.
 
 mod checklist;
+mod gate;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use checklist::{expect_err, Checklist};
+use checklist::{expect_err, skip, stderr_of, wait_until, Checklist};
 use rankview::{Client, Error, TaskResult};
 
 /// The engine running the task.
@@ -103,19 +104,42 @@ fn record(id: u64) -> TaskResult<()> {
     Ok(())
 }
 
+/// Records that task `id` ran here; returns the engine id.
+#[rankview::remote]
+fn record_here(id: u64) -> TaskResult<usize> {
+    record(id)?;
+    Ok(rankview::globals().engine()?)
+}
+
 fn balanced(rc: &Client, list: &mut Checklist) {
     let lv = rc.load_balanced_view();
     let engines = rc.len();
 
     list.check("apply_runs_once_and_says_where", || {
-        for _ in 0..20 {
-            let ar = lv.apply(whoami, ());
+        // Each task records its run in its engine's namespace: the records
+        // say how often and where it ran, the result where it says it ran.
+        rc.all().apply_sync(clear_ran, ())?;
+        let mut said = HashMap::new();
+        for id in 0..20u64 {
+            let ar = lv.apply(record_here, (id,));
             let ran = ar.get()?;
             let meta = ar.metadata();
             assert_eq!(meta.len(), 1);
             assert_eq!(meta[0].engine, ran);
             assert!(ran < engines);
+            said.insert(id, ran);
         }
+        let mut recorded = HashMap::new();
+        for (engine, ids) in rc.all().apply_sync(take_ran, ())?.into_iter().enumerate() {
+            for id in ids {
+                let again = recorded.insert(id, engine);
+                assert!(again.is_none(), "task {id} ran on {again:?} and {engine}");
+            }
+        }
+        assert_eq!(
+            recorded, said,
+            "where each task ran, and where it said it ran"
+        );
         assert_eq!(lv.apply_sync(plus_one, (41u64,))?, 42);
         Ok(())
     });
@@ -214,13 +238,74 @@ fn balanced(rc: &Client, list: &mut Checklist) {
     });
 
     list.check("follow_tasks_are_never_stolen", || {
-        // Ten slow tasks pinned to one engine while the others are idle
-        // and would steal anything they could.
+        if engines < 2 {
+            return skip("one engine: nobody to steal");
+        }
+        // The anchor's engine is held at the gate by a task that follows
+        // the anchor. Queued behind it: a task of a view of that engine
+        // alone, which no other engine may take but which counts in the
+        // load figures as work to steal (so the others ask this engine for
+        // work), then follow tasks. A map of short tasks on the other
+        // engines brings each of them those figures and leaves it idle:
+        // idle engines steal within milliseconds, from the back of the
+        // queue, and a stolen follow task would run, and be ready, while
+        // its engine is still held. One second is the window.
         let anchor = lv.apply(whoami, ());
         let home = anchor.get()?;
-        let pinned: Vec<_> = (0..10)
-            .map(|_| lv.follow(&anchor).apply(sleep_for, (0.05,)))
-            .collect();
+        let alone = rc.view(vec![home])?.load_balanced();
+        let queued = || -> rankview::Result<usize> { Ok(rc.queue_status()?.engines[home].queued) };
+        let mut tries = 0;
+        let (held, bait, pinned) = loop {
+            // Short tasks make the engine's prefetch depth (which follows
+            // its tasks' mean duration) room for both kinds; on a loaded
+            // machine it may take another round.
+            alone.chunksize(1).map_sync(plus_one, 0..64u64)?;
+            let generation = gate::closed();
+            let held = lv.follow(&anchor).apply(gate::hold, (generation,));
+            gate::await_waiting(rc, 1)?;
+            let bait = alone.apply(whoami, ());
+            wait_until("the task of the one-engine view queued", || {
+                Ok(queued()? >= 1)
+            })?;
+            let pinned: Vec<_> = (0..8)
+                .map(|_| lv.follow(&anchor).apply(whoami, ()))
+                .collect();
+            let start = Instant::now();
+            while queued()? < 2 && start.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if queued()? >= 2 {
+                break (held, bait, pinned);
+            }
+            gate::open(rc)?;
+            for r in [&held, &bait].into_iter().chain(&pinned) {
+                r.get()?;
+            }
+            tries += 1;
+            if tries == 5 {
+                return Err("five times no room for a follow task beside the other".into());
+            }
+        };
+        let others: Vec<usize> = (0..engines).filter(|&e| e != home).collect();
+        rc.view(others)?
+            .load_balanced()
+            .chunksize(1)
+            .map_sync(plus_one, 0..4 * engines as u64)?;
+        let window = Instant::now();
+        while window.elapsed() < Duration::from_secs(1) {
+            if let Some(early) = pinned.iter().find(|p| p.ready()) {
+                let ran = early.metadata()[0].engine;
+                gate::open(rc)?;
+                return Err(format!(
+                    "a follow task ran on engine {ran} while engine {home} was held"
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        gate::open(rc)?;
+        assert_eq!(held.get()?, home);
+        assert_eq!(bait.get()?, home);
         for p in &pinned {
             assert_eq!(p.get()?, home);
             assert!(!p.metadata()[0].stolen);
@@ -290,7 +375,10 @@ fn balanced(rc: &Client, list: &mut Checklist) {
     });
 
     list.check("dependency_timeout", || {
-        let slow = lv.apply(sleep_for, (1.0,));
+        // The dependency waits at the gate: it cannot end before the gate
+        // opens, after the timeout has had its say.
+        let generation = gate::closed();
+        let slow = lv.apply(gate::hold, (generation,));
         let start = Instant::now();
         let e = expect_err(
             lv.after(&slow)
@@ -298,17 +386,19 @@ fn balanced(rc: &Client, list: &mut Checklist) {
                 .apply_sync(whoami, ()),
             |e| matches!(e, Error::DependencyTimeout { .. }),
         )?;
+        assert!(!slow.ready(), "the dependency ended first: {e}");
         assert!(
-            start.elapsed() < Duration::from_millis(900),
+            start.elapsed() < Duration::from_secs(5),
             "{e}: {:?}",
             start.elapsed()
         );
+        gate::open(rc)?;
+        slow.get()?;
         // Met in time: no timeout.
         let quick = lv.apply(whoami, ());
         lv.after(&quick)
             .timeout(Duration::from_secs(5))
             .apply_sync(whoami, ())?;
-        slow.get()?;
         Ok(())
     });
 
@@ -325,8 +415,7 @@ fn balanced(rc: &Client, list: &mut Checklist) {
 
     list.check("retries_land_on_another_engine", || {
         if engines < 2 {
-            println!("(one engine: retries stay on it)");
-            return Ok(());
+            return skip("one engine: a retry has no other engine to land on");
         }
         rc.engine(0)?.set("bad", &true)?;
         let ran = lv
@@ -338,8 +427,20 @@ fn balanced(rc: &Client, list: &mut Checklist) {
     });
 
     list.check("abort_drops_queued_tasks", || {
-        let busy: Vec<_> = (0..engines).map(|_| lv.apply(sleep_for, (0.6,))).collect();
-        std::thread::sleep(Duration::from_millis(100));
+        // Every engine runs a task held at the gate: what follows queues.
+        let hold_every_engine = || -> rankview::Result<Vec<_>> {
+            let generation = gate::closed();
+            (0..engines)
+                .map(|e| {
+                    Ok(rc
+                        .view(vec![e])?
+                        .load_balanced()
+                        .apply(gate::hold, (generation,)))
+                })
+                .collect()
+        };
+        let busy = hold_every_engine()?;
+        gate::await_waiting(rc, engines as u64)?;
         let queued: Vec<_> = (0..40).map(|_| lv.apply(whoami, ())).collect();
         lv.abort(&queued)?;
         let aborted = queued
@@ -347,12 +448,13 @@ fn balanced(rc: &Client, list: &mut Checklist) {
             .filter(|q| matches!(q.get(), Err(Error::TaskAborted { .. })))
             .count();
         assert_eq!(aborted, 40, "every queued task is aborted");
+        gate::open(rc)?;
         for b in &busy {
             b.get()?;
         }
         // abort() on one result, and abort_all.
-        let more: Vec<_> = (0..engines).map(|_| lv.apply(sleep_for, (0.4,))).collect();
-        std::thread::sleep(Duration::from_millis(100));
+        let more = hold_every_engine()?;
+        gate::await_waiting(rc, engines as u64)?;
         let one = lv.apply(whoami, ());
         one.abort()?;
         expect_err(one.get(), |e| matches!(e, Error::TaskAborted { .. }))?;
@@ -361,6 +463,7 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         for r in &rest {
             expect_err(r.get(), |e| matches!(e, Error::TaskAborted { .. }))?;
         }
+        gate::open(rc)?;
         for m in &more {
             m.get()?;
         }
@@ -551,10 +654,24 @@ fn balanced(rc: &Client, list: &mut Checklist) {
     });
 
     list.check("wait_interactive_reports_progress", || {
-        let m = lv.chunksize(1).map(sleep_for, vec![0.01f64; 50]);
-        m.wait_interactive();
+        // 50 items in tasks of 2: a map's progress counts items, a
+        // result's counts tasks, and the last report says all are done.
+        let m = lv.chunksize(2).map(sleep_for, vec![0.01f64; 50]);
+        let shown = stderr_of(|| m.wait_interactive())?;
         assert!(m.ready());
         assert_eq!(m.get()?.len(), 50);
+        assert!(
+            shown.contains("50/50 items"),
+            "no \"50/50 items\" in the progress shown: {shown:?}"
+        );
+        let all = rc.all().apply(sleep_for, (0.01,));
+        let shown = stderr_of(|| all.wait_interactive())?;
+        assert!(all.ready());
+        let done = format!("{engines}/{engines} tasks");
+        assert!(
+            shown.contains(&done),
+            "no {done:?} in the progress shown: {shown:?}"
+        );
         Ok(())
     });
 }
@@ -639,7 +756,7 @@ fn take_ran() -> TaskResult<Vec<u64>> {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    rankview::launch(|rc| -> Result<(), String> {
+    gate::sections(rankview::Launch::new()).run(|rc| -> Result<(), String> {
         let lv = rc.load_balanced_view();
         match mode.as_str() {
             // Returns while load-balanced tasks run "forever" and more wait

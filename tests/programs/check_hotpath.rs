@@ -20,6 +20,7 @@
 //! check and exits non-zero unless every check held.
 
 mod checklist;
+mod gate;
 
 use std::time::Duration;
 
@@ -39,12 +40,12 @@ fn sum_of(name: String) -> TaskResult<f64> {
     Ok(globals().get::<Vec<f64>>(&name)?.iter().sum())
 }
 
-/// Holds `name` for `ms` milliseconds, then sums it: a running task that
-/// still reads the value.
+/// Holds `name` while it waits at the gate for `generation`, then sums
+/// it: a running task that still reads the value.
 #[rankview::remote]
-fn hold_and_sum(name: String, ms: u64) -> TaskResult<f64> {
+fn hold_and_sum(name: String, generation: u64) -> TaskResult<f64> {
     let held = globals().get::<Vec<f64>>(&name)?;
-    std::thread::sleep(Duration::from_millis(ms));
+    gate::pass(generation)?;
     Ok(held.iter().sum())
 }
 
@@ -360,10 +361,14 @@ fn reuse(rc: &Client, list: &mut Checklist, each: usize, suffix: &str) {
         let len = 4 * each;
         let old = vec![1.0f64; len];
         e0.push("held", &old).get()?;
-        let running = e0.apply(hold_and_sum, ("held".to_string(), 300));
-        std::thread::sleep(Duration::from_millis(100));
+        // The task holds the value at the gate: it is running when the
+        // new value is pushed.
+        let running = e0.apply(hold_and_sum, ("held".to_string(), gate::closed()));
+        gate::await_waiting(rc, 1)?;
         let new = vec![3.0f64; len];
-        e0.push("held", &new).get()?;
+        let pushed = e0.push("held", &new);
+        gate::open(rc)?;
+        pushed.get()?;
         assert_eq!(
             running.get()?,
             len as f64,
@@ -573,7 +578,7 @@ fn into(rc: &Client, list: &mut Checklist) {
 }
 
 fn main() {
-    rankview::launch(|rc| -> Result<(), String> {
+    gate::sections(rankview::Launch::new()).run(|rc| -> Result<(), String> {
         let mut list = Checklist::new("check_hotpath");
         pull(rc, &mut list);
         reuse(rc, &mut list, 1000, "");

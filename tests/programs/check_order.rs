@@ -9,18 +9,21 @@
 //! whichever collectives wait), of independence (a push to one engine does
 //! not wait for a gather held up by another), of overlapping gathers, and of
 //! many distinct views (sub-communicators are freed; `RANKVIEW_GROUP_CACHE`
-//! makes the cache small). With the argument `large`, it instead moves data
-//! past MPI's 2^31 count limit: a gather of 1.1e9 bytes from each of two
-//! engines, a reply of 2.2e9 bytes, a scatter and a broadcast of more than
-//! 2^31 bytes. With `stuck`, it leaves a task running for an hour and
+//! makes the cache small), and of the threading mode (threads waiting for
+//! MPI help their rank's MPI loop, unless `RANKVIEW_FUNNELED` keeps every
+//! MPI call on the MPI threads). With the argument `large`, it instead
+//! moves data past MPI's 2^31 count limit: a gather of 1.1e9 bytes from
+//! each of two engines, a reply of 2.2e9 bytes, a scatter and a broadcast
+//! of more than 2^31 bytes. With `stuck`, it leaves a task running for an hour and
 //! returns: the job must end after the shutdown grace. Prints one line per
 //! check and exits non-zero unless every check held.
 
 mod checklist;
+mod gate;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use checklist::Checklist;
+use checklist::{skip, Checklist};
 use rankview::{Client, TaskResult};
 
 #[rankview::remote]
@@ -39,6 +42,26 @@ fn read_s() -> TaskResult<String> {
 #[rankview::remote]
 fn read_v() -> TaskResult<Vec<String>> {
     Ok((*rankview::globals().get::<Vec<String>>("v")?).clone())
+}
+
+/// Whether this rank runs with `RANKVIEW_FUNNELED`, and how many passes of
+/// its MPI loop threads other than the MPI thread have made.
+fn threading() -> (bool, u64) {
+    (
+        std::env::var_os("RANKVIEW_FUNNELED").is_some(),
+        rankview::__private::helped_passes(),
+    )
+}
+
+#[rankview::remote]
+fn engine_threading() -> (bool, u64) {
+    threading()
+}
+
+/// The engine's block of numbers `m`.
+#[rankview::remote]
+fn read_m() -> TaskResult<Vec<u64>> {
+    Ok((*rankview::globals().get::<Vec<u64>>("m")?).clone())
 }
 
 /// The sum of the engine's numbers `x`.
@@ -189,37 +212,34 @@ fn order(rc: &Client, list: &mut Checklist) {
 
     list.check("push_does_not_wait_for_other_engines", || {
         if p < 2 {
-            return Ok(());
+            return skip("one engine: no other engine to push to");
         }
-        // A gather held up by busy engine 0 holds up nothing on engine 1,
-        // and no submission blocks the caller.
-        let busy = rc.engine(0)?.apply(sleep_for, (2.0,));
-        let start = Instant::now();
+        // Engine 0 is held at the gate until the end: a gather held up by
+        // it holds up nothing on engine 1, and no submission blocks the
+        // caller (either would wait for the gate).
+        let generation = gate::closed();
+        let busy = rc.engine(0)?.apply(gate::hold, (generation,));
         let gathered = rc.engine(0)?.gather::<Vec<String>>("v");
         let numbers = vec![1.5f64; 1 << 20];
         let push = rc.engine(-1)?.push("x", &numbers);
-        let submitted = start.elapsed();
-        push.get()?;
-        let done = start.elapsed();
         assert!(
-            submitted < Duration::from_millis(500) && done < Duration::from_millis(1000),
-            "push took {submitted:?} to submit and {done:?} to finish beside a 2 s task"
+            push.wait_timeout(Duration::from_secs(20)) && !busy.ready(),
+            "the push waited for the engine held at the gate"
         );
+        push.get()?;
         assert_eq!(
             rc.engine(-1)?.apply_sync(sum_x, ())?,
             1.5 * (1 << 20) as f64
         );
-        assert!(!busy.ready(), "the busy task ended early");
         // Behind a gather that includes engine 1, a push waits its turn on
         // engine 1 (order), but submitting it does not block the caller.
-        let start = Instant::now();
         let both = dv.gather::<Vec<String>>("v");
         let push = rc.engine(-1)?.push("x", &vec![2.5f64; 8]);
-        let submitted = start.elapsed();
         assert!(
-            submitted < Duration::from_millis(500),
-            "submitting a push behind a waiting gather took {submitted:?}"
+            !busy.ready(),
+            "submitting a push behind a waiting gather waited for the gate"
         );
+        gate::open(rc)?;
         push.get()?;
         assert_eq!(rc.engine(-1)?.apply_sync(sum_x, ())?, 20.0);
         both.get()?;
@@ -230,20 +250,25 @@ fn order(rc: &Client, list: &mut Checklist) {
 
     list.check("gathers_on_disjoint_views_overlap", || {
         if p < 2 {
-            return Ok(());
+            return skip("one engine: no two disjoint views");
         }
         let first = rc.view(vec![0])?;
         let rest = rc.view(1..p)?;
         first.scatter("v", &strings(9, 3)).get()?;
         rest.scatter("v", &strings(8, 5)).get()?;
-        let busy = rc.engine(0)?.apply(sleep_for, (1.0,));
+        // Engine 0 is held at the gate until the gather of the others is
+        // done.
+        let generation = gate::closed();
+        let busy = rc.engine(0)?.apply(gate::hold, (generation,));
         let slow = first.gather::<Vec<String>>("v");
         let fast = rest.gather::<Vec<String>>("v");
         assert!(
-            fast.wait_timeout(Duration::from_millis(700)),
-            "a gather on engines 1.. waited for busy engine 0"
+            fast.wait_timeout(Duration::from_secs(20)) && !busy.ready(),
+            "a gather on engines 1.. waited for engine 0, held at the gate"
         );
         assert_eq!(fast.get()?, strings(8, 5));
+        assert!(!slow.ready(), "the gather of engine 0 did not wait for it");
+        gate::open(rc)?;
         assert_eq!(slow.get()?, strings(9, 3));
         busy.get()?;
         Ok(())
@@ -256,15 +281,48 @@ fn order(rc: &Client, list: &mut Checklist) {
         let subsets: Vec<Vec<usize>> = (1..(1usize << p.min(12)))
             .map(|mask| (0..p).filter(|k| mask & (1 << k) != 0).collect())
             .collect();
+        // Each scatter deals one number to each engine of its view, and
+        // each engine says what it holds right after: every block must
+        // have landed on its own engine.
         let total = 5_000usize;
+        let mut sent = Vec::with_capacity(total);
         for i in 0..total {
             let view = rc.view(subsets[i % subsets.len()].clone())?;
-            view.scatter("m", &vec![i as u64; view.len()]);
+            let blocks: Vec<u64> = (0..view.len()).map(|k| (i * 16 + k) as u64).collect();
+            let scattered = view.scatter("m", &blocks);
+            sent.push((i, blocks, scattered, view.apply(read_m, ())));
         }
-        let last = &subsets[(total - 1) % subsets.len()];
-        let view = rc.view(last.clone())?;
-        let back: Vec<u64> = view.gather("m").get()?;
-        assert_eq!(back, vec![(total - 1) as u64; last.len()]);
+        for (i, blocks, scattered, held) in sent {
+            scattered.get()?;
+            let held: Vec<u64> = held.get()?.concat();
+            assert_eq!(held, blocks, "view {i}: the engines' blocks");
+        }
+        Ok(())
+    });
+
+    list.check("waiting_threads_help_unless_funneled", || {
+        // Open MPI and MPICH grant MPI_THREAD_SERIALIZED: a client thread
+        // waiting for a reply, and an engine's execution thread waiting for
+        // work, then make their MPI loop's passes themselves. With
+        // RANKVIEW_FUNNELED set, only the MPI threads call MPI. After the
+        // round trips of the checks above (and 50 more), each rank must
+        // show the mode it was asked for.
+        for _ in 0..50 {
+            dv.apply_sync(sum_x, ())?;
+        }
+        let mut ranks = vec![threading()];
+        ranks.extend(dv.apply_sync(engine_threading, ())?);
+        for (rank, &(funneled, helped)) in ranks.iter().enumerate() {
+            match funneled {
+                true => assert_eq!(helped, 0, "rank {rank}: helpers made passes, funneled"),
+                false => assert!(helped > 0, "rank {rank}: no thread helped its MPI loop"),
+            }
+        }
+        println!(
+            "(funneled: {}; passes helped per rank: {:?})",
+            ranks[0].0,
+            ranks.iter().map(|r| r.1).collect::<Vec<_>>()
+        );
         Ok(())
     });
 }
@@ -325,7 +383,7 @@ fn stuck(rc: &Client) -> Result<(), String> {
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let large_mode = mode == "large";
-    let launch = rankview::Launch::new().mpi_section("noop", |_| {});
+    let launch = gate::sections(rankview::Launch::new().mpi_section("noop", |_| {}));
     launch.run(|rc| -> Result<(), String> {
         if mode == "stuck" {
             return stuck(rc);

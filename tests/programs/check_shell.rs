@@ -8,14 +8,19 @@
 //! engine, the status and stderr), statuses returned when asked, a missing
 //! command (127), a signal, 1 MiB and more of output intact and in order,
 //! `display_outputs`' `[stdout:N]` blocks, and a command's background
-//! process not writing into a later task's output. Prints one line per check
-//! and exits non-zero unless every check held.
+//! process not writing into a later task's output; the metadata keeps the
+//! capture limit's worth (`RANKVIEW_CAPTURE_LIMIT` in the job's environment,
+//! in bytes or `K`). With the argument `no_capture` (run with
+//! `RANKVIEW_NO_CAPTURE=1` on the engines) it checks instead that tasks'
+//! output stays on the engines' own streams and shell output is still
+//! whole. Prints one line per check and exits non-zero unless every check
+//! held.
 
 mod checklist;
 
 use std::time::Duration;
 
-use checklist::Checklist;
+use checklist::{Checklist, Outcome};
 use rankview::{Client, Error, ShellStatus};
 
 /// The MPI rank as the shell sees it (Open MPI or MPICH).
@@ -25,6 +30,18 @@ const RANK: &str = "${OMPI_COMM_WORLD_RANK:-$PMI_RANK}";
 fn quiet() -> u8 {
     std::thread::sleep(Duration::from_millis(700));
     7
+}
+
+/// The bytes the engines keep of each stream per task: the job's
+/// `RANKVIEW_CAPTURE_LIMIT` (in bytes, or in KiB with a `K`), else 1 MiB.
+fn capture_limit() -> Outcome<usize> {
+    let Ok(text) = std::env::var("RANKVIEW_CAPTURE_LIMIT") else {
+        return Ok(1 << 20);
+    };
+    Ok(match text.strip_suffix('K') {
+        Some(kib) => kib.parse::<usize>()? << 10,
+        None => text.parse()?,
+    })
 }
 
 fn shell_checks(rc: &Client, list: &mut Checklist) {
@@ -135,7 +152,8 @@ fn shell_checks(rc: &Client, list: &mut Checklist) {
     list.check("one_mib_and_more_intact_in_order", || {
         // seq 1 300000 is 1,988,895 bytes: past the 1 MiB capture limit.
         let expected: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
-        assert!(expected.len() > 1 << 20);
+        let limit = capture_limit()?;
+        assert!(expected.len() > limit);
         let ar = rc.all().shell("seq 1 300000; seq 1 5 >&2");
         for o in ar.get()? {
             assert!(
@@ -146,10 +164,18 @@ fn shell_checks(rc: &Client, list: &mut Checklist) {
             );
             assert_eq!(o.stderr, "1\n2\n3\n4\n5\n");
         }
-        // The metadata keeps the last 1 MiB, as for any task.
+        // The metadata keeps exactly the last `limit` bytes, as for any
+        // task, after a line saying how much was cut.
+        let cut = expected.len() - limit;
+        let kept = format!("[rankview: {cut} earlier bytes cut]\n{}", &expected[cut..]);
         for m in ar.metadata() {
-            assert!(m.stdout.starts_with("[rankview: ") && m.stdout.ends_with("299999\n300000\n"));
-            assert!(m.stdout.len() < (1 << 20) + 100);
+            assert!(
+                m.stdout == kept,
+                "engine {}: the metadata kept {} bytes, not the last {limit} and the line",
+                m.engine,
+                m.stdout.len()
+            );
+            assert_eq!(m.stderr, "1\n2\n3\n4\n5\n");
         }
         Ok(())
     });
@@ -170,20 +196,36 @@ fn shell_checks(rc: &Client, list: &mut Checklist) {
         Ok(())
     });
     list.check("a_background_process_stays_out_of_later_tasks", || {
-        // The background process holds the command's pipe: the task waits
-        // for it, and its line is this command's output.
+        // A background process writes a line 0.3 s after its command, to
+        // the command's stdout (its stderr sent away), then to its stderr
+        // (its stdout sent away). It holds that pipe of the command, so
+        // the task waits for it and the line is this command's output; a
+        // task right behind it, running 0.7 s, gets none of it (it would,
+        // were the command writing into the engine's own descriptors: its
+        // task would end at once).
         let e0 = rc.engine(0)?;
-        let ar = e0.shell("(sleep 0.5; echo late) &");
-        let out = ar.get()?;
-        assert_eq!(out.stdout, "late\n");
-        assert!(ar.elapsed() >= Duration::from_millis(500));
-        // Output sent elsewhere is not waited for, and does not reach the
-        // next task either.
-        e0.shell("(sleep 0.3; echo gone) > /dev/null 2>&1 &")
-            .get()?;
-        let later = e0.apply(quiet, ());
-        assert_eq!(later.get()?, 7);
-        assert!(later.metadata()[0].stdout.is_empty());
+        for (command, on_stderr) in [
+            ("(sleep 0.3; echo late) 2>/dev/null &", false),
+            ("(sleep 0.3; echo late >&2) >/dev/null &", true),
+        ] {
+            let ar = e0.shell(command);
+            let later = e0.apply(quiet, ());
+            assert_eq!(later.get()?, 7);
+            let meta = &later.metadata()[0];
+            assert!(
+                meta.stdout.is_empty() && meta.stderr.is_empty(),
+                "a later task's output: {:?} {:?}",
+                meta.stdout,
+                meta.stderr
+            );
+            let out = ar.get()?;
+            let (line, other) = match on_stderr {
+                false => (&out.stdout, &out.stderr),
+                true => (&out.stderr, &out.stdout),
+            };
+            assert_eq!((line.as_str(), other.as_str()), ("late\n", ""));
+            assert!(ar.elapsed() >= Duration::from_millis(300));
+        }
         Ok(())
     });
     list.check("shell_parts_are_named_in_the_metadata", || {
@@ -196,10 +238,51 @@ fn shell_checks(rc: &Client, list: &mut Checklist) {
     });
 }
 
+/// Writes a line to this engine's stdout and one to its stderr, each in
+/// one write (the engines share the job's streams); returns the engine id.
+#[rankview::remote]
+fn announce() -> rankview::TaskResult<usize> {
+    use std::io::Write;
+    let engine = rankview::globals().engine()?;
+    std::io::stdout().write_all(format!("engine {engine}: a line on stdout\n").as_bytes())?;
+    std::io::stderr().write_all(format!("engine {engine}: a line on stderr\n").as_bytes())?;
+    Ok(engine)
+}
+
+/// With `RANKVIEW_NO_CAPTURE` set on the engines: their output is theirs.
+fn no_capture_checks(rc: &Client, list: &mut Checklist) {
+    list.check("output_stays_on_the_engines_streams", || {
+        let ar = rc.all().apply(announce, ());
+        assert_eq!(ar.get()?, rc.ids());
+        for m in ar.metadata() {
+            assert!(
+                m.stdout.is_empty() && m.stderr.is_empty(),
+                "engine {} captured {:?} {:?}",
+                m.engine,
+                m.stdout,
+                m.stderr
+            );
+        }
+        Ok(())
+    });
+    list.check("shell_output_is_whole_without_capture", || {
+        let ar = rc.all().shell("echo out; echo err >&2");
+        for o in ar.get()? {
+            assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("out\n", "err\n"));
+        }
+        assert!(ar.metadata().iter().all(|m| m.stdout.is_empty()));
+        Ok(())
+    });
+}
+
 fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
     rankview::launch(|rc| -> Result<(), String> {
         let mut list = Checklist::new("check_shell");
-        shell_checks(rc, &mut list);
+        match mode.as_str() {
+            "no_capture" => no_capture_checks(rc, &mut list),
+            _ => shell_checks(rc, &mut list),
+        }
         list.finish()
     });
 }
