@@ -161,8 +161,17 @@ fn first_to_fail(job: &Job<'_>, ending: &Ending<'_>) -> First {
                 // It ended well: the MPI launcher's words are not about it.
                 Some(RankState::Ok) => {}
                 Some(state) if state.caused_by().is_some() => because_of = state.caused_by(),
-                // Its own report says more than its exit status: one line.
-                Some(state) if state.failed_on_its_own() => return First::Reported(rank),
+                // Its own report says more than its exit status: one line;
+                // when other ranks reported the same, their shared line
+                // says it (none of them is singled out).
+                Some(state @ RankState::Failed { message }) if state.failed_on_its_own() => {
+                    let same = |s: &RankState| matches!(s, RankState::Failed { message: m } if m == message);
+                    return if report.ranks.iter().filter(|s| same(s)).count() > 1 {
+                        First::Nobody
+                    } else {
+                        First::Reported(rank)
+                    };
+                }
                 _ => return First::Named(rank, culprit.how),
             }
         }
