@@ -41,6 +41,8 @@ fn balanced_2_ranks() {
         &[
             "follow_tasks_are_never_stolen",
             "retries_land_on_another_engine",
+            "no_task_waits_behind_a_busy_engine",
+            "a_busy_engine_and_an_idle_one_do_not_spin",
         ],
     );
 }

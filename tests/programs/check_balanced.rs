@@ -111,6 +111,20 @@ fn record_here(id: u64) -> TaskResult<usize> {
     Ok(rankview::globals().engine()?)
 }
 
+/// Four tasks of 10 ms, waited for: their results, the engines they ran
+/// on, and how long they took from submission.
+type ShortTasks = (Vec<rankview::AsyncResult<usize>>, Vec<usize>, Duration);
+
+fn four_short_tasks(lv: &rankview::LoadBalancedView) -> rankview::Result<ShortTasks> {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
+    let ran = tasks
+        .iter()
+        .map(|t| t.get())
+        .collect::<rankview::Result<Vec<usize>>>()?;
+    Ok((tasks, ran, start.elapsed()))
+}
+
 fn balanced(rc: &Client, list: &mut Checklist) {
     let lv = rc.load_balanced_view();
     let engines = rc.len();
@@ -522,20 +536,13 @@ fn balanced(rc: &Client, list: &mut Checklist) {
 
     list.check("no_task_waits_behind_a_busy_engine", || {
         if engines < 2 {
-            println!("(one engine: nowhere else to run)");
-            return Ok(());
+            return skip("one engine: nowhere else to run");
         }
         // Engine 0's execution thread is held by a direct request for 3 s;
         // four short tasks must run elsewhere meanwhile, well before it ends.
         let hold = rc.engine(0)?.apply(sleep_for, (3.0,));
         std::thread::sleep(Duration::from_millis(100));
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
-        let ran = tasks
-            .iter()
-            .map(|t| t.get())
-            .collect::<rankview::Result<Vec<usize>>>()?;
-        let took = start.elapsed();
+        let (tasks, ran, took) = four_short_tasks(&lv)?;
         assert!(
             took < Duration::from_secs(2),
             "4 tasks of 10 ms took {took:?} beside a busy engine 0 (ran on {ran:?})"
@@ -557,13 +564,7 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         let hold = rc.engine(1)?.apply(sleep_for, (3.0,));
         let gathered = pair.gather::<Vec<u64>>("g");
         std::thread::sleep(Duration::from_millis(100));
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..4).map(|_| lv.apply(sleep_for, (0.01,))).collect();
-        let ran = tasks
-            .iter()
-            .map(|t| t.get())
-            .collect::<rankview::Result<Vec<usize>>>()?;
-        let took = start.elapsed();
+        let (_, ran, took) = four_short_tasks(&lv)?;
         assert!(
             took < Duration::from_secs(2),
             "4 tasks of 10 ms took {took:?} beside a gather waiting on engine 1 (ran on {ran:?})"
@@ -577,8 +578,7 @@ fn balanced(rc: &Client, list: &mut Checklist) {
 
     list.check("a_busy_engine_and_an_idle_one_do_not_spin", || {
         if engines < 2 {
-            println!("(one engine: no thief)");
-            return Ok(());
+            return skip("one engine: no thief");
         }
         // Engine 0 is held 3 s by a direct request; the others empty its
         // load-balanced queue, then must wait quietly (an idle engine uses
