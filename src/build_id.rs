@@ -34,6 +34,13 @@ pub(crate) fn identity() -> u64 {
     }
 }
 
+/// The identity every rank of a job must share: the executable's
+/// [`identity`] and the hash of its remote-function registry. Rank 0
+/// compares every engine's with its own at start-up.
+pub(crate) fn job_identity() -> (u64, u64) {
+    (identity(), crate::registry::registry().hash())
+}
+
 fn hash(kind: &[u8], bytes: &[u8]) -> u64 {
     let mut h = StableHasher::default();
     h.write(kind);

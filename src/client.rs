@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crate::controller::{Collective, CollectiveKind, Command, Filling};
+use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Behind, Control, Payload, ResultState};
@@ -135,7 +135,7 @@ impl Client {
             CollectiveKind::Section {
                 name: name.to_string(),
             },
-            crate::view::collective::finish_units,
+            finish_units,
         )
     }
 
@@ -269,7 +269,7 @@ impl Client {
             return AsyncResult::failed(Error::Shutdown);
         }
         // Send it from this thread when MPI allows; else wake the controller.
-        if !crate::controller::help() {
+        if !crate::helping::help() {
             self.inner.controller.unpark();
         }
         let control = self.control(Behind::Direct {

@@ -12,6 +12,12 @@
 //! module owns that arrangement, and counts the passes helpers make
 //! ([`helped_passes`], which the test programs read); what a pass does is
 //! the loops' own.
+//!
+//! A rank has one such loop (rank 0 the controller's, an engine its MPI
+//! thread's). The threads that wait for it call this module's [`help`],
+//! [`helping`] and [`hand_back`], which act on the loop the rank published
+//! ([`Published::open`]), whatever its type: the client side never names
+//! the controller, nor an engine's execution thread its MPI thread.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -75,9 +81,15 @@ pub fn helped_passes() -> u64 {
 }
 
 /// A loop's state shared by its owner thread and its helpers.
-pub(crate) struct Shared<L> {
+pub(crate) struct LoopShare<L> {
     state: Mutex<Option<L>>,
-    /// Threads now helping (see [`Shared::helping`]).
+    gate: Gate,
+}
+
+/// Who is polling a loop: the part of [`LoopShare`] that does not depend
+/// on the loop's type, which a [`Helping`] guard holds.
+struct Gate {
+    /// Threads now helping (see [`LoopShare::helping`]).
     helping: AtomicUsize,
     /// A helper gave up: the owner polls eagerly again.
     handed_back: AtomicBool,
@@ -88,66 +100,103 @@ pub(crate) struct Shared<L> {
     who: String,
 }
 
-/// Where a loop's [`Shared`] state is published for the threads that may
+/// Where a loop's [`LoopShare`] is published for the threads that may
 /// help it: a `static`, one per kind of loop (the controller's, an
 /// engine's).
-pub(crate) struct Published<L>(OnceLock<Arc<Shared<L>>>);
+pub(crate) struct Published<L>(OnceLock<Arc<LoopShare<L>>>);
+
+/// A published loop, whatever its type: what [`help`], [`helping`] and
+/// [`hand_back`] reach.
+trait RankLoop: Sync {
+    fn help(&self) -> bool;
+    fn helping(&'static self) -> Option<Helping<'static>>;
+    fn hand_back(&self);
+}
+
+/// The rank's published loop (at most one per process).
+static RANK_LOOP: OnceLock<&'static dyn RankLoop> = OnceLock::new();
 
 impl<L: Loop> Published<L> {
     pub(crate) const fn new() -> Published<L> {
         Published(OnceLock::new())
     }
 
-    /// Publishes `shared` and lets helpers in, when MPI lets other threads
-    /// call it (`serialized`) and nothing was published before.
-    pub(crate) fn open(&self, shared: &Arc<Shared<L>>, serialized: bool) {
-        if serialized && self.0.set(shared.clone()).is_ok() {
+    /// Publishes `shared` as the rank's loop and lets helpers in, when MPI
+    /// lets other threads call it (`serialized`) and nothing was published
+    /// before.
+    pub(crate) fn open(&'static self, shared: &Arc<LoopShare<L>>, serialized: bool) {
+        if serialized && self.0.set(shared.clone()).is_ok() && RANK_LOOP.set(self).is_ok() {
             shared.open();
-        }
-    }
-
-    /// [`Shared::help`] on the published loop; false if there is none.
-    pub(crate) fn help(&self) -> bool {
-        self.0.get().is_some_and(|shared| shared.help())
-    }
-
-    /// [`Shared::helping`] on the published loop.
-    pub(crate) fn helping(&'static self) -> Option<Helping<'static, L>> {
-        self.0.get()?.helping()
-    }
-
-    /// [`Shared::hand_back`] on the published loop.
-    pub(crate) fn hand_back(&self) {
-        if let Some(shared) = self.0.get() {
-            shared.hand_back();
         }
     }
 }
 
-impl<L: Loop> Shared<L> {
-    /// The shared state of a loop; helpers may join once [`open`](Shared::open).
-    pub(crate) fn new(state: L, who: String) -> Shared<L> {
-        Shared {
+impl<L: Loop> RankLoop for Published<L> {
+    fn help(&self) -> bool {
+        self.0.get().is_some_and(|shared| shared.help())
+    }
+
+    fn helping(&'static self) -> Option<Helping<'static>> {
+        self.0.get()?.helping()
+    }
+
+    fn hand_back(&self) {
+        if let Some(shared) = self.0.get() {
+            shared.gate.hand_back();
+        }
+    }
+}
+
+/// [`LoopShare::help`] on the rank's published loop: makes one pass of it on
+/// the calling thread when MPI lets any thread call it and no other thread
+/// is making one (a client thread that has just submitted, an engine's
+/// execution thread waiting for work). A request then leaves, and its reply
+/// is taken, with no thread hand-off (bench `w1`). True if the pass did
+/// something; false when there is no published loop.
+pub(crate) fn help() -> bool {
+    RANK_LOOP.get().is_some_and(|l| l.help())
+}
+
+/// [`LoopShare::helping`] on the rank's published loop: marks the calling
+/// thread as polling while it waits (the owner naps meanwhile).
+pub(crate) fn helping() -> Option<Helping<'static>> {
+    RANK_LOOP.get()?.helping()
+}
+
+/// Wakes the owner of the rank's published loop to poll eagerly: the caller
+/// is about to wait for something only the owner's passes bring.
+pub(crate) fn hand_back() {
+    if let Some(l) = RANK_LOOP.get() {
+        l.hand_back();
+    }
+}
+
+impl<L: Loop> LoopShare<L> {
+    /// The shared state of a loop; helpers may join once [`open`](LoopShare::open).
+    pub(crate) fn new(state: L, who: String) -> LoopShare<L> {
+        LoopShare {
             state: Mutex::new(Some(state)),
-            helping: AtomicUsize::new(0),
-            handed_back: AtomicBool::new(false),
-            owner: OnceLock::new(),
-            open: AtomicBool::new(false),
-            who,
+            gate: Gate {
+                helping: AtomicUsize::new(0),
+                handed_back: AtomicBool::new(false),
+                owner: OnceLock::new(),
+                open: AtomicBool::new(false),
+                who,
+            },
         }
     }
 
     /// Lets other threads help, and names the calling thread the owner.
     pub(crate) fn open(&self) {
-        let _ = self.owner.set(std::thread::current());
-        self.open.store(true, Ordering::Release);
+        let _ = self.gate.owner.set(std::thread::current());
+        self.gate.open.store(true, Ordering::Release);
     }
 
     /// Makes one pass on the calling thread if helping is allowed and no
     /// other thread is making one; true if it did something. A panic in the
     /// pass is an internal failure: the job is aborted.
     pub(crate) fn help(&self) -> bool {
-        if !self.open.load(Ordering::Acquire) {
+        if !self.gate.open.load(Ordering::Acquire) {
             return false;
         }
         let Ok(mut guard) = self.state.try_lock() else {
@@ -168,7 +217,7 @@ impl<L: Loop> Shared<L> {
                 // capturing a task's output.
                 crate::capture::report(&format!(
                     "rankview: internal error: {} panicked on a helping thread ({}); aborting the job",
-                    self.who,
+                    self.gate.who,
                     crate::error::panic_message(payload.as_ref())
                 ));
                 crate::transport::abort_job(1)
@@ -178,21 +227,12 @@ impl<L: Loop> Shared<L> {
 
     /// Marks the calling thread as helping (the owner naps) until the guard
     /// is finished or dropped; `None` when helping is not allowed.
-    pub(crate) fn helping(&self) -> Option<Helping<'_, L>> {
-        if !self.open.load(Ordering::Acquire) {
+    pub(crate) fn helping(&self) -> Option<Helping<'_>> {
+        if !self.gate.open.load(Ordering::Acquire) {
             return None;
         }
-        self.helping.fetch_add(1, Ordering::AcqRel);
-        Some(Helping(self))
-    }
-
-    /// Wakes the owner to poll eagerly (a helper gave up, or left work that
-    /// needs polling behind).
-    pub(crate) fn hand_back(&self) {
-        self.handed_back.store(true, Ordering::Release);
-        if let Some(owner) = self.owner.get() {
-            owner.unpark();
-        }
+        self.gate.helping.fetch_add(1, Ordering::AcqRel);
+        Some(Helping(&self.gate))
     }
 
     /// The owner's loop: passes until one ends it, napping while helpers
@@ -200,12 +240,12 @@ impl<L: Loop> Shared<L> {
     pub(crate) fn run(&self, ceiling: Duration) {
         let mut backoff = Backoff::new(ceiling);
         loop {
-            if self.helping.load(Ordering::Acquire) > 0 {
+            if self.gate.helping.load(Ordering::Acquire) > 0 {
                 std::thread::park_timeout(NAP);
                 backoff.reset();
                 continue;
             }
-            if self.handed_back.swap(false, Ordering::AcqRel) {
+            if self.gate.handed_back.swap(false, Ordering::AcqRel) {
                 backoff.reset();
             }
             let step = match self.state.try_lock() {
@@ -235,15 +275,26 @@ impl<L: Loop> Shared<L> {
     /// Takes the state back once the loop has ended (no helper can reach it
     /// after this).
     pub(crate) fn take(&self) -> Option<L> {
-        self.open.store(false, Ordering::Release);
+        self.gate.open.store(false, Ordering::Release);
         self.state.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
-/// A thread helping a loop (see [`Shared::helping`]).
-pub(crate) struct Helping<'s, L: Loop>(&'s Shared<L>);
+impl Gate {
+    /// Wakes the owner to poll eagerly (a helper gave up, or left work that
+    /// needs polling behind).
+    fn hand_back(&self) {
+        self.handed_back.store(true, Ordering::Release);
+        if let Some(owner) = self.owner.get() {
+            owner.unpark();
+        }
+    }
+}
 
-impl<L: Loop> Helping<'_, L> {
+/// A thread helping a loop (see [`LoopShare::helping`]).
+pub(crate) struct Helping<'s>(&'s Gate);
+
+impl Helping<'_> {
     /// The helper got what it waited for: it stops without waking the owner
     /// (which naps briefly and comes back by itself), so a quick exchange
     /// involves no other thread.
@@ -253,7 +304,7 @@ impl<L: Loop> Helping<'_, L> {
     }
 }
 
-impl<L: Loop> Drop for Helping<'_, L> {
+impl Drop for Helping<'_> {
     /// A helper giving up hands polling back to the owner at once.
     fn drop(&mut self) {
         self.0.helping.fetch_sub(1, Ordering::AcqRel);
@@ -289,8 +340,8 @@ mod test {
         }
     }
 
-    fn counting(limit: usize) -> Arc<Shared<Counting>> {
-        Arc::new(Shared::new(
+    fn counting(limit: usize) -> Arc<LoopShare<Counting>> {
+        Arc::new(LoopShare::new(
             Counting {
                 passes: Vec::new(),
                 limit,
@@ -318,7 +369,7 @@ mod test {
                 std::thread::current().id()
             })
         };
-        while !shared.open.load(Ordering::Acquire) {
+        while !shared.gate.open.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
         let me = std::thread::current().id();

@@ -17,7 +17,8 @@ use std::sync::mpsc;
 
 use crate::capture;
 use crate::client::Client;
-use crate::controller::{self, Command, Ready};
+use crate::contract::Command;
+use crate::controller::{self, Ready};
 use crate::engine::{self, Ending};
 use crate::error::{Error, Result};
 use crate::transport::{Mpi, Section, World};

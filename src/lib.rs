@@ -65,6 +65,7 @@ mod bulk;
 mod capture;
 mod client;
 mod codec;
+mod contract;
 mod controller;
 mod engine;
 mod error;

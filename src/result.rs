@@ -41,7 +41,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::bulk::BulkVec;
-use crate::controller::Command;
+use crate::contract::Command;
 use crate::error::{Error, Result};
 use crate::protocol::{Done, Each, Outcome, TaskId, Typed, ValueSpec};
 use crate::timeline::{JobLog, Timeline};
@@ -364,13 +364,13 @@ impl ResultState {
         // Meanwhile take them off the wire from this thread, when MPI allows
         // (no hand-off through the controller thread).
         let spin_until = Instant::now() + Duration::from_micros(100);
-        let helping = crate::controller::helping();
+        let helping = crate::helping::helping();
         while !self.is_done() {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            if !crate::controller::help() {
+            if !crate::helping::help() {
                 std::thread::yield_now();
             }
         }

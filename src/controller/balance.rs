@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::wire_task;
 use crate::error::Result;
 use crate::protocol::{self, Done, Outcome, Request, TaskId, Work};
 use crate::result::ResultState;
@@ -187,7 +186,11 @@ impl Balancer {
             let request = Request::Tasks {
                 loads: loads.clone(),
                 fence: counts.clone(),
-                tasks: batch.tasks.into_iter().map(wire_task).collect(),
+                tasks: batch
+                    .tasks
+                    .into_iter()
+                    .map(protocol::WireTask::from_queued)
+                    .collect(),
             };
             if let Err(e) = send(mpi, batch.engine, request) {
                 internal(

@@ -59,13 +59,13 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
-use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
+use crate::bulk::{BulkVec, ElemKind, ReduceOp};
+use crate::contract::{Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
-use crate::helping::{self, Caller, Helping, Shared, Step};
-use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec, Work};
+use crate::helping::{self, Caller, LoopShare, Step};
+use crate::protocol::{self, CollectiveOp, GroupSpec, Reply, Request, TaskId, ValueSpec};
 use crate::result::{Gathered, Payload, ResultState};
-use crate::scheduler::{QueueStatus, Task};
-use crate::transport::{self, Loan, Mpi, SendBuf};
+use crate::transport::{self, Mpi, SendBuf};
 
 mod balance;
 mod inflight;
@@ -75,166 +75,6 @@ use inflight::Inflight;
 
 /// How long engines get to leave after a failed client.
 const FAILED_GRACE: Duration = Duration::from_secs(10);
-
-/// What client handles ask of the controller.
-pub(crate) enum Command {
-    /// Send `request` to each engine in `engines` and fill `state` with the replies.
-    Submit {
-        task: TaskId,
-        engines: Arc<[usize]>,
-        /// The encoded request, sent to each engine as it is.
-        request: protocol::Framed,
-        state: Arc<ResultState>,
-        /// What the request does, for messages (`"apply of crate::f"`, ...).
-        what: &'static str,
-        /// For a pull into the caller's memory (one engine): that memory.
-        into: Option<Filling>,
-    },
-    /// Run a collective on a view's sub-communicator.
-    Collective(Collective),
-    /// Submit a load-balanced task; its one part is filled by whichever
-    /// engine runs it.
-    Balance {
-        task: Task<Work>,
-        state: Arc<ResultState>,
-    },
-    /// Abort these load-balanced tasks (every one not final: `None`).
-    Abort { tasks: Option<Vec<TaskId>> },
-    /// Abort the direct-view request `task` on those of `engines` that have
-    /// not answered it, where it has not started.
-    AbortDirect { task: TaskId, engines: Arc<[usize]> },
-    /// A load-balanced submission that failed before it was sent: known to
-    /// the scheduler as a task that never ran (a failed dependency).
-    Failed { task: TaskId },
-    /// The last handles on these load-balanced results are gone.
-    Forget { tasks: Vec<TaskId> },
-    /// Report the load-balanced queues' status.
-    QueueStatus(SyncSender<QueueStatus>),
-    /// Stop serving; `failed` when the client failed.
-    Shutdown { failed: bool },
-}
-
-/// A collective asked for by a view.
-pub(crate) struct Collective {
-    pub task: TaskId,
-    /// The view's engines, in target order.
-    pub engines: Arc<[usize]>,
-    /// One part per engine, in target order.
-    pub state: Arc<ResultState>,
-    pub kind: CollectiveKind,
-}
-
-/// Which collective, with its data.
-pub(crate) enum CollectiveKind {
-    Scatter {
-        name: String,
-        value: ValueSpec,
-        data: Buffer,
-        /// Elements per target, in target order (the data's block order).
-        counts: Vec<usize>,
-        shapes: Vec<Vec<usize>>,
-    },
-    Broadcast {
-        name: String,
-        value: ValueSpec,
-        data: Buffer,
-        shape: Vec<usize>,
-    },
-    Gather {
-        name: String,
-        value: ValueSpec,
-        into: Option<Filling>,
-    },
-    Reduce {
-        name: String,
-        value: ValueSpec,
-        op: ReduceOp,
-        into: Option<Filling>,
-    },
-    /// A raw MPI section on every rank.
-    Section { name: String },
-}
-
-impl CollectiveKind {
-    /// What the collective does, for messages and timelines.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            CollectiveKind::Scatter { .. } => "scatter",
-            CollectiveKind::Broadcast { .. } => "broadcast push",
-            CollectiveKind::Gather { .. } => "gather",
-            CollectiveKind::Reduce { .. } => "reduce",
-            CollectiveKind::Section { .. } => "MPI section",
-        }
-    }
-}
-
-/// Data the root sends: lent by the client (read in place) or owned.
-pub(crate) enum Buffer {
-    Lent(Loan),
-    Owned(BulkVec),
-}
-
-impl Buffer {
-    fn buf(&self) -> BufRef<'_> {
-        match self {
-            Buffer::Lent(loan) => loan.buf(),
-            Buffer::Owned(owned) => owned.as_ref(),
-        }
-    }
-}
-
-/// The caller's memory a gather or reduce writes into (`gather_into`,
-/// `reduce_into`), lent until the collective is over, and the shape it
-/// expects (`None` for a flat buffer, where only the length must match).
-pub(crate) struct Filling {
-    pub loan: Loan,
-    pub shape: Option<Vec<usize>>,
-    /// For a pull: the name and the type the caller asked for (a gather's
-    /// engines check the type themselves).
-    pub pull: Option<(String, ValueSpec)>,
-}
-
-impl Filling {
-    /// Checks, before any data moves, that the caller's buffer takes `len`
-    /// elements of `kind` and, for an array, the shape `shape` computes;
-    /// `held` says whose elements they are, for the messages.
-    fn check(
-        &mut self,
-        what: &str,
-        kind: ElemKind,
-        len: usize,
-        held: &str,
-        shape: impl FnOnce() -> Result<Vec<usize>>,
-    ) -> Result<()> {
-        let Some(buf) = self.loan.buf_mut() else {
-            return Err(Error::Protocol(format!(
-                "{what}: the buffer was lent read only"
-            )));
-        };
-        if buf.kind() != kind {
-            return Err(Error::Usage(format!(
-                "{what}: the buffer holds {:?} elements, {held} {kind:?}",
-                buf.kind()
-            )));
-        }
-        if buf.len() != len {
-            return Err(Error::Usage(format!(
-                "{what}: the buffer has room for {} elements, {held} {len}; the buffer was not written",
-                buf.len()
-            )));
-        }
-        let Some(expected) = &self.shape else {
-            return Ok(());
-        };
-        let shape = shape()?;
-        if &shape != expected {
-            return Err(Error::Usage(format!(
-                "{what}: the array has shape {expected:?}, {held} {shape:?}; the buffer was not written"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What one engine lends to a gather or reduce: elements and shape.
 type Contribution = (usize, Vec<usize>);
@@ -390,15 +230,6 @@ pub(crate) struct Ready {
     pub controller: Thread,
 }
 
-/// Identity of the binary: its build id (see `build_id`) and the hash of
-/// the remote-function registry.
-pub(crate) fn identity() -> (u64, u64) {
-    (
-        crate::build_id::identity(),
-        crate::registry::registry().hash(),
-    )
-}
-
 /// Runs rank 0's MPI thread until shutdown. Start-up errors go to `ready`.
 /// A panic here aborts the job (see the module's "Failures").
 ///
@@ -461,7 +292,7 @@ fn run_inner(
 
 /// Waits for every engine's `Hello` and compares binaries.
 fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
-    let (binary, registry) = identity();
+    let (binary, registry) = crate::build_id::job_identity();
     let mut seen = vec![false; engines + 1];
     let mut differing = Vec::new();
     let mut count = 0;
@@ -509,7 +340,7 @@ fn check_engines(mpi: &mut Mpi, engines: usize) -> Result<()> {
 }
 
 /// Everything the serving loop owns. One thread at a time makes a
-/// [`pass`](Serving::pass) over it, under the [`Shared`] lock: the
+/// [`pass`](Serving::pass) over it, under the [`LoopShare`] lock: the
 /// controller thread, or (when MPI granted `MPI_THREAD_SERIALIZED`) a
 /// client thread that has just submitted or is waiting for a result (see
 /// [`help`]).
@@ -528,7 +359,7 @@ pub(crate) struct Serving {
 
 // SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
 // flight), which rsmpi does not mark `Send`. It crosses threads only inside
-// the mutex of its `helping::Shared`, and only when MPI granted
+// the mutex of its `helping::LoopShare`, and only when MPI granted
 // `MPI_THREAD_SERIALIZED` (helpers are let in only then), which lets any
 // thread make MPI calls as long as no two make them at once: the mutex
 // guarantees that, and orders every access to the handles (and to the rest
@@ -536,29 +367,14 @@ pub(crate) struct Serving {
 // thread ever locks it.
 unsafe impl Send for Serving {}
 
-/// The serving state, for client threads that may help (see [`help`]).
+/// The serving state, for client threads that may help (see [`helping::help`]).
 static SERVING: helping::Published<Serving> = helping::Published::new();
-
-/// Makes one pass of the controller's loop on the calling thread (a client
-/// thread that has just submitted, or one waiting for a result), when MPI
-/// lets any thread call it and no other thread is making a pass. The
-/// request then leaves, and its reply is taken, without waking the
-/// controller thread (bench `w1`). True if the pass did something.
-pub(crate) fn help() -> bool {
-    SERVING.help()
-}
-
-/// Marks the calling thread as helping while it waits for a result (the
-/// controller thread naps meanwhile); see [`helping::Shared::helping`].
-pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
-    SERVING.helping()
-}
 
 /// The serving loop on the controller thread; returns whether the shutdown
 /// is a failed one. Gives `mpi` back when serving is over.
 fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
     let serialized = mpi.serialized();
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(LoopShare::new(
         Serving {
             mpi,
             commands,
@@ -1370,7 +1186,7 @@ fn check_filling(
                 .map(|c| c.1.clone())
                 .unwrap_or_default())
         } else {
-            crate::view::collective::stacked_shape(contributions)
+            crate::contract::stacked_shape(contributions)
         }
     })
 }

@@ -217,16 +217,16 @@ impl Inbox {
             };
             if let Some(next) = next {
                 if let Some(helping) = helping {
-                    super::Helping::finish(helping);
+                    crate::helping::Helping::finish(helping);
                 }
                 return next;
             }
             if Instant::now() < spin_until {
                 drop(state);
                 if helping.is_none() {
-                    helping = super::helping();
+                    helping = crate::helping::helping();
                 }
-                if !super::help() {
+                if !crate::helping::help() {
                     std::thread::yield_now();
                 }
                 state = self.lock();

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bulk::{self, BufRef, BulkVec, ElemKind, Lent, ReduceOp};
 use crate::capture::{self, Capture};
 use crate::error::{Error, Result};
-use crate::helping::{self, Caller, Helping, Shared, Step};
+use crate::helping::{self, Caller, LoopShare, Step};
 use crate::namespace::{self, Stored};
 use crate::protocol::{
     self, Blobs, CollectiveOp, Done, Each, Failure, Framed, GroupSpec, Outcome, Packed, Peer,
-    Reply, Request, TaskId, Typed, ValueSpec, WireArg, WireStealable, WireTask, Work,
+    Reply, Request, TaskId, Typed, ValueSpec, WireArg, WireTask, Work,
 };
 use crate::registry::{registry, RemoteEntry};
 use crate::remote::ArgReader;
-use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable, Thief};
+use crate::scheduler::{EngineId, Fence, Queued, Thief};
 use crate::transport::{Mpi, Receive, SendBuf};
 
 mod inbox;
@@ -208,7 +208,7 @@ pub(crate) struct Comm {
 /// Everything an engine's serving loop owns. One thread at a time makes a
 /// pass over it: the MPI thread, or (when MPI granted
 /// `MPI_THREAD_SERIALIZED`) the execution thread while it waits for work or
-/// has a reply to send (see [`help`]).
+/// has a reply to send (see [`helping::help`]).
 pub(crate) struct Serving {
     comm: Comm,
     from_exec: Receiver<ExecOut>,
@@ -222,7 +222,7 @@ pub(crate) struct Serving {
 
 // SAFETY: `Serving` holds the rank's MPI handles (communicators, requests in
 // flight), which rsmpi does not mark `Send`. It crosses threads only inside
-// the mutex of its `helping::Shared`, and only when MPI granted
+// the mutex of its `helping::LoopShare`, and only when MPI granted
 // `MPI_THREAD_SERIALIZED` (the execution thread is let in only then), which
 // lets any thread make MPI calls as long as no two make them at once: the
 // mutex guarantees that, and orders every access to the handles (and to the
@@ -230,29 +230,8 @@ pub(crate) struct Serving {
 // MPI thread ever locks it.
 unsafe impl Send for Serving {}
 
-/// This engine's serving state, for its execution thread (see [`help`]).
+/// This engine's serving state, for its execution thread (see [`helping::help`]).
 static SERVING: helping::Published<Serving> = helping::Published::new();
-
-/// Makes one pass of the engine's loop on the calling thread (the execution
-/// thread, waiting for work or with a reply to send) when MPI lets it and
-/// the MPI thread is not making one: a request is then taken and its reply
-/// sent with no hand-off between the two threads (bench `w1`). True if the
-/// pass did something.
-pub(crate) fn help() -> bool {
-    SERVING.help()
-}
-
-/// Marks the execution thread as polling while it waits for work (the MPI
-/// thread naps meanwhile).
-pub(crate) fn helping() -> Option<Helping<'static, Serving>> {
-    SERVING.helping()
-}
-
-/// Wakes the MPI thread to poll eagerly: the execution thread is about to
-/// wait for something only that thread's passes bring (a loan's return).
-fn hand_back() {
-    SERVING.hand_back();
-}
 
 /// Runs an engine's MPI thread until shutdown, and gives `mpi` back: on a
 /// clean ending the caller finalizes MPI, on a broken one it aborts the job
@@ -280,7 +259,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         started: Vec::new(),
         finished: Vec::new(),
     };
-    let (binary, registry) = crate::controller::identity();
+    let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
         binary,
         registry,
@@ -290,7 +269,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
     if let Err(e) = comm.send(hello) {
         return (comm.mpi, Ending::Broken(e));
     }
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(LoopShare::new(
         Serving {
             comm,
             from_exec,
@@ -511,7 +490,7 @@ impl Comm {
         }
         let queued = tasks
             .into_iter()
-            .map(|t| queued(t, fence.clone(), None))
+            .map(|t| t.into_queued(fence.clone(), None))
             .collect();
         self.inbox.add(queued);
     }
@@ -542,7 +521,7 @@ impl Comm {
                 self.send(notice)?;
                 let queued = tasks
                     .into_iter()
-                    .map(|(t, fence)| queued(t, Fence::new(fence), Some(peer)))
+                    .map(|(t, fence)| t.into_queued(Fence::new(fence), Some(peer)))
                     .collect();
                 self.inbox.add(queued);
                 Ok(())
@@ -561,7 +540,7 @@ impl Comm {
             .into_iter()
             .map(|q| {
                 let fence = q.fence.counts();
-                (wire_task(q), fence)
+                (WireTask::from_queued(q), fence)
             })
             .collect();
         let left = u32::try_from(left).unwrap_or(u32::MAX);
@@ -843,42 +822,6 @@ fn quiet_done(task: TaskId, started_us: u64, completed_us: u64, outcome: Outcome
     }
 }
 
-/// A task from the wire as the local queue holds it.
-fn queued(task: WireTask, fence: Fence, stolen_from: Option<EngineId>) -> Queued<Work> {
-    Queued {
-        task: task.work.task(),
-        stealable: match task.stealable {
-            WireStealable::Never => Stealable::Never,
-            WireStealable::Anyone => Stealable::Anyone,
-            WireStealable::Only(engines) => {
-                Stealable::Only(EngineSet::new(engines.into_iter().map(|e| e as usize)))
-            }
-        },
-        hops: task.hops,
-        stolen_from,
-        fence,
-        payload: task.work,
-    }
-}
-
-/// A queued task as it travels (to its engine, or to a thief).
-pub(crate) fn wire_task(q: Queued<Work>) -> WireTask {
-    WireTask {
-        stealable: wire_stealable(&q.stealable),
-        hops: q.hops,
-        work: q.payload,
-    }
-}
-
-/// Who may steal a task, as it travels.
-fn wire_stealable(stealable: &Stealable) -> WireStealable {
-    match stealable {
-        Stealable::Never => WireStealable::Never,
-        Stealable::Anyone => WireStealable::Anyone,
-        Stealable::Only(set) => WireStealable::Only(set.iter().map(|e| e as u32).collect()),
-    }
-}
-
 fn say_goodbye(mpi: &mut Mpi) {
     if let Ok(bytes) = protocol::encode(&Reply::Goodbye) {
         let _ = mpi.send(0, SendBuf::Owned(bytes));
@@ -1052,7 +995,7 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
                 return false;
             }
             // Only the MPI thread's passes bring the collective's end.
-            hand_back();
+            helping::hand_back();
             comm.unpark();
             // Keep the namespace still until the collective is over.
             let _ = resumed.recv();
@@ -1071,7 +1014,7 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
             let value = match value {
                 Incoming::Later(value) => {
                     // Only the MPI thread's passes bring the collective.
-                    hand_back();
+                    helping::hand_back();
                     comm.unpark();
                     value.recv().unwrap_or_else(|_| {
                         Err(Error::Protocol(format!(
@@ -1119,7 +1062,7 @@ fn run_job(job: Job, capture: &mut Option<Capture>, out: &Sender<ExecOut>, comm:
                 return false;
             }
             // Send it from this thread when MPI allows; else wake the MPI thread.
-            if !help() {
+            if !helping::help() {
                 comm.unpark();
             }
             true
@@ -1160,7 +1103,7 @@ fn send_raw(
         return false;
     }
     // Only the MPI thread's passes complete the send.
-    hand_back();
+    helping::hand_back();
     comm.unpark();
     // Keep the value unchanged (and not borrowed) until it has been sent.
     let _ = resumed.recv();

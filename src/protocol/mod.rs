@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::bulk::{ElemKind, ReduceOp};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable};
 
 /// Identifies one submission; with the engine id it identifies one reply.
 pub(crate) type TaskId = u64;
@@ -228,6 +229,39 @@ pub(crate) struct WireTask {
     pub stealable: WireStealable,
     /// Times it was stolen so far.
     pub hops: u32,
+}
+
+impl WireTask {
+    /// A queued task as it travels (to its engine, or to a thief).
+    pub(crate) fn from_queued(q: Queued<Work>) -> WireTask {
+        WireTask {
+            stealable: match &q.stealable {
+                Stealable::Never => WireStealable::Never,
+                Stealable::Anyone => WireStealable::Anyone,
+                Stealable::Only(set) => WireStealable::Only(set.iter().map(|e| e as u32).collect()),
+            },
+            hops: q.hops,
+            work: q.payload,
+        }
+    }
+
+    /// The task as the receiving engine's local queue holds it.
+    pub(crate) fn into_queued(self, fence: Fence, stolen_from: Option<EngineId>) -> Queued<Work> {
+        Queued {
+            task: self.work.task(),
+            stealable: match self.stealable {
+                WireStealable::Never => Stealable::Never,
+                WireStealable::Anyone => Stealable::Anyone,
+                WireStealable::Only(engines) => {
+                    Stealable::Only(EngineSet::new(engines.into_iter().map(|e| e as usize)))
+                }
+            },
+            hops: self.hops,
+            stolen_from,
+            fence,
+            payload: self.work,
+        }
+    }
 }
 
 /// Engine → engine: work stealing. Sent on the control tag like everything

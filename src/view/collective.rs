@@ -21,7 +21,7 @@ use crate::bulk::{
 };
 use crate::client::Client;
 use crate::codec;
-use crate::controller::{Buffer, CollectiveKind, Filling};
+use crate::contract::{finish_units, stacked_shape, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
 use crate::protocol::{Request, ValueSpec, WireArg};
@@ -387,30 +387,6 @@ where
     }
 }
 
-/// The shape of the engines' arrays (elements and shape each) stacked
-/// along axis 0; an error if they differ after axis 0 or have no axes.
-pub(crate) fn stacked_shape(parts: &[(usize, Vec<usize>)]) -> Result<Vec<usize>> {
-    let mut rows = 0;
-    let mut rest: Option<&[usize]> = None;
-    for (_, shape) in parts {
-        let Some((&r, tail)) = shape.split_first() else {
-            return Err(Error::Usage("cannot gather 0-dimensional arrays".into()));
-        };
-        match rest {
-            Some(expected) if expected != tail => {
-                return Err(Error::Usage(format!(
-                "engines hold arrays of different shapes ({expected:?} vs {tail:?} after axis 0)"
-            )))
-            }
-            _ => rest = Some(tail),
-        }
-        rows += r;
-    }
-    Ok(std::iter::once(rows)
-        .chain(rest.unwrap_or_default().iter().copied())
-        .collect())
-}
-
 /// Puts the outcomes of a collective with one assembled payload together:
 /// reads the payload where it is, or moves it out when the result's last
 /// handle hands it over as [`Payload::Movable`].
@@ -436,15 +412,6 @@ fn finish_gathered<T: Gather>(outcomes: &mut [(usize, Result<Payload>)]) -> Resu
     Err(Error::Protocol(
         "the collective brought no data back".into(),
     ))
-}
-
-/// Puts the per-engine `()`s of a collective together.
-pub(crate) fn finish_units(outcomes: &mut [(usize, Result<Payload>)]) -> Result<()> {
-    let errors: Vec<Error> = outcomes
-        .iter()
-        .filter_map(|(_, o)| o.as_ref().err().cloned())
-        .collect();
-    crate::error::combine(errors).map_or(Ok(()), Err)
 }
 
 impl<S: Shape> DirectView<S> {

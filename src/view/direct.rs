@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::bulk::{self, BulkVec};
 use crate::client::Client;
 use crate::codec;
-use crate::controller::{Buffer, CollectiveKind, Filling};
+use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
 use crate::protocol::{Request, Typed, ValueSpec, WireArg};
@@ -333,7 +333,7 @@ impl<S: Shape> DirectView<S> {
                 data,
                 shape,
             },
-            super::collective::finish_units,
+            finish_units,
         )
     }
 

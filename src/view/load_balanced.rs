@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{collect, Client};
 use crate::codec;
-use crate::controller::Command;
+use crate::contract::Command;
 use crate::error::{Error, Result};
 use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
 use crate::registry::registry;
