@@ -19,6 +19,8 @@ use crate::scheduler::{
 };
 use crate::transport::Mpi;
 
+use super::wire::internal;
+
 /// Load-balanced tasks from submission to their final result.
 pub(super) struct Balancer {
     table: TaskTable<Work>,
@@ -234,13 +236,4 @@ impl Balancer {
 fn send(mpi: &mut Mpi, engine: usize, mut request: Request) -> Result<()> {
     let framed = protocol::encode_framed(&mut request)?;
     mpi.send_framed(engine + 1, &framed.head, &framed.blobs)
-}
-
-/// An internal failure that would leave results unfinished forever (a
-/// load-balanced task whose messages cannot be sent, an engine's stream out
-/// of step): end the job, saying why.
-pub(super) fn internal(mpi: &Mpi, why: &str) -> ! {
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    eprintln!("rankview: internal error: {why}; aborting the job");
-    mpi.abort(1)
 }
