@@ -21,11 +21,11 @@ use super::inflight::Inflight;
 use super::wire::{read_reply, receive_data, receive_into, send_all};
 
 /// Everything the serving loop owns. One thread at a time makes a
-/// [`pass`](Controller::pass) over it, under the [`LoopShare`] lock: the
+/// [`pass`](ControllerLoop::pass) over it, under the [`LoopShare`] lock: the
 /// controller thread, or (when MPI granted `MPI_THREAD_SERIALIZED`) a
 /// client thread that has just submitted or is waiting for a result (see
 /// [`help`]).
-pub(super) struct Controller {
+pub(super) struct ControllerLoop {
     mpi: Mpi,
     commands: Receiver<Command>,
     inflight: Inflight,
@@ -38,7 +38,7 @@ pub(super) struct Controller {
     ended: Option<bool>,
 }
 
-// SAFETY: `Controller` holds the rank's MPI handles (communicators, requests in
+// SAFETY: `ControllerLoop` holds the rank's MPI handles (communicators, requests in
 // flight), which rsmpi does not mark `Send`. It crosses threads only inside
 // the mutex of its `helping::LoopShare`, and only when MPI granted
 // `MPI_THREAD_SERIALIZED` (helpers are let in only then), which lets any
@@ -46,17 +46,17 @@ pub(super) struct Controller {
 // guarantees that, and orders every access to the handles (and to the rest
 // of the state) between threads. Without that level only the controller
 // thread ever locks it.
-unsafe impl Send for Controller {}
+unsafe impl Send for ControllerLoop {}
 
 /// The serving state, for client threads that may help (see [`helping::help`]).
-static CONTROLLER: helping::Published<Controller> = helping::Published::new();
+static CONTROLLER_LOOP: helping::Published<ControllerLoop> = helping::Published::new();
 
 /// The serving loop on the controller thread; returns whether the shutdown
 /// is a failed one. Gives `mpi` back when serving is over.
 pub(super) fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (Mpi, bool) {
     let serialized = mpi.serialized();
     let shared = Arc::new(LoopShare::new(
-        Controller {
+        ControllerLoop {
             mpi,
             commands,
             inflight: Inflight::new(engines),
@@ -69,7 +69,7 @@ pub(super) fn serve(mpi: Mpi, commands: Receiver<Command>, engines: usize) -> (M
         },
         "rank 0's controller".to_string(),
     ));
-    CONTROLLER.open(&shared, serialized);
+    CONTROLLER_LOOP.open(&shared, serialized);
     shared.run(Duration::from_millis(10));
     match shared.take() {
         Some(serving) => {
@@ -87,7 +87,7 @@ fn unreachable_serving() -> ! {
     transport::abort_job(1)
 }
 
-impl helping::Loop for Controller {
+impl helping::Loop for ControllerLoop {
     fn pass(&mut self, caller: Caller) -> Step {
         self.pass_inner(caller)
     }
@@ -97,7 +97,7 @@ impl helping::Loop for Controller {
     }
 }
 
-impl Controller {
+impl ControllerLoop {
     /// Ends serving; `failed` says how the shutdown went.
     fn end(&mut self, failed: bool) -> Step {
         self.ended = Some(failed);
@@ -291,10 +291,10 @@ fn sync_direct(balancer: &mut Balancer, inflight: &Inflight, collectives: &Colle
 /// The caller's memory that pulls in flight fill, by engine and task.
 type Fillings = HashMap<(usize, TaskId), Filling>;
 
-impl Controller {
+impl ControllerLoop {
     /// Handles one message from an engine.
     fn receive(&mut self, rank: usize, bytes: &[u8]) {
-        let Controller {
+        let ControllerLoop {
             mpi,
             inflight,
             fillings,

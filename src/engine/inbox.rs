@@ -18,9 +18,10 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Job;
 use crate::protocol::{TaskId, Work};
 use crate::scheduler::{EngineId, LocalQueue, Queued};
+
+use super::job::Job;
 
 /// What the execution thread runs next.
 pub(crate) enum Next {

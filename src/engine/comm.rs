@@ -1,0 +1,101 @@
+//! The MPI thread's state ([`Comm`]): the rank's MPI handle, the inbox,
+//! the collectives and steals in progress, and the basic ways it talks to
+//! the controller (replies, progress reports, failures). Steals and
+//! collectives add their methods in their own files.
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use crate::bulk::{BulkVec, ReduceOp};
+use crate::error::{Error, Result};
+use crate::protocol::{self, Blobs, Done, Failure, GroupSpec, Outcome, Reply, TaskId, ValueSpec};
+use crate::scheduler::Thief;
+use crate::transport::{Mpi, Receive};
+
+use super::inbox::Inbox;
+use super::job::{now_us, quiet_done, Incoming, Lending};
+
+/// A gather or reduce this engine has prepared and waits to run.
+pub(super) struct Prepared {
+    pub(super) task: TaskId,
+    pub(super) group: GroupSpec,
+    pub(super) lending: Lending,
+    pub(super) reduce: Option<ReduceOp>,
+    pub(super) _resume: Sender<()>,
+}
+
+/// A scatter or broadcast this engine has its buffer ready for, waiting
+/// for the controller's `Go` (see the controller's "Two phases").
+pub(super) struct AwaitingGo {
+    pub(super) task: TaskId,
+    pub(super) group: GroupSpec,
+    pub(super) how: Receive,
+    pub(super) name: String,
+    pub(super) value: ValueSpec,
+    pub(super) shape: Vec<u64>,
+    pub(super) buf: BulkVec,
+    /// Where the value goes once received, when its store is already queued.
+    pub(super) later: Option<Sender<Result<Incoming>>>,
+}
+
+/// The MPI thread's state.
+pub(crate) struct Comm {
+    pub(super) mpi: Mpi,
+    pub(super) inbox: Arc<Inbox>,
+    /// A clean shutdown has closed the inbox.
+    pub(super) closing: bool,
+    pub(super) prepared: Option<Prepared>,
+    /// Two-phase scatters and broadcasts waiting for their `Go` (several
+    /// views may have one each).
+    pub(super) receiving: HashMap<TaskId, AwaitingGo>,
+    /// Reduce ops of `Prepare` requests forwarded to the execution thread.
+    pub(super) reduces: HashMap<TaskId, (GroupSpec, Option<ReduceOp>)>,
+    /// Messages received from the controller (the stream fence's count).
+    pub(super) received: u64,
+    /// Whom to steal from.
+    pub(super) thief: Thief,
+    /// Load-balanced tasks started and finished since the last `Progress`.
+    pub(super) started: Vec<TaskId>,
+    pub(super) finished: Vec<Done>,
+}
+
+impl Comm {
+    pub(super) fn send(&mut self, reply: Reply) -> Result<()> {
+        self.send_to(0, reply)
+    }
+
+    pub(super) fn send_to<M: serde::Serialize + Blobs>(
+        &mut self,
+        rank: usize,
+        mut message: M,
+    ) -> Result<()> {
+        let framed = protocol::encode_framed(&mut message)?;
+        self.mpi.send_framed(rank, &framed.head, &framed.blobs)
+    }
+
+    /// Sends what the execution thread started and finished since the last
+    /// call, in one message.
+    pub(super) fn report_progress(&mut self) -> Result<()> {
+        if self.started.is_empty() && self.finished.is_empty() {
+            return Ok(());
+        }
+        let done = std::mem::take(&mut self.finished);
+        // The execution thread runs one task at a time: of those started,
+        // only the last one can still be running.
+        let running = self.started.pop();
+        self.started.clear();
+        let started = running
+            .filter(|t| done.last().map_or(true, |d| d.task != *t))
+            .into_iter()
+            .collect();
+        self.send(Reply::Progress { started, done })
+    }
+
+    /// Reports a failed request to the controller.
+    pub(super) fn fail(&mut self, task: TaskId, error: Error) -> Result<()> {
+        let now = now_us();
+        let outcome = Outcome::Failed(Failure::from_error(error));
+        self.send(Reply::Done(quiet_done(task, now, now, outcome)))
+    }
+}

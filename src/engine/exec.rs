@@ -1,0 +1,481 @@
+//! The execution thread (the engine's main thread): takes jobs from the
+//! inbox in stream order, owns the namespace, runs remote functions with
+//! their output captured, and encodes replies for the MPI thread. The
+//! local executor runs tasks through [`run_work`] as well.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::Thread;
+
+use crate::bulk::{self, BulkVec, Lent};
+use crate::capture::Capture;
+use crate::error::{Error, Result};
+use crate::helping::{self};
+use crate::namespace;
+use crate::protocol::{
+    self, Done, Each, Failure, Outcome, Packed, Reply, Request, TaskId, Typed, ValueSpec, WireArg,
+    Work,
+};
+use crate::registry::{registry, RemoteEntry};
+use crate::scheduler::Queued;
+
+use super::inbox::{Inbox, Next};
+use super::job::{now_us, quiet_done, ExecOut, Incoming, Job, Lending};
+use super::panics::{install_panic_hook, invoke};
+
+thread_local! {
+    /// True on an engine's execution thread (which owns the namespace).
+    pub(super) static ON_EXECUTION_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs the execution thread (the engine's main thread) until the MPI thread
+/// closes the inbox.
+pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: Thread) {
+    ON_EXECUTION_THREAD.with(|on| on.set(true));
+    namespace::install(engine);
+    install_panic_hook();
+    let mut capture = if std::env::var_os("RANKVIEW_NO_CAPTURE").is_some() {
+        None
+    } else {
+        match Capture::start() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("rankview: engine {engine}: {e}; output will not be captured");
+                None
+            }
+        }
+    };
+    while let Some(next) = inbox.next() {
+        let job = match next {
+            Next::Job(job) => job,
+            Next::Task(queued) => {
+                let went = run_task(queued, &mut capture, &out);
+                inbox.finished(true);
+                if !went {
+                    break;
+                }
+                comm.unpark();
+                continue;
+            }
+        };
+        let went = run_job(job, &mut capture, &out, &comm);
+        inbox.finished(false);
+        if !went {
+            break;
+        }
+    }
+    if let Some(capture) = capture {
+        capture.stop();
+    }
+}
+
+/// Runs one load-balanced task and hands its outcome to the MPI thread;
+/// false when that thread is gone.
+pub(super) fn run_task(
+    queued: Queued<Work>,
+    capture: &mut Option<Capture>,
+    out: &Sender<ExecOut>,
+) -> bool {
+    if out.send(ExecOut::Started(queued.task)).is_err() {
+        return false;
+    }
+    let done = run_work(queued.payload, queued.hops, capture);
+    out.send(ExecOut::Finished(done)).is_ok()
+}
+
+/// Runs one load-balanced task on this thread: on an engine's execution
+/// thread, or on a [`LocalPool`](crate::LocalPool) thread of rank 0 (no
+/// `capture` there).
+pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
+    let started_us = now_us();
+    let (task, outcome) = match work {
+        Work::Apply {
+            task,
+            function,
+            args,
+        } => (
+            task,
+            call(function, args)
+                .map_or_else(|e| Outcome::Failed(Failure::from_error(e)), Outcome::Value),
+        ),
+        Work::Map {
+            task,
+            function,
+            items,
+        } => (task, Outcome::Each(map_items(function, &items))),
+    };
+    ended(task, started_us, hops, outcome, capture)
+}
+
+/// Calls `function` on each item of a `map` task; one item's failure (a
+/// panic, say) does not stop the others.
+pub(super) fn map_items(function: u64, items: &Packed) -> Each {
+    let mut each = Each {
+        values: Packed::with_capacity(items.len(), items.len() * 8),
+        failed: Vec::new(),
+    };
+    let entry = lookup(function);
+    for index in 0..items.len() {
+        let called = entry.as_ref().map_err(Clone::clone).and_then(|entry| {
+            items
+                .get(index)
+                .and_then(|item| invoke(entry, vec![WireArg::Value(item.to_vec())]))
+        });
+        match called {
+            Ok(value) => each.values.push(&value),
+            Err(e) => {
+                each.values.push(&[]);
+                each.failed.push((index as u64, Failure::from_error(e)));
+            }
+        }
+    }
+    each
+}
+
+/// The end of a task that ran from `started_us` until now, with the output
+/// it wrote.
+pub(super) fn ended(
+    task: TaskId,
+    started_us: u64,
+    hops: u32,
+    outcome: Outcome,
+    capture: &mut Option<Capture>,
+) -> Done {
+    let completed_us = now_us();
+    let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
+    Done {
+        task,
+        started_us,
+        completed_us,
+        stdout,
+        stderr,
+        hops,
+        outcome,
+    }
+}
+
+/// A received scatter block or broadcast as the value to store.
+pub(super) fn incoming(value: ValueSpec, buf: BulkVec, shape: Vec<u64>) -> Result<Incoming> {
+    match value.bulk {
+        Some(_) => {
+            let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+            })?;
+            let shape = shape.iter().map(|&d| d as usize).collect();
+            Ok(Incoming::Decoded((entry.build)(buf, shape)?))
+        }
+        None => match buf {
+            BulkVec::U8(bytes) => Ok(Incoming::Encoded(Typed {
+                fingerprint: value.fingerprint,
+                type_name: value.type_name,
+                bytes: Arc::new(bytes),
+            })),
+            _ => Err(Error::Protocol("encoded data must be bytes".into())),
+        },
+    }
+}
+
+/// Runs one direct job; false when the MPI thread is gone.
+pub(super) fn run_job(
+    job: Job,
+    capture: &mut Option<Capture>,
+    out: &Sender<ExecOut>,
+    comm: &Thread,
+) -> bool {
+    match job {
+        Job::Lend { task, name, value } => {
+            let (resume, resumed) = std::sync::mpsc::channel::<()>();
+            let lent = lend(&name, &value);
+            if out.send(ExecOut::Lent { task, lent, resume }).is_err() {
+                return false;
+            }
+            // Only the MPI thread's passes bring the collective's end.
+            helping::hand_back();
+            comm.unpark();
+            // Keep the namespace still until the collective is over.
+            let _ = resumed.recv();
+            true
+        }
+        Job::Recycle {
+            name,
+            fingerprint,
+            shape,
+            reply,
+        } => {
+            let _ = reply.send(recycle(&name, fingerprint, &shape));
+            true
+        }
+        Job::Store { task, name, value } => {
+            let value = match value {
+                Incoming::Later(value) => {
+                    // Only the MPI thread's passes bring the collective.
+                    helping::hand_back();
+                    comm.unpark();
+                    value.recv().unwrap_or_else(|_| {
+                        Err(Error::Protocol(format!(
+                            "the collective that was to store {name:?} did not run"
+                        )))
+                    })
+                }
+                value => Ok(value),
+            };
+            let now = now_us();
+            let mut displaced = None;
+            let outcome = value
+                .and_then(|value| {
+                    namespace::with(|ns| {
+                        displaced = Some(match value {
+                            Incoming::Decoded(stored) => ns.insert_stored(name, stored),
+                            Incoming::Encoded(typed) => ns.insert_typed(name, typed),
+                            Incoming::Later(_) => {
+                                return Err(Error::Protocol("a value stored twice later".into()))
+                            }
+                        });
+                        Ok(Outcome::Unit)
+                    })
+                })
+                .unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e)));
+            if !reply(out, quiet_done(task, now, now, outcome)) {
+                return false;
+            }
+            comm.unpark();
+            // Free a replaced value only once the client has its answer.
+            drop(displaced);
+            true
+        }
+        Job::Request(request) => {
+            if let Request::Pull { task, names } = &request {
+                if let Some((value, data)) = raw_pull(names) {
+                    return send_raw(*task, value, data, out, comm);
+                }
+            }
+            let started_us = now_us();
+            let Some((task, outcome)) = handle(request) else {
+                return true;
+            };
+            if !reply(out, ended(task, started_us, 0, outcome, capture)) {
+                return false;
+            }
+            // Send it from this thread when MPI allows; else wake the MPI thread.
+            if !helping::help() {
+                comm.unpark();
+            }
+            true
+        }
+    }
+}
+
+/// Sends a pull's reply announcing raw data, then the data itself straight
+/// from the stored value; returns (true) once it has been sent, false when
+/// the MPI thread is gone.
+pub(super) fn send_raw(
+    task: TaskId,
+    value: ValueSpec,
+    data: Lent,
+    out: &Sender<ExecOut>,
+    comm: &Thread,
+) -> bool {
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let now = now_us();
+    let len = data.buf().map_or(0, |b| b.len()) as u64;
+    let shape = data.shape.iter().map(|&d| d as u64).collect();
+    let done = quiet_done(task, now, now, Outcome::Bulk { value, len, shape });
+    let reply = match protocol::encode(&Reply::Done(done)) {
+        Ok(reply) => reply,
+        Err(e) => {
+            let failed = Outcome::Failed(Failure::from_error(e));
+            return self::reply(out, quiet_done(task, now, now, failed));
+        }
+    };
+    if out
+        .send(ExecOut::Data {
+            reply,
+            data,
+            resume,
+        })
+        .is_err()
+    {
+        return false;
+    }
+    // Only the MPI thread's passes complete the send.
+    helping::hand_back();
+    comm.unpark();
+    // Keep the value unchanged (and not borrowed) until it has been sent.
+    let _ = resumed.recv();
+    true
+}
+
+/// Encodes and sends one reply; false when the MPI thread is gone. A reply
+/// that cannot be encoded is replaced by the encoding error.
+pub(super) fn reply(out: &Sender<ExecOut>, done: Done) -> bool {
+    let mut reply = Reply::Done(done);
+    let framed = match protocol::encode_framed(&mut reply) {
+        Ok(framed) => framed,
+        Err(e) => {
+            let Reply::Done(mut done) = reply else {
+                return true;
+            };
+            done.outcome = Outcome::Failed(Failure::from_error(e));
+            match protocol::encode_framed(&mut Reply::Done(done)) {
+                Ok(framed) => framed,
+                Err(_) => return true,
+            }
+        }
+    };
+    out.send(ExecOut::Reply(framed)).is_ok()
+}
+
+/// Takes the value `name` apart for its memory if it has the type with
+/// `fingerprint` and exactly `shape` and nothing else holds it; a value of
+/// another shape stays where it is.
+pub(super) fn recycle(name: &str, fingerprint: u64, shape: &[usize]) -> Option<BulkVec> {
+    // A scalar has no buffer worth keeping.
+    if shape.is_empty() {
+        return None;
+    }
+    let entry = bulk::table().get(&fingerprint)?;
+    namespace::with(|ns| {
+        let Some(stored) = ns.take_unshared(name, fingerprint) else {
+            return Ok(None);
+        };
+        let fits =
+            (entry.view)(stored.clone().into_any().as_ref()).is_some_and(|(_, held)| held == shape);
+        if !fits {
+            drop(ns.insert_stored(name.to_string(), stored));
+            return Ok(None);
+        }
+        Ok((entry.recycle)(stored))
+    })
+    .ok()
+    .flatten()
+}
+
+/// The one pulled name, lent as raw elements, when it holds a numeric value
+/// (a `Vec` or array of an [`Element`](crate::Element) type, decoded here
+/// first if it arrived encoded): such a pull travels as a raw buffer.
+pub(super) fn raw_pull(names: &[String]) -> Option<(ValueSpec, Lent)> {
+    let [name] = names else {
+        return None;
+    };
+    let (entry, stored) = namespace::with(|ns| {
+        let Some(fingerprint) = ns.fingerprint(name) else {
+            return Ok(None);
+        };
+        let Some(entry) = bulk::table().get(&fingerprint) else {
+            return Ok(None);
+        };
+        let stored = ns.stored(name, fingerprint, entry.type_name, entry.decode)?;
+        Ok(Some((entry, stored)))
+    })
+    .ok()
+    .flatten()?;
+    let fingerprint = stored.fingerprint();
+    let lent = (entry.lend)(stored)?;
+    lent.buf()?;
+    let value = ValueSpec {
+        fingerprint,
+        type_name: entry.type_name.to_string(),
+        bulk: Some(entry.elem),
+    };
+    Some((value, lent))
+}
+
+/// Finds `name` for a gather or reduce, checking its type.
+pub(super) fn lend(name: &str, value: &ValueSpec) -> Result<Lending> {
+    namespace::with(|ns| match value.bulk {
+        Some(_) => {
+            let entry = bulk::table().get(&value.fingerprint).ok_or_else(|| {
+                Error::Protocol(format!("{} is not a bulk type here", value.type_name))
+            })?;
+            let stored = ns.stored(name, value.fingerprint, entry.type_name, entry.decode)?;
+            (entry.lend)(stored).map(Lending::Bulk).ok_or_else(|| {
+                Error::Protocol(format!("cannot lend {name} as {}", entry.type_name))
+            })
+        }
+        None => {
+            let typed = ns.pull(name)?;
+            if typed.fingerprint != value.fingerprint {
+                return Err(Error::TypeMismatch {
+                    engine: 0,
+                    name: name.to_string(),
+                    expected: value.type_name.clone(),
+                    found: typed.type_name,
+                });
+            }
+            Ok(Lending::Bytes(typed.bytes))
+        }
+    })
+}
+
+/// Serves one request on the execution thread: its task id and outcome.
+pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
+    let (task, result) = match request {
+        Request::Apply {
+            task,
+            function,
+            args,
+        } => (task, call(function, args).map(Outcome::Value)),
+        Request::Map {
+            task,
+            function,
+            items,
+        } => (
+            task,
+            items
+                .into_iter()
+                .map(|item| call(function, vec![WireArg::Value(item)]))
+                .collect::<Result<Vec<_>>>()
+                .map(Outcome::Many),
+        ),
+        Request::Push { task, items } => (
+            task,
+            namespace::with(|ns| {
+                for (name, value) in items {
+                    drop(ns.insert_typed(name, value));
+                }
+                Ok(Outcome::Unit)
+            }),
+        ),
+        Request::Pull { task, names } => (
+            task,
+            namespace::with(|ns| {
+                names
+                    .iter()
+                    .map(|n| ns.pull(n))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Outcome::Values)
+            }),
+        ),
+        Request::Keys { task } => (task, namespace::with(|ns| Ok(Outcome::Keys(ns.keys())))),
+        Request::Clear { task } => (
+            task,
+            namespace::with(|ns| {
+                ns.clear();
+                Ok(Outcome::Unit)
+            }),
+        ),
+        Request::Collective { .. }
+        | Request::Shutdown { .. }
+        | Request::Exit
+        | Request::Tasks { .. }
+        | Request::Abort { .. } => return None,
+    };
+    Some((
+        task,
+        result.unwrap_or_else(|e| Outcome::Failed(Failure::from_error(e))),
+    ))
+}
+
+/// Calls a registered function, turning a panic into a remote error.
+pub(super) fn call(function: u64, args: Vec<WireArg>) -> Result<Vec<u8>> {
+    invoke(lookup(function)?, args)
+}
+
+/// The registered function with id `function`.
+pub(super) fn lookup(function: u64) -> Result<&'static RemoteEntry> {
+    registry().entry(function).ok_or_else(|| {
+        Error::Protocol(format!(
+            "no remote function with id {function:#x} on this engine"
+        ))
+    })
+}

@@ -1,0 +1,152 @@
+//! What an engine's two threads hand each other: the execution thread's
+//! [`Job`]s (in stream order, through the inbox), what it hands back
+//! ([`ExecOut`]), values that arrive by or are lent to collectives, and how
+//! the MPI thread ended ([`Ending`]).
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::bulk::{BufRef, BulkVec, Lent};
+use crate::error::{Error, Result};
+use crate::namespace::Stored;
+use crate::protocol::{Done, Framed, Outcome, Request, TaskId, Typed, ValueSpec};
+
+/// How an engine's MPI thread ended.
+pub(crate) enum Ending {
+    /// Clean shutdown: the execution thread has finished.
+    Clean,
+    /// The client failed: the process must exit non-zero now.
+    ClientFailed,
+    /// The engine could not serve.
+    Broken(Error),
+}
+
+/// Work for the execution thread, in arrival order.
+pub(crate) enum Job {
+    /// A request from the controller.
+    Request(Request),
+    /// Store a value that arrived by a collective.
+    Store {
+        task: TaskId,
+        name: String,
+        value: Incoming,
+    },
+    /// Give the buffer of `name` back for a scatter or broadcast about to
+    /// replace it with a value of the same type and shape (see
+    /// [`Comm::recycled`]); `None` if it cannot be reused.
+    Recycle {
+        name: String,
+        fingerprint: u64,
+        shape: Vec<usize>,
+        reply: Sender<Option<BulkVec>>,
+    },
+    /// Lend a value to the MPI thread for a gather or reduce.
+    Lend {
+        task: TaskId,
+        name: String,
+        value: ValueSpec,
+    },
+}
+
+impl Job {
+    /// The task of a direct-view request that may still be aborted (one
+    /// that only this engine runs); `None` for collectives' jobs.
+    pub(crate) fn abortable(&self) -> Option<TaskId> {
+        match self {
+            Job::Request(
+                Request::Apply { task, .. }
+                | Request::Map { task, .. }
+                | Request::Push { task, .. }
+                | Request::Pull { task, .. }
+                | Request::Keys { task }
+                | Request::Clear { task },
+            ) => Some(*task),
+            _ => None,
+        }
+    }
+}
+
+/// A value that arrived by a collective.
+pub(crate) enum Incoming {
+    Decoded(Arc<dyn Stored>),
+    Encoded(Typed),
+    /// Still to arrive: the MPI thread sends it (or why it cannot be
+    /// stored) once its two-phase scatter or broadcast has run, and drops
+    /// the sender if it never runs. Queued at the trigger, so that the
+    /// requests after it in the stream see the new value.
+    Later(Receiver<Result<Incoming>>),
+}
+
+/// What the execution thread hands back to the MPI thread.
+pub(crate) enum ExecOut {
+    /// An encoded reply for the controller, with its attachments.
+    Reply(Framed),
+    /// A load-balanced task started.
+    Started(TaskId),
+    /// A load-balanced task finished (sent with others in one `Progress`).
+    Finished(Done),
+    /// An encoded reply announcing raw data, and the lent value whose
+    /// elements are that data. The execution thread waits until `resume` is
+    /// dropped (the data has been sent).
+    Data {
+        reply: Vec<u8>,
+        data: Lent,
+        resume: Sender<()>,
+    },
+    /// A lent value (or why it cannot be lent). The execution thread waits
+    /// until `resume` is dropped.
+    Lent {
+        task: TaskId,
+        lent: Result<Lending>,
+        resume: Sender<()>,
+    },
+}
+
+/// A value lent for a gather or reduce.
+pub(crate) enum Lending {
+    Bulk(Lent),
+    Bytes(Arc<Vec<u8>>),
+}
+
+impl Lending {
+    pub(super) fn buf(&self) -> Option<BufRef<'_>> {
+        match self {
+            Lending::Bulk(lent) => lent.buf(),
+            Lending::Bytes(bytes) => Some(BufRef::U8(bytes)),
+        }
+    }
+
+    pub(super) fn shape(&self) -> Vec<u64> {
+        match self {
+            Lending::Bulk(lent) => lent.shape.iter().map(|&d| d as u64).collect(),
+            Lending::Bytes(_) => Vec::new(),
+        }
+    }
+}
+
+/// The end of a request that ran no user code (a failure before it ran, a
+/// store, an MPI section): no output, never stolen.
+pub(super) fn quiet_done(
+    task: TaskId,
+    started_us: u64,
+    completed_us: u64,
+    outcome: Outcome,
+) -> Done {
+    Done {
+        task,
+        started_us,
+        completed_us,
+        stdout: String::new(),
+        stderr: String::new(),
+        hops: 0,
+        outcome,
+    }
+}
+
+pub(super) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

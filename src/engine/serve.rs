@@ -1,0 +1,314 @@
+//! The engine's MPI thread: its serving loop ([`serve`]), one pass of which
+//! takes the controller's requests and peers' messages, hands jobs to the
+//! execution thread, sends what that thread hands back, steals when idle,
+//! and backs off to sleep; and the two-phase clean shutdown.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capture::{self};
+use crate::error::Error;
+use crate::helping::{self, Caller, LoopShare, Step};
+use crate::protocol::{self, Peer, Reply, Request};
+use crate::scheduler::Thief;
+use crate::transport::{Mpi, SendBuf};
+
+use super::comm::Comm;
+use super::inbox::Inbox;
+use super::job::{Ending, ExecOut, Job};
+use super::panics::install_panic_hook;
+
+/// The longest an idle engine's MPI thread sleeps between polls while its
+/// last work is recent (sporadic use: a request after 100 ms of quiet waits
+/// about half of it, bench `w1idle`).
+pub(super) const IDLE_POLL: Duration = Duration::from_millis(1);
+
+/// How long "recent" is.
+pub(super) const RECENT: Duration = Duration::from_millis(250);
+
+/// The longest sleep once the engine has been idle longer than [`RECENT`].
+/// A wake-up costs some 20–30 µs of CPU on the development VM (timers and
+/// context switches, MPI's progress step): at this pace an engine with
+/// nothing to do stays under 1% of a core (bench `w5`).
+pub(super) const LONG_IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// Everything an engine's serving loop owns. One thread at a time makes a
+/// pass over it: the MPI thread, or (when MPI granted
+/// `MPI_THREAD_SERIALIZED`) the execution thread while it waits for work or
+/// has a reply to send (see [`helping::help`]).
+pub(crate) struct EngineLoop {
+    comm: Comm,
+    from_exec: Receiver<ExecOut>,
+    /// The execution thread has not finished.
+    executing: bool,
+    /// This engine has told the controller it is quiet (clean shutdown).
+    quiet: bool,
+    last_work: Instant,
+    ending: Option<Ending>,
+}
+
+// SAFETY: `EngineLoop` holds the rank's MPI handles (communicators, requests in
+// flight), which rsmpi does not mark `Send`. It crosses threads only inside
+// the mutex of its `helping::LoopShare`, and only when MPI granted
+// `MPI_THREAD_SERIALIZED` (the execution thread is let in only then), which
+// lets any thread make MPI calls as long as no two make them at once: the
+// mutex guarantees that, and orders every access to the handles (and to the
+// rest of the state) between the two threads. Without that level only the
+// MPI thread ever locks it.
+unsafe impl Send for EngineLoop {}
+
+/// This engine's serving state, for its execution thread (see [`helping::help`]).
+static ENGINE_LOOP: helping::Published<EngineLoop> = helping::Published::new();
+
+/// Runs an engine's MPI thread until shutdown, and gives `mpi` back: on a
+/// clean ending the caller finalizes MPI, on a broken one it aborts the job
+/// (see `launch`).
+///
+/// A clean shutdown has two phases, so that no steal is left unanswered: on
+/// `Shutdown` the engine stops stealing, closes its inbox, and once the
+/// execution thread has finished and its own steal (if any) is answered it
+/// tells the controller it is `Quiet`; it keeps answering peers' steals
+/// until the controller, having heard every engine, sends `Exit`.
+pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -> (Mpi, Ending) {
+    install_panic_hook();
+    let me = mpi.rank().saturating_sub(1);
+    let engines = mpi.size().saturating_sub(1);
+    let serialized = mpi.serialized();
+    let mut comm = Comm {
+        mpi,
+        inbox,
+        closing: false,
+        prepared: None,
+        receiving: HashMap::new(),
+        reduces: HashMap::new(),
+        received: 0,
+        thief: Thief::new(me, engines),
+        started: Vec::new(),
+        finished: Vec::new(),
+    };
+    let (binary, registry) = crate::build_id::job_identity();
+    let hello = Reply::Hello {
+        binary,
+        registry,
+        pid: std::process::id(),
+        host: hostname(),
+    };
+    if let Err(e) = comm.send(hello) {
+        return (comm.mpi, Ending::Broken(e));
+    }
+    let shared = Arc::new(LoopShare::new(
+        EngineLoop {
+            comm,
+            from_exec,
+            executing: true,
+            quiet: false,
+            last_work: Instant::now(),
+            ending: None,
+        },
+        format!("engine {me}: the MPI loop"),
+    ));
+    ENGINE_LOOP.open(&shared, serialized);
+    shared.run(IDLE_POLL);
+    match shared.take() {
+        Some(serving) => {
+            let ending = serving
+                .ending
+                .unwrap_or_else(|| Ending::Broken(Error::Protocol("the engine loop ended".into())));
+            (serving.comm.mpi, ending)
+        }
+        None => {
+            capture::report(
+                "rankview: internal error: an engine lost its MPI state; aborting the job",
+            );
+            crate::transport::abort_job(1)
+        }
+    }
+}
+
+impl helping::Loop for EngineLoop {
+    fn pass(&mut self, caller: Caller) -> Step {
+        match self.pass_inner(caller) {
+            Ok(step) => step,
+            Err(ending) => {
+                self.ending = Some(ending);
+                Step::Ended
+            }
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.ending.is_some()
+    }
+}
+
+impl EngineLoop {
+    /// One pass: forwards the execution thread's replies, receives every
+    /// message (requests, peers' steals; one when a helper makes the pass),
+    /// reports progress, steals when idle, completes sends. `Err` ends the
+    /// loop.
+    fn pass_inner(&mut self, caller: Caller) -> std::result::Result<Step, Ending> {
+        let comm = &mut self.comm;
+        let mut busy = false;
+        // Replies first: the execution thread that has just queued one makes
+        // this pass to send it, and a probe before it would only delay it.
+        while self.executing {
+            match self.from_exec.try_recv() {
+                Ok(ExecOut::Reply(reply)) => {
+                    busy = true;
+                    comm.mpi
+                        .send_framed(0, &reply.head, &reply.blobs)
+                        .map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Data {
+                    reply,
+                    data,
+                    resume,
+                }) => {
+                    busy = true;
+                    let sent = comm.mpi.send(0, SendBuf::Owned(reply));
+                    sent.and_then(|()| {
+                        comm.mpi.send_data(
+                            0,
+                            SendBuf::Lent {
+                                data,
+                                _resume: resume,
+                            },
+                        )
+                    })
+                    .map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Started(task)) => {
+                    busy = true;
+                    comm.started.push(task);
+                }
+                Ok(ExecOut::Finished(done)) => {
+                    busy = true;
+                    comm.finished.push(done);
+                }
+                Ok(ExecOut::Lent { task, lent, resume }) => {
+                    busy = true;
+                    comm.lent(task, lent, resume).map_err(Ending::Broken)?;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if !comm.closing {
+                        return Err(Ending::Broken(Error::Usage(
+                            "the execution thread stopped".into(),
+                        )));
+                    }
+                    self.executing = false;
+                }
+            }
+        }
+        // A thorough first poll after a sleep while the last work is recent
+        // (latency); a single probe after a long idle spell (each empty
+        // probe is a progress step, in which Open MPI yields the core when
+        // oversubscribed: CPU).
+        let mut thorough = caller.slept() && self.last_work.elapsed() < RECENT;
+        while let Some((source, bytes)) = comm.mpi.try_recv_thorough(thorough) {
+            thorough = false;
+            busy = true;
+            if source != 0 {
+                comm.peer(source, &bytes).map_err(Ending::Broken)?;
+                if caller == Caller::Helper {
+                    break;
+                }
+                continue;
+            }
+            comm.received += 1;
+            // The attachments follow the head from rank 0; failing to
+            // receive them leaves this engine out of step: end the job.
+            let request =
+                protocol::read_framed::<Request>(&bytes, |lens| comm.mpi.receive_blobs(0, lens))
+                    .map_err(Ending::Broken)?;
+            match request {
+                Ok(Request::Shutdown { failed: true }) => {
+                    say_goodbye(&mut comm.mpi);
+                    return Err(Ending::ClientFailed);
+                }
+                // Close the inbox; keep forwarding the execution thread's
+                // replies until it has finished.
+                Ok(Request::Shutdown { failed: false }) => {
+                    comm.closing = true;
+                    comm.inbox.close();
+                }
+                Ok(Request::Exit) => {
+                    say_goodbye(&mut comm.mpi);
+                    return Err(Ending::Clean);
+                }
+                // Rank 0 may already be inside the collective's MPI call:
+                // failing here would leave it waiting forever, so an
+                // engine that cannot take part ends the job instead.
+                Ok(Request::Collective { task, group, op }) => {
+                    if let Err(e) = comm.collective(task, group, op) {
+                        return Err(Ending::Broken(Error::Protocol(format!(
+                            "cannot take part in collective task {task}: {e}"
+                        ))));
+                    }
+                }
+                Ok(Request::Tasks {
+                    loads,
+                    fence,
+                    tasks,
+                }) => comm.tasks(&loads, fence, tasks),
+                Ok(Request::Abort { tasks }) => {
+                    let removed = comm.inbox.abort(&tasks);
+                    if !removed.is_empty() {
+                        comm.send(Reply::Aborted { tasks: removed })
+                            .map_err(Ending::Broken)?;
+                    }
+                }
+                Ok(request) => comm.inbox.push(Job::Request(request)),
+                Err(e) => capture::report(&format!("rankview: {e}")),
+            }
+            // Stolen tasks fenced at this message may start now, and steals
+            // parked until it are answered.
+            for (thief, given, left) in comm.inbox.received(comm.received) {
+                comm.give(thief, given, left).map_err(Ending::Broken)?;
+            }
+            if caller == Caller::Helper {
+                break;
+            }
+        }
+        comm.report_progress().map_err(Ending::Broken)?;
+        if !comm.closing {
+            if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
+                busy = true;
+                let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
+                let seen = steal.seen;
+                comm.send_to(steal.victim + 1, Peer::Steal { max, seen })
+                    .map_err(Ending::Broken)?;
+            }
+        } else if !self.executing && !self.quiet && comm.thief.in_flight().is_none() {
+            self.quiet = true;
+            comm.send(Reply::Quiet).map_err(Ending::Broken)?;
+        }
+        busy |= comm.mpi.progress();
+        if busy {
+            self.last_work = Instant::now();
+            return Ok(Step::Busy);
+        }
+        Ok(Step::Idle(if self.last_work.elapsed() < RECENT {
+            IDLE_POLL
+        } else {
+            LONG_IDLE_POLL
+        }))
+    }
+}
+
+pub(super) fn say_goodbye(mpi: &mut Mpi) {
+    if let Ok(bytes) = protocol::encode(&Reply::Goodbye) {
+        let _ = mpi.send(0, SendBuf::Owned(bytes));
+    }
+    mpi.flush();
+}
+
+/// The host name, for the hello message and status reports.
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
