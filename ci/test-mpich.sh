@@ -19,8 +19,10 @@ command -v mpirun.mpich >/dev/null 2>&1 || need+=(mpich)
 [ ${#need[@]} -eq 0 ] || apt_install ci/test-mpich.sh "${need[@]}"
 openmpi_target="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$openmpi_target/mpich"
-MPICC=mpicc.mpich cargo build --examples
-bin="$CARGO_TARGET_DIR/debug/examples"
+MPICC=mpicc.mpich cargo build -p rankview --examples
+MPICC=mpicc.mpich cargo build -p rankview-checks
+examples="$CARGO_TARGET_DIR/debug/examples"
+checks="$CARGO_TARGET_DIR/debug"
 # For the MPI-mismatch checks: the launcher, and one example built with Open MPI.
 CARGO_TARGET_DIR="$openmpi_target" cargo build -p rankview-launcher
 CARGO_TARGET_DIR="$openmpi_target" cargo build -p rankview --example quickstart
@@ -64,8 +66,8 @@ run() {
     for arg in "$@"; do
         if [ -n "$program" ]; then
             mode=yes
-        elif [ "${arg#"$bin"/}" != "$arg" ]; then
-            program=${arg#"$bin"/}
+        elif [ "${arg#"$checks"/}" != "$arg" ]; then
+            program=${arg#"$checks"/}
         fi
     done
     if { [ "$expect" = ok ] && [ $status -eq 0 ]; } || { [ "$expect" = fail ] && [ $status -ne 0 ] && [ $status -ne 124 ]; }; then
@@ -80,14 +82,17 @@ run() {
     record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
-    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors executors; do
-        run ok -n "$n" "$bin/$example"
+    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather executors; do
+        run ok -n "$n" "$examples/$example"
+    done
+    for check in check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors; do
+        run ok -n "$n" "$checks/$check"
     done
 done
 # An endless imap stopped early, and callbacks still running when the
 # client returns: both jobs must end cleanly.
-run ok -n 3 "$bin/check_lifecycle" imap_stop
-run ok -n 3 "$bin/check_lifecycle" callbacks
+run ok -n 3 "$checks/check_lifecycle" imap_stop
+run ok -n 3 "$checks/check_lifecycle" callbacks
 # #[rankview::test] under MPICH: examples/sweep-crate's tests, built against
 # MPICH and started by MPICH's launcher (with this repository's lock file).
 sweep=examples/sweep-crate
@@ -99,14 +104,14 @@ if [ $status -eq 0 ] && grep -q "3 passed; 0 failed" "$out"; then
     sweep_ok=yes
 fi
 record "cargo test of $sweep under MPICH" "$status" "$sweep_ok"
-run fail -n 3 "$bin/check_failures" err
-run fail -n 3 "$bin/check_failures" panic
+run fail -n 3 "$checks/check_failures" err
+run fail -n 3 "$checks/check_failures" panic
 # Request order, and 5,000 views with a cache of 3 sub-communicators: MPICH
 # runs out of communicator ids after about 2,000 unless they are freed.
-run ok -n 5 -env RANKVIEW_GROUP_CACHE 3 "$bin/check_order"
+run ok -n 5 -env RANKVIEW_GROUP_CACHE 3 "$checks/check_order"
 # Internal failures end the job, never hang (timeout gives 124).
-run fail -n 3 "$bin/check_failures" section_panic_engine
-run fail -n 3 "$bin/check_failures" section_panic_root
+run fail -n 3 "$checks/check_failures" section_panic_engine
+run fail -n 3 "$checks/check_failures" section_panic_root
 
 # A binary run under the other MPI's launcher sees a world of one on every
 # rank: the job must fail at once and name the mismatch in the summary, on
@@ -125,6 +130,6 @@ mismatch() {
 mismatch "an Open MPI binary under mpirun.mpich" \
     env MPIEXEC=mpirun.mpich "$rankview" run -n 3 "$openmpi_target/debug/examples/quickstart"
 mismatch "an MPICH binary under Open MPI's mpirun" \
-    env MPIEXEC=mpirun.openmpi "$rankview" run -n 3 "$bin/quickstart"
+    env MPIEXEC=mpirun.openmpi "$rankview" run -n 3 "$examples/quickstart"
 echo "mpich: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -43,7 +43,8 @@ fi
 set -e
 target="${CARGO_TARGET_DIR:-$here/target}"
 cargo build -q -p rankview-launcher
-cargo build -q -p rankview --example quickstart --example check_failures
+cargo build -q -p rankview --example quickstart
+cargo build -q -p rankview-checks --bin check_failures
 set +e
 
 tmp=$(mktemp -d /tmp/rankview-slurm.XXXXXX)
@@ -77,7 +78,7 @@ flock 9
 # the second node must see the same files.
 mkdir -p "$tmp/bin"
 cp "$target/debug/rankview" "$target/debug/examples/quickstart" \
-    "$target/debug/examples/check_failures" "$tmp/bin/"
+    "$target/debug/check_failures" "$tmp/bin/"
 rankview=$tmp/bin/rankview
 quickstart=$tmp/bin/quickstart
 long=$tmp/bin/check_failures

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{example, mpirun, mpirun_args};
+use common::{mpirun, mpirun_args, program};
 
 /// Every check of `check_balanced`, in order.
 const CHECKS: &[&str] = &[
@@ -67,7 +67,7 @@ fn unfinished_load_balanced_tasks_do_not_keep_the_job_alive() {
         "RANKVIEW_SHUTDOWN_GRACE=2".into(),
         "-n".into(),
         "3".into(),
-        example("check_balanced").into(),
+        program("check_balanced").into(),
         "stuck".into(),
     ])
     .assert_failure()

@@ -282,7 +282,7 @@ fn a_failing_client_is_said_once_under_the_launcher() {
         let _lock = common::JobLock::acquire();
         let out = std::process::Command::new(common::launcher())
             .args(["run", "-n", "3"])
-            .arg(common::example("check_failures"))
+            .arg(common::program("check_failures"))
             .arg(mode)
             .env("RUST_BACKTRACE", "0")
             .output()

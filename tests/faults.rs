@@ -17,7 +17,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{descendants, example, extra_mpi_args, launcher, Drain, JobLock};
+use common::{descendants, extra_mpi_args, launcher, Drain, JobLock};
 
 /// How long a fault may take to end the job (the bound).
 const ENDS_WITHIN: Duration = Duration::from_secs(5);
@@ -60,7 +60,7 @@ impl std::fmt::Debug for Ended {
 impl Job {
     /// Starts `rankview run -n 3 check_failures MODE`.
     fn start(mode: &str) -> Job {
-        let program = example("check_failures");
+        let program = common::program("check_failures");
         let launcher = launcher();
         let lock = JobLock::acquire();
         let mut command = Command::new(launcher);

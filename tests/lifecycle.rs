@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use common::{example, launcher, mpirun, mpirun_args, JobLock};
+use common::{launcher, mpirun, mpirun_args, program, JobLock};
 
 /// Every check of `check_lifecycle`, in order.
 const CHECKS: &[&str] = &[
@@ -70,7 +70,7 @@ fn a_callback_that_never_returns_ends_the_job_after_the_grace() {
         "RANKVIEW_SHUTDOWN_GRACE=2".into(),
         "-n".into(),
         "3".into(),
-        example("check_lifecycle").into(),
+        program("check_lifecycle").into(),
         "stuck_callback".into(),
     ])
     .assert_failure()
@@ -91,7 +91,7 @@ fn a_huge_shutdown_grace_means_no_limit() {
             format!("RANKVIEW_SHUTDOWN_GRACE={grace}").into(),
             "-n".into(),
             "3".into(),
-            example("check_lifecycle").into(),
+            program("check_lifecycle").into(),
             "quick".into(),
         ])
         .assert_success()
@@ -107,7 +107,7 @@ fn the_progress_bar_draws_through_the_launcher_in_a_terminal() {
     let line = format!(
         "{} run -n 3 {} progress",
         launcher().display(),
-        example("check_lifecycle").display()
+        program("check_lifecycle").display()
     );
     for (term, bar) in [("xterm", true), ("dumb", false)] {
         let _lock = JobLock::acquire();

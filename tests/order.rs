@@ -7,7 +7,7 @@ mod common;
 
 use std::ffi::OsString;
 
-use common::{example, mpirun, mpirun_args};
+use common::{mpirun, mpirun_args, program};
 
 /// Every check of `check_order` in its default mode, in order.
 const ORDER_CHECKS: &[&str] = &[
@@ -33,7 +33,7 @@ fn check_order(ranks: usize) {
         "RANKVIEW_GROUP_CACHE=3".into(),
         "-n".into(),
         ranks.to_string().into(),
-        example("check_order").into(),
+        program("check_order").into(),
     ];
     let skipped = if ranks == 2 { TWO_ENGINE_CHECKS } else { &[] };
     mpirun_args(line).assert_checks_skipping("check_order", ORDER_CHECKS, skipped);
@@ -78,7 +78,7 @@ fn a_stuck_engine_does_not_keep_the_job_alive() {
         "RANKVIEW_SHUTDOWN_GRACE=2".into(),
         "-n".into(),
         "3".into(),
-        example("check_order").into(),
+        program("check_order").into(),
         "stuck".into(),
     ]);
     run.assert_failure()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{example, mpirun, mpirun_args};
+use common::{mpirun, mpirun_args, program};
 
 /// Every check of `check_shell`, in order.
 const CHECKS: &[&str] = &[
@@ -45,7 +45,7 @@ fn shell_3_ranks_with_a_capture_limit() {
         "RANKVIEW_CAPTURE_LIMIT=64K".into(),
         "-n".into(),
         "3".into(),
-        example("check_shell").into(),
+        program("check_shell").into(),
     ])
     .assert_checks("check_shell", CHECKS);
 }
@@ -58,7 +58,7 @@ fn no_capture_leaves_output_on_the_engines_streams() {
         "RANKVIEW_NO_CAPTURE=1".into(),
         "-n".into(),
         "3".into(),
-        example("check_shell").into(),
+        program("check_shell").into(),
         "no_capture".into(),
     ]);
     run.assert_checks(

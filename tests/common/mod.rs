@@ -65,7 +65,7 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the example (or test program) `name`, once per process.
+/// Builds the example `name`, once per process.
 ///
 /// Always runs cargo (a no-op when nothing changed) rather than trusting a
 /// binary that exists: `cargo test --test NAME` does not rebuild examples, and
@@ -133,8 +133,34 @@ pub fn launcher() -> PathBuf {
     path
 }
 
-/// The example (or test program) called `name`, built first (see
-/// [`build_example`]).
+/// The test program called `name` (a binary of the `rankview-checks`
+/// package in tests/programs), built first like an example.
+pub fn program(name: &str) -> PathBuf {
+    cargo_build(&["--package", "rankview-checks", "--bin", name]);
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "test program {} is missing after `cargo build -p rankview-checks --bin {name}`",
+        path.display()
+    );
+    path
+}
+
+/// The example or test program called `name`: test programs are the
+/// `check_*` binaries of tests/programs.
+pub fn binary(name: &str) -> PathBuf {
+    if Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(format!("{name}.rs"))
+        .is_file()
+    {
+        program(name)
+    } else {
+        example(name)
+    }
+}
+
+/// The example called `name`, built first (see [`build_example`]).
 pub fn example(name: &str) -> PathBuf {
     build_example(name);
     let path = profile_dir().join("examples").join(name);
@@ -192,7 +218,7 @@ pub struct Run {
 /// Runs `program` (an example or test program name) on `ranks` ranks.
 pub fn mpirun(ranks: usize, program: &str, args: &[&str]) -> Run {
     let mut line: Vec<OsString> = vec!["-n".into(), ranks.to_string().into()];
-    line.push(example(program).into());
+    line.push(binary(program).into());
     line.extend(args.iter().map(OsString::from));
     mpirun_args(line)
 }

@@ -1,6 +1,6 @@
 //! `AsyncResult` as a future, with callbacks, metadata and timings, checked
-//! on real engines. Run it with `rankview run -n 3 --example check_async`
-//! (or `mpirun -n 3 target/debug/examples/check_async`); `tests/async_results.rs`
+//! on real engines. Run it with `rankview run -n 3 --package rankview-checks --bin check_async`
+//! (or `mpirun -n 3 target/debug/check_async`); `tests/async_results.rs`
 //! runs it on 2, 3 and 5 ranks.
 //!
 //! Owns the checks of what seed 003 and SPEC §4 promise for results:

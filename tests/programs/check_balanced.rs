@@ -1,6 +1,6 @@
 //! The load-balanced view as a user drives it. Run it with
-//! `rankview run -n 3 --example check_balanced` (or `mpirun -n 3
-//! target/debug/examples/check_balanced`); `tests/balanced.rs` runs it on 2,
+//! `rankview run -n 3 --package rankview-checks --bin check_balanced` (or `mpirun -n 3
+//! target/debug/check_balanced`); `tests/balanced.rs` runs it on 2,
 //! 3 and 5 ranks, under MPICH and over TCP only.
 //!
 //! Owns the checks of `apply` (one run, where it ran), `map` (order,

@@ -1,5 +1,5 @@
 //! The collectives of a `DirectView`, checked on real engines. Run it with
-//! `rankview run -n 3 --example check_collectives`; `tests/collectives.rs`
+//! `rankview run -n 3 --package rankview-checks --bin check_collectives`; `tests/collectives.rs`
 //! runs it on 2, 3 and 5 ranks.
 //!
 //! Owns the checks of scatter and gather (uneven splits, empty blocks, 1-D
@@ -14,9 +14,9 @@
 mod checklist;
 
 use checklist::{skip, Checklist};
-use ndarray::{s, Array1, Array2};
 use rankview::mpi::collective::CommunicatorCollectives;
 use rankview::mpi::topology::Communicator;
+use rankview::ndarray::{s, Array1, Array2};
 use rankview::{globals, Client, Distribution, Error, ReduceOp, TaskResult};
 
 /// The length of this engine's `Vec<u64>` called `name`.

@@ -1,6 +1,6 @@
 //! Every error path of rankview, checked on real engines. Run it with
-//! `rankview run -n 3 --example check_errors` (or `mpirun -n 3
-//! target/debug/examples/check_errors`); `tests/errors.rs` runs it on 2, 3
+//! `rankview run -n 3 --package rankview-checks --bin check_errors` (or `mpirun -n 3
+//! target/debug/check_errors`); `tests/errors.rs` runs it on 2, 3
 //! and 5 ranks.
 //!
 //! Owns the checks of `Error`'s variants as a user meets them: panics and

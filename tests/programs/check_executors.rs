@@ -1,6 +1,6 @@
 //! The `Executor` trait on its three implementations, checked on real
-//! engines. Run it with `rankview run -n 3 --example check_executors` (or
-//! `mpirun -n 3 target/debug/examples/check_executors`);
+//! engines. Run it with `rankview run -n 3 --package rankview-checks --bin check_executors` (or
+//! `mpirun -n 3 target/debug/check_executors`);
 //! `tests/executors.rs` runs it on 2 and 3 ranks, `ci/test-mpich.sh` under
 //! MPICH.
 //!

@@ -1,6 +1,6 @@
 //! How a job ends when its client fails. Run it with
-//! `rankview run -n 3 --example check_failures -- MODE` (or `mpirun -n 3
-//! target/debug/examples/check_failures MODE`); `tests/failures.rs` runs
+//! `rankview run -n 3 --package rankview-checks --bin check_failures -- MODE` (or `mpirun -n 3
+//! target/debug/check_failures MODE`); `tests/failures.rs` runs
 //! every mode on 2, 3 and 5 ranks and checks status, time and messages.
 //!
 //! MODE is one of:

@@ -1,5 +1,5 @@
 //! The data paths of the hot loop, checked on real engines. Run it with
-//! `rankview run -n 3 --example check_hotpath`; `tests/hotpath.rs` runs it
+//! `rankview run -n 3 --package rankview-checks --bin check_hotpath`; `tests/hotpath.rs` runs it
 //! on 2, 3 and 5 ranks.
 //!
 //! Owns the checks of numeric `pull` as a raw buffer (every container kind,
@@ -25,7 +25,7 @@ mod gate;
 use std::time::Duration;
 
 use checklist::Checklist;
-use ndarray::Array2;
+use rankview::ndarray::Array2;
 use rankview::{globals, Client, Error, ReduceOp, TaskResult};
 
 /// Where the elements of this engine's `Vec<f64>` called `name` live.

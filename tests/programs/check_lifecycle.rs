@@ -1,6 +1,6 @@
 //! What happens to tasks around the scheduler: when a handle is dropped,
 //! when a task is aborted, and when the client returns. Run it with
-//! `rankview run -n 3 --example check_lifecycle`; `tests/lifecycle.rs` runs
+//! `rankview run -n 3 --package rankview-checks --bin check_lifecycle`; `tests/lifecycle.rs` runs
 //! it on 3 and 5 ranks, under MPICH and over TCP only.
 //!
 //! Owns the checks that a dependency on a `map` outlives the map's handle,

@@ -1,7 +1,7 @@
 //! The order of a client's requests, as every engine sees it, and requests
 //! that must not wait for unrelated engines. Run it with
-//! `rankview run -n 3 --example check_order` (or `mpirun -n 3
-//! target/debug/examples/check_order [large]`); `tests/order.rs` runs it on
+//! `rankview run -n 3 --package rankview-checks --bin check_order` (or `mpirun -n 3
+//! target/debug/check_order [large]`); `tests/order.rs` runs it on
 //! 2, 3 and 5 ranks.
 //!
 //! Owns the checks of the protocol's ordering guarantee (an `apply` after a

@@ -1,6 +1,6 @@
 //! Shell commands on engines as a user runs them. Run it with
-//! `rankview run -n 3 --example check_shell` (or `mpirun -n 3
-//! target/debug/examples/check_shell`); `tests/shell.rs` runs it on 2 and
+//! `rankview run -n 3 --package rankview-checks --bin check_shell` (or `mpirun -n 3
+//! target/debug/check_shell`); `tests/shell.rs` runs it on 2 and
 //! 3 ranks.
 //!
 //! Owns the checks of `view.shell` and `shell_status`: output of every

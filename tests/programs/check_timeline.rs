@@ -1,6 +1,6 @@
 //! Timelines of a job as a user makes them. Run it with
-//! `rankview run -n 3 --example check_timeline -- DIR` (or `mpirun -n 3
-//! target/debug/examples/check_timeline DIR`); `tests/timeline.rs` runs it
+//! `rankview run -n 3 --package rankview-checks --bin check_timeline -- DIR` (or `mpirun -n 3
+//! target/debug/check_timeline DIR`); `tests/timeline.rs` runs it
 //! on 2 and 3 ranks and reads the pictures it writes.
 //!
 //! Owns the checks of the records behind a picture: a direct `apply` of
