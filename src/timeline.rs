@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::protocol::TaskId;
-use crate::result::Metadata;
+use crate::result::metadata::Metadata;
 
 mod draw;
 #[cfg(test)]
