@@ -17,7 +17,9 @@ use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Behind, Control, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
-use crate::view::{DirectView, LoadBalancedView, Many, One, Shape};
+use crate::view::direct::DirectView;
+use crate::view::load_balanced::LoadBalancedView;
+use crate::view::shape::{Many, One, Shape};
 
 struct Inner {
     commands: Sender<Command>,

@@ -21,8 +21,9 @@ use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Control, ResultState};
 use crate::scheduler::map::default_chunksize;
+use crate::view::arity::OneArg;
+use crate::view::load_balanced::AsyncMap;
 use crate::view::load_balanced::{apply_on, map_on, Balancer, Finish};
-use crate::view::{AsyncMap, OneArg};
 
 /// Threads of this process running remote functions: the local
 /// [`Executor`], to develop and compare a program on rank 0 before moving it

@@ -25,8 +25,11 @@ use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::AsyncResult;
 use crate::scheduler::map::Chunks;
+use crate::view::arity::OneArg;
+use crate::view::direct::DirectView;
 use crate::view::load_balanced::encode_item;
-use crate::view::{AsyncMap, DirectView, LoadBalancedView, Many, One, OneArg};
+use crate::view::load_balanced::{AsyncMap, LoadBalancedView};
+use crate::view::shape::{Many, One};
 
 #[cfg(doc)]
 use crate::Client;

@@ -16,6 +16,8 @@ use ndarray::{Array, ArrayBase, Axis, Data, Dimension, RemoveAxis};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use crate::view::arity::OneArg;
+
 use crate::bulk::{
     self, for_each_element, BufMut, BufRef, BulkVec, Distribution, Element, ReduceOp,
 };
@@ -29,7 +31,8 @@ use crate::registry::registry;
 use crate::remote::{IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
-use crate::view::{DirectView, Many, Shape};
+use crate::view::direct::DirectView;
+use crate::view::shape::{Many, Shape};
 
 /// How a container is split for a scatter: the data (borrowed when it can be
 /// sent in place), what each target gets and the type stored on engines.
@@ -694,16 +697,6 @@ fn decode_many<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<V
         other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
     }
 }
-
-/// Marks the functions `map` accepts: one parameter, of type `P`.
-#[diagnostic::on_unimplemented(
-    message = "`map` takes a function of one parameter",
-    label = "this function does not take exactly one parameter",
-    note = "each item is the one argument: for several parameters, take a tuple parameter, or use `apply` per call"
-)]
-pub trait OneArg<P> {}
-
-impl<K, P, R> OneArg<P> for (K, fn(P) -> R) {}
 
 #[cfg(test)]
 mod test {

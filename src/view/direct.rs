@@ -23,7 +23,8 @@ use crate::protocol::{Request, Typed, ValueSpec, WireArg};
 use crate::remote::{encode_call, Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
-use crate::view::{GatherInto, Many, One, Shape};
+use crate::view::collective::GatherInto;
+use crate::view::shape::{Many, One, Shape};
 
 /// A set of engines driven together (ipyparallel's `DirectView`).
 ///

@@ -26,7 +26,8 @@ use crate::remote::{encode_call, Args, IntoArg, RemoteFn};
 use crate::result::{AsDependency, AsyncResult, Behind, Control, Keep, Payload, ResultState};
 use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
 use crate::scheduler::{DepSet, EngineSet, Mode, Task};
-use crate::view::{One, OneArg};
+use crate::view::arity::OneArg;
+use crate::view::shape::One;
 
 /// Engines fed from one work-stealing queue (ipyparallel's
 /// `LoadBalancedView`): each task runs once, on whichever engine of the

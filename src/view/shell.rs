@@ -22,7 +22,8 @@ use crate::protocol::Request;
 use crate::registry::registry;
 use crate::remote::{IntoArg, TaskResult};
 use crate::result::{AsyncResult, Payload};
-use crate::view::{DirectView, Shape};
+use crate::view::direct::DirectView;
+use crate::view::shape::Shape;
 
 /// What a shell command did on one engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
