@@ -23,7 +23,7 @@ use crate::protocol::{Request, Typed, ValueSpec, WireArg};
 use crate::remote::{encode_call, Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
-use crate::view::collective::GatherInto;
+use crate::view::containers::GatherInto;
 use crate::view::shape::{Many, One, Shape};
 
 /// A set of engines driven together (ipyparallel's `DirectView`).

@@ -13,13 +13,14 @@
 
 pub(crate) mod arity;
 pub mod collective;
+pub(crate) mod containers;
 pub mod direct;
 pub mod load_balanced;
 pub(crate) mod shape;
 pub mod shell;
 
 pub use arity::OneArg;
-pub use collective::{Gather, GatherInto, Reducible, Scatter};
+pub use containers::{Gather, GatherInto, Reducible, Scatter};
 pub use direct::DirectView;
 pub use load_balanced::{AsyncMap, Dependencies, IMap, LoadBalancedView};
 pub use shape::{Many, One, Shape};
