@@ -29,10 +29,9 @@ use crate::view::arity::OneArg;
 use crate::view::direct::DirectView;
 use crate::view::load_balanced::encode_item;
 use crate::view::load_balanced::{AsyncMap, LoadBalancedView};
-use crate::view::shape::{Many, One};
+use crate::view::shape::{Many, One, Shape};
 
-#[cfg(doc)]
-use crate::Client;
+use crate::client::Client;
 
 /// Something that runs remote functions: a [`LocalPool`] of threads on
 /// rank 0, or engines through a [`ViewExecutor`] (Python's
@@ -175,6 +174,37 @@ impl ViewExecutor {
         let turn = next.fetch_add(1, Ordering::Relaxed) % targets.len().max(1);
         let engine = targets.get(turn).copied().unwrap_or(0);
         DirectView::new(view.client.clone(), vec![engine])
+    }
+}
+
+/// The executor of every engine.
+impl Client {
+    /// An [`Executor`] running tasks load-balanced over
+    /// every engine (ipyparallel's `rc.executor()`); see
+    /// [`ViewExecutor`] for other engines.
+    pub fn executor(&self) -> ViewExecutor {
+        self.load_balanced_view().executor()
+    }
+}
+
+/// The executor of a direct view.
+impl<S: Shape> DirectView<S> {
+    /// An [`Executor`] whose tasks go to the view's
+    /// engines in turn (ipyparallel's `view.executor`).
+    pub fn executor(&self) -> ViewExecutor {
+        ViewExecutor::direct(DirectView::new(
+            self.client.clone(),
+            self.targets().to_vec(),
+        ))
+    }
+}
+
+/// The executor of a load-balanced view.
+impl LoadBalancedView {
+    /// An [`Executor`] running tasks on this view, with
+    /// its flags (ipyparallel's `lview.executor`).
+    pub fn executor(&self) -> ViewExecutor {
+        ViewExecutor::balanced(self.clone())
     }
 }
 

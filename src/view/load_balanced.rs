@@ -7,6 +7,8 @@
 //! the replies into results: an [`AsyncResult`] per task, an [`AsyncMap`]
 //! per `map`, an [`IMap`] iterator per `imap`. Where tasks run, and when,
 //! is the scheduler's (`src/scheduler/`); sending them is the controller's.
+//! The views are made here ([`Client::load_balanced_view`],
+//! [`DirectView::load_balanced`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -27,7 +29,8 @@ use crate::result::{AsDependency, AsyncResult, Behind, Control, Keep, Payload, R
 use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
 use crate::scheduler::{DepSet, EngineSet, Mode, Task};
 use crate::view::arity::OneArg;
-use crate::view::shape::One;
+use crate::view::direct::DirectView;
+use crate::view::shape::{One, Shape};
 
 /// Engines fed from one work-stealing queue (ipyparallel's
 /// `LoadBalancedView`): each task runs once, on whichever engine of the
@@ -202,6 +205,25 @@ fn dependency_list(deps: &(impl Dependencies + ?Sized)) -> DependencyList {
     list
 }
 
+/// The load-balanced view of every engine.
+impl Client {
+    /// A load-balanced view of every engine (ipyparallel's
+    /// `rc.load_balanced_view()`); [`DirectView::load_balanced`] makes one
+    /// over a view's engines.
+    pub fn load_balanced_view(&self) -> LoadBalancedView {
+        LoadBalancedView::new(self.clone(), self.ids())
+    }
+}
+
+/// A load-balanced view over a direct view's engines.
+impl<S: Shape> DirectView<S> {
+    /// A load-balanced view over this view's engines: tasks run on
+    /// whichever of them is free (ipyparallel's `rc.load_balanced_view(targets)`).
+    pub fn load_balanced(&self) -> LoadBalancedView {
+        LoadBalancedView::new(self.client.clone(), self.targets.to_vec())
+    }
+}
+
 impl LoadBalancedView {
     pub(crate) fn new(client: Client, targets: Vec<usize>) -> LoadBalancedView {
         LoadBalancedView {
@@ -214,12 +236,6 @@ impl LoadBalancedView {
     /// The engines tasks may run on, in increasing order.
     pub fn targets(&self) -> &[usize] {
         self.targets.as_slice()
-    }
-
-    /// An [`Executor`](crate::Executor) running tasks on this view, with
-    /// its flags (ipyparallel's `lview.executor`).
-    pub fn executor(&self) -> crate::ViewExecutor {
-        crate::ViewExecutor::balanced(self.clone())
     }
 
     /// Number of engines of the view.
