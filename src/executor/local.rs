@@ -4,7 +4,7 @@
 //! same path: arguments are encoded, the registry entry decodes them and
 //! calls the function on a pool thread (`engine::run_work`, which turns a
 //! panic into [`Error::Remote`]), and the reply completes the same
-//! [`AsyncResult`] the load-balanced view builds (`view::load_balanced`'s
+//! [`AsyncResult`] the load-balanced view builds (`view/queue.rs`'s
 //! `Balancer`), so results, errors and metadata look the same. Scheduling
 //! is rayon's; nothing here touches MPI.
 
@@ -22,8 +22,8 @@ use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Control, ResultState};
 use crate::scheduler::map::default_chunksize;
 use crate::view::arity::OneArg;
-use crate::view::load_balanced::AsyncMap;
-use crate::view::load_balanced::{apply_on, map_on, Balancer, Finish};
+use crate::view::async_map::AsyncMap;
+use crate::view::queue::{apply_on, map_on, Balancer, Finish};
 
 /// Threads of this process running remote functions: the local
 /// [`Executor`], to develop and compare a program on rank 0 before moving it

@@ -26,9 +26,10 @@ use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::AsyncResult;
 use crate::scheduler::map::Chunks;
 use crate::view::arity::OneArg;
+use crate::view::async_map::AsyncMap;
 use crate::view::direct::DirectView;
-use crate::view::load_balanced::encode_item;
-use crate::view::load_balanced::{AsyncMap, LoadBalancedView};
+use crate::view::load_balanced::LoadBalancedView;
+use crate::view::queue::encode_item;
 use crate::view::shape::{Many, One, Shape};
 
 use crate::client::Client;

@@ -12,16 +12,19 @@
 //! its concern, which the crate's own code imports it from.
 
 pub(crate) mod arity;
+pub(crate) mod async_map;
 pub mod collective;
 pub(crate) mod containers;
 pub mod direct;
 pub mod load_balanced;
+pub(crate) mod queue;
 pub(crate) mod shape;
 pub mod shell;
 
 pub use arity::OneArg;
+pub use async_map::AsyncMap;
 pub use containers::{Gather, GatherInto, Reducible, Scatter};
 pub use direct::DirectView;
-pub use load_balanced::{AsyncMap, Dependencies, IMap, LoadBalancedView};
+pub use load_balanced::{Dependencies, IMap, LoadBalancedView};
 pub use shape::{Many, One, Shape};
 pub use shell::{ShellOutput, ShellStatus};
