@@ -5,7 +5,7 @@
 //! calls the function on a pool thread (`engine::run_work`, which turns a
 //! panic into [`Error::Remote`]), and the reply completes the same
 //! [`AsyncResult`] the load-balanced view builds (`view/queue.rs`'s
-//! `Balancer`), so results, errors and metadata look the same. Scheduling
+//! `TaskQueue`), so results, errors and metadata look the same. Scheduling
 //! is rayon's; nothing here touches MPI.
 
 use std::fmt;
@@ -23,7 +23,7 @@ use crate::result::{AsyncResult, Control, ResultState};
 use crate::scheduler::map::default_chunksize;
 use crate::view::arity::OneArg;
 use crate::view::async_map::AsyncMap;
-use crate::view::queue::{apply_on, map_on, Balancer, Finish};
+use crate::view::queue::{apply_on, map_on, Finish, TaskQueue};
 
 /// Threads of this process running remote functions: the local
 /// [`Executor`], to develop and compare a program on rank 0 before moving it
@@ -137,7 +137,7 @@ impl LocalPool {
     }
 }
 
-impl Balancer for LocalPool {
+impl TaskQueue for LocalPool {
     fn next_task(&self) -> TaskId {
         self.next_task.fetch_add(1, Ordering::Relaxed)
     }

@@ -31,7 +31,7 @@ pub use crate::view::async_map::AsyncMap;
 use crate::view::arity::OneArg;
 use crate::view::async_map::spread;
 use crate::view::direct::DirectView;
-use crate::view::queue::{apply_on, encode_item, map_on, submit_chunk, Balancer, Finish};
+use crate::view::queue::{apply_on, encode_item, map_on, submit_chunk, Finish, TaskQueue};
 use crate::view::shape::Shape;
 
 /// Engines fed from one work-stealing queue (ipyparallel's
@@ -447,7 +447,7 @@ impl LoadBalancedView {
     }
 }
 
-impl Balancer for LoadBalancedView {
+impl TaskQueue for LoadBalancedView {
     fn next_task(&self) -> TaskId {
         self.client.next_task()
     }

@@ -1,4 +1,4 @@
-//! Load-balanced work, whatever runs it: the [`Balancer`] a
+//! Load-balanced work, whatever runs it: the [`TaskQueue`] a
 //! [`LoadBalancedView`](crate::LoadBalancedView) (engines, through the
 //! controller's scheduler) and a [`LocalPool`](crate::LocalPool) (threads
 //! of rank 0) both implement, and the calls built on it ([`apply_on`],
@@ -33,12 +33,14 @@ impl<R, F> Finish<R> for F where
 {
 }
 
-/// Where load-balanced tasks run: the engines of a [`LoadBalancedView`]
-/// (through the controller's scheduler), or the threads of a
-/// [`LocalPool`](crate::LocalPool) on rank 0. Building tasks from calls and
-/// results from replies is shared ([`apply_on`], [`map_on`]), so both give
-/// the same results and errors.
-pub(crate) trait Balancer {
+/// A queue load-balanced tasks are submitted to, each to run once on
+/// whichever of its workers is free: the engines of a
+/// [`LoadBalancedView`](crate::LoadBalancedView) (through the controller,
+/// whose placement state is `controller::balance::Balancer`), or the
+/// threads of a [`LocalPool`](crate::LocalPool) on rank 0. Building tasks
+/// from calls and results from replies is shared ([`apply_on`],
+/// [`map_on`]), so both give the same results and errors.
+pub(crate) trait TaskQueue {
     /// A new task id.
     fn next_task(&self) -> TaskId;
 
@@ -61,9 +63,9 @@ pub(crate) trait Balancer {
 }
 
 /// Runs `f(args)` as one task of `on` (a load-balanced `apply`).
-pub(crate) fn apply_on<B, F, M, A>(on: &B, f: F, args: A) -> AsyncResult<F::Output>
+pub(crate) fn apply_on<Q, F, M, A>(on: &Q, f: F, args: A) -> AsyncResult<F::Output>
 where
-    B: Balancer,
+    Q: TaskQueue,
     F: RemoteFn<M>,
     A: Args<M>,
 {
@@ -86,13 +88,13 @@ where
 
 /// Runs `f` on every item, in tasks of `on`'s chunk size (a load-balanced
 /// `map`).
-pub(crate) fn map_on<B, F, M, P, I>(
-    on: &B,
+pub(crate) fn map_on<Q, F, M, P, I>(
+    on: &Q,
     f: F,
     items: impl IntoIterator<Item = I>,
 ) -> AsyncMap<F::Output>
 where
-    B: Balancer,
+    Q: TaskQueue,
     F: RemoteFn<M>,
     M: OneArg<P>,
     I: IntoArg<P>,
@@ -120,14 +122,14 @@ where
     }
     let results = packed
         .into_iter()
-        .map(|(chunk, first)| submit_chunk::<B, F::Output>(on, function, chunk, first))
+        .map(|(chunk, first)| submit_chunk::<Q, F::Output>(on, function, chunk, first))
         .collect();
     AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks))
 }
 
 /// Sends one `map` task over `items` (encoded), numbered from `first`.
-pub(crate) fn submit_chunk<B: Balancer, R: DeserializeOwned + 'static>(
-    on: &B,
+pub(crate) fn submit_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
+    on: &Q,
     function: u64,
     items: Packed,
     first: usize,
