@@ -25,13 +25,14 @@ use crate::codec;
 use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::namespace::Value;
-use crate::protocol::{Request, WireArg};
+use crate::protocol::Request;
 use crate::registry::registry;
 use crate::remote::{IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Payload};
 use crate::transport;
 use crate::view::containers::PlanData;
 use crate::view::direct::DirectView;
+use crate::view::queue::encode_item;
 use crate::view::shape::{Many, Shape};
 
 /// Puts the outcomes of a collective with one assembled payload together:
@@ -278,13 +279,8 @@ impl<S: Shape> DirectView<S> {
         };
         let mut encoded = Vec::new();
         for item in items {
-            match item.into_wire() {
-                Ok(WireArg::Value(bytes)) => encoded.push(bytes),
-                Ok(WireArg::Ref(name)) => {
-                    return AsyncResult::failed(Error::Usage(format!(
-                        "map takes values, not references (Ref {name:?})"
-                    )))
-                }
+            match encode_item(item) {
+                Ok(bytes) => encoded.push(bytes),
                 Err(e) => return AsyncResult::failed(e),
             }
         }
