@@ -1,13 +1,15 @@
 //! `LoadBalancedView`: tasks run on whichever engine is free.
 //!
-//! Builds load-balanced tasks from calls (`apply`, `map`, `imap`) and the
-//! view's flags (dependencies with `follow`/`after`, `all`/`any`,
-//! `success_only`, `timeout`, `retries`; `chunksize`, `ordered`,
-//! `max_outstanding` for maps), submits them to the controller, and turns
-//! the replies into results: an [`AsyncResult`] per task, an [`AsyncMap`]
-//! per `map`, an [`IMap`] iterator per `imap`. Where tasks run, and when,
-//! is the scheduler's (`src/scheduler/`); sending them is the controller's.
-//! The views are made here ([`Client::load_balanced_view`],
+//! Owns the view's flags (dependencies with `follow`/`after`,
+//! `all`/`any`, `success_only`, `timeout`, `retries`; `chunksize`,
+//! `ordered`, `max_outstanding` for maps), its calls (`apply`, `map`,
+//! `imap`), and its `TaskQueue` side: each task goes to the controller
+//! with the view's flags. Turning calls into tasks and replies into
+//! results (an [`AsyncResult`] per task, an [`AsyncMap`] per `map`) is
+//! `queue.rs`'s and `async_map.rs`'s, shared with the local pool; the
+//! [`IMap`] iterator of `imap` is here. Where tasks run, and when, is the
+//! scheduler's (`src/scheduler/`); sending them is the controller's. The
+//! views are made here ([`Client::load_balanced_view`],
 //! [`DirectView::load_balanced`]).
 
 use std::collections::{HashMap, VecDeque};

@@ -7,9 +7,6 @@
 //! do. A [`LoadBalancedView`] runs each task once, on whichever of its
 //! engines is free. Sending and tracking requests is left to the client and
 //! controller.
-//!
-//! This file only declares and re-exports; each item lives in the file of
-//! its concern, which the crate's own code imports it from.
 
 pub(crate) mod arity;
 pub(crate) mod async_map;
