@@ -1,8 +1,11 @@
 //! The `Client`: rank 0's handle on the job's engines.
 //!
-//! Hands out views (`engine`, `view`, `all`), allocates task ids, and turns
-//! view calls into [`Command`]s for the controller thread. It owns no MPI
-//! state; the controller does.
+//! Knows the job's engines, allocates task ids, and turns view calls into
+//! [`Command`]s for the controller thread. It owns no MPI state; the
+//! controller does. The views and executors it hands out (`engine`,
+//! `view`, `all`, `load_balanced_view`, `executor`) are made in their own
+//! files (`view/direct.rs`, `view/load_balanced.rs`, `executor/`), which
+//! build on the client, not the other way round.
 
 use std::fmt;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo};
@@ -17,7 +20,7 @@ use crate::protocol::{self, Request, TaskId};
 use crate::result::{AsyncResult, Behind, Control, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
-use crate::view::{DirectView, LoadBalancedView, Many, One, Shape};
+use crate::view::shape::Shape;
 
 struct Inner {
     commands: Sender<Command>,
@@ -89,41 +92,6 @@ impl Client {
         self.inner.engines == 0
     }
 
-    /// A view of one engine; negative indices count from the end (`-1` is the last).
-    pub fn engine(&self, index: i64) -> Result<DirectView<One>> {
-        let engines = self.inner.engines;
-        let resolved = if index < 0 {
-            i64::try_from(engines).ok().map(|n| n + index)
-        } else {
-            Some(index)
-        };
-        match resolved.and_then(|i| usize::try_from(i).ok()) {
-            Some(i) if i < engines => Ok(DirectView::new(self.clone(), vec![i])),
-            _ => Err(Error::InvalidTarget { index, engines }),
-        }
-    }
-
-    /// A view of several engines: a range (`1..3`, `..`, `2..`) or a list.
-    pub fn view(&self, targets: impl Targets) -> Result<DirectView<Many>> {
-        let engines = self.inner.engines;
-        let list = targets.resolve(engines)?;
-        if list.is_empty() {
-            return Err(Error::Usage("a view needs at least one engine".into()));
-        }
-        for (i, &t) in list.iter().enumerate() {
-            if t >= engines {
-                return Err(Error::InvalidTarget {
-                    index: i64::try_from(t).unwrap_or(i64::MAX),
-                    engines,
-                });
-            }
-            if list[..i].contains(&t) {
-                return Err(Error::Usage(format!("engine {t} is listed twice")));
-            }
-        }
-        Ok(DirectView::new(self.clone(), list))
-    }
-
     /// Runs the raw MPI section `name` (registered with
     /// [`Launch::mpi_section`](crate::Launch::mpi_section)) on every rank at
     /// once, in order with the views' collectives; done when every rank has
@@ -137,25 +105,6 @@ impl Client {
             },
             finish_units,
         )
-    }
-
-    /// A view of every engine (`rc[:]`).
-    pub fn all(&self) -> DirectView<Many> {
-        DirectView::new(self.clone(), self.ids())
-    }
-
-    /// A load-balanced view of every engine (ipyparallel's
-    /// `rc.load_balanced_view()`); [`DirectView::load_balanced`] makes one
-    /// over a view's engines.
-    pub fn load_balanced_view(&self) -> LoadBalancedView {
-        LoadBalancedView::new(self.clone(), self.ids())
-    }
-
-    /// An [`Executor`](crate::Executor) running tasks load-balanced over
-    /// every engine (ipyparallel's `rc.executor()`); see
-    /// [`ViewExecutor`](crate::ViewExecutor) for other engines.
-    pub fn executor(&self) -> crate::ViewExecutor {
-        self.load_balanced_view().executor()
     }
 
     /// Aborts every load-balanced task that has not started (see

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::protocol::{self, TaskId, ValueSpec, Work};
-use crate::result::{Payload, ResultState};
+use crate::result::state::{Payload, ResultState};
 use crate::scheduler::{QueueStatus, Task};
 use crate::transport::Loan;
 

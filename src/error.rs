@@ -3,9 +3,13 @@
 //! Every fallible call in the library returns [`Error`]. Variants carry what a
 //! user needs to act on the failure (engine id, task id, names and types);
 //! constructing them is left to the modules that detect each failure.
+//! [`ShellStatus`] (how a shell command ended) is here because
+//! [`Error::Shell`] carries it; running commands is `view/shell.rs`'s.
 
 use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// `Result` with [`Error`] as its default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -151,7 +155,7 @@ pub enum Error {
         /// Engine id the command ran on.
         engine: usize,
         /// How the command ended.
-        status: crate::ShellStatus,
+        status: ShellStatus,
         /// The last lines of what the command wrote to stderr (at most
         /// 2,000 bytes).
         stderr: String,
@@ -171,6 +175,40 @@ pub enum Error {
         /// The aborted task.
         task: u64,
     },
+}
+
+/// How a shell command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShellStatus {
+    /// It exited with this code (0 is success; `sh` exits with 127 when it
+    /// cannot find the command and 126 when it cannot run it).
+    Exited(i32),
+    /// It was killed by this signal.
+    Signalled(i32),
+}
+
+impl ShellStatus {
+    /// True for exit code 0.
+    pub fn success(&self) -> bool {
+        *self == ShellStatus::Exited(0)
+    }
+
+    /// The exit code, if the command exited.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ShellStatus::Exited(code) => Some(*code),
+            ShellStatus::Signalled(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ShellStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShellStatus::Exited(code) => write!(f, "exited with status {code}"),
+            ShellStatus::Signalled(signal) => write!(f, "was killed by signal {signal}"),
+        }
+    }
 }
 
 /// Display helper for the list inside [`Error::Composite`].

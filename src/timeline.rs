@@ -3,7 +3,8 @@
 //! Owns [`Timeline`] (records of task parts, from one result or the whole
 //! job) and the job's bounded log of finished parts ([`JobLog`], kept by the
 //! client and filled as results settle). Drawing the picture (layout, then
-//! SVG through `plotters`) is in `timeline/draw.rs`; the timing itself is
+//! SVG through `plotters`) is in `timeline/draw.rs`, one record
+//! ([`TimelineRecord`]) in `timeline/record.rs`; the timing itself is
 //! measured by the engines and the controller, not here.
 //!
 //! ## Clocks
@@ -20,58 +21,19 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::protocol::TaskId;
-use crate::result::Metadata;
+use crate::result::metadata::Metadata;
 
 mod draw;
+mod record;
 #[cfg(test)]
 mod test;
+
+pub use record::TimelineRecord;
 
 /// How many finished parts [`Client::timeline`](crate::Client::timeline)
 /// keeps: the last 100,000 (64 bytes each, about 6 MiB once full); earlier ones are counted in
 /// [`Timeline::left_out`].
 pub const TIMELINE_LIMIT: usize = 100_000;
-
-/// One part of a task: which engine ran what, and when.
-///
-/// A part is one engine's share of a direct submission or a collective, or
-/// one load-balanced task (for a `map`, one task of `chunksize` items).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimelineRecord {
-    /// The engine it ran on; `None` for a load-balanced task that never ran
-    /// (aborted, or its dependencies failed).
-    pub engine: Option<usize>,
-    /// What it ran, as in [`Metadata::function`].
-    pub function: &'static str,
-    /// The task id, as in [`Metadata::task`].
-    pub task: TaskId,
-    /// When the client submitted it (client clock).
-    pub submitted: SystemTime,
-    /// When the engine started it (engine clock); `None` for parts that
-    /// rank 0 completes itself (those of a gather or a reduce, whose data
-    /// it assembles) and for parts that never ran.
-    pub started: Option<SystemTime>,
-    /// When the engine finished it (engine clock), as `started`.
-    pub completed: Option<SystemTime>,
-    /// When the client had its reply (client clock); `None` while it runs.
-    pub received: Option<SystemTime>,
-    /// A load-balanced task that an idle engine stole from another's queue.
-    pub stolen: bool,
-}
-
-impl From<&Metadata> for TimelineRecord {
-    fn from(meta: &Metadata) -> Self {
-        TimelineRecord {
-            engine: (meta.engine != usize::MAX).then_some(meta.engine),
-            function: meta.function,
-            task: meta.task,
-            submitted: meta.submitted,
-            started: meta.started,
-            completed: meta.completed,
-            received: meta.received,
-            stolen: meta.stolen,
-        }
-    }
-}
 
 /// Where and when a set of tasks ran, to look at or to draw.
 ///
@@ -162,7 +124,7 @@ impl Timeline {
     ///
     /// Errors: [`Error::Io`] if the drawing library fails.
     pub fn to_svg(&self) -> Result<String> {
-        draw::svg(&draw::layout(self), self.left_out)
+        draw::svg(&draw::layout(&self.records), self.left_out)
     }
 
     /// A self-contained HTML page showing the picture (the SVG inline, no

@@ -4,8 +4,8 @@
 //! same path: arguments are encoded, the registry entry decodes them and
 //! calls the function on a pool thread (`engine::run_work`, which turns a
 //! panic into [`Error::Remote`]), and the reply completes the same
-//! [`AsyncResult`] the load-balanced view builds (`view::load_balanced`'s
-//! `Balancer`), so results, errors and metadata look the same. Scheduling
+//! [`AsyncResult`] the load-balanced view builds (`view/queue.rs`'s
+//! `TaskQueue`), so results, errors and metadata look the same. Scheduling
 //! is rayon's; nothing here touches MPI.
 
 use std::fmt;
@@ -21,8 +21,9 @@ use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Control, ResultState};
 use crate::scheduler::map::default_chunksize;
-use crate::view::load_balanced::{apply_on, map_on, Balancer, Finish};
-use crate::view::{AsyncMap, OneArg};
+use crate::view::arity::OneArg;
+use crate::view::async_map::AsyncMap;
+use crate::view::queue::{apply_on, map_on, Finish, TaskQueue};
 
 /// Threads of this process running remote functions: the local
 /// [`Executor`], to develop and compare a program on rank 0 before moving it
@@ -136,7 +137,7 @@ impl LocalPool {
     }
 }
 
-impl Balancer for LocalPool {
+impl TaskQueue for LocalPool {
     fn next_task(&self) -> TaskId {
         self.next_task.fetch_add(1, Ordering::Relaxed)
     }

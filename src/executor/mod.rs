@@ -1,35 +1,30 @@
 //! Executors: one interface over every place a task can run (the "Futures in IPython Parallel" notebook's
 //! `concurrent.futures.Executor`).
 //!
-//! [`Executor`] is the interface: `submit` one call, `map` a function over
-//! items. [`ViewExecutor`] implements it over engines, a load-balanced view
-//! (`rc.executor()`, [`LoadBalancedView::executor`]) or a direct view whose
-//! engines take tasks in turn ([`DirectView::executor`]);
-//! [`LocalPool`] implements it over threads of rank 0 (`local.rs`). All
+//! [`Executor`] is the interface (this file): `submit` one call, `map` a
+//! function over items. [`ViewExecutor`] implements it over engines
+//! (`engines.rs`), a load-balanced view (`rc.executor()`,
+//! [`LoadBalancedView::executor`](crate::LoadBalancedView::executor)) or a direct view whose engines take
+//! tasks in turn ([`DirectView::executor`](crate::DirectView::executor)); [`LocalPool`] implements it
+//! over threads of rank 0 (`local.rs`). All
 //! return the same [`AsyncResult`] and [`AsyncMap`] types, so code written
 //! against `impl Executor` runs unchanged on each. Building tasks and
 //! decoding replies is the views' (`view::load_balanced` shares its code
 //! with the local pool); running them is the controller's and the engines'.
 
+mod engines;
 mod local;
 
+pub use engines::ViewExecutor;
 pub use local::LocalPool;
 
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use crate::error::{Error, Result};
-use crate::protocol::WireArg;
-use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
 use crate::result::AsyncResult;
-use crate::scheduler::map::Chunks;
-use crate::view::load_balanced::encode_item;
-use crate::view::{AsyncMap, DirectView, LoadBalancedView, Many, One, OneArg};
+use crate::view::arity::OneArg;
+use crate::view::async_map::AsyncMap;
 
 #[cfg(doc)]
-use crate::Client;
+use crate::Error;
 
 /// Something that runs remote functions: a [`LocalPool`] of threads on
 /// rank 0, or engines through a [`ViewExecutor`] (Python's
@@ -83,7 +78,7 @@ pub trait Executor {
     /// Runs the one-argument `f` on every item (Python's `Executor.map`).
     /// The [`AsyncMap`] yields each item's result in input order as it
     /// arrives (in completion order for the executor of a load-balanced
-    /// view set [`ordered(false)`](LoadBalancedView::ordered));
+    /// view set [`ordered(false)`](crate::LoadBalancedView::ordered));
     /// [`get`](AsyncResult::get) waits for all of them, in input order (or
     /// the first failed item's [`Error::MapItem`]). Items are values: a
     /// [`Ref`](crate::Ref) is refused with [`Error::Usage`].
@@ -92,147 +87,4 @@ pub trait Executor {
         F: RemoteFn<M>,
         M: OneArg<P>,
         I: IntoArg<P>;
-}
-
-/// An [`Executor`] over engines (ipyparallel's `ViewExecutor`).
-///
-/// Made by [`Client::executor`] (every engine, load-balanced),
-/// [`LoadBalancedView::executor`] (that view's engines and flags, e.g.
-/// its `chunksize`) or [`DirectView::executor`]: there each `submit` goes
-/// to the next engine of the view in turn, and `map` sends one task per
-/// item, the items dealt to the engines in turn from where the last call
-/// stopped. Cheap to clone; clones share the turn.
-///
-/// # Examples
-///
-/// ```no_run
-/// use rankview::Executor;
-///
-/// #[rankview::remote]
-/// fn show(x: u32) -> String {
-///     x.to_string()
-/// }
-///
-/// rankview::launch(|rc| -> rankview::Result<()> {
-///     for ex in [rc.executor(), rc.all().executor()] {
-///         let strings: Vec<String> = ex.map(show, 0..5u32).get()?;
-///         println!("{}: {strings:?}", ex.name());
-///     }
-///     Ok(())
-/// });
-/// ```
-#[derive(Clone)]
-pub struct ViewExecutor {
-    how: How,
-}
-
-#[derive(Clone)]
-enum How {
-    /// Engines of a direct view in turn; `next` counts the tasks dealt.
-    Direct {
-        view: DirectView<Many>,
-        next: Arc<AtomicUsize>,
-    },
-    Balanced(Box<LoadBalancedView>),
-}
-
-impl fmt::Debug for ViewExecutor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<ViewExecutor {}>", self.name())
-    }
-}
-
-impl ViewExecutor {
-    pub(crate) fn direct(view: DirectView<Many>) -> ViewExecutor {
-        ViewExecutor {
-            how: How::Direct {
-                view,
-                next: Arc::new(AtomicUsize::new(0)),
-            },
-        }
-    }
-
-    pub(crate) fn balanced(view: LoadBalancedView) -> ViewExecutor {
-        ViewExecutor {
-            how: How::Balanced(Box::new(view)),
-        }
-    }
-
-    /// The engines tasks may run on, in increasing (or the view's) order.
-    pub fn targets(&self) -> &[usize] {
-        match &self.how {
-            How::Direct { view, .. } => view.targets(),
-            How::Balanced(view) => view.targets(),
-        }
-    }
-
-    /// For a direct view: the view of the engine whose turn it is.
-    fn next_engine(view: &DirectView<Many>, next: &AtomicUsize) -> DirectView<One> {
-        let targets = view.targets();
-        let turn = next.fetch_add(1, Ordering::Relaxed) % targets.len().max(1);
-        let engine = targets.get(turn).copied().unwrap_or(0);
-        DirectView::new(view.client.clone(), vec![engine])
-    }
-}
-
-impl Executor for ViewExecutor {
-    fn name(&self) -> String {
-        match &self.how {
-            How::Direct { view, .. } => format!("direct view {:?}", view.targets()),
-            How::Balanced(view) => format!("load-balanced view {:?}", view.targets()),
-        }
-    }
-
-    fn submit<F, M, A>(&self, f: F, args: A) -> AsyncResult<F::Output>
-    where
-        F: RemoteFn<M>,
-        A: Args<M>,
-    {
-        match &self.how {
-            How::Direct { view, next } => ViewExecutor::next_engine(view, next).apply(f, args),
-            How::Balanced(view) => view.apply(f, args),
-        }
-    }
-
-    fn map<F, M, P, I>(&self, f: F, items: impl IntoIterator<Item = I>) -> AsyncMap<F::Output>
-    where
-        F: RemoteFn<M>,
-        M: OneArg<P>,
-        I: IntoArg<P>,
-    {
-        let (view, next) = match &self.how {
-            How::Direct { view, next } => (view, next),
-            How::Balanced(view) => return view.map(f, items),
-        };
-        let _ = f;
-        // Every item is encoded before anything is sent, as for the
-        // load-balanced map.
-        let encoded = registry().id_of::<F>().and_then(|function| {
-            let items = items
-                .into_iter()
-                .map(encode_item::<P, I>)
-                .collect::<Result<Vec<_>>>()?;
-            Ok((function, items))
-        });
-        let (function, items) = match encoded {
-            Ok(e) => e,
-            Err(e) => return AsyncMap::failed(AsyncResult::failed(e), true),
-        };
-        let layout = Chunks::new(items.len(), 1);
-        let chunks = items
-            .into_iter()
-            .enumerate()
-            .map(|(index, bytes)| {
-                ViewExecutor::next_engine(view, next)
-                    .apply_wire::<F::Output>(function, vec![WireArg::Value(bytes)])
-                    .then(move |value| {
-                        Ok(vec![value.map_err(|error| Error::MapItem {
-                            index,
-                            error: Box::new(error),
-                        })])
-                    })
-            })
-            .collect();
-        AsyncMap::new(chunks, layout, true, |_| None)
-    }
 }

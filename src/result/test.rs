@@ -1,11 +1,13 @@
 //! Unit tests of `AsyncResult` driven without MPI: the controller's side is
 //! played by calling `complete`/`resolve`/`fail` on the shared state.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::state::micros_to_time;
 use super::*;
-use crate::protocol::Done;
+use crate::protocol::{Done, Outcome};
 
 /// A result over `engines` whose value is the number of parts.
 fn pending(task: TaskId, engines: &[usize]) -> (Arc<ResultState>, AsyncResult<usize>) {

@@ -1,14 +1,14 @@
 //! The timeline picture: layout (records to lanes and bars, a pure
 //! function) and drawing it as SVG with `plotters`.
 //!
-//! What the picture shows is documented on [`Timeline`]; this file keeps
+//! What the picture shows is documented on [`Timeline`](crate::Timeline); this file keeps
 //! the geometry apart from the drawing so the geometry can be tested alone.
 
 use std::time::SystemTime;
 
 use plotters::prelude::*;
 
-use super::Timeline;
+use super::record::TimelineRecord;
 use crate::error::{Error, Result};
 
 /// Picture width, pixels.
@@ -84,13 +84,14 @@ fn seconds(from: SystemTime, to: SystemTime) -> f64 {
     }
 }
 
-/// Lays `timeline` out: one lane per engine that ran a part, one bar per
-/// part with an engine and times (see [`Timeline`]'s picture docs).
-pub(crate) fn layout(timeline: &Timeline) -> Layout {
+/// Lays a timeline's `records` out: one lane per engine that ran a part,
+/// one bar per part with an engine and times (see
+/// [`Timeline`](crate::Timeline)'s picture docs).
+pub(crate) fn layout(records: &[TimelineRecord]) -> Layout {
     // (engine, function, start, end, stolen), absolute times.
-    let mut spans = Vec::with_capacity(timeline.len());
+    let mut spans = Vec::with_capacity(records.len());
     let mut undrawn = 0;
-    for r in timeline.records() {
+    for r in records {
         let times = match (r.started, r.completed, r.received) {
             (Some(s), Some(c), _) => Some((s, c)),
             (None, None, Some(received)) => Some((r.submitted, received)),

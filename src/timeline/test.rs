@@ -42,7 +42,7 @@ fn one_lane_per_engine_and_one_bar_per_part_in_seconds_from_the_first_submission
     ]
     .into_iter()
     .collect();
-    let l = layout(&timeline);
+    let l = layout(timeline.records());
     assert_eq!(l.engines, vec![0, 2]);
     assert_eq!(
         l.functions,
@@ -71,7 +71,7 @@ fn parts_without_engine_times_use_the_client_clock_and_unrun_parts_are_not_drawn
     running.started = None;
     running.completed = None;
     running.received = None;
-    let l = layout(&vec![collective, never_ran, running].into_iter().collect());
+    let l = layout(&[collective, never_ran, running]);
     assert_eq!(l.bars.len(), 1);
     assert_eq!(l.engines, vec![1]);
     assert!((l.bars[0].end - l.bars[0].start - 0.030).abs() < 1e-9);

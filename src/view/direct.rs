@@ -4,7 +4,8 @@
 //! and out of their namespaces (push/pull, keys, clear). Each call is one
 //! request per engine, executed in submission order on each engine. Building
 //! requests and decoding replies happens here; sending them is the client's
-//! job.
+//! job. The client's views of its engines ([`Client::engine`],
+//! [`Client::view`], [`Client::all`]) are made here too.
 
 use std::any::type_name;
 use std::fmt;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::bulk::{self, BulkVec};
-use crate::client::Client;
+use crate::client::{Client, Targets};
 use crate::codec;
 use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
@@ -23,7 +24,8 @@ use crate::protocol::{Request, Typed, ValueSpec, WireArg};
 use crate::remote::{encode_call, Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
 use crate::transport;
-use crate::view::{GatherInto, Many, One, Shape};
+use crate::view::containers::GatherInto;
+use crate::view::shape::{Many, One, Shape};
 
 /// A set of engines driven together (ipyparallel's `DirectView`).
 ///
@@ -197,6 +199,50 @@ fn unexpected(payload: &Payload) -> Error {
     Error::Protocol(format!("unexpected reply {payload:?}"))
 }
 
+/// Direct views of the client's engines (ipyparallel's `rc[i]`,
+/// `rc[a:b]`, `rc[:]`).
+impl Client {
+    /// A view of one engine; negative indices count from the end (`-1` is the last).
+    pub fn engine(&self, index: i64) -> Result<DirectView<One>> {
+        let engines = self.len();
+        let resolved = if index < 0 {
+            i64::try_from(engines).ok().map(|n| n + index)
+        } else {
+            Some(index)
+        };
+        match resolved.and_then(|i| usize::try_from(i).ok()) {
+            Some(i) if i < engines => Ok(DirectView::new(self.clone(), vec![i])),
+            _ => Err(Error::InvalidTarget { index, engines }),
+        }
+    }
+
+    /// A view of several engines: a range (`1..3`, `..`, `2..`) or a list.
+    pub fn view(&self, targets: impl Targets) -> Result<DirectView<Many>> {
+        let engines = self.len();
+        let list = targets.resolve(engines)?;
+        if list.is_empty() {
+            return Err(Error::Usage("a view needs at least one engine".into()));
+        }
+        for (i, &t) in list.iter().enumerate() {
+            if t >= engines {
+                return Err(Error::InvalidTarget {
+                    index: i64::try_from(t).unwrap_or(i64::MAX),
+                    engines,
+                });
+            }
+            if list[..i].contains(&t) {
+                return Err(Error::Usage(format!("engine {t} is listed twice")));
+            }
+        }
+        Ok(DirectView::new(self.clone(), list))
+    }
+
+    /// A view of every engine (`rc[:]`).
+    pub fn all(&self) -> DirectView<Many> {
+        DirectView::new(self.clone(), self.ids())
+    }
+}
+
 impl<S: Shape> DirectView<S> {
     pub(crate) fn new(client: Client, targets: Vec<usize>) -> Self {
         DirectView {
@@ -209,18 +255,6 @@ impl<S: Shape> DirectView<S> {
     /// The engine ids of this view, in order.
     pub fn targets(&self) -> &[usize] {
         &self.targets
-    }
-
-    /// A load-balanced view over this view's engines: tasks run on
-    /// whichever of them is free (ipyparallel's `rc.load_balanced_view(targets)`).
-    pub fn load_balanced(&self) -> crate::LoadBalancedView {
-        crate::LoadBalancedView::new(self.client.clone(), self.targets.to_vec())
-    }
-
-    /// An [`Executor`](crate::Executor) whose tasks go to the view's
-    /// engines in turn (ipyparallel's `view.executor`).
-    pub fn executor(&self) -> crate::ViewExecutor {
-        crate::ViewExecutor::direct(DirectView::new(self.client.clone(), self.targets.to_vec()))
     }
 
     /// Number of engines in the view.

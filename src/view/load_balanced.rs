@@ -1,32 +1,40 @@
 //! `LoadBalancedView`: tasks run on whichever engine is free.
 //!
-//! Builds load-balanced tasks from calls (`apply`, `map`, `imap`) and the
-//! view's flags (dependencies with `follow`/`after`, `all`/`any`,
-//! `success_only`, `timeout`, `retries`; `chunksize`, `ordered`,
-//! `max_outstanding` for maps), submits them to the controller, and turns
-//! the replies into results: an [`AsyncResult`] per task, an [`AsyncMap`]
-//! per `map`, an [`IMap`] iterator per `imap`. Where tasks run, and when,
-//! is the scheduler's (`src/scheduler/`); sending them is the controller's.
+//! Owns the view's flags (dependencies with `follow`/`after`,
+//! `all`/`any`, `success_only`, `timeout`, `retries`; `chunksize`,
+//! `ordered`, `max_outstanding` for maps), its calls (`apply`, `map`,
+//! `imap`), and its `TaskQueue` side: each task goes to the controller
+//! with the view's flags. Turning calls into tasks and replies into
+//! results (an [`AsyncResult`] per task, an [`AsyncMap`] per `map`) is
+//! `queue.rs`'s and `async_map.rs`'s, shared with the local pool; the
+//! [`IMap`] iterator of `imap` is here. Where tasks run, and when, is the
+//! scheduler's (`src/scheduler/`); sending them is the controller's. The
+//! views are made here ([`Client::load_balanced_view`],
+//! [`DirectView::load_balanced`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::ops::Deref;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::client::{collect, Client};
-use crate::codec;
+use crate::client::Client;
 use crate::contract::Command;
 use crate::error::{Error, Result};
-use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
+use crate::protocol::{Packed, TaskId, Work};
 use crate::registry::registry;
-use crate::remote::{encode_call, Args, IntoArg, RemoteFn};
-use crate::result::{AsDependency, AsyncResult, Behind, Control, Keep, Payload, ResultState};
-use crate::scheduler::map::{default_chunksize, Assembly, Chunks, Window};
+use crate::remote::{Args, IntoArg, RemoteFn};
+use crate::result::{AsDependency, AsyncResult, Behind, Control, Keep, ResultState};
+use crate::scheduler::map::{default_chunksize, Assembly, Window};
 use crate::scheduler::{DepSet, EngineSet, Mode, Task};
-use crate::view::{One, OneArg};
+pub use crate::view::async_map::AsyncMap;
+
+use crate::view::arity::OneArg;
+use crate::view::async_map::spread;
+use crate::view::direct::DirectView;
+use crate::view::queue::{apply_on, encode_item, map_on, submit_chunk, Finish, TaskQueue};
+use crate::view::shape::Shape;
 
 /// Engines fed from one work-stealing queue (ipyparallel's
 /// `LoadBalancedView`): each task runs once, on whichever engine of the
@@ -165,7 +173,8 @@ impl<T: 'static> Dependencies for AsyncResult<T> {
 
 impl<R: 'static> Dependencies for AsyncMap<R> {
     fn add_to(&self, into: &mut DependencyList) {
-        self.result.add_to(into);
+        // The whole map, as its result (what `AsyncMap` derefs to).
+        (**self).add_to(into);
     }
 }
 
@@ -201,6 +210,25 @@ fn dependency_list(deps: &(impl Dependencies + ?Sized)) -> DependencyList {
     list
 }
 
+/// The load-balanced view of every engine.
+impl Client {
+    /// A load-balanced view of every engine (ipyparallel's
+    /// `rc.load_balanced_view()`); [`DirectView::load_balanced`] makes one
+    /// over a view's engines.
+    pub fn load_balanced_view(&self) -> LoadBalancedView {
+        LoadBalancedView::new(self.clone(), self.ids())
+    }
+}
+
+/// A load-balanced view over a direct view's engines.
+impl<S: Shape> DirectView<S> {
+    /// A load-balanced view over this view's engines: tasks run on
+    /// whichever of them is free (ipyparallel's `rc.load_balanced_view(targets)`).
+    pub fn load_balanced(&self) -> LoadBalancedView {
+        LoadBalancedView::new(self.client.clone(), self.targets.to_vec())
+    }
+}
+
 impl LoadBalancedView {
     pub(crate) fn new(client: Client, targets: Vec<usize>) -> LoadBalancedView {
         LoadBalancedView {
@@ -213,12 +241,6 @@ impl LoadBalancedView {
     /// The engines tasks may run on, in increasing order.
     pub fn targets(&self) -> &[usize] {
         self.targets.as_slice()
-    }
-
-    /// An [`Executor`](crate::Executor) running tasks on this view, with
-    /// its flags (ipyparallel's `lview.executor`).
-    pub fn executor(&self) -> crate::ViewExecutor {
-        crate::ViewExecutor::balanced(self.clone())
     }
 
     /// Number of engines of the view.
@@ -427,45 +449,7 @@ impl LoadBalancedView {
     }
 }
 
-/// How one load-balanced task's replies become the caller's value.
-pub(crate) trait Finish<R>:
-    Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
-{
-}
-
-impl<R, F> Finish<R> for F where
-    F: Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
-{
-}
-
-/// Where load-balanced tasks run: the engines of a [`LoadBalancedView`]
-/// (through the controller's scheduler), or the threads of a
-/// [`LocalPool`](crate::LocalPool) on rank 0. Building tasks from calls and
-/// results from replies is shared ([`apply_on`], [`map_on`]), so both give
-/// the same results and errors.
-pub(crate) trait Balancer {
-    /// A new task id.
-    fn next_task(&self) -> TaskId;
-
-    /// Starts `work` (numbered `task`); its one reply goes through `finish`.
-    fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R>;
-
-    /// Items per `map` task for `count` items.
-    fn chunksize(&self, count: usize) -> usize;
-
-    /// Whether a map's iterator yields in input order.
-    fn ordered(&self) -> bool;
-
-    /// The link that lets a whole map be aborted or depended on, for
-    /// controller tasks.
-    fn control(&self, tasks: Vec<TaskId>) -> Option<Control>;
-
-    /// A submission that failed before it was sent: its result fails with
-    /// `error`, and it counts as a failed dependency.
-    fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R>;
-}
-
-impl Balancer for LoadBalancedView {
+impl TaskQueue for LoadBalancedView {
     fn next_task(&self) -> TaskId {
         self.client.next_task()
     }
@@ -530,290 +514,6 @@ impl Balancer for LoadBalancedView {
             Ok(()) => AsyncResult::failed(error)
                 .with_control(self.client.control(Behind::Balanced(vec![task]))),
             Err(_) => AsyncResult::failed(error),
-        }
-    }
-}
-
-/// Runs `f(args)` as one task of `on` (a load-balanced `apply`).
-pub(crate) fn apply_on<B, F, M, A>(on: &B, f: F, args: A) -> AsyncResult<F::Output>
-where
-    B: Balancer,
-    F: RemoteFn<M>,
-    A: Args<M>,
-{
-    let _ = f;
-    let (function, args) = match encode_call::<F, M, A>(args) {
-        Ok(b) => b,
-        Err(e) => return on.failed(e),
-    };
-    let task = on.next_task();
-    on.run(
-        task,
-        Work::Apply {
-            task,
-            function,
-            args,
-        },
-        |outcomes: &mut [(usize, Result<Payload>)]| collect::<One, _>(outcomes, &decode_value),
-    )
-}
-
-/// Runs `f` on every item, in tasks of `on`'s chunk size (a load-balanced
-/// `map`).
-pub(crate) fn map_on<B, F, M, P, I>(
-    on: &B,
-    f: F,
-    items: impl IntoIterator<Item = I>,
-) -> AsyncMap<F::Output>
-where
-    B: Balancer,
-    F: RemoteFn<M>,
-    M: OneArg<P>,
-    I: IntoArg<P>,
-{
-    let _ = f;
-    let function = match registry().id_of::<F>() {
-        Ok(id) => id,
-        Err(e) => return AsyncMap::failed(on.failed(e), on.ordered()),
-    };
-    let items: Vec<I> = items.into_iter().collect();
-    let count = items.len();
-    let chunks = Chunks::new(count, on.chunksize(count));
-    // Every item is encoded before anything is sent: an item that
-    // cannot be sends nothing.
-    let mut items = items.into_iter();
-    let mut packed = Vec::with_capacity(chunks.count());
-    for range in chunks.iter() {
-        let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
-        for item in items.by_ref().take(range.len()) {
-            if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
-                return AsyncMap::failed(on.failed(e), on.ordered());
-            }
-        }
-        packed.push((chunk, range.start));
-    }
-    let results = packed
-        .into_iter()
-        .map(|(chunk, first)| submit_chunk::<B, F::Output>(on, function, chunk, first))
-        .collect();
-    AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks))
-}
-
-/// Sends one `map` task over `items` (encoded), numbered from `first`.
-fn submit_chunk<B: Balancer, R: DeserializeOwned + 'static>(
-    on: &B,
-    function: u64,
-    items: Packed,
-    first: usize,
-) -> AsyncResult<Vec<Result<R>>> {
-    let task = on.next_task();
-    let count = items.len();
-    on.run(
-        task,
-        Work::Map {
-            task,
-            function,
-            items,
-        },
-        move |outcomes: &mut [(usize, Result<Payload>)]| {
-            let (engine, outcome) = outcomes
-                .first()
-                .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
-            match outcome {
-                Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
-                    .map(|k| decode_item(each, k, first + k, *engine, task))
-                    .collect()),
-                Ok(other) => Err(Error::Protocol(format!(
-                    "unexpected reply to a map task of {count} items: {other:?}"
-                ))),
-                Err(e) => Err(e.clone()),
-            }
-        },
-    )
-}
-
-/// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
-pub(crate) fn encode_item<P, I: IntoArg<P>>(item: I) -> Result<Vec<u8>> {
-    match item.into_wire()? {
-        WireArg::Value(bytes) => Ok(bytes),
-        WireArg::Ref(name) => Err(Error::Usage(format!(
-            "map takes values, not references (Ref {name:?})"
-        ))),
-    }
-}
-
-fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
-    match payload {
-        Payload::Value(bytes) => codec::decode(bytes),
-        other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
-    }
-}
-
-/// Item `k` of a task's results; `index` is its place in the map's input.
-fn decode_item<R: DeserializeOwned>(
-    each: &Each,
-    k: usize,
-    index: usize,
-    engine: usize,
-    task: TaskId,
-) -> Result<R> {
-    match each.item(k) {
-        Ok(bytes) => codec::decode(bytes?),
-        Err(f) => Err(Error::MapItem {
-            index,
-            error: Box::new(f.clone().into_error(engine, task)),
-        }),
-    }
-}
-
-/// The values of one task of `count` items, or its error once per item.
-fn spread<R>(chunk: Result<Vec<Result<R>>>, count: usize) -> Vec<Result<R>> {
-    match chunk {
-        Ok(items) => items,
-        Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
-    }
-}
-
-/// The result of a load-balanced [`map`](LoadBalancedView::map): an
-/// [`AsyncResult`] of every value (it derefs to one: `get`, `wait`,
-/// `ready`, `metadata` with one entry per task, `abort`,
-/// `wait_interactive`, `.await` through [`AsyncMap::result`]) and an
-/// iterator over each item's result as it arrives.
-pub struct AsyncMap<R> {
-    result: AsyncResult<Vec<R>>,
-    chunks: Vec<AsyncResult<Vec<Result<R>>>>,
-    layout: Chunks,
-    ordered: bool,
-    arrivals: Receiver<u64>,
-    /// Tasks handed out by the iterator so far.
-    handed: usize,
-    out: VecDeque<Result<R>>,
-}
-
-impl<R: DeserializeOwned + 'static> AsyncMap<R> {
-    /// A map made of `chunks`, the tasks of `layout`; `control` ties the
-    /// whole to the controller's tasks (given their ids), when there are.
-    pub(crate) fn new(
-        chunks: Vec<AsyncResult<Vec<Result<R>>>>,
-        layout: Chunks,
-        ordered: bool,
-        control: impl FnOnce(Vec<TaskId>) -> Option<Control>,
-    ) -> AsyncMap<R> {
-        let (arrived, arrivals) = mpsc::channel();
-        let mut tasks = Vec::new();
-        for (index, chunk) in chunks.iter().enumerate() {
-            chunk.notify(arrived.clone(), index as u64);
-            tasks.extend_from_slice(chunk.balanced_tasks());
-        }
-        let mut result = AsyncResult::join(chunks.clone())
-            .and_then(|parts| parts.into_iter().flatten().collect());
-        if let Some(control) = control(tasks) {
-            result = result.with_control(control);
-        }
-        AsyncMap {
-            result,
-            chunks,
-            layout,
-            ordered,
-            arrivals,
-            handed: 0,
-            out: VecDeque::new(),
-        }
-    }
-
-    /// A map that could not be submitted: `result` holds why, and
-    /// iterating yields that error once.
-    pub(crate) fn failed(result: AsyncResult<Vec<R>>, ordered: bool) -> AsyncMap<R> {
-        let (_, arrivals) = mpsc::channel();
-        let out = result.get().err().map(Err).into_iter().collect();
-        AsyncMap {
-            result,
-            chunks: Vec::new(),
-            layout: Chunks::new(0, 1),
-            ordered,
-            arrivals,
-            handed: 0,
-            out,
-        }
-    }
-
-    /// The whole map as one result, e.g. to `.await` it.
-    pub fn result(&self) -> AsyncResult<Vec<R>> {
-        self.result.clone()
-    }
-
-    /// Number of tasks the items were cut into.
-    pub fn tasks(&self) -> usize {
-        self.chunks.len()
-    }
-
-    /// Items done and in all (for progress).
-    fn items_done(&self) -> (usize, usize) {
-        let done = self
-            .chunks
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.ready())
-            .map(|(i, _)| self.layout.range(i).len())
-            .sum();
-        (done, self.layout.iter().map(|r| r.len()).sum())
-    }
-
-    /// Waits for every item while showing progress on stderr, counting
-    /// items (see [`AsyncResult::wait_interactive`]).
-    pub fn wait_interactive(&self) {
-        crate::progress::watch(
-            "items",
-            || self.items_done(),
-            |t| self.result.wait_timeout(t),
-        );
-    }
-}
-
-impl<R> Deref for AsyncMap<R> {
-    type Target = AsyncResult<Vec<R>>;
-
-    fn deref(&self) -> &AsyncResult<Vec<R>> {
-        &self.result
-    }
-}
-
-impl<R: 'static> fmt::Debug for AsyncMap<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "AsyncMap {{ tasks: {}, ready: {} }}",
-            self.chunks.len(),
-            self.result.ready()
-        )
-    }
-}
-
-impl<R: DeserializeOwned + 'static> Iterator for AsyncMap<R> {
-    type Item = Result<R>;
-
-    /// The next item's result, waiting for it: in input order, or with
-    /// `ordered(false)` in the order tasks complete.
-    fn next(&mut self) -> Option<Result<R>> {
-        loop {
-            if let Some(item) = self.out.pop_front() {
-                return Some(item);
-            }
-            if self.handed >= self.chunks.len() {
-                return None;
-            }
-            let index = if self.ordered {
-                self.handed
-            } else {
-                match self.arrivals.recv() {
-                    Ok(i) => usize::try_from(i).unwrap_or(usize::MAX),
-                    Err(_) => self.handed,
-                }
-            };
-            self.handed += 1;
-            let chunk = self.chunks.get(index)?;
-            let count = self.layout.range(index).len();
-            self.out.extend(spread(chunk.get(), count));
         }
     }
 }

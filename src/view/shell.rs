@@ -9,53 +9,21 @@
 //! read to its own output, which is how it reaches the result's metadata
 //! and [`display_outputs`](crate::AsyncResult::display_outputs).
 
-use std::fmt;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::ShellStatus;
+
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::registry::registry;
 use crate::remote::{IntoArg, TaskResult};
 use crate::result::{AsyncResult, Payload};
-use crate::view::{DirectView, Shape};
-
-/// How a shell command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShellStatus {
-    /// It exited with this code (0 is success; `sh` exits with 127 when it
-    /// cannot find the command and 126 when it cannot run it).
-    Exited(i32),
-    /// It was killed by this signal.
-    Signalled(i32),
-}
-
-impl ShellStatus {
-    /// True for exit code 0.
-    pub fn success(&self) -> bool {
-        *self == ShellStatus::Exited(0)
-    }
-
-    /// The exit code, if the command exited.
-    pub fn code(&self) -> Option<i32> {
-        match self {
-            ShellStatus::Exited(code) => Some(*code),
-            ShellStatus::Signalled(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for ShellStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ShellStatus::Exited(code) => write!(f, "exited with status {code}"),
-            ShellStatus::Signalled(signal) => write!(f, "was killed by signal {signal}"),
-        }
-    }
-}
+use crate::view::direct::DirectView;
+use crate::view::shape::Shape;
 
 /// What a shell command did on one engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

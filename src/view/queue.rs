@@ -1,0 +1,195 @@
+//! Load-balanced work, whatever runs it: the [`TaskQueue`] a
+//! [`LoadBalancedView`](crate::LoadBalancedView) (engines, through the
+//! controller's scheduler) and a [`LocalPool`](crate::LocalPool) (threads
+//! of rank 0) both implement, and the calls built on it ([`apply_on`],
+//! [`map_on`]): encoding the call or the items into tasks, and decoding
+//! each task's reply, so that both give the same results and errors.
+//!
+//! Where a task runs is the implementor's; the map's result is
+//! [`AsyncMap`] (`async_map.rs`).
+
+use serde::de::DeserializeOwned;
+
+use crate::client::collect;
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
+use crate::registry::registry;
+use crate::remote::{encode_call, Args, IntoArg, RemoteFn};
+use crate::result::{AsyncResult, Control, Payload};
+use crate::scheduler::map::Chunks;
+use crate::view::arity::OneArg;
+use crate::view::async_map::AsyncMap;
+use crate::view::shape::One;
+
+/// How one load-balanced task's replies become the caller's value.
+pub(crate) trait Finish<R>:
+    Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
+{
+}
+
+impl<R, F> Finish<R> for F where
+    F: Fn(&mut [(usize, Result<Payload>)]) -> Result<R> + Send + Sync + 'static
+{
+}
+
+/// A queue load-balanced tasks are submitted to, each to run once on
+/// whichever of its workers is free: the engines of a
+/// [`LoadBalancedView`](crate::LoadBalancedView) (through the controller,
+/// whose placement state is `controller::balance::Balancer`), or the
+/// threads of a [`LocalPool`](crate::LocalPool) on rank 0. Building tasks
+/// from calls and results from replies is shared ([`apply_on`],
+/// [`map_on`]), so both give the same results and errors.
+pub(crate) trait TaskQueue {
+    /// A new task id.
+    fn next_task(&self) -> TaskId;
+
+    /// Starts `work` (numbered `task`); its one reply goes through `finish`.
+    fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R>;
+
+    /// Items per `map` task for `count` items.
+    fn chunksize(&self, count: usize) -> usize;
+
+    /// Whether a map's iterator yields in input order.
+    fn ordered(&self) -> bool;
+
+    /// The link that lets a whole map be aborted or depended on, for
+    /// controller tasks.
+    fn control(&self, tasks: Vec<TaskId>) -> Option<Control>;
+
+    /// A submission that failed before it was sent: its result fails with
+    /// `error`, and it counts as a failed dependency.
+    fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R>;
+}
+
+/// Runs `f(args)` as one task of `on` (a load-balanced `apply`).
+pub(crate) fn apply_on<Q, F, M, A>(on: &Q, f: F, args: A) -> AsyncResult<F::Output>
+where
+    Q: TaskQueue,
+    F: RemoteFn<M>,
+    A: Args<M>,
+{
+    let _ = f;
+    let (function, args) = match encode_call::<F, M, A>(args) {
+        Ok(b) => b,
+        Err(e) => return on.failed(e),
+    };
+    let task = on.next_task();
+    on.run(
+        task,
+        Work::Apply {
+            task,
+            function,
+            args,
+        },
+        |outcomes: &mut [(usize, Result<Payload>)]| collect::<One, _>(outcomes, &decode_value),
+    )
+}
+
+/// Runs `f` on every item, in tasks of `on`'s chunk size (a load-balanced
+/// `map`).
+pub(crate) fn map_on<Q, F, M, P, I>(
+    on: &Q,
+    f: F,
+    items: impl IntoIterator<Item = I>,
+) -> AsyncMap<F::Output>
+where
+    Q: TaskQueue,
+    F: RemoteFn<M>,
+    M: OneArg<P>,
+    I: IntoArg<P>,
+{
+    let _ = f;
+    let function = match registry().id_of::<F>() {
+        Ok(id) => id,
+        Err(e) => return AsyncMap::failed(on.failed(e), on.ordered()),
+    };
+    let items: Vec<I> = items.into_iter().collect();
+    let count = items.len();
+    let chunks = Chunks::new(count, on.chunksize(count));
+    // Every item is encoded before anything is sent: an item that
+    // cannot be sends nothing.
+    let mut items = items.into_iter();
+    let mut packed = Vec::with_capacity(chunks.count());
+    for range in chunks.iter() {
+        let mut chunk = Packed::with_capacity(range.len(), range.len() * 8);
+        for item in items.by_ref().take(range.len()) {
+            if let Err(e) = chunk.push_with(|out| item.encode_into(out)) {
+                return AsyncMap::failed(on.failed(e), on.ordered());
+            }
+        }
+        packed.push((chunk, range.start));
+    }
+    let results = packed
+        .into_iter()
+        .map(|(chunk, first)| submit_chunk::<Q, F::Output>(on, function, chunk, first))
+        .collect();
+    AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks))
+}
+
+/// Sends one `map` task over `items` (encoded), numbered from `first`.
+pub(crate) fn submit_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
+    on: &Q,
+    function: u64,
+    items: Packed,
+    first: usize,
+) -> AsyncResult<Vec<Result<R>>> {
+    let task = on.next_task();
+    let count = items.len();
+    on.run(
+        task,
+        Work::Map {
+            task,
+            function,
+            items,
+        },
+        move |outcomes: &mut [(usize, Result<Payload>)]| {
+            let (engine, outcome) = outcomes
+                .first()
+                .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
+            match outcome {
+                Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
+                    .map(|k| decode_item(each, k, first + k, *engine, task))
+                    .collect()),
+                Ok(other) => Err(Error::Protocol(format!(
+                    "unexpected reply to a map task of {count} items: {other:?}"
+                ))),
+                Err(e) => Err(e.clone()),
+            }
+        },
+    )
+}
+
+/// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
+pub(crate) fn encode_item<P, I: IntoArg<P>>(item: I) -> Result<Vec<u8>> {
+    match item.into_wire()? {
+        WireArg::Value(bytes) => Ok(bytes),
+        WireArg::Ref(name) => Err(Error::Usage(format!(
+            "map takes values, not references (Ref {name:?})"
+        ))),
+    }
+}
+
+fn decode_value<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<R> {
+    match payload {
+        Payload::Value(bytes) => codec::decode(bytes),
+        other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Item `k` of a task's results; `index` is its place in the map's input.
+fn decode_item<R: DeserializeOwned>(
+    each: &Each,
+    k: usize,
+    index: usize,
+    engine: usize,
+    task: TaskId,
+) -> Result<R> {
+    match each.item(k) {
+        Ok(bytes) => codec::decode(bytes?),
+        Err(f) => Err(Error::MapItem {
+            index,
+            error: Box::new(f.clone().into_error(engine, task)),
+        }),
+    }
+}
