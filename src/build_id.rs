@@ -125,7 +125,7 @@ fn find_build_id(notes: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     /// A note: sizes, type, name and descriptor, each padded to 4 bytes.

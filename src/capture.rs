@@ -197,7 +197,7 @@ fn drain(file: &mut File, limit: u64) -> String {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     fn file_with(bytes: &[u8]) -> File {

@@ -71,7 +71,7 @@ fn line(unit: &str, (done, total): (usize, usize), elapsed: Duration) -> String 
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

@@ -526,7 +526,7 @@ pub fn kill_job(child: &mut Child) -> Option<ExitStatus> {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

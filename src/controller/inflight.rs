@@ -72,7 +72,7 @@ impl Inflight {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

@@ -339,7 +339,7 @@ fn decode_many<R: DeserializeOwned>(_: usize, payload: &mut Payload) -> Result<V
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
     use crate::bulk::BulkVec;
     use crate::result::{Gathered, ResultState};

@@ -26,7 +26,7 @@ use crate::result::metadata::Metadata;
 mod draw;
 mod record;
 #[cfg(test)]
-mod test;
+mod tests;
 
 pub use record::TimelineRecord;
 

@@ -581,4 +581,4 @@ impl<T: 'static> Future for AsyncResult<T> {
 }
 
 #[cfg(test)]
-mod test;
+mod tests;
