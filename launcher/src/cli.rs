@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::batch::script::Scheduler;
+use crate::batch::scheduler::Scheduler;
 use crate::batch::walltime::Walltime;
 use crate::error::Error;
 use crate::mpi_flags::MpiFlag;

@@ -8,9 +8,10 @@
 //! program links and the plugins an `srun` here offers), describe the
 //! [`script::Job`], then print it, write
 //! it (`-o FILE`, made executable) and/or submit it (`--submit`). The
-//! templates are `script`'s, the time limit `walltime`'s, submitting
-//! `submit`'s.
+//! templates are `script`'s, the batch systems `scheduler`'s, the time
+//! limit `walltime`'s, submitting `submit`'s.
 
+pub mod scheduler;
 pub mod script;
 mod submit;
 pub mod walltime;
@@ -27,7 +28,8 @@ use crate::mpiexec::{self, srun, Choices};
 use crate::output;
 use crate::progress::Progress;
 use crate::target::Target;
-use script::{Job, Launcher, Scheduler, Size};
+use scheduler::Scheduler;
+use script::{Job, Launcher, Size};
 
 /// Runs `rankview batch`.
 pub fn batch(args: BatchArgs) -> Result<ExitCode, Error> {
