@@ -345,7 +345,7 @@ fn parse_header_value_os(value: &str) -> Result<OsString, String> {
 /// letter (what PBS accepts; Slurm takes it too).
 fn parse_job_name(value: &str) -> Result<String, String> {
     if value.starts_with(|c: char| c.is_ascii_alphabetic())
-        && value.chars().all(crate::batch::is_name_char)
+        && value.chars().all(crate::batch::scheduler::is_name_char)
     {
         Ok(value.to_string())
     } else {
