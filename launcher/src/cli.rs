@@ -18,9 +18,7 @@ use crate::batch::walltime::Walltime;
 use crate::error::Error;
 use crate::mpi_flags::MpiFlag;
 use crate::mpiexec::Flavour;
-
-/// The fewest ranks a rankview job can have: one controller, one engine.
-pub const MIN_RANKS: u32 = 2;
+use crate::ranks::MIN_RANKS;
 
 /// `rankview`: run rankview programs as MPI jobs.
 #[derive(Debug, Parser)]

@@ -11,7 +11,9 @@
 //! ## Map
 //!
 //! - `cli`: flags and their checks; `run`, `info` and `batch`: the
-//!   subcommands (`batch::script`: the Slurm and PBS job scripts).
+//!   subcommands (`batch::script`: the Slurm and PBS job scripts;
+//!   `batch::scheduler`: which batch system, and its job names); `ranks`:
+//!   the fewest ranks a job has.
 //! - `target`: the PROGRAM or `--example` a job runs; `allocation`: the
 //!   Slurm or PBS allocation `run` is inside, if any.
 //! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags;
@@ -44,6 +46,7 @@ mod output;
 mod plan;
 mod probe;
 mod progress;
+mod ranks;
 mod relay;
 mod run;
 mod signals;

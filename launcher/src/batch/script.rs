@@ -58,11 +58,11 @@ impl Size {
                 )
             }
         };
-        if ranks < crate::cli::MIN_RANKS {
+        if ranks < crate::ranks::MIN_RANKS {
             return Err(format!(
                 "rankview needs at least {} ranks: rank 0 is the controller, the others are \
                  engines",
-                crate::cli::MIN_RANKS
+                crate::ranks::MIN_RANKS
             ));
         }
         Ok(Size {
