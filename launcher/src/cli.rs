@@ -3,7 +3,7 @@
 //! Owns the clap definitions and the parsers for `-n` and `--timeout`, so a
 //! bad value is a usage error before anything runs. It also turns clap's own
 //! errors into the launcher's short usage error. What the flags *do* is left
-//! to `run` (and, for MPI's own flags, to `mpiexec::flavour`).
+//! to `run` (and, for MPI's own flags, to `mpiexec::launch`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -16,7 +16,8 @@
 //!   the fewest ranks a job has.
 //! - `target`: the PROGRAM or `--example` a job runs; `allocation`: the
 //!   Slurm or PBS allocation `run` is inside, if any.
-//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags;
+//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: which MPI
+//!   it is; `mpiexec::launch`: its flags;
 //!   `mpiexec::srun`: what srun needs that mpirun does not (a dead rank
 //!   ends the job, one SIGINT reaches the ranks, the MPI's PMI plugin).
 //! - `plan`: the exact command line and environment (`--dry-run` prints it).
