@@ -1,4 +1,5 @@
-//! Seed 001, "The basic interface for remote computation", in Rust.
+//! ipyparallel's notebook "The basic interface for remote computation with
+//! IPython", in Rust.
 //! Run it with `rankview run -n 3 --example basic_interface`.
 //!
 //! Every cell that maps to Rust, each checked: a function applied on engine 0
@@ -18,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rankview::{globals, Error, Ref, TaskResult, Values};
 
 /// The p-norm of `a` for every level (`f64::INFINITY` for the max norm;
-/// finite levels are whole numbers), from nalgebra as the seed's come from
+/// finite levels are whole numbers), from nalgebra as the notebook's come from
 /// `numpy.linalg.norm`.
 #[rankview::remote]
 fn get_norms(a: &[f64], levels: Vec<f64>) -> Vec<(f64, f64)> {

@@ -1,4 +1,5 @@
-//! Seed 003, "Futures and Executors", in Rust.
+//! ipyparallel's notebook "Futures in IPython Parallel" (futures and
+//! executors), in Rust.
 //! Run it with `rankview run -n 3 --example executors`.
 //!
 //! Every cell that maps to Rust, each checked: `random_norm(100)` on the
@@ -40,7 +41,7 @@ fn sleep_task(t: f64) -> u32 {
     std::process::id()
 }
 
-/// The pid, whatever the item (the seed's `lambda x: os.getpid()`).
+/// The pid, whatever the item (the notebook's `lambda x: os.getpid()`).
 #[rankview::remote]
 fn pid_of(_: u32) -> u32 {
     std::process::id()
@@ -152,7 +153,7 @@ fn main() {
         assert_ne!(pid, std::process::id());
 
         // loop.add_callback(background); loop.run_sync(work), the
-        // seed's seconds as tenths of seconds.
+        // notebook's seconds as tenths of seconds.
         let ticks = Arc::new(AtomicUsize::new(0));
         let t0 = Instant::now();
         let seen = runtime.block_on(async {
@@ -189,7 +190,7 @@ fn main() {
         println!("rc.executor() is {ex:?}");
         assert_eq!(ex.targets(), rc.ids().as_slice());
 
-        // Comparing executors. The seed's sizes are 2^20..2^24; these are
+        // Comparing executors. The notebook's sizes are 2^20..2^24; these are
         // 2^16..2^20 (16 sizes, log-spaced) to suit a small machine.
         let sizes: Vec<usize> = (0..16)
             .map(|k| 2f64.powf(16.0 + 4.0 * f64::from(k) / 15.0) as usize)

@@ -1,4 +1,5 @@
-//! Seed 000, "Passing results as input", in Rust.
+//! ipyparallel's notebook "Passing results as input in IPython.parallel", in
+//! Rust.
 //! Run it with `rankview run -n 3 --example follow_norms`.
 //!
 //! Passes the result of one task to the next without waiting for it: a
@@ -6,7 +7,7 @@
 //! the analysis task follows it (`follow`: same engine, once done) and reads
 //! the matrix in place through a `Ref`, and a cleanup task follows the
 //! analysis and removes the name. All thirty tasks are submitted before any
-//! has run. Then the seed's table of 2-norms, and every engine's namespace
+//! has run. Then the notebook's table of 2-norms, and every engine's namespace
 //! is empty again. Random numbers come from `rand`, the 2-norm from
 //! `nalgebra`'s SVD. Checked: each norm up to 128x128 is the one the client
 //! computes from the same generator and seed, every norm lies between the
@@ -27,7 +28,7 @@ fn random_matrix(sz: usize) -> Array2<f64> {
 }
 
 /// The 2-norm (largest singular value) of a matrix, from nalgebra's SVD
-/// (`numpy.linalg.norm(a, 2)` in the seed).
+/// (`numpy.linalg.norm(a, 2)` in the notebook).
 fn two_norm(a: &Array2<f64>) -> f64 {
     DMatrix::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
         .svd(false, false)

@@ -1,4 +1,4 @@
-//! Seed 004, "Going parallel with IPython: the basics", in Rust.
+//! ipyparallel's notebook "Going parallel with IPython: the basics", in Rust.
 //! Run it with `rankview run -n 5 --example going_parallel`.
 //!
 //! `longrun` timed locally, on one engine and on every engine; the process id

@@ -1,6 +1,7 @@
-//! Seed 002, "scatter and gather", in Rust.
+//! ipyparallel's scatter and gather notebook (a direct view scatters user
+//! ids, the engines transform them, the client gathers them), in Rust.
 //! Run it with `rankview run -n 8 --example scatter_gather` (7 engines, as in
-//! the seed) or with any other number of ranks.
+//! the notebook) or with any other number of ranks.
 //!
 //! 1000 user ids are scattered over every engine; each engine reports its
 //! chunk's length and maximum (for 7 engines: six chunks of 143, one of 142);

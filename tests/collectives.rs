@@ -1,5 +1,6 @@
 //! `tests/programs/check_collectives.rs` as an MPI job on 2, 3 and 5 ranks,
-//! and the seed 002 table of `scatter_gather` on 8 ranks.
+//! and the table of `scatter_gather` (ipyparallel's scatter and gather
+//! notebook) on 8 ranks.
 //!
 //! The program asserts the collectives itself (see its header); this file
 //! owns the list of checks that must be reported as passed.
@@ -49,7 +50,8 @@ fn check_collectives_5_ranks() {
     mpirun(5, "check_collectives", &[]).assert_checks("check_collectives", CHECKS);
 }
 
-/// Seed 002 on 7 engines: six chunks of 143, one of 142, maxima as printed.
+/// The scatter and gather notebook on 7 engines: six chunks of 143, one of
+/// 142, maxima as printed.
 #[test]
 fn scatter_gather_prints_the_seed_table_on_8_ranks() {
     let run = mpirun(8, "scatter_gather", &[]);

@@ -1,7 +1,8 @@
 //! Faults a job must survive or end cleanly from, run through the `rankview`
-//! launcher (SPEC §7): an engine or rank 0 killed with SIGKILL during a long
-//! task, an engine killed while its reply's attachment is in flight, SIGINT and SIGTERM to the launcher, and a client that is quiet for
-//! 60 s (slow: it takes a minute).
+//! launcher (no hang, a non-zero status, the rank named): an engine or rank 0
+//! killed with SIGKILL during a long task, an engine killed while its
+//! reply's attachment is in flight, SIGINT and SIGTERM to the launcher, and a
+//! client that is quiet for 60 s (slow: it takes a minute).
 //!
 //! Each job runs `tests/programs/check_failures.rs` in mode `long_task`
 //! (which prints the pid of every rank, then waits on a 60 s task) or

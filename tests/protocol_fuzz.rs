@@ -1,4 +1,5 @@
-//! The wire protocol's decoder under arbitrary bytes (SPEC §7): 10^6 random
+//! The wire protocol's decoder under arbitrary bytes (it must never panic
+//! and never take memory out of proportion to the input): 10^6 random
 //! and mutated messages, each decoded as a controller → engine `Request`
 //! and as an engine → controller `Reply`.
 //!

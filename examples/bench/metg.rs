@@ -12,8 +12,8 @@
 //! better of two expert farms per step: rank 0 receiving with a blocking
 //! call, and rank 0 napping between probes (on an oversubscribed machine the
 //! spinning master takes a core from the workers). Drawing the curves
-//! (`--metg-svg FILE`) is here too; the job and the other workloads are
-//! `bench.rs`'s.
+//! (`--metg-svg FILE`) is here too; the job is `main.rs`'s, the rankview
+//! side of each step `workloads.rs`'s (`metg_step`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -48,7 +48,8 @@ pub fn tasks(us: u64, engines: usize) -> usize {
 }
 
 /// The raw side of one step, run by every rank in the `metg` section:
-/// `farm(world, tasks, pipe, poll, work)` is `bench.rs`'s hand-written farm.
+/// `farm(world, tasks, pipe, poll, work)` is `raw.rs`'s hand-written farm
+/// (`raw_farm`).
 pub fn raw_section(
     world: &SimpleCommunicator,
     farm: impl Fn(

@@ -140,7 +140,7 @@ fn slurm_size(text: impl Fn(&str) -> Option<String>) -> Option<(u32, String)> {
             ),
         }
     };
-    let min = crate::cli::MIN_RANKS;
+    let min = crate::ranks::MIN_RANKS;
     if ranks < min {
         return Some((
             min,

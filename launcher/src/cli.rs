@@ -3,7 +3,7 @@
 //! Owns the clap definitions and the parsers for `-n` and `--timeout`, so a
 //! bad value is a usage error before anything runs. It also turns clap's own
 //! errors into the launcher's short usage error. What the flags *do* is left
-//! to `run` (and, for MPI's own flags, to `mpiexec::flavour`).
+//! to `run` (and, for MPI's own flags, to `mpiexec::launch`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,14 +13,12 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::batch::script::Scheduler;
+use crate::batch::scheduler::Scheduler;
 use crate::batch::walltime::Walltime;
 use crate::error::Error;
 use crate::mpi_flags::MpiFlag;
 use crate::mpiexec::Flavour;
-
-/// The fewest ranks a rankview job can have: one controller, one engine.
-pub const MIN_RANKS: u32 = 2;
+use crate::ranks::MIN_RANKS;
 
 /// `rankview`: run rankview programs as MPI jobs.
 #[derive(Debug, Parser)]
@@ -345,7 +343,7 @@ fn parse_header_value_os(value: &str) -> Result<OsString, String> {
 /// letter (what PBS accepts; Slurm takes it too).
 fn parse_job_name(value: &str) -> Result<String, String> {
     if value.starts_with(|c: char| c.is_ascii_alphabetic())
-        && value.chars().all(crate::batch::is_name_char)
+        && value.chars().all(crate::batch::scheduler::is_name_char)
     {
         Ok(value.to_string())
     } else {

@@ -3,7 +3,7 @@
 //!
 //! Owns how each fact is found out (without linking libc's `getuid` directly:
 //! nix's safe wrapper). What the facts imply for MPI's flags is left to
-//! `mpiexec::flavour`.
+//! `mpiexec::launch`.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;

@@ -11,10 +11,13 @@
 //! ## Map
 //!
 //! - `cli`: flags and their checks; `run`, `info` and `batch`: the
-//!   subcommands (`batch::script`: the Slurm and PBS job scripts).
+//!   subcommands (`batch::script`: the Slurm and PBS job scripts;
+//!   `batch::scheduler`: which batch system, and its job names); `ranks`:
+//!   the fewest ranks a job has.
 //! - `target`: the PROGRAM or `--example` a job runs; `allocation`: the
 //!   Slurm or PBS allocation `run` is inside, if any.
-//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: its flags;
+//! - `mpiexec`: finding the MPI launcher; `mpiexec::flavour`: which MPI
+//!   it is; `mpiexec::launch`: its flags;
 //!   `mpiexec::srun`: what srun needs that mpirun does not (a dead rank
 //!   ends the job, one SIGINT reaches the ranks, the MPI's PMI plugin).
 //! - `plan`: the exact command line and environment (`--dry-run` prints it).
@@ -44,6 +47,7 @@ mod output;
 mod plan;
 mod probe;
 mod progress;
+mod ranks;
 mod relay;
 mod run;
 mod signals;

@@ -3,7 +3,7 @@
 //! Owns the order of the arguments (the flavour's own flags, then each
 //! `--mpi-arg` verbatim, then the program and its arguments), the variables
 //! set for the job, and printing all of it as shell text for `--dry-run`.
-//! Which flags a flavour takes is `mpiexec::flavour`'s decision; running the
+//! Which flags a flavour takes is `mpiexec::launch`'s decision; running the
 //! plan is `supervisor`'s.
 
 use std::ffi::{OsStr, OsString};

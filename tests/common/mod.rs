@@ -40,7 +40,8 @@ pub fn timeout() -> Duration {
 }
 
 /// Extra `mpirun` flags from `RANKVIEW_TEST_MPI_ARGS` (split on whitespace),
-/// e.g. `--mca btl tcp,self` to run the suite over TCP only (SPEC §7).
+/// e.g. `--mca btl tcp,self` to run the suite over TCP only (what a
+/// multi-node job uses).
 pub fn extra_mpi_args() -> Vec<String> {
     std::env::var("RANKVIEW_TEST_MPI_ARGS")
         .map(|s| s.split_whitespace().map(String::from).collect())

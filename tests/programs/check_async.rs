@@ -3,7 +3,8 @@
 //! (or `mpirun -n 3 target/debug/check_async`); `tests/async_results.rs`
 //! runs it on 2, 3 and 5 ranks.
 //!
-//! Owns the checks of what seed 003 and SPEC §4 promise for results:
+//! Owns the checks of what ipyparallel's "Futures in IPython Parallel"
+//! notebook shows of results, in Rust's terms:
 //! awaiting from a tokio current-thread runtime does not block it (a tokio
 //! interval keeps ticking during the await, and a request made by a second
 //! future is sent before the first one's reply comes back), a map awaited

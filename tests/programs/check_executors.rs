@@ -112,7 +112,8 @@ macro_rules! on_every_executor {
     }};
 }
 
-/// Seed 003's workload, written once for any executor.
+/// The workload of ipyparallel's "Futures in IPython Parallel" notebook,
+/// written once for any executor.
 fn workload(ex: &impl Executor) -> rankview::Result<(Vec<String>, Vec<f64>, i64)> {
     let strings = ex.map(show, 0..5u32).get()?;
     let sizes: Vec<u64> = (0..8).map(|k| 1000 << k).collect();

@@ -8,9 +8,10 @@
 //! program links and the plugins an `srun` here offers), describe the
 //! [`script::Job`], then print it, write
 //! it (`-o FILE`, made executable) and/or submit it (`--submit`). The
-//! templates are `script`'s, the time limit `walltime`'s, submitting
-//! `submit`'s.
+//! templates are `script`'s, the batch systems and their job names
+//! `scheduler`'s, the time limit `walltime`'s, submitting `submit`'s.
 
+pub mod scheduler;
 pub mod script;
 mod submit;
 pub mod walltime;
@@ -27,7 +28,8 @@ use crate::mpiexec::{self, srun, Choices};
 use crate::output;
 use crate::progress::Progress;
 use crate::target::Target;
-use script::{Job, Launcher, Scheduler, Size};
+use scheduler::{job_name, Scheduler};
+use script::{Job, Launcher, Size};
 
 /// Runs `rankview batch`.
 pub fn batch(args: BatchArgs) -> Result<ExitCode, Error> {
@@ -106,35 +108,4 @@ fn write_script(file: &Path, text: &str) -> Result<(), Error> {
         .permissions();
     permissions.set_mode(permissions.mode() | 0o700);
     std::fs::set_permissions(file, permissions).map_err(|err| Error::io(context(), err))
-}
-
-/// A job name from a program's name: letters, digits, `_`, `-` and `.`
-/// kept, anything else `_`, and a leading letter (PBS wants one).
-pub fn job_name(program: &str) -> String {
-    let mut name: String = program
-        .chars()
-        .map(|c| if is_name_char(c) { c } else { '_' })
-        .collect();
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        name.insert_str(0, "job_");
-    }
-    name
-}
-
-/// The characters a job name (and a value in a header line) may have.
-pub fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_-.".contains(c)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names() {
-        assert_eq!(job_name("quickstart"), "quickstart");
-        assert_eq!(job_name("my app+1"), "my_app_1");
-        assert_eq!(job_name("3d"), "job_3d");
-        assert_eq!(job_name(""), "job_");
-    }
 }

@@ -12,36 +12,10 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 
+use crate::batch::scheduler::Scheduler;
 use crate::batch::walltime::Walltime;
 use crate::mpiexec::Flavour;
 use crate::plan::quote;
-
-/// A batch system the launcher writes scripts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scheduler {
-    /// Slurm (`sbatch`, `srun`).
-    Slurm,
-    /// PBS Professional / OpenPBS (`qsub`, `select` resources).
-    Pbs,
-}
-
-impl Scheduler {
-    /// The command that submits a script.
-    pub fn submit_command(self) -> &'static str {
-        match self {
-            Scheduler::Slurm => "sbatch",
-            Scheduler::Pbs => "qsub",
-        }
-    }
-
-    /// The scheduler's name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheduler::Slurm => "Slurm",
-            Scheduler::Pbs => "PBS",
-        }
-    }
-}
 
 /// How many ranks, and how they sit on nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +58,11 @@ impl Size {
                 )
             }
         };
-        if ranks < crate::cli::MIN_RANKS {
+        if ranks < crate::ranks::MIN_RANKS {
             return Err(format!(
                 "rankview needs at least {} ranks: rank 0 is the controller, the others are \
                  engines",
-                crate::cli::MIN_RANKS
+                crate::ranks::MIN_RANKS
             ));
         }
         Ok(Size {

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::batch::script::Scheduler;
+use crate::batch::scheduler::Scheduler;
 use crate::error::Error;
 use crate::executable;
 

@@ -11,7 +11,7 @@
 //! rank's death does (`--kill-on-bad-exit`, `-K`), what Ctrl-C does
 //! (`--disable-status`, `-X`, `--quit-on-interrupt`) and the PMI plugin
 //! (`--mpi`), as flags or as the `SLURM_*` variables srun reads. Which flags
-//! follow from these is `flavour`'s, `srun`'s and `plan`'s business. Pure
+//! follow from these is `launch`'s, `srun`'s and `plan`'s business. Pure
 //! apart from [`Choices::detect`], which reads the environment and the
 //! files.
 

@@ -4,16 +4,19 @@
 //! allocation (see `allocation`), else `mpirun`, else `mpiexec` on PATH;
 //! and running
 //! `<launcher> --version` once to learn its flavour and version; and asking
-//! srun which PMI plugins it offers (`srun --mpi=list`). The flags each
-//! flavour understands live in `flavour` (srun's own in `srun`); building
-//! the full command line is `plan`'s job.
+//! srun which PMI plugins it offers (`srun --mpi=list`). Recognising a
+//! flavour is `flavour`'s; the flags each flavour understands live in
+//! `launch` (srun's own in `srun`); building the full command line is
+//! `plan`'s job.
 
 mod choices;
 mod flavour;
+mod launch;
 pub mod srun;
 
 pub use choices::Choices;
-pub use flavour::{hostfile_slots, size_warnings, Flavour, JobShape};
+pub use flavour::Flavour;
+pub use launch::{hostfile_slots, size_warnings, JobShape};
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

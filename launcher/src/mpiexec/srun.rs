@@ -21,7 +21,8 @@
 
 use std::ffi::OsString;
 
-use crate::mpiexec::{Choices, Flavour};
+use crate::mpiexec::choices::Choices;
+use crate::mpiexec::flavour::Flavour;
 
 /// What srun's PMI plugin is chosen from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
