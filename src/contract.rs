@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use crate::bulk::{BufRef, BulkVec, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
+use crate::loan::Loan;
 use crate::protocol::{self, TaskId, ValueSpec, Work};
 use crate::result::state::{Payload, ResultState};
 use crate::scheduler::{QueueStatus, Task};
-use crate::transport::Loan;
 
 /// What client handles ask of the controller.
 pub(crate) enum Command {

@@ -72,6 +72,7 @@ mod error;
 mod executor;
 mod helping;
 mod launch;
+mod loan;
 mod namespace;
 mod progress;
 mod protocol;

@@ -9,6 +9,4 @@
 pub(crate) mod mpi;
 
 pub use self::mpi::World;
-pub(crate) use self::mpi::{
-    abort_job, lend, lend_mut, needs_pieces, Loan, Mpi, Receive, Section, SendBuf,
-};
+pub(crate) use self::mpi::{abort_job, needs_pieces, Mpi, Receive, Section, SendBuf};

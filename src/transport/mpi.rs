@@ -439,85 +439,6 @@ impl Drop for Mpi {
     }
 }
 
-/// A buffer lent to the MPI thread by a thread that waits until it comes back.
-///
-/// Made by [`lend`] (read only) or [`lend_mut`] (to be written: a gather
-/// into the caller's memory); dropping the loan (anywhere, after any use)
-/// returns the buffer, and only then does the lending call return. This is
-/// what lets a collective on rank 0 read or fill the caller's data in place
-/// instead of copying it.
-pub(crate) struct Loan {
-    buf: Lendable<'static>,
-    _returned: mpsc::Sender<()>,
-}
-
-/// What a [`Loan`] holds.
-enum Lendable<'a> {
-    Ref(BufRef<'a>),
-    Mut(BufMut<'a>),
-}
-
-impl Loan {
-    /// The lent buffer.
-    pub(crate) fn buf(&self) -> BufRef<'_> {
-        match &self.buf {
-            Lendable::Ref(buf) => *buf,
-            Lendable::Mut(buf) => buf.as_ref(),
-        }
-    }
-
-    /// The lent buffer, writable; `None` if it was lent read only.
-    pub(crate) fn buf_mut(&mut self) -> Option<BufMut<'_>> {
-        match &mut self.buf {
-            Lendable::Ref(_) => None,
-            Lendable::Mut(buf) => Some(buf.reborrow()),
-        }
-    }
-}
-
-/// Lends `buf` to `f` and blocks until the [`Loan`] given to `f` has been
-/// dropped, wherever `f` sent it — also when `f` panics (the wait happens
-/// while unwinding). A large buffer lent for the second time is first moved
-/// onto huge pages (see [`collapse_when_lent_again`](crate::bulk::collapse_when_lent_again)).
-pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
-    crate::bulk::collapse_when_lent_again(buf.as_bytes());
-    lend_any(Lendable::Ref(buf), f)
-}
-
-/// [`lend`] for a buffer the loan's holder may write.
-pub(crate) fn lend_mut<R>(buf: BufMut<'_>, f: impl FnOnce(Loan) -> R) -> R {
-    lend_any(Lendable::Mut(buf), f)
-}
-
-fn lend_any<R>(buf: Lendable<'_>, f: impl FnOnce(Loan) -> R) -> R {
-    /// Waits, when dropped, until every sender of its channel is gone.
-    struct Returned(mpsc::Receiver<()>);
-    impl Drop for Returned {
-        fn drop(&mut self) {
-            // Err means disconnected: the loan is gone.
-            let _ = self.0.recv();
-        }
-    }
-    let (returned_tx, returned_rx) = mpsc::channel::<()>();
-    let _returned = Returned(returned_rx);
-    // SAFETY: the `'static` lifetime is a lie that this function makes true:
-    // 1. the loan is the only holder of the extended borrow (shared or
-    //    exclusive, as the caller's was), and holds the only sender of
-    //    `returned_rx`;
-    // 2. `_returned` is dropped before this function returns or finishes
-    //    unwinding (a panic in `f` unwinds through it), and its drop waits
-    //    until every sender is gone, i.e. the loan was dropped (or leaked,
-    //    in which case this function never returns and `buf` stays
-    //    borrowed);
-    // so `buf` is borrowed for as long as the loan can reach it.
-    let buf: Lendable<'static> =
-        unsafe { std::mem::transmute::<Lendable<'_>, Lendable<'static>>(buf) };
-    f(Loan {
-        buf,
-        _returned: returned_tx,
-    })
-}
-
 /// Runs `$body` with `$v` bound to the typed slice inside a `BufRef`.
 macro_rules! with_buf {
     ($buf:expr, $v:ident => $body:expr) => {
@@ -884,43 +805,7 @@ impl Mpi {
 
 #[cfg(test)]
 mod test {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::Duration;
-
     use super::*;
-
-    #[test]
-    fn a_panic_after_lending_waits_for_the_loan() {
-        let data = vec![1.0f64, 2.0, 3.0];
-        let released = Arc::new(AtomicBool::new(false));
-        let seen = released.clone();
-        let holder = std::sync::Mutex::new(None);
-        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lend(BufRef::F64(&data), |loan| {
-                let released = released.clone();
-                let handle = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(200));
-                    let BufRef::F64(v) = loan.buf() else {
-                        panic!("lent buffer changed type");
-                    };
-                    let sum: f64 = v.iter().sum();
-                    released.store(true, Ordering::SeqCst);
-                    drop(loan);
-                    sum
-                });
-                *holder.lock().unwrap() = Some(handle);
-                panic!("the lender panics while the loan is out");
-            })
-        }));
-        assert!(unwound.is_err());
-        assert!(
-            seen.load(Ordering::SeqCst),
-            "lend unwound before the loan came back"
-        );
-        let sum = holder.lock().unwrap().take().unwrap().join().unwrap();
-        assert_eq!(sum, 6.0);
-    }
 
     #[test]
     fn long_message_headers_are_recognised() {

@@ -24,12 +24,12 @@ use crate::client::Client;
 use crate::codec;
 use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
+use crate::loan;
 use crate::namespace::Value;
 use crate::protocol::Request;
 use crate::registry::registry;
 use crate::remote::{IntoArg, RemoteFn};
 use crate::result::{AsyncResult, Payload};
-use crate::transport;
 use crate::view::containers::PlanData;
 use crate::view::direct::DirectView;
 use crate::view::queue::encode_item;
@@ -113,7 +113,7 @@ impl<S: Shape> DirectView<S> {
                 .collective(&self.targets, kind(buffer), finish_units)
         };
         match plan.data {
-            PlanData::Borrowed(buf) => transport::lend(buf, |loan| submit(Buffer::Lent(loan))),
+            PlanData::Borrowed(buf) => loan::lend(buf, |loan| submit(Buffer::Lent(loan))),
             PlanData::Owned(owned) => submit(Buffer::Owned(owned)),
         }
     }
@@ -202,7 +202,7 @@ impl<S: Shape> DirectView<S> {
         let value = C::spec()?.value;
         out.fill(&mut |buf, shape| {
             let shape = shape.map(<[usize]>::to_vec);
-            transport::lend_mut(buf, |loan| {
+            loan::lend_mut(buf, |loan| {
                 let into = Some(Filling {
                     loan,
                     shape,

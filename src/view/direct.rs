@@ -19,11 +19,11 @@ use crate::client::{Client, Targets};
 use crate::codec;
 use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
+use crate::loan;
 use crate::namespace::Value;
 use crate::protocol::{Request, Typed, ValueSpec, WireArg};
 use crate::remote::{encode_call, Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
-use crate::transport;
 use crate::view::containers::GatherInto;
 use crate::view::shape::{Many, One, Shape};
 
@@ -328,7 +328,7 @@ impl<S: Shape> DirectView<S> {
                     type_name: entry.type_name.to_string(),
                     bulk: Some(entry.elem),
                 };
-                return transport::lend(buf, |loan| {
+                return loan::lend(buf, |loan| {
                     self.broadcast(name, spec, Buffer::Lent(loan), shape)
                 });
             }
@@ -434,7 +434,7 @@ impl<S: Shape> DirectView<S> {
         let wanted = C::spec()?.value;
         out.fill(&mut |buf, shape| {
             let (owned, label, expected) = (name.to_string(), name.to_string(), wanted.clone());
-            transport::lend_mut(buf, |loan| {
+            loan::lend_mut(buf, |loan| {
                 let filling = Filling {
                     loan,
                     shape: shape.map(<[usize]>::to_vec),
