@@ -35,7 +35,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(value, &mut size, config).map_err(failed)?;
     let mut bytes = Vec::with_capacity(size.bytes_written);
-    crate::bulk::advise_huge_spare(&mut bytes);
+    crate::hugepages::advise_huge_spare(&mut bytes);
     bincode::serde::encode_into_std_write(value, &mut bytes, config).map_err(failed)?;
     Ok(bytes)
 }

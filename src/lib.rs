@@ -71,6 +71,7 @@ mod engine;
 mod error;
 mod executor;
 mod helping;
+mod hugepages;
 mod launch;
 mod loan;
 mod namespace;

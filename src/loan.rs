@@ -62,9 +62,9 @@ impl Loan {
 /// Lends `buf` to `f` and blocks until the [`Loan`] given to `f` has been
 /// dropped, wherever `f` sent it — also when `f` panics (the wait happens
 /// while unwinding). A large buffer lent for the second time is first moved
-/// onto huge pages (see [`collapse_when_lent_again`](crate::bulk::collapse_when_lent_again)).
+/// onto huge pages (see [`collapse_when_lent_again`](crate::hugepages::collapse_when_lent_again)).
 pub(crate) fn lend<R>(buf: BufRef<'_>, f: impl FnOnce(Loan) -> R) -> R {
-    crate::bulk::collapse_when_lent_again(buf.as_bytes());
+    crate::hugepages::collapse_when_lent_again(buf.as_bytes());
     lend_any(Lendable::Ref(buf), f)
 }
 

@@ -37,7 +37,7 @@ pub(super) fn receive_data(
     let len = usize::try_from(*len)
         .map_err(|_| Error::Protocol(format!("{len} elements do not fit here")))?;
     let mut data = BulkVec::for_receive(kind, len);
-    crate::bulk::prefaulting(data.as_bytes_mut(), |bytes| mpi.receive_data(rank, bytes))?;
+    crate::hugepages::prefaulting(data.as_bytes_mut(), |bytes| mpi.receive_data(rank, bytes))?;
     Ok(Gathered {
         data,
         value: Some(value.clone()),

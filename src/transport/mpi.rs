@@ -290,7 +290,7 @@ impl Mpi {
                     // Zeroed by the allocator (pages not touched yet), so
                     // the advice comes before the first write.
                     blob = vec![0u8; len];
-                    crate::bulk::advise_huge(&mut blob);
+                    crate::hugepages::advise_huge(&mut blob);
                 }
                 message.matched_receive_into(&mut blob[at..at + piece]);
             }
