@@ -12,9 +12,10 @@
 use std::any::{type_name, TypeId};
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -75,6 +76,35 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             type_name: type_name::<T>().to_string(),
             message: e.to_string(),
         }),
+    }
+}
+
+/// A value with the fingerprint and name of its Rust type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Typed {
+    /// [`fingerprint`] of the value's type.
+    pub fingerprint: u64,
+    /// `std::any::type_name` of the value's type, for error messages.
+    pub type_name: String,
+    /// The codec's encoding of the value, shared: an engine's namespace
+    /// keeps it while a pull sends it.
+    #[serde(with = "shared_bytes")]
+    pub bytes: Arc<Vec<u8>>,
+}
+
+/// Shared bytes, encoded as bytes (the protocol's "Bytes": one length and a block, not element by element).
+mod shared_bytes {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::ByteBuf;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &Arc<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<u8>>, D::Error> {
+        Ok(Arc::new(ByteBuf::deserialize(d)?.into_vec()))
     }
 }
 

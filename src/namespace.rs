@@ -27,9 +27,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec;
+use crate::codec::{self, Typed};
 use crate::error::{Error, Result};
-use crate::protocol::Typed;
 
 /// What can be stored in an engine namespace: any serde type that can cross
 /// threads. Implemented for every such type.

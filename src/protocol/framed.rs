@@ -22,10 +22,10 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{
-    decode, encode, Done, Outcome, Packed, Peer, Reply, Request, Typed, WireArg, WireTask, Work,
+use super::message::{
+    decode, encode, Done, Outcome, Packed, Peer, Reply, Request, WireArg, WireTask, Work,
 };
-use crate::codec;
+use crate::codec::{self, Typed};
 use crate::error::{Error, Result};
 
 /// Byte fields this long or longer travel as attachments.

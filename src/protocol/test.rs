@@ -1,6 +1,13 @@
 //! Round-trip, truncation and hostile-input tests of the wire protocol.
 
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::message::*;
 use super::*;
+use crate::codec;
+use crate::error::Error;
 
 fn packed(items: &[&[u8]]) -> Packed {
     let mut p = Packed::default();
