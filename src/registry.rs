@@ -4,8 +4,10 @@
 //! instantiation for generic functions) to a link-time collection. Every rank
 //! runs the same binary, so every rank builds the same registry; a function
 //! travels as the 64-bit hash of its full path, never as a code address. The
-//! registry's own hash is compared across ranks at start-up. How arguments are
-//! decoded and results encoded is left to `remote`.
+//! registry's own hash is compared across ranks at start-up, and a call
+//! leaves the client as its function's id and its arguments
+//! ([`encode_call`]). How arguments are decoded and results encoded is left
+//! to `remote`, below this module.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -13,7 +15,8 @@ use std::sync::OnceLock;
 
 use crate::codec::stable_hash;
 use crate::error::{Error, Result};
-use crate::remote::ArgReader;
+use crate::protocol::WireArg;
+use crate::remote::{ArgReader, Args, RemoteFn};
 
 /// What an engine runs for one registered function: decode the arguments,
 /// call the function, encode its result.
@@ -34,6 +37,11 @@ pub struct RemoteEntry {
 }
 
 inventory::collect!(RemoteEntry);
+
+/// The registry id of `F` and `args` as they travel: what an `apply` sends.
+pub(crate) fn encode_call<F: RemoteFn<M>, M, A: Args<M>>(args: A) -> Result<(u64, Vec<WireArg>)> {
+    Ok((registry().id_of::<F>()?, args.into_wire()?))
+}
 
 /// The registry built from every submitted entry.
 pub(crate) struct Registry {
