@@ -12,10 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bulk::{ElemKind, ReduceOp};
 use crate::codec::{self, Typed};
 use crate::error::{Error, Result};
-use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable};
-
-/// Identifies one submission; with the engine id it identifies one reply.
-pub(crate) type TaskId = u64;
+use crate::scheduler::{EngineId, EngineSet, Fence, Queued, Stealable, TaskId};
 
 /// One argument of a remote call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

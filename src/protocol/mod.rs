@@ -28,10 +28,11 @@ pub(crate) use self::framed::{decode_head, encode_framed, read_framed, Blobs, Fr
 pub use self::message::WireArg;
 pub(crate) use self::message::{
     encode, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
-    TaskId, ValueSpec, WireTask, Work,
+    ValueSpec, WireTask, Work,
 };
 pub(crate) use crate::codec::Typed;
 use crate::error::Result;
+pub(crate) use crate::scheduler::TaskId;
 
 /// Decodes `bytes` as a `Reply` (engine → controller) when `reply`, else
 /// as a `Request`, and re-encodes what it decoded: the entry point of the

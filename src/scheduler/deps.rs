@@ -8,7 +8,7 @@
 //! O(1), so a task after 10^5 others costs 10^5 steps in all, not 10^10.
 //! Which tasks depend on which, and timeouts, are the task table's.
 
-use super::{EngineId, EngineSet, TaskId};
+use super::ids::{EngineId, EngineSet, TaskId};
 
 /// Whether every dependency of a set must be met, or one is enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,7 +10,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::{EngineId, Fence, Stealable, TaskId};
+use super::ids::{EngineId, TaskId};
+use super::steal::{Fence, Stealable};
 
 /// One task waiting in a local queue, as the controller sent it or a peer
 /// gave it away.

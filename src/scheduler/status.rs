@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::EngineId;
+use super::ids::EngineId;
 
 /// One engine's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,5 +1,6 @@
-//! The thief's side of work stealing: when an engine asks a peer for work,
-//! and which peer.
+//! The rules of work stealing and the thief's side of it: who may take a
+//! queued task ([`Stealable`]), when a stolen task may start ([`Fence`]),
+//! and when an engine asks a peer for work, and which peer.
 //!
 //! A [`Thief`] lives in an engine's MPI thread. It keeps an estimate of how
 //! many tasks each peer could give (from the controller's load figures, sent
@@ -9,7 +10,65 @@
 //! [`LocalQueue::steal`](super::LocalQueue::steal); sending the request and
 //! the tasks is the engine's.
 
-use super::{EngineId, Fence};
+use std::sync::Arc;
+
+use super::ids::{EngineId, EngineSet};
+
+/// How many messages the controller had sent to each engine when a batch
+/// of tasks left: a stolen task may start on its thief only once the thief
+/// has received that many messages from the controller (see "Stream fence"
+/// in `README.md`). Shared by every task of one dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Fence(Option<Arc<[u64]>>);
+
+impl Fence {
+    /// Messages sent so far, per engine.
+    pub(crate) fn new(sent: impl Into<Arc<[u64]>>) -> Fence {
+        Fence(Some(sent.into()))
+    }
+
+    #[cfg(test)]
+    /// No constraint.
+    pub(crate) fn none() -> Fence {
+        Fence(None)
+    }
+
+    /// The counts, per engine (empty: no constraint), as they travel.
+    pub(crate) fn counts(&self) -> Vec<u64> {
+        self.0.as_ref().map(|c| c.to_vec()).unwrap_or_default()
+    }
+
+    /// How many controller messages `engine` must have received before it
+    /// may start the task (0: none).
+    pub(crate) fn for_engine(&self, engine: EngineId) -> u64 {
+        self.0
+            .as_ref()
+            .and_then(|sent| sent.get(engine).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// Who may take a queued task away from the engine holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stealable {
+    /// Nobody: the task is pinned (`follow`, or a retry of a pinned task).
+    Never,
+    /// Any engine of the job.
+    Anyone,
+    /// Only these engines (the task's view, minus engines it failed on).
+    Only(EngineSet),
+}
+
+impl Stealable {
+    /// Whether `thief` may take the task.
+    pub(crate) fn by(&self, thief: EngineId) -> bool {
+        match self {
+            Stealable::Never => false,
+            Stealable::Anyone => true,
+            Stealable::Only(set) => set.contains(thief),
+        }
+    }
+}
 
 /// A steal to send: ask `victim` for at most `max` tasks, to be answered
 /// once the victim has received `seen` messages from the controller (see

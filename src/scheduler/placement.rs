@@ -1,0 +1,101 @@
+//! What placement weighs: how deep each engine's queue may be filled and how
+//! many tasks go in one message ([`Config`]), the controller's account of
+//! each engine ([`Load`]), and the engines a task prefers.
+//!
+//! Figures and rules only; the table ([`TaskTable`](super::TaskTable))
+//! keeps one [`Load`] per engine and decides with them.
+
+use std::time::Duration;
+
+use super::ids::{EngineId, EngineSet};
+
+/// How deep the controller fills each engine's local queue, and how many
+/// tasks go in one message.
+///
+/// ## Prefetch depth
+///
+/// An engine holds at most `depth` tasks that it was sent and has not
+/// finished (queued plus running). The depth adapts to the tasks: with `d`
+/// the engine's mean task duration (a moving average of the durations its
+/// replies report), `depth = 1 + ceil(round_trip / d)`, clamped to
+/// `min_depth..=max_depth`: one task running plus enough queued behind it to
+/// cover the time a reply takes to bring the next batch. Before any reply,
+/// `min_depth`. Long tasks thus get a shallow queue (a long task strands at
+/// most `min_depth - 1` tasks behind it, and those can be stolen), and tiny
+/// tasks a deep one (the wire latency is hidden).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Depth before any duration is known, and the least depth (at least 1).
+    pub min_depth: usize,
+    /// The greatest depth.
+    pub max_depth: usize,
+    /// Estimated time from sending a batch to receiving a reply that frees room.
+    pub round_trip: Duration,
+    /// The most tasks in one batch (one message).
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            min_depth: 2,
+            max_depth: 512,
+            round_trip: Duration::from_micros(200),
+            max_batch: 512,
+        }
+    }
+}
+
+impl Config {
+    /// The prefetch depth for an engine whose tasks last `mean` on average
+    /// (`None`: not known yet). See "Prefetch depth".
+    pub(crate) fn depth(&self, mean: Option<Duration>) -> usize {
+        let min = self.min_depth.max(1);
+        let max = self.max_depth.max(min);
+        let Some(mean) = mean else {
+            return min;
+        };
+        if mean.is_zero() {
+            return max;
+        }
+        let ahead = self.round_trip.as_nanos().div_ceil(mean.as_nanos());
+        let depth = usize::try_from(ahead.saturating_add(1)).unwrap_or(usize::MAX);
+        depth.clamp(min, max)
+    }
+}
+
+/// One engine's account.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Load {
+    pub(super) queued: usize,
+    /// Of `queued`, pinned (not stealable).
+    pub(super) pinned: usize,
+    pub(super) running: usize,
+    pub(super) completed: usize,
+    pub(super) stolen_in: usize,
+    pub(super) stolen_out: usize,
+    /// Moving average of task durations, nanoseconds.
+    pub(super) mean_ns: Option<u64>,
+}
+
+impl Load {
+    pub(super) fn outstanding(&self) -> usize {
+        self.queued + self.running
+    }
+
+    pub(super) fn unqueue(&mut self, pinned: bool) {
+        self.queued = self.queued.saturating_sub(1);
+        if pinned {
+            self.pinned = self.pinned.saturating_sub(1);
+        }
+    }
+}
+
+/// The engines a task should go to: its view without the engines where it
+/// failed, unless that leaves none.
+pub(super) fn preferred(view: &EngineSet, avoid: &[EngineId]) -> EngineSet {
+    if avoid.is_empty() || view.iter().all(|e| avoid.contains(&e)) {
+        return view.clone();
+    }
+    EngineSet::new(view.iter().filter(|e| !avoid.contains(e)))
+}
