@@ -66,6 +66,11 @@ impl Backoff {
     /// The loop found nothing to do: wait a little, longer each time.
     pub(crate) fn snooze(&mut self) {
         self.slept = false;
+        // In a loom model time does not pass: a wait is a yield.
+        if cfg!(loom) {
+            crate::sync::thread::yield_now();
+            return;
+        }
         if self.spins < SPINS {
             self.spins += 1;
             std::hint::spin_loop();

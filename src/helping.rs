@@ -20,12 +20,14 @@
 //! the controller, nor an engine's execution thread its MPI thread.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError};
-use std::thread::Thread;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock, TryLockError};
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::thread::{self, Thread};
+use crate::sync::Mutex;
 
 /// What one pass of a loop found.
 pub(crate) enum Step {
@@ -188,7 +190,7 @@ impl<L: Loop> LoopShare<L> {
 
     /// Lets other threads help, and names the calling thread the owner.
     pub(crate) fn open(&self) {
-        let _ = self.gate.owner.set(std::thread::current());
+        let _ = self.gate.owner.set(thread::current());
         self.gate.open.store(true, Ordering::Release);
     }
 
@@ -241,7 +243,7 @@ impl<L: Loop> LoopShare<L> {
         let mut backoff = Backoff::new(ceiling);
         loop {
             if self.gate.helping.load(Ordering::Acquire) > 0 {
-                std::thread::park_timeout(NAP);
+                thread::park_timeout(NAP);
                 backoff.reset();
                 continue;
             }

@@ -81,6 +81,7 @@ mod registry;
 mod remote;
 mod result;
 mod scheduler;
+mod sync;
 mod testing;
 mod timeline;
 mod transport;

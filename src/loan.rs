@@ -13,15 +13,19 @@
 //!
 //! ## Return
 //!
-//! The loan holds the only sender of a channel whose receiver the lender
-//! waits on when the lending call ends, also while unwinding from a panic
-//! in the closure. Dropping the loan disconnects the channel and wakes the
-//! lender; a leaked loan never returns, and neither does the lender (the
-//! buffer stays borrowed, which is safe).
+//! Lender and loan share a [`Returned`] latch. Dropping the loan sets it,
+//! under its lock, once the loan can no longer reach the buffer; the lender
+//! waits for it when the lending call ends, also while unwinding from a
+//! panic in the closure, and only then gives the buffer back to its caller.
+//! A leaked loan never sets it, and the lender never returns (the buffer
+//! stays borrowed, which is safe). The loom model `loom_tests` checks that
+//! the lender never has its buffer back while the loan's holder may still
+//! read it.
 
-use std::sync::mpsc;
+use std::sync::PoisonError;
 
 use crate::bulk::{BufMut, BufRef};
+use crate::sync::{Arc, Condvar, Mutex};
 
 /// A buffer lent to the MPI thread by a thread that waits until it comes back.
 ///
@@ -32,7 +36,45 @@ use crate::bulk::{BufMut, BufRef};
 /// instead of copying it.
 pub(crate) struct Loan {
     buf: Lendable<'static>,
-    _returned: mpsc::Sender<()>,
+    returned: Arc<Returned>,
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        // `buf` is not used past this point (its drop does nothing).
+        self.returned.set();
+    }
+}
+
+/// The latch a lender waits on: set once, when its [`Loan`] is dropped.
+struct Returned {
+    done: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Returned {
+    fn new() -> Returned {
+        Returned {
+            done: Mutex::new(false),
+            cond: Condvar::new(),
+        }
+    }
+
+    /// The loan is back: wakes the lender.
+    fn set(&self) {
+        // Nothing panics under this lock: a poisoned one is still sound.
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        *done = true;
+        self.cond.notify_one();
+    }
+
+    /// Blocks until [`set`](Returned::set).
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*done {
+            done = self.cond.wait(done).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// What a [`Loan`] holds.
@@ -74,32 +116,27 @@ pub(crate) fn lend_mut<R>(buf: BufMut<'_>, f: impl FnOnce(Loan) -> R) -> R {
 }
 
 fn lend_any<R>(buf: Lendable<'_>, f: impl FnOnce(Loan) -> R) -> R {
-    /// Waits, when dropped, until every sender of its channel is gone.
-    struct Returned(mpsc::Receiver<()>);
-    impl Drop for Returned {
+    /// Waits, when dropped, until the loan has been dropped.
+    struct Waiting(Arc<Returned>);
+    impl Drop for Waiting {
         fn drop(&mut self) {
-            // Err means disconnected: the loan is gone.
-            let _ = self.0.recv();
+            self.0.wait();
         }
     }
-    let (returned_tx, returned_rx) = mpsc::channel::<()>();
-    let _returned = Returned(returned_rx);
+    let returned = Arc::new(Returned::new());
+    let _waiting = Waiting(returned.clone());
     // SAFETY: the `'static` lifetime is a lie that this function makes true:
     // 1. the loan is the only holder of the extended borrow (shared or
-    //    exclusive, as the caller's was), and holds the only sender of
-    //    `returned_rx`;
-    // 2. `_returned` is dropped before this function returns or finishes
+    //    exclusive, as the caller's was), and the only one that sets
+    //    `returned`, which it does in its drop, after its last use of it;
+    // 2. `_waiting` is dropped before this function returns or finishes
     //    unwinding (a panic in `f` unwinds through it), and its drop waits
-    //    until every sender is gone, i.e. the loan was dropped (or leaked,
-    //    in which case this function never returns and `buf` stays
-    //    borrowed);
+    //    until `returned` is set, i.e. the loan was dropped (or leaked, in
+    //    which case this function never returns and `buf` stays borrowed);
     // so `buf` is borrowed for as long as the loan can reach it.
     let buf: Lendable<'static> =
         unsafe { std::mem::transmute::<Lendable<'_>, Lendable<'static>>(buf) };
-    f(Loan {
-        buf,
-        _returned: returned_tx,
-    })
+    f(Loan { buf, returned })
 }
 
 #[cfg(test)]

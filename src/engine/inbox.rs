@@ -15,11 +15,11 @@
 //! Which tasks may be stolen, and how many, is the scheduler's.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{TaskId, Work};
 use crate::scheduler::{EngineId, LocalQueue, Queued};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 use super::job::Job;
 
@@ -60,8 +60,13 @@ pub(crate) struct Inbox {
 }
 
 /// How long the execution thread polls before sleeping: replies to a
-/// client's next request often come within microseconds.
-const SPIN: Duration = Duration::from_micros(100);
+/// client's next request often come within microseconds. In a loom model
+/// (where time does not pass) it sleeps at once.
+const SPIN: Duration = if cfg!(loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(100)
+};
 
 impl Inbox {
     /// The inbox of engine `me`.
