@@ -3,6 +3,7 @@
 # (ci/test-mpich.sh), then unit tests, integration tests that launch real
 # OpenMPI jobs (every example on 2, 3 and 5 ranks, error, failure and
 # collective programs, the launcher, faults, protocol fuzzing), doc tests,
+# the loom models of the hand-written synchronization (ci/test-loom.sh),
 # a subset of the MPI tests again over Open MPI's TCP transport only (what a
 # multi-node job uses), the order, collectives and balanced checks on 3
 # ranks with RANKVIEW_FUNNELED=1 (only the MPI threads call MPI, as under an
@@ -17,6 +18,7 @@ bash ci/test-setup.sh
 bash ci/test-mpich.sh
 cargo build --workspace --all-targets
 cargo test -p rankview --doc
+bash ci/test-loom.sh
 cargo nextest run --workspace --no-fail-fast
 RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-fail-fast \
     --test order --test collectives --test errors --test faults --test balanced --test lifecycle \

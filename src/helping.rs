@@ -400,3 +400,107 @@ mod test {
         assert!(!shared.help(), "a taken loop cannot be helped");
     }
 }
+
+/// Loom models of the owner/helper hand-off (`ci/test-loom.sh`). Under loom
+/// the owner's nap lasts until it is unparked (`sync::thread::park_timeout`),
+/// so a helper that gives up without waking it deadlocks the model.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::sync::Arc;
+
+    use loom::cell::UnsafeCell;
+
+    use super::*;
+
+    /// A loop of `limit` passes; each pass touches `shadow`, which loom
+    /// watches: two passes not ordered by the hand-off fail the model.
+    struct Passes {
+        shadow: UnsafeCell<()>,
+        owner: usize,
+        helper: usize,
+        limit: usize,
+    }
+
+    impl Loop for Passes {
+        fn pass(&mut self, caller: Caller) -> Step {
+            self.shadow.with_mut(|_| ());
+            match caller {
+                Caller::Owner { .. } => self.owner += 1,
+                Caller::Helper => self.helper += 1,
+            }
+            if self.ended() {
+                Step::Ended
+            } else {
+                Step::Idle(Duration::from_millis(1))
+            }
+        }
+        fn ended(&self) -> bool {
+            self.owner + self.helper >= self.limit
+        }
+    }
+
+    fn passes(limit: usize) -> Arc<LoopShare<Passes>> {
+        Arc::new(LoopShare::new(
+            Passes {
+                shadow: UnsafeCell::new(()),
+                owner: 0,
+                helper: 0,
+                limit,
+            },
+            "loom loop".into(),
+        ))
+    }
+
+    fn owner(shared: &Arc<LoopShare<Passes>>) -> loom::thread::JoinHandle<()> {
+        let shared = shared.clone();
+        loom::thread::spawn(move || {
+            shared.open();
+            shared.run(Duration::from_millis(1));
+        })
+    }
+
+    #[test]
+    fn loom_a_helper_and_the_owner_never_pass_at_once_and_the_loop_ends() {
+        loom::model(|| {
+            let shared = passes(3);
+            let owner = owner(&shared);
+            let helper = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || {
+                    let helping = shared.helping();
+                    let helped = shared.help();
+                    drop(helping);
+                    helped
+                })
+            };
+            helper.join().expect("the helper panicked");
+            owner.join().expect("the owner panicked");
+            let loop_ = shared.take().expect("the loop's state is gone");
+            assert_eq!(loop_.owner + loop_.helper, 3, "passes made past the end");
+            assert!(!shared.help(), "a taken loop was helped");
+        });
+    }
+
+    #[test]
+    fn loom_a_helper_that_gives_up_wakes_the_napping_owner() {
+        loom::model(|| {
+            let shared = passes(2);
+            let owner = owner(&shared);
+            // Registers as soon as the owner opens the loop, so that the
+            // owner naps; then makes one pass and gives up.
+            let helping = loop {
+                match shared.helping() {
+                    Some(helping) => break helping,
+                    None => loom::thread::yield_now(),
+                }
+            };
+            shared.help();
+            drop(helping);
+            // The owner must wake to make what is left: a lost wake-up
+            // leaves it parked and the model deadlocked.
+            owner.join().expect("the owner panicked");
+            let loop_ = shared.take().expect("the loop's state is gone");
+            assert_eq!(loop_.owner + loop_.helper, 2);
+        });
+    }
+}

@@ -179,3 +179,71 @@ mod test {
         assert_eq!(sum, 6.0);
     }
 }
+
+/// Loom models of the loan's return (`ci/test-loom.sh`). The buffer's own
+/// memory is invisible to loom, so each model gives it a shadow cell that
+/// is touched wherever the buffer is: loom fails a model if two touches
+/// are not ordered, or if the lender could wait forever.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn loom_a_lent_buffer_is_never_read_after_lend_returns() {
+        loom::model(|| {
+            let data = vec![1.0f64, 2.0];
+            let shadow = Arc::new(UnsafeCell::new(()));
+            let freed = Arc::new(AtomicBool::new(false));
+            let holder = lend(BufRef::F64(&data), |loan| {
+                let (shadow, freed) = (shadow.clone(), freed.clone());
+                loom::thread::spawn(move || {
+                    // The holder (the MPI thread) reads the lent buffer...
+                    let BufRef::F64(v) = loan.buf() else {
+                        panic!("the lent buffer changed type");
+                    };
+                    shadow.with(|_| ());
+                    assert!(
+                        !freed.load(Ordering::Relaxed),
+                        "the loan was read after lend returned"
+                    );
+                    let sum: f64 = v.iter().sum();
+                    drop(loan);
+                    sum
+                })
+            });
+            // ... and the lender has it back: it may free or change it.
+            freed.store(true, Ordering::Relaxed);
+            shadow.with_mut(|_| ());
+            assert_eq!(holder.join().ok(), Some(3.0));
+        });
+    }
+
+    #[test]
+    fn loom_what_the_holder_writes_is_the_lenders_once_lend_mut_returns() {
+        loom::model(|| {
+            let mut data = vec![0u64; 2];
+            let shadow = Arc::new(UnsafeCell::new(()));
+            let holder = lend_mut(BufMut::U64(&mut data), |mut loan| {
+                let shadow = shadow.clone();
+                loom::thread::spawn(move || {
+                    // A gather filling the caller's buffer.
+                    if let Some(BufMut::U64(v)) = loan.buf_mut() {
+                        v.fill(7);
+                    }
+                    shadow.with_mut(|_| ());
+                })
+            });
+            shadow.with(|_| ());
+            assert_eq!(
+                data,
+                vec![7, 7],
+                "the lender saw the buffer before the loan came back"
+            );
+            holder.join().expect("the holder panicked");
+        });
+    }
+}

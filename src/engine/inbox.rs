@@ -246,3 +246,92 @@ impl Inbox {
         }
     }
 }
+
+/// Loom models of the inbox (`ci/test-loom.sh`): the MPI thread, the
+/// execution thread and a thief on their real paths through one `Inbox`. A
+/// lost wake-up leaves the execution thread asleep and the model
+/// deadlocked.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+
+    use super::*;
+    use crate::protocol::Request;
+    use crate::scheduler::{Fence, Stealable};
+
+    fn job(task: TaskId) -> Job {
+        Job::Request(Request::Keys { task })
+    }
+
+    fn task(task: TaskId) -> Queued<Work> {
+        Queued {
+            task,
+            payload: Work::Apply {
+                task,
+                function: 0,
+                args: Vec::new(),
+            },
+            stealable: Stealable::Anyone,
+            hops: 0,
+            stolen_from: None,
+            fence: Fence::default(),
+        }
+    }
+
+    /// The execution thread's loop: what it ran, (direct jobs, tasks).
+    fn execution(inbox: &Arc<Inbox>) -> loom::thread::JoinHandle<(usize, usize)> {
+        let inbox = inbox.clone();
+        loom::thread::spawn(move || {
+            let (mut jobs, mut tasks) = (0, 0);
+            while let Some(next) = inbox.next() {
+                match next {
+                    Next::Job(_) => {
+                        jobs += 1;
+                        inbox.finished(false);
+                    }
+                    Next::Task(_) => {
+                        tasks += 1;
+                        inbox.finished(true);
+                    }
+                }
+            }
+            (jobs, tasks)
+        })
+    }
+
+    #[test]
+    fn loom_a_pushed_job_is_always_received() {
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::new(0));
+            let execution = execution(&inbox);
+            inbox.push(job(1));
+            inbox.push(job(2));
+            inbox.close();
+            let ran = execution.join().expect("the execution thread panicked");
+            assert_eq!(ran, (2, 0), "a pushed job was lost, or ran twice");
+        });
+    }
+
+    #[test]
+    fn loom_a_task_leaves_the_queue_exactly_once() {
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::new(0));
+            // A direct job first: the execution thread is occupied, so a
+            // thief may take the task.
+            inbox.push(job(1));
+            inbox.add(vec![task(2)]);
+            let execution = execution(&inbox);
+            let thief = {
+                let inbox = inbox.clone();
+                loom::thread::spawn(move || {
+                    inbox.steal(1, 1, 0).map_or(0, |(given, _)| given.len())
+                })
+            };
+            let stolen = thief.join().expect("the thief panicked");
+            inbox.close();
+            let (jobs, ran) = execution.join().expect("the execution thread panicked");
+            assert_eq!(jobs, 1);
+            assert_eq!(ran + stolen, 1, "ran {ran} times and stolen {stolen} times");
+        });
+    }
+}
