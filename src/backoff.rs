@@ -94,7 +94,7 @@ impl Backoff {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

@@ -523,7 +523,7 @@ pub(crate) fn check_count(elements: usize) -> Result<i32> {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

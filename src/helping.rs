@@ -315,7 +315,7 @@ impl Drop for Helping<'_> {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use std::sync::Arc;
     use std::thread::ThreadId;
 

@@ -231,7 +231,7 @@ impl LentBuffers {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
     use crate::bulk::Element;
 

@@ -140,7 +140,7 @@ fn lend_any<R>(buf: Lendable<'_>, f: impl FnOnce(Loan) -> R) -> R {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;

@@ -454,7 +454,7 @@ impl<T: Value> Drop for Exclusive<T> {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     fn typed<T: Value>(value: &T) -> Typed {

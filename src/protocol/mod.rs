@@ -50,4 +50,4 @@ pub fn fuzz_decode(bytes: &[u8], reply: bool) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod test;
+mod tests;

@@ -45,4 +45,4 @@ pub(crate) use task::{AbortOrder, Completion, Report, Task};
 use task::{Batch, Outcome, State};
 
 #[cfg(test)]
-mod test;
+mod tests;

@@ -804,7 +804,7 @@ impl Mpi {
 }
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::*;
 
     #[test]

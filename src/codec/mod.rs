@@ -149,11 +149,11 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
 /// The protocol fuzz test's counting allocator, for this crate's unit
 /// tests: a decode of hostile input is measured, not only refused.
 #[cfg(test)]
-#[path = "../tests/common/allocations.rs"]
+#[path = "../../tests/common/allocations.rs"]
 mod allocations;
 
 #[cfg(test)]
-mod test {
+mod tests {
     use super::allocations::measure;
     use super::*;
 
