@@ -133,6 +133,7 @@ impl Balancer {
                     if let Some(state) = self.results.remove(&done.task) {
                         state.complete_task(done, engine, stolen);
                     }
+                    shrink(&mut self.results);
                 }
                 // A later try answers; an unknown task was settled already.
                 Completion::Retry { .. } | Completion::Unknown => {}
@@ -176,6 +177,7 @@ impl Balancer {
                 state.fail(0, error);
             }
         }
+        shrink(&mut self.results);
         let fence = Fence::new(mpi.sent_counts(self.engines));
         let batches = self.table.dispatch(&fence);
         let refreshes = self.table.refreshes();
@@ -233,7 +235,82 @@ impl Balancer {
     }
 }
 
+/// Gives the map's room back once a burst of tasks has drained from it: a
+/// quarter full or less, it shrinks to twice what it holds (so O(1) per
+/// removal overall).
+fn shrink(results: &mut HashMap<TaskId, Arc<ResultState>>) {
+    if results.capacity() > 1024 && results.len() <= results.capacity() / 4 {
+        results.shrink_to(results.len() * 2);
+    }
+}
+
 fn send(mpi: &mut Mpi, engine: usize, mut request: Request) -> Result<()> {
     let framed = protocol::encode_framed(&mut request)?;
     mpi.send_framed(engine + 1, &framed.head, &framed.blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::allocations::measure;
+    use crate::scheduler::{EngineSet, Fence};
+
+    /// Submits `tasks` and runs each to an empty reply, as engines would.
+    fn run_all(balancer: &mut Balancer, tasks: std::ops::Range<usize>) {
+        let view = EngineSet::new([0, 1]);
+        for i in tasks {
+            let task = i as TaskId;
+            let state = ResultState::new(task, &[usize::MAX], "noop", None);
+            let work = Work::Apply {
+                task,
+                function: 1,
+                args: Vec::new(),
+            };
+            balancer.submit(Task::new(task, work, view.clone()), state);
+        }
+        loop {
+            let batches = balancer.table.dispatch(&Fence::none());
+            if batches.is_empty() {
+                break;
+            }
+            for batch in batches {
+                for queued in batch.tasks {
+                    let done = crate::result::state::empty_reply(queued.task);
+                    balancer.progress(batch.engine, vec![queued.task], vec![done]);
+                }
+            }
+        }
+    }
+
+    /// What the controller keeps per load-balanced task once it is final,
+    /// while its result is held and once the result is forgotten.
+    #[test]
+    fn a_finished_task_costs_the_controller_little() {
+        const N: usize = 10_000;
+        let mut balancer = Balancer::new(2);
+        let ((), held) = measure(|| run_all(&mut balancer, 0..N));
+        let tasks: Vec<TaskId> = (0..2 * N as TaskId).collect();
+        let ((), forgotten) = measure(|| {
+            run_all(&mut balancer, N..2 * N);
+            balancer.forget(&tasks);
+        });
+        let per = |bytes: usize| bytes as f64 / N as f64;
+        println!(
+            "controller per finished task: {:.0} bytes held ({:.0} at peak, {:.1} \
+             allocations), {:.0} kept once forgotten",
+            per(held.live),
+            per(held.peak),
+            held.allocations as f64 / N as f64,
+            per(forgotten.live),
+        );
+        assert!(balancer.results.is_empty());
+        assert!(
+            per(held.live) <= 96.0,
+            "a held final task's row stays small"
+        );
+        assert!(
+            per(forgotten.live) <= 8.0,
+            "a forgotten task leaves nothing"
+        );
+    }
 }
