@@ -29,7 +29,13 @@ pub(super) struct Balancer {
     engines: usize,
     /// Something happened since the last [`flush`](Balancer::flush).
     dirty: bool,
+    /// Tasks forgotten since the heap was last trimmed (see
+    /// [`forget`](Balancer::forget)).
+    forgotten: usize,
 }
+
+/// Forgotten tasks below which the heap is never trimmed.
+const TRIM_AFTER: usize = 1 << 16;
 
 impl Balancer {
     pub(super) fn new(engines: usize) -> Balancer {
@@ -38,6 +44,7 @@ impl Balancer {
             results: HashMap::new(),
             engines,
             dirty: false,
+            forgotten: 0,
         }
     }
 
@@ -93,9 +100,23 @@ impl Balancer {
     }
 
     /// The results of `tasks` are gone: their rows may go once final.
+    ///
+    /// Once many results have gone (at least [`TRIM_AFTER`], and at least
+    /// as many as the rows still held, so that a burst of a million drops
+    /// trims a few times, each time on half the rows), or once the last
+    /// row has gone after a sixteenth of that, the process's heap is
+    /// trimmed: the results and rows were small blocks, which glibc's
+    /// malloc keeps in its free lists, resident, after they are freed.
     pub(super) fn forget(&mut self, tasks: &[TaskId]) {
         for &task in tasks {
             self.table.forget(task);
+        }
+        self.forgotten += tasks.len();
+        let rows = self.table.rows();
+        if self.forgotten >= TRIM_AFTER.max(rows) || rows == 0 && self.forgotten >= TRIM_AFTER / 16
+        {
+            self.forgotten = 0;
+            trim_heap();
         }
     }
 
@@ -232,6 +253,16 @@ impl Balancer {
                 );
             }
         }
+    }
+}
+
+/// Returns the free pages of every malloc arena to the system.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointer and only reorganizes glibc's
+    // own free lists (under its arena locks); any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

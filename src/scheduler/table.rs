@@ -903,7 +903,6 @@ impl<T> TaskTable<T> {
             .or_else(|| self.finals.get(&task).map(|f| f.state()))
     }
 
-    #[cfg(test)]
     /// Rows held (live tasks and final ones not forgotten).
     pub(crate) fn rows(&self) -> usize {
         self.tasks.len() + self.finals.len()
