@@ -150,7 +150,7 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
 /// tests: a decode of hostile input is measured, not only refused.
 #[cfg(test)]
 #[path = "../../tests/common/allocations.rs"]
-mod allocations;
+pub(crate) mod allocations;
 
 #[cfg(test)]
 mod tests {

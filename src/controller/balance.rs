@@ -29,7 +29,13 @@ pub(super) struct Balancer {
     engines: usize,
     /// Something happened since the last [`flush`](Balancer::flush).
     dirty: bool,
+    /// Tasks forgotten since the heap was last trimmed (see
+    /// [`forget`](Balancer::forget)).
+    forgotten: usize,
 }
+
+/// Forgotten tasks below which the heap is never trimmed.
+const TRIM_AFTER: usize = 1 << 16;
 
 impl Balancer {
     pub(super) fn new(engines: usize) -> Balancer {
@@ -38,6 +44,7 @@ impl Balancer {
             results: HashMap::new(),
             engines,
             dirty: false,
+            forgotten: 0,
         }
     }
 
@@ -93,9 +100,23 @@ impl Balancer {
     }
 
     /// The results of `tasks` are gone: their rows may go once final.
+    ///
+    /// Once many results have gone (at least [`TRIM_AFTER`], and at least
+    /// as many as the rows still held, so that a burst of a million drops
+    /// trims a few times, each time on half the rows), or once the last
+    /// row has gone after a sixteenth of that, the process's heap is
+    /// trimmed: the results and rows were small blocks, which glibc's
+    /// malloc keeps in its free lists, resident, after they are freed.
     pub(super) fn forget(&mut self, tasks: &[TaskId]) {
         for &task in tasks {
             self.table.forget(task);
+        }
+        self.forgotten += tasks.len();
+        let rows = self.table.rows();
+        if self.forgotten >= TRIM_AFTER.max(rows) || rows == 0 && self.forgotten >= TRIM_AFTER / 16
+        {
+            self.forgotten = 0;
+            trim_heap();
         }
     }
 
@@ -133,6 +154,7 @@ impl Balancer {
                     if let Some(state) = self.results.remove(&done.task) {
                         state.complete_task(done, engine, stolen);
                     }
+                    shrink(&mut self.results);
                 }
                 // A later try answers; an unknown task was settled already.
                 Completion::Retry { .. } | Completion::Unknown => {}
@@ -176,6 +198,7 @@ impl Balancer {
                 state.fail(0, error);
             }
         }
+        shrink(&mut self.results);
         let fence = Fence::new(mpi.sent_counts(self.engines));
         let batches = self.table.dispatch(&fence);
         let refreshes = self.table.refreshes();
@@ -233,7 +256,92 @@ impl Balancer {
     }
 }
 
+/// Returns the free pages of every malloc arena to the system.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointer and only reorganizes glibc's
+    // own free lists (under its arena locks); any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Gives the map's room back once a burst of tasks has drained from it: a
+/// quarter full or less, it shrinks to twice what it holds (so O(1) per
+/// removal overall).
+fn shrink(results: &mut HashMap<TaskId, Arc<ResultState>>) {
+    if results.capacity() > 1024 && results.len() <= results.capacity() / 4 {
+        results.shrink_to(results.len() * 2);
+    }
+}
+
 fn send(mpi: &mut Mpi, engine: usize, mut request: Request) -> Result<()> {
     let framed = protocol::encode_framed(&mut request)?;
     mpi.send_framed(engine + 1, &framed.head, &framed.blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::allocations::measure;
+    use crate::scheduler::{EngineSet, Fence};
+
+    /// Submits `tasks` and runs each to an empty reply, as engines would.
+    fn run_all(balancer: &mut Balancer, tasks: std::ops::Range<usize>) {
+        let view = EngineSet::new([0, 1]);
+        for i in tasks {
+            let task = i as TaskId;
+            let state = ResultState::new(task, &[usize::MAX], "noop", None);
+            let work = Work::Apply {
+                task,
+                function: 1,
+                args: Vec::new(),
+            };
+            balancer.submit(Task::new(task, work, view.clone()), state);
+        }
+        loop {
+            let batches = balancer.table.dispatch(&Fence::none());
+            if batches.is_empty() {
+                break;
+            }
+            for batch in batches {
+                for queued in batch.tasks {
+                    let done = crate::result::state::empty_reply(queued.task);
+                    balancer.progress(batch.engine, vec![queued.task], vec![done]);
+                }
+            }
+        }
+    }
+
+    /// What the controller keeps per load-balanced task once it is final,
+    /// while its result is held and once the result is forgotten.
+    #[test]
+    fn a_finished_task_costs_the_controller_little() {
+        const N: usize = 10_000;
+        let mut balancer = Balancer::new(2);
+        let ((), held) = measure(|| run_all(&mut balancer, 0..N));
+        let tasks: Vec<TaskId> = (0..2 * N as TaskId).collect();
+        let ((), forgotten) = measure(|| {
+            run_all(&mut balancer, N..2 * N);
+            balancer.forget(&tasks);
+        });
+        let per = |bytes: usize| bytes as f64 / N as f64;
+        println!(
+            "controller per finished task: {:.0} bytes held ({:.0} at peak, {:.1} \
+             allocations), {:.0} kept once forgotten",
+            per(held.live),
+            per(held.peak),
+            held.allocations as f64 / N as f64,
+            per(forgotten.live),
+        );
+        assert!(balancer.results.is_empty());
+        assert!(
+            per(held.live) <= 96.0,
+            "a held final task's row stays small"
+        );
+        assert!(
+            per(forgotten.live) <= 8.0,
+            "a forgotten task leaves nothing"
+        );
+    }
 }

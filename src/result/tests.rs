@@ -198,3 +198,47 @@ fn callbacks_may_wait_for_each_other_in_chains() {
     seen.sort();
     assert_eq!(seen, (0..DEPTH).map(|k| (k, true)).collect::<Vec<_>>());
 }
+
+/// A finished load-balanced `apply` as the user holds it: its handle (tied
+/// to the controller as a view ties it) and the shared state, settled by an
+/// empty reply.
+fn held_apply(task: TaskId, commands: &mpsc::Sender<Command>) -> AsyncResult<()> {
+    let state = ResultState::new(task, &[usize::MAX], "test::noop", None);
+    let result = AsyncResult::new(state.clone(), |_: &mut [_]| Ok(())).with_control(Control {
+        commands: commands.clone(),
+        controller: std::thread::current(),
+        work: Behind::Balanced(vec![task]),
+    });
+    state.complete_task(state::empty_reply(task), 1, false);
+    result
+}
+
+#[test]
+fn a_held_finished_apply_costs_little_memory() {
+    const N: usize = 10_000;
+    let (commands, _controller) = mpsc::channel();
+    let mut held = Vec::with_capacity(N);
+    let ((), holding) = crate::codec::allocations::measure(|| {
+        held.extend((0..N).map(|i| held_apply(i as TaskId, &commands)));
+    });
+    let ((), dropped) = crate::codec::allocations::measure(|| held.clear());
+    let per = |bytes: usize| bytes as f64 / N as f64;
+    println!(
+        "held finished apply: {:.0} bytes in {:.1} allocations ({:.0} at peak); \
+         {:.0} freed on drop; size_of ResultState {} Part {} Metadata {} Payload {} \
+         Result<Payload> {} Error {} Handles {} Control {} Behind {}",
+        per(holding.live),
+        holding.allocations as f64 / N as f64,
+        per(holding.peak),
+        per(holding.live) - per(dropped.live),
+        std::mem::size_of::<ResultState>(),
+        std::mem::size_of::<state::Part>(),
+        std::mem::size_of::<Metadata>(),
+        std::mem::size_of::<Payload>(),
+        std::mem::size_of::<Result<Payload>>(),
+        std::mem::size_of::<Error>(),
+        std::mem::size_of::<Handles>(),
+        std::mem::size_of::<Control>(),
+        std::mem::size_of::<Behind>(),
+    );
+}

@@ -20,7 +20,7 @@ use super::local::Queued;
 use super::placement::{preferred, Config, Load};
 use super::status::{EngineStatus, QueueStatus};
 use super::steal::{Fence, Stealable};
-use super::task::{AbortOrder, Batch, Completion, Outcome, Report, State, Task};
+use super::task::{AbortOrder, Batch, Completion, Final, Outcome, Report, State, Task};
 use crate::error::Error;
 
 /// One task's row.
@@ -67,7 +67,10 @@ impl<T> Record<T> {
 #[derive(Debug)]
 pub(crate) struct TaskTable<T> {
     config: Config,
+    /// Rows of the tasks not final.
     tasks: HashMap<TaskId, Record<T>>,
+    /// Final tasks not forgotten yet, for the tasks that depend on them.
+    finals: HashMap<TaskId, Final>,
     /// Waiting tasks to tell when a task ends: dependency → (dependent, set).
     dependents: HashMap<TaskId, Vec<(TaskId, Kind)>>,
     /// Unpinned tasks to place, oldest first (may hold stale ids).
@@ -99,6 +102,7 @@ impl<T> TaskTable<T> {
         TaskTable {
             config,
             tasks: HashMap::new(),
+            finals: HashMap::new(),
             dependents: HashMap::new(),
             ready: VecDeque::new(),
             ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
@@ -124,7 +128,7 @@ impl<T> TaskTable<T> {
     /// [`take_failed`](TaskTable::take_failed)); otherwise it waits.
     pub(crate) fn submit(&mut self, task: Task<T>, now: Instant) {
         let id = task.id;
-        if self.tasks.contains_key(&id) {
+        if self.tasks.contains_key(&id) || self.finals.contains_key(&id) {
             self.failed.push((
                 id,
                 Error::Usage(format!("task id {id} is already in the scheduler")),
@@ -171,9 +175,10 @@ impl<T> TaskTable<T> {
             set.tasks.retain(|t| seen.insert(*t));
             let mut tracker = Tracker::new(kind, &set);
             for &dep in &set.tasks {
-                let ended = match self.tasks.get(&dep) {
-                    Some(r) => r.state.ended(),
-                    None => Some(Ended::Unknown),
+                let ended = match (self.tasks.get(&dep), self.finals.get(&dep)) {
+                    (Some(r), _) => r.state.ended(),
+                    (None, Some(f)) => f.state().ended(),
+                    (None, None) => Some(Ended::Unknown),
                 };
                 match ended {
                     Some(ended) => {
@@ -217,28 +222,9 @@ impl<T> TaskTable<T> {
     /// it was sent): a final row, failed without an engine, that tasks can
     /// depend on until it is forgotten.
     pub(crate) fn never_ran(&mut self, id: TaskId) {
-        if self.tasks.contains_key(&id) {
-            return;
+        if !self.tasks.contains_key(&id) {
+            self.finals.entry(id).or_insert(Final::NotRun);
         }
-        self.tasks.insert(
-            id,
-            Record {
-                payload: None,
-                view: EngineSet::new(std::iter::empty()),
-                after: None,
-                follow: None,
-                timeout: None,
-                retries_left: 0,
-                attempt: 0,
-                avoid: Vec::new(),
-                pin: None,
-                state: State::Done(Outcome::NotRun),
-                hops: 0,
-                sent_hops: 0,
-                abort_requested: false,
-                forgotten: false,
-            },
-        );
     }
 
     /// A waiting task's dependencies are met: queue it for placement.
@@ -286,15 +272,13 @@ impl<T> TaskTable<T> {
                 s if s.is_final() => continue,
                 _ => {}
             }
-            // A final row keeps only what dependents and `state` read.
-            r.state = end;
-            r.payload = None;
-            r.after = None;
-            r.follow = None;
-            r.avoid = Vec::new();
+            // A final task keeps only what dependents and `state` read.
+            let forgotten = r.forgotten;
+            self.tasks.remove(&id);
+            shrink(&mut self.tasks);
             self.live -= 1;
-            if r.forgotten {
-                self.tasks.remove(&id);
+            if let (false, Some(end)) = (forgotten, end.to_final()) {
+                self.finals.insert(id, end);
             }
             let Some(ended) = end.ended() else { continue };
             for (dependent, kind) in self.dependents.remove(&id).unwrap_or_default() {
@@ -358,6 +342,7 @@ impl<T> TaskTable<T> {
     where
         T: Clone,
     {
+        shrink_queue(&mut self.ready);
         let n = self.engines();
         // What the batches' figures cover for sure: their fence is from
         // before this dispatch (see `refreshes`).
@@ -696,24 +681,22 @@ impl<T> TaskTable<T> {
     /// named through its handle.
     pub(crate) fn forget(&mut self, task: TaskId) {
         if let Some(r) = self.tasks.get_mut(&task) {
-            if r.state.is_final() {
-                self.tasks.remove(&task);
-            } else {
-                r.forgotten = true;
-            }
+            r.forgotten = true;
+        } else if self.finals.remove(&task).is_some() {
+            shrink(&mut self.finals);
         }
     }
 
     #[cfg(test)]
     /// The state of `task`, if the table has it.
     pub(crate) fn state(&self, task: TaskId) -> Option<State> {
-        self.tasks.get(&task).map(|r| r.state)
+        (self.tasks.get(&task).map(|r| r.state))
+            .or_else(|| self.finals.get(&task).map(|f| f.state()))
     }
 
-    #[cfg(test)]
     /// Rows held (live tasks and final ones not forgotten).
     pub(crate) fn rows(&self) -> usize {
-        self.tasks.len()
+        self.tasks.len() + self.finals.len()
     }
 
     /// `engine` has `count` pieces of direct work that the controller sent
@@ -848,5 +831,21 @@ impl<T> TaskTable<T> {
             waiting: self.waiting,
             unassigned: self.unassigned,
         }
+    }
+}
+
+/// Gives a map's room back once it is mostly empty (a burst of tasks
+/// leaves its room behind otherwise): a quarter full or less, it shrinks to
+/// twice what it holds, so that shrinking costs O(1) per removal overall.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 1024 && map.len() <= map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+/// [`shrink`] for a queue.
+fn shrink_queue<V>(queue: &mut VecDeque<V>) {
+    if queue.capacity() > 1024 && queue.len() <= queue.capacity() / 4 {
+        queue.shrink_to(queue.len() * 2);
     }
 }

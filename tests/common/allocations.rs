@@ -1,11 +1,13 @@
 //! A counting global allocator: what the current thread allocates while
-//! [`measure`] runs (the largest single allocation, and the peak of live
-//! bytes), to check that decoding hostile input allocates nothing near
-//! what it claims.
+//! [`measure`] runs (the largest single allocation, the peak of live
+//! bytes, the bytes left live and the number of allocations), to check
+//! that decoding hostile input allocates nothing near what it claims, and
+//! what a held result costs.
 //!
 //! Shared by the protocol fuzz test (`tests/protocol_fuzz.rs`) and the
-//! codec's unit tests (`src/codec.rs`), each of which includes this file
-//! by path: a crate that includes it allocates through it. Counting is per
+//! crate's unit tests (included by `src/codec.rs`, also used by the
+//! result's and the controller's memory tests), each of which includes
+//! this file by path: a crate that includes it allocates through it. Counting is per
 //! thread, so tests running beside each other do not disturb it; what the
 //! limits are is each test's business.
 
@@ -24,12 +26,14 @@ pub struct Usage {
     pub peak: usize,
     /// The largest single allocation.
     pub largest: usize,
+    /// Allocations made (a reallocation is not one).
+    pub allocations: usize,
 }
 
 thread_local! {
     static TRACKING: Cell<bool> = const { Cell::new(false) };
     static USAGE: Cell<Usage> = const {
-        Cell::new(Usage { live: 0, peak: 0, largest: 0 })
+        Cell::new(Usage { live: 0, peak: 0, largest: 0, allocations: 0 })
     };
 }
 
@@ -45,6 +49,17 @@ impl Counting {
                 usage.live += size;
                 usage.peak = usage.peak.max(usage.live);
                 usage.largest = usage.largest.max(size);
+                u.set(usage);
+            });
+        }
+    }
+
+    fn allocated(size: usize) {
+        Counting::grew(size);
+        if TRACKING.with(Cell::get) {
+            USAGE.with(|u| {
+                let mut usage = u.get();
+                usage.allocations += 1;
                 u.set(usage);
             });
         }
@@ -67,7 +82,7 @@ impl Counting {
 // destructor).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Counting::grew(layout.size());
+        Counting::allocated(layout.size());
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
@@ -79,7 +94,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Counting::grew(layout.size());
+        Counting::allocated(layout.size());
         // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
         unsafe { System.alloc_zeroed(layout) }
     }
