@@ -373,6 +373,12 @@ impl LoadBalancedView {
     /// that yields each item's result as it arrives, in input order or, with
     /// `ordered(false)`, in completion order. A failed item (a panic, say)
     /// does not stop the others: its error, [`Error::MapItem`], names it.
+    ///
+    /// When `f` takes one plain number and returns one (an
+    /// [`Element`](crate::Element): `u64 -> u64`, `f64 -> f64`, ...), each
+    /// task's items travel as one buffer of their bytes, the engine runs `f`
+    /// over them in a compiled loop and the results come back the same way:
+    /// no per-item encoding, the same results and errors.
     pub fn map<F, M, P, I>(&self, f: F, items: impl IntoIterator<Item = I>) -> AsyncMap<F::Output>
     where
         F: RemoteFn<M>,

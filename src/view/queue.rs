@@ -8,12 +8,16 @@
 //! Where a task runs is the implementor's; the map's result is
 //! [`AsyncMap`] (`async_map.rs`).
 
+use std::ops::Range;
+
 use serde::de::DeserializeOwned;
 
+use crate::bulk::ElemKind;
 use crate::client::collect;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
+use crate::raw_item;
 use crate::registry::encode_call;
 use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
@@ -108,6 +112,21 @@ where
     let items: Vec<I> = items.into_iter().collect();
     let count = items.len();
     let chunks = Chunks::new(count, on.chunksize(count));
+    let raw = registry()
+        .entry(function)
+        .and_then(|entry| (entry.raw_kinds)());
+    if let Some((param, result)) = raw {
+        if let Some(packed) = raw_chunks(&items, &chunks, param) {
+            let results = packed
+                .into_iter()
+                .zip(chunks.iter())
+                .map(|(chunk, range)| {
+                    submit_raw_chunk::<Q, F::Output>(on, function, chunk, range, result)
+                })
+                .collect();
+            return AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks));
+        }
+    }
     // Every item is encoded before anything is sent: an item that
     // cannot be sends nothing.
     let mut items = items.into_iter();
@@ -135,30 +154,144 @@ pub(crate) fn submit_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
     items: Packed,
     first: usize,
 ) -> AsyncResult<Vec<Result<R>>> {
-    let task = on.next_task();
     let count = items.len();
+    let work = |task| Work::Map {
+        task,
+        function,
+        items,
+        raw: false,
+    };
+    submit_map(on, work, count, move |each, engine, task| {
+        if each.values.len() != count {
+            return None;
+        }
+        Some(Ok((0..count)
+            .map(|k| decode_item(each, k, first + k, engine, task))
+            .collect()))
+    })
+}
+
+/// Sends the `map` task `work` makes (given its id) for `count` items;
+/// `decode` reads its reply (given the engine and the task), `None` for a
+/// reply of the wrong shape.
+fn submit_map<Q: TaskQueue, R: 'static>(
+    on: &Q,
+    work: impl FnOnce(TaskId) -> Work,
+    count: usize,
+    decode: impl Fn(&Each, usize, TaskId) -> Option<Result<Vec<Result<R>>>> + Send + Sync + 'static,
+) -> AsyncResult<Vec<Result<R>>> {
+    let task = on.next_task();
     on.run(
         task,
-        Work::Map {
-            task,
-            function,
-            items,
-        },
+        work(task),
         move |outcomes: &mut [(usize, Result<Payload>)]| {
             let (engine, outcome) = outcomes
                 .first()
                 .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
-            match outcome {
-                Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
-                    .map(|k| decode_item(each, k, first + k, *engine, task))
-                    .collect()),
-                Ok(other) => Err(Error::Protocol(format!(
-                    "unexpected reply to a map task of {count} items: {other:?}"
-                ))),
-                Err(e) => Err(e.clone()),
-            }
+            let decoded = match outcome {
+                Ok(Payload::Each(each)) => decode(each, *engine, task),
+                Ok(_) => None,
+                Err(e) => return Err(e.clone()),
+            };
+            decoded.unwrap_or_else(|| {
+                Err(Error::Protocol(format!(
+                    "unexpected reply to a map task of {count} items: {outcome:?}"
+                )))
+            })
         },
     )
+}
+
+/// Each chunk's items as one string of their bytes, when every item is one
+/// number of `kind` (the function's parameter type; `None` sends the
+/// map the per-item way, which also reports a [`Ref`](crate::Ref)).
+fn raw_chunks<P, I: IntoArg<P>>(
+    items: &[I],
+    chunks: &Chunks,
+    kind: ElemKind,
+) -> Option<Vec<Packed>> {
+    let mut packed = Vec::with_capacity(chunks.count());
+    for range in chunks.iter() {
+        let mut chunk = Packed::with_capacity(1, range.len() * kind.size());
+        let items = items.get(range)?;
+        chunk
+            .push_with(|out| {
+                items
+                    .iter()
+                    .all(|item| item.encode_raw(kind, out))
+                    .then_some(())
+                    .ok_or(())
+            })
+            .ok()?;
+        packed.push(chunk);
+    }
+    Some(packed)
+}
+
+/// Sends one raw `map` task (see [`Work::Map`]) over the items `range` of
+/// the map, given as one string of their bytes; its results come back as
+/// numbers of `kind`.
+fn submit_raw_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
+    on: &Q,
+    function: u64,
+    items: Packed,
+    range: Range<usize>,
+    kind: ElemKind,
+) -> AsyncResult<Vec<Result<R>>> {
+    let work = |task| Work::Map {
+        task,
+        function,
+        items,
+        raw: true,
+    };
+    let count = range.len();
+    submit_map(on, work, count, move |each, engine, task| {
+        Some(raw_results(each, kind, range.clone(), engine, task))
+    })
+}
+
+/// The results of a raw `map` task over the items `range`: each a number
+/// of `kind` read from the reply's one string, or its item's failure; a
+/// reply with no string failed as a whole.
+fn raw_results<R: DeserializeOwned>(
+    each: &Each,
+    kind: ElemKind,
+    range: Range<usize>,
+    engine: usize,
+    task: TaskId,
+) -> Result<Vec<Result<R>>> {
+    let count = range.len();
+    if each.values.len() == 0 {
+        if let Some((_, failure)) = each.failed.first() {
+            return Err(failure.clone().into_error(engine, task));
+        }
+    }
+    let bytes = match each.values.len() {
+        1 => each.values.get(0)?,
+        _ => &[][..],
+    };
+    if bytes.len() != count * kind.size() {
+        return Err(Error::Protocol(format!(
+            "a raw map reply of {} bytes for {count} items of {} bytes",
+            bytes.len(),
+            kind.size()
+        )));
+    }
+    let mut failed = each.failed.iter().peekable();
+    Ok(bytes
+        .chunks_exact(kind.size())
+        .zip(range)
+        .enumerate()
+        .map(
+            |(k, (bytes, index))| match failed.next_if(|(i, _)| *i == k as u64) {
+                Some((_, failure)) => Err(Error::MapItem {
+                    index,
+                    error: Box::new(failure.clone().into_error(engine, task)),
+                }),
+                None => raw_item::decode_element(kind, bytes),
+            },
+        )
+        .collect())
 }
 
 /// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
