@@ -8,7 +8,7 @@
 //! client knows the item and result types only as serde types, not as
 //! elements, so it moves each value through a serializer that accepts
 //! exactly one number of the expected [`ElemKind`] ([`encode_element`]) and
-//! a deserializer that offers one ([`decode_element`]): no `unsafe`, no
+//! serde's deserializers of single numbers ([`decode_elements`]): no `unsafe`, no
 //! type-id check, and a value of any other shape is refused, never
 //! reinterpreted. The bytes are in memory order, as the engine's monomorphized
 //! loop reads and writes them (every rank of a job runs the same binary on
@@ -16,9 +16,9 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeOwned, Visitor};
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::ser::Impossible;
-use serde::{Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::bulk::ElemKind;
 use crate::error::{Error, Result};
@@ -41,12 +41,45 @@ pub(crate) fn encode_element<T: Serialize + ?Sized>(
     written.is_ok()
 }
 
-/// The `R` held by `bytes`, the raw bytes of one number of `kind`.
-pub(crate) fn decode_element<R: DeserializeOwned>(kind: ElemKind, bytes: &[u8]) -> Result<R> {
-    R::deserialize(ElementBytes { kind, bytes }).map_err(|NotElement(message)| Error::Codec {
+/// The `R`s held by `bytes`, the raw bytes of numbers of `kind` back to
+/// back: the kind is matched once, then each number goes through serde's
+/// own deserializer of that number.
+pub(crate) fn decode_elements<R: DeserializeOwned>(kind: ElemKind, bytes: &[u8]) -> Result<Vec<R>> {
+    fn each<R: DeserializeOwned, T: IntoDeserializer<'static, NotElement>, const N: usize>(
+        bytes: &[u8],
+        from: fn([u8; N]) -> T,
+    ) -> std::result::Result<Vec<R>, NotElement> {
+        if bytes.len() % N != 0 {
+            return Err(NotElement(format!(
+                "{} bytes for items of {N}",
+                bytes.len()
+            )));
+        }
+        bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let array = <[u8; N]>::try_from(c)
+                    .map_err(|_| NotElement(format!("{} bytes for an item of {N}", c.len())))?;
+                R::deserialize(from(array).into_deserializer())
+            })
+            .collect()
+    }
+    let decoded = match kind {
+        ElemKind::I8 => each(bytes, i8::from_ne_bytes),
+        ElemKind::I16 => each(bytes, i16::from_ne_bytes),
+        ElemKind::I32 => each(bytes, i32::from_ne_bytes),
+        ElemKind::I64 => each(bytes, i64::from_ne_bytes),
+        ElemKind::U8 => each(bytes, u8::from_ne_bytes),
+        ElemKind::U16 => each(bytes, u16::from_ne_bytes),
+        ElemKind::U32 => each(bytes, u32::from_ne_bytes),
+        ElemKind::U64 => each(bytes, u64::from_ne_bytes),
+        ElemKind::F32 => each(bytes, f32::from_ne_bytes),
+        ElemKind::F64 => each(bytes, f64::from_ne_bytes),
+    };
+    decoded.map_err(|NotElement(message)| Error::Codec {
         action: "decode",
         type_name: std::any::type_name::<R>().to_string(),
-        message: format!("as a raw {kind:?}: {message}"),
+        message: format!("as raw {kind:?}s: {message}"),
     })
 }
 
@@ -168,53 +201,6 @@ impl Serializer for ElementSink<'_> {
     }
 }
 
-/// A deserializer that offers the one number of `kind` in `bytes`.
-struct ElementBytes<'a> {
-    kind: ElemKind,
-    bytes: &'a [u8],
-}
-
-impl ElementBytes<'_> {
-    /// The bytes as an array of `N`, or why not.
-    fn array<const N: usize>(&self) -> std::result::Result<[u8; N], NotElement> {
-        self.bytes.try_into().map_err(|_| {
-            NotElement(format!(
-                "{} bytes for a {:?} of {N}",
-                self.bytes.len(),
-                self.kind
-            ))
-        })
-    }
-}
-
-impl<'de> Deserializer<'de> for ElementBytes<'_> {
-    type Error = NotElement;
-
-    fn deserialize_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> std::result::Result<V::Value, NotElement> {
-        match self.kind {
-            ElemKind::I8 => visitor.visit_i8(i8::from_ne_bytes(self.array()?)),
-            ElemKind::I16 => visitor.visit_i16(i16::from_ne_bytes(self.array()?)),
-            ElemKind::I32 => visitor.visit_i32(i32::from_ne_bytes(self.array()?)),
-            ElemKind::I64 => visitor.visit_i64(i64::from_ne_bytes(self.array()?)),
-            ElemKind::U8 => visitor.visit_u8(u8::from_ne_bytes(self.array()?)),
-            ElemKind::U16 => visitor.visit_u16(u16::from_ne_bytes(self.array()?)),
-            ElemKind::U32 => visitor.visit_u32(u32::from_ne_bytes(self.array()?)),
-            ElemKind::U64 => visitor.visit_u64(u64::from_ne_bytes(self.array()?)),
-            ElemKind::F32 => visitor.visit_f32(f32::from_ne_bytes(self.array()?)),
-            ElemKind::F64 => visitor.visit_f64(f64::from_ne_bytes(self.array()?)),
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,14 +212,13 @@ mod tests {
         assert!(encode_element(&-2.5f64, ElemKind::F64, &mut out));
         assert_eq!(out.len(), 16);
         assert_eq!(out[..8], 7u64.to_ne_bytes());
-        assert_eq!(
-            decode_element::<u64>(ElemKind::U64, &out[..8]).ok(),
-            Some(7)
-        );
-        assert_eq!(
-            decode_element::<f64>(ElemKind::F64, &out[8..]).ok(),
-            Some(-2.5)
-        );
+        let numbers = decode_elements::<u64>(ElemKind::U64, &out[..8]);
+        assert_eq!(numbers.ok(), Some(vec![7]));
+        let numbers = decode_elements::<f64>(ElemKind::F64, &out[8..]);
+        assert_eq!(numbers.ok(), Some(vec![-2.5]));
+        let twice = [&out[..8], &out[..8]].concat();
+        let numbers = decode_elements::<u64>(ElemKind::U64, &twice);
+        assert_eq!(numbers.ok(), Some(vec![7, 7]));
     }
 
     #[test]
@@ -244,7 +229,7 @@ mod tests {
         assert!(!encode_element(&(1u64, 2u64), ElemKind::U64, &mut out));
         assert!(!encode_element(&Some(1u64), ElemKind::U64, &mut out));
         assert_eq!(out, vec![1]);
-        assert!(decode_element::<u64>(ElemKind::U64, &[0; 7]).is_err());
-        assert!(decode_element::<String>(ElemKind::U64, &[0; 8]).is_err());
+        assert!(decode_elements::<u64>(ElemKind::U64, &[0; 7]).is_err());
+        assert!(decode_elements::<String>(ElemKind::U64, &[0; 8]).is_err());
     }
 }

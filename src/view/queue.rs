@@ -117,14 +117,22 @@ where
         .and_then(|entry| (entry.raw_kinds)());
     if let Some((param, result)) = raw {
         if let Some(packed) = raw_chunks(&items, &chunks, param) {
-            let results = packed
+            let raw: Vec<AsyncResult<RawChunk<F::Output>>> = packed
                 .into_iter()
                 .zip(chunks.iter())
-                .map(|(chunk, range)| {
-                    submit_raw_chunk::<Q, F::Output>(on, function, chunk, range, result)
-                })
+                .map(|(chunk, range)| submit_raw_chunk(on, function, chunk, range, result))
                 .collect();
-            return AsyncMap::new(results, chunks, on.ordered(), |tasks| on.control(tasks));
+            let items = raw
+                .iter()
+                .map(|r| r.clone().then(|c| c.map(RawChunk::into_items)))
+                .collect();
+            let wholes = raw
+                .into_iter()
+                .map(|r| r.then(|c| c.and_then(RawChunk::into_values)))
+                .collect();
+            return AsyncMap::with_wholes(items, wholes, chunks, on.ordered(), |tasks| {
+                on.control(tasks)
+            });
         }
     }
     // Every item is encoded before anything is sent: an item that
@@ -174,12 +182,12 @@ pub(crate) fn submit_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
 /// Sends the `map` task `work` makes (given its id) for `count` items;
 /// `decode` reads its reply (given the engine and the task), `None` for a
 /// reply of the wrong shape.
-fn submit_map<Q: TaskQueue, R: 'static>(
+fn submit_map<Q: TaskQueue, T: 'static>(
     on: &Q,
     work: impl FnOnce(TaskId) -> Work,
     count: usize,
-    decode: impl Fn(&Each, usize, TaskId) -> Option<Result<Vec<Result<R>>>> + Send + Sync + 'static,
-) -> AsyncResult<Vec<Result<R>>> {
+    decode: impl Fn(&Each, usize, TaskId) -> Option<Result<T>> + Send + Sync + 'static,
+) -> AsyncResult<T> {
     let task = on.next_task();
     on.run(
         task,
@@ -237,7 +245,7 @@ fn submit_raw_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
     items: Packed,
     range: Range<usize>,
     kind: ElemKind,
-) -> AsyncResult<Vec<Result<R>>> {
+) -> AsyncResult<RawChunk<R>> {
     let work = |task| Work::Map {
         task,
         function,
@@ -250,16 +258,48 @@ fn submit_raw_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
     })
 }
 
-/// The results of a raw `map` task over the items `range`: each a number
-/// of `kind` read from the reply's one string, or its item's failure; a
-/// reply with no string failed as a whole.
+/// What a raw `map` task gave: a value for every item (a placeholder for
+/// a failed one) and the failed items (index within the task, error).
+/// The whole map's value is made of `values` alone; a `Result` per item is
+/// made only for the map's iterator.
+pub(crate) struct RawChunk<R> {
+    values: Vec<R>,
+    failed: Vec<(usize, Error)>,
+}
+
+impl<R> RawChunk<R> {
+    /// Each item's result, in order.
+    fn into_items(self) -> Vec<Result<R>> {
+        let mut failed = self.failed.into_iter().peekable();
+        self.values
+            .into_iter()
+            .enumerate()
+            .map(|(k, value)| match failed.next_if(|(i, _)| *i == k) {
+                Some((_, e)) => Err(e),
+                None => Ok(value),
+            })
+            .collect()
+    }
+
+    /// Every value, or the first failed item's error.
+    fn into_values(self) -> Result<Vec<R>> {
+        match self.failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.values),
+        }
+    }
+}
+
+/// The results of a raw `map` task over the items `range`: numbers of
+/// `kind` read from the reply's one string, and its failed items; a reply
+/// with no string failed as a whole.
 fn raw_results<R: DeserializeOwned>(
     each: &Each,
     kind: ElemKind,
     range: Range<usize>,
     engine: usize,
     task: TaskId,
-) -> Result<Vec<Result<R>>> {
+) -> Result<RawChunk<R>> {
     let count = range.len();
     if each.values.len() == 0 {
         if let Some((_, failure)) = each.failed.first() {
@@ -277,21 +317,22 @@ fn raw_results<R: DeserializeOwned>(
             kind.size()
         )));
     }
-    let mut failed = each.failed.iter().peekable();
-    Ok(bytes
-        .chunks_exact(kind.size())
-        .zip(range)
-        .enumerate()
-        .map(
-            |(k, (bytes, index))| match failed.next_if(|(i, _)| *i == k as u64) {
-                Some((_, failure)) => Err(Error::MapItem {
-                    index,
-                    error: Box::new(failure.clone().into_error(engine, task)),
-                }),
-                None => raw_item::decode_element(kind, bytes),
-            },
-        )
-        .collect())
+    let failed = each
+        .failed
+        .iter()
+        .map(|(k, failure)| {
+            let k = usize::try_from(*k).unwrap_or(usize::MAX);
+            let error = Error::MapItem {
+                index: range.start.saturating_add(k),
+                error: Box::new(failure.clone().into_error(engine, task)),
+            };
+            (k, error)
+        })
+        .collect();
+    Ok(RawChunk {
+        values: raw_item::decode_elements(kind, bytes)?,
+        failed,
+    })
 }
 
 /// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.
