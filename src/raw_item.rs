@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 
 /// Appends the bytes of `value` to `out` if it serializes as exactly one
 /// number of `kind`; false (and `out` unchanged) otherwise.
+#[inline]
 pub(crate) fn encode_element<T: Serialize + ?Sized>(
     value: &T,
     kind: ElemKind,
@@ -45,10 +46,14 @@ pub(crate) fn encode_element<T: Serialize + ?Sized>(
 /// back: the kind is matched once, then each number goes through serde's
 /// own deserializer of that number.
 pub(crate) fn decode_elements<R: DeserializeOwned>(kind: ElemKind, bytes: &[u8]) -> Result<Vec<R>> {
-    fn each<R: DeserializeOwned, T: IntoDeserializer<'static, NotElement>, const N: usize>(
+    fn each<R, T, const N: usize>(
         bytes: &[u8],
-        from: fn([u8; N]) -> T,
-    ) -> std::result::Result<Vec<R>, NotElement> {
+        from: impl Fn([u8; N]) -> T,
+    ) -> std::result::Result<Vec<R>, NotElement>
+    where
+        R: DeserializeOwned,
+        T: IntoDeserializer<'static, NotElement>,
+    {
         if bytes.len() % N != 0 {
             return Err(NotElement(format!(
                 "{} bytes for items of {N}",
@@ -116,7 +121,8 @@ struct ElementSink<'a> {
 /// The serializer methods of the numeric types: write when the kind fits.
 macro_rules! numbers {
     ($($method:ident $t:ty => $v:ident;)*) => {
-        $(fn $method(self, value: $t) -> std::result::Result<(), NotElement> {
+        $(#[inline]
+        fn $method(self, value: $t) -> std::result::Result<(), NotElement> {
             if self.kind == ElemKind::$v {
                 self.out.extend_from_slice(&value.to_ne_bytes());
                 Ok(())

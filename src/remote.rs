@@ -507,8 +507,9 @@ impl<P: Element, R: Element> RawMap<P, R> for Probe<P, R> {
         Some((bulk::kind_of::<P>(), bulk::kind_of::<R>()))
     }
 
-    /// Appends `f(item)` for each item, one at a time, so that after a
-    /// panic `out` holds the results of the items before it.
+    /// Appends the bytes of `f(item)` for each item to `out`; after a
+    /// panic, `out` holds the results of the items before it (they are
+    /// flushed as the loop unwinds).
     fn map_raw<F: Fn(P) -> R>(&self, f: F, items: &[u8], out: &mut Vec<u8>) -> Option<Result<()>> {
         let Some(items) = bulk::elements_from_bytes::<P>(items) else {
             return Some(Err(Error::Protocol(format!(
@@ -517,11 +518,28 @@ impl<P: Element, R: Element> RawMap<P, R> for Probe<P, R> {
                 type_name::<P>()
             ))));
         };
-        out.reserve(items.len() * std::mem::size_of::<R>());
+        let mut flush = Flush {
+            results: Vec::with_capacity(items.len()),
+            out,
+        };
         for item in items {
-            bulk::extend_bytes(&[f(item)], out);
+            let result = f(item);
+            flush.results.push(result);
         }
         Some(Ok(()))
+    }
+}
+
+/// Results of a raw loop, appended to `out` as bytes when dropped: at the
+/// loop's end, or as a panic unwinds it.
+struct Flush<'a, R: Element> {
+    results: Vec<R>,
+    out: &'a mut Vec<u8>,
+}
+
+impl<R: Element> Drop for Flush<'_, R> {
+    fn drop(&mut self) {
+        bulk::extend_bytes(&self.results, self.out);
     }
 }
 
