@@ -329,7 +329,8 @@ impl LoadBalancedView {
 
     /// Items per task for `map` and `imap` (at least 1). Default for `map`:
     /// chosen from the item count and the engines, at least 8 tasks per
-    /// engine and at most 1024 items per task; for `imap`: 1.
+    /// engine and at most 1024 items per task (8192 for a map sent raw, see
+    /// [`map`](LoadBalancedView::map)); for `imap`: 1.
     pub fn chunksize(&self, items: usize) -> LoadBalancedView {
         self.with(|f| f.chunksize = Some(items.max(1)))
     }
@@ -497,10 +498,10 @@ impl TaskQueue for LoadBalancedView {
             .with_control(self.client.control(Behind::Balanced(vec![task])))
     }
 
-    fn chunksize(&self, count: usize) -> usize {
+    fn chunksize(&self, count: usize, raw: bool) -> usize {
         self.flags
             .chunksize
-            .unwrap_or_else(|| default_chunksize(count, self.len()))
+            .unwrap_or_else(|| default_chunksize(count, self.len(), raw))
     }
 
     fn ordered(&self) -> bool {

@@ -52,8 +52,8 @@ pub(crate) trait TaskQueue {
     /// Starts `work` (numbered `task`); its one reply goes through `finish`.
     fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R>;
 
-    /// Items per `map` task for `count` items.
-    fn chunksize(&self, count: usize) -> usize;
+    /// Items per `map` task for `count` items (sent raw when `raw`).
+    fn chunksize(&self, count: usize, raw: bool) -> usize;
 
     /// Whether a map's iterator yields in input order.
     fn ordered(&self) -> bool;
@@ -111,11 +111,11 @@ where
     };
     let items: Vec<I> = items.into_iter().collect();
     let count = items.len();
-    let chunks = Chunks::new(count, on.chunksize(count));
     let raw = registry()
         .entry(function)
         .and_then(|entry| (entry.raw_kinds)());
     if let Some((param, result)) = raw {
+        let chunks = Chunks::new(count, on.chunksize(count, true));
         if let Some(packed) = raw_chunks(&items, &chunks, param) {
             let raw: Vec<AsyncResult<RawChunk<F::Output>>> = packed
                 .into_iter()
@@ -135,6 +135,7 @@ where
             });
         }
     }
+    let chunks = Chunks::new(count, on.chunksize(count, false));
     // Every item is encoded before anything is sent: an item that
     // cannot be sends nothing.
     let mut items = items.into_iter();
