@@ -93,6 +93,13 @@ macro_rules! elements {
             }
         )*
 
+        impl ElemKind {
+            /// Bytes per element.
+            pub(crate) fn size(self) -> usize {
+                match self { $(ElemKind::$v => std::mem::size_of::<$t>(),)* }
+            }
+        }
+
         impl BulkVec {
             /// A zeroed buffer of `len` elements of `kind`.
             pub(crate) fn zeroed(kind: ElemKind, len: usize) -> BulkVec {
@@ -473,6 +480,28 @@ pub(crate) fn is_element<T: 'static>() -> bool {
     false
 }
 
+/// The element type of `E`.
+pub(crate) fn kind_of<E: Element>() -> ElemKind {
+    E::slice(&[]).kind()
+}
+
+/// The elements whose bytes (in memory order, at any alignment) are
+/// `bytes`; `None` when `bytes` is not a whole number of elements.
+pub(crate) fn elements_from_bytes<E: Element>(bytes: &[u8]) -> Option<Vec<E>> {
+    let kind = kind_of::<E>();
+    if bytes.len() % kind.size() != 0 {
+        return None;
+    }
+    let mut buf = BulkVec::zeroed(kind, bytes.len() / kind.size());
+    buf.as_bytes_mut().copy_from_slice(bytes);
+    E::unwrap(buf)
+}
+
+/// Appends the bytes of `values` (in memory order) to `out`.
+pub(crate) fn extend_bytes<E: Element>(values: &[E], out: &mut Vec<u8>) {
+    out.extend_from_slice(E::slice(values).as_bytes());
+}
+
 /// How `scatter` deals items out to engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Distribution {
@@ -525,6 +554,20 @@ pub(crate) fn check_count(elements: usize) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_round_trip_through_unaligned_bytes() {
+        let values = [1u64, u64::MAX, 42];
+        let mut bytes = vec![0u8];
+        extend_bytes(&values, &mut bytes);
+        assert_eq!(
+            elements_from_bytes::<u64>(&bytes[1..]),
+            Some(values.to_vec())
+        );
+        assert_eq!(elements_from_bytes::<u64>(&bytes[2..]), None);
+        assert_eq!(kind_of::<f64>().size(), 8);
+        assert_eq!(kind_of::<i8>(), ElemKind::I8);
+    }
 
     #[test]
     fn block_rule_matches_ipyparallel() {

@@ -77,6 +77,7 @@ mod loan;
 mod namespace;
 mod progress;
 mod protocol;
+mod raw_item;
 mod registry;
 mod remote;
 mod result;
@@ -145,10 +146,13 @@ pub use ndarray;
 /// threading mode (`helped_passes`). Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::bulk::ElemKind;
     pub use crate::helping::helped_passes;
     pub use crate::protocol::fuzz_decode;
     pub use crate::registry::RemoteEntry;
-    pub use crate::remote::{reply, type_id_of, ArgReader, Held};
+    pub use crate::remote::{
+        no_map_raw, no_raw_kinds, reply, type_id_of, ArgReader, Held, NotRawMap, Probe, RawMap,
+    };
     pub use inventory;
 
     /// What `#[rankview::test]` expands to, and the job plumbing the

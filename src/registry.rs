@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use crate::codec::stable_hash;
 use crate::error::{Error, Result};
 use crate::protocol::WireArg;
-use crate::remote::{ArgReader, Args, RemoteFn};
+use crate::remote::{ArgReader, Args, MapRawFn, RawKindsFn, RemoteFn};
 
 /// What an engine runs for one registered function: decode the arguments,
 /// call the function, encode its result.
@@ -34,6 +34,11 @@ pub struct RemoteEntry {
     pub type_id: fn() -> TypeId,
     /// The engine-side trampoline.
     pub invoke: InvokeFn,
+    /// The element types the function takes and returns, when its `map`
+    /// travels raw (one parameter, both plain numbers).
+    pub raw_kinds: RawKindsFn,
+    /// The engine-side loop of a raw `map` (`None` when not raw).
+    pub map_raw: MapRawFn,
 }
 
 inventory::collect!(RemoteEntry);

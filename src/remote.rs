@@ -17,10 +17,12 @@ use std::ops::Deref;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::bulk::{self, ElemKind, Element};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::namespace::{self, Shared, Value};
 use crate::protocol::WireArg;
+use crate::raw_item;
 
 /// A name in an engine's namespace, passed where an argument goes: the engine
 /// uses its own value instead of one sent by the client (ipyparallel's
@@ -108,6 +110,15 @@ pub trait IntoArg<P> {
             ))),
         }
     }
+
+    /// Appends the raw bytes of a value argument that is one number of
+    /// `kind` (a `map` item sent raw); false for anything else (a
+    /// [`Ref`]).
+    #[doc(hidden)]
+    fn encode_raw(&self, kind: ElemKind, out: &mut Vec<u8>) -> bool {
+        let _ = (kind, out);
+        false
+    }
 }
 
 impl<T: Serialize> IntoArg<T> for T {
@@ -117,6 +128,10 @@ impl<T: Serialize> IntoArg<T> for T {
 
     fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
         codec::encode_into(&self, out)
+    }
+
+    fn encode_raw(&self, kind: ElemKind, out: &mut Vec<u8>) -> bool {
+        raw_item::encode_element(self, kind, out)
     }
 }
 
@@ -128,6 +143,10 @@ impl<T: Serialize> IntoArg<T> for &T {
     fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
         codec::encode_into(self, out)
     }
+
+    fn encode_raw(&self, kind: ElemKind, out: &mut Vec<u8>) -> bool {
+        raw_item::encode_element(self, kind, out)
+    }
 }
 
 impl<T: Serialize> IntoArg<&T> for T {
@@ -137,6 +156,10 @@ impl<T: Serialize> IntoArg<&T> for T {
 
     fn encode_into(self, out: &mut Vec<u8>) -> Result<()> {
         codec::encode_into(&self, out)
+    }
+
+    fn encode_raw(&self, kind: ElemKind, out: &mut Vec<u8>) -> bool {
+        raw_item::encode_element(self, kind, out)
     }
 }
 
@@ -446,4 +469,142 @@ pub fn reply<M, R: IntoReply<M>>(value: R) -> Result<Vec<u8>> {
 #[doc(hidden)]
 pub fn type_id_of<F: 'static>(_: &F) -> std::any::TypeId {
     std::any::TypeId::of::<F>()
+}
+
+/// The engine side of a `map` sent raw: runs a one-parameter function over
+/// a chunk of items given as their bytes, appending each result's bytes.
+/// `None` when the function does not take and return plain numbers (built
+/// by `#[rankview::remote]`).
+pub type MapRawFn = fn(&[u8], &mut Vec<u8>) -> Option<Result<()>>;
+
+/// The element types a function takes and returns, when both are plain
+/// numbers (its `map` then travels raw).
+pub type RawKindsFn = fn() -> Option<(ElemKind, ElemKind)>;
+
+/// Selects, for the concrete types of one function instantiation, whether
+/// its `map` can travel raw: `(&Probe::<P, R>::new()).map_raw(f, ..)` finds
+/// [`RawMap`] when `P` and `R` are both [`Element`]s and [`NotRawMap`]
+/// (through one more reference) otherwise. Used by generated code.
+#[doc(hidden)]
+pub struct Probe<P, R>(PhantomData<fn(P) -> R>);
+
+impl<P, R> Probe<P, R> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+/// A function of plain numbers: its `map` runs a loop over raw items.
+#[doc(hidden)]
+pub trait RawMap<P, R> {
+    fn raw_kinds(&self) -> Option<(ElemKind, ElemKind)>;
+    fn map_raw<F: Fn(P) -> R>(&self, f: F, items: &[u8], out: &mut Vec<u8>) -> Option<Result<()>>;
+}
+
+impl<P: Element, R: Element> RawMap<P, R> for Probe<P, R> {
+    fn raw_kinds(&self) -> Option<(ElemKind, ElemKind)> {
+        Some((bulk::kind_of::<P>(), bulk::kind_of::<R>()))
+    }
+
+    /// Appends the bytes of `f(item)` for each item to `out`; after a
+    /// panic, `out` holds the results of the items before it (they are
+    /// flushed as the loop unwinds).
+    fn map_raw<F: Fn(P) -> R>(&self, f: F, items: &[u8], out: &mut Vec<u8>) -> Option<Result<()>> {
+        let Some(items) = bulk::elements_from_bytes::<P>(items) else {
+            return Some(Err(Error::Protocol(format!(
+                "{} bytes are not a whole number of {}",
+                items.len(),
+                type_name::<P>()
+            ))));
+        };
+        let mut flush = Flush {
+            results: Vec::with_capacity(items.len()),
+            out,
+        };
+        for item in items {
+            let result = f(item);
+            flush.results.push(result);
+        }
+        Some(Ok(()))
+    }
+}
+
+/// Results of a raw loop, appended to `out` as bytes when dropped: at the
+/// loop's end, or as a panic unwinds it.
+struct Flush<'a, R: Element> {
+    results: Vec<R>,
+    out: &'a mut Vec<u8>,
+}
+
+impl<R: Element> Drop for Flush<'_, R> {
+    fn drop(&mut self) {
+        bulk::extend_bytes(&self.results, self.out);
+    }
+}
+
+/// Any other function: its `map` takes the per-item path.
+#[doc(hidden)]
+pub trait NotRawMap<P, R> {
+    fn raw_kinds(&self) -> Option<(ElemKind, ElemKind)>;
+    fn map_raw<F: Fn(P) -> R>(&self, f: F, items: &[u8], out: &mut Vec<u8>) -> Option<Result<()>>;
+}
+
+impl<P, R> NotRawMap<P, R> for &Probe<P, R> {
+    fn raw_kinds(&self) -> Option<(ElemKind, ElemKind)> {
+        None
+    }
+
+    fn map_raw<F: Fn(P) -> R>(&self, _: F, _: &[u8], _: &mut Vec<u8>) -> Option<Result<()>> {
+        None
+    }
+}
+
+/// For functions the macro does not probe (several parameters, a `&T`
+/// parameter): never raw.
+#[doc(hidden)]
+pub fn no_raw_kinds() -> Option<(ElemKind, ElemKind)> {
+    None
+}
+
+/// For functions the macro does not probe: never raw.
+#[doc(hidden)]
+pub fn no_map_raw(_: &[u8], _: &mut Vec<u8>) -> Option<Result<()>> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    fn shout(s: String) -> String {
+        s.to_uppercase()
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)]
+    fn probe_selects_numbers_only() {
+        #[allow(unused_imports)]
+        use super::{NotRawMap as _, RawMap as _};
+        let mut out = Vec::new();
+        let mut items = Vec::new();
+        bulk::extend_bytes(&[1u64, 2, 3], &mut items);
+        let ran = (&Probe::<u64, u64>::new()).map_raw(double, &items, &mut out);
+        assert!(matches!(ran, Some(Ok(()))));
+        assert_eq!(bulk::elements_from_bytes::<u64>(&out), Some(vec![2, 4, 6]));
+        assert_eq!(
+            (&Probe::<u64, u64>::new()).raw_kinds(),
+            Some((ElemKind::U64, ElemKind::U64))
+        );
+        assert!((&Probe::<String, String>::new())
+            .map_raw(shout, &[], &mut out)
+            .is_none());
+        assert!((&Probe::<String, String>::new()).raw_kinds().is_none());
+        let odd = (&Probe::<u64, u64>::new()).map_raw(double, &[0; 7], &mut out);
+        assert!(matches!(odd, Some(Err(_))));
+    }
 }

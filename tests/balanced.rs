@@ -14,6 +14,8 @@ const CHECKS: &[&str] = &[
     "apply_runs_once_and_says_where",
     "subset_views_stay_in_their_engines",
     "map_order_and_chunking",
+    "raw_maps_match_local",
+    "a_panic_inside_a_raw_chunk_fails_its_item",
     "a_panicking_item_spares_the_others",
     "imap_keeps_a_bounded_window",
     "after_waits_for_its_dependency",

@@ -344,7 +344,7 @@ pub fn w2map(rc: &Client, raw: &Samples, json: bool) -> rankview::Result<()> {
         "items",
         per_s(median(samples)),
         per_s(raw_median(raw, "w2map")?),
-        "≥ 5,000,000 items/s",
+        "≥ 50,000,000 items/s",
     );
     Ok(())
 }

@@ -258,7 +258,9 @@ fn expand(instances: Instances, function: ItemFn) -> syn::Result<Tokens> {
         quote!((#inputs) #output).to_string()
     };
     let name_str = name.to_string();
+    let raw = raw_map(sig, name, &turbofish);
     let body = quote! {
+        #raw
         #[allow(non_snake_case)]
         fn __rankview_invoke(
             __rankview_args: &mut ::rankview::__private::ArgReader,
@@ -337,9 +339,70 @@ fn block(
                     signature: #signature,
                     type_id: || ::rankview::__private::type_id_of(&#name #inst),
                     invoke: __rankview_invoke,
+                    raw_kinds: __rankview_raw_kinds,
+                    map_raw: __rankview_map_raw,
                 }
             }
         };
+    }
+}
+
+/// `__rankview_raw_kinds` and `__rankview_map_raw`, the raw `map` of a
+/// function of one owned parameter `P` returning `R`: inside an
+/// instantiation's block both types are concrete, so the probe
+/// (`rankview::__private::Probe`) picks the monomorphized loop when both are
+/// plain numbers and `None` otherwise. Other functions (several parameters,
+/// a `&T` parameter, no return value) get the `None` of `no_raw_kinds` and
+/// `no_map_raw` without a probe.
+fn raw_map(sig: &syn::Signature, name: &syn::Ident, turbofish: &Tokens) -> Tokens {
+    let param = match sig.inputs.first() {
+        Some(FnArg::Typed(pat)) if sig.inputs.len() == 1 => match &*pat.ty {
+            Type::Reference(_) | Type::ImplTrait(_) => None,
+            ty => Some(ty),
+        },
+        _ => None,
+    };
+    let result = match &sig.output {
+        syn::ReturnType::Type(_, ty) if !matches!(&**ty, Type::ImplTrait(_)) => Some(&**ty),
+        _ => None,
+    };
+    let private = quote! { ::rankview::__private };
+    let kinds = quote! {
+        ::core::option::Option<(#private::ElemKind, #private::ElemKind)>
+    };
+    let (Some(param), Some(result)) = (param, result) else {
+        return quote! {
+            #[allow(non_snake_case)]
+            fn __rankview_raw_kinds() -> #kinds {
+                #private::no_raw_kinds()
+            }
+            #[allow(non_snake_case)]
+            fn __rankview_map_raw(
+                __rankview_items: &[u8],
+                __rankview_out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::option::Option<::rankview::Result<()>> {
+                #private::no_map_raw(__rankview_items, __rankview_out)
+            }
+        };
+    };
+    quote! {
+        #[allow(non_snake_case, unused_imports, clippy::needless_borrow)]
+        fn __rankview_raw_kinds() -> #kinds {
+            use #private::{NotRawMap as _, RawMap as _};
+            (&#private::Probe::<#param, #result>::new()).raw_kinds()
+        }
+        #[allow(non_snake_case, unused_imports, clippy::needless_borrow)]
+        fn __rankview_map_raw(
+            __rankview_items: &[u8],
+            __rankview_out: &mut ::std::vec::Vec<u8>,
+        ) -> ::core::option::Option<::rankview::Result<()>> {
+            use #private::{NotRawMap as _, RawMap as _};
+            (&#private::Probe::<#param, #result>::new()).map_raw(
+                #name #turbofish,
+                __rankview_items,
+                __rankview_out,
+            )
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::scheduler::Queued;
 
 use super::inbox::{Inbox, Next};
 use super::job::{now_us, quiet_done, ExecOut, Incoming, Job, Lending};
-use super::panics::{install_panic_hook, invoke};
+use super::panics::{install_panic_hook, invoke, invoke_raw};
 
 thread_local! {
     /// True on an engine's execution thread (which owns the namespace).
@@ -102,7 +102,14 @@ pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> 
             task,
             function,
             items,
+            raw: false,
         } => (task, Outcome::Each(map_items(function, &items))),
+        Work::Map {
+            task,
+            function,
+            items,
+            raw: true,
+        } => (task, Outcome::Each(map_raw(function, &items))),
     };
     ended(task, started_us, hops, outcome, capture)
 }
@@ -130,6 +137,93 @@ pub(super) fn map_items(function: u64, items: &Packed) -> Each {
         }
     }
     each
+}
+
+/// Runs a raw `map` task: the function's monomorphized loop over the
+/// items' bytes (`items` holds one string), the results' bytes back in one
+/// string. An item that panics fails alone (zeroes stand in for its
+/// result) and the loop goes on after it; a task that cannot run at all
+/// comes back with no string and its one failure.
+pub(super) fn map_raw(function: u64, items: &Packed) -> Each {
+    let mut each = Each::default();
+    let task = match RawTask::new(function, items) {
+        Ok(task) => task,
+        Err(e) => {
+            // No results at all: the client fails the whole task with it.
+            each.failed.push((0, Failure::from_error(e)));
+            return each;
+        }
+    };
+    let (bytes, item_size, result_size) = (task.bytes, task.item_size, task.result_size);
+    let count = bytes.len() / item_size;
+    let mut out = Vec::with_capacity(count * result_size);
+    let mut next = 0;
+    while next < count {
+        match invoke_raw(task.entry, &bytes[next * item_size..], &mut out) {
+            Some(Ok(())) if out.len() == count * result_size => break,
+            Some(Ok(())) => {
+                let failure = Failure::Protocol("the raw map loop lost results".into());
+                let done = (out.len() / result_size) as u64;
+                each.failed
+                    .extend((done..count as u64).map(|i| (i, failure.clone())));
+                break;
+            }
+            outcome => {
+                // The item after the last result failed (it panicked).
+                let failed = out.len() / result_size;
+                let error = match outcome {
+                    Some(Err(e)) => e,
+                    _ => Error::Protocol("the raw map loop is gone".into()),
+                };
+                each.failed
+                    .push((failed as u64, Failure::from_error(error)));
+                out.resize((failed + 1) * result_size, 0);
+                next = failed + 1;
+            }
+        }
+    }
+    out.resize(count * result_size, 0);
+    each.values.push(&out);
+    each
+}
+
+/// A raw `map` task, checked: its items' bytes, its function, and the
+/// sizes of an item and a result.
+struct RawTask<'a> {
+    bytes: &'a [u8],
+    entry: &'static RemoteEntry,
+    item_size: usize,
+    result_size: usize,
+}
+
+impl<'a> RawTask<'a> {
+    fn new(function: u64, items: &'a Packed) -> Result<RawTask<'a>> {
+        let entry = lookup(function)?;
+        let (param, result) = (entry.raw_kinds)().ok_or_else(|| {
+            Error::Protocol(format!(
+                "{} was sent a raw map but takes no raw items",
+                entry.path
+            ))
+        })?;
+        let bytes = match items.len() {
+            0 => &[][..],
+            _ => items.get(0)?,
+        };
+        if items.len() > 1 || bytes.len() % param.size() != 0 {
+            return Err(Error::Protocol(format!(
+                "a raw map task of {} bytes in {} strings for items of {} bytes",
+                bytes.len(),
+                items.len(),
+                param.size()
+            )));
+        }
+        Ok(RawTask {
+            bytes,
+            entry,
+            item_size: param.size(),
+            result_size: result.size(),
+        })
+    }
 }
 
 /// The end of a task that ran from `started_us` until now, with the output

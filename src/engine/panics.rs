@@ -44,8 +44,34 @@ pub(crate) fn install_panic_hook() {
 /// Calls `entry` with `args`, turning a panic into a remote error.
 pub(super) fn invoke(entry: &RemoteEntry, args: Vec<WireArg>) -> Result<Vec<u8>> {
     let mut reader = ArgReader::new(args);
+    guarded(entry, || (entry.invoke)(&mut reader))
+}
+
+/// Runs `entry`'s raw `map` loop over `items` (their bytes), appending the
+/// results' bytes to `out`; a panic becomes a remote error, with `out`
+/// holding the results of the items before the one that panicked. `None`
+/// when the function has no raw loop.
+pub(super) fn invoke_raw(
+    entry: &RemoteEntry,
+    items: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<Result<()>> {
+    let mut raw = false;
+    let ran = guarded(entry, || match (entry.map_raw)(items, out) {
+        Some(result) => {
+            raw = true;
+            result
+        }
+        None => Ok(()),
+    });
+    // A panic comes from inside the loop, so the function has one.
+    (raw || ran.is_err()).then_some(ran)
+}
+
+/// Runs `call` (a call of `entry`) with its panic turned into a remote error.
+fn guarded<T>(entry: &RemoteEntry, call: impl FnOnce() -> Result<T>) -> Result<T> {
     IN_TASK.with(|t| *t.borrow_mut() = Some(None));
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| (entry.invoke)(&mut reader)));
+    let ran = panic::catch_unwind(AssertUnwindSafe(call));
     let panicked = IN_TASK.with(|t| t.borrow_mut().take()).flatten();
     match ran {
         Ok(result) => result,

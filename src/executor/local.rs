@@ -165,9 +165,9 @@ impl TaskQueue for LocalPool {
         AsyncResult::new(state, finish)
     }
 
-    fn chunksize(&self, count: usize) -> usize {
+    fn chunksize(&self, count: usize, raw: bool) -> usize {
         self.chunksize
-            .unwrap_or_else(|| default_chunksize(count, self.threads()))
+            .unwrap_or_else(|| default_chunksize(count, self.threads(), raw))
     }
 
     fn ordered(&self) -> bool {

@@ -97,8 +97,14 @@ pub(crate) enum Work {
     Map {
         task: TaskId,
         function: u64,
-        /// Each item's encoding.
+        /// Each item's encoding; when `raw`, one string instead: every
+        /// item's bytes back to back.
         items: Packed,
+        /// The function takes and returns plain numbers (its registry
+        /// entry's `raw_kinds`), and items and results travel as their
+        /// bytes: the reply's [`Each`] then holds one string, every
+        /// result's bytes (zeroes for a failed item).
+        raw: bool,
     },
 }
 

@@ -10,6 +10,10 @@ use std::ops::Range;
 /// The most items the default rule puts in one chunk.
 pub(crate) const MAX_DEFAULT_CHUNK: usize = 1024;
 
+/// The most items the default rule puts in one chunk of a map sent raw
+/// (plain numbers, 1 to 8 bytes each: at most 64 KiB).
+pub(crate) const MAX_DEFAULT_RAW_CHUNK: usize = 8192;
+
 /// Chunks per engine the default rule aims for, at least.
 pub(crate) const CHUNKS_PER_ENGINE: usize = 8;
 
@@ -30,9 +34,21 @@ pub(crate) const CHUNKS_PER_ENGINE: usize = 8;
 ///
 /// 1000 items over 4 engines: chunks of 32 (32 chunks); 10^6 items over 2
 /// engines: 1024 (977 chunks); 10 items over 4 engines: 1.
-pub(crate) fn default_chunksize(items: usize, engines: usize) -> usize {
+///
+/// A map sent raw (`raw`: its items and results are plain numbers moved as
+/// one buffer per chunk) is capped at [`MAX_DEFAULT_RAW_CHUNK`] instead:
+/// such a chunk of 8192 items is at most 64 KiB, and an item costs the
+/// engine nanoseconds where a task costs microseconds, so chunks of 1024
+/// would spend most of their time being tasks. 10^6 such items over 2
+/// engines: 8192 (123 chunks, still 8 or more per engine).
+pub(crate) fn default_chunksize(items: usize, engines: usize, raw: bool) -> usize {
     let chunks = CHUNKS_PER_ENGINE.saturating_mul(engines.max(1));
-    items.div_ceil(chunks).clamp(1, MAX_DEFAULT_CHUNK)
+    let max = if raw {
+        MAX_DEFAULT_RAW_CHUNK
+    } else {
+        MAX_DEFAULT_CHUNK
+    };
+    items.div_ceil(chunks).clamp(1, max)
 }
 
 /// Items `0..len` cut into consecutive chunks of `size` (the last may be

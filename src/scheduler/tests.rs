@@ -1995,16 +1995,30 @@ fn forgotten_rows_go_once_final_and_dependents_still_resolve() {
 
 #[test]
 fn default_chunksize_rule() {
-    assert_eq!(default_chunksize(0, 4), 1);
-    assert_eq!(default_chunksize(1, 4), 1);
-    assert_eq!(default_chunksize(10, 4), 1);
-    assert_eq!(default_chunksize(1000, 4), 32);
-    assert_eq!(default_chunksize(997, 3), 42, "ceil(997 / 24)");
-    assert_eq!(default_chunksize(100_000, 2), 1024, "capped");
-    assert_eq!(default_chunksize(1_000_000, 2), 1024);
-    assert_eq!(default_chunksize(100, 0), 13, "no engines counts as one");
+    assert_eq!(default_chunksize(0, 4, false), 1);
+    assert_eq!(default_chunksize(1, 4, false), 1);
+    assert_eq!(default_chunksize(10, 4, false), 1);
+    assert_eq!(default_chunksize(1000, 4, false), 32);
+    assert_eq!(default_chunksize(997, 3, false), 42, "ceil(997 / 24)");
+    assert_eq!(default_chunksize(100_000, 2, false), 1024, "capped");
+    assert_eq!(default_chunksize(1_000_000, 2, false), 1024);
+    assert_eq!(
+        default_chunksize(100, 0, false),
+        13,
+        "no engines counts as one"
+    );
+    assert_eq!(
+        default_chunksize(1_000_000, 2, true),
+        8192,
+        "raw: capped higher"
+    );
+    assert_eq!(
+        default_chunksize(1000, 4, true),
+        32,
+        "raw: same rule below the cap"
+    );
     for (items, engines) in [(1000, 4), (100_000, 7), (64, 2)] {
-        let size = default_chunksize(items, engines);
+        let size = default_chunksize(items, engines, false);
         let chunks = Chunks::new(items, size).count();
         assert!(
             chunks >= 8 * engines || size == 1,

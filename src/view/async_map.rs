@@ -25,6 +25,15 @@ pub(crate) fn spread<R>(chunk: Result<Vec<Result<R>>>, count: usize) -> Vec<Resu
     }
 }
 
+/// The parts one after the other, moved into one vector of their length.
+fn concat<R>(parts: Vec<Vec<R>>) -> Vec<R> {
+    let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        all.extend(part);
+    }
+    all
+}
+
 /// The result of a load-balanced [`map`](crate::LoadBalancedView::map): an
 /// [`AsyncResult`] of every value (it derefs to one: `get`, `wait`,
 /// `ready`, `metadata` with one entry per task, `abort`,
@@ -50,14 +59,41 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
         ordered: bool,
         control: impl FnOnce(Vec<TaskId>) -> Option<Control>,
     ) -> AsyncMap<R> {
+        AsyncMap::assemble(chunks, None, layout, ordered, control)
+    }
+
+    /// A map like [`new`](AsyncMap::new) whose whole value is made of
+    /// `wholes` (each task's values, or its first failed item's error, of
+    /// the same submissions as `chunks`) instead of from a `Result` per
+    /// item: a raw map's, where those would cost more than the values.
+    pub(crate) fn with_wholes(
+        chunks: Vec<AsyncResult<Vec<Result<R>>>>,
+        wholes: Vec<AsyncResult<Vec<R>>>,
+        layout: Chunks,
+        ordered: bool,
+        control: impl FnOnce(Vec<TaskId>) -> Option<Control>,
+    ) -> AsyncMap<R> {
+        AsyncMap::assemble(chunks, Some(wholes), layout, ordered, control)
+    }
+
+    fn assemble(
+        chunks: Vec<AsyncResult<Vec<Result<R>>>>,
+        wholes: Option<Vec<AsyncResult<Vec<R>>>>,
+        layout: Chunks,
+        ordered: bool,
+        control: impl FnOnce(Vec<TaskId>) -> Option<Control>,
+    ) -> AsyncMap<R> {
         let (arrived, arrivals) = mpsc::channel();
         let mut tasks = Vec::new();
         for (index, chunk) in chunks.iter().enumerate() {
             chunk.notify(arrived.clone(), index as u64);
             tasks.extend_from_slice(chunk.balanced_tasks());
         }
-        let mut result = AsyncResult::join(chunks.clone())
-            .and_then(|parts| parts.into_iter().flatten().collect());
+        let mut result = match wholes {
+            Some(wholes) => AsyncResult::join(wholes).and_then(|parts| Ok(concat(parts))),
+            None => AsyncResult::join(chunks.clone())
+                .and_then(|parts| parts.into_iter().flatten().collect()),
+        };
         if let Some(control) = control(tasks) {
             result = result.with_control(control);
         }

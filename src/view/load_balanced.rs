@@ -329,7 +329,8 @@ impl LoadBalancedView {
 
     /// Items per task for `map` and `imap` (at least 1). Default for `map`:
     /// chosen from the item count and the engines, at least 8 tasks per
-    /// engine and at most 1024 items per task; for `imap`: 1.
+    /// engine and at most 1024 items per task (8192 for a map sent raw, see
+    /// [`map`](LoadBalancedView::map)); for `imap`: 1.
     pub fn chunksize(&self, items: usize) -> LoadBalancedView {
         self.with(|f| f.chunksize = Some(items.max(1)))
     }
@@ -373,6 +374,12 @@ impl LoadBalancedView {
     /// that yields each item's result as it arrives, in input order or, with
     /// `ordered(false)`, in completion order. A failed item (a panic, say)
     /// does not stop the others: its error, [`Error::MapItem`], names it.
+    ///
+    /// When `f` takes one plain number and returns one (an
+    /// [`Element`](crate::Element): `u64 -> u64`, `f64 -> f64`, ...), each
+    /// task's items travel as one buffer of their bytes, the engine runs `f`
+    /// over them in a compiled loop and the results come back the same way:
+    /// no per-item encoding, the same results and errors.
     pub fn map<F, M, P, I>(&self, f: F, items: impl IntoIterator<Item = I>) -> AsyncMap<F::Output>
     where
         F: RemoteFn<M>,
@@ -491,10 +498,10 @@ impl TaskQueue for LoadBalancedView {
             .with_control(self.client.control(Behind::Balanced(vec![task])))
     }
 
-    fn chunksize(&self, count: usize) -> usize {
+    fn chunksize(&self, count: usize, raw: bool) -> usize {
         self.flags
             .chunksize
-            .unwrap_or_else(|| default_chunksize(count, self.len()))
+            .unwrap_or_else(|| default_chunksize(count, self.len(), raw))
     }
 
     fn ordered(&self) -> bool {

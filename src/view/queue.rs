@@ -8,12 +8,16 @@
 //! Where a task runs is the implementor's; the map's result is
 //! [`AsyncMap`] (`async_map.rs`).
 
+use std::ops::Range;
+
 use serde::de::DeserializeOwned;
 
+use crate::bulk::ElemKind;
 use crate::client::collect;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::protocol::{Each, Packed, TaskId, WireArg, Work};
+use crate::raw_item;
 use crate::registry::encode_call;
 use crate::registry::registry;
 use crate::remote::{Args, IntoArg, RemoteFn};
@@ -48,8 +52,8 @@ pub(crate) trait TaskQueue {
     /// Starts `work` (numbered `task`); its one reply goes through `finish`.
     fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R>;
 
-    /// Items per `map` task for `count` items.
-    fn chunksize(&self, count: usize) -> usize;
+    /// Items per `map` task for `count` items (sent raw when `raw`).
+    fn chunksize(&self, count: usize, raw: bool) -> usize;
 
     /// Whether a map's iterator yields in input order.
     fn ordered(&self) -> bool;
@@ -107,7 +111,31 @@ where
     };
     let items: Vec<I> = items.into_iter().collect();
     let count = items.len();
-    let chunks = Chunks::new(count, on.chunksize(count));
+    let raw = registry()
+        .entry(function)
+        .and_then(|entry| (entry.raw_kinds)());
+    if let Some((param, result)) = raw {
+        let chunks = Chunks::new(count, on.chunksize(count, true));
+        if let Some(packed) = raw_chunks(&items, &chunks, param) {
+            let raw: Vec<AsyncResult<RawChunk<F::Output>>> = packed
+                .into_iter()
+                .zip(chunks.iter())
+                .map(|(chunk, range)| submit_raw_chunk(on, function, chunk, range, result))
+                .collect();
+            let items = raw
+                .iter()
+                .map(|r| r.clone().then(|c| c.map(RawChunk::into_items)))
+                .collect();
+            let wholes = raw
+                .into_iter()
+                .map(|r| r.then(|c| c.and_then(RawChunk::into_values)))
+                .collect();
+            return AsyncMap::with_wholes(items, wholes, chunks, on.ordered(), |tasks| {
+                on.control(tasks)
+            });
+        }
+    }
+    let chunks = Chunks::new(count, on.chunksize(count, false));
     // Every item is encoded before anything is sent: an item that
     // cannot be sends nothing.
     let mut items = items.into_iter();
@@ -135,30 +163,177 @@ pub(crate) fn submit_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
     items: Packed,
     first: usize,
 ) -> AsyncResult<Vec<Result<R>>> {
-    let task = on.next_task();
     let count = items.len();
+    let work = |task| Work::Map {
+        task,
+        function,
+        items,
+        raw: false,
+    };
+    submit_map(on, work, count, move |each, engine, task| {
+        if each.values.len() != count {
+            return None;
+        }
+        Some(Ok((0..count)
+            .map(|k| decode_item(each, k, first + k, engine, task))
+            .collect()))
+    })
+}
+
+/// Sends the `map` task `work` makes (given its id) for `count` items;
+/// `decode` reads its reply (given the engine and the task), `None` for a
+/// reply of the wrong shape.
+fn submit_map<Q: TaskQueue, T: 'static>(
+    on: &Q,
+    work: impl FnOnce(TaskId) -> Work,
+    count: usize,
+    decode: impl Fn(&Each, usize, TaskId) -> Option<Result<T>> + Send + Sync + 'static,
+) -> AsyncResult<T> {
+    let task = on.next_task();
     on.run(
         task,
-        Work::Map {
-            task,
-            function,
-            items,
-        },
+        work(task),
         move |outcomes: &mut [(usize, Result<Payload>)]| {
             let (engine, outcome) = outcomes
                 .first()
                 .ok_or_else(|| Error::Protocol("a map task without a reply".into()))?;
-            match outcome {
-                Ok(Payload::Each(each)) if each.values.len() == count => Ok((0..count)
-                    .map(|k| decode_item(each, k, first + k, *engine, task))
-                    .collect()),
-                Ok(other) => Err(Error::Protocol(format!(
-                    "unexpected reply to a map task of {count} items: {other:?}"
-                ))),
-                Err(e) => Err(e.clone()),
-            }
+            let decoded = match outcome {
+                Ok(Payload::Each(each)) => decode(each, *engine, task),
+                Ok(_) => None,
+                Err(e) => return Err(e.clone()),
+            };
+            decoded.unwrap_or_else(|| {
+                Err(Error::Protocol(format!(
+                    "unexpected reply to a map task of {count} items: {outcome:?}"
+                )))
+            })
         },
     )
+}
+
+/// Each chunk's items as one string of their bytes, when every item is one
+/// number of `kind` (the function's parameter type; `None` sends the
+/// map the per-item way, which also reports a [`Ref`](crate::Ref)).
+fn raw_chunks<P, I: IntoArg<P>>(
+    items: &[I],
+    chunks: &Chunks,
+    kind: ElemKind,
+) -> Option<Vec<Packed>> {
+    let mut packed = Vec::with_capacity(chunks.count());
+    for range in chunks.iter() {
+        let mut chunk = Packed::with_capacity(1, range.len() * kind.size());
+        let items = items.get(range)?;
+        chunk
+            .push_with(|out| {
+                items
+                    .iter()
+                    .all(|item| item.encode_raw(kind, out))
+                    .then_some(())
+                    .ok_or(())
+            })
+            .ok()?;
+        packed.push(chunk);
+    }
+    Some(packed)
+}
+
+/// Sends one raw `map` task (see [`Work::Map`]) over the items `range` of
+/// the map, given as one string of their bytes; its results come back as
+/// numbers of `kind`.
+fn submit_raw_chunk<Q: TaskQueue, R: DeserializeOwned + 'static>(
+    on: &Q,
+    function: u64,
+    items: Packed,
+    range: Range<usize>,
+    kind: ElemKind,
+) -> AsyncResult<RawChunk<R>> {
+    let work = |task| Work::Map {
+        task,
+        function,
+        items,
+        raw: true,
+    };
+    let count = range.len();
+    submit_map(on, work, count, move |each, engine, task| {
+        Some(raw_results(each, kind, range.clone(), engine, task))
+    })
+}
+
+/// What a raw `map` task gave: a value for every item (a placeholder for
+/// a failed one) and the failed items (index within the task, error).
+/// The whole map's value is made of `values` alone; a `Result` per item is
+/// made only for the map's iterator.
+pub(crate) struct RawChunk<R> {
+    values: Vec<R>,
+    failed: Vec<(usize, Error)>,
+}
+
+impl<R> RawChunk<R> {
+    /// Each item's result, in order.
+    fn into_items(self) -> Vec<Result<R>> {
+        let mut failed = self.failed.into_iter().peekable();
+        self.values
+            .into_iter()
+            .enumerate()
+            .map(|(k, value)| match failed.next_if(|(i, _)| *i == k) {
+                Some((_, e)) => Err(e),
+                None => Ok(value),
+            })
+            .collect()
+    }
+
+    /// Every value, or the first failed item's error.
+    fn into_values(self) -> Result<Vec<R>> {
+        match self.failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.values),
+        }
+    }
+}
+
+/// The results of a raw `map` task over the items `range`: numbers of
+/// `kind` read from the reply's one string, and its failed items; a reply
+/// with no string failed as a whole.
+fn raw_results<R: DeserializeOwned>(
+    each: &Each,
+    kind: ElemKind,
+    range: Range<usize>,
+    engine: usize,
+    task: TaskId,
+) -> Result<RawChunk<R>> {
+    let count = range.len();
+    if each.values.len() == 0 {
+        if let Some((_, failure)) = each.failed.first() {
+            return Err(failure.clone().into_error(engine, task));
+        }
+    }
+    let bytes = match each.values.len() {
+        1 => each.values.get(0)?,
+        _ => &[][..],
+    };
+    if bytes.len() != count * kind.size() {
+        return Err(Error::Protocol(format!(
+            "a raw map reply of {} bytes for {count} items of {} bytes",
+            bytes.len(),
+            kind.size()
+        )));
+    }
+    let failed = each
+        .failed
+        .iter()
+        .map(|(k, failure)| {
+            let k = usize::try_from(*k).unwrap_or(usize::MAX);
+            let error = Error::MapItem {
+                index: range.start.saturating_add(k),
+                error: Box::new(failure.clone().into_error(engine, task)),
+            };
+            (k, error)
+        })
+        .collect();
+    Ok(RawChunk {
+        values: raw_item::decode_elements(kind, bytes)?,
+        failed,
+    })
 }
 
 /// Encodes one `map` item; a [`Ref`](crate::Ref) is refused.

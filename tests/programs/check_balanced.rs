@@ -5,7 +5,8 @@
 //!
 //! Owns the checks of `apply` (one run, where it ran), `map` (order,
 //! chunking with 0, 1, a prime and 10^5 items, completion order, a
-//! panicking item), `imap` (bounded in flight), every dependency option and
+//! panicking item; maps of numbers sent raw against a local computation,
+//! panics inside a raw chunk), `imap` (bounded in flight), every dependency option and
 //! its failure modes (`after`, `follow`, `any`, `success_only`, `timeout`;
 //! impossible dependencies failing at once), retries landing on another
 //! engine, aborts of queued tasks, the stream fence (a task sees what the
@@ -51,6 +52,36 @@ fn plus_one(x: u64) -> u64 {
 fn unlucky(x: u64) -> u64 {
     assert!(x != 13, "13 is unlucky");
     x
+}
+
+/// A raw map's u64 work: wrapping, so every item has a value.
+#[rankview::remote]
+fn mix(x: u64) -> u64 {
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) ^ x
+}
+
+#[rankview::remote]
+fn root(x: f64) -> f64 {
+    x.sqrt() - 0.5
+}
+
+/// Generic, registered for two element types (each instantiation raw).
+#[rankview::remote(<f32>, <i16>)]
+fn twice<T: std::ops::Add<Output = T> + Copy>(x: T) -> T {
+    x + x
+}
+
+/// Not numeric: the per-item path.
+#[rankview::remote]
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+/// Panics on every multiple of 50 but 0.
+#[rankview::remote]
+fn fifties(x: u64) -> u64 {
+    assert!(x == 0 || x % 50 != 0, "{x} is a multiple of 50");
+    x * 3
 }
 
 #[rankview::remote]
@@ -189,6 +220,59 @@ fn balanced(rc: &Client, list: &mut Checklist) {
             any_order.sort_unstable();
             assert_eq!(any_order, want);
         }
+        Ok(())
+    });
+
+    list.check("raw_maps_match_local", || {
+        let input: Vec<u64> = (0..10_007u64).map(|x| x * 7919).collect();
+        let want: Vec<u64> = input.iter().map(|&x| mix(x)).collect();
+        assert_eq!(lv.map_sync(mix, input.clone())?, want, "u64 -> u64");
+        assert_eq!(lv.map_sync(mix, input.iter())?, want, "&u64 -> u64");
+        assert_eq!(
+            lv.chunksize(1).map_sync(mix, input[..50].to_vec())?,
+            want[..50]
+        );
+        let floats: Vec<f64> = (0..5000).map(|x| x as f64 * 0.25).collect();
+        let roots: Vec<f64> = floats.iter().map(|&x| root(x)).collect();
+        let back = lv.map_sync(root, floats)?;
+        assert!(
+            back.iter()
+                .zip(&roots)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "f64 -> f64"
+        );
+        assert_eq!(
+            lv.map_sync(twice::<f32>, vec![1.5f32, -2.0])?,
+            vec![3.0f32, -4.0]
+        );
+        assert_eq!(
+            lv.map_sync(twice::<i16>, -3..3i16)?,
+            vec![-6, -4, -2, 0, 2, 4]
+        );
+        let words = vec!["a".to_string(), "bc".to_string(), "déf".to_string()];
+        assert_eq!(lv.map_sync(shout, words)?, vec!["A", "BC", "DÉF"]);
+        Ok(())
+    });
+
+    list.check("a_panic_inside_a_raw_chunk_fails_its_item", || {
+        // Chunks of 100: items 50 and 150 panic mid-chunk, 100 and 200 first
+        // in theirs; the items around them still come back.
+        let m = lv.chunksize(100).map(fifties, 0..250u64);
+        let e = expect_err(m.get(), |e| matches!(e, Error::MapItem { index: 50, .. }))?;
+        assert!(e.to_string().contains("50 is a multiple of 50"), "{e}");
+        let items: Vec<rankview::Result<u64>> = m.collect();
+        assert_eq!(items.len(), 250);
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Ok(v) => assert_eq!(*v, i as u64 * 3, "item {i}"),
+                Err(Error::MapItem { index, error }) => {
+                    assert!(i > 0 && i % 50 == 0 && *index == i, "item {i}: {error}");
+                    assert!(error.to_string().contains(&format!("{i} is a multiple")));
+                }
+                Err(e) => return Err(format!("item {i}: {e}").into()),
+            }
+        }
+        assert_eq!(items.iter().filter(|r| r.is_err()).count(), 4);
         Ok(())
     });
 
