@@ -289,12 +289,7 @@ fn parse_ranks(value: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("expected a whole number of ranks (at least {MIN_RANKS})"))?;
-    if ranks < MIN_RANKS {
-        return Err(format!(
-            "rankview needs at least {MIN_RANKS} ranks: rank 0 is the controller, the others are engines"
-        ));
-    }
-    Ok(ranks)
+    crate::ranks::check(ranks)
 }
 
 /// Parses `--cpus-per-rank C`: a whole number, at least 1 (2 or more

@@ -6,3 +6,13 @@
 
 /// The fewest ranks a rankview job can have: one controller, one engine.
 pub const MIN_RANKS: u32 = 2;
+
+/// `ranks` itself if a job can have that many, else why not.
+pub fn check(ranks: u32) -> Result<u32, String> {
+    if ranks < MIN_RANKS {
+        return Err(format!(
+            "rankview needs at least {MIN_RANKS} ranks: rank 0 is the controller, the others are engines"
+        ));
+    }
+    Ok(ranks)
+}

@@ -58,13 +58,7 @@ impl Size {
                 )
             }
         };
-        if ranks < crate::ranks::MIN_RANKS {
-            return Err(format!(
-                "rankview needs at least {} ranks: rank 0 is the controller, the others are \
-                 engines",
-                crate::ranks::MIN_RANKS
-            ));
-        }
+        let ranks = crate::ranks::check(ranks)?;
         Ok(Size {
             ranks,
             nodes,
