@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::protocol::{self, Done, Outcome, Request, TaskId, Work};
 use crate::result::ResultState;
 use crate::scheduler::{
-    AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
+    shrink, AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
 };
 use crate::transport::Mpi;
 
@@ -263,15 +263,6 @@ fn trim_heap() {
     // own free lists (under its arena locks); any thread may call it.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Gives the map's room back once a burst of tasks has drained from it: a
-/// quarter full or less, it shrinks to twice what it holds (so O(1) per
-/// removal overall).
-fn shrink(results: &mut HashMap<TaskId, Arc<ResultState>>) {
-    if results.capacity() > 1024 && results.len() <= results.capacity() / 4 {
-        results.shrink_to(results.len() * 2);
     }
 }
 

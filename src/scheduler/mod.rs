@@ -26,6 +26,7 @@ mod ids;
 mod local;
 pub(crate) mod map;
 mod placement;
+mod room;
 mod status;
 mod steal;
 mod table;
@@ -35,6 +36,7 @@ pub(crate) use deps::{DepSet, Mode};
 pub(crate) use ids::{EngineId, EngineSet, TaskId};
 pub(crate) use local::{LocalQueue, Queued};
 pub(crate) use placement::Config;
+pub(crate) use room::shrink;
 pub use status::{EngineStatus, QueueStatus};
 #[cfg(test)]
 use steal::StealRequest;

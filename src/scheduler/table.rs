@@ -18,6 +18,7 @@ use super::deps::{Ended, Kind, Tracker, Verdict};
 use super::ids::{EngineId, EngineSet, TaskId};
 use super::local::Queued;
 use super::placement::{preferred, Config, Load};
+use super::room::{shrink, shrink_queue};
 use super::status::{EngineStatus, QueueStatus};
 use super::steal::{Fence, Stealable};
 use super::task::{AbortOrder, Batch, Completion, Final, Outcome, Report, State, Task};
@@ -831,21 +832,5 @@ impl<T> TaskTable<T> {
             waiting: self.waiting,
             unassigned: self.unassigned,
         }
-    }
-}
-
-/// Gives a map's room back once it is mostly empty (a burst of tasks
-/// leaves its room behind otherwise): a quarter full or less, it shrinks to
-/// twice what it holds, so that shrinking costs O(1) per removal overall.
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 1024 && map.len() <= map.capacity() / 4 {
-        map.shrink_to(map.len() * 2);
-    }
-}
-
-/// [`shrink`] for a queue.
-fn shrink_queue<V>(queue: &mut VecDeque<V>) {
-    if queue.capacity() > 1024 && queue.len() <= queue.capacity() / 4 {
-        queue.shrink_to(queue.len() * 2);
     }
 }
