@@ -17,7 +17,7 @@ use std::thread::Thread;
 use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Request, TaskId};
-use crate::result::{AsyncResult, Behind, Control, Payload, ResultState};
+use crate::result::{AsyncResult, Behind, Control, Link, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
 use crate::view::shape::Shape;
@@ -29,6 +29,29 @@ struct Inner {
     next_task: AtomicU64,
     /// Every finished part, for [`Client::timeline`].
     log: Arc<JobLog>,
+}
+
+impl Inner {
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Shutdown)?;
+        self.controller.unpark();
+        Ok(())
+    }
+}
+
+/// What results ask of the controller.
+impl Link for Inner {
+    fn forget(&self, tasks: Vec<TaskId>) -> Result<()> {
+        self.send(Command::Forget { tasks })
+    }
+
+    fn abort(&self, tasks: Vec<TaskId>) -> Result<()> {
+        self.send(Command::Abort { tasks: Some(tasks) })
+    }
+
+    fn abort_direct(&self, task: TaskId, engines: Arc<[usize]>) -> Result<()> {
+        self.send(Command::AbortDirect { task, engines })
+    }
 }
 
 /// The client of a rankview job, given to the closure passed to
@@ -159,19 +182,13 @@ impl Client {
 
     /// Hands `command` to the controller.
     pub(crate) fn send(&self, command: Command) -> Result<()> {
-        self.inner
-            .commands
-            .send(command)
-            .map_err(|_| Error::Shutdown)?;
-        self.inner.controller.unpark();
-        Ok(())
+        self.inner.send(command)
     }
 
     /// The link from a result to the controller, for the work `work`.
     pub(crate) fn control(&self, work: Behind) -> Control {
         Control {
-            commands: self.inner.commands.clone(),
-            controller: self.inner.controller.clone(),
+            link: self.inner.clone(),
             work,
         }
     }
@@ -221,10 +238,7 @@ impl Client {
         if !crate::helping::help() {
             self.inner.controller.unpark();
         }
-        let control = self.control(Behind::Direct {
-            task,
-            engines: engines.clone(),
-        });
+        let control = self.control(Behind::Direct);
         AsyncResult::new(state, move |outcomes: &mut [_]| {
             collect::<S, R>(outcomes, &decode)
         })

@@ -32,6 +32,9 @@ pub(super) struct Balancer {
     /// Tasks forgotten since the heap was last trimmed (see
     /// [`forget`](Balancer::forget)).
     forgotten: usize,
+    /// Tasks final since the heap was last trimmed (see
+    /// [`progress`](Balancer::progress)).
+    settled: usize,
 }
 
 /// Forgotten tasks below which the heap is never trimmed.
@@ -45,6 +48,7 @@ impl Balancer {
             engines,
             dirty: false,
             forgotten: 0,
+            settled: 0,
         }
     }
 
@@ -155,10 +159,18 @@ impl Balancer {
                         state.complete_task(done, engine, stolen);
                     }
                     shrink(&mut self.results);
+                    self.settled += 1;
                 }
                 // A later try answers; an unknown task was settled already.
                 Completion::Retry { .. } | Completion::Unknown => {}
             }
+        }
+        // The end of a burst of tasks: what they needed while pending
+        // (rows, queues, messages) is free, and the results are held,
+        // so the heap's free pages go back, as after forgetting.
+        if self.results.is_empty() && self.settled >= TRIM_AFTER {
+            self.settled = 0;
+            trim_heap();
         }
         self.dirty = true;
     }

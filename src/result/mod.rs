@@ -33,31 +33,73 @@
 //! as the view lives, whatever happens to their handles.
 
 mod callbacks;
+mod control;
 pub(crate) mod metadata;
+mod part;
 pub(crate) mod state;
 
 pub(crate) use callbacks::callbacks_pending;
+pub(crate) use control::{Behind, Control, Link};
 pub use metadata::Metadata;
 pub(crate) use state::{Gathered, Payload, ResultState};
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::contract::Command;
 use crate::error::{Error, Result};
 use crate::protocol::TaskId;
 use crate::timeline::Timeline;
 use callbacks::Callback;
 
-/// Turns the parts of a finished submission into the user's value. It reads
-/// the payloads without consuming them, except a [`Payload::Movable`], which
-/// it may move out (leaving [`Payload::Taken`]).
-type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync;
+/// Turns the parts of a finished submission into the user's value, put in
+/// the `Option<Result<T>>` given as `&mut dyn Any` (so that the type names
+/// no `T`, and a closure capturing nothing can be kept as a `'static`
+/// reference). It reads the payloads without consuming them, except a
+/// [`Payload::Movable`], which it may move out (leaving [`Payload::Taken`]).
+type Finish = dyn Fn(&mut [(usize, Result<Payload>)], &mut dyn Any) + Send + Sync;
+
+/// A result's [`Finish`]: a closure that captures nothing (what most
+/// submissions have) costs no allocation.
+#[derive(Clone)]
+enum FinishRef {
+    Static(&'static Finish),
+    Shared(Arc<Finish>),
+}
+
+impl FinishRef {
+    fn new<T: 'static>(
+        f: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
+    ) -> FinishRef {
+        let erased = move |outcomes: &mut [(usize, Result<Payload>)], out: &mut dyn Any| {
+            if let Some(out) = out.downcast_mut::<Option<Result<T>>>() {
+                *out = Some(f(outcomes));
+            }
+        };
+        if std::mem::size_of_val(&erased) == 0 {
+            // A zero-sized value: the box allocates nothing, so leaking it
+            // leaks nothing.
+            FinishRef::Static(Box::leak(Box::new(erased)))
+        } else {
+            FinishRef::Shared(Arc::new(erased))
+        }
+    }
+
+    fn run<T: 'static>(&self, outcomes: &mut [(usize, Result<Payload>)]) -> Result<T> {
+        let mut out: Option<Result<T>> = None;
+        match self {
+            FinishRef::Static(f) => f(outcomes, &mut out),
+            FinishRef::Shared(f) => f(outcomes, &mut out),
+        }
+        out.unwrap_or_else(|| Err(Error::Protocol("a result decoded as another type".into())))
+    }
+}
 
 /// The result of a submission: a value to come from one or several engines.
 ///
@@ -91,62 +133,42 @@ type Finish<T> = dyn Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + S
 /// });
 /// ```
 pub struct AsyncResult<T> {
+    /// Counts this handle (`ResultState::handles`).
     state: Arc<ResultState>,
-    finish: Arc<Finish<T>>,
-    /// One count per handle on `state` (clones, and results made from this
-    /// one by `map`/`and_then`), the controller's reference not included.
-    handles: Arc<Handles>,
+    finish: FinishRef,
+    value: PhantomData<fn() -> T>,
 }
 
-/// What the handles of one result share: the way to the controller, to
-/// abort the work behind the result and, for load-balanced tasks, to let
-/// their rows go once the last handle is dropped.
-#[derive(Default)]
-pub(crate) struct Handles {
-    control: Option<Control>,
-}
-
-/// A result's link to the controller.
-pub(crate) struct Control {
-    pub commands: std::sync::mpsc::Sender<Command>,
-    pub controller: std::thread::Thread,
-    /// What the result stands for.
-    pub work: Behind,
-}
-
-/// The work behind a result, as its link to the controller names it.
-pub(crate) enum Behind {
-    /// Load-balanced tasks (none for an empty map): abortable until they
-    /// start, and forgotten by the controller when the last handle goes.
-    Balanced(Vec<TaskId>),
-    /// A direct-view request to these engines: abortable while it waits in
-    /// an engine's stream.
-    Direct { task: TaskId, engines: Arc<[usize]> },
-    /// A collective: part of every rank's collective order once sent, so it
-    /// cannot be taken back.
-    Collective,
-}
-
-impl Control {
-    fn send(&self, command: Command) -> Result<()> {
-        self.commands.send(command).map_err(|_| Error::Shutdown)?;
-        self.controller.unpark();
-        Ok(())
+impl<T> AsyncResult<T> {
+    /// A new handle on `state`.
+    fn attach(state: Arc<ResultState>, finish: FinishRef) -> Self {
+        state.handles.fetch_add(1, Ordering::Relaxed);
+        AsyncResult {
+            state,
+            finish,
+            value: PhantomData,
+        }
     }
 }
 
-impl Drop for Handles {
+impl<T> Drop for AsyncResult<T> {
+    /// The last handle lets the controller forget the load-balanced tasks
+    /// behind the result.
     fn drop(&mut self) {
-        if let Some(control) = self.control.take() {
-            if let Behind::Balanced(tasks) = &control.work {
-                if tasks.is_empty() {
-                    return;
-                }
-                let tasks = tasks.clone();
-                // The controller may be gone already (the job is ending).
-                let _ = control.send(Command::Forget { tasks });
-            }
+        if self.state.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
         }
+        let control = self.state.lock().control.take();
+        let Some(Control { link, work }) = control else {
+            return;
+        };
+        let tasks = match work {
+            Behind::Task(task) => vec![task],
+            Behind::Balanced(tasks) if !tasks.is_empty() => *tasks,
+            _ => return,
+        };
+        // The controller may be gone already (the job is ending).
+        let _ = link.forget(tasks);
     }
 }
 
@@ -164,11 +186,7 @@ pub(crate) enum AsDependency {
 
 impl<T> Clone for AsyncResult<T> {
     fn clone(&self) -> Self {
-        AsyncResult {
-            state: self.state.clone(),
-            finish: self.finish.clone(),
-            handles: self.handles.clone(),
-        }
+        AsyncResult::attach(self.state.clone(), self.finish.clone())
     }
 }
 
@@ -179,10 +197,11 @@ impl<T> AsyncResult<T> {
     }
 
     /// The load-balanced tasks behind this result (none for others).
-    pub(crate) fn balanced_tasks(&self) -> &[TaskId] {
-        match self.handles.control.as_ref().map(|c| &c.work) {
-            Some(Behind::Balanced(tasks)) => tasks,
-            _ => &[],
+    pub(crate) fn balanced_tasks(&self) -> Vec<TaskId> {
+        match self.state.lock().control.as_ref().map(|c| &c.work) {
+            Some(Behind::Task(task)) => vec![*task],
+            Some(Behind::Balanced(tasks)) => tasks.to_vec(),
+            _ => Vec::new(),
         }
     }
 }
@@ -190,7 +209,7 @@ impl<T> AsyncResult<T> {
 impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.state.lock();
-        let engines: Vec<usize> = inner.parts.iter().map(|p| p.meta.engine).collect();
+        let engines: Vec<usize> = inner.parts.as_slice().iter().map(|p| p.engine()).collect();
         write!(
             f,
             "AsyncResult {{ engines: {engines:?}, ready: {} }}",
@@ -204,18 +223,12 @@ impl<T: 'static> AsyncResult<T> {
         state: Arc<ResultState>,
         finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
     ) -> Self {
-        AsyncResult {
-            state,
-            finish: Arc::new(finish),
-            handles: Arc::new(Handles::default()),
-        }
+        AsyncResult::attach(state, FinishRef::new(finish))
     }
 
     /// The same result, tied to the controller's work (see [`Control`]).
-    pub(crate) fn with_control(mut self, control: Control) -> Self {
-        self.handles = Arc::new(Handles {
-            control: Some(control),
-        });
+    pub(crate) fn with_control(self, control: Control) -> Self {
+        self.state.lock().control = Some(control);
         self
     }
 
@@ -223,8 +236,9 @@ impl<T: 'static> AsyncResult<T> {
     /// parts included, and so the controller's rows of their tasks) while
     /// it lives.
     pub(crate) fn dependency(&self) -> (AsDependency, Keep) {
-        let what = match self.handles.control.as_ref().map(|c| &c.work) {
-            Some(Behind::Balanced(tasks)) => AsDependency::Tasks(tasks.clone()),
+        let what = match self.state.lock().control.as_ref().map(|c| &c.work) {
+            Some(Behind::Task(task)) => AsDependency::Tasks(vec![*task]),
+            Some(Behind::Balanced(tasks)) => AsDependency::Tasks(tasks.to_vec()),
             _ => AsDependency::Other,
         };
         (what, Arc::new(self.clone()))
@@ -245,26 +259,34 @@ impl<T: 'static> AsyncResult<T> {
     /// collective order once sent, and for a task of a
     /// [`LocalPool`](crate::LocalPool); [`Error::Shutdown`].
     pub fn abort(&self) -> Result<()> {
-        let control = self.handles.control.as_ref();
-        match control.map(|c| &c.work) {
-            Some(Behind::Balanced(tasks)) => control.map_or(Ok(()), |c| {
-                c.send(Command::Abort {
-                    tasks: Some(tasks.clone()),
-                })
-            }),
-            Some(Behind::Direct { task, engines }) => control.map_or(Ok(()), |c| {
-                c.send(Command::AbortDirect {
-                    task: *task,
-                    engines: engines.clone(),
-                })
-            }),
+        let inner = self.state.lock();
+        let link = inner.control.as_ref().map(|c| c.link.clone());
+        let work = inner.control.as_ref().map(|c| &c.work);
+        let parts = inner.parts.as_slice();
+        match (link, work) {
+            (Some(link), Some(Behind::Task(task))) => {
+                let tasks = vec![*task];
+                drop(inner);
+                link.abort(tasks)
+            }
+            (Some(link), Some(Behind::Balanced(tasks))) => {
+                let tasks = tasks.to_vec();
+                drop(inner);
+                link.abort(tasks)
+            }
+            (Some(link), Some(Behind::Direct)) => {
+                let task = parts.first().map_or(0, |p| p.task());
+                let engines: Arc<[usize]> = parts.iter().map(|p| p.engine()).collect();
+                drop(inner);
+                link.abort_direct(task, engines)
+            }
             _ if self.ready() => Ok(()),
-            Some(Behind::Collective) => Err(Error::Usage(
+            (_, Some(Behind::Collective)) => Err(Error::Usage(
                 "a collective cannot be aborted: once sent it is part of every rank's \
                  collective order"
                     .into(),
             )),
-            None => Err(Error::Usage(
+            _ => Err(Error::Usage(
                 "only the work of a view (load-balanced tasks, direct-view requests) can be \
                  aborted"
                     .into(),
@@ -281,8 +303,8 @@ impl<T: 'static> AsyncResult<T> {
 
     /// Tasks finished (parts settled) and in all, for progress displays.
     pub(crate) fn progress(&self) -> (usize, usize) {
-        let total = self.state.lock().parts.len();
-        let left = self.state.remaining.load(Ordering::Acquire);
+        let total = self.state.lock().parts.as_slice().len();
+        let left = self.state.remaining();
         (total.saturating_sub(left), total)
     }
 
@@ -327,12 +349,11 @@ impl<T: 'static> AsyncResult<T> {
         self,
         f: impl Fn(Result<T>) -> Result<U> + Send + Sync + 'static,
     ) -> AsyncResult<U> {
-        let finish = self.finish;
-        AsyncResult {
-            state: self.state,
-            finish: Arc::new(move |outcomes: &mut [_]| f(finish(outcomes))),
-            handles: self.handles,
-        }
+        let finish = self.finish.clone();
+        AsyncResult::attach(
+            self.state.clone(),
+            FinishRef::new(move |outcomes: &mut [_]| f(finish.run::<T>(outcomes))),
+        )
     }
 
     /// One result made of several submissions' results, in order: ready when
@@ -340,27 +361,12 @@ impl<T: 'static> AsyncResult<T> {
     /// every submission, in order, each with its metadata (engine, task,
     /// times, output) and its error if it failed.
     pub(crate) fn join(results: Vec<AsyncResult<T>>) -> AsyncResult<Vec<T>> {
-        let sizes: Vec<usize> = results.iter().map(|r| r.state.lock().parts.len()).collect();
-        let engines: Vec<usize> = results
+        let sizes: Vec<usize> = results
             .iter()
-            .flat_map(|r| {
-                r.state
-                    .lock()
-                    .parts
-                    .iter()
-                    .map(|p| p.meta.engine)
-                    .collect::<Vec<_>>()
-            })
+            .map(|r| r.state.lock().parts.as_slice().len())
             .collect();
-        let task = results
-            .first()
-            .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.task))
-            .unwrap_or(0);
-        let function = results
-            .first()
-            .and_then(|r| r.state.lock().parts.first().map(|p| p.meta.function))
-            .unwrap_or("");
-        let joined = ResultState::new(task, &engines, function, None);
+        let sources: Vec<&ResultState> = results.iter().map(|r| &*r.state).collect();
+        let joined = ResultState::like(&sources);
         let mut offset = 0;
         for (result, size) in results.iter().zip(sizes) {
             let joined = joined.clone();
@@ -402,7 +408,7 @@ impl<T: 'static> AsyncResult<T> {
     /// otherwise it is exactly `get`.
     pub fn into_value(self) -> Result<T> {
         self.wait();
-        self.decode(Arc::strong_count(&self.handles) == 1)
+        self.decode(self.state.handles.load(Ordering::Acquire) == 1)
     }
 
     /// Like [`get`](AsyncResult::get), but gives up after `timeout` with
@@ -421,6 +427,7 @@ impl<T: 'static> AsyncResult<T> {
         let mut inner = self.state.lock();
         let mut outcomes: Vec<(usize, Result<Payload>)> = inner
             .parts
+            .as_mut_slice()
             .iter_mut()
             .map(|p| {
                 let outcome = p
@@ -431,12 +438,12 @@ impl<T: 'static> AsyncResult<T> {
                     Ok(Payload::Gathered(g)) if movable => Ok(Payload::Movable(g)),
                     other => other,
                 };
-                (p.meta.engine, outcome)
+                (p.engine(), outcome)
             })
             .collect();
-        let value = (self.finish)(&mut outcomes);
-        for (part, (_, outcome)) in inner.parts.iter_mut().zip(outcomes) {
-            part.outcome = Some(match outcome {
+        let value = self.finish.run::<T>(&mut outcomes);
+        for (part, (_, outcome)) in inner.parts.as_mut_slice().iter_mut().zip(outcomes) {
+            part.outcome = part::Slot::hold(match outcome {
                 Ok(Payload::Movable(g)) => Ok(Payload::Gathered(g)),
                 other => other,
             });
@@ -451,10 +458,13 @@ impl<T: 'static> AsyncResult<T> {
     /// `T` (another type asked of `pull`) is an error of `get` only.
     pub fn successful(&self) -> bool {
         self.ready()
-            && self.state.lock().parts.iter().all(|p| match &p.outcome {
-                Some(Ok(payload)) => payload.item_failure(0, 0).is_none(),
-                _ => false,
-            })
+            && self
+                .state
+                .lock()
+                .parts
+                .as_slice()
+                .iter()
+                .all(|p| p.outcome.succeeded())
     }
 
     /// Per-engine timing and output, in target order.
@@ -462,8 +472,9 @@ impl<T: 'static> AsyncResult<T> {
         self.state
             .lock()
             .parts
+            .as_slice()
             .iter()
-            .map(|p| p.meta.clone())
+            .map(part::Part::metadata)
             .collect()
     }
 
@@ -473,8 +484,9 @@ impl<T: 'static> AsyncResult<T> {
         self.state
             .lock()
             .parts
+            .as_slice()
             .iter()
-            .map(|p| crate::timeline::TimelineRecord::from(&p.meta))
+            .map(|p| crate::timeline::TimelineRecord::from(&p.timing()))
             .collect()
     }
 
@@ -555,7 +567,7 @@ impl<T: Send + 'static> AsyncResult<T> {
             drop(inner);
             run();
         } else {
-            inner.callbacks.push(run);
+            inner.waiting().callbacks.push(run);
         }
     }
 }
@@ -573,8 +585,9 @@ impl<T: 'static> Future for AsyncResult<T> {
             return Poll::Ready(self.decode(false));
         }
         // Every task awaiting a clone of this result is woken.
-        if !inner.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            inner.wakers.push(cx.waker().clone());
+        let wakers = &mut inner.waiting().wakers;
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

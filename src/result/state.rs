@@ -1,6 +1,7 @@
 //! The state a submission's handles share with the controller: one
 //! [`Part`] per engine (its outcome, a [`Payload`] or an error, and its
-//! [`Metadata`]), filled by the controller thread as replies arrive.
+//! metadata, `part.rs`), filled by the controller thread as replies
+//! arrive, the handle count and the link to the controller (`control.rs`).
 //!
 //! [`ResultState`] is what the contract's commands carry to the controller
 //! (`contract.rs`); the user's handle on it, and decoding payloads into the
@@ -10,80 +11,26 @@
 //! short and never block; user callbacks go to the callback pool
 //! (`callbacks.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::callbacks::{run_callback, Callback};
-use super::metadata::Metadata;
-use crate::bulk::BulkVec;
+use super::control::Control;
+pub(crate) use super::part::{Gathered, Payload};
+use super::part::{Part, Parts, Slot, Stamp};
 use crate::error::{Error, Result};
-use crate::protocol::{Done, Each, Outcome, TaskId, Typed, ValueSpec};
+use crate::protocol::{Done, Outcome, TaskId};
 use crate::timeline::JobLog;
 
 /// An internal completion hook, given the state that finished.
 pub(super) type Hook = Box<dyn FnOnce(&ResultState) + Send>;
 
-/// What one engine returned for one task, before decoding.
-#[derive(Debug, Clone)]
-pub(crate) enum Payload {
-    Value(Vec<u8>),
-    Values(Vec<Typed>),
-    Keys(Vec<String>),
-    Many(Vec<Vec<u8>>),
-    /// The outcomes of a load-balanced `map` task, item by item.
-    Each(Each),
-    /// The assembled data of a gather or reduce (on the first part only).
-    /// Read by borrowing: each `get` assembles the user's container anew.
-    Gathered(Gathered),
-    /// A gathered payload handed to the only handle's
-    /// [`AsyncResult::into_value`], which may move the data out (leaving
-    /// [`Payload::Taken`]) instead of copying it.
-    Movable(Gathered),
-    /// A gathered payload moved out by `into_value`; no handle is left to
-    /// see it.
-    Taken,
-    Unit,
-}
-
-impl Payload {
-    /// The first failed item of a `map` chunk, as an error (with the item's
-    /// index within the chunk).
-    pub(crate) fn item_failure(&self, engine: usize, task: TaskId) -> Option<Error> {
-        let Payload::Each(each) = self else {
-            return None;
-        };
-        each.failed.first().map(|(index, f)| Error::MapItem {
-            index: usize::try_from(*index).unwrap_or(usize::MAX),
-            error: Box::new(f.clone().into_error(engine, task)),
-        })
-    }
-}
-
-/// Data a gather or reduce brought to rank 0, in target order.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct Gathered {
-    /// Every engine's contribution, back to back.
-    pub(crate) data: BulkVec,
-    /// The type of a pulled value (`None` for a gather or reduce, whose
-    /// type the controller checked already).
-    pub(crate) value: Option<ValueSpec>,
-    /// Per engine, in target order: elements (or bytes) and shape.
-    pub(crate) parts: Vec<(usize, Vec<usize>)>,
-}
-
-/// One engine's share of a submission.
-#[derive(Debug)]
-pub(crate) struct Part {
-    pub(super) outcome: Option<Result<Payload>>,
-    pub(super) meta: Metadata,
-}
-
-/// What the lock of a [`ResultState`] guards.
-pub(super) struct Inner {
-    pub(super) parts: Vec<Part>,
+/// What waits for a result to finish: async tasks, internal hooks and the
+/// user's callbacks (allocated only once something waits).
+#[derive(Default)]
+pub(super) struct Waiting {
     pub(super) wakers: Vec<Waker>,
     /// Internal, run inline when the last part settles.
     hooks: Vec<Hook>,
@@ -91,12 +38,39 @@ pub(super) struct Inner {
     pub(super) callbacks: Vec<Callback>,
 }
 
+/// What the lock of a [`ResultState`] guards.
+pub(super) struct Inner {
+    pub(super) parts: Parts,
+    waiting: Option<Box<Waiting>>,
+    /// The way to the controller, set once the result is tied to its work.
+    pub(super) control: Option<Control>,
+}
+
+impl Inner {
+    /// What waits for the result, made when first needed.
+    pub(super) fn waiting(&mut self) -> &mut Waiting {
+        self.waiting.get_or_insert_with(Box::default)
+    }
+}
+
 /// The state shared by a submission's handles and the controller.
+///
+/// ## Size
+///
+/// A program may hold a million finished results, so this is one
+/// allocation for a load-balanced task: its one part inline, its metadata
+/// compact (`part.rs`), its handle count and its link to the controller
+/// inside, and nothing allocated for an empty reply.
 pub(crate) struct ResultState {
     inner: Mutex<Inner>,
     done: Condvar,
-    pub(super) remaining: AtomicUsize,
-    pub(super) sleepers: AtomicUsize,
+    remaining: AtomicU32,
+    pub(super) sleepers: AtomicU32,
+    /// The user's handles on this state ([`AsyncResult`](crate::AsyncResult)
+    /// and its clones, and results made from it by `map`/`and_then`), the
+    /// controller's reference not included: when the last goes, the
+    /// controller forgets the work behind it.
+    pub(super) handles: AtomicU32,
     /// The job's record of finished parts (`Client::timeline`); `None` for
     /// results made of other results, whose parts are recorded already.
     log: Option<Arc<JobLog>>,
@@ -117,10 +91,6 @@ pub(crate) fn empty_reply(task: TaskId) -> Done {
     }
 }
 
-pub(super) fn micros_to_time(us: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
-}
-
 impl ResultState {
     /// A state waiting for one reply per engine in `engines` for a task
     /// running `function`; each part is added to `log` when it settles.
@@ -130,43 +100,57 @@ impl ResultState {
         function: &'static str,
         log: Option<&Arc<JobLog>>,
     ) -> Arc<ResultState> {
-        let submitted = SystemTime::now();
-        let parts = engines
-            .iter()
-            .map(|&engine| Part {
-                outcome: None,
-                meta: Metadata {
-                    engine,
-                    stolen: false,
-                    task,
-                    function,
-                    submitted,
-                    started: None,
-                    completed: None,
-                    received: None,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                },
-            })
-            .collect();
+        let submitted = Stamp::nanos(SystemTime::now());
+        let part = |&engine: &usize| Part::new(task, engine, function, submitted);
+        let parts = match engines {
+            [one] => Parts::One(part(one)),
+            _ => Parts::Many(engines.iter().map(part).collect()),
+        };
+        ResultState::of_parts(parts, log)
+    }
+
+    fn of_parts(parts: Parts, log: Option<&Arc<JobLog>>) -> Arc<ResultState> {
+        let count = parts.as_slice().len();
         Arc::new(ResultState {
             inner: Mutex::new(Inner {
                 parts,
-                wakers: Vec::new(),
-                hooks: Vec::new(),
-                callbacks: Vec::new(),
+                waiting: None,
+                control: None,
             }),
             done: Condvar::new(),
-            remaining: AtomicUsize::new(engines.len()),
-            sleepers: AtomicUsize::new(0),
+            remaining: AtomicU32::new(u32::try_from(count).unwrap_or(u32::MAX)),
+            sleepers: AtomicU32::new(0),
+            handles: AtomicU32::new(0),
             log: log.cloned(),
         })
+    }
+
+    /// A state whose parts have the metadata of `from`'s parts, in order,
+    /// and wait for their outcomes (see [`adopt`](ResultState::adopt)).
+    pub(super) fn like(from: &[&ResultState]) -> Arc<ResultState> {
+        let parts: Vec<Part> = from
+            .iter()
+            .flat_map(|r| {
+                r.lock()
+                    .parts
+                    .as_slice()
+                    .iter()
+                    .map(Part::copy_meta)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ResultState::of_parts(Parts::new(parts), None)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A poisoned lock only means a callback panicked elsewhere; the data
         // is still consistent (every write is a single assignment).
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parts not settled yet.
+    pub(super) fn remaining(&self) -> usize {
+        self.remaining.load(Ordering::Acquire) as usize
     }
 
     /// Records engine `index`'s reply.
@@ -195,13 +179,13 @@ impl ResultState {
     fn record(
         &self,
         index: usize,
-        done: Done,
+        mut done: Done,
         engine: usize,
         stolen: Option<bool>,
         data: Option<Gathered>,
     ) {
         let task = done.task;
-        let outcome = match done.outcome {
+        let outcome = match std::mem::replace(&mut done.outcome, Outcome::Unit) {
             Outcome::Value(v) => Ok(Payload::Value(v)),
             Outcome::Values(v) => Ok(Payload::Values(v)),
             Outcome::Keys(k) => Ok(Payload::Keys(k)),
@@ -214,15 +198,8 @@ impl ResultState {
             }),
         };
         let mut inner = self.lock();
-        if let Some(part) = inner.parts.get_mut(index) {
-            if let Some(stolen) = stolen {
-                part.meta.engine = engine;
-                part.meta.stolen = stolen;
-            }
-            part.meta.started = Some(micros_to_time(done.started_us));
-            part.meta.completed = Some(micros_to_time(done.completed_us));
-            part.meta.stdout = done.stdout;
-            part.meta.stderr = done.stderr;
+        if let Some(part) = inner.parts.as_mut_slice().get_mut(index) {
+            part.record(&mut done, stolen.map(|s| (engine, s)));
         }
         self.settle(inner, index, outcome);
     }
@@ -239,24 +216,22 @@ impl ResultState {
     }
 
     fn settle(&self, mut inner: MutexGuard<'_, Inner>, index: usize, outcome: Result<Payload>) {
-        let Some(part) = inner.parts.get_mut(index) else {
+        let Some(part) = inner.parts.as_mut_slice().get_mut(index) else {
             return;
         };
-        if part.outcome.is_some() {
+        if !part.outcome.is_pending() {
             return;
         }
         // A part adopted from another result keeps the time it was received.
-        part.meta.received.get_or_insert_with(SystemTime::now);
-        part.outcome = Some(outcome);
+        part.mark_received();
+        part.outcome = Slot::hold(outcome);
         if let Some(log) = &self.log {
-            log.record(&part.meta);
+            log.record(&part.timing());
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let wakers = std::mem::take(&mut inner.wakers);
-        let hooks = std::mem::take(&mut inner.hooks);
-        let callbacks = std::mem::take(&mut inner.callbacks);
+        let waiting = inner.waiting.take();
         drop(inner);
         if self.sleepers.load(Ordering::Acquire) > 0 {
             // Take the lock so a waiter between its check and its wait
@@ -264,6 +239,14 @@ impl ResultState {
             drop(self.lock());
             self.done.notify_all();
         }
+        let Some(waiting) = waiting else {
+            return;
+        };
+        let Waiting {
+            wakers,
+            hooks,
+            callbacks,
+        } = *waiting;
         for waker in wakers {
             waker.wake();
         }
@@ -284,33 +267,34 @@ impl ResultState {
             drop(inner);
             f(self);
         } else {
-            inner.hooks.push(f);
+            inner.waiting().hooks.push(f);
         }
     }
 
     /// Settles parts `offset..` with the finished `from`'s parts: their
     /// metadata, and their errors (values stay with `from`).
     pub(super) fn adopt(&self, offset: usize, from: &ResultState) {
-        let parts: Vec<(Metadata, Result<Payload>)> = from
+        let parts: Vec<(Part, Result<Payload>)> = from
             .lock()
             .parts
+            .as_slice()
             .iter()
             .map(|p| {
-                let outcome = match &p.outcome {
-                    Some(Err(e)) => Err(e.clone()),
-                    Some(Ok(payload)) => match payload.item_failure(p.meta.engine, p.meta.task) {
+                let outcome = match (p.outcome.error(), p.outcome.rare_payload()) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, Some(payload)) => match payload.item_failure(p.engine(), p.task()) {
                         Some(e) => Err(e),
                         None => Ok(Payload::Unit),
                     },
-                    None => Ok(Payload::Unit),
+                    (None, None) => Ok(Payload::Unit),
                 };
-                (p.meta.clone(), outcome)
+                (p.copy_meta(), outcome)
             })
             .collect();
         for (k, (meta, outcome)) in parts.into_iter().enumerate() {
             let mut inner = self.lock();
-            if let Some(part) = inner.parts.get_mut(offset + k) {
-                part.meta = meta;
+            if let Some(part) = inner.parts.as_mut_slice().get_mut(offset + k) {
+                *part = meta;
             }
             self.settle(inner, offset + k, outcome);
         }

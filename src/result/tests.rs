@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::state::micros_to_time;
 use super::*;
 use crate::protocol::{Done, Outcome};
 
@@ -38,6 +37,10 @@ fn done(task: TaskId, engine: usize) -> Done {
 }
 
 const WAIT: Duration = Duration::from_secs(5);
+
+fn micros_to_time(us: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
+}
 
 #[test]
 fn a_joined_result_carries_every_part_metadata() {
@@ -199,15 +202,32 @@ fn callbacks_may_wait_for_each_other_in_chains() {
     assert_eq!(seen, (0..DEPTH).map(|k| (k, true)).collect::<Vec<_>>());
 }
 
+/// The controller's end of a result's link, as a channel of what results
+/// asked.
+struct Asked(mpsc::Sender<&'static str>);
+
+impl Link for Asked {
+    fn forget(&self, _: Vec<TaskId>) -> Result<()> {
+        self.0.send("forget").map_err(|_| Error::Shutdown)
+    }
+
+    fn abort(&self, _: Vec<TaskId>) -> Result<()> {
+        self.0.send("abort").map_err(|_| Error::Shutdown)
+    }
+
+    fn abort_direct(&self, _: TaskId, _: Arc<[usize]>) -> Result<()> {
+        self.0.send("abort direct").map_err(|_| Error::Shutdown)
+    }
+}
+
 /// A finished load-balanced `apply` as the user holds it: its handle (tied
 /// to the controller as a view ties it) and the shared state, settled by an
 /// empty reply.
-fn held_apply(task: TaskId, commands: &mpsc::Sender<Command>) -> AsyncResult<()> {
+fn held_apply(task: TaskId, link: &Arc<dyn Link>) -> AsyncResult<()> {
     let state = ResultState::new(task, &[usize::MAX], "test::noop", None);
     let result = AsyncResult::new(state.clone(), |_: &mut [_]| Ok(())).with_control(Control {
-        commands: commands.clone(),
-        controller: std::thread::current(),
-        work: Behind::Balanced(vec![task]),
+        link: link.clone(),
+        work: Behind::Task(task),
     });
     state.complete_task(state::empty_reply(task), 1, false);
     result
@@ -216,29 +236,30 @@ fn held_apply(task: TaskId, commands: &mpsc::Sender<Command>) -> AsyncResult<()>
 #[test]
 fn a_held_finished_apply_costs_little_memory() {
     const N: usize = 10_000;
-    let (commands, _controller) = mpsc::channel();
+    let (asked, _controller) = mpsc::channel();
+    let link: Arc<dyn Link> = Arc::new(Asked(asked));
     let mut held = Vec::with_capacity(N);
     let ((), holding) = crate::codec::allocations::measure(|| {
-        held.extend((0..N).map(|i| held_apply(i as TaskId, &commands)));
+        held.extend((0..N).map(|i| held_apply(i as TaskId, &link)));
     });
     let ((), dropped) = crate::codec::allocations::measure(|| held.clear());
     let per = |bytes: usize| bytes as f64 / N as f64;
     println!(
         "held finished apply: {:.0} bytes in {:.1} allocations ({:.0} at peak); \
-         {:.0} freed on drop; size_of ResultState {} Part {} Metadata {} Payload {} \
-         Result<Payload> {} Error {} Handles {} Control {} Behind {}",
+         {:.0} freed on drop; size_of AsyncResult {} ResultState {} Part {} Metadata {} \
+         Payload {} Control {} Behind {}",
         per(holding.live),
         holding.allocations as f64 / N as f64,
         per(holding.peak),
         per(holding.live) - per(dropped.live),
+        std::mem::size_of::<AsyncResult<()>>(),
         std::mem::size_of::<ResultState>(),
-        std::mem::size_of::<state::Part>(),
+        std::mem::size_of::<part::Part>(),
         std::mem::size_of::<Metadata>(),
         std::mem::size_of::<Payload>(),
-        std::mem::size_of::<Result<Payload>>(),
-        std::mem::size_of::<Error>(),
-        std::mem::size_of::<Handles>(),
         std::mem::size_of::<Control>(),
         std::mem::size_of::<Behind>(),
     );
+    assert_eq!(holding.allocations, N, "one allocation per held result");
+    assert!(per(holding.live) <= 192.0, "a held result stays small");
 }

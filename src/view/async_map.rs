@@ -87,7 +87,7 @@ impl<R: DeserializeOwned + 'static> AsyncMap<R> {
         let mut tasks = Vec::new();
         for (index, chunk) in chunks.iter().enumerate() {
             chunk.notify(arrived.clone(), index as u64);
-            tasks.extend_from_slice(chunk.balanced_tasks());
+            tasks.extend(chunk.balanced_tasks());
         }
         let mut result = match wholes {
             Some(wholes) => AsyncResult::join(wholes).and_then(|parts| Ok(concat(parts))),

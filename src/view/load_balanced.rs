@@ -494,8 +494,7 @@ impl TaskQueue for LoadBalancedView {
         if let Err(e) = self.client.send(command) {
             return AsyncResult::failed(e);
         }
-        AsyncResult::new(state, finish)
-            .with_control(self.client.control(Behind::Balanced(vec![task])))
+        AsyncResult::new(state, finish).with_control(self.client.control(Behind::Task(task)))
     }
 
     fn chunksize(&self, count: usize, raw: bool) -> usize {
@@ -509,7 +508,7 @@ impl TaskQueue for LoadBalancedView {
     }
 
     fn control(&self, tasks: Vec<TaskId>) -> Option<Control> {
-        Some(self.client.control(Behind::Balanced(tasks)))
+        Some(self.client.control(Behind::balanced(tasks)))
     }
 
     /// Registers the failed submission with the controller under a task id
@@ -518,8 +517,9 @@ impl TaskQueue for LoadBalancedView {
     fn failed<R: 'static>(&self, error: Error) -> AsyncResult<R> {
         let task = self.client.next_task();
         match self.client.send(Command::Failed { task }) {
-            Ok(()) => AsyncResult::failed(error)
-                .with_control(self.client.control(Behind::Balanced(vec![task]))),
+            Ok(()) => {
+                AsyncResult::failed(error).with_control(self.client.control(Behind::Task(task)))
+            }
             Err(_) => AsyncResult::failed(error),
         }
     }
@@ -623,7 +623,7 @@ impl<R> IMap<'_, R> {
             .inflight
             .values()
             .filter(|(_, result)| !result.ready())
-            .flat_map(|(_, result)| result.balanced_tasks().iter().copied())
+            .flat_map(|(_, result)| result.balanced_tasks())
             .collect();
         if tasks.is_empty() {
             return Ok(());
