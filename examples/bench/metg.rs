@@ -197,6 +197,7 @@ pub fn draw(curves: &[Curve], path: &str) -> Result<(), String> {
             ("sans-serif", 18),
         )
         .margin(12)
+        .margin_right(28)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.05)
@@ -204,6 +205,7 @@ pub fn draw(curves: &[Curve], path: &str) -> Result<(), String> {
     chart
         .configure_mesh()
         .x_desc("task duration (µs)")
+        .x_label_formatter(&|d| format!("{d:.0}"))
         .y_desc("efficiency")
         .draw()
         .map_err(|e| err(&e))?;
@@ -215,7 +217,10 @@ pub fn draw(curves: &[Curve], path: &str) -> Result<(), String> {
         .map_err(|e| err(&e))?;
     let colours = [RED, BLUE, GREEN, BLACK];
     for (curve, colour) in curves.iter().zip(colours) {
+        // A curve at 50 % from the first step has its METG there or below.
+        let below = curve.points.first().is_some_and(|&(_, e)| e >= 0.5);
         let label = match curve.metg() {
+            Some(m) if below => format!("{} (METG ≤ {m:.0} µs)", curve.name),
             Some(m) => format!("{} (METG {m:.0} µs)", curve.name),
             None => format!("{} (never 50 %)", curve.name),
         };
