@@ -263,3 +263,56 @@ fn a_held_finished_apply_costs_little_memory() {
     assert_eq!(holding.allocations, N, "one allocation per held result");
     assert!(per(holding.live) <= 192.0, "a held result stays small");
 }
+
+#[test]
+fn the_last_handle_of_a_balanced_result_lets_its_task_go_once() {
+    let (asked, controller) = mpsc::channel();
+    let link: Arc<dyn Link> = Arc::new(Asked(asked));
+    let result = held_apply(4, &link);
+    let clone = result.clone();
+    let mapped = clone.clone().map(|()| 1u8);
+    result.abort().unwrap();
+    assert_eq!(controller.try_recv(), Ok("abort"));
+    drop(result);
+    drop(clone);
+    assert!(controller.try_recv().is_err(), "a handle is left");
+    assert_eq!(mapped.get().unwrap(), 1);
+    assert_eq!(mapped.metadata()[0].engine, 1, "where it ran");
+    drop(mapped);
+    assert_eq!(controller.try_recv(), Ok("forget"));
+    assert!(controller.try_recv().is_err(), "forgotten once");
+}
+
+#[test]
+fn a_direct_result_aborts_its_task_on_its_engines() {
+    struct Direct(mpsc::Sender<(TaskId, Vec<usize>)>);
+    impl Link for Direct {
+        fn forget(&self, _: Vec<TaskId>) -> Result<()> {
+            Err(Error::Shutdown)
+        }
+        fn abort(&self, _: Vec<TaskId>) -> Result<()> {
+            Err(Error::Shutdown)
+        }
+        fn abort_direct(&self, task: TaskId, engines: Arc<[usize]>) -> Result<()> {
+            self.0
+                .send((task, engines.to_vec()))
+                .map_err(|_| Error::Shutdown)
+        }
+    }
+    let (asked, controller) = mpsc::channel();
+    let (state, result) = pending(9, &[2, 0]);
+    let result = result.with_control(Control {
+        link: Arc::new(Direct(asked)),
+        work: Behind::Direct,
+    });
+    result.abort().unwrap();
+    assert_eq!(controller.try_recv(), Ok((9, vec![2, 0])));
+    state.complete(0, done(9, 2), 2);
+    state.complete(1, done(9, 0), 0);
+    assert_eq!(result.get().unwrap(), 2);
+    drop(result);
+    assert!(
+        controller.try_recv().is_err(),
+        "a direct result forgets nothing"
+    );
+}
