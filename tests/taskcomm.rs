@@ -21,6 +21,7 @@ const CHECKS: &[&str] = &[
     "comm_is_an_error_on_one_engine_in_balanced_tasks_and_outside",
     "bad_buffers_and_ranks_are_errors",
     "the_mpi_thread_serves_while_a_task_waits_in_a_barrier",
+    "a_task_of_several_engines_is_not_aborted_once_sent",
     "threading_mode_is_the_one_asked_for",
 ];
 
