@@ -89,6 +89,9 @@ for n in 3 5; do
         run ok -n "$n" "$checks/$check"
     done
 done
+# Views over groups: one group of two has checks to skip, so 5 and 9 ranks.
+run ok -n 5 "$checks/check_groups"
+run ok -n 9 "$checks/check_groups"
 # An endless imap stopped early, and callbacks still running when the
 # client returns: both jobs must end cleanly.
 run ok -n 3 "$checks/check_lifecycle" imap_stop

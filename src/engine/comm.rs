@@ -14,7 +14,7 @@ use crate::scheduler::Thief;
 use crate::transport::{Mpi, Receive};
 
 use super::inbox::Inbox;
-use super::job::{now_us, quiet_done, Incoming, Lending};
+use super::job::{now_us, quiet_done, Incoming, Leading, Lending};
 
 /// A gather or reduce this engine has prepared and waits to run.
 pub(super) struct Prepared {
@@ -58,6 +58,8 @@ pub(crate) struct Comm {
     /// Load-balanced tasks started and finished since the last `Progress`.
     pub(super) started: Vec<TaskId>,
     pub(super) finished: Vec<Done>,
+    /// The group tasks this engine leads, waiting for their members.
+    pub(super) leading: HashMap<TaskId, Leading>,
 }
 
 impl Comm {

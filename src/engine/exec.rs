@@ -19,6 +19,7 @@ use crate::protocol::{
 use crate::registry::{registry, RemoteEntry};
 use crate::scheduler::Queued;
 
+use super::group;
 use super::inbox::{Inbox, Next};
 use super::job::{now_us, quiet_done, ExecOut, Incoming, Job, Lending};
 use super::panics::{install_panic_hook, invoke, invoke_raw};
@@ -49,7 +50,11 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
         let job = match next {
             Next::Job(job) => job,
             Next::Task(queued) => {
-                let went = run_task(queued, &mut capture, &out);
+                let went = if matches!(queued.payload, Work::Group { .. }) {
+                    group::lead(queued, &mut capture, &out, &comm, run_work)
+                } else {
+                    run_task(queued, &mut capture, &out)
+                };
                 inbox.finished(true);
                 if !went {
                     break;
@@ -110,6 +115,13 @@ pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> 
             items,
             raw: true,
         } => (task, Outcome::Each(map_raw(function, &items))),
+        // Only a group's leader runs these, through `group::lead`.
+        Work::Group { work, .. } => (
+            work.task(),
+            Outcome::Failed(Failure::Usage(
+                "a group task can only run on a group's leader".into(),
+            )),
+        ),
     };
     ended(task, started_us, hops, outcome, capture)
 }
@@ -277,6 +289,7 @@ pub(super) fn run_job(
     comm: &Thread,
 ) -> bool {
     match job {
+        job @ Job::Member { .. } => group::member(job, capture, out, comm, run_work),
         Job::Lend { task, name, value } => {
             let (resume, resumed) = std::sync::mpsc::channel::<()>();
             let lent = lend(&name, &value);

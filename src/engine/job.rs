@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use crate::bulk::{BufRef, BulkVec, Lent};
 use crate::error::{Error, Result};
 use crate::namespace::Stored;
-use crate::protocol::{Done, Framed, Outcome, Request, TaskId, Typed, ValueSpec};
+use crate::protocol::{Done, Framed, Outcome, Request, TaskId, Typed, ValueSpec, Work};
 
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
@@ -46,6 +46,14 @@ pub(crate) enum Job {
         task: TaskId,
         name: String,
         value: ValueSpec,
+    },
+    /// This engine's part of a group task led by engine `leader` (the
+    /// group is engines `leader..leader + size`).
+    Member {
+        leader: usize,
+        size: u32,
+        hops: u32,
+        work: Work,
     },
 }
 
@@ -101,6 +109,37 @@ pub(crate) enum ExecOut {
         lent: Result<Lending>,
         resume: Sender<()>,
     },
+    /// About a group task (see `group.rs`).
+    Group(GroupOut),
+}
+
+/// What the execution thread hands the MPI thread about a group task.
+pub(crate) enum GroupOut {
+    /// This engine leads a group task: send `work` to the members (engines
+    /// `leader + 1..leader + size`) and hand each member's end to `ends`.
+    Forward {
+        leader: usize,
+        size: u32,
+        hops: u32,
+        work: Work,
+        ends: Sender<(usize, Done)>,
+    },
+    /// This engine's part of a group task led by `leader` ended.
+    MemberDone { leader: usize, done: Done },
+    /// The leader's own part of `task` failed: the members still running
+    /// give up what they wait for on the group's communicator.
+    LeaderFailed { task: TaskId },
+}
+
+/// A group task this engine leads, as its MPI thread follows it
+/// (`group.rs`).
+pub(crate) struct Leading {
+    /// Where the members' ends go (the leader's execution thread).
+    pub(super) ends: Sender<(usize, Done)>,
+    /// Members (engine ids) whose end has not arrived.
+    pub(super) running: Vec<usize>,
+    /// A part failed: the members still running were told to give up.
+    pub(super) abandoned: bool,
 }
 
 /// A value lent for a gather or reduce.

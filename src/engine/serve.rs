@@ -87,6 +87,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         thief: Thief::new(me, engines),
         started: Vec::new(),
         finished: Vec::new(),
+        leading: HashMap::new(),
     };
     let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
@@ -190,6 +191,10 @@ impl EngineLoop {
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
                     comm.lent(task, lent, resume).map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Group(out)) => {
+                    busy = true;
+                    comm.group_out(out).map_err(Ending::Broken)?;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {

@@ -457,13 +457,16 @@ impl<T: 'static> AsyncResult<T> {
             })
     }
 
-    /// Per-engine timing and output, in target order.
+    /// Per-engine timing and output, in target order. For a task of a
+    /// view over groups ([`Client::groups`](crate::Client::groups)), the group leader's (where its value
+    /// came from) and then each member's, in rank order.
     pub fn metadata(&self) -> Vec<Metadata> {
-        self.state
-            .lock()
+        let inner = self.state.lock();
+        inner
             .parts
             .iter()
             .map(|p| p.meta.clone())
+            .chain(inner.members.iter().cloned())
             .collect()
     }
 

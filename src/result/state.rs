@@ -84,6 +84,9 @@ pub(crate) struct Part {
 /// What the lock of a [`ResultState`] guards.
 pub(super) struct Inner {
     pub(super) parts: Vec<Part>,
+    /// A group task's members, after its leader (the one part): their
+    /// timing and output (empty for everything else).
+    pub(super) members: Box<[Metadata]>,
     pub(super) wakers: Vec<Waker>,
     /// Internal, run inline when the last part settles.
     hooks: Vec<Hook>,
@@ -121,6 +124,46 @@ pub(super) fn micros_to_time(us: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_micros(us)
 }
 
+/// What a reply's outcome gives the user (`data`: the raw data an
+/// [`Outcome::Bulk`] announced).
+fn payload(
+    outcome: Outcome,
+    engine: usize,
+    task: TaskId,
+    data: Option<Gathered>,
+) -> Result<Payload> {
+    match outcome {
+        Outcome::Value(v) => Ok(Payload::Value(v)),
+        Outcome::Values(v) => Ok(Payload::Values(v)),
+        Outcome::Keys(k) => Ok(Payload::Keys(k)),
+        Outcome::Many(m) => Ok(Payload::Many(m)),
+        Outcome::Each(items) => Ok(Payload::Each(items)),
+        Outcome::Unit => Ok(Payload::Unit),
+        Outcome::Failed(f) => Err(f.into_error(engine, task)),
+        Outcome::Group(group) => payload(group.outcome, engine, task, data),
+        Outcome::Bulk { .. } => data
+            .map(Payload::Gathered)
+            .ok_or_else(|| Error::Protocol(format!("the raw data of task {task} did not arrive"))),
+    }
+}
+
+/// The metadata of a group task's member `engine`, from its end (its
+/// function and submission time are the leader's part's).
+fn member_metadata(task: TaskId, engine: usize, done: Done) -> Metadata {
+    Metadata {
+        engine,
+        stolen: done.hops > 0,
+        task,
+        function: "",
+        submitted: micros_to_time(done.started_us),
+        started: Some(micros_to_time(done.started_us)),
+        completed: Some(micros_to_time(done.completed_us)),
+        received: Some(SystemTime::now()),
+        stdout: done.stdout,
+        stderr: done.stderr,
+    }
+}
+
 impl ResultState {
     /// A state waiting for one reply per engine in `engines` for a task
     /// running `function`; each part is added to `log` when it settles.
@@ -152,6 +195,7 @@ impl ResultState {
         Arc::new(ResultState {
             inner: Mutex::new(Inner {
                 parts,
+                members: Box::default(),
                 wakers: Vec::new(),
                 hooks: Vec::new(),
                 callbacks: Vec::new(),
@@ -201,19 +245,30 @@ impl ResultState {
         data: Option<Gathered>,
     ) {
         let task = done.task;
-        let outcome = match done.outcome {
-            Outcome::Value(v) => Ok(Payload::Value(v)),
-            Outcome::Values(v) => Ok(Payload::Values(v)),
-            Outcome::Keys(k) => Ok(Payload::Keys(k)),
-            Outcome::Many(m) => Ok(Payload::Many(m)),
-            Outcome::Each(items) => Ok(Payload::Each(items)),
-            Outcome::Unit => Ok(Payload::Unit),
-            Outcome::Failed(f) => Err(f.into_error(engine, task)),
-            Outcome::Bulk { .. } => data.map(Payload::Gathered).ok_or_else(|| {
-                Error::Protocol(format!("the raw data of task {task} did not arrive"))
-            }),
+        let (outcome, members) = match done.outcome {
+            Outcome::Group(group) => {
+                let members = group
+                    .members
+                    .into_iter()
+                    .map(|(member, done)| member_metadata(task, member as usize, done))
+                    .collect();
+                (group.outcome, members)
+            }
+            outcome => (outcome, Box::default()),
         };
+        let outcome = payload(outcome, engine, task, data);
         let mut inner = self.lock();
+        if !members.is_empty() {
+            let (function, submitted) = inner.parts.first().map_or(("", SystemTime::now()), |p| {
+                (p.meta.function, p.meta.submitted)
+            });
+            let mut members: Box<[Metadata]> = members;
+            for m in members.iter_mut() {
+                m.function = function;
+                m.submitted = submitted;
+            }
+            inner.members = members;
+        }
         if let Some(part) = inner.parts.get_mut(index) {
             if let Some(stolen) = stolen {
                 part.meta.engine = engine;
