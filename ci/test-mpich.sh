@@ -82,10 +82,10 @@ run() {
     record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
-    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather executors; do
+    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather executors mpi_psum; do
         run ok -n "$n" "$examples/$example"
     done
-    for check in check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors; do
+    for check in check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors check_taskcomm; do
         run ok -n "$n" "$checks/$check"
     done
 done
@@ -115,6 +115,9 @@ run ok -n 5 -env RANKVIEW_GROUP_CACHE 3 "$checks/check_order"
 # Internal failures end the job, never hang (timeout gives 124).
 run fail -n 3 "$checks/check_failures" section_panic_engine
 run fail -n 3 "$checks/check_failures" section_panic_root
+# A task left in a barrier another engine never enters: the shutdown
+# grace ends the job.
+run fail -n 3 -env RANKVIEW_SHUTDOWN_GRACE 2 "$checks/check_taskcomm" never_entered
 
 # A binary run under the other MPI's launcher sees a world of one on every
 # rank: the job must fail at once and name the mismatch in the summary, on

@@ -112,6 +112,11 @@ pub enum Error {
     /// The call needs a context it does not have (e.g. `globals()` outside a task).
     #[error("{0}")]
     Usage(String),
+    /// [`comm`](crate::comm) was called where there is no task
+    /// communicator: outside a task, in a load-balanced task, or in a task
+    /// that a direct view sent to one engine only. Says which.
+    #[error("rankview::comm(): {0}")]
+    NoComm(String),
     /// The controller has shut down; nothing more can be submitted.
     #[error("the rankview controller has shut down")]
     Shutdown,

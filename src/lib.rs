@@ -12,6 +12,7 @@
 //! | run a function on engines | [`DirectView::apply`], [`remote`] | `view.apply(f, *args)` |
 //! | move named values | [`DirectView::push`], [`DirectView::pull`], [`Values`] | `push`, `pull`, `dv['a']` |
 //! | engine globals | [`globals`] | `global a` |
+//! | MPI among a view's engines inside a task | [`comm`], [`TaskComm`] | "Parallel computing with MPI" (mpi4py in engines) |
 //! | refer to an engine value | [`Ref`] | `parallel.Reference('a')` |
 //! | results | [`AsyncResult`], [`Metadata`] | `AsyncResult` |
 //! | one interface for threads and engines | [`Executor`]: [`LocalPool`], [`ViewExecutor`] ([`Client::executor`]) | `view.executor`, `rc.executor()` |
@@ -83,6 +84,7 @@ mod remote;
 mod result;
 mod scheduler;
 mod sync;
+mod taskcomm;
 mod testing;
 mod timeline;
 mod transport;
@@ -124,6 +126,7 @@ pub use rankview_macros::test;
 pub use remote::{Args, IntoArg, Ref, RemoteFn, TaskError, TaskResult};
 pub use result::{AsyncResult, Metadata};
 pub use scheduler::{EngineStatus, QueueStatus};
+pub use taskcomm::{comm, TaskComm};
 pub use timeline::{Timeline, TimelineRecord, TIMELINE_LIMIT};
 pub use transport::World;
 pub use view::direct::Values;

@@ -13,7 +13,8 @@
 //! per-engine task counts of `load_balancing` adding up to 64 in its queue
 //! status, and the pids, ticks, executor table and timeline picture of
 //! `executors` ("Futures in IPython Parallel"; the picture parsed: one lane
-//! per engine). Running jobs is left to `common`.
+//! per engine), and `mpi_psum`'s sums and ranks ("Parallel computing with
+//! MPI", also on 9 ranks). Running jobs is left to `common`.
 
 mod common;
 
@@ -352,6 +353,31 @@ fn executors(ranks: usize) {
 }
 
 /// `client pid 7; engine pids [8, 9]` is one line with two lists.
+/// `mpi_psum` (ipyparallel's "Parallel computing with MPI"): every
+/// engine's allreduced sum is the local sum (the example checks it), and
+/// the reversed view's ranks follow its targets; one engine has no
+/// communicator.
+fn mpi_psum(ranks: usize) {
+    let run = mpirun(ranks, "mpi_psum", &[]);
+    run.assert_success();
+    if ranks == 2 {
+        run.assert_stdout_contains("mpi_psum: one engine has no communicator: ");
+        return;
+    }
+    let engines = ranks - 1;
+    let total: u64 = (0..1_000_003u64).sum();
+    run.assert_stdout_contains(&format!(
+        "psum of 1000003 numbers: {:?} (local sum {total})",
+        vec![total as f64; engines]
+    ));
+    let reversed: Vec<usize> = (0..engines).rev().collect();
+    let ranks: Vec<(usize, usize)> = (0..engines).map(|k| (k, engines)).collect();
+    run.assert_stdout_contains(&format!(
+        "reversed view {reversed:?}: (rank, size) = {ranks:?}"
+    ));
+    run.assert_stdout_contains("mpi_psum: every engine's psum is the local sum");
+}
+
 #[test]
 fn list_after_reads_both_lists() {
     let run = Run {
@@ -411,4 +437,10 @@ on_ranks!(
     executors: executors_2_ranks = 2,
     executors_3_ranks = 3,
     executors_5_ranks = 5
+);
+on_ranks!(
+    mpi_psum: mpi_psum_2_ranks = 2,
+    mpi_psum_3_ranks = 3,
+    mpi_psum_5_ranks = 5,
+    mpi_psum_9_ranks = 9
 );

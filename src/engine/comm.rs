@@ -1,7 +1,8 @@
 //! The MPI thread's state ([`Comm`]): the rank's MPI handle, the inbox,
 //! the collectives and steals in progress, and the basic ways it talks to
-//! the controller (replies, progress reports, failures). Steals and
-//! collectives add their methods in their own files.
+//! the controller (replies, progress reports, failures), and the tasks'
+//! team communicators ([`Teams`]). Steals and collectives add their
+//! methods in their own files.
 
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
@@ -11,7 +12,7 @@ use crate::bulk::{BulkVec, ReduceOp};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Blobs, Done, Failure, GroupSpec, Outcome, Reply, TaskId, ValueSpec};
 use crate::scheduler::Thief;
-use crate::transport::{Mpi, Receive};
+use crate::transport::{Mpi, Receive, Teams};
 
 use super::inbox::Inbox;
 use super::job::{now_us, quiet_done, Incoming, Leading, Lending};
@@ -60,6 +61,8 @@ pub(crate) struct Comm {
     pub(super) finished: Vec<Done>,
     /// The group tasks this engine leads, waiting for their members.
     pub(super) leading: HashMap<TaskId, Leading>,
+    /// The communicators of tasks' teams, and their operations in flight.
+    pub(super) teams: Teams,
 }
 
 impl Comm {

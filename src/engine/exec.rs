@@ -92,6 +92,10 @@ pub(super) fn run_task(
 /// thread, or on a [`LocalPool`](crate::LocalPool) thread of rank 0 (no
 /// `capture` there).
 pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
+    crate::taskcomm::balanced(|| run_balanced(work, hops, capture))
+}
+
+fn run_balanced(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
     let started_us = now_us();
     let (task, outcome) = match work {
         Work::Apply {
@@ -521,7 +525,15 @@ pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
             task,
             function,
             args,
-        } => (task, call(function, args).map(Outcome::Value)),
+            team,
+        } => {
+            let run = || call(function, args);
+            let value = match &team {
+                Some(team) => crate::taskcomm::scoped(team, run),
+                None => crate::taskcomm::single(run),
+            };
+            (task, value.map(Outcome::Value))
+        }
         Request::Map {
             task,
             function,

@@ -1,7 +1,9 @@
 //! The engine's MPI thread: its serving loop ([`serve`]), one pass of which
 //! takes the controller's requests and peers' messages, hands jobs to the
-//! execution thread, sends what that thread hands back, steals when idle,
-//! and backs off to sleep; and the two-phase clean shutdown.
+//! execution thread, sends what that thread hands back, makes the team
+//! communicator a task needs and completes the task's operations on it
+//! (see `taskcomm`), steals when idle, and backs off to sleep; and the
+//! two-phase clean shutdown.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -13,7 +15,7 @@ use crate::error::Error;
 use crate::helping::{self, Caller, LoopShare, Step};
 use crate::protocol::{self, Peer, Reply, Request};
 use crate::scheduler::Thief;
-use crate::transport::{Mpi, SendBuf};
+use crate::transport::{Mpi, SendBuf, Teams};
 
 use super::comm::Comm;
 use super::inbox::Inbox;
@@ -33,6 +35,10 @@ pub(super) const RECENT: Duration = Duration::from_millis(250);
 /// context switches, MPI's progress step): at this pace an engine with
 /// nothing to do stays under 1% of a core (bench `w5`).
 pub(super) const LONG_IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// The longest sleep while a task's operation on its team's communicator is
+/// in flight (MPI completes it only when polled).
+pub(super) const TEAM_POLL: Duration = Duration::from_micros(100);
 
 /// Everything an engine's serving loop owns. One thread at a time makes a
 /// pass over it: the MPI thread, or (when MPI granted
@@ -88,6 +94,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         started: Vec::new(),
         finished: Vec::new(),
         leading: HashMap::new(),
+        teams: Teams::new(me, crate::taskcomm::install(me)),
     };
     let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
@@ -265,7 +272,18 @@ impl EngineLoop {
                             .map_err(Ending::Broken)?;
                     }
                 }
-                Ok(request) => comm.inbox.push(Job::Request(request)),
+                // The team's communicator is made as its first task arrives,
+                // at the same point of every member's stream: the members
+                // that wait here for the others are never long.
+                Ok(request) => {
+                    if let Request::Apply {
+                        team: Some(team), ..
+                    } = &request
+                    {
+                        comm.teams.ensure(&comm.mpi, team).map_err(Ending::Broken)?;
+                    }
+                    comm.inbox.push(Job::Request(request))
+                }
                 Err(e) => capture::report(&format!("rankview: {e}")),
             }
             // Stolen tasks fenced at this message may start now, and steals
@@ -291,11 +309,14 @@ impl EngineLoop {
             comm.send(Reply::Quiet).map_err(Ending::Broken)?;
         }
         busy |= comm.mpi.progress();
+        busy |= comm.teams.poll();
         if busy {
             self.last_work = Instant::now();
             return Ok(Step::Busy);
         }
-        Ok(Step::Idle(if self.last_work.elapsed() < RECENT {
+        Ok(Step::Idle(if comm.teams.active() {
+            TEAM_POLL
+        } else if self.last_work.elapsed() < RECENT {
             IDLE_POLL
         } else {
             LONG_IDLE_POLL

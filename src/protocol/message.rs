@@ -33,6 +33,10 @@ pub(crate) enum Request {
         /// Registry id of the function.
         function: u64,
         args: Vec<WireArg>,
+        /// The engines of a direct view of several engines, whose
+        /// communicator the task gets ([`crate::comm`]); `None` for one
+        /// engine.
+        team: Option<TeamSpec>,
     },
     /// Store named values in the namespace.
     Push {
@@ -298,6 +302,34 @@ impl GroupSpec {
             id: self.id,
             ranks: Vec::new(),
         }
+    }
+}
+
+/// An ordered set of engines that share a task communicator (see
+/// `crate::taskcomm`): a direct view's engines in target order, rank 0 never
+/// among them. The ordered list itself is the communicator's key on every
+/// engine: the same list always names the same communicator, so the engines
+/// need no id agreed with the controller. Every member's MPI thread creates
+/// the communicator (`MPI_Comm_create_group`) when the first message
+/// carrying the list reaches it, at the same point of its stream as the
+/// others, and keeps it for the rest of the job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct TeamSpec {
+    /// Engine ids; a member's rank in the communicator is its index here.
+    pub engines: Vec<u32>,
+}
+
+impl TeamSpec {
+    /// The team of `engines`, in that order.
+    pub(crate) fn new(engines: &[usize]) -> TeamSpec {
+        TeamSpec {
+            engines: engines.iter().map(|&e| e as u32).collect(),
+        }
+    }
+
+    /// The rank of engine `engine` in the team, if it is a member.
+    pub(crate) fn rank_of(&self, engine: usize) -> Option<usize> {
+        self.engines.iter().position(|&e| e as usize == engine)
     }
 }
 

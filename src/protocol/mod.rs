@@ -28,7 +28,7 @@ pub(crate) use self::framed::{decode_head, encode_framed, read_framed, Blobs, Fr
 pub use self::message::WireArg;
 pub(crate) use self::message::{
     encode, CollectiveOp, Done, Each, Failure, GroupOutcome, GroupSpec, Outcome, Packed, Peer,
-    Reply, Request, ValueSpec, WireTask, Work,
+    Reply, Request, TeamSpec, ValueSpec, WireTask, Work,
 };
 pub(crate) use crate::codec::Typed;
 use crate::error::Result;

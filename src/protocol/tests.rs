@@ -47,6 +47,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
             task: 7,
             function: u64::MAX,
             args: vec![WireArg::Value(vec![9; 100]), WireArg::Ref("a".into())],
+            team: Some(TeamSpec::new(&[2, 0, 1])),
         },
         Request::Push {
             task: 8,
@@ -336,6 +337,7 @@ fn large_fields_travel_as_attachments_and_come_back_in_place() {
                 WireArg::Value(vec![5; 10]),
                 WireArg::Value(big(2)),
             ],
+            team: None,
         },
         Request::Push {
             task: 3,
@@ -428,6 +430,7 @@ fn hostile_heads_are_protocol_errors() {
         task: 1,
         function: 2,
         args: vec![WireArg::Value(vec![1; framed::ATTACH_FROM])],
+        team: None,
     };
     let framed = encode_framed(&mut request).unwrap();
     // Every truncation of a head.
@@ -472,6 +475,7 @@ fn hostile_heads_are_protocol_errors() {
         task: 1,
         function: 2,
         args: vec![WireArg::Value(Vec::new())],
+        team: None,
     };
     assert!(hostile(vec![(0, 3)], &empty).is_ok());
     assert!(matches!(
@@ -482,6 +486,7 @@ fn hostile_heads_are_protocol_errors() {
         task: 1,
         function: 2,
         args: vec![WireArg::Value(vec![1])],
+        team: None,
     };
     assert!(matches!(
         hostile(vec![(0, 3)], &full),

@@ -173,6 +173,12 @@ impl Mpi {
         &self.world
     }
 
+    /// The private duplicate of `MPI_COMM_WORLD` rankview's own messages and
+    /// sub-communicators live on.
+    pub(crate) fn control(&self) -> &SimpleCommunicator {
+        &self.control
+    }
+
     /// Installs the raw MPI sections this rank can run.
     pub(crate) fn set_sections(&mut self, sections: HashMap<String, Section>) {
         self.sections = sections;
@@ -475,6 +481,8 @@ macro_rules! with_mut {
     };
 }
 
+pub(crate) use {with_buf, with_mut};
+
 /// Runs `$body` with `$v` bound to the typed vector inside a `BulkVec`.
 macro_rules! with_vec {
     ($buf:expr, $v:ident => $body:expr) => {
@@ -537,7 +545,7 @@ fn mismatch(what: &str) -> Error {
     Error::Mpi(format!("{what}: buffers of different element types"))
 }
 
-fn reduce_op(op: ReduceOp) -> SystemOperation {
+pub(crate) fn reduce_op(op: ReduceOp) -> SystemOperation {
     match op {
         ReduceOp::Sum => SystemOperation::sum(),
         ReduceOp::Prod => SystemOperation::product(),

@@ -21,7 +21,7 @@ use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::loan;
 use crate::namespace::Value;
-use crate::protocol::{Request, Typed, ValueSpec, WireArg};
+use crate::protocol::{Request, TeamSpec, Typed, ValueSpec, WireArg};
 use crate::registry::encode_call;
 use crate::remote::{Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
@@ -291,6 +291,8 @@ impl<S: Shape> DirectView<S> {
         function: u64,
         wire: Vec<WireArg>,
     ) -> AsyncResult<S::Out<R>> {
+        // Several engines: the task gets their communicator (`rankview::comm`).
+        let team = (self.targets.len() > 1).then(|| TeamSpec::new(&self.targets));
         self.client.submit::<S, R>(
             &self.targets,
             move |task| {
@@ -298,6 +300,7 @@ impl<S: Shape> DirectView<S> {
                     task,
                     function,
                     args: wire,
+                    team,
                 })
             },
             decode_value::<R>,

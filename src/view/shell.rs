@@ -157,10 +157,12 @@ impl<S: Shape> DirectView<S> {
         self.client.submit::<S, ShellOutput>(
             &self.targets,
             move |task| {
+                // A shell command is no task of the user's: no communicator.
                 Ok(Request::Apply {
                     task,
                     function,
                     args,
+                    team: None,
                 })
             },
             move |engine, payload: &mut Payload| {

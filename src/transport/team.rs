@@ -1,0 +1,347 @@
+//! Task communicators on the MPI side ([`Teams`]): one communicator per
+//! team of engines, created when the team's first message reaches the
+//! engine's MPI thread and kept for the job, and the tasks' operations on
+//! them, started without blocking and completed by the MPI thread's
+//! passes. What a team is and how a task hands its operations over is
+//! `taskcomm`'s.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mpi::collective::{CommunicatorCollectives, Root};
+use mpi::datatype::Equivalence;
+use mpi::point_to_point::{Destination, Source, Status};
+use mpi::request::{Request, StaticScope};
+use mpi::topology::{Communicator, Group as _, SimpleCommunicator};
+
+use crate::bulk::{BufMut, BufRef, ElemKind};
+use crate::error::{Error, Result};
+use crate::loan::Loan;
+use crate::protocol::TeamSpec;
+use crate::taskcomm::{TeamCall, TeamOp};
+
+use super::mpi::{reduce_op, with_buf, with_mut, Mpi};
+
+/// Tag of `MPI_Comm_create_group` for team communicators (each rank creates
+/// them one at a time, in the order its stream brings them).
+const CREATE_TAG: i32 = 31_000;
+
+/// Tag of the tasks' point-to-point messages on a team communicator.
+const MESSAGE_TAG: i32 = 1;
+
+/// How long an operation may wait before the engine says so on its stderr
+/// (`RANKVIEW_COMM_WAIT_NOTE` seconds, 30 by default): a member that never
+/// enters a collective hangs the job until Ctrl-C, the launcher's
+/// `--timeout` or the shutdown grace ends it, and the note names the engine
+/// and the team.
+fn wait_note() -> Duration {
+    std::env::var("RANKVIEW_COMM_WAIT_NOTE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .map_or(Duration::from_secs(30), |s| {
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+        })
+}
+
+/// An operation in flight, with the buffers it reads or fills.
+struct Running {
+    /// The MPI call, for the note on a long wait.
+    what: &'static str,
+    team: Arc<TeamSpec>,
+    since: Instant,
+    noted: bool,
+    /// Taken when it completes; never dropped incomplete (see [`Teams`]'s drop).
+    request: Option<Request<'static, ()>>,
+    /// Kept until the request completes; dropping them resumes the task.
+    loans: Vec<Loan>,
+    /// For a receive: the element type, to count what arrived.
+    receive: Option<ElemKind>,
+    call: std::sync::mpsc::Sender<Result<usize>>,
+}
+
+/// An engine's team communicators and its tasks' operations on them.
+pub(crate) struct Teams {
+    /// This engine's id, for the note on a long wait.
+    engine: usize,
+    note_after: Duration,
+    calls: Option<Receiver<TeamCall>>,
+    comms: HashMap<Vec<u32>, SimpleCommunicator>,
+    running: Vec<Running>,
+}
+
+impl Teams {
+    /// No teams yet; `calls` is where the execution thread's operations
+    /// arrive (`None` when this process has no port for them).
+    pub(crate) fn new(engine: usize, calls: Option<Receiver<TeamCall>>) -> Teams {
+        Teams {
+            engine,
+            note_after: wait_note(),
+            calls,
+            comms: HashMap::new(),
+            running: Vec::new(),
+        }
+    }
+
+    /// Creates the communicator of `team` if this engine does not have it
+    /// yet (`MPI_Comm_create_group` over the team's ranks, in team order):
+    /// collective over the team, whose members all call this at the same
+    /// point of their streams.
+    pub(crate) fn ensure(&mut self, mpi: &Mpi, team: &TeamSpec) -> Result<()> {
+        if self.comms.contains_key(&team.engines) {
+            return Ok(());
+        }
+        let me = mpi.rank();
+        let ranks: Vec<i32> = team
+            .engines
+            .iter()
+            .map(|&e| i32::try_from(e + 1).map_err(|_| Error::Mpi(format!("no engine {e}"))))
+            .collect::<Result<_>>()?;
+        let control = mpi.control();
+        let group = control.group().include(&ranks);
+        let comm = control
+            .split_by_subgroup_with_tag(&group, CREATE_TAG)
+            .ok_or_else(|| {
+                Error::Protocol(format!(
+                    "rank {me} was sent a task of engines {:?}, which it is not one of",
+                    team.engines
+                ))
+            })?;
+        self.comms.insert(team.engines.clone(), comm);
+        Ok(())
+    }
+
+    /// True while an operation is in flight (the loop should poll often).
+    pub(crate) fn active(&self) -> bool {
+        !self.running.is_empty()
+    }
+
+    /// Starts the operations handed over since the last pass and completes
+    /// those that have finished; true if anything happened.
+    pub(crate) fn poll(&mut self) -> bool {
+        let mut busy = false;
+        while let Some(calls) = &self.calls {
+            match calls.try_recv() {
+                Ok(call) => {
+                    busy = true;
+                    self.start(call);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => self.calls = None,
+            }
+        }
+        let before = self.running.len();
+        let (engine, note_after) = (self.engine, self.note_after);
+        self.running.retain_mut(|running| {
+            let Some(request) = running.request.take() else {
+                return false;
+            };
+            match request.test() {
+                Ok(status) => {
+                    let count = running.receive.map_or(0, |kind| count(&status, kind));
+                    // Buffers first: the task resumes once they are back.
+                    running.loans.clear();
+                    let _ = running.call.send(Ok(count));
+                    false
+                }
+                Err(request) => {
+                    running.request = Some(request);
+                    if !running.noted && running.since.elapsed() >= note_after {
+                        running.noted = true;
+                        crate::capture::report(&format!(
+                            "rankview: engine {engine}: a task has waited {:.0} s in {} on the \
+                             communicator of engines {:?}; a member that never takes part \
+                             hangs the job (Ctrl-C, --timeout or the shutdown grace end it)",
+                            running.since.elapsed().as_secs_f64(),
+                            running.what,
+                            running.team.engines
+                        ));
+                    }
+                    true
+                }
+            }
+        });
+        busy || self.running.len() != before
+    }
+
+    /// Starts one operation, or answers why it cannot start.
+    fn start(&mut self, call: TeamCall) {
+        let TeamCall { team, op, done } = call;
+        let Some(comm) = self.comms.get(&team.engines) else {
+            let _ = done.send(Err(Error::Protocol(format!(
+                "no communicator of engines {:?} on this engine",
+                team.engines
+            ))));
+            return;
+        };
+        let what = op.mpi_name();
+        match start(comm, op) {
+            Ok((request, loans, receive)) => self.running.push(Running {
+                what,
+                team,
+                since: Instant::now(),
+                noted: false,
+                request: Some(request),
+                loans,
+                receive,
+                call: done,
+            }),
+            Err(e) => {
+                let _ = done.send(Err(e));
+            }
+        }
+    }
+}
+
+impl Drop for Teams {
+    /// Operations still in flight when the engine ends (a task waits in a
+    /// collective that another member never entered) are abandoned: their
+    /// requests and buffers are leaked, never freed while MPI may still use
+    /// them, and their tasks never resume (the process is ending).
+    fn drop(&mut self) {
+        for running in self.running.drain(..) {
+            std::mem::forget(running);
+        }
+    }
+}
+
+/// What [`start`] began: the request, the buffers it uses, and for a
+/// receive the element type.
+type Started = (Request<'static, ()>, Vec<Loan>, Option<ElemKind>);
+
+/// Runs `$body` with `$s` and `$r` bound, for as long as MPI needs them
+/// (see [`forever`]), to the typed slices of a read buffer and a written
+/// buffer of one element type; buffers of two types return the error of
+/// `$what`.
+macro_rules! with_pair {
+    ($from:expr, $into:expr, $what:expr, |$s:ident, $r:ident| $body:expr) => {
+        with_pair!(@arms $from, $into, $what, $s, $r, $body;
+            F32, F64, I8, I16, I32, I64, U8, U16, U32, U64)
+    };
+    (@arms $from:expr, $into:expr, $what:expr, $s:ident, $r:ident, $body:expr; $($v:ident),*) => {
+        match ($from, $into) {
+            $((BufRef::$v($s), BufMut::$v($r)) => {
+                let ($s, $r) = (forever($s), forever_mut($r));
+                $body
+            })*
+            _ => return Err(mismatch($what)),
+        }
+    };
+}
+
+/// Starts `op` on `comm`.
+fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
+    match op {
+        TeamOp::Barrier => Ok((erase(comm.immediate_barrier()), Vec::new(), None)),
+        TeamOp::AllReduce { send, mut recv, op } => {
+            let request = with_pair!(
+                send.buf(),
+                writable(&mut recv)?,
+                "all_reduce_into",
+                |s, r| erase(comm.immediate_all_reduce_into(StaticScope, s, r, reduce_op(op)))
+            );
+            Ok((request, vec![send, recv], None))
+        }
+        TeamOp::AllGather { send, mut recv } => {
+            let request = with_pair!(
+                send.buf(),
+                writable(&mut recv)?,
+                "all_gather_into",
+                |s, r| erase(comm.immediate_all_gather_into(StaticScope, s, r))
+            );
+            Ok((request, vec![send, recv], None))
+        }
+        TeamOp::Broadcast { mut buf, root } => {
+            let root = comm.process_at_rank(rank(root)?);
+            let request = with_mut!(writable(&mut buf)?, r => {
+                erase(root.immediate_broadcast_into(StaticScope, forever_mut(r)))
+            });
+            Ok((request, vec![buf], None))
+        }
+        TeamOp::Send { buf, to } => {
+            let to = comm.process_at_rank(rank(to)?);
+            let request = with_buf!(buf.buf(), s => {
+                erase(to.immediate_send_with_tag(StaticScope, forever(s), MESSAGE_TAG))
+            });
+            Ok((request, vec![buf], None))
+        }
+        TeamOp::Receive {
+            mut buf,
+            from,
+            kind,
+        } => {
+            let from = comm.process_at_rank(rank(from)?);
+            let request = with_mut!(writable(&mut buf)?, r => {
+                erase(from.immediate_receive_into_with_tag(StaticScope, forever_mut(r), MESSAGE_TAG))
+            });
+            Ok((request, vec![buf], Some(kind)))
+        }
+    }
+}
+
+fn writable(loan: &mut Loan) -> Result<BufMut<'_>> {
+    loan.buf_mut()
+        .ok_or_else(|| Error::Protocol("a read-only buffer was lent to be written".into()))
+}
+
+fn rank(rank: usize) -> Result<i32> {
+    i32::try_from(rank).map_err(|_| Error::Usage(format!("no rank {rank}")))
+}
+
+fn mismatch(what: &str) -> Error {
+    Error::Usage(format!("{what}: buffers of different element types"))
+}
+
+/// Extends the borrow of a lent buffer to `'static` for a request.
+fn forever<T>(slice: &[T]) -> &'static [T] {
+    // SAFETY: `slice` is a buffer lent by a task through a `Loan` (the only
+    // callers are the arms of `start`, on `Loan::buf`):
+    // 1. the lender's memory stays borrowed, unmoved and alive, until that
+    //    loan is dropped (`loan::lend`'s guarantee);
+    // 2. the loan is kept beside the request in `Running.loans` and is
+    //    dropped only after the request has completed (`Teams::poll`), or
+    //    is leaked with it (`Teams`'s drop);
+    // so the slice outlives every use MPI makes of it.
+    unsafe { std::slice::from_raw_parts(slice.as_ptr(), slice.len()) }
+}
+
+/// [`forever`] for a buffer MPI writes.
+fn forever_mut<T>(slice: &mut [T]) -> &'static mut [T] {
+    // SAFETY: as for `forever`; in addition the loan was lent writable
+    // (`loan::lend_mut`: an exclusive borrow of the lender's buffer), and
+    // nothing but the request touches it until the request completes.
+    unsafe { std::slice::from_raw_parts_mut(slice.as_mut_ptr(), slice.len()) }
+}
+
+/// A request with its buffer type forgotten, so that requests of every
+/// operation can wait in one list (the buffers are kept by their loans).
+fn erase<D: ?Sized>(request: Request<'static, D>) -> Request<'static, ()> {
+    // SAFETY: `into_raw` hands over the live MPI request without completing
+    // or freeing it, and `from_raw` takes it back: the request handle is the
+    // same and still owned once. The data reference rsmpi keeps is only
+    // handed back by `wait_for_data`/`test_with_data`, which are not used;
+    // the buffer itself stays alive through its loan (see `forever`).
+    unsafe {
+        let (raw, _, scope) = request.into_raw();
+        Request::from_raw(raw, &(), scope)
+    }
+}
+
+/// Elements of type `kind` that a completed receive got.
+fn count(status: &Status, kind: ElemKind) -> usize {
+    let count = match kind {
+        ElemKind::F32 => status.count(f32::equivalent_datatype()),
+        ElemKind::F64 => status.count(f64::equivalent_datatype()),
+        ElemKind::I8 => status.count(i8::equivalent_datatype()),
+        ElemKind::I16 => status.count(i16::equivalent_datatype()),
+        ElemKind::I32 => status.count(i32::equivalent_datatype()),
+        ElemKind::I64 => status.count(i64::equivalent_datatype()),
+        ElemKind::U8 => status.count(u8::equivalent_datatype()),
+        ElemKind::U16 => status.count(u16::equivalent_datatype()),
+        ElemKind::U32 => status.count(u32::equivalent_datatype()),
+        ElemKind::U64 => status.count(u64::equivalent_datatype()),
+    };
+    usize::try_from(count).unwrap_or(0)
+}
