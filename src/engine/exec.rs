@@ -51,7 +51,7 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
             Next::Job(job) => job,
             Next::Task(queued) => {
                 let went = if matches!(queued.payload, Work::Group { .. }) {
-                    group::lead(queued, &mut capture, &out, &comm, run_work)
+                    group::lead(queued, &mut capture, &out, &comm, run_balanced)
                 } else {
                     run_task(queued, &mut capture, &out)
                 };
@@ -95,6 +95,8 @@ pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> 
     crate::taskcomm::balanced(|| run_balanced(work, hops, capture))
 }
 
+/// [`run_work`] without its scope: a group task's part runs in its group's
+/// (`group::lead`, `group::member`).
 fn run_balanced(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
     let started_us = now_us();
     let (task, outcome) = match work {
@@ -293,7 +295,7 @@ pub(super) fn run_job(
     comm: &Thread,
 ) -> bool {
     match job {
-        job @ Job::Member { .. } => group::member(job, capture, out, comm, run_work),
+        job @ Job::Member { .. } => group::member(job, capture, out, comm, run_balanced),
         Job::Lend { task, name, value } => {
             let (resume, resumed) = std::sync::mpsc::channel::<()>();
             let lent = lend(&name, &value);

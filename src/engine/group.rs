@@ -9,53 +9,57 @@
 //! member's MPI thread sends the end of its part back ([`Peer::GroupDone`]).
 //! The leader runs its own part meanwhile, waits for every member's end,
 //! and reports the task once: its own value (or the first failure, naming
-//! the member it happened on) and every member's timing and output
-//! ([`Outcome::Group`]). Every part runs inside [`scoped`], the seam where
-//! the group's communicator is set for the task.
+//! the engine it happened on) and every member's timing and output
+//! ([`Outcome::Group`]). Every part runs in the scope of the group's team
+//! ([`scoped`]): `rankview::comm()` there is the group's communicator,
+//! which `Client::groups` had made on every engine of the group.
 //!
-//! When a part fails, the leader's MPI thread tells the members still
-//! running ([`Peer::GroupAbandon`]) so that they give up what they wait for
-//! on the group's communicator ([`Comm::abandon`]); the leader reports once
-//! every member has ended.
+//! ## A part that ends while another waits for it
+//!
+//! When one part of a task ends (it returned, panicked or failed) while
+//! others still run, those others learn it (the leader's MPI thread from
+//! the member's end, or a [`Peer::GroupAbandon`] it sends the members
+//! still running). A part still waiting in an operation on the group's
+//! communicator [`GRACE`] after both began waits for a part that will
+//! never take part: the engine ends the job, saying which part ended, how,
+//! and where the other waits (MPI cannot cancel a collective, so the
+//! group's communicator could not be used again).
 
-use std::cell::Cell;
 use std::sync::mpsc::{self, Sender};
 use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
 use crate::error::{Error, Result};
 use crate::namespace::globals;
-use crate::protocol::{Done, Failure, GroupOutcome, Outcome, Peer, TaskId, Work};
+use crate::protocol::{Done, Failure, GroupOutcome, Outcome, Peer, TaskId, TeamSpec, Work};
 use crate::scheduler::Queued;
 
 use super::comm::Comm;
-use super::job::{now_us, quiet_done, ExecOut, GroupOut, Job, Leading};
+use super::job::{now_us, quiet_done, ExecOut, GroupOut, Job, Leading, PartEnded};
 
-thread_local! {
-    /// The group of the part running on this thread: its engines' ids, in
-    /// rank order (leader first), and the task.
-    static CURRENT: Cell<Option<(usize, u32, TaskId)>> = const { Cell::new(None) };
+/// How long a part may wait on the group's communicator after another part
+/// of its task has ended (`RANKVIEW_GROUP_GRACE` seconds, 2 by default).
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
+
+fn grace() -> Duration {
+    std::env::var("RANKVIEW_GROUP_GRACE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(GRACE)
 }
 
-/// The group of the task part running on this thread: its leader's engine
-/// id, its size and the task; `None` outside a group task.
-#[allow(dead_code)] // Read by the task communicator once it lands.
-pub(crate) fn current() -> Option<(usize, u32, TaskId)> {
-    CURRENT.with(Cell::get)
+/// The engines of the group led by `leader`, leader first.
+fn engines(leader: usize, size: u32) -> Vec<usize> {
+    (leader..leader + size as usize).collect()
 }
 
-/// Runs `f`, one part of group task `task` of the group `leader..leader +
-/// size`, with that group as the current one (the task communicator's
-/// seam: `rankview::comm()` inside `f` is the group's).
-fn scoped<R>(leader: usize, size: u32, task: TaskId, f: impl FnOnce() -> R) -> R {
-    struct Reset(Option<(usize, u32, TaskId)>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            CURRENT.with(|c| c.set(self.0));
-        }
-    }
-    let _reset = Reset(CURRENT.with(|c| c.replace(Some((leader, size, task)))));
-    f()
+/// Runs `f`, one part of a task of the group `leader..leader + size`, in
+/// the scope of the group's team: `rankview::comm()` inside `f` is the
+/// group's communicator.
+fn scoped<R>(leader: usize, size: u32, f: impl FnOnce() -> R) -> R {
+    crate::taskcomm::scoped(&TeamSpec::new(&engines(leader, size)), f)
 }
 
 /// How the execution thread runs one part: `exec::run_work`.
@@ -99,16 +103,15 @@ pub(super) fn lead(
         return false;
     }
     comm.unpark();
-    let mut done = scoped(leader, size, task, || run(*work, hops, capture));
-    if !done.outcome.succeeded() {
-        if out
-            .send(ExecOut::Group(GroupOut::LeaderFailed { task }))
-            .is_err()
-        {
-            return false;
-        }
-        comm.unpark();
+    let mut done = scoped(leader, size, || run(*work, hops, capture));
+    let why = ended_how(leader, &done.outcome);
+    if out
+        .send(ExecOut::Group(GroupOut::LeaderEnded { task, why }))
+        .is_err()
+    {
+        return false;
     }
+    comm.unpark();
     let mut members: Vec<(u32, Done)> = Vec::with_capacity(size as usize);
     for _ in 1..size {
         match arrived.recv() {
@@ -145,8 +148,7 @@ pub(super) fn member(
     else {
         return true;
     };
-    let task = work.task();
-    let done = scoped(leader, size, task, || run(work, hops, capture));
+    let done = scoped(leader, size, || run(work, hops, capture));
     let sent = out
         .send(ExecOut::Group(GroupOut::MemberDone { leader, done }))
         .is_ok();
@@ -232,9 +234,10 @@ impl Comm {
                 ends,
             } => {
                 let task = work.task();
-                let members: Vec<usize> = (leader + 1..leader + size as usize).collect();
-                let engines = self.mpi.size().saturating_sub(1);
-                if let Some(&missing) = members.iter().find(|&&m| m >= engines) {
+                let group = engines(leader, size);
+                let members = group[1..].to_vec();
+                let engines_here = self.mpi.size().saturating_sub(1);
+                if let Some(&missing) = members.iter().find(|&&m| m >= engines_here) {
                     // Not a group of this job (the view makes none such):
                     // every member's end is this failure.
                     for &m in &members {
@@ -242,8 +245,7 @@ impl Comm {
                             "group task {task}: engine {missing} does not exist"
                         ));
                         let now = now_us();
-                        let end = quiet_done(task, now, now, failed(error));
-                        let _ = ends.send((m, end));
+                        let _ = ends.send((m, quiet_done(task, now, now, failed(error))));
                     }
                     return Ok(());
                 }
@@ -258,16 +260,35 @@ impl Comm {
                 }
                 let leading = Leading {
                     ends,
+                    engines: group.iter().map(|&e| e as u32).collect(),
                     running: members,
-                    abandoned: false,
+                    leader_ended: false,
                 };
-                self.leading.insert(task, leading);
+                self.groups.leading.insert(task, leading);
                 Ok(())
             }
             GroupOut::MemberDone { leader, done } => {
+                self.groups.parts.remove(&done.task);
+                self.part_over(done.task);
                 self.send_to(leader + 1, Peer::GroupDone { done })
             }
-            GroupOut::LeaderFailed { task } => self.abandon_group(task),
+            GroupOut::LeaderEnded { task, why } => {
+                self.part_over(task);
+                let Some(leading) = self.groups.leading.get_mut(&task) else {
+                    return Ok(());
+                };
+                leading.leader_ended = true;
+                // The members still running learn that the leader's part
+                // is over.
+                let size = leading.engines.len() as u32;
+                let running = leading.running.clone();
+                for m in running {
+                    let why = why.clone();
+                    self.send_to(m + 1, Peer::GroupAbandon { task, size, why })?;
+                }
+                self.forget_finished(task);
+                Ok(())
+            }
         }
     }
 
@@ -288,6 +309,7 @@ impl Comm {
                     let done = quiet_done(work.task(), now, now, failed(error));
                     return self.send_to(leader + 1, Peer::GroupDone { done });
                 }
+                self.groups.parts.insert(work.task());
                 self.inbox.push_front(Job::Member {
                     leader,
                     size,
@@ -298,52 +320,114 @@ impl Comm {
             }
             Peer::GroupDone { done } => {
                 let task = done.task;
-                let failed = !done.outcome.succeeded();
-                let Some(leading) = self.leading.get_mut(&task) else {
+                let why = ended_how(from, &done.outcome);
+                let Some(leading) = self.groups.leading.get_mut(&task) else {
                     return Ok(());
                 };
                 leading.running.retain(|&m| m != from);
                 let _ = leading.ends.send((from, done));
-                let finished = leading.running.is_empty();
-                if failed {
-                    self.abandon_group(task)?;
+                let engines = leading.engines.clone();
+                let size = engines.len() as u32;
+                let (leader_running, running) = (!leading.leader_ended, leading.running.clone());
+                if leader_running {
+                    self.groups.ended.get_or_insert_with(|| PartEnded {
+                        task,
+                        engines,
+                        why: why.clone(),
+                        since: Instant::now(),
+                    });
                 }
-                if finished {
-                    self.leading.remove(&task);
+                for m in running {
+                    let why = why.clone();
+                    self.send_to(m + 1, Peer::GroupAbandon { task, size, why })?;
                 }
+                self.forget_finished(task);
                 Ok(())
             }
-            Peer::GroupAbandon { task } => {
-                self.abandon(task);
+            Peer::GroupAbandon { task, size, why } => {
+                // Kept until this engine's own part of the task ends (it
+                // may not have started yet); the first part that ended is
+                // the one to name.
+                if self.groups.ended.is_none() && self.groups.parts.contains(&task) {
+                    self.groups.ended = Some(PartEnded {
+                        task,
+                        engines: engines(from, size).iter().map(|&e| e as u32).collect(),
+                        why,
+                        since: Instant::now(),
+                    });
+                }
                 Ok(())
             }
             Peer::Steal { .. } | Peer::Give { .. } => Ok(()),
         }
     }
 
-    /// A part of group task `task` (which this engine leads) failed: the
-    /// members still running, and the leader's own part, give up what they
-    /// wait for on the group's communicator. Once per task.
-    fn abandon_group(&mut self, task: TaskId) -> Result<()> {
-        let Some(leading) = self.leading.get_mut(&task) else {
-            return Ok(());
-        };
-        if std::mem::replace(&mut leading.abandoned, true) {
-            return Ok(());
+    /// Drops a led task once every part of it has ended.
+    fn forget_finished(&mut self, task: TaskId) {
+        if self
+            .groups
+            .leading
+            .get(&task)
+            .is_some_and(|l| l.leader_ended && l.running.is_empty())
+        {
+            self.groups.leading.remove(&task);
         }
-        let running = leading.running.clone();
-        for m in running {
-            self.send_to(m + 1, Peer::GroupAbandon { task })?;
-        }
-        self.abandon(task);
-        Ok(())
     }
 
-    /// Gives up what this engine's part of group task `task` waits for on
-    /// the group's communicator, failing those operations in the task (the
-    /// task communicator's hook; without one, a part waits for nothing).
-    fn abandon(&mut self, task: TaskId) {
-        let _ = task;
+    /// This engine's part of `task` ended: nothing of it waits any more.
+    fn part_over(&mut self, task: TaskId) {
+        if self.groups.ended.as_ref().is_some_and(|e| e.task == task) {
+            self.groups.ended = None;
+        }
+    }
+
+    /// Ends the job (`MPI_Abort`, after saying why on stderr) when this
+    /// engine's part of a group task has waited [`GRACE`] on the group's
+    /// communicator for a part that has ended (see the module doc); called
+    /// on every pass of the loop.
+    pub(super) fn check_group_wait(&mut self) {
+        let Some(ended) = &self.groups.ended else {
+            return;
+        };
+        let grace = grace();
+        if ended.since.elapsed() < grace {
+            return;
+        }
+        let me = self.mpi.rank().saturating_sub(1);
+        let Some((what, waited, engines)) = self.waiting_in_group(ended) else {
+            return;
+        };
+        if waited < grace {
+            return;
+        }
+        // Not an internal failure: the user's task waits for ever. Say so
+        // and end the job from here.
+        crate::capture::report(&format!(
+            "rankview: engine {me}: group task {}: {}, and engine {me} has waited {:.1} s in \
+             {what} on the group's communicator (engines {engines:?}) for it; ending the job",
+            ended.task,
+            ended.why,
+            waited.as_secs_f64()
+        ));
+        crate::transport::abort_job(1)
+    }
+
+    /// The longest wait of this engine's operations on the group's
+    /// communicator of `ended`'s task.
+    fn waiting_in_group(&self, ended: &PartEnded) -> Option<(&'static str, Duration, Vec<u32>)> {
+        let (what, waited) = self.teams.waiting_on(&ended.engines)?;
+        Some((what, waited, ended.engines.clone()))
+    }
+}
+
+/// How a part on engine `engine` ended, for the message that ends the job.
+fn ended_how(engine: usize, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed(Failure::Remote { kind, message, .. }) => {
+            format!("the part on engine {engine} failed ({kind}: {message})")
+        }
+        Outcome::Failed(f) => format!("the part on engine {engine} failed ({f:?})"),
+        _ => format!("the part on engine {engine} returned"),
     }
 }
 

@@ -93,7 +93,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         thief: Thief::new(me, engines),
         started: Vec::new(),
         finished: Vec::new(),
-        leading: HashMap::new(),
+        groups: Default::default(),
         teams: Teams::new(me, crate::taskcomm::install(me)),
     };
     let (binary, registry) = crate::build_id::job_identity();
@@ -310,6 +310,7 @@ impl EngineLoop {
         }
         busy |= comm.mpi.progress();
         busy |= comm.teams.poll();
+        comm.check_group_wait();
         if busy {
             self.last_work = Instant::now();
             return Ok(Step::Busy);

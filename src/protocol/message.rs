@@ -274,9 +274,14 @@ pub(crate) enum Peer {
     },
     /// Member → leader: how the member's part of a group task ended.
     GroupDone { done: Done },
-    /// Leader → member: another member's part of `task` failed; give up
-    /// what the member's part still waits for on the group's communicator.
-    GroupAbandon { task: TaskId },
+    /// Leader → member: another part of group task `task` (of the group
+    /// of `size` engines led by the sender) has ended, as `why` says; it
+    /// will take part in nothing more on the group's communicator.
+    GroupAbandon {
+        task: TaskId,
+        size: u32,
+        why: String,
+    },
 }
 
 /// A view's sub-communicator: rank 0 and the view's engines.

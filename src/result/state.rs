@@ -344,24 +344,35 @@ impl ResultState {
     }
 
     /// Settles parts `offset..` with the finished `from`'s parts: their
-    /// metadata, and their errors (values stay with `from`).
+    /// metadata, and their errors (values stay with `from`); a group
+    /// task's members' metadata joins this result's members.
     pub(super) fn adopt(&self, offset: usize, from: &ResultState) {
-        let parts: Vec<(Metadata, Result<Payload>)> = from
-            .lock()
-            .parts
-            .iter()
-            .map(|p| {
-                let outcome = match &p.outcome {
-                    Some(Err(e)) => Err(e.clone()),
-                    Some(Ok(payload)) => match payload.item_failure(p.meta.engine, p.meta.task) {
-                        Some(e) => Err(e),
+        let (parts, members) = {
+            let from = from.lock();
+            let parts: Vec<(Metadata, Result<Payload>)> = from
+                .parts
+                .iter()
+                .map(|p| {
+                    let outcome = match &p.outcome {
+                        Some(Err(e)) => Err(e.clone()),
+                        Some(Ok(payload)) => match payload.item_failure(p.meta.engine, p.meta.task)
+                        {
+                            Some(e) => Err(e),
+                            None => Ok(Payload::Unit),
+                        },
                         None => Ok(Payload::Unit),
-                    },
-                    None => Ok(Payload::Unit),
-                };
-                (p.meta.clone(), outcome)
-            })
-            .collect();
+                    };
+                    (p.meta.clone(), outcome)
+                })
+                .collect();
+            (parts, from.members.clone())
+        };
+        if !members.is_empty() {
+            let mut inner = self.lock();
+            let mut all = std::mem::take(&mut inner.members).into_vec();
+            all.extend(members.into_vec());
+            inner.members = all.into_boxed_slice();
+        }
         for (k, (meta, outcome)) in parts.into_iter().enumerate() {
             let mut inner = self.lock();
             if let Some(part) = inner.parts.get_mut(offset + k) {

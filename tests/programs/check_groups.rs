@@ -78,6 +78,38 @@ fn fail_on(bad: usize) -> TaskResult<usize> {
     Ok(me)
 }
 
+/// The group's communicator as its leader sees it: its engines, and every
+/// rank's engine id gathered over it.
+#[rankview::remote]
+fn group_comm() -> TaskResult<(Vec<usize>, Vec<u64>)> {
+    let comm = rankview::comm()?;
+    let me = rankview::globals().engine()? as u64;
+    let mut all = vec![0u64; comm.size()];
+    comm.all_gather_into(&[me], &mut all)?;
+    let sum = comm.all_reduce(me, rankview::ReduceOp::Sum)?;
+    assert_eq!(sum, all.iter().sum::<u64>());
+    comm.barrier()?;
+    Ok((comm.engines(), all))
+}
+
+/// A member panics while the leader waits for it in an allreduce.
+#[rankview::remote]
+fn panic_in_collective() -> TaskResult<u64> {
+    let comm = rankview::comm()?;
+    assert!(comm.rank() == 0, "member {} gives up", comm.rank());
+    Ok(comm.all_reduce(1u64, rankview::ReduceOp::Sum)?)
+}
+
+/// A member returns without entering the barrier its leader waits in.
+#[rankview::remote]
+fn member_skips_barrier() -> TaskResult<()> {
+    let comm = rankview::comm()?;
+    if comm.rank() == 0 {
+        comm.barrier()?;
+    }
+    Ok(())
+}
+
 /// Every engine's recorded ids (and clears them).
 fn ran(rc: &Client) -> rankview::Result<Vec<Vec<u64>>> {
     rc.all().apply_sync(take_ran, ())
@@ -151,6 +183,28 @@ fn checks(rc: &Client, list: &mut Checklist) {
                 assert!(ids.is_empty(), "a left-out engine ran {ids:?}");
             }
         }
+        Ok(())
+    });
+
+    list.check("comm_is_the_groups_communicator", || {
+        for _ in 0..groups.len() * 2 {
+            let ar = gv.apply(group_comm, ());
+            let (engines, gathered) = ar.get()?;
+            let leader = ar.metadata()[0].engine;
+            let group = groups
+                .iter()
+                .find(|g| g[0] == leader)
+                .ok_or("no such leader")?;
+            assert_eq!(&engines, group, "ranks follow the group's engines");
+            let want: Vec<u64> = group.iter().map(|&e| e as u64).collect();
+            assert_eq!(gathered, want, "every rank took part, in rank order");
+        }
+        // A load-balanced task of another view has no communicator.
+        let lv = rc.load_balanced_view();
+        expect_err(lv.apply(group_comm, ()).get(), |e| {
+            e.to_string()
+                .contains("a load-balanced task has no communicator")
+        })?;
         Ok(())
     });
 
@@ -355,9 +409,27 @@ fn checks(rc: &Client, list: &mut Checklist) {
 }
 
 fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
     rankview::launch(|rc| -> Result<(), String> {
-        let mut list = Checklist::new("check_groups");
-        checks(rc, &mut list);
-        list.finish()
+        match mode.as_str() {
+            // A member panics while its leader waits for it in a
+            // collective: the job must end within seconds, saying so.
+            "panic_in_collective" => {
+                let gv = rc.groups(2).map_err(|e| e.to_string())?;
+                let r = gv.apply(panic_in_collective, ()).get();
+                Err(format!("the job went on after a stuck collective: {r:?}"))
+            }
+            // A member never enters the barrier its leader waits in.
+            "never_enters" => {
+                let gv = rc.groups(2).map_err(|e| e.to_string())?;
+                let r = gv.apply(member_skips_barrier, ()).get();
+                Err(format!("the job went on after a stuck barrier: {r:?}"))
+            }
+            _ => {
+                let mut list = Checklist::new("check_groups");
+                checks(rc, &mut list);
+                list.finish()
+            }
+        }
     });
 }
