@@ -5,7 +5,6 @@
 //! the run (steps of computation, each ending in an allreduce over the
 //! group), the raw farm and its MPI section, and the rankview side.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -119,33 +118,21 @@ fn raw_farm(
     Some((t.elapsed(), sum))
 }
 
-thread_local! {
-    /// This rank's group communicator of the raw side (`None` on rank 0 and
-    /// ranks in no group), split by the first `w11` section and kept: MPI
-    /// sections run on each rank's MPI thread, and a communicator cannot
-    /// move between threads.
-    static GROUP: RefCell<Option<Option<SimpleCommunicator>>> = const { RefCell::new(None) };
-}
-
-/// The MPI section of `w11`'s raw side; its group communicators are split
-/// once (the first time) and kept, as a program would.
+/// The MPI section of `w11`'s raw side. Each section splits its group
+/// communicators anew (before the farm's barrier, so outside the timing):
+/// a section may run on any thread of a rank (whichever makes the pass of
+/// its loop), and a communicator cannot be kept across threads.
 pub fn section(launch: rankview::Launch, raw: &Samples) -> rankview::Launch {
     let raw = raw.clone();
     launch.mpi_section("w11", move |world| {
-        let farmed = GROUP.with(|group| {
-            let mut group = group.borrow_mut();
-            let group = group.get_or_insert_with(|| {
-                let (rank, size) = (world.rank() as usize, world.size() as usize);
-                let groups = (size - 1) / W11_GROUP;
-                let color = match rank.checked_sub(1).map(|e| e / W11_GROUP) {
-                    Some(g) if g < groups => Color::with_value(g as i32),
-                    _ => Color::undefined(),
-                };
-                world.split_by_color(color)
-            });
-            raw_farm(world, group.as_ref())
-        });
-        if let Some((t, sum)) = farmed {
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        let groups = (size - 1) / W11_GROUP;
+        let color = match rank.checked_sub(1).map(|e| e / W11_GROUP) {
+            Some(g) if g < groups => Color::with_value(g as i32),
+            _ => Color::undefined(),
+        };
+        let group = world.split_by_color(color);
+        if let Some((t, sum)) = raw_farm(world, group.as_ref()) {
             record(&raw, "w11", [t]);
             RAW_SUM.store(sum.to_bits(), Ordering::SeqCst);
         }
