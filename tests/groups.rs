@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "apply_runs_on_every_member_returns_the_leaders_value",
     "map_runs_each_item_on_one_whole_group",
     "load_spreads_over_groups_and_tasks_stay_whole",
+    "steals_move_whole_tasks_between_groups",
     "a_panicking_member_fails_the_task_naming_it",
     "a_panicking_leader_fails_the_task_naming_it",
     "follow_and_after_between_group_tasks",
@@ -35,6 +36,7 @@ fn groups_3_ranks() {
         CHECKS,
         &[
             "load_spreads_over_groups_and_tasks_stay_whole",
+            "steals_move_whole_tasks_between_groups",
             "retries_land_on_another_group",
         ],
     );

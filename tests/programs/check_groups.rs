@@ -275,6 +275,42 @@ fn checks(rc: &Client, list: &mut Checklist) {
         Ok(())
     });
 
+    list.check("steals_move_whole_tasks_between_groups", || {
+        if groups.len() < 2 {
+            return skip("one group");
+        }
+        ran(rc)?;
+        // The first leader is held up by a direct request while its queue
+        // fills: the other leaders steal from it, and each task still runs
+        // once, on one whole group.
+        let hold = rc.engine(0)?.apply(slow_part, (1_000_000, 0.5));
+        let m = gv.chunksize(1).map(square, 0..200u64);
+        let squares = m.get()?;
+        hold.get()?;
+        assert_eq!(squares, (0..200u64).map(|x| x * x).collect::<Vec<_>>());
+        let leaders: BTreeSet<usize> = groups.iter().map(|g| g[0]).collect();
+        let stolen = m
+            .metadata()
+            .iter()
+            .filter(|meta| leaders.contains(&meta.engine) && meta.stolen)
+            .count();
+        assert!(stolen > 0, "no group task was stolen");
+        let mut left = ran(rc)?;
+        left[0].retain(|&id| id != 1_000_000);
+        assert_eq!(whole_groups(&groups, &left)?.len(), 200);
+        let status = rc.queue_status()?;
+        for group in &groups {
+            for &member in &group[1..] {
+                assert_eq!(
+                    status.engines[member].stolen_in, 0,
+                    "a member stole: {status}"
+                );
+            }
+        }
+        println!("({stolen} of 200 group tasks were stolen)");
+        Ok(())
+    });
+
     list.check("a_panicking_member_fails_the_task_naming_it", || {
         if size < 2 {
             return skip("groups of one engine have no member");
