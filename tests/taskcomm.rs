@@ -1,16 +1,17 @@
 //! `tests/programs/check_taskcomm.rs` as MPI jobs: a task's communicator
 //! (`rankview::comm()`) on 3, 5 and 9 ranks (9 oversubscribed), and a task
 //! left in a barrier another engine never enters, which must not keep the
-//! job alive past the shutdown grace or the launcher's `--timeout`, and
-//! whose engine is named. `ci/test.sh` runs it again over TCP only and with
+//! job alive past the shutdown grace, the launcher's `--timeout` or Ctrl-C,
+//! and whose engine is named. `ci/test.sh` runs it again over TCP only and with
 //! `RANKVIEW_FUNNELED=1`, and `ci/test-mpich.sh` under MPICH.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{extra_mpi_args, launcher, mpirun, mpirun_args, program, JobLock};
+use common::{extra_mpi_args, launcher, mpirun, mpirun_args, program, Drain, JobLock};
 
 /// Every check of `check_taskcomm`.
 const CHECKS: &[&str] = &[
@@ -21,6 +22,7 @@ const CHECKS: &[&str] = &[
     "comm_is_an_error_on_one_engine_in_balanced_tasks_and_outside",
     "bad_buffers_and_ranks_are_errors",
     "the_mpi_thread_serves_while_a_task_waits_in_a_barrier",
+    "a_task_of_several_engines_is_not_aborted_once_sent",
     "threading_mode_is_the_one_asked_for",
 ];
 
@@ -59,22 +61,24 @@ fn a_collective_never_entered_ends_after_the_shutdown_grace() {
     .assert_stderr_contains("(check_taskcomm::barrier_alone) 2 s after the client returned");
 }
 
-/// The same task, with a client that waits for it: the launcher's
-/// `--timeout` ends the job (status 124), and the engine has said where
-/// its task waits (`RANKVIEW_COMM_WAIT_NOTE`: after 1 s here).
-#[test]
-fn a_collective_never_entered_ends_at_the_launchers_timeout() {
+/// `rankview run -n 3 [--timeout T] check_taskcomm never_entered_wait`,
+/// its output drained, the engine's note on a long wait after 1 s
+/// (`RANKVIEW_COMM_WAIT_NOTE`), in a process group of its own (a signal to
+/// it reaches it alone, as `kill PID` from a user would).
+fn never_entered_under_the_launcher(timeout: Option<&str>) -> (Child, Drain, Drain, JobLock) {
     let launcher = launcher();
     let program = program("check_taskcomm");
-    let _lock = JobLock::acquire();
+    let lock = JobLock::acquire();
     let mut command = Command::new(launcher);
-    command.args(["run", "-n", "3", "--timeout", "5"]);
+    command.args(["run", "-n", "3"]);
+    if let Some(timeout) = timeout {
+        command.args(["--timeout", timeout]);
+    }
     let extra = extra_mpi_args();
     if !extra.is_empty() {
         command.args(["--mpi-args", &extra.join(" ")]);
     }
-    let started = Instant::now();
-    let out = command
+    let mut child = command
         .arg(&program)
         .args(["--", "never_entered_wait"])
         .env("RANKVIEW_COMM_WAIT_NOTE", "1")
@@ -82,27 +86,91 @@ fn a_collective_never_entered_ends_at_the_launchers_timeout() {
         .env_remove("SLURM_JOB_ID")
         .env_remove("PBS_JOBID")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("the launcher starts");
-    let elapsed = started.elapsed();
+    let stdout = Drain::start(child.stdout.take().expect("stdout is piped"));
+    let stderr = Drain::start(child.stderr.take().expect("stderr is piped"));
+    (child, stdout, stderr, lock)
+}
+
+/// Waits up to `limit` for `child` to exit: its status, stdout and stderr,
+/// and a report of them for a failed assertion.
+fn ended(
+    mut child: Child,
+    stdout: Drain,
+    stderr: Drain,
+    limit: Duration,
+) -> (Option<i32>, String, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the launcher can be waited for") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+        stdout.finish(Duration::from_secs(2)),
+        stderr.finish(Duration::from_secs(2)),
     );
-    let report =
-        format!("after {elapsed:.2?}\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}");
-    assert_eq!(out.status.code(), Some(124), "{report}");
-    assert!(elapsed < Duration::from_secs(20), "{report}");
-    assert!(stdout.contains("check_taskcomm: left task"), "{report}");
+    let report = format!(
+        "status {status:?} after {:.2?}\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}",
+        started.elapsed()
+    );
     assert!(
-        stderr.contains(
-            "rankview: engine 0: a task has waited 1 s in MPI_Ibarrier on the communicator \
-             of engines [0, 1]"
-        ),
+        status.is_some(),
+        "the launcher was still running after {limit:?}: {report}"
+    );
+    (status.and_then(|s| s.code()), stdout, report)
+}
+
+/// The note an engine writes when its task has waited 1 s in the barrier.
+const NOTE: &str = "rankview: engine 0: a task has waited 1 s in MPI_Ibarrier on the communicator \
+                    of engines [0, 1]";
+
+/// The same task, with a client that waits for it: the launcher's
+/// `--timeout` ends the job (status 124), and the engine has said where
+/// its task waits.
+#[test]
+fn a_collective_never_entered_ends_at_the_launchers_timeout() {
+    let (child, stdout, stderr, _lock) = never_entered_under_the_launcher(Some("5"));
+    let (code, out, report) = ended(child, stdout, stderr, Duration::from_secs(20));
+    assert_eq!(code, Some(124), "{report}");
+    assert!(out.contains("check_taskcomm: left task"), "{report}");
+    assert!(report.contains(NOTE), "{report}");
+    assert!(
+        report.contains("rankview: job timed out after 5 s"),
         "{report}"
     );
+}
+
+/// The same task, and Ctrl-C (SIGINT to the launcher) once the engine has
+/// said where its task waits: the job ends within seconds (status 130).
+#[test]
+fn a_collective_never_entered_ends_at_ctrl_c() {
+    let (child, stdout, stderr, _lock) = never_entered_under_the_launcher(None);
+    let started = Instant::now();
+    while !stderr.text().contains(NOTE) && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) has no memory-safety preconditions; the launcher is
+    // our child, not yet reaped, so the pid is still its own.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let (code, _, report) = ended(child, stdout, stderr, Duration::from_secs(10));
+    assert!(report.contains(NOTE), "{report}");
+    assert_eq!(code, Some(130), "{report}");
     assert!(
-        stderr.contains("rankview: job timed out after 5 s"),
+        report.contains("rankview: job interrupted by SIGINT: 3 ranks"),
         "{report}"
     );
 }

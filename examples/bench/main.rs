@@ -92,6 +92,13 @@
 //!   0's) RSS growth (VmRSS) from right after the first 10,000 results to
 //!   the end, and tasks per second (no raw side; the goal is ≤ 32 MiB).
 //!
+//! - `w12` psum_allreduce: `mpi_psum`'s allreduce (`MPI_SUM` of `f64`)
+//!   through a task's communicator (`rankview::comm()`, a task on every
+//!   engine) against the same allreduce in a raw MPI section on a
+//!   communicator of the engines, buffers allocated once on both sides:
+//!   microseconds per allreduce of one value (`ratio`) and of 2^20 values
+//!   (`ratio_large`), the slowest engine's, medians of 7 (goal ≤ 1.1).
+//!
 //! - `startup`: from starting a job to the first `apply_sync` answered by
 //!   every engine, against a raw MPI program's start to after `MPI_Init` +
 //!   `MPI_Barrier`, for 2, 4, 8, 16 and 32 ranks (oversubscribed; medians of
@@ -114,12 +121,13 @@
 //! The files: `raw` (the raw MPI baselines and their MPI sections),
 //! `workloads` (the rankview side of each workload), `tasks` (what runs on
 //! the engines), `sizes` (what both sides share), `stats` and `report`
-//! (medians, quantiles and printing), `startup` and `metg` (the workloads
-//! with a file of their own). This file reads the arguments and runs the
+//! (medians, quantiles and printing), `startup`, `metg`, `ensemble` (`w11`)
+//! and `psum` (`w12`) (the workloads with a file of their own). This file reads the arguments and runs the
 //! job.
 
 mod ensemble;
 mod metg;
+mod psum;
 mod raw;
 mod report;
 mod sizes;
@@ -136,7 +144,7 @@ use crate::stats::Samples;
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
     "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
-    "w11", "w13", "metg",
+    "w11", "w13", "metg", "w12",
 ];
 
 struct Options {
@@ -214,7 +222,8 @@ fn main() {
         return;
     }
     let raw: Samples = Arc::default();
-    let launch = ensemble::section(raw::sections(rankview::Launch::new(), &raw), &raw);
+    let launch = psum::section(raw::sections(rankview::Launch::new(), &raw), &raw);
+    let launch = ensemble::section(launch, &raw);
     launch.run(|rc| -> rankview::Result<()> {
         let all = rc.all();
         for workload in &options.workloads {
@@ -235,6 +244,7 @@ fn main() {
                 "w13" => workloads::w13(rc, options.json)?,
                 "w11" => ensemble::w11(rc, &raw, options.json)?,
                 "w5" => workloads::w5(rc, &all, options.json)?,
+                "w12" => psum::w12(rc, &raw, options.json)?,
                 _ => {}
             }
         }

@@ -60,11 +60,15 @@ pub(crate) enum Job {
 
 impl Job {
     /// The task of a direct-view request that may still be aborted (one
-    /// that only this engine runs); `None` for collectives' jobs.
+    /// that only this engine runs); `None` for collectives' jobs, and for a
+    /// task with a communicator (`Apply` with a team): its other members
+    /// may have started it and wait for this one in a collective.
     pub(crate) fn abortable(&self) -> Option<TaskId> {
         match self {
             Job::Request(
-                Request::Apply { task, .. }
+                Request::Apply {
+                    task, team: None, ..
+                }
                 | Request::Map { task, .. }
                 | Request::Push { task, .. }
                 | Request::Pull { task, .. }

@@ -158,7 +158,9 @@ impl EngineLoop {
     /// loop.
     fn pass_inner(&mut self, caller: Caller) -> std::result::Result<Step, Ending> {
         let comm = &mut self.comm;
-        let mut busy = false;
+        // A task's operation first: the task waits for it (and may be making
+        // this pass), and its peers wait until it starts.
+        let mut busy = comm.teams.poll();
         // Replies first: the execution thread that has just queued one makes
         // this pass to send it, and a probe before it would only delay it.
         while self.executing {

@@ -236,7 +236,11 @@ impl<T: 'static> AsyncResult<T> {
     /// stream, ends with [`Error::TaskAborted`] and never runs; work that
     /// has started runs to its end and keeps its result (a load-balanced
     /// task is then not tried again). For a direct view's request the
-    /// others in its engines' streams keep their order. Returns once the
+    /// others in its engines' streams keep their order. An `apply` on a
+    /// direct view of several engines is not aborted once sent (its task
+    /// gets the view's communicator, [`comm`](crate::comm), and a member
+    /// left out would keep the others waiting in a collective): it runs
+    /// and keeps its result. Returns once the
     /// controller has the request, not once the work is aborted (wait on
     /// the result for that); aborting a finished result does nothing.
     ///

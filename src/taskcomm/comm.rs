@@ -244,14 +244,18 @@ fn gone() -> Error {
     Error::Shutdown
 }
 
-/// Waits for an operation's outcome: first polling, making the MPI
+/// Waits for an operation's outcome: first polling for it, making the MPI
 /// thread's passes on this thread when MPI allows (`MPI_THREAD_SERIALIZED`:
-/// a short operation then completes with no thread hand-off), then asleep
-/// until the MPI thread answers.
+/// a short operation then completes with no thread hand-off) or else
+/// yielding to the MPI thread, which has been woken to make them; then
+/// asleep until the MPI thread answers.
 fn wait(answer: &Receiver<Result<usize>>) -> Result<usize> {
     let spin_until = Instant::now() + SPIN;
     let mut helping = crate::helping::helping();
-    while helping.is_some() && Instant::now() < spin_until {
+    if helping.is_none() {
+        scope::wake_mpi_thread();
+    }
+    while Instant::now() < spin_until {
         match answer.try_recv() {
             Ok(outcome) => {
                 if let Some(helping) = helping.take() {
@@ -262,7 +266,7 @@ fn wait(answer: &Receiver<Result<usize>>) -> Result<usize> {
             Err(TryRecvError::Disconnected) => return Err(gone()),
             Err(TryRecvError::Empty) => {}
         }
-        if !crate::helping::help() {
+        if helping.is_none() || !crate::helping::help() {
             std::thread::yield_now();
         }
     }

@@ -13,7 +13,8 @@
 //! while a task waits in a collective (a task blocked in a barrier on
 //! engine 0 while the client opens, through raw MPI sections every rank's
 //! MPI thread runs, the gate engine 1's task waits at before entering it),
-//! and of the threading mode (no helper passes under `RANKVIEW_FUNNELED`).
+//! of a task of several engines running although aborted once queued, and
+//! of the threading mode (no helper passes under `RANKVIEW_FUNNELED`).
 //! With the argument `never_entered` the client leaves a task in a barrier
 //! that another engine never enters and returns (the job must end after the
 //! shutdown grace, naming the engine); with `never_entered_wait` it waits
@@ -368,6 +369,26 @@ fn checks(rc: &Client, list: &mut Checklist) {
             Ok(())
         },
     );
+    list.check("a_task_of_several_engines_is_not_aborted_once_sent", || {
+        if n < 2 {
+            return skip("needs two engines");
+        }
+        // Both engines held at the gate; a team task queued behind, then
+        // aborted: aborting it on one member only would leave the other
+        // waiting in its collectives, so it runs on both.
+        let view = rc.view([0, 1])?;
+        let generation = gate::closed();
+        let held = view.apply(gate::hold, (generation,));
+        gate::await_waiting(rc, 2)?;
+        let queued = view.apply(every_operation, ());
+        queued.abort()?;
+        gate::open(rc)?;
+        assert_eq!(held.get()?, vec![0, 1]);
+        for wrong in queued.get()? {
+            assert!(wrong.is_empty(), "{wrong:?}");
+        }
+        Ok(())
+    });
     list.check("threading_mode_is_the_one_asked_for", || {
         if n < 2 {
             return skip("needs two engines");
