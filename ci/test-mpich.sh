@@ -82,13 +82,17 @@ run() {
     record "mpirun.mpich $*" "$status" "$ok"
 }
 for n in 3 5; do
-    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather executors mpi_psum; do
+    for example in quickstart basic_interface going_parallel follow_norms load_balancing scatter_gather executors mpi_psum ensemble; do
         run ok -n "$n" "$examples/$example"
     done
     for check in check_errors check_async check_collectives check_balanced check_lifecycle check_hotpath check_shell check_executors check_taskcomm; do
         run ok -n "$n" "$checks/$check"
     done
 done
+# Views over groups: one group of two has checks to skip, so 5 and 9 ranks.
+run ok -n 5 "$checks/check_groups"
+run ok -n 9 "$checks/check_groups"
+run ok -n 9 "$examples/ensemble"
 # An endless imap stopped early, and callbacks still running when the
 # client returns: both jobs must end cleanly.
 run ok -n 3 "$checks/check_lifecycle" imap_stop

@@ -5,9 +5,9 @@
 # collective programs, the launcher, faults, protocol fuzzing), doc tests,
 # the loom models of the hand-written synchronization (ci/test-loom.sh),
 # a subset of the MPI tests again over Open MPI's TCP transport only (what a
-# multi-node job uses), the order, collectives, balanced and taskcomm checks on 3
-# ranks with RANKVIEW_FUNNELED=1 (only the MPI threads call MPI, as under an
-# MPI that grants MPI_THREAD_FUNNELED; check_order checks that no other
+# multi-node job uses), the order, collectives, balanced, taskcomm and groups
+# checks on 3 ranks with RANKVIEW_FUNNELED=1 (only the MPI threads call
+# MPI, as under an MPI that grants MPI_THREAD_FUNNELED; check_order checks that no other
 # thread did), and last the launcher against a real Slurm, on one node and
 # on two in network namespaces (ci/test-slurm.sh). MPI jobs never run
 # concurrently (nextest group and a job lock).
@@ -22,8 +22,8 @@ bash ci/test-loom.sh
 cargo nextest run --workspace --no-fail-fast
 RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-fail-fast \
     --test order --test collectives --test errors --test faults --test balanced --test lifecycle \
-    --test hotpath --test taskcomm \
+    --test hotpath --test taskcomm --test groups \
     -E 'not test(slow_) & not test(past_the_count_limit)'
 RANKVIEW_TEST_MPI_ARGS="-x RANKVIEW_FUNNELED=1" cargo nextest run -p rankview --no-fail-fast \
-    --test order --test collectives --test balanced --test taskcomm -E 'test(/_3_ranks$/)'
+    --test order --test collectives --test balanced --test taskcomm --test groups -E 'test(/_3_ranks$/)'
 bash ci/test-slurm.sh

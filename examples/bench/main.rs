@@ -39,6 +39,12 @@
 //!   (`vec![0.0; n]`, as a program that keeps nothing does: `raw_fresh_s`,
 //!   `ratio_fresh`), both with the goal ≤ 1.12.
 //!
+//! - `w11` ensemble: 16 runs of ~50 ms (50 steps of 1 ms of computation,
+//!   each ending in an allreduce over the group through `rankview::comm()`)
+//!   on `rc.groups(2)`, against a raw MPI farm that splits `COMM_WORLD`
+//!   into the same groups and hands each group's leader the next run as the
+//!   group frees up (median makespans of 5; goal ratio ≤ 1.1; run it on 5
+//!   ranks: two groups).
 //! - `w13` held_result_memory: rank 0's RSS growth per result while it
 //!   holds 10^6 finished results of empty load-balanced tasks, and how much
 //!   of that growth stays once they are dropped (goal ≤ 256 bytes per
@@ -115,10 +121,11 @@
 //! The files: `raw` (the raw MPI baselines and their MPI sections),
 //! `workloads` (the rankview side of each workload), `tasks` (what runs on
 //! the engines), `sizes` (what both sides share), `stats` and `report`
-//! (medians, quantiles and printing), `startup`, `metg` and `psum` (`w12`)
-//! (the workloads with a file of their own). This file reads the arguments and runs the
+//! (medians, quantiles and printing), `startup`, `metg`, `ensemble` (`w11`)
+//! and `psum` (`w12`) (the workloads with a file of their own). This file reads the arguments and runs the
 //! job.
 
+mod ensemble;
 mod metg;
 mod psum;
 mod raw;
@@ -137,7 +144,7 @@ use crate::stats::Samples;
 /// Every workload, in the order a bare run measures them.
 const KNOWN: &[&str] = &[
     "w1", "w1idle", "w2", "w2map", "w3", "w3loop", "w4", "w5", "w6", "w8", "w8loop", "w9", "w10",
-    "w13", "metg", "w12",
+    "w11", "w13", "metg", "w12",
 ];
 
 struct Options {
@@ -216,6 +223,7 @@ fn main() {
     }
     let raw: Samples = Arc::default();
     let launch = psum::section(raw::sections(rankview::Launch::new(), &raw), &raw);
+    let launch = ensemble::section(launch, &raw);
     launch.run(|rc| -> rankview::Result<()> {
         let all = rc.all();
         for workload in &options.workloads {
@@ -234,6 +242,7 @@ fn main() {
                 "w4" => workloads::w4(rc, &raw, options.json)?,
                 "w6" => workloads::w6(rc, options.json)?,
                 "w13" => workloads::w13(rc, options.json)?,
+                "w11" => ensemble::w11(rc, &raw, options.json)?,
                 "w5" => workloads::w5(rc, &all, options.json)?,
                 "w12" => psum::w12(rc, &raw, options.json)?,
                 _ => {}

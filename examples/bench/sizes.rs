@@ -35,3 +35,13 @@ pub const W6_WINDOW: usize = 10_000;
 
 /// How long `w5` leaves the engines idle.
 pub const IDLE: Duration = Duration::from_secs(3);
+
+/// `w11`: runs of the ensemble, engines per group, steps per run and the
+/// computation of each step (50 steps of 1 ms: ~50 ms a run).
+pub const W11_TASKS: usize = 16;
+pub const W11_GROUP: usize = 2;
+pub const W11_STEPS: usize = 50;
+pub const W11_STEP_US: u64 = 1_000;
+pub const W11_REPS: usize = 5;
+/// How long the raw `w11` farm's rank 0 sleeps between probes for a result.
+pub const W11_POLL: Duration = Duration::from_micros(50);

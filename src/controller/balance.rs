@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::protocol::{self, Done, Outcome, Request, TaskId, Work};
+use crate::protocol::{self, Done, Request, TaskId, Work};
 use crate::result::ResultState;
 use crate::scheduler::{
     shrink, AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
@@ -142,11 +142,7 @@ impl Balancer {
             self.table.started(engine, task);
         }
         for done in done {
-            let ok = match &done.outcome {
-                Outcome::Failed(_) => false,
-                Outcome::Each(each) => each.failed.is_empty(),
-                _ => true,
-            };
+            let ok = done.outcome.succeeded();
             let duration = done.completed_us.checked_sub(done.started_us);
             let report = Report {
                 ok,

@@ -15,7 +15,7 @@ use crate::scheduler::Thief;
 use crate::transport::{Mpi, Receive, Teams};
 
 use super::inbox::Inbox;
-use super::job::{now_us, quiet_done, Incoming, Lending};
+use super::job::{now_us, quiet_done, Groups, Incoming, Lending};
 
 /// A gather or reduce this engine has prepared and waits to run.
 pub(super) struct Prepared {
@@ -59,6 +59,8 @@ pub(crate) struct Comm {
     /// Load-balanced tasks started and finished since the last `Progress`.
     pub(super) started: Vec<TaskId>,
     pub(super) finished: Vec<Done>,
+    /// The group tasks this engine leads or takes part in.
+    pub(super) groups: Groups,
     /// The communicators of tasks' teams, and their operations in flight.
     pub(super) teams: Teams,
 }

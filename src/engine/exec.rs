@@ -19,6 +19,7 @@ use crate::protocol::{
 use crate::registry::{registry, RemoteEntry};
 use crate::scheduler::Queued;
 
+use super::group;
 use super::inbox::{Inbox, Next};
 use super::job::{now_us, quiet_done, ExecOut, Incoming, Job, Lending};
 use super::panics::{install_panic_hook, invoke, invoke_raw};
@@ -49,7 +50,11 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
         let job = match next {
             Next::Job(job) => job,
             Next::Task(queued) => {
-                let went = run_task(queued, &mut capture, &out);
+                let went = if matches!(queued.payload, Work::Group { .. }) {
+                    group::lead(queued, &mut capture, &out, &comm, run_balanced)
+                } else {
+                    run_task(queued, &mut capture, &out)
+                };
                 inbox.finished(true);
                 if !went {
                     break;
@@ -90,6 +95,8 @@ pub(crate) fn run_work(work: Work, hops: u32, capture: &mut Option<Capture>) -> 
     crate::taskcomm::balanced(|| run_balanced(work, hops, capture))
 }
 
+/// [`run_work`] without its scope: a group task's part runs in its group's
+/// (`group::lead`, `group::member`).
 fn run_balanced(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
     let started_us = now_us();
     let (task, outcome) = match work {
@@ -114,6 +121,13 @@ fn run_balanced(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
             items,
             raw: true,
         } => (task, Outcome::Each(map_raw(function, &items))),
+        // Only a group's leader runs these, through `group::lead`.
+        Work::Group { work, .. } => (
+            work.task(),
+            Outcome::Failed(Failure::Usage(
+                "a group task can only run on a group's leader".into(),
+            )),
+        ),
     };
     ended(task, started_us, hops, outcome, capture)
 }
@@ -281,6 +295,7 @@ pub(super) fn run_job(
     comm: &Thread,
 ) -> bool {
     match job {
+        job @ Job::Member { .. } => group::member(job, capture, out, comm, run_balanced),
         Job::Lend { task, name, value } => {
             let (resume, resumed) = std::sync::mpsc::channel::<()>();
             let lent = lend(&name, &value);

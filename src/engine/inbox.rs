@@ -104,6 +104,14 @@ impl Inbox {
         self.wake(state);
     }
 
+    /// Queues a direct job ahead of the others: a member's part of a
+    /// group task, which its leader and the other members wait for.
+    pub(crate) fn push_front(&self, job: Job) {
+        let mut state = self.lock();
+        state.direct.push_front(job);
+        self.wake(state);
+    }
+
     /// Adds load-balanced tasks (sent by the controller or stolen).
     pub(crate) fn add(&self, tasks: Vec<Queued<Work>>) {
         let mut state = self.lock();

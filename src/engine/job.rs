@@ -3,14 +3,15 @@
 //! ([`ExecOut`]), values that arrive by or are lent to collectives, and how
 //! the MPI thread ended ([`Ending`]).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::bulk::{BufRef, BulkVec, Lent};
 use crate::error::{Error, Result};
 use crate::namespace::Stored;
-use crate::protocol::{Done, Framed, Outcome, Request, TaskId, Typed, ValueSpec};
+use crate::protocol::{Done, Framed, Outcome, Request, TaskId, Typed, ValueSpec, Work};
 
 /// How an engine's MPI thread ended.
 pub(crate) enum Ending {
@@ -46,6 +47,14 @@ pub(crate) enum Job {
         task: TaskId,
         name: String,
         value: ValueSpec,
+    },
+    /// This engine's part of a group task led by engine `leader` (the
+    /// group is engines `leader..leader + size`).
+    Member {
+        leader: usize,
+        size: u32,
+        hops: u32,
+        work: Work,
     },
 }
 
@@ -105,6 +114,62 @@ pub(crate) enum ExecOut {
         lent: Result<Lending>,
         resume: Sender<()>,
     },
+    /// About a group task (see `group.rs`).
+    Group(GroupOut),
+}
+
+/// What the execution thread hands the MPI thread about a group task.
+pub(crate) enum GroupOut {
+    /// This engine leads a group task: send `work` to the members (engines
+    /// `leader + 1..leader + size`) and hand each member's end to `ends`.
+    Forward {
+        leader: usize,
+        size: u32,
+        hops: u32,
+        work: Work,
+        ends: Sender<(usize, Done)>,
+    },
+    /// This engine's part of a group task led by `leader` ended.
+    MemberDone { leader: usize, done: Done },
+    /// The leader's own part of `task` ended (`why`: how, for a message).
+    LeaderEnded { task: TaskId, why: String },
+}
+
+/// The group tasks an engine's MPI thread follows (`group.rs`).
+#[derive(Default)]
+pub(crate) struct Groups {
+    /// The group tasks this engine leads, waiting for their parts.
+    pub(super) leading: HashMap<TaskId, Leading>,
+    /// The group tasks whose part this engine (a member) was sent and has
+    /// not finished.
+    pub(super) parts: HashSet<TaskId>,
+    /// Another part of the group task this engine's execution thread runs
+    /// has ended: that part will never take part in an operation on the
+    /// group's communicator again.
+    pub(super) ended: Option<PartEnded>,
+}
+
+/// A group task this engine leads, as its MPI thread follows it.
+pub(crate) struct Leading {
+    /// Where the members' ends go (the leader's execution thread).
+    pub(super) ends: Sender<(usize, Done)>,
+    /// The group's engines, leader first.
+    pub(super) engines: Vec<u32>,
+    /// Members (engine ids) whose end has not arrived.
+    pub(super) running: Vec<usize>,
+    /// The leader's own part has ended.
+    pub(super) leader_ended: bool,
+}
+
+/// Another part of the group task running here has ended (see
+/// [`Groups::ended`]).
+pub(crate) struct PartEnded {
+    pub(super) task: TaskId,
+    /// The group's engines, leader first.
+    pub(super) engines: Vec<u32>,
+    /// Which part ended and how, for the message that ends the job.
+    pub(super) why: String,
+    pub(super) since: Instant,
 }
 
 /// A value lent for a gather or reduce.

@@ -13,6 +13,7 @@
 mod collective;
 mod comm;
 mod exec;
+mod group;
 mod inbox;
 mod job;
 mod panics;

@@ -93,6 +93,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         thief: Thief::new(me, engines),
         started: Vec::new(),
         finished: Vec::new(),
+        groups: Default::default(),
         teams: Teams::new(me, crate::taskcomm::install(me)),
     };
     let (binary, registry) = crate::build_id::job_identity();
@@ -199,6 +200,10 @@ impl EngineLoop {
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
                     comm.lent(task, lent, resume).map_err(Ending::Broken)?;
+                }
+                Ok(ExecOut::Group(out)) => {
+                    busy = true;
+                    comm.group_out(out).map_err(Ending::Broken)?;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -307,6 +312,7 @@ impl EngineLoop {
         }
         busy |= comm.mpi.progress();
         busy |= comm.teams.poll();
+        comm.check_group_wait();
         if busy {
             self.last_work = Instant::now();
             return Ok(Step::Busy);

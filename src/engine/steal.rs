@@ -57,6 +57,7 @@ impl Comm {
                 self.inbox.add(queued);
                 Ok(())
             }
+            Ok(group) => self.group_peer(peer, group),
             Err(e) => {
                 capture::report(&format!("rankview: from rank {source}: {e}"));
                 Ok(())

@@ -246,6 +246,7 @@ impl Blobs for Work {
         match self {
             Work::Apply { args, .. } => args.blobs(each),
             Work::Map { items, .. } => items.blobs(each),
+            Work::Group { work, .. } => work.blobs(each),
         }
     }
 }
@@ -285,6 +286,7 @@ impl Blobs for Outcome {
             Outcome::Values(values) => values.blobs(each),
             Outcome::Many(items) => items.blobs(each),
             Outcome::Each(e) => e.values.blobs(each),
+            Outcome::Group(group) => group.outcome.blobs(each),
             Outcome::Keys(_) | Outcome::Unit | Outcome::Failed(_) | Outcome::Bulk { .. } => {}
         }
     }
@@ -319,7 +321,9 @@ impl Blobs for Peer {
                     task.blobs(each);
                 }
             }
-            Peer::Steal { .. } => {}
+            Peer::GroupRun { work, .. } => work.blobs(each),
+            Peer::GroupDone { done } => done.blobs(each),
+            Peer::Steal { .. } | Peer::GroupAbandon { .. } => {}
         }
     }
 }

@@ -110,6 +110,10 @@ pub(crate) enum Work {
         /// result's bytes (zeroes for a failed item).
         raw: bool,
     },
+    /// Run `work` SPMD on every engine of the group led by the engine that
+    /// runs it (engines `leader..leader + size`; see `engine/group.rs`).
+    /// Only group leaders receive these, and only leaders may steal them.
+    Group { size: u32, work: Box<Work> },
 }
 
 /// Byte strings back to back in one block, with where each one ends: the
@@ -181,6 +185,7 @@ impl Work {
     pub(crate) fn task(&self) -> TaskId {
         match self {
             Work::Apply { task, .. } | Work::Map { task, .. } => *task,
+            Work::Group { work, .. } => work.task(),
         }
     }
 
@@ -188,6 +193,7 @@ impl Work {
     pub(crate) fn function(&self) -> u64 {
         match self {
             Work::Apply { function, .. } | Work::Map { function, .. } => *function,
+            Work::Group { work, .. } => work.function(),
         }
     }
 }
@@ -257,6 +263,24 @@ pub(crate) enum Peer {
     Give {
         tasks: Vec<(WireTask, Vec<u64>)>,
         left: u32,
+    },
+    /// Group leader → member: run your part of a group task (the group is
+    /// engines `leader..leader + size`, ranks in that order).
+    GroupRun {
+        leader: u32,
+        size: u32,
+        hops: u32,
+        work: Work,
+    },
+    /// Member → leader: how the member's part of a group task ended.
+    GroupDone { done: Done },
+    /// Leader → member: another part of group task `task` (of the group
+    /// of `size` engines led by the sender) has ended, as `why` says; it
+    /// will take part in nothing more on the group's communicator.
+    GroupAbandon {
+        task: TaskId,
+        size: u32,
+        why: String,
     },
 }
 
@@ -453,6 +477,31 @@ pub(crate) enum Outcome {
         len: u64,
         shape: Vec<u64>,
     },
+    /// The end of a group task: its outcome (the leader's, or the first
+    /// failure, naming the member it happened on) and every member's report.
+    Group(Box<GroupOutcome>),
+}
+
+/// What a group task produced on its leader and members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GroupOutcome {
+    pub outcome: Outcome,
+    /// Per member (leader excluded), its engine id and its end; the
+    /// member's value is dropped (`Unit`), a failure kept.
+    pub members: Vec<(u32, Done)>,
+}
+
+impl Outcome {
+    /// False for a failure, a `map` task with a failed item, or a group
+    /// task whose outcome is one of these.
+    pub(crate) fn succeeded(&self) -> bool {
+        match self {
+            Outcome::Failed(_) => false,
+            Outcome::Each(each) => each.failed.is_empty(),
+            Outcome::Group(group) => group.outcome.succeeded(),
+            _ => true,
+        }
+    }
 }
 
 /// What the items of a load-balanced `map` task produced.
@@ -496,6 +545,11 @@ pub(crate) enum Failure {
     },
     Protocol(String),
     Usage(String),
+    /// The failure of a group task on one of its members (engine id).
+    Member {
+        engine: u32,
+        failure: Box<Failure>,
+    },
 }
 
 impl Failure {
@@ -540,6 +594,7 @@ impl Failure {
             },
             Failure::Protocol(m) => Error::Protocol(format!("engine {engine}: {m}")),
             Failure::Usage(m) => Error::Usage(format!("engine {engine}: {m}")),
+            Failure::Member { engine, failure } => failure.into_error(engine as usize, task),
         }
     }
 

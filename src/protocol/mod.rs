@@ -27,8 +27,8 @@ mod message;
 pub(crate) use self::framed::{decode_head, encode_framed, read_framed, Blobs, Framed};
 pub use self::message::WireArg;
 pub(crate) use self::message::{
-    encode, CollectiveOp, Done, Each, Failure, GroupSpec, Outcome, Packed, Peer, Reply, Request,
-    TeamSpec, ValueSpec, WireTask, Work,
+    encode, CollectiveOp, Done, Each, Failure, GroupOutcome, GroupSpec, Outcome, Packed, Peer,
+    Reply, Request, TeamSpec, ValueSpec, WireTask, Work,
 };
 pub(crate) use crate::codec::Typed;
 use crate::error::Result;

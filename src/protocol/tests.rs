@@ -234,6 +234,41 @@ fn peer_messages_round_trip_and_refuse_truncation() {
             tasks: Vec::new(),
             left: 0,
         },
+        Peer::GroupRun {
+            leader: 2,
+            size: 2,
+            hops: 1,
+            work: Work::Group {
+                size: 2,
+                work: Box::new(Work::Apply {
+                    task: 5,
+                    function: 6,
+                    args: vec![WireArg::Value(vec![7])],
+                }),
+            },
+        },
+        Peer::GroupDone {
+            done: Done {
+                task: 5,
+                started_us: 1,
+                completed_us: 2,
+                stdout: "out".into(),
+                stderr: String::new(),
+                hops: 0,
+                outcome: Outcome::Group(Box::new(GroupOutcome {
+                    outcome: Outcome::Failed(Failure::Member {
+                        engine: 3,
+                        failure: Box::new(Failure::Usage("x".into())),
+                    }),
+                    members: Vec::new(),
+                })),
+            },
+        },
+        Peer::GroupAbandon {
+            task: 5,
+            size: 2,
+            why: "the part on engine 3 returned".into(),
+        },
     ] {
         let bytes = encode(&message).unwrap();
         assert_eq!(decode::<Peer>(&bytes).unwrap(), message);

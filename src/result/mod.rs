@@ -471,14 +471,16 @@ impl<T: 'static> AsyncResult<T> {
                 .all(|p| p.outcome.succeeded())
     }
 
-    /// Per-engine timing and output, in target order.
+    /// Per-engine timing and output, in target order. For a task of a
+    /// view over groups ([`Client::groups`](crate::Client::groups)), the group leader's (where its value
+    /// came from) and then each member's, in rank order.
     pub fn metadata(&self) -> Vec<Metadata> {
-        self.state
-            .lock()
+        let inner = self.state.lock();
+        inner
             .parts
             .as_slice()
             .iter()
-            .map(part::Part::metadata)
+            .flat_map(|p| std::iter::once(p.metadata()).chain(p.members().iter().cloned()))
             .collect()
     }
 

@@ -3,8 +3,8 @@
 //!
 //! What an engine returned ([`Payload`]) is held in a [`Slot`] (an empty
 //! or plain value inline, anything rarer boxed), its times are plain
-//! numbers, and its output is allocated only when the task wrote
-//! something. The public [`Metadata`] is built
+//! numbers, and its output (and a group task's members' metadata) is
+//! allocated only when there is some. The public [`Metadata`] is built
 //! from it when asked for. What the parts mean together (settling,
 //! waiting, callbacks) is the shared state's (`state.rs`).
 
@@ -170,11 +170,14 @@ impl Stamp {
     }
 }
 
-/// What a task wrote, kept only when it wrote something.
-#[derive(Debug, Clone)]
+/// What a task wrote, and for a task of a view over groups its members'
+/// metadata: kept only when there is some.
+#[derive(Debug, Clone, Default)]
 struct Output {
     stdout: String,
     stderr: String,
+    /// A group task's members, in rank order (the part is the leader's).
+    members: Vec<Metadata>,
 }
 
 /// One engine's share of a submission: its outcome and its metadata,
@@ -250,8 +253,41 @@ impl Part {
             std::mem::take(&mut done.stdout),
             std::mem::take(&mut done.stderr),
         );
-        self.output =
-            (!stdout.is_empty() || !stderr.is_empty()).then(|| Box::new(Output { stdout, stderr }));
+        self.output = (!stdout.is_empty() || !stderr.is_empty()).then(|| {
+            Box::new(Output {
+                stdout,
+                stderr,
+                members: Vec::new(),
+            })
+        });
+    }
+
+    /// Records the members of the group task whose leader's reply this
+    /// part holds: their times and output (their function and submission
+    /// time are the leader's).
+    pub(super) fn add_members(&mut self, members: Vec<(u32, Done)>) {
+        if members.is_empty() {
+            return;
+        }
+        let leader = self.timing();
+        let output = self.output.get_or_insert_with(Box::default);
+        output.members = members
+            .into_iter()
+            .map(|(engine, done)| Metadata {
+                engine: engine as usize,
+                stolen: done.hops > 0,
+                started: Stamp::micros(done.started_us).as_micros(),
+                completed: Stamp::micros(done.completed_us).as_micros(),
+                stdout: done.stdout,
+                stderr: done.stderr,
+                ..leader.clone()
+            })
+            .collect();
+    }
+
+    /// The metadata of a group task's members (empty for other tasks).
+    pub(super) fn members(&self) -> &[Metadata] {
+        self.output.as_ref().map_or(&[], |o| o.members.as_slice())
     }
 
     /// Marks the part received now, unless it was already (a part adopted

@@ -91,6 +91,29 @@ pub(crate) fn empty_reply(task: TaskId) -> Done {
     }
 }
 
+/// What a reply's outcome gives the user (`data`: the raw data an
+/// [`Outcome::Bulk`] announced).
+fn payload(
+    outcome: Outcome,
+    engine: usize,
+    task: TaskId,
+    data: Option<Gathered>,
+) -> Result<Payload> {
+    match outcome {
+        Outcome::Value(v) => Ok(Payload::Value(v)),
+        Outcome::Values(v) => Ok(Payload::Values(v)),
+        Outcome::Keys(k) => Ok(Payload::Keys(k)),
+        Outcome::Many(m) => Ok(Payload::Many(m)),
+        Outcome::Each(items) => Ok(Payload::Each(items)),
+        Outcome::Unit => Ok(Payload::Unit),
+        Outcome::Failed(f) => Err(f.into_error(engine, task)),
+        Outcome::Group(group) => payload(group.outcome, engine, task, data),
+        Outcome::Bulk { .. } => data
+            .map(Payload::Gathered)
+            .ok_or_else(|| Error::Protocol(format!("the raw data of task {task} did not arrive"))),
+    }
+}
+
 impl ResultState {
     /// A state waiting for one reply per engine in `engines` for a task
     /// running `function`; each part is added to `log` when it settles.
@@ -185,21 +208,15 @@ impl ResultState {
         data: Option<Gathered>,
     ) {
         let task = done.task;
-        let outcome = match std::mem::replace(&mut done.outcome, Outcome::Unit) {
-            Outcome::Value(v) => Ok(Payload::Value(v)),
-            Outcome::Values(v) => Ok(Payload::Values(v)),
-            Outcome::Keys(k) => Ok(Payload::Keys(k)),
-            Outcome::Many(m) => Ok(Payload::Many(m)),
-            Outcome::Each(items) => Ok(Payload::Each(items)),
-            Outcome::Unit => Ok(Payload::Unit),
-            Outcome::Failed(f) => Err(f.into_error(engine, task)),
-            Outcome::Bulk { .. } => data.map(Payload::Gathered).ok_or_else(|| {
-                Error::Protocol(format!("the raw data of task {task} did not arrive"))
-            }),
+        let (outcome, members) = match std::mem::replace(&mut done.outcome, Outcome::Unit) {
+            Outcome::Group(group) => (group.outcome, group.members),
+            outcome => (outcome, Vec::new()),
         };
+        let outcome = payload(outcome, engine, task, data);
         let mut inner = self.lock();
         if let Some(part) = inner.parts.as_mut_slice().get_mut(index) {
             part.record(&mut done, stolen.map(|s| (engine, s)));
+            part.add_members(members);
         }
         self.settle(inner, index, outcome);
     }

@@ -113,6 +113,17 @@ impl Teams {
         Ok(())
     }
 
+    /// The operation on the communicator of `engines` that has waited
+    /// longest: its MPI call and how long it has waited (for group tasks,
+    /// `engine/group.rs`).
+    pub(crate) fn waiting_on(&self, engines: &[u32]) -> Option<(&'static str, Duration)> {
+        self.running
+            .iter()
+            .filter(|r| r.team.engines == engines)
+            .map(|r| (r.what, r.since.elapsed()))
+            .max_by_key(|(_, waited)| *waited)
+    }
+
     /// True while an operation is in flight (the loop should poll often).
     pub(crate) fn active(&self) -> bool {
         !self.running.is_empty()

@@ -75,6 +75,9 @@ pub struct LoadBalancedView {
     /// The engines, shared by every task of the view.
     targets: EngineSet,
     flags: Flags,
+    /// A view over groups of engines (`groups.rs`): the targets are the
+    /// groups' leaders, and each task runs on the whole group of this size.
+    group: Option<u32>,
 }
 
 /// The view's flags (see the builders).
@@ -125,7 +128,14 @@ const DEFAULT_MAX_OUTSTANDING: usize = 10_000;
 
 impl fmt::Debug for LoadBalancedView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<LoadBalancedView {:?}>", self.targets())
+        match self.group {
+            Some(size) => write!(
+                f,
+                "<LoadBalancedView groups of {size} led by {:?}>",
+                self.targets()
+            ),
+            None => write!(f, "<LoadBalancedView {:?}>", self.targets()),
+        }
     }
 }
 
@@ -235,7 +245,22 @@ impl LoadBalancedView {
             client,
             targets: EngineSet::new(targets),
             flags: Flags::default(),
+            group: None,
         }
+    }
+
+    /// A view whose tasks each run on a whole group of `size` engines,
+    /// `leaders` being the groups' first engines (see `groups.rs`).
+    pub(crate) fn over_groups(client: Client, leaders: Vec<usize>, size: u32) -> LoadBalancedView {
+        LoadBalancedView {
+            group: Some(size),
+            ..LoadBalancedView::new(client, leaders)
+        }
+    }
+
+    /// The size of the groups a view over groups runs each task on.
+    pub(crate) fn group(&self) -> Option<u32> {
+        self.group
     }
 
     /// The engines tasks may run on, in increasing order.
@@ -468,6 +493,13 @@ impl TaskQueue for LoadBalancedView {
         }
         let function = registry().path(work.function());
         let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
+        let work = match self.group {
+            Some(size) => Work::Group {
+                size,
+                work: Box::new(work),
+            },
+            None => work,
+        };
         let mut spec = Task::new(task, work, self.targets.clone());
         let set = |tasks: &[TaskId]| DepSet {
             tasks: tasks.to_vec(),

@@ -13,6 +13,7 @@ pub(crate) mod async_map;
 pub mod collective;
 pub(crate) mod containers;
 pub mod direct;
+pub(crate) mod groups;
 pub mod load_balanced;
 pub(crate) mod queue;
 pub(crate) mod shape;
