@@ -542,11 +542,13 @@ pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
             items,
         } => (
             task,
-            items
-                .into_iter()
-                .map(|item| call(function, vec![WireArg::Value(item)]))
-                .collect::<Result<Vec<_>>>()
-                .map(Outcome::Many),
+            crate::taskcomm::mapped(|| {
+                items
+                    .into_iter()
+                    .map(|item| call(function, vec![WireArg::Value(item)]))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Outcome::Many)
+            }),
         ),
         Request::Push { task, items } => (
             task,

@@ -35,4 +35,4 @@ mod comm;
 mod scope;
 
 pub use comm::{comm, TaskComm};
-pub(crate) use scope::{balanced, install, scoped, single, TeamCall, TeamOp};
+pub(crate) use scope::{balanced, install, mapped, scoped, single, TeamCall, TeamOp};

@@ -125,6 +125,9 @@ pub(super) enum Where {
     Balanced,
     /// Inside a task a direct view sent to one engine.
     Single,
+    /// Inside an item of a direct view's `map` (each engine runs its own
+    /// items, not one task together).
+    Mapped,
     /// Inside a task of a team: its communicator's key, this engine's rank
     /// in it, and the scope's serial number (a [`TaskComm`](super::TaskComm)
     /// works only while its scope lasts).
@@ -191,6 +194,11 @@ pub(crate) fn single<R>(f: impl FnOnce() -> R) -> R {
     within(Where::Single, f)
 }
 
+/// Runs `f` as an item of a direct view's `map`: `comm()` inside says so.
+pub(crate) fn mapped<R>(f: impl FnOnce() -> R) -> R {
+    within(Where::Mapped, f)
+}
+
 /// Runs `f` as a load-balanced task: `comm()` inside says so.
 pub(crate) fn balanced<R>(f: impl FnOnce() -> R) -> R {
     within(Where::Balanced, f)
@@ -210,7 +218,12 @@ pub(super) fn no_comm(place: &Where) -> Error {
         }
         Where::Balanced => {
             "a load-balanced task has no communicator (it runs on one engine); \
-             use a direct view of several engines"
+             use a direct view of several engines, or a view over groups of \
+             engines (Client::groups)"
+        }
+        Where::Mapped => {
+            "an item of a direct view's map runs on one engine alone and has no \
+             communicator; use apply on a direct view of several engines"
         }
         Where::Single => {
             "this task was sent to one engine only; a communicator needs a direct \

@@ -135,6 +135,12 @@ fn comm_error() -> String {
     }
 }
 
+/// What `rankview::comm()` says in an item of a direct view's `map`.
+#[rankview::remote]
+fn comm_error_of_item(_item: u32) -> String {
+    comm_error()
+}
+
 /// The errors of bad buffers and ranks, one per line.
 #[rankview::remote]
 fn misuse() -> TaskResult<Vec<String>> {
@@ -300,6 +306,9 @@ fn checks(rc: &Client, list: &mut Checklist) {
                 balanced.contains("load-balanced"),
                 "load-balanced: {balanced}"
             );
+            for item in rc.all().map_sync(comm_error_of_item, 0..4u32)? {
+                assert!(item.contains("direct view's map"), "map item: {item}");
+            }
             let outside = rankview::comm().unwrap_err();
             assert!(matches!(outside, Error::NoComm(_)), "{outside:?}");
             assert!(outside.to_string().contains("outside a task"), "{outside}");
