@@ -22,8 +22,8 @@ bash ci/test-loom.sh
 cargo nextest run --workspace --no-fail-fast
 RANKVIEW_TEST_MPI_ARGS="--mca btl tcp,self" cargo nextest run -p rankview --no-fail-fast \
     --test order --test collectives --test errors --test faults --test balanced --test lifecycle \
-    --test hotpath --test taskcomm --test groups \
-    -E 'not test(slow_) & not test(past_the_count_limit)'
+    --test hotpath --test taskcomm --test groups --test examples \
+    -E 'not test(slow_) & not test(past_the_count_limit) & (not binary(examples) | test(/^mpi_psum_/))'
 RANKVIEW_TEST_MPI_ARGS="-x RANKVIEW_FUNNELED=1" cargo nextest run -p rankview --no-fail-fast \
     --test order --test collectives --test balanced --test taskcomm --test groups -E 'test(/_3_ranks$/)'
 bash ci/test-slurm.sh
