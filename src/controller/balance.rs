@@ -7,7 +7,6 @@
 //! The policy (placement, dependencies, retries, steal accounting) is the
 //! scheduler's; the messages are in `src/scheduler/README.md`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use crate::error::Result;
 use crate::protocol::{self, Done, Outcome, Request, TaskId, Work};
 use crate::result::ResultState;
 use crate::scheduler::{
-    shrink, AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskTable,
+    shrink, AbortOrder, Completion, Config, Fence, QueueStatus, Report, Task, TaskMap, TaskTable,
 };
 use crate::transport::Mpi;
 
@@ -25,7 +24,7 @@ use super::wire::internal;
 pub(super) struct Balancer {
     table: TaskTable<Work>,
     /// The result of each task not final yet.
-    results: HashMap<TaskId, Arc<ResultState>>,
+    results: TaskMap<Arc<ResultState>>,
     engines: usize,
     /// Something happened since the last [`flush`](Balancer::flush).
     dirty: bool,
@@ -41,7 +40,7 @@ impl Balancer {
     pub(super) fn new(engines: usize) -> Balancer {
         Balancer {
             table: TaskTable::new(engines, Config::default()),
-            results: HashMap::new(),
+            results: TaskMap::default(),
             engines,
             dirty: false,
             forgotten: 0,
