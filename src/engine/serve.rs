@@ -85,8 +85,6 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         reduces: HashMap::new(),
         received: 0,
         thief: Thief::new(me, engines),
-        started: Vec::new(),
-        finished: Vec::new(),
     };
     let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
@@ -179,14 +177,6 @@ impl EngineLoop {
                     })
                     .map_err(Ending::Broken)?;
                 }
-                Ok(ExecOut::Started(task)) => {
-                    busy = true;
-                    comm.started.push(task);
-                }
-                Ok(ExecOut::Finished(done)) => {
-                    busy = true;
-                    comm.finished.push(done);
-                }
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
                     comm.lent(task, lent, resume).map_err(Ending::Broken)?;
@@ -272,7 +262,7 @@ impl EngineLoop {
                 break;
             }
         }
-        comm.report_progress().map_err(Ending::Broken)?;
+        busy |= comm.report_progress().map_err(Ending::Broken)?;
         if !comm.closing {
             if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
                 busy = true;
