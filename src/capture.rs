@@ -2,10 +2,10 @@
 //!
 //! On an engine, file descriptors 1 and 2 are pointed at two anonymous files
 //! for the whole life of the engine (and pointed there again after every
-//! task, in case it closed or moved them); after each task the execution thread
-//! takes what the task wrote (two `lseek`s when it wrote nothing) and ships it
-//! in the task's metadata, where `display_outputs` prints it as ipyparallel's
-//! `[stdout:N]` blocks. Output of native libraries is captured too, since the
+//! task that closed or moved them); after each task the execution thread
+//! takes what the task wrote and ships it in the task's metadata, where
+//! `display_outputs` prints it as ipyparallel's `[stdout:N]` blocks. A task
+//! that wrote nothing costs two `lseek`s (see [`Capture::take`]). Output of native libraries is captured too, since the
 //! redirection happens at the descriptor level. Deciding where output is shown
 //! is left to the client.
 //!
@@ -41,14 +41,23 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
+
+use nix::unistd::Whence;
 
 use crate::error::{Error, Result};
 
 /// Bytes of each stream kept per task unless `RANKVIEW_CAPTURE_LIMIT` says
 /// otherwise: 1 MiB.
 pub(crate) const DEFAULT_LIMIT: u64 = 1 << 20;
+
+/// Where a capture file's writing starts when the file system allows it: an
+/// offset no other file a task leaves on descriptor 1 or 2 is expected to
+/// be at (4 GiB and a few bytes, in a sparse file), so that one `lseek` on
+/// the descriptor tells both that it is still the capture file and that
+/// nothing was written.
+const BASE: u64 = (1 << 32) + 0x5256;
 
 /// The engine's redirected stdout and stderr.
 pub(crate) struct Capture {
@@ -58,6 +67,9 @@ pub(crate) struct Capture {
     saved_err: OwnedFd,
     /// Bytes kept per stream and task.
     limit: u64,
+    /// Where each file's writing starts ([`BASE`], or 0 on a file system
+    /// that cannot seek that far: every task's output is then read).
+    base: u64,
 }
 
 /// The process's stderr from before the capture, for rankview's own messages.
@@ -87,8 +99,19 @@ impl Capture {
         if let Ok(real) = nix::unistd::dup(io::stderr()) {
             let _ = REAL_STDERR.set(File::from(real));
         }
-        let out = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
-        let err = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
+        let mut out = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
+        let mut err = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
+        let base = match (
+            out.seek(SeekFrom::Start(BASE)),
+            err.seek(SeekFrom::Start(BASE)),
+        ) {
+            (Ok(_), Ok(_)) => BASE,
+            _ => {
+                out.rewind().map_err(|e| io_error("seek", e))?;
+                err.rewind().map_err(|e| io_error("seek", e))?;
+                0
+            }
+        };
         let limit = match std::env::var("RANKVIEW_CAPTURE_LIMIT") {
             Ok(text) => parse_limit(&text).unwrap_or_else(|| {
                 report(&format!(
@@ -107,6 +130,7 @@ impl Capture {
             saved_out,
             saved_err,
             limit,
+            base,
         })
     }
 
@@ -116,6 +140,10 @@ impl Capture {
     /// library's `fclose(stdout)` does, or pointed them elsewhere): the next
     /// task's output is captured, and a file it opens can never be given
     /// descriptor 1 or 2 and receive its prints.
+    ///
+    /// When both descriptors are at the capture files' [`BASE`] (still the
+    /// capture files, nothing written) that is all: two `lseek`s, nothing
+    /// read, nothing re-pointed.
     pub(crate) fn take(&mut self) -> (String, String) {
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
@@ -125,9 +153,15 @@ impl Capture {
         unsafe {
             libc::fflush(std::ptr::null_mut());
         }
+        let at_base = |fd: std::os::fd::BorrowedFd<'_>| {
+            nix::unistd::lseek(fd, 0, Whence::SeekCur).ok() == i64::try_from(self.base).ok()
+        };
+        if self.base > 0 && at_base(io::stdout().as_fd()) && at_base(io::stderr().as_fd()) {
+            return (String::new(), String::new());
+        }
         let taken = (
-            drain(&mut self.out, self.limit),
-            drain(&mut self.err, self.limit),
+            drain(&mut self.out, self.limit, self.base),
+            drain(&mut self.err, self.limit, self.base),
         );
         // Cannot fail on a valid descriptor (and these stay open): dup2
         // closes whatever 1 and 2 are now, and points them at the files.
@@ -163,20 +197,21 @@ fn parse_limit(text: &str) -> Option<u64> {
     digits.trim().parse::<u64>().ok()?.checked_mul(unit)
 }
 
-/// Reads the last `limit` bytes of a capture file, noting how many came
-/// before them, and empties the file.
-fn drain(file: &mut File, limit: u64) -> String {
+/// Reads the last `limit` bytes written to a capture file from `base` on,
+/// noting how many came before them, and empties the file (writing starts
+/// at `base` again).
+fn drain(file: &mut File, limit: u64, base: u64) -> String {
     let written = match file.stream_position() {
-        Ok(0) | Err(_) => return String::new(),
-        Ok(n) => n,
+        Ok(end) if end > base => end - base,
+        _ => return String::new(),
     };
     let mut cut = written.saturating_sub(limit);
     let mut bytes = Vec::with_capacity(usize::try_from(written - cut).unwrap_or(0));
     let read = file
-        .seek(SeekFrom::Start(cut))
+        .seek(SeekFrom::Start(base + cut))
         .and_then(|_| Read::take(&mut *file, written - cut).read_to_end(&mut bytes));
     let _ = file.set_len(0);
-    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.seek(SeekFrom::Start(base));
     if let Err(e) = read {
         return format!("<output lost: {e}>");
     }
@@ -209,12 +244,28 @@ mod tests {
     #[test]
     fn short_output_is_kept_whole_and_the_file_emptied() {
         let mut file = file_with(b"hello\nworld\n");
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "hello\nworld\n");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "hello\nworld\n");
         assert_eq!(file.stream_position().unwrap(), 0);
         assert_eq!(file.metadata().unwrap().len(), 0);
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "");
         file.write_all(b"next").unwrap();
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT), "next");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "next");
+    }
+
+    #[test]
+    fn output_written_from_the_base_is_read_from_there() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.seek(SeekFrom::Start(BASE)).unwrap();
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE), "");
+        file.write_all(b"hello\n").unwrap();
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE), "hello\n");
+        assert_eq!(file.stream_position().unwrap(), BASE);
+        assert_eq!(file.metadata().unwrap().len(), 0, "the hole is given back");
+        file.write_all(b"abcdef").unwrap();
+        assert_eq!(
+            drain(&mut file, 2, BASE),
+            "[rankview: 4 earlier bytes cut]\nef"
+        );
     }
 
     #[test]
@@ -225,7 +276,7 @@ mod tests {
         }
         let mut file = file_with(&output);
         let limit = 64 << 10;
-        let text = drain(&mut file, limit);
+        let text = drain(&mut file, limit, 0);
         let cut = output.len() - limit as usize;
         let (first, rest) = text.split_once('\n').unwrap();
         assert_eq!(first, format!("[rankview: {cut} earlier bytes cut]"));
@@ -233,16 +284,16 @@ mod tests {
         assert!(rest.ends_with("line 199999\n"));
         assert_eq!(rest.as_bytes(), &output[cut..]);
         assert_eq!(file.metadata().unwrap().len(), 0);
-        assert_eq!(drain(&mut file, 0), "");
+        assert_eq!(drain(&mut file, 0, 0), "");
         file.write_all(b"abc").unwrap();
-        assert_eq!(drain(&mut file, 0), "[rankview: 3 earlier bytes cut]\n");
+        assert_eq!(drain(&mut file, 0, 0), "[rankview: 3 earlier bytes cut]\n");
     }
 
     #[test]
     fn a_cut_never_splits_a_character() {
         // "é" is two bytes: a limit of 3 lands in the middle of the first one.
         let mut file = file_with("ééé".as_bytes());
-        assert_eq!(drain(&mut file, 3), "[rankview: 4 earlier bytes cut]\né");
+        assert_eq!(drain(&mut file, 3, 0), "[rankview: 4 earlier bytes cut]\né");
     }
 
     #[test]

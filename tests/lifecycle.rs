@@ -22,6 +22,7 @@ const CHECKS: &[&str] = &[
     "queued_direct_requests_can_be_aborted",
     "huge_durations_and_chunks_mean_no_limit",
     "a_task_closing_stdout_leaves_later_output_captured",
+    "a_short_tasks_reply_does_not_wait_for_the_next_task",
 ];
 
 #[test]

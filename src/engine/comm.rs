@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::bulk::{BulkVec, ReduceOp};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Blobs, Done, Failure, GroupSpec, Outcome, Reply, TaskId, ValueSpec};
+use crate::protocol::{self, Blobs, Failure, GroupSpec, Outcome, Reply, TaskId, ValueSpec};
 use crate::scheduler::Thief;
 use crate::transport::{Mpi, Receive, Teams};
 
@@ -56,9 +56,6 @@ pub(crate) struct Comm {
     pub(super) received: u64,
     /// Whom to steal from.
     pub(super) thief: Thief,
-    /// Load-balanced tasks started and finished since the last `Progress`.
-    pub(super) started: Vec<TaskId>,
-    pub(super) finished: Vec<Done>,
     /// The group tasks this engine leads or takes part in.
     pub(super) groups: Groups,
     /// The communicators of tasks' teams, and their operations in flight.
@@ -80,21 +77,13 @@ impl Comm {
     }
 
     /// Sends what the execution thread started and finished since the last
-    /// call, in one message.
-    pub(super) fn report_progress(&mut self) -> Result<()> {
-        if self.started.is_empty() && self.finished.is_empty() {
-            return Ok(());
-        }
-        let done = std::mem::take(&mut self.finished);
-        // The execution thread runs one task at a time: of those started,
-        // only the last one can still be running.
-        let running = self.started.pop();
-        self.started.clear();
-        let started = running
-            .filter(|t| done.last().map_or(true, |d| d.task != *t))
-            .into_iter()
-            .collect();
-        self.send(Reply::Progress { started, done })
+    /// call, in one message; true if there was something to send.
+    pub(super) fn report_progress(&mut self) -> Result<bool> {
+        let Some((started, done)) = self.inbox.take_progress() else {
+            return Ok(false);
+        };
+        self.send(Reply::Progress { started, done })?;
+        Ok(true)
     }
 
     /// Reports a failed request to the controller.

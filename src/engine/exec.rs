@@ -6,6 +6,7 @@
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::Thread;
+use std::time::Instant;
 
 use crate::bulk::{self, BulkVec, Lent};
 use crate::capture::Capture;
@@ -17,7 +18,6 @@ use crate::protocol::{
     Work,
 };
 use crate::registry::{registry, RemoteEntry};
-use crate::scheduler::Queued;
 
 use super::group;
 use super::inbox::{Inbox, Next};
@@ -50,21 +50,25 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
         let job = match next {
             Next::Job(job) => job,
             Next::Task(queued) => {
-                let went = if matches!(queued.payload, Work::Group { .. }) {
-                    group::lead(queued, &mut capture, &out, &comm, run_balanced)
+                let started = Instant::now();
+                let done = if matches!(queued.payload, Work::Group { .. }) {
+                    match group::lead(queued, &mut capture, &out, &comm, run_balanced) {
+                        Some(done) => done,
+                        None => break,
+                    }
                 } else {
-                    run_task(queued, &mut capture, &out)
+                    run_work(queued.payload, queued.hops, &mut capture)
                 };
-                inbox.finished(true);
-                if !went {
-                    break;
+                // The reply waits in the inbox; the MPI thread's pass
+                // reports it with the others (see `inbox::Progress`).
+                if inbox.task_done(done, started) && !helping::help() {
+                    comm.unpark();
                 }
-                comm.unpark();
                 continue;
             }
         };
         let went = run_job(job, &mut capture, &out, &comm);
-        inbox.finished(false);
+        inbox.finished();
         if !went {
             break;
         }
@@ -72,20 +76,6 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
     if let Some(capture) = capture {
         capture.stop();
     }
-}
-
-/// Runs one load-balanced task and hands its outcome to the MPI thread;
-/// false when that thread is gone.
-pub(super) fn run_task(
-    queued: Queued<Work>,
-    capture: &mut Option<Capture>,
-    out: &Sender<ExecOut>,
-) -> bool {
-    if out.send(ExecOut::Started(queued.task)).is_err() {
-        return false;
-    }
-    let done = run_work(queued.payload, queued.hops, capture);
-    out.send(ExecOut::Finished(done)).is_ok()
 }
 
 /// Runs one load-balanced task on this thread: on an engine's execution

@@ -66,29 +66,27 @@ fn scoped<R>(leader: usize, size: u32, f: impl FnOnce() -> R) -> R {
 pub(super) type RunPart = fn(Work, u32, &mut Option<Capture>) -> Done;
 
 /// Runs a group task this engine leads (see the module doc), on the
-/// execution thread, its own part by `run`; false when the MPI thread is
-/// gone.
+/// execution thread, its own part by `run`: the task's reply for the
+/// group; `None` when the MPI thread is gone.
 pub(super) fn lead(
     queued: Queued<Work>,
     capture: &mut Option<Capture>,
     out: &Sender<ExecOut>,
     comm: &Thread,
     run: RunPart,
-) -> bool {
+) -> Option<Done> {
     let task = queued.task;
     let hops = queued.hops;
     let Work::Group { size, work } = queued.payload else {
-        return false;
+        let now = now_us();
+        let why = Error::Protocol(format!("task {task} is not a group task"));
+        return Some(quiet_done(task, now, now, failed(why)));
     };
-    if out.send(ExecOut::Started(task)).is_err() {
-        return false;
-    }
     let leader = match globals().engine() {
         Ok(leader) => leader,
         Err(e) => {
             let now = now_us();
-            let done = quiet_done(task, now, now, failed(e));
-            return out.send(ExecOut::Finished(done)).is_ok();
+            return Some(quiet_done(task, now, now, failed(e)));
         }
     };
     let (ends, arrived) = mpsc::channel();
@@ -99,25 +97,19 @@ pub(super) fn lead(
         work: (*work).clone(),
         ends,
     };
-    if out.send(ExecOut::Group(forward)).is_err() {
-        return false;
-    }
+    out.send(ExecOut::Group(forward)).ok()?;
     comm.unpark();
     let mut done = scoped(leader, size, || run(*work, hops, capture));
     let why = ended_how(leader, &done.outcome);
-    if out
-        .send(ExecOut::Group(GroupOut::LeaderEnded { task, why }))
-        .is_err()
-    {
-        return false;
-    }
+    out.send(ExecOut::Group(GroupOut::LeaderEnded { task, why }))
+        .ok()?;
     comm.unpark();
     let mut members: Vec<(u32, Done)> = Vec::with_capacity(size as usize);
     for _ in 1..size {
         match arrived.recv() {
             Ok((engine, end)) => members.push((u32::try_from(engine).unwrap_or(u32::MAX), end)),
             // The MPI thread dropped the sender: it is ending.
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
     members.sort_by_key(|(engine, _)| *engine);
@@ -126,7 +118,7 @@ pub(super) fn lead(
         &mut members,
     );
     done.outcome = Outcome::Group(Box::new(GroupOutcome { outcome, members }));
-    out.send(ExecOut::Finished(done)).is_ok()
+    Some(done)
 }
 
 /// Runs this engine's part of a group task led by `leader`, on the

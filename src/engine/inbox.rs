@@ -13,11 +13,15 @@
 //! execution thread is occupied by direct work; one that counted on
 //! controller messages this engine has not received yet waits for them.
 //! Which tasks may be stolen, and how many, is the scheduler's.
+//!
+//! What became of the tasks goes back the same way: the execution thread
+//! leaves each finished task's reply here and runs the next one at once,
+//! and the MPI thread takes them all in one report (see [`Progress`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{TaskId, Work};
+use crate::protocol::{Done, TaskId, Work};
 use crate::scheduler::{EngineId, LocalQueue, Queued};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
@@ -38,7 +42,39 @@ struct State {
     sleeping: bool,
     /// The execution thread runs a direct job.
     busy: bool,
+    progress: Progress,
 }
+
+/// The tasks' progress the MPI thread has not reported yet.
+///
+/// ## Reporting
+///
+/// A load-balanced task that ends costs no hand-off: its reply waits here
+/// while the execution thread runs the next task, and the MPI thread
+/// takes every waiting reply on its next pass, in one `Progress` message
+/// (bench `w2`). The execution thread asks for that pass at once
+/// ([`Inbox::task_done`] says when) once the oldest waiting reply's task
+/// started [`REPORT_AFTER`] ago or more: a long task's reply goes at once,
+/// a run of short ones in one message per [`REPORT_AFTER`] or so, which
+/// keeps the controller's view of the engine that fresh while its queue
+/// is full; and once it has nothing left to run, so the last replies never
+/// wait.
+#[derive(Default)]
+struct Progress {
+    /// The task running now, while the controller has not been told it started.
+    started: Option<TaskId>,
+    /// Finished tasks' replies, in the order they ended.
+    done: Vec<Done>,
+    /// When the first task of `done` started.
+    since: Option<Instant>,
+    /// The execution thread has asked for a pass since `done` was taken last.
+    asked: bool,
+}
+
+/// How long a reply may wait for others to share its report (see
+/// [`Progress`]): a fraction of the controller's round trip estimate, so
+/// that the engine's queue is refilled before it runs dry.
+pub(crate) const REPORT_AFTER: Duration = Duration::from_micros(50);
 
 impl State {
     /// A steal's tasks and the thief's share after it (see [`Inbox::steal`]).
@@ -78,6 +114,7 @@ impl Inbox {
                 closed: false,
                 sleeping: false,
                 busy: false,
+                progress: Progress::default(),
             }),
             wake: Condvar::new(),
         }
@@ -197,15 +234,46 @@ impl Inbox {
         state.direct.is_empty() && !state.busy && state.tasks.is_idle()
     }
 
-    /// The execution thread finished what [`next`](Inbox::next) gave it
-    /// last (a direct job or a task).
-    pub(crate) fn finished(&self, task: bool) {
+    /// The execution thread finished the direct job [`next`](Inbox::next)
+    /// gave it last.
+    pub(crate) fn finished(&self) {
+        self.lock().busy = false;
+    }
+
+    /// The execution thread finished the task [`next`](Inbox::next) gave it
+    /// last, which `started` at that instant; its reply waits for the MPI
+    /// thread's next report. True when that report is due now: the
+    /// caller then makes the MPI thread's pass or wakes it (see
+    /// [`Progress`]).
+    pub(crate) fn task_done(&self, done: Done, started: Instant) -> bool {
         let mut state = self.lock();
-        if task {
-            state.tasks.finish();
-        } else {
-            state.busy = false;
+        state.tasks.finish();
+        let progress = &mut state.progress;
+        if progress.started == Some(done.task) {
+            progress.started = None;
         }
+        let since = *progress.since.get_or_insert(started);
+        progress.done.push(done);
+        let idle_next = state.direct.is_empty() && !state.tasks.has_ready();
+        let progress = &mut state.progress;
+        let due = !progress.asked && (idle_next || since.elapsed() >= REPORT_AFTER);
+        progress.asked |= due;
+        due
+    }
+
+    /// What the MPI thread is to report: the task running now if the
+    /// controller has not been told it started (0 or 1), and the replies of
+    /// the tasks finished since the last call; `None` when there is nothing.
+    pub(crate) fn take_progress(&self) -> Option<(Vec<TaskId>, Vec<Done>)> {
+        let mut state = self.lock();
+        let progress = &mut state.progress;
+        if progress.started.is_none() && progress.done.is_empty() {
+            return None;
+        }
+        progress.since = None;
+        progress.asked = false;
+        let started = progress.started.take().into_iter().collect();
+        Some((started, std::mem::take(&mut progress.done)))
     }
 
     /// The next thing to run (a direct job first), waiting for one; `None`
@@ -223,6 +291,7 @@ impl Inbox {
                 state.busy = true;
                 Some(Some(Next::Job(job)))
             } else if let Some(task) = state.tasks.start_next() {
+                state.progress.started = Some(task.task);
                 Some(Some(Next::Task(task)))
             } else if state.closed && state.tasks.is_empty() {
                 Some(None)
@@ -264,7 +333,7 @@ mod loom_tests {
     use loom::sync::Arc;
 
     use super::*;
-    use crate::protocol::Request;
+    use crate::protocol::{Outcome, Request};
     use crate::scheduler::{Fence, Stealable};
 
     fn job(task: TaskId) -> Job {
@@ -295,11 +364,12 @@ mod loom_tests {
                 match next {
                     Next::Job(_) => {
                         jobs += 1;
-                        inbox.finished(false);
+                        inbox.finished();
                     }
-                    Next::Task(_) => {
+                    Next::Task(queued) => {
                         tasks += 1;
-                        inbox.finished(true);
+                        let done = crate::engine::job::quiet_done(queued.task, 0, 0, Outcome::Unit);
+                        inbox.task_done(done, Instant::now());
                     }
                 }
             }

@@ -95,10 +95,6 @@ pub(crate) enum Incoming {
 pub(crate) enum ExecOut {
     /// An encoded reply for the controller, with its attachments.
     Reply(Framed),
-    /// A load-balanced task started.
-    Started(TaskId),
-    /// A load-balanced task finished (sent with others in one `Progress`).
-    Finished(Done),
     /// An encoded reply announcing raw data, and the lent value whose
     /// elements are that data. The execution thread waits until `resume` is
     /// dropped (the data has been sent).

@@ -91,8 +91,6 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         reduces: HashMap::new(),
         received: 0,
         thief: Thief::new(me, engines),
-        started: Vec::new(),
-        finished: Vec::new(),
         groups: Default::default(),
         teams: Teams::new(me, crate::taskcomm::install(me)),
     };
@@ -188,14 +186,6 @@ impl EngineLoop {
                         )
                     })
                     .map_err(Ending::Broken)?;
-                }
-                Ok(ExecOut::Started(task)) => {
-                    busy = true;
-                    comm.started.push(task);
-                }
-                Ok(ExecOut::Finished(done)) => {
-                    busy = true;
-                    comm.finished.push(done);
                 }
                 Ok(ExecOut::Lent { task, lent, resume }) => {
                     busy = true;
@@ -297,7 +287,7 @@ impl EngineLoop {
                 break;
             }
         }
-        comm.report_progress().map_err(Ending::Broken)?;
+        busy |= comm.report_progress().map_err(Ending::Broken)?;
         if !comm.closing {
             if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
                 busy = true;

@@ -238,6 +238,11 @@ impl<T> LocalQueue<T> {
         self.entries.len() + self.held.len()
     }
 
+    /// A task may start now (one is queued and not held back).
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.held.is_empty()
     }

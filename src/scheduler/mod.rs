@@ -33,7 +33,7 @@ mod table;
 mod task;
 
 pub(crate) use deps::{DepSet, Mode};
-pub(crate) use ids::{EngineId, EngineSet, TaskId};
+pub(crate) use ids::{EngineId, EngineSet, TaskId, TaskMap};
 pub(crate) use local::{LocalQueue, Queued};
 pub(crate) use placement::Config;
 pub(crate) use room::shrink;

@@ -3,12 +3,12 @@
 //! task table and by the controller's map of results (bench `w13`).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// Shrinks `map` once it is mostly empty: a quarter full or less (and past
 /// 1024 slots), it shrinks to twice what it holds, so shrinking costs O(1)
 /// per removal overall.
-pub(crate) fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
+pub(crate) fn shrink<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
     if map.capacity() > 1024 && map.len() <= map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
     }

@@ -11,11 +11,11 @@
 //! passed in.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::deps::{Ended, Kind, Tracker, Verdict};
-use super::ids::{EngineId, EngineSet, TaskId};
+use super::ids::{EngineId, EngineSet, TaskId, TaskMap};
 use super::local::Queued;
 use super::placement::{preferred, Config, Load};
 use super::room::{shrink, shrink_queue};
@@ -68,12 +68,13 @@ impl<T> Record<T> {
 #[derive(Debug)]
 pub(crate) struct TaskTable<T> {
     config: Config,
-    /// Rows of the tasks not final.
-    tasks: HashMap<TaskId, Record<T>>,
+    /// Rows of the tasks not final, each in a box of its own: the map
+    /// moves only 16-byte entries when it grows, shrinks or removes one.
+    tasks: TaskMap<Box<Record<T>>>,
     /// Final tasks not forgotten yet, for the tasks that depend on them.
-    finals: HashMap<TaskId, Final>,
+    finals: TaskMap<Final>,
     /// Waiting tasks to tell when a task ends: dependency → (dependent, set).
-    dependents: HashMap<TaskId, Vec<(TaskId, Kind)>>,
+    dependents: TaskMap<Vec<(TaskId, Kind)>>,
     /// Unpinned tasks to place, oldest first (may hold stale ids).
     ready: VecDeque<TaskId>,
     /// Pinned tasks to place, per engine.
@@ -102,9 +103,9 @@ impl<T> TaskTable<T> {
     pub(crate) fn new(engines: usize, config: Config) -> TaskTable<T> {
         TaskTable {
             config,
-            tasks: HashMap::new(),
-            finals: HashMap::new(),
-            dependents: HashMap::new(),
+            tasks: TaskMap::default(),
+            finals: TaskMap::default(),
+            dependents: TaskMap::default(),
             ready: VecDeque::new(),
             ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
             loads: vec![Load::default(); engines],
@@ -199,7 +200,7 @@ impl<T> TaskTable<T> {
         }
         let verdict = record.verdict();
         let timeout = record.timeout;
-        self.tasks.insert(id, record);
+        self.tasks.insert(id, Box::new(record));
         self.live += 1;
         self.waiting += 1;
         match verdict {

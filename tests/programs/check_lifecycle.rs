@@ -332,6 +332,27 @@ fn lifecycle(rc: &Client, list: &mut Checklist) {
         assert_eq!(later.metadata()[0].stdout, "a later line\n");
         Ok(())
     });
+
+    list.check(
+        "a_short_tasks_reply_does_not_wait_for_the_next_task",
+        || {
+            // Both on engine 0, in one batch: the short task's reply waits in
+            // the inbox while the long one runs, until the MPI thread's next
+            // pass reports it (src/engine/inbox.rs, `Progress`).
+            let one = rc.engine(0)?.load_balanced();
+            let t = Instant::now();
+            let short = one.apply(plus_one, (1,));
+            let long = one.apply(sleep_for, (3.0,));
+            assert_eq!(short.get()?, 2);
+            let waited = t.elapsed();
+            assert!(
+                waited < Duration::from_secs(2),
+                "the short task's reply waited {waited:?}, for the task after it"
+            );
+            long.get()?;
+            Ok(())
+        },
+    );
 }
 
 fn main() {
