@@ -509,12 +509,20 @@ esac"#,
             .contains("rankview: rank 1: failed: task 3 panicked: boom\n"),
         "{result:?}"
     );
-    assert!(
-        result
+    // Open MPI names the rank a signal killed ("mpirun noticed that process
+    // rank 2 ... exited on signal 9"), except when its own race makes it
+    // say only that the job aborted: then the summary says it does not
+    // know who failed first, and still names rank 2 as ended unreported.
+    let named_first = result
+        .stderr
+        .contains("rankview: rank 2: first to fail: killed by SIGKILL (signal 9)\n");
+    let unknown_first = result
+        .stderr
+        .contains("rankview: which rank failed first is not known: mpirun does not say")
+        && result
             .stderr
-            .contains("rankview: rank 2: first to fail: killed by SIGKILL (signal 9)\n"),
-        "{result:?}"
-    );
+            .contains("rankview: rank 2: ended without reporting on ");
+    assert!(named_first || unknown_first, "{result:?}");
     assert!(
         result
             .stderr
