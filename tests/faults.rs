@@ -14,11 +14,10 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use common::{descendants, extra_mpi_args, launcher, Drain, JobLock};
+use common::{descendants, Drain, JobLock};
 
 /// How long a fault may take to end the job (the bound).
 const ENDS_WITHIN: Duration = Duration::from_secs(5);
@@ -61,27 +60,9 @@ impl std::fmt::Debug for Ended {
 impl Job {
     /// Starts `rankview run -n 3 check_failures MODE`.
     fn start(mode: &str) -> Job {
-        let program = common::program("check_failures");
-        let launcher = launcher();
         let lock = JobLock::acquire();
-        let mut command = Command::new(launcher);
-        command.args(["run", "-n", &RANKS.to_string()]);
-        let extra = extra_mpi_args();
-        if !extra.is_empty() {
-            command.args(["--mpi-args", &extra.join(" ")]);
-        }
-        command
-            .arg(&program)
-            .arg(mode)
-            .env_remove("MPIEXEC")
-            .env_remove("SLURM_JOB_ID")
-            .env_remove("PBS_JOBID")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a signal sent to it reaches it alone,
-            // as `kill PID` from a user would.
-            .process_group(0);
+        let mut command = common::launcher_run(RANKS, &[], "check_failures");
+        command.arg(mode);
         let mut child = command.spawn().expect("cannot start the launcher");
         let stdout = Drain::start(child.stdout.take().expect("stdout is piped"));
         let stderr = Drain::start(child.stderr.take().expect("stderr is piped"));

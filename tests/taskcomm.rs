@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{extra_mpi_args, launcher, mpirun, mpirun_args, program, Drain, JobLock};
+use common::{launcher_run, mpirun, mpirun_args, program, Drain, JobLock};
 
 /// Every check of `check_taskcomm`.
 const CHECKS: &[&str] = &[
@@ -66,29 +65,11 @@ fn a_collective_never_entered_ends_after_the_shutdown_grace() {
 /// (`RANKVIEW_COMM_WAIT_NOTE`), in a process group of its own (a signal to
 /// it reaches it alone, as `kill PID` from a user would).
 fn never_entered_under_the_launcher(timeout: Option<&str>) -> (Child, Drain, Drain, JobLock) {
-    let launcher = launcher();
-    let program = program("check_taskcomm");
     let lock = JobLock::acquire();
-    let mut command = Command::new(launcher);
-    command.args(["run", "-n", "3"]);
-    if let Some(timeout) = timeout {
-        command.args(["--timeout", timeout]);
-    }
-    let extra = extra_mpi_args();
-    if !extra.is_empty() {
-        command.args(["--mpi-args", &extra.join(" ")]);
-    }
-    let mut child = command
-        .arg(&program)
+    let options: Vec<&str> = timeout.map_or(Vec::new(), |t| vec!["--timeout", t]);
+    let mut child = launcher_run(3, &options, "check_taskcomm")
         .args(["--", "never_entered_wait"])
         .env("RANKVIEW_COMM_WAIT_NOTE", "1")
-        .env_remove("MPIEXEC")
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("PBS_JOBID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .expect("the launcher starts");
     let stdout = Drain::start(child.stdout.take().expect("stdout is piped"));

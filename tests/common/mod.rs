@@ -121,6 +121,32 @@ fn cargo_build(args: &[&str]) {
     }
 }
 
+/// `rankview run -n RANKS OPTIONS... PROGRAM` (the test program `program`)
+/// as a command to finish with its arguments: the extra MPI arguments of
+/// this run passed on, outside any batch job, stdin closed, stdout and
+/// stderr piped, in a process group of its own (a signal sent to it
+/// reaches it alone, as `kill PID` from a user would).
+pub fn launcher_run(ranks: usize, options: &[&str], program: &str) -> Command {
+    let mut command = Command::new(launcher());
+    command
+        .args(["run", "-n", &ranks.to_string()])
+        .args(options);
+    let extra = extra_mpi_args();
+    if !extra.is_empty() {
+        command.args(["--mpi-args", &extra.join(" ")]);
+    }
+    command
+        .arg(self::program(program))
+        .env_remove("MPIEXEC")
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("PBS_JOBID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+}
+
 /// The `rankview` launcher binary (package `rankview-launcher`), built
 /// first like an example.
 pub fn launcher() -> PathBuf {
