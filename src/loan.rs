@@ -48,31 +48,47 @@ impl Drop for Loan {
 
 /// The latch a lender waits on: set once, when its [`Loan`] is dropped.
 struct Returned {
-    done: Mutex<bool>,
+    state: Mutex<Latch>,
     cond: Condvar,
+}
+
+/// [`Returned`]'s state.
+#[derive(Default)]
+struct Latch {
+    done: bool,
+    /// The lender sleeps on the condition variable: setting must wake it.
+    /// A loan returned before the lender waits (a short operation) costs
+    /// no wake-up.
+    sleeping: bool,
 }
 
 impl Returned {
     fn new() -> Returned {
         Returned {
-            done: Mutex::new(false),
+            state: Mutex::new(Latch::default()),
             cond: Condvar::new(),
         }
     }
 
-    /// The loan is back: wakes the lender.
+    /// The loan is back: wakes the lender if it sleeps.
     fn set(&self) {
         // Nothing panics under this lock: a poisoned one is still sound.
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        *done = true;
-        self.cond.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.done = true;
+        if state.sleeping {
+            self.cond.notify_one();
+        }
     }
 
     /// Blocks until [`set`](Returned::set).
     fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*done {
-            done = self.cond.wait(done).unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !state.done {
+            state.sleeping = true;
+            state = self
+                .cond
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
