@@ -85,6 +85,18 @@ impl Backoff {
         self.slept = true;
     }
 
+    /// The loop found nothing to do and must not take the core meanwhile:
+    /// sleep `nap` at once (cut short by `Thread::unpark`).
+    pub(crate) fn nap(&mut self, nap: Duration) {
+        if cfg!(loom) {
+            crate::sync::thread::yield_now();
+            return;
+        }
+        self.idle_since.get_or_insert_with(Instant::now);
+        thread::park_timeout(nap);
+        self.slept = true;
+    }
+
     /// True once the loop has been idle long enough to sleep.
     #[cfg(test)]
     pub(crate) fn is_sleeping(&self) -> bool {

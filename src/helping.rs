@@ -35,6 +35,10 @@ pub(crate) enum Step {
     Busy,
     /// Nothing to do: sleep at most this long.
     Idle(Duration),
+    /// Nothing to do, and a thread of this process needs the core (a task
+    /// in a collective with its peers): sleep this long at once, without
+    /// the spinning and yielding that come first after [`Step::Idle`].
+    Nap(Duration),
     /// The loop is over.
     Ended,
 }
@@ -133,6 +137,16 @@ impl<L: Loop> Published<L> {
     }
 }
 
+impl<L: Loop> Published<L> {
+    /// Runs `f` on the published loop's state on the calling thread, when
+    /// MPI lets any thread call it and no other thread is making a pass
+    /// (as [`help`] does, with `f` instead of a pass); `None` otherwise. A
+    /// panic in `f` is an internal failure: the job is aborted.
+    pub(crate) fn try_with<R>(&self, f: impl FnOnce(&mut L) -> R) -> Option<R> {
+        self.0.get()?.guarded(f)
+    }
+}
+
 impl<L: Loop> RankLoop for Published<L> {
     fn help(&self) -> bool {
         self.0.get().is_some_and(|shared| shared.help())
@@ -198,21 +212,26 @@ impl<L: Loop> LoopShare<L> {
     /// other thread is making one; true if it did something. A panic in the
     /// pass is an internal failure: the job is aborted.
     pub(crate) fn help(&self) -> bool {
+        self.guarded(|state| matches!(state.pass(Caller::Helper), Step::Busy))
+            .unwrap_or(false)
+    }
+
+    /// Runs `f` on the state on the calling thread if helping is allowed,
+    /// no other thread is making a pass and the loop has not ended.
+    fn guarded<R>(&self, f: impl FnOnce(&mut L) -> R) -> Option<R> {
         if !self.gate.open.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
         let Ok(mut guard) = self.state.try_lock() else {
-            return false;
+            return None;
         };
-        let Some(state) = guard.as_mut() else {
-            return false;
-        };
+        let state = guard.as_mut()?;
         if state.ended() {
-            return false;
+            return None;
         }
         HELPED.fetch_add(1, Ordering::Relaxed);
-        match panic::catch_unwind(AssertUnwindSafe(|| state.pass(Caller::Helper))) {
-            Ok(step) => matches!(step, Step::Busy),
+        match panic::catch_unwind(AssertUnwindSafe(|| f(state))) {
+            Ok(r) => Some(r),
             Err(payload) => {
                 let _ = std::io::Write::flush(&mut std::io::stdout());
                 // On the rank's real stderr: an engine's descriptors may be
@@ -242,9 +261,13 @@ impl<L: Loop> LoopShare<L> {
     pub(crate) fn run(&self, ceiling: Duration) {
         let mut backoff = Backoff::new(ceiling);
         loop {
+            // The backoff goes on where it was: a helper that got what it
+            // waited for leaves nothing urgent behind (one that gives up
+            // hands back, which resets it), and an owner that came back to
+            // spinning and yielding after every nap would take the core
+            // from the very thread that helps (bench `w12`).
             if self.gate.helping.load(Ordering::Acquire) > 0 {
                 thread::park_timeout(NAP);
-                backoff.reset();
                 continue;
             }
             if self.gate.handed_back.swap(false, Ordering::AcqRel) {
@@ -269,6 +292,7 @@ impl<L: Loop> LoopShare<L> {
                     backoff.set_ceiling(ceiling);
                     backoff.snooze();
                 }
+                Step::Nap(nap) => backoff.nap(nap),
                 Step::Ended => return,
             }
         }

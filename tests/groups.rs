@@ -77,7 +77,9 @@ fn a_member_panicking_in_a_collective_ends_the_job() {
     stuck(3, "panic_in_collective")
         .assert_stderr_contains("the part on engine 1 failed")
         .assert_stderr_contains("member 1 gives up")
-        .assert_stderr_contains("in MPI_Iallreduce on the group's communicator (engines [0, 1])");
+        .assert_stderr_contains(
+            "in an allreduce (MPI_Isend/MPI_Irecv) on the group's communicator (engines [0, 1])",
+        );
 }
 
 /// A member returns without entering the barrier its leader waits in: the

@@ -92,7 +92,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         received: 0,
         thief: Thief::new(me, engines),
         groups: Default::default(),
-        teams: Teams::new(me, crate::taskcomm::install(me)),
+        teams: Teams::new(me, crate::taskcomm::install(me, run_team_call)),
     };
     let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
@@ -131,6 +131,21 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
             crate::transport::abort_job(1)
         }
     }
+}
+
+/// Runs a task's operation on its own thread, under this engine's loop lock
+/// (`MPI_THREAD_SERIALIZED` only, see [`Teams::run`]); the call comes back
+/// when that is not possible now, for the port's channel.
+fn run_team_call(
+    call: crate::taskcomm::TeamCall,
+) -> std::result::Result<(), crate::taskcomm::TeamCall> {
+    let mut call = Some(call);
+    ENGINE_LOOP.try_with(|serving| {
+        if let Some(call) = call.take() {
+            serving.comm.teams.run(call);
+        }
+    });
+    call.map_or(Ok(()), Err)
 }
 
 impl helping::Loop for EngineLoop {
@@ -306,6 +321,17 @@ impl EngineLoop {
         if busy {
             self.last_work = Instant::now();
             return Ok(Step::Busy);
+        }
+        // A task in a collective needs this core, and so do its peers on
+        // theirs: spinning or yielding here would stall the whole team
+        // (bench `w12`). The task wakes this thread when it hands over an
+        // operation.
+        if crate::taskcomm::in_team_task() {
+            return Ok(Step::Nap(if comm.teams.active() {
+                TEAM_POLL
+            } else {
+                IDLE_POLL
+            }));
         }
         Ok(Step::Idle(if comm.teams.active() {
             TEAM_POLL

@@ -25,10 +25,11 @@ const SPIN: Duration = Duration::from_micros(200);
 /// the task.
 ///
 /// Its operations are MPI's (`MPI_Iallreduce`, `MPI_Ibarrier`, ... on a
-/// communicator of exactly those engines), made by the engine's MPI thread
-/// on the task's own buffers while the task waits: the engine keeps
-/// answering the controller during a long collective, and only one thread
-/// of the engine ever calls MPI (see the module's "Who calls MPI").
+/// communicator of exactly those engines; a small allreduce as
+/// point-to-point messages), made on the task's own buffers while the task
+/// waits: the engine keeps answering the controller during a long
+/// collective, and no two threads of the engine call MPI at once (see the
+/// module's "Who calls MPI").
 ///
 /// It belongs to the task that got it: it cannot leave the task's thread,
 /// and once the task has returned, its operations are an [`Error::NoComm`].
@@ -131,7 +132,11 @@ impl TaskComm {
     }
 
     /// Reduces `send` element-wise over every engine with `op` into `recv`
-    /// on every engine (`MPI_Iallreduce`); both of the same length.
+    /// on every engine; both of the same length, on every engine. Up to
+    /// 8 KiB it goes as point-to-point messages (recursive doubling over
+    /// `MPI_Isend`/`MPI_Irecv`, as fast as a blocking `MPI_Allreduce`),
+    /// above as `MPI_Iallreduce`; every engine gets the same bits either
+    /// way.
     pub fn all_reduce_into<E: Element>(
         &self,
         send: &[E],
@@ -226,7 +231,7 @@ impl TaskComm {
                     .into(),
             ));
         }
-        let (done, answer) = mpsc::channel();
+        let (done, answer) = mpsc::sync_channel(1);
         let call = TeamCall {
             team: self.team.clone(),
             op,
@@ -244,11 +249,12 @@ fn gone() -> Error {
     Error::Shutdown
 }
 
-/// Waits for an operation's outcome: first polling for it, making the MPI
-/// thread's passes on this thread when MPI allows (`MPI_THREAD_SERIALIZED`:
-/// a short operation then completes with no thread hand-off) or else
-/// yielding to the MPI thread, which has been woken to make them; then
-/// asleep until the MPI thread answers.
+/// Waits for an operation's outcome (often there already: under
+/// `MPI_THREAD_SERIALIZED` this thread started the operation and tested it
+/// first, see `scope::post`): polling for it, making the MPI thread's
+/// passes on this thread when MPI allows or else yielding to the MPI
+/// thread, which has been woken to make them; then asleep until the MPI
+/// thread answers.
 fn wait(answer: &Receiver<Result<usize>>) -> Result<usize> {
     let spin_until = Instant::now() + SPIN;
     let mut helping = crate::helping::helping();

@@ -13,14 +13,20 @@
 //! ## Who calls MPI
 //!
 //! Never the task's thread while it blocks. Each operation of a
-//! [`TaskComm`] lends the task's buffers ([`crate::loan`]) to the engine's
-//! MPI thread through a port ([`install`]); that thread starts the
-//! non-blocking MPI call (`MPI_Iallreduce`, `MPI_Ibarrier`, ...) and tests
-//! it on every pass of its loop, between serving the controller's
-//! requests; the task waits until the buffers come back. When MPI granted
-//! `MPI_THREAD_SERIALIZED`, the waiting task makes those passes itself for a
-//! short while (`helping`), so a short operation costs no thread hand-off;
-//! under `MPI_THREAD_FUNNELED` only the MPI thread ever calls MPI.
+//! [`TaskComm`] lends the task's buffers ([`crate::loan`]) through a port
+//! ([`install`]) to the engine, which starts the non-blocking MPI call
+//! (`MPI_Iallreduce`, `MPI_Ibarrier`, ...; a small allreduce as
+//! point-to-point steps) and tests it until it completes; the task waits
+//! until the buffers come back. When MPI granted `MPI_THREAD_SERIALIZED`,
+//! the task's thread starts the operation itself under the engine's loop
+//! lock and tests it for a few microseconds (a short operation costs no
+//! thread hand-off), and while it waits it makes the MPI thread's passes
+//! for a short while (`helping`); otherwise, and for what is left after
+//! that, the MPI thread tests it on every pass of its loop, between serving
+//! the controller's requests. Under `MPI_THREAD_FUNNELED` only the MPI
+//! thread ever calls MPI. While a task of a team runs, the MPI thread
+//! sleeps when idle instead of spinning: the task and its peers need the
+//! cores.
 //!
 //! ## A collective that never completes
 //!
@@ -35,4 +41,4 @@ mod comm;
 mod scope;
 
 pub use comm::{comm, TaskComm};
-pub(crate) use scope::{balanced, install, mapped, scoped, single, TeamCall, TeamOp};
+pub(crate) use scope::{balanced, in_team_task, install, mapped, scoped, single, TeamCall, TeamOp};

@@ -9,7 +9,8 @@
 //! (`engine/exec.rs`).
 
 use std::cell::RefCell;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 
@@ -66,11 +67,14 @@ impl TeamOp {
 pub(crate) struct TeamCall {
     pub team: Arc<TeamSpec>,
     pub op: TeamOp,
-    pub done: Sender<Result<usize>>,
+    pub done: SyncSender<Result<usize>>,
 }
 
 /// The engine's side of the port: where calls go, who takes them.
 struct Port {
+    /// Runs a call on the task's own thread when MPI allows (see
+    /// [`install`]), or gives it back.
+    direct: Direct,
     calls: Mutex<Sender<TeamCall>>,
     mpi_thread: Thread,
     engine: usize,
@@ -78,13 +82,20 @@ struct Port {
 
 static PORT: OnceLock<Port> = OnceLock::new();
 
+/// Runs a [`TeamCall`] on the calling thread, or gives it back when that is
+/// not possible now.
+pub(crate) type Direct = fn(TeamCall) -> std::result::Result<(), TeamCall>;
+
 /// Opens this process's port for team operations (once, by an engine's MPI
 /// thread, which becomes the thread woken for them) and returns the
 /// receiving end, which that thread polls; `None` if a port was opened
-/// before.
-pub(crate) fn install(engine: usize) -> Option<Receiver<TeamCall>> {
+/// before. `direct` is tried first for each call: under
+/// `MPI_THREAD_SERIALIZED` the engine runs the operation on the task's
+/// thread (which then needs no hand-off), and otherwise gives it back.
+pub(crate) fn install(engine: usize, direct: Direct) -> Option<Receiver<TeamCall>> {
     let (tx, rx) = mpsc::channel();
     let port = Port {
+        direct,
         calls: Mutex::new(tx),
         mpi_thread: std::thread::current(),
         engine,
@@ -92,11 +103,15 @@ pub(crate) fn install(engine: usize) -> Option<Receiver<TeamCall>> {
     PORT.set(port).ok().map(|()| rx)
 }
 
-/// Hands `call` to the MPI thread and wakes it; the call comes back as the
-/// error when the MPI thread is gone.
+/// Starts `call` on this thread if the engine allows it, or else hands it
+/// to the MPI thread; the call comes back as the error when the MPI thread
+/// is gone.
 pub(super) fn post(call: TeamCall) -> std::result::Result<(), TeamCall> {
     let Some(port) = PORT.get() else {
         return Err(call);
+    };
+    let Err(call) = (port.direct)(call) else {
+        return Ok(());
     };
     let sent = port
         .calls
@@ -171,6 +186,15 @@ fn within<R>(place: Where, f: impl FnOnce() -> R) -> R {
 /// that is not an engine, runs `f` with no communicator (`comm()` then says
 /// why).
 pub(crate) fn scoped<R>(team: &TeamSpec, f: impl FnOnce() -> R) -> R {
+    /// Counts the task out of [`TEAM_TASKS`] when it ends, panics included.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            TEAM_TASKS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    TEAM_TASKS.fetch_add(1, Ordering::AcqRel);
+    let _running = Running;
     let place = match PORT.get() {
         Some(port) => match team.rank_of(port.engine) {
             Some(rank) => Where::Team {
@@ -186,6 +210,16 @@ pub(crate) fn scoped<R>(team: &TeamSpec, f: impl FnOnce() -> R) -> R {
         None => Where::Outside,
     };
     within(place, f)
+}
+
+/// Tasks of a team running in this process now (see [`in_team_task`]).
+static TEAM_TASKS: AtomicUsize = AtomicUsize::new(0);
+
+/// True while a task of a team runs in this process: the engine's MPI
+/// thread then sleeps when idle instead of spinning, since the task and its
+/// peers need the cores (see `engine/serve.rs`).
+pub(crate) fn in_team_task() -> bool {
+    TEAM_TASKS.load(Ordering::Acquire) > 0
 }
 
 /// Runs `f` as a task of a direct view of one engine: `comm()` inside says

@@ -8,6 +8,8 @@
 //! mean is left to `protocol`; when to poll is left to the loops that own the
 //! handle.
 
+mod doubling;
+mod lent;
 pub(crate) mod mpi;
 mod team;
 

@@ -2,8 +2,10 @@
 //! team of engines, created when the team's first message reaches the
 //! engine's MPI thread and kept for the job, and the tasks' operations on
 //! them, started without blocking and completed by the MPI thread's
-//! passes. What a team is and how a task hands its operations over is
-//! `taskcomm`'s.
+//! passes (or, under `MPI_THREAD_SERIALIZED`, started and first tested on
+//! the task's own thread, [`Teams::run`]); a small allreduce's
+//! point-to-point steps are `doubling.rs`'s. What a team is and how a task
+//! hands its operations over is `taskcomm`'s.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -22,11 +24,17 @@ use crate::loan::Loan;
 use crate::protocol::TeamSpec;
 use crate::taskcomm::{TeamCall, TeamOp};
 
+use super::doubling::{Doubling, Steps, SMALL_BYTES};
+use super::lent::{erase, forever, forever_mut};
 use super::mpi::{reduce_op, with_buf, with_mut, Mpi};
 
 /// Tag of `MPI_Comm_create_group` for team communicators (each rank creates
 /// them one at a time, in the order its stream brings them).
 const CREATE_TAG: i32 = 31_000;
+
+/// How long the pass that starts an operation keeps testing it (see
+/// [`Teams::poll`]).
+const FIRST_TESTS: Duration = Duration::from_micros(20);
 
 /// Tag of the tasks' point-to-point messages on a team communicator.
 const MESSAGE_TAG: i32 = 1;
@@ -53,13 +61,40 @@ struct Running {
     team: Arc<TeamSpec>,
     since: Instant,
     noted: bool,
+    /// The communicator's index in [`Teams::comms`].
+    comm: usize,
     /// Taken when it completes; never dropped incomplete (see [`Teams`]'s drop).
-    request: Option<Request<'static, ()>>,
+    work: Option<Work>,
     /// Kept until the request completes; dropping them resumes the task.
     loans: Vec<Loan>,
     /// For a receive: the element type, to count what arrived.
     receive: Option<ElemKind>,
-    call: std::sync::mpsc::Sender<Result<usize>>,
+    call: std::sync::mpsc::SyncSender<Result<usize>>,
+}
+
+/// What an operation in flight waits on.
+enum Work {
+    /// One MPI request.
+    Request(Request<'static, ()>),
+    /// A small allreduce's point-to-point steps.
+    Steps(Box<dyn Steps>),
+}
+
+impl Work {
+    /// Tests for completion: `Ok` with the status of a completed request
+    /// (`None` for steps), or the work still in flight.
+    fn test(self, comm: &SimpleCommunicator) -> std::result::Result<Option<Status>, Work> {
+        match self {
+            Work::Request(request) => request.test().map(Some).map_err(Work::Request),
+            Work::Steps(mut steps) => {
+                if steps.advance(comm) {
+                    Ok(None)
+                } else {
+                    Err(Work::Steps(steps))
+                }
+            }
+        }
+    }
 }
 
 /// An engine's team communicators and its tasks' operations on them.
@@ -68,7 +103,13 @@ pub(crate) struct Teams {
     engine: usize,
     note_after: Duration,
     calls: Option<Receiver<TeamCall>>,
-    comms: HashMap<Vec<u32>, SimpleCommunicator>,
+    /// Each team's index in `comms`.
+    index: HashMap<Vec<u32>, usize>,
+    /// The team of the last operation and its index: a task's operations
+    /// all carry the same `Arc`, found again without hashing.
+    last: Option<(Arc<TeamSpec>, usize)>,
+    /// The communicators, never freed before the engine ends.
+    comms: Vec<SimpleCommunicator>,
     running: Vec<Running>,
 }
 
@@ -80,7 +121,9 @@ impl Teams {
             engine,
             note_after: wait_note(),
             calls,
-            comms: HashMap::new(),
+            index: HashMap::new(),
+            last: None,
+            comms: Vec::new(),
             running: Vec::new(),
         }
     }
@@ -90,7 +133,7 @@ impl Teams {
     /// collective over the team, whose members all call this at the same
     /// point of their streams.
     pub(crate) fn ensure(&mut self, mpi: &Mpi, team: &TeamSpec) -> Result<()> {
-        if self.comms.contains_key(&team.engines) {
+        if self.index.contains_key(&team.engines) {
             return Ok(());
         }
         let me = mpi.rank();
@@ -109,7 +152,8 @@ impl Teams {
                     team.engines
                 ))
             })?;
-        self.comms.insert(team.engines.clone(), comm);
+        self.index.insert(team.engines.clone(), self.comms.len());
+        self.comms.push(comm);
         Ok(())
     }
 
@@ -130,13 +174,16 @@ impl Teams {
     }
 
     /// Starts the operations handed over since the last pass and completes
-    /// those that have finished; true if anything happened.
+    /// those that have finished; true if anything happened. An operation
+    /// just started is tested in a tight loop for [`FIRST_TESTS`]: when its
+    /// members entered it together it completes there, and its task resumes
+    /// without waiting for another pass.
     pub(crate) fn poll(&mut self) -> bool {
-        let mut busy = false;
+        let mut started = false;
         while let Some(calls) = &self.calls {
             match calls.try_recv() {
                 Ok(call) => {
-                    busy = true;
+                    started = true;
                     self.start(call);
                 }
                 Err(TryRecvError::Empty) => break,
@@ -144,21 +191,59 @@ impl Teams {
             }
         }
         let before = self.running.len();
-        let (engine, note_after) = (self.engine, self.note_after);
+        self.complete();
+        if started {
+            self.first_tests();
+        }
+        started || self.running.len() != before
+    }
+
+    /// Starts `call` on the calling thread (a task's, which holds the loop's
+    /// lock) and tests it as [`poll`](Teams::poll) does an operation just
+    /// started: a short operation completes here, with no hand-off to the
+    /// MPI thread and no pass of its loop.
+    pub(crate) fn run(&mut self, call: TeamCall) {
+        self.start(call);
+        self.first_tests();
+    }
+
+    /// Tests the operations in flight in a tight loop until they have all
+    /// completed or [`FIRST_TESTS`] has passed.
+    fn first_tests(&mut self) {
+        let until = Instant::now() + FIRST_TESTS;
+        while !self.running.is_empty() && Instant::now() < until {
+            self.complete();
+        }
+    }
+
+    /// Tests each operation in flight once; answers those that completed,
+    /// and notes those that have waited long.
+    fn complete(&mut self) {
+        let (engine, note_after, comms) = (self.engine, self.note_after, &self.comms);
         self.running.retain_mut(|running| {
-            let Some(request) = running.request.take() else {
+            let Some(work) = running.work.take() else {
                 return false;
             };
-            match request.test() {
+            // Never happens (communicators are kept for the job); if it
+            // did, the operation would stay, never dropped while MPI may use
+            // the task's buffers.
+            let Some(comm) = comms.get(running.comm) else {
+                running.work = Some(work);
+                return true;
+            };
+            match work.test(comm) {
                 Ok(status) => {
-                    let count = running.receive.map_or(0, |kind| count(&status, kind));
+                    let count = match (running.receive, status) {
+                        (Some(kind), Some(status)) => count(&status, kind),
+                        _ => 0,
+                    };
                     // Buffers first: the task resumes once they are back.
                     running.loans.clear();
                     let _ = running.call.send(Ok(count));
                     false
                 }
-                Err(request) => {
-                    running.request = Some(request);
+                Err(work) => {
+                    running.work = Some(work);
                     if !running.noted && running.since.elapsed() >= note_after {
                         running.noted = true;
                         crate::capture::report(&format!(
@@ -174,27 +259,35 @@ impl Teams {
                 }
             }
         });
-        busy || self.running.len() != before
     }
 
     /// Starts one operation, or answers why it cannot start.
     fn start(&mut self, call: TeamCall) {
         let TeamCall { team, op, done } = call;
-        let Some(comm) = self.comms.get(&team.engines) else {
+        let index = match &self.last {
+            Some((last, i)) if Arc::ptr_eq(last, &team) => Some(*i),
+            _ => self.index.get(&team.engines).copied(),
+        };
+        let Some((index, comm)) = index.and_then(|i| Some((i, self.comms.get(i)?))) else {
             let _ = done.send(Err(Error::Protocol(format!(
                 "no communicator of engines {:?} on this engine",
                 team.engines
             ))));
             return;
         };
+        self.last = Some((team.clone(), index));
         let what = op.mpi_name();
         match start(comm, op) {
-            Ok((request, loans, receive)) => self.running.push(Running {
-                what,
+            Ok((work, loans, receive)) => self.running.push(Running {
+                what: match work {
+                    Work::Steps(_) => "an allreduce (MPI_Isend/MPI_Irecv)",
+                    Work::Request(_) => what,
+                },
                 team,
+                comm: index,
                 since: Instant::now(),
                 noted: false,
-                request: Some(request),
+                work: Some(work),
                 loans,
                 receive,
                 call: done,
@@ -218,9 +311,9 @@ impl Drop for Teams {
     }
 }
 
-/// What [`start`] began: the request, the buffers it uses, and for a
-/// receive the element type.
-type Started = (Request<'static, ()>, Vec<Loan>, Option<ElemKind>);
+/// What [`start`] began: the work, the buffers it uses, and for a receive
+/// the element type.
+type Started = (Work, Vec<Loan>, Option<ElemKind>);
 
 /// Runs `$body` with `$s` and `$r` bound, for as long as MPI needs them
 /// (see [`forever`]), to the typed slices of a read buffer and a written
@@ -245,15 +338,29 @@ macro_rules! with_pair {
 /// Starts `op` on `comm`.
 fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
     match op {
-        TeamOp::Barrier => Ok((erase(comm.immediate_barrier()), Vec::new(), None)),
+        TeamOp::Barrier => Ok((
+            Work::Request(erase(comm.immediate_barrier())),
+            Vec::new(),
+            None,
+        )),
         TeamOp::AllReduce { send, mut recv, op } => {
-            let request = with_pair!(
+            let small = send.buf().as_bytes().len() <= SMALL_BYTES;
+            let work = with_pair!(
                 send.buf(),
                 writable(&mut recv)?,
                 "all_reduce_into",
-                |s, r| erase(comm.immediate_all_reduce_into(StaticScope, s, r, reduce_op(op)))
+                |s, r| if small {
+                    Work::Steps(Box::new(Doubling::start(comm, s, r, reduce_op(op))))
+                } else {
+                    Work::Request(erase(comm.immediate_all_reduce_into(
+                        StaticScope,
+                        s,
+                        r,
+                        reduce_op(op),
+                    )))
+                }
             );
-            Ok((request, vec![send, recv], None))
+            Ok((work, vec![send, recv], None))
         }
         TeamOp::AllGather { send, mut recv } => {
             let request = with_pair!(
@@ -262,21 +369,21 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
                 "all_gather_into",
                 |s, r| erase(comm.immediate_all_gather_into(StaticScope, s, r))
             );
-            Ok((request, vec![send, recv], None))
+            Ok((Work::Request(request), vec![send, recv], None))
         }
         TeamOp::Broadcast { mut buf, root } => {
             let root = comm.process_at_rank(rank(root)?);
             let request = with_mut!(writable(&mut buf)?, r => {
                 erase(root.immediate_broadcast_into(StaticScope, forever_mut(r)))
             });
-            Ok((request, vec![buf], None))
+            Ok((Work::Request(request), vec![buf], None))
         }
         TeamOp::Send { buf, to } => {
             let to = comm.process_at_rank(rank(to)?);
             let request = with_buf!(buf.buf(), s => {
                 erase(to.immediate_send_with_tag(StaticScope, forever(s), MESSAGE_TAG))
             });
-            Ok((request, vec![buf], None))
+            Ok((Work::Request(request), vec![buf], None))
         }
         TeamOp::Receive {
             mut buf,
@@ -287,7 +394,7 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
             let request = with_mut!(writable(&mut buf)?, r => {
                 erase(from.immediate_receive_into_with_tag(StaticScope, forever_mut(r), MESSAGE_TAG))
             });
-            Ok((request, vec![buf], Some(kind)))
+            Ok((Work::Request(request), vec![buf], Some(kind)))
         }
     }
 }
@@ -303,41 +410,6 @@ fn rank(rank: usize) -> Result<i32> {
 
 fn mismatch(what: &str) -> Error {
     Error::Usage(format!("{what}: buffers of different element types"))
-}
-
-/// Extends the borrow of a lent buffer to `'static` for a request.
-fn forever<T>(slice: &[T]) -> &'static [T] {
-    // SAFETY: `slice` is a buffer lent by a task through a `Loan` (the only
-    // callers are the arms of `start`, on `Loan::buf`):
-    // 1. the lender's memory stays borrowed, unmoved and alive, until that
-    //    loan is dropped (`loan::lend`'s guarantee);
-    // 2. the loan is kept beside the request in `Running.loans` and is
-    //    dropped only after the request has completed (`Teams::poll`), or
-    //    is leaked with it (`Teams`'s drop);
-    // so the slice outlives every use MPI makes of it.
-    unsafe { std::slice::from_raw_parts(slice.as_ptr(), slice.len()) }
-}
-
-/// [`forever`] for a buffer MPI writes.
-fn forever_mut<T>(slice: &mut [T]) -> &'static mut [T] {
-    // SAFETY: as for `forever`; in addition the loan was lent writable
-    // (`loan::lend_mut`: an exclusive borrow of the lender's buffer), and
-    // nothing but the request touches it until the request completes.
-    unsafe { std::slice::from_raw_parts_mut(slice.as_mut_ptr(), slice.len()) }
-}
-
-/// A request with its buffer type forgotten, so that requests of every
-/// operation can wait in one list (the buffers are kept by their loans).
-fn erase<D: ?Sized>(request: Request<'static, D>) -> Request<'static, ()> {
-    // SAFETY: `into_raw` hands over the live MPI request without completing
-    // or freeing it, and `from_raw` takes it back: the request handle is the
-    // same and still owned once. The data reference rsmpi keeps is only
-    // handed back by `wait_for_data`/`test_with_data`, which are not used;
-    // the buffer itself stays alive through its loan (see `forever`).
-    unsafe {
-        let (raw, _, scope) = request.into_raw();
-        Request::from_raw(raw, &(), scope)
-    }
 }
 
 /// Elements of type `kind` that a completed receive got.

@@ -93,6 +93,27 @@ fn every_operation() -> TaskResult<Vec<String>> {
             out == want,
         );
     }
+    // An allreduce above the size that goes as point-to-point steps (the
+    // MPI_Iallreduce path): 16 KiB.
+    let big = vec![(r + 1) as f64; 2048];
+    let mut big_out = vec![0.0f64; 2048];
+    comm.all_reduce_into(&big, &mut big_out, ReduceOp::Sum)?;
+    let want = (n * (n + 1) / 2) as f64;
+    expect(
+        &format!("allreduce of 2048 values: {:?}", &big_out[..2]),
+        big_out.iter().all(|&x| x == want),
+    );
+    // Floating point whose sum depends on the order of the additions: every
+    // rank gets the same bits (the smallest and the largest bit pattern
+    // over the ranks agree).
+    let x = 0.1 * (r + 1) as f64 + if r % 2 == 1 { 1e16 } else { -1e16 } / (r + 1) as f64;
+    let sum = comm.all_reduce(x, ReduceOp::Sum)?;
+    let low = comm.all_reduce(sum.to_bits(), ReduceOp::Min)?;
+    let high = comm.all_reduce(sum.to_bits(), ReduceOp::Max)?;
+    expect(
+        &format!("float sum differs between ranks: bits {low:#x} to {high:#x}"),
+        low == high,
+    );
     // Broadcast from the last rank.
     let root = n - 1;
     let mut buf: Vec<f32> = if r == root {
@@ -259,6 +280,13 @@ fn checks(rc: &Client, list: &mut Checklist) {
         let mut views = vec![(0..n).collect::<Vec<_>>(), vec![1, 0]];
         if n >= 3 {
             views.push(vec![n - 1, n - 3, n - 2]);
+        }
+        // Sizes that are not a power of two fold ranks before and after
+        // the doubling steps of a small allreduce.
+        for size in [5, 6, 7] {
+            if n > size {
+                views.push((n - size..n).rev().collect());
+            }
         }
         for targets in views {
             for wrong in rc.view(targets.clone())?.apply_sync(every_operation, ())? {
