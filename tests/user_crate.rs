@@ -6,7 +6,8 @@
 //! tests pass under `cargo test` and `cargo nextest run`; a test file added
 //! to it checks that a failing, an erroring and a hanging test fail with
 //! their messages, that name filters hold, and that nothing of the killed
-//! job is left running.
+//! job is left running; another checks MPI inside tasks (`rankview::comm()`
+//! on a direct view, `rc.groups(2)`) from the user's crate.
 
 mod common;
 
@@ -73,6 +74,52 @@ fn returns_an_error(_rc: &Client) -> Result<(), String> {
 #[rankview::test(ranks = 2, timeout = 5)]
 fn hangs_forever(_rc: &Client) {
     std::thread::sleep(std::time::Duration::from_secs(3600));
+}
+"#;
+
+/// MPI inside tasks, from a user's crate: the README's `psum` on a direct
+/// view, and a task run SPMD on each group of `rc.groups(2)`.
+const MPI_INSIDE: &str = r#"
+use rankview::{Client, ReduceOp, Ref};
+
+#[rankview::remote]
+fn psum(part: &Vec<f64>) -> rankview::TaskResult<f64> {
+    let comm = rankview::comm()?;
+    Ok(comm.all_reduce(part.iter().sum::<f64>(), ReduceOp::Sum)?)
+}
+
+/// Each group's engines add up `x * (rank + 1)`; (group size, sum).
+#[rankview::remote]
+fn group_sum(x: u64) -> rankview::TaskResult<(usize, u64)> {
+    let comm = rankview::comm()?;
+    let sum = comm.all_reduce(x * (comm.rank() as u64 + 1), ReduceOp::Sum)?;
+    Ok((comm.size(), sum))
+}
+
+#[rankview::test(ranks = 4)]
+fn psum_matches_a_local_sum(rc: &Client) -> rankview::Result<()> {
+    let dv = rc.all();
+    let a: Vec<f64> = (0..1000).map(|i| i as f64 * 0.25).collect();
+    dv.scatter("a", &a).get()?;
+    let sums = dv.apply_sync(psum, (Ref::<Vec<f64>>::new("a"),))?;
+    let local: f64 = a.iter().sum();
+    assert_eq!(sums.len(), 3);
+    assert!(sums.iter().all(|s| (s - local).abs() < 1e-9), "{sums:?} vs {local}");
+    Ok(())
+}
+
+#[rankview::test(ranks = 5)]
+fn groups_of_two_run_each_task_together(rc: &Client) -> rankview::Result<()> {
+    let groups = rc.groups(2)?;
+    let xs: Vec<u64> = (1..=12).collect();
+    let got = groups.chunksize(1).map_sync(group_sum, xs.clone())?;
+    assert_eq!(got, xs.iter().map(|&x| (2, 3 * x)).collect::<Vec<_>>());
+    // A result's metadata: the leader's, then its member's.
+    let ar = groups.apply(group_sum, (5,));
+    assert_eq!(ar.get()?, (2, 15));
+    let engines: Vec<usize> = ar.metadata().iter().map(|m| m.engine).collect();
+    assert!(engines == [0, 1] || engines == [2, 3], "{engines:?}");
+    Ok(())
 }
 "#;
 
@@ -258,4 +305,26 @@ fn failing_erroring_and_hanging_tests_fail_with_their_messages() {
         out.contains("1 passed; 0 failed; 0 ignored; 0 measured; 3 filtered out"),
         "{out}"
     );
+}
+
+#[test]
+fn mpi_inside_tasks_works_from_a_fresh_crate() {
+    let dir = fresh_crate();
+    let at = dir.path();
+    std::fs::write(at.join("tests/mpi_inside.rs"), MPI_INSIDE).expect("a test file");
+    let tested = run(cargo()
+        .current_dir(at)
+        .args(["test", "--test", "mpi_inside"]));
+    let out = text(&tested);
+    assert!(tested.status.success(), "cargo test\n{out}");
+    for name in [
+        "psum_matches_a_local_sum",
+        "groups_of_two_run_each_task_together",
+    ] {
+        assert!(
+            out.contains(&format!("test {name} ... ok")),
+            "{name}\n{out}"
+        );
+    }
+    assert!(out.contains("2 passed; 0 failed"), "{out}");
 }
