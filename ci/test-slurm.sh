@@ -11,7 +11,9 @@
 # Then, where network namespaces can be made, two slurmd in two namespaces
 # joined by a veth pair (each with its own host name and TmpFS), where the
 # one-node case hides that a dead rank alone on its node leaves the others
-# waiting: the same under salloc and in a batch script; and `mpirun` across
+# waiting: the same under salloc and in a batch script; MPI inside tasks
+# across the nodes (`mpi_psum`, and `ensemble` on groups of two that each
+# span both nodes, srun's cyclic distribution); and `mpirun` across
 # the two namespaces with a fake rsh agent (the example runs, a remote
 # engine killed ends the job, SIGINT leaves nothing on either node).
 # Prints `N passed, M failed`; exits 1 when a check failed. Skips, with one
@@ -43,7 +45,7 @@ fi
 set -e
 target="${CARGO_TARGET_DIR:-$here/target}"
 cargo build -q -p rankview-launcher
-cargo build -q -p rankview --example quickstart
+cargo build -q -p rankview --example quickstart --example mpi_psum --example ensemble
 cargo build -q -p rankview-checks --bin check_failures
 set +e
 
@@ -78,6 +80,7 @@ flock 9
 # the second node must see the same files.
 mkdir -p "$tmp/bin"
 cp "$target/debug/rankview" "$target/debug/examples/quickstart" \
+    "$target/debug/examples/mpi_psum" "$target/debug/examples/ensemble" \
     "$target/debug/check_failures" "$tmp/bin/"
 rankview=$tmp/bin/rankview
 quickstart=$tmp/bin/quickstart
@@ -355,6 +358,25 @@ else
         status=$?
         check "two nodes: run inside salloc -N 2, engines on node2 answer" \
             "$(yes_if [ $status -eq 0 ] && has "quickstart: 3 engines answered" && has " on node2): ")"
+
+        # MPI inside tasks across the nodes: ranks dealt out in turn (0, 2,
+        # 4 on node1; 1, 3 on node2), so that each team communicator, and
+        # each group of two engines, has a member on each node.
+        inside rvslurm1 env SLURM_DISTRIBUTION=cyclic "${limit[@]}" salloc -N 2 -n 5 \
+            srun -l hostname >"$out" 2>&1
+        check "two nodes: srun's cyclic distribution puts rank 1 on node2 and rank 2 on node1" \
+            "$(yes_if has "1: node2" && has "2: node1")"
+        inside rvslurm1 env SLURM_DISTRIBUTION=cyclic "${limit[@]}" salloc -N 2 -n 5 \
+            "$rankview" run "$tmp/bin/mpi_psum" >"$out" 2>&1
+        status=$?
+        check "two nodes: mpi_psum (a communicator of engines on both nodes)" \
+            "$(yes_if [ $status -eq 0 ] && has "mpi_psum: every engine's psum is the local sum")"
+        inside rvslurm1 env SLURM_DISTRIBUTION=cyclic "${limit[@]}" salloc -N 2 -n 5 \
+            "$rankview" run "$tmp/bin/ensemble" >"$out" 2>&1
+        status=$?
+        check "two nodes: ensemble on groups of two that span both nodes" \
+            "$(yes_if [ $status -eq 0 ] && has "ensemble: 32 solves on 2 group(s) of 2" &&
+                has "match the serial solve")"
 
         # Rank 3 alone on node2: without --kill-on-bad-exit the others
         # waited for it until the time limit.
