@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{mpirun, mpirun_args, program, Run};
+use common::{launcher_run, mpirun, mpirun_args, program, JobLock, Run};
 
 /// Every check of `check_groups`, in order.
 const CHECKS: &[&str] = &[
@@ -80,6 +80,29 @@ fn a_member_panicking_in_a_collective_ends_the_job() {
         .assert_stderr_contains(
             "in an allreduce (MPI_Isend/MPI_Irecv) on the group's communicator (engines [0, 1])",
         );
+}
+
+/// A member killed with SIGKILL while its leader waits for it in an
+/// allreduce, under the launcher: the job ends within seconds and the
+/// summary names the member's rank and the signal.
+#[test]
+fn a_member_killed_in_a_collective_ends_the_job() {
+    let _lock = JobLock::acquire();
+    let mut command = launcher_run(5, &[], "check_groups");
+    command.arg("killed_in_collective");
+    let started = Instant::now();
+    let out = command.output().expect("the launcher runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the job must fail\n{stderr}");
+    assert!(
+        took < Duration::from_secs(20),
+        "ended after {took:?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("rank 2: first to fail: killed by SIGKILL (signal 9)"),
+        "the member's rank (engine 1) and signal\n{stderr}"
+    );
 }
 
 /// A member returns without entering the barrier its leader waits in: the

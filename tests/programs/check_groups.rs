@@ -100,6 +100,20 @@ fn panic_in_collective() -> TaskResult<u64> {
     Ok(comm.all_reduce(1u64, rankview::ReduceOp::Sum)?)
 }
 
+/// A member is killed (SIGKILL, as by the OOM killer) while the leader
+/// waits for it in an allreduce.
+#[rankview::remote]
+fn killed_in_collective() -> TaskResult<u64> {
+    let comm = rankview::comm()?;
+    if comm.rank() == 1 {
+        // SAFETY: kill(2) with this process's own pid and a valid signal.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    Ok(comm.all_reduce(1u64, rankview::ReduceOp::Sum)?)
+}
+
 /// A member returns without entering the barrier its leader waits in.
 #[rankview::remote]
 fn member_skips_barrier() -> TaskResult<()> {
@@ -454,6 +468,12 @@ fn main() {
                 let gv = rc.groups(2).map_err(|e| e.to_string())?;
                 let r = gv.apply(panic_in_collective, ()).get();
                 Err(format!("the job went on after a stuck collective: {r:?}"))
+            }
+            // A member is killed while its leader waits for it.
+            "killed_in_collective" => {
+                let gv = rc.groups(2).map_err(|e| e.to_string())?;
+                let r = gv.apply(killed_in_collective, ()).get();
+                Err(format!("the job went on after a member was killed: {r:?}"))
             }
             // A member never enters the barrier its leader waits in.
             "never_enters" => {
