@@ -108,9 +108,9 @@ fn depth_rule() {
     assert_eq!(c.depth(None), 2, "unknown durations: the least depth");
     assert_eq!(c.depth(Some(Duration::ZERO)), 512);
     assert_eq!(c.depth(Some(Duration::from_millis(20))), 2);
-    // 200 µs round trip over 50 µs tasks: one running and four ahead.
-    assert_eq!(c.depth(Some(Duration::from_micros(50))), 5);
-    assert_eq!(c.depth(Some(Duration::from_micros(1))), 201);
+    // 2 ms round trip over 500 µs tasks: one running and four ahead.
+    assert_eq!(c.depth(Some(Duration::from_micros(500))), 5);
+    assert_eq!(c.depth(Some(Duration::from_micros(10))), 201);
     assert_eq!(c.depth(Some(Duration::from_nanos(10))), 512, "clamped");
     assert_eq!(config(0, 0).depth(None), 1, "never below 1");
 }
