@@ -8,10 +8,12 @@
 //! for work) makes the passes itself instead, under the same lock: a
 //! request and its reply then cross no thread hand-off, which on an
 //! oversubscribed node is a context switch each (bench `w1`). While a
-//! thread helps, the owner naps; a helper that gives up wakes it. This
-//! module owns that arrangement, and counts the passes helpers make
-//! ([`helped_passes`], which the test programs read); what a pass does is
-//! the loops' own.
+//! thread helps, the owner naps; a helper that gives up wakes it. Under
+//! the same lock a thread may also run a step of its own on the loop's
+//! state ([`Published::try_with`]: a task starting its MPI operation on
+//! its team's communicator, `taskcomm`). This module owns that
+//! arrangement, and counts the passes helpers make ([`helped_passes`],
+//! which the test programs read); what a pass does is the loops' own.
 //!
 //! A rank has one such loop (rank 0 the controller's, an engine its MPI
 //! thread's). The threads that wait for it call this module's [`help`],
@@ -135,9 +137,7 @@ impl<L: Loop> Published<L> {
             shared.open();
         }
     }
-}
 
-impl<L: Loop> Published<L> {
     /// Runs `f` on the published loop's state on the calling thread, when
     /// MPI lets any thread call it and no other thread is making a pass
     /// (as [`help`] does, with `f` instead of a pass); `None` otherwise. A
