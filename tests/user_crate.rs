@@ -224,19 +224,14 @@ fn a_fresh_crate_builds_runs_and_tests_as_the_readme_says() {
     assert_eq!(best.len(), 1, "only rank 0 goes on after launch\n{out}");
 
     let tested = run(cargo().current_dir(at).args(["test", "--test", "sweep"]));
-    let out = text(&tested);
-    assert!(tested.status.success(), "cargo test\n{out}");
-    for name in [
-        "engines_agree_with_a_local_run",
-        "one_engine_is_enough",
-        "the_grid_has_every_combination",
-    ] {
-        assert!(
-            out.contains(&format!("test {name} ... ok")),
-            "{name}\n{out}"
-        );
-    }
-    assert!(out.contains("3 passed; 0 failed"), "{out}");
+    assert_passed(
+        &tested,
+        &[
+            "engines_agree_with_a_local_run",
+            "one_engine_is_enough",
+            "the_grid_has_every_combination",
+        ],
+    );
 
     // Over TCP only, as between nodes.
     let tcp = run(cargo()
@@ -255,14 +250,37 @@ fn a_fresh_crate_builds_runs_and_tests_as_the_readme_says() {
     assert!(out.contains("3 tests run: 3 passed"), "{out}");
 }
 
+/// `cargo test` succeeded, with each of `names` passed and nothing else
+/// run.
+#[track_caller]
+fn assert_passed(tested: &Output, names: &[&str]) {
+    let out = text(tested);
+    assert!(tested.status.success(), "cargo test\n{out}");
+    for name in names {
+        assert!(
+            out.contains(&format!("test {name} ... ok")),
+            "{name}\n{out}"
+        );
+    }
+    let count = format!("{} passed; 0 failed", names.len());
+    assert!(out.contains(&count), "{out}");
+}
+
+/// A fresh crate with `tests/{name}.rs` added, and what `cargo test --test
+/// {name}` in it printed.
+fn with_test_file(name: &str, source: &str) -> (tempfile::TempDir, Output) {
+    let dir = fresh_crate();
+    std::fs::write(dir.path().join(format!("tests/{name}.rs")), source).expect("a test file");
+    let tested = run(cargo()
+        .current_dir(dir.path())
+        .args(["test", "--test", name]));
+    (dir, tested)
+}
+
 #[test]
 fn failing_erroring_and_hanging_tests_fail_with_their_messages() {
-    let dir = fresh_crate();
+    let (dir, tested) = with_test_file("meant_to_fail", MEANT_TO_FAIL);
     let at = dir.path();
-    std::fs::write(at.join("tests/meant_to_fail.rs"), MEANT_TO_FAIL).expect("a test file");
-    let tested = run(cargo()
-        .current_dir(at)
-        .args(["test", "--test", "meant_to_fail"]));
     let out = text(&tested);
     assert!(!tested.status.success(), "failing tests must fail\n{out}");
     assert!(out.contains("test passes ... ok"), "{out}");
@@ -309,22 +327,12 @@ fn failing_erroring_and_hanging_tests_fail_with_their_messages() {
 
 #[test]
 fn mpi_inside_tasks_works_from_a_fresh_crate() {
-    let dir = fresh_crate();
-    let at = dir.path();
-    std::fs::write(at.join("tests/mpi_inside.rs"), MPI_INSIDE).expect("a test file");
-    let tested = run(cargo()
-        .current_dir(at)
-        .args(["test", "--test", "mpi_inside"]));
-    let out = text(&tested);
-    assert!(tested.status.success(), "cargo test\n{out}");
-    for name in [
-        "psum_matches_a_local_sum",
-        "groups_of_two_run_each_task_together",
-    ] {
-        assert!(
-            out.contains(&format!("test {name} ... ok")),
-            "{name}\n{out}"
-        );
-    }
-    assert!(out.contains("2 passed; 0 failed"), "{out}");
+    let (_dir, tested) = with_test_file("mpi_inside", MPI_INSIDE);
+    assert_passed(
+        &tested,
+        &[
+            "psum_matches_a_local_sum",
+            "groups_of_two_run_each_task_together",
+        ],
+    );
 }
