@@ -7,16 +7,17 @@
 //! files (`view/direct.rs`, `view/load_balanced.rs`, `executor/`), which
 //! build on the client, not the other way round.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
 use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Request, TaskId};
+use crate::protocol::{self, Request, TaskId, TeamSpec};
 use crate::result::{AsyncResult, Behind, Control, Link, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
@@ -29,6 +30,9 @@ struct Inner {
     next_task: AtomicU64,
     /// Every finished part, for [`Client::timeline`].
     log: Arc<JobLog>,
+    /// The teams given a communicator so far (see [`Client::team`]).
+    teams: Mutex<HashSet<Vec<u32>>>,
+    max_teams: usize,
 }
 
 impl Inner {
@@ -92,8 +96,28 @@ impl Client {
                 engines,
                 next_task: AtomicU64::new(1),
                 log: Arc::new(JobLog::new(TIMELINE_LIMIT)),
+                teams: Mutex::new(HashSet::new()),
+                max_teams: max_teams(),
             }),
         }
+    }
+
+    /// The team of a direct view's task on `targets` (several engines):
+    /// with its communicator if it has one already or the job has made
+    /// fewer than `RANKVIEW_MAX_TEAMS`, without one otherwise (`comm()` in
+    /// the task then says why). Every member's message carries the same
+    /// answer, so they agree on whether to create it.
+    pub(crate) fn team(&self, targets: &[usize]) -> TeamSpec {
+        let mut team = TeamSpec::new(targets);
+        let mut made = self.inner.teams.lock().unwrap_or_else(|p| p.into_inner());
+        if !made.contains(&team.engines) {
+            if made.len() < self.inner.max_teams {
+                made.insert(team.engines.clone());
+            } else {
+                team.communicator = false;
+            }
+        }
+        team
     }
 
     pub(crate) fn commands(&self) -> &Sender<Command> {
@@ -368,4 +392,16 @@ impl<const N: usize> Targets for [usize; N] {
     fn resolve(self, _: usize) -> Result<Vec<usize>> {
         Ok(self.to_vec())
     }
+}
+
+/// How many task communicators the client lets the job make
+/// (`RANKVIEW_MAX_TEAMS`, 1000 by default): one per distinct ordered set of
+/// engines that a direct view ran a task on, each kept for the job, and MPI
+/// implementations limit how many a process may have (MPICH about 2,000,
+/// views' collectives included).
+fn max_teams() -> usize {
+    std::env::var("RANKVIEW_MAX_TEAMS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1000)
 }

@@ -40,6 +40,25 @@ fn taskcomm_9_ranks() {
     mpirun(9, "check_taskcomm", &[]).assert_checks("check_taskcomm", CHECKS);
 }
 
+/// With `RANKVIEW_MAX_TEAMS=2`, the third distinct view's tasks run without
+/// a communicator, and `comm()` in them names the limit; the views made
+/// before keep theirs.
+#[test]
+fn views_beyond_the_team_limit_run_without_a_communicator() {
+    mpirun_args(vec![
+        "-x".into(),
+        "RANKVIEW_MAX_TEAMS=2".into(),
+        "-n".into(),
+        "5".into(),
+        program("check_taskcomm").into(),
+        "team_limit".into(),
+    ])
+    .assert_success()
+    .assert_stdout_contains(
+        "check_taskcomm: team_limit: ok (rankview::comm(): this view's engines got no communicator",
+    );
+}
+
 /// A task waiting in a barrier that the other engine of its view never
 /// enters, and a client that returns: the job ends after the shutdown
 /// grace (2 s here), non-zero, naming the engine and its task.

@@ -521,7 +521,8 @@ pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
         } => {
             let run = || call(function, args);
             let value = match &team {
-                Some(team) => crate::taskcomm::scoped(team, run),
+                Some(team) if team.communicator => crate::taskcomm::scoped(team, run),
+                Some(_) => crate::taskcomm::over_limit(run),
                 None => crate::taskcomm::single(run),
             };
             (task, value.map(Outcome::Value))

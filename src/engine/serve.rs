@@ -287,7 +287,9 @@ impl EngineLoop {
                         team: Some(team), ..
                     } = &request
                     {
-                        comm.teams.ensure(&comm.mpi, team).map_err(Ending::Broken)?;
+                        if team.communicator {
+                            comm.teams.ensure(&comm.mpi, team).map_err(Ending::Broken)?;
+                        }
                     }
                     comm.inbox.push(Job::Request(request))
                 }

@@ -322,13 +322,18 @@ impl GroupSpec {
 pub(crate) struct TeamSpec {
     /// Engine ids; a member's rank in the communicator is its index here.
     pub engines: Vec<u32>,
+    /// The team has (or gets) its communicator; false when the client had
+    /// already made as many as it allows (`RANKVIEW_MAX_TEAMS`), and the
+    /// task runs without one.
+    pub communicator: bool,
 }
 
 impl TeamSpec {
-    /// The team of `engines`, in that order.
+    /// The team of `engines`, in that order, with its communicator.
     pub(crate) fn new(engines: &[usize]) -> TeamSpec {
         TeamSpec {
             engines: engines.iter().map(|&e| e as u32).collect(),
+            communicator: true,
         }
     }
 

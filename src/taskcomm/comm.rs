@@ -83,8 +83,10 @@ impl std::fmt::Debug for TaskComm {
 /// [`TaskComm`]); created once per ordered set of engines, when the first
 /// task for that set reaches them, and kept for the job.
 ///
-/// An [`Error::NoComm`] outside a task, in a load-balanced task, or in a
-/// task that a direct view sent to one engine only (the error says which).
+/// An [`Error::NoComm`] outside a task, in a load-balanced task, in a task
+/// that a direct view sent to one engine only, or in a task of a set of
+/// engines that got no communicator because the job had made as many as
+/// `RANKVIEW_MAX_TEAMS` allows (1000 by default; the error says which).
 ///
 /// # Examples
 ///

@@ -41,4 +41,6 @@ mod comm;
 mod scope;
 
 pub use comm::{comm, TaskComm};
-pub(crate) use scope::{balanced, in_team_task, install, mapped, scoped, single, TeamCall, TeamOp};
+pub(crate) use scope::{
+    balanced, in_team_task, install, mapped, over_limit, scoped, single, TeamCall, TeamOp,
+};

@@ -140,6 +140,9 @@ pub(super) enum Where {
     Balanced,
     /// Inside a task a direct view sent to one engine.
     Single,
+    /// Inside a task of several engines that got no communicator: the job
+    /// had made as many as the client allows.
+    OverLimit,
     /// Inside an item of a direct view's `map` (each engine runs its own
     /// items, not one task together).
     Mapped,
@@ -228,6 +231,12 @@ pub(crate) fn single<R>(f: impl FnOnce() -> R) -> R {
     within(Where::Single, f)
 }
 
+/// Runs `f` as a task of several engines that got no communicator (the
+/// job had made as many as allowed): `comm()` inside says so.
+pub(crate) fn over_limit<R>(f: impl FnOnce() -> R) -> R {
+    within(Where::OverLimit, f)
+}
+
 /// Runs `f` as an item of a direct view's `map`: `comm()` inside says so.
 pub(crate) fn mapped<R>(f: impl FnOnce() -> R) -> R {
     within(Where::Mapped, f)
@@ -262,6 +271,12 @@ pub(super) fn no_comm(place: &Where) -> Error {
         Where::Single => {
             "this task was sent to one engine only; a communicator needs a direct \
              view of several engines"
+        }
+        Where::OverLimit => {
+            "this view's engines got no communicator: the job has made as many task \
+             communicators as RANKVIEW_MAX_TEAMS allows (1000 by default), one per \
+             distinct ordered set of engines a direct view ran a task on; reuse a view \
+             made before (same engines, same order), or raise the limit"
         }
         Where::Team { .. } => "internal error: a task of a team",
     };

@@ -458,12 +458,43 @@ fn never_entered(rc: &Client, wait: bool) -> Outcome {
     Ok(())
 }
 
+/// Run with `RANKVIEW_MAX_TEAMS=2` on 4 engines or more: the first two
+/// distinct views get communicators, a third does not (its tasks still
+/// run, and `comm()` says why), and the first keeps its own.
+fn team_limit(rc: &Client) -> Outcome {
+    let psum_of = |targets: Vec<usize>| -> Result<Vec<f64>, rankview::Error> {
+        let view = rc.view(targets)?;
+        view.scatter("a", &vec![1.0f64, 2.0, 3.0, 4.0]).get()?;
+        view.apply_sync(psum, (Ref::<Vec<f64>>::new("a"),))
+    };
+    assert_eq!(psum_of(vec![0, 1])?, [10.0, 10.0]);
+    assert_eq!(psum_of(vec![1, 2])?, [10.0, 10.0]);
+    let third = rc.view([2, 3])?;
+    let errors = third.apply_sync(comm_error, ())?;
+    for e in &errors {
+        assert!(e.contains("RANKVIEW_MAX_TEAMS"), "{e}");
+    }
+    assert_eq!(
+        third.apply_sync(pid, ())?.len(),
+        2,
+        "a task without a communicator runs"
+    );
+    assert_eq!(
+        psum_of(vec![0, 1])?,
+        [10.0, 10.0],
+        "a view made before keeps its communicator"
+    );
+    println!("check_taskcomm: team_limit: ok ({})", errors[0]);
+    Ok(())
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     gate::sections(rankview::Launch::new()).run(|rc| -> Result<(), String> {
         match mode.as_str() {
             "never_entered" => return never_entered(rc, false).map_err(|e| e.to_string()),
             "never_entered_wait" => return never_entered(rc, true).map_err(|e| e.to_string()),
+            "team_limit" => return team_limit(rc).map_err(|e| e.to_string()),
             _ => {}
         }
         let mut list = Checklist::new("check_taskcomm");
