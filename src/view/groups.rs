@@ -41,7 +41,9 @@ impl Client {
     /// Like `MPI_Comm_split`, this makes each group's communicator (on the
     /// group's engines, once per group; a later call with the same size
     /// reuses them) and returns once they are made. [`Error::Usage`] if
-    /// `size` is 0 or larger than the job's engines.
+    /// `size` is 0 or larger than the job's engines, or if a group could
+    /// not have its communicator because the job has made as many as
+    /// `RANKVIEW_MAX_TEAMS` allows (see [`comm`](crate::comm)).
     ///
     /// ```no_run
     /// use rankview::ReduceOp;
@@ -77,6 +79,21 @@ impl Client {
             .map_err(|_| Error::Usage(format!("groups of {size} engines: too large")))?;
         let leaders: Vec<usize> = (0..engines / size).map(|g| g * size).collect();
         if size > 1 {
+            // Each group's communicator counts against the job's limit:
+            // refuse groups that could not have one.
+            for &leader in &leaders {
+                if !self
+                    .team(&(leader..leader + size).collect::<Vec<_>>())
+                    .communicator
+                {
+                    return Err(Error::Usage(format!(
+                        "groups of {size} engines: the group of engines {leader}..{} gets no \
+                         communicator, the job has made as many as RANKVIEW_MAX_TEAMS allows \
+                         (1000 by default)",
+                        leader + size
+                    )));
+                }
+            }
             let joins = leaders
                 .iter()
                 .map(|&leader| {

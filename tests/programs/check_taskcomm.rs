@@ -484,6 +484,12 @@ fn team_limit(rc: &Client) -> Outcome {
         [10.0, 10.0],
         "a view made before keeps its communicator"
     );
+    // Groups need a communicator each: the second group (engines 2, 3)
+    // cannot have one.
+    match rc.groups(2) {
+        Err(rankview::Error::Usage(e)) => assert!(e.contains("RANKVIEW_MAX_TEAMS"), "{e}"),
+        other => panic!("groups beyond the limit: {other:?}"),
+    }
     println!("check_taskcomm: team_limit: ok ({})", errors[0]);
     Ok(())
 }
