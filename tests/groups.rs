@@ -105,6 +105,38 @@ fn a_member_killed_in_a_collective_ends_the_job() {
     );
 }
 
+/// Group tasks still pending when the client returns (one running on the
+/// first group, three queued for the second, none waited for): every
+/// part of each runs (each engine appends a line after the group's
+/// barrier), and the job ends cleanly.
+#[test]
+fn group_tasks_pending_when_the_client_returns_complete() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("parts");
+    mpirun(
+        5,
+        "check_groups",
+        &["pending_at_return", log.to_str().expect("a UTF-8 path")],
+    )
+    .assert_success()
+    .assert_within(Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).expect("the parts' log");
+    let lines: Vec<&str> = text.lines().collect();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        (lines.len(), count(" 300 ms "), count(" 50 ms ")),
+        (8, 2, 6),
+        "each part of each pending task ran once: {lines:?}"
+    );
+    for (a, b) in [(0, 1), (2, 3)] {
+        assert_eq!(
+            count(&format!("engine {a}")),
+            count(&format!("engine {b}")),
+            "both engines of a group ran each of its tasks: {lines:?}"
+        );
+    }
+}
+
 /// A member returns without entering the barrier its leader waits in: the
 /// job ends, saying so.
 #[test]

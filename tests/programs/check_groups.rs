@@ -114,6 +114,25 @@ fn killed_in_collective() -> TaskResult<u64> {
     Ok(comm.all_reduce(1u64, rankview::ReduceOp::Sum)?)
 }
 
+/// Sleeps `ms` on every engine of the group, then meets the others in a
+/// barrier and appends a line saying so to the file `log` (a task still
+/// pending when the client returns: its output is not printed).
+#[rankview::remote]
+fn late_barrier(ms: u64, log: String) -> TaskResult<()> {
+    use std::io::Write;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let comm = rankview::comm()?;
+    comm.barrier()?;
+    let engine = rankview::globals().engine()?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)?;
+    // One write: the engines append to the same file at once.
+    file.write_all(format!("late_barrier {ms} ms done on engine {engine}\n").as_bytes())?;
+    Ok(())
+}
+
 /// A member returns without entering the barrier its leader waits in.
 #[rankview::remote]
 fn member_skips_barrier() -> TaskResult<()> {
@@ -474,6 +493,16 @@ fn main() {
                 let gv = rc.groups(2).map_err(|e| e.to_string())?;
                 let r = gv.apply(killed_in_collective, ()).get();
                 Err(format!("the job went on after a member was killed: {r:?}"))
+            }
+            // Group tasks still pending (one running, more queued) when
+            // the client returns: they complete, and the job ends cleanly.
+            "pending_at_return" => {
+                let log = std::env::args().nth(2).ok_or("pending_at_return LOG")?;
+                let gv = rc.groups(2).map_err(|e| e.to_string())?;
+                for ms in [300, 50, 50, 50] {
+                    drop(gv.apply(late_barrier, (ms, log.clone())));
+                }
+                Ok(())
             }
             // A member never enters the barrier its leader waits in.
             "never_enters" => {
