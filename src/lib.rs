@@ -83,6 +83,7 @@ mod registry;
 mod remote;
 mod result;
 mod scheduler;
+mod settings;
 mod sync;
 mod taskcomm;
 mod testing;

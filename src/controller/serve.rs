@@ -215,13 +215,7 @@ impl ControllerLoop {
 /// seconds, 10 by default; a value too large for a `Duration` (or `inf`)
 /// means no limit.
 fn shutdown_grace() -> Duration {
-    std::env::var("RANKVIEW_SHUTDOWN_GRACE")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .map_or(Duration::from_secs(10), |s| {
-            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
-        })
+    crate::settings::seconds("RANKVIEW_SHUTDOWN_GRACE", Duration::from_secs(10))
 }
 
 /// Asks the engines of a direct-view request that have not answered it to

@@ -42,12 +42,11 @@ use super::job::{now_us, quiet_done, ExecOut, GroupOut, Job, Leading, PartEnded}
 /// of its task has ended (`RANKVIEW_GROUP_GRACE` seconds, 2 by default).
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
+/// [`GRACE`] or the user's `RANKVIEW_GROUP_GRACE`, read once (the loop
+/// asks on every pass while a part waits).
 fn grace() -> Duration {
-    std::env::var("RANKVIEW_GROUP_GRACE")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(GRACE)
+    static GROUP_GRACE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *GROUP_GRACE.get_or_init(|| crate::settings::seconds("RANKVIEW_GROUP_GRACE", GRACE))
 }
 
 /// The engines of the group led by `leader`, leader first.

@@ -45,13 +45,7 @@ const MESSAGE_TAG: i32 = 1;
 /// `--timeout` or the shutdown grace ends it, and the note names the engine
 /// and the team.
 fn wait_note() -> Duration {
-    std::env::var("RANKVIEW_COMM_WAIT_NOTE")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .map_or(Duration::from_secs(30), |s| {
-            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
-        })
+    crate::settings::seconds("RANKVIEW_COMM_WAIT_NOTE", Duration::from_secs(30))
 }
 
 /// An operation in flight, with the buffers it reads or fills.
