@@ -33,6 +33,9 @@ const SPIN: Duration = Duration::from_micros(200);
 ///
 /// It belongs to the task that got it: it cannot leave the task's thread,
 /// and once the task has returned, its operations are an [`Error::NoComm`].
+/// Buffers of mismatched lengths, a rank outside the communicator, or more
+/// elements than MPI counts in one operation (`i32::MAX`) are an
+/// [`Error::Usage`], before anything is sent.
 ///
 /// # Examples
 ///
@@ -152,6 +155,7 @@ impl TaskComm {
                 recv.len()
             )));
         }
+        counted("all_reduce_into", send.len())?;
         lend(E::slice(send), |send| {
             lend_mut(E::slice_mut(recv), |recv| {
                 self.call(TeamOp::AllReduce { send, recv, op })
@@ -171,6 +175,7 @@ impl TaskComm {
     /// (`MPI_Ibcast`); every rank passes a buffer of the same length.
     pub fn broadcast_into<E: Element>(&self, root: usize, buf: &mut [E]) -> Result<()> {
         self.check_rank("broadcast_into", root)?;
+        counted("broadcast_into", buf.len())?;
         lend_mut(E::slice_mut(buf), |buf| {
             self.call(TeamOp::Broadcast { buf, root })
         })
@@ -189,6 +194,7 @@ impl TaskComm {
                 recv.len()
             )));
         }
+        counted("all_gather_into", recv.len())?;
         lend(E::slice(send), |send| {
             lend_mut(E::slice_mut(recv), |recv| {
                 self.call(TeamOp::AllGather { send, recv })
@@ -201,6 +207,7 @@ impl TaskComm {
     /// sent. Messages between two ranks arrive in the order they were sent.
     pub fn send<E: Element>(&self, to: usize, data: &[E]) -> Result<()> {
         self.check_rank("send", to)?;
+        counted("send", data.len())?;
         lend(E::slice(data), |buf| self.call(TeamOp::Send { buf, to })).map(drop)
     }
 
@@ -209,6 +216,7 @@ impl TaskComm {
     /// number of elements received.
     pub fn receive_into<E: Element>(&self, from: usize, buf: &mut [E]) -> Result<usize> {
         self.check_rank("receive_into", from)?;
+        counted("receive_into", buf.len())?;
         let kind = kind_of::<E>();
         lend_mut(E::slice_mut(buf), |buf| {
             self.call(TeamOp::Receive { buf, from, kind })
@@ -244,6 +252,18 @@ impl TaskComm {
         }
         wait(&answer)
     }
+}
+
+/// MPI counts elements in a C `int`: a longer buffer is the caller's error,
+/// found before anything is lent or sent.
+fn counted(what: &str, len: usize) -> Result<()> {
+    if i32::try_from(len).is_ok() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{what}: {len} elements; MPI counts at most {} in one operation",
+        i32::MAX
+    )))
 }
 
 /// The MPI thread has stopped: the engine is ending.

@@ -176,6 +176,12 @@ fn misuse() -> TaskResult<Vec<String>> {
     let mut short = vec![0u8; n - 1];
     let e = comm.all_gather_into(&[1u8], &mut short);
     errors.push(format!("{e:?}"));
+    // More elements than MPI counts (2 GiB each, never touched: zeroed
+    // pages the kernel has not mapped yet).
+    let big = vec![0u8; i32::MAX as usize + 1];
+    let mut big_out = vec![0u8; big.len()];
+    let e = comm.all_reduce_into(&big, &mut big_out, ReduceOp::Max);
+    errors.push(format!("{e:?}"));
     // After all of these the communicator still works.
     comm.barrier()?;
     Ok(errors)
@@ -354,7 +360,7 @@ fn checks(rc: &Client, list: &mut Checklist) {
             return skip("needs two engines");
         }
         for errors in rc.all().apply_sync(misuse, ())? {
-            assert_eq!(errors.len(), 3);
+            assert_eq!(errors.len(), 4);
             assert!(
                 errors[0].contains("3 elements sent into a buffer of 2"),
                 "{}",
@@ -366,6 +372,11 @@ fn checks(rc: &Client, list: &mut Checklist) {
                 errors[1]
             );
             assert!(errors[2].contains("all_gather_into"), "{}", errors[2]);
+            assert!(
+                errors[3].contains("Usage") && errors[3].contains("MPI counts at most"),
+                "{}",
+                errors[3]
+            );
         }
         rc.all().apply_sync(keep_comm, ())?;
         for said in rc.all().apply_sync(use_kept_comm, ())? {
