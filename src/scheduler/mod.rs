@@ -18,10 +18,11 @@
 //! engine ids, engine sets), `steal` (who may steal a task, when a stolen
 //! task may start, and the thief), `local` (an engine's queue), `deps`,
 //! `status`, `placement` (prefetch depth, per-engine accounts), `task`
-//! (what goes into the table and comes out), `table` (the controller's
-//! task table), and `map` (the view's side of `map`).
+//! (what goes into the table and comes out), `finals` (the rows of final
+//! tasks), `table` (the controller's task table), and `map` (the view's side of `map`).
 
 mod deps;
+mod finals;
 mod ids;
 mod local;
 pub(crate) mod map;

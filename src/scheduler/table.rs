@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::deps::{Ended, Kind, Tracker, Verdict};
+use super::finals::Finals;
 use super::ids::{EngineId, EngineSet, TaskId, TaskMap};
 use super::local::Queued;
 use super::placement::{preferred, Config, Load};
@@ -72,7 +73,7 @@ pub(crate) struct TaskTable<T> {
     /// moves only 16-byte entries when it grows, shrinks or removes one.
     tasks: TaskMap<Box<Record<T>>>,
     /// Final tasks not forgotten yet, for the tasks that depend on them.
-    finals: TaskMap<Final>,
+    finals: Finals,
     /// Waiting tasks to tell when a task ends: dependency → (dependent, set).
     dependents: TaskMap<Vec<(TaskId, Kind)>>,
     /// Unpinned tasks to place, oldest first (may hold stale ids).
@@ -104,7 +105,7 @@ impl<T> TaskTable<T> {
         TaskTable {
             config,
             tasks: TaskMap::default(),
-            finals: TaskMap::default(),
+            finals: Finals::default(),
             dependents: TaskMap::default(),
             ready: VecDeque::new(),
             ready_pinned: (0..engines).map(|_| VecDeque::new()).collect(),
@@ -130,7 +131,7 @@ impl<T> TaskTable<T> {
     /// [`take_failed`](TaskTable::take_failed)); otherwise it waits.
     pub(crate) fn submit(&mut self, task: Task<T>, now: Instant) {
         let id = task.id;
-        if self.tasks.contains_key(&id) || self.finals.contains_key(&id) {
+        if self.tasks.contains_key(&id) || self.finals.contains(id) {
             self.failed.push((
                 id,
                 Error::Usage(format!("task id {id} is already in the scheduler")),
@@ -177,7 +178,7 @@ impl<T> TaskTable<T> {
             set.tasks.retain(|t| seen.insert(*t));
             let mut tracker = Tracker::new(kind, &set);
             for &dep in &set.tasks {
-                let ended = match (self.tasks.get(&dep), self.finals.get(&dep)) {
+                let ended = match (self.tasks.get(&dep), self.finals.get(dep)) {
                     (Some(r), _) => r.state.ended(),
                     (None, Some(f)) => f.state().ended(),
                     (None, None) => Some(Ended::Unknown),
@@ -225,7 +226,7 @@ impl<T> TaskTable<T> {
     /// depend on until it is forgotten.
     pub(crate) fn never_ran(&mut self, id: TaskId) {
         if !self.tasks.contains_key(&id) {
-            self.finals.entry(id).or_insert(Final::NotRun);
+            self.finals.insert(id, Final::NotRun, false);
         }
     }
 
@@ -280,7 +281,7 @@ impl<T> TaskTable<T> {
             shrink(&mut self.tasks);
             self.live -= 1;
             if let (false, Some(end)) = (forgotten, end.to_final()) {
-                self.finals.insert(id, end);
+                self.finals.insert(id, end, true);
             }
             let Some(ended) = end.ended() else { continue };
             for (dependent, kind) in self.dependents.remove(&id).unwrap_or_default() {
@@ -684,8 +685,8 @@ impl<T> TaskTable<T> {
     pub(crate) fn forget(&mut self, task: TaskId) {
         if let Some(r) = self.tasks.get_mut(&task) {
             r.forgotten = true;
-        } else if self.finals.remove(&task).is_some() {
-            shrink(&mut self.finals);
+        } else {
+            self.finals.remove(task);
         }
     }
 
@@ -693,7 +694,7 @@ impl<T> TaskTable<T> {
     /// The state of `task`, if the table has it.
     pub(crate) fn state(&self, task: TaskId) -> Option<State> {
         (self.tasks.get(&task).map(|r| r.state))
-            .or_else(|| self.finals.get(&task).map(|f| f.state()))
+            .or_else(|| self.finals.get(task).map(|f| f.state()))
     }
 
     /// Rows held (live tasks and final ones not forgotten).
