@@ -11,12 +11,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
 use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling};
 use crate::error::{Error, Result};
+use crate::fifo::Sender;
 use crate::protocol::{self, Request, TaskId, TeamSpec};
 use crate::result::{AsyncResult, Behind, Control, Link, Payload, ResultState};
 use crate::scheduler::QueueStatus;

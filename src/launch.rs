@@ -21,6 +21,7 @@ use crate::contract::Command;
 use crate::controller::{self, Ready};
 use crate::engine::{self, Ending};
 use crate::error::{Error, Result};
+use crate::fifo;
 use crate::transport::{Mpi, Section, World};
 
 /// Code run on every rank's MPI thread right after `MPI_Init`, with
@@ -132,7 +133,7 @@ impl Launch {
     {
         let (role_tx, role_rx) = mpsc::sync_channel::<Result<(usize, Role)>>(1);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Ready>>(1);
-        let (command_tx, command_rx) = mpsc::channel::<Command>();
+        let (command_tx, command_rx) = fifo::channel::<Command>();
         let (out_tx, out_rx) = mpsc::channel::<engine::ExecOut>();
         let prelude = self.prelude;
         let sections = self.sections;

@@ -71,6 +71,7 @@ mod controller;
 mod engine;
 mod error;
 mod executor;
+mod fifo;
 mod helping;
 mod hugepages;
 mod launch;

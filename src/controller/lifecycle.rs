@@ -4,13 +4,14 @@
 //! once after a failure), all under a panic guard that ends the job.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::contract::Command;
 use crate::error::{Error, Result};
+use crate::fifo::Receiver;
 use crate::protocol::{self, Reply, Request};
 use crate::transport::{self, Mpi};
 
@@ -59,7 +60,7 @@ fn controller_panicked(payload: &(dyn std::any::Any + Send), thread: &str) -> ! 
 
 fn run_inner(
     mut mpi: Mpi,
-    commands: Receiver<Command>,
+    mut commands: Receiver<Command>,
     ready: SyncSender<Result<Ready>>,
 ) -> (Mpi, bool) {
     let engines = mpi.size() - 1;

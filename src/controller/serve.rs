@@ -5,12 +5,13 @@
 //! drains here first (see the module's "Shutdown").
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract::{Command, Filling};
 use crate::error::Error;
+use crate::fifo::Receiver;
 use crate::helping::{self, Caller, LoopShare, Step};
 use crate::protocol::{self, Reply, Request, TaskId};
 use crate::transport::{self, Mpi};
