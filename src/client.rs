@@ -18,9 +18,9 @@ use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling
 use crate::error::{Error, Result};
 use crate::fifo::Sender;
 use crate::protocol::{self, Request, TaskId, TeamSpec};
-use crate::result::{AsyncResult, Behind, Control, Link, Payload, ResultState};
+use crate::result::{AsyncResult, Behind, Control, Link, Name, Payload, ResultState};
 use crate::scheduler::QueueStatus;
-use crate::timeline::{JobLog, Timeline, TIMELINE_LIMIT};
+use crate::timeline::{job_log, Timeline};
 use crate::view::shape::Shape;
 
 struct Inner {
@@ -28,8 +28,6 @@ struct Inner {
     controller: Thread,
     engines: usize,
     next_task: AtomicU64,
-    /// Every finished part, for [`Client::timeline`].
-    log: Arc<JobLog>,
     /// The teams given a communicator so far (see [`Client::team`]).
     teams: Mutex<HashSet<Vec<u32>>>,
     max_teams: usize,
@@ -95,7 +93,6 @@ impl Client {
                 controller,
                 engines,
                 next_task: AtomicU64::new(1),
-                log: Arc::new(JobLog::new(TIMELINE_LIMIT)),
                 teams: Mutex::new(HashSet::new()),
                 max_teams: max_teams(),
             }),
@@ -191,12 +188,7 @@ impl Client {
     /// });
     /// ```
     pub fn timeline(&self) -> Timeline {
-        self.inner.log.timeline()
-    }
-
-    /// The job's record of finished parts, for results made elsewhere.
-    pub(crate) fn log(&self) -> &Arc<JobLog> {
-        &self.inner.log
+        job_log().timeline()
     }
 
     /// A new task id.
@@ -246,7 +238,7 @@ impl Client {
             Ok(built) => built,
             Err(e) => return AsyncResult::failed(e),
         };
-        let state = ResultState::new(task, engines, what, Some(&self.inner.log));
+        let state = ResultState::new(task, engines, what, true);
         let command = Command::Submit {
             task,
             engines: engines.clone(),
@@ -280,7 +272,7 @@ impl Client {
         finish: impl Fn(&mut [(usize, Result<Payload>)]) -> Result<T> + Send + Sync + 'static,
     ) -> AsyncResult<T> {
         let task = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let state = ResultState::new(task, engines, kind.name(), Some(&self.inner.log));
+        let state = ResultState::new(task, engines, kind.name(), true);
         let command = Command::Collective(Collective {
             task,
             engines: engines.clone(),
@@ -297,19 +289,19 @@ impl Client {
 
 /// What a request does, for the controller's messages: the remote
 /// function's path for `apply` and `map`, else the request's kind.
-fn describe(request: &Request) -> &'static str {
+fn describe(request: &Request) -> Name {
     match request {
         Request::Apply { function: id, .. } | Request::Map { function: id, .. } => {
             crate::registry::registry().path(*id)
         }
-        Request::Push { .. } => "push",
-        Request::Pull { .. } => "pull",
-        Request::Keys { .. } => "keys",
-        Request::Clear { .. } => "clear",
-        Request::Collective { .. } => "a collective",
-        Request::Tasks { .. } => "load-balanced tasks",
-        Request::Abort { .. } => "abort",
-        Request::Shutdown { .. } | Request::Exit => "shutdown",
+        Request::Push { .. } => &"push",
+        Request::Pull { .. } => &"pull",
+        Request::Keys { .. } => &"keys",
+        Request::Clear { .. } => &"clear",
+        Request::Collective { .. } => &"a collective",
+        Request::Tasks { .. } => &"load-balanced tasks",
+        Request::Abort { .. } => &"abort",
+        Request::Shutdown { .. } | Request::Exit => &"shutdown",
     }
 }
 

@@ -99,13 +99,13 @@ pub(crate) enum CollectiveKind {
 
 impl CollectiveKind {
     /// What the collective does, for messages and timelines.
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static &'static str {
         match self {
-            CollectiveKind::Scatter { .. } => "scatter",
-            CollectiveKind::Broadcast { .. } => "broadcast push",
-            CollectiveKind::Gather { .. } => "gather",
-            CollectiveKind::Reduce { .. } => "reduce",
-            CollectiveKind::Section { .. } => "MPI section",
+            CollectiveKind::Scatter { .. } => &"scatter",
+            CollectiveKind::Broadcast { .. } => &"broadcast push",
+            CollectiveKind::Gather { .. } => &"gather",
+            CollectiveKind::Reduce { .. } => &"reduce",
+            CollectiveKind::Section { .. } => &"MPI section",
         }
     }
 }

@@ -112,9 +112,9 @@ impl Registry {
     }
 
     /// The path of the function with this id, for messages and timelines.
-    pub(crate) fn path(&self, id: u64) -> &'static str {
+    pub(crate) fn path(&self, id: u64) -> &'static &'static str {
         self.entry(id)
-            .map_or("a remote function", |entry| entry.path)
+            .map_or(&"a remote function", |entry| &entry.path)
     }
 
     /// Hash of every registered path and signature.

@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn counts_follow_inserts_and_removes_per_engine() {
-        let state = ResultState::new(7, &[0, 1], "test", None);
+        let state = ResultState::new(7, &[0, 1], &"test", false);
         let mut f = Inflight::new(2);
         f.insert((0, 7), (state.clone(), 0, "apply"));
         f.insert((1, 7), (state.clone(), 1, "apply"));

@@ -145,7 +145,7 @@ impl TaskQueue for LocalPool {
     /// Runs the task on a pool thread, which completes the result.
     fn run<R: 'static>(&self, task: TaskId, work: Work, finish: impl Finish<R>) -> AsyncResult<R> {
         let function = registry().path(work.function());
-        let state = ResultState::new(task, &[usize::MAX], function, None);
+        let state = ResultState::new(task, &[usize::MAX], function, false);
         let settle = state.clone();
         self.pool.spawn(move || {
             let thread = rayon::current_thread_index().unwrap_or(0);

@@ -39,12 +39,14 @@ pub(crate) struct Control {
 
 /// The work behind a result, as its link to the controller names it.
 pub(crate) enum Behind {
-    /// One load-balanced task (the result's one part's): abortable until
-    /// it starts, and forgotten by the controller when the last handle
-    /// goes.
-    Task(TaskId),
-    /// Load-balanced tasks (none for an empty map), as `Task`. Boxed, so
-    /// that every result's state is a word smaller: few results have it.
+    /// One load-balanced task, the result's one part's (its id is the
+    /// part's): abortable until it starts, and forgotten by the controller
+    /// when the last handle goes.
+    Task,
+    /// Load-balanced tasks (none for an empty map; for a submission that
+    /// failed before it was sent, the id it was registered under), as
+    /// `Task`. Boxed, so that every result's state is a word smaller: few
+    /// results have it.
     #[allow(clippy::box_collection)]
     Balanced(Box<Vec<TaskId>>),
     /// A direct-view request (the task and engines of the result's

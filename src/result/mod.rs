@@ -41,7 +41,7 @@ pub(crate) mod state;
 pub(crate) use callbacks::callbacks_pending;
 pub(crate) use control::{Behind, Control, Link};
 pub use metadata::Metadata;
-pub(crate) use state::{Gathered, Payload, ResultState};
+pub(crate) use state::{Gathered, Name, Payload, ResultState};
 
 use std::any::Any;
 use std::fmt;
@@ -158,17 +158,17 @@ impl<T> Drop for AsyncResult<T> {
         if self.state.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let control = self.state.lock().control.take();
-        let Some(Control { link, work }) = control else {
+        let (tasks, control) = {
+            let mut inner = self.state.lock();
+            (inner.balanced(), inner.control.take())
+        };
+        let (Some(tasks), Some(Control { link, .. })) = (tasks, control) else {
             return;
         };
-        let tasks = match work {
-            Behind::Task(task) => vec![task],
-            Behind::Balanced(tasks) if !tasks.is_empty() => *tasks,
-            _ => return,
-        };
-        // The controller may be gone already (the job is ending).
-        let _ = link.forget(tasks);
+        if !tasks.is_empty() {
+            // The controller may be gone already (the job is ending).
+            let _ = link.forget(tasks);
+        }
     }
 }
 
@@ -198,11 +198,7 @@ impl<T> AsyncResult<T> {
 
     /// The load-balanced tasks behind this result (none for others).
     pub(crate) fn balanced_tasks(&self) -> Vec<TaskId> {
-        match self.state.lock().control.as_ref().map(|c| &c.work) {
-            Some(Behind::Task(task)) => vec![*task],
-            Some(Behind::Balanced(tasks)) => tasks.to_vec(),
-            _ => Vec::new(),
-        }
+        self.state.lock().balanced().unwrap_or_default()
     }
 }
 
@@ -236,10 +232,9 @@ impl<T: 'static> AsyncResult<T> {
     /// parts included, and so the controller's rows of their tasks) while
     /// it lives.
     pub(crate) fn dependency(&self) -> (AsDependency, Keep) {
-        let what = match self.state.lock().control.as_ref().map(|c| &c.work) {
-            Some(Behind::Task(task)) => AsDependency::Tasks(vec![*task]),
-            Some(Behind::Balanced(tasks)) => AsDependency::Tasks(tasks.to_vec()),
-            _ => AsDependency::Other,
+        let what = match self.state.lock().balanced() {
+            Some(tasks) => AsDependency::Tasks(tasks),
+            None => AsDependency::Other,
         };
         (what, Arc::new(self.clone()))
     }
@@ -268,13 +263,8 @@ impl<T: 'static> AsyncResult<T> {
         let work = inner.control.as_ref().map(|c| &c.work);
         let parts = inner.parts.as_slice();
         match (link, work) {
-            (Some(link), Some(Behind::Task(task))) => {
-                let tasks = vec![*task];
-                drop(inner);
-                link.abort(tasks)
-            }
-            (Some(link), Some(Behind::Balanced(tasks))) => {
-                let tasks = tasks.to_vec();
+            (Some(link), Some(Behind::Task | Behind::Balanced(_))) => {
+                let tasks = inner.balanced().unwrap_or_default();
                 drop(inner);
                 link.abort(tasks)
             }
@@ -327,9 +317,10 @@ impl<T: 'static> AsyncResult<T> {
 
     /// A result that failed before anything was sent.
     pub(crate) fn failed(error: Error) -> Self {
-        AsyncResult::new(ResultState::new(0, &[], "", None), move |_: &mut [_]| {
-            Err(error.clone())
-        })
+        AsyncResult::new(
+            ResultState::new(0, &[], &"", false),
+            move |_: &mut [_]| Err(error.clone()),
+        )
     }
 
     /// The same submission, with `f` applied to its value.

@@ -186,7 +186,8 @@ struct Output {
 pub(crate) struct Part {
     pub(super) outcome: Slot,
     task: TaskId,
-    function: &'static str,
+    /// A thin pointer to the name (a word smaller than `&'static str`).
+    function: Name,
     /// Nanoseconds.
     submitted: Stamp,
     /// Microseconds, engine clock.
@@ -199,7 +200,15 @@ pub(crate) struct Part {
     /// `u32::MAX` for none (`usize::MAX` in [`Metadata`]).
     engine: u32,
     stolen: bool,
+    /// Added to the job's log when it settles (false for a part copied
+    /// into a result made of others: the original is logged).
+    logged: bool,
 }
+
+/// What a part's work runs, as the part keeps it: a reference to a
+/// static name (a remote function's path in the registry, or a literal
+/// such as `&"push"`), one word instead of a `&str`'s two.
+pub(crate) type Name = &'static &'static str;
 
 /// An engine id as a part keeps it; ids past `u32` (none are) read as
 /// "none".
@@ -212,8 +221,9 @@ impl Part {
     pub(super) fn new(
         task: TaskId,
         engine: usize,
-        function: &'static str,
+        function: Name,
         submitted: Stamp,
+        logged: bool,
     ) -> Part {
         Part {
             outcome: Slot::Pending,
@@ -226,6 +236,7 @@ impl Part {
             output: None,
             engine: compact_engine(engine),
             stolen: false,
+            logged,
         }
     }
 
@@ -238,6 +249,10 @@ impl Part {
 
     pub(super) fn task(&self) -> TaskId {
         self.task
+    }
+
+    pub(super) fn logged(&self) -> bool {
+        self.logged
     }
 
     /// Records an engine's reply's times and output; with `ran_on`, the
@@ -311,6 +326,7 @@ impl Part {
             output: self.output.clone(),
             engine: self.engine,
             stolen: self.stolen,
+            logged: false,
         }
     }
 

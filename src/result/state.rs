@@ -17,12 +17,12 @@ use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::callbacks::{run_callback, Callback};
-use super::control::Control;
-pub(crate) use super::part::{Gathered, Payload};
+use super::control::{Behind, Control};
+pub(crate) use super::part::{Gathered, Name, Payload};
 use super::part::{Part, Parts, Slot, Stamp};
 use crate::error::{Error, Result};
 use crate::protocol::{Done, Outcome, TaskId};
-use crate::timeline::JobLog;
+use crate::timeline::job_log;
 
 /// An internal completion hook, given the state that finished.
 pub(super) type Hook = Box<dyn FnOnce(&ResultState) + Send>;
@@ -47,6 +47,15 @@ pub(super) struct Inner {
 }
 
 impl Inner {
+    /// The load-balanced tasks behind the result (`None` for other work).
+    pub(super) fn balanced(&self) -> Option<Vec<TaskId>> {
+        match self.control.as_ref().map(|c| &c.work)? {
+            Behind::Task => Some(self.parts.as_slice().iter().map(Part::task).collect()),
+            Behind::Balanced(tasks) => Some(tasks.to_vec()),
+            Behind::Direct | Behind::Collective => None,
+        }
+    }
+
     /// What waits for the result, made when first needed.
     pub(super) fn waiting(&mut self) -> &mut Waiting {
         self.waiting.get_or_insert_with(Box::default)
@@ -71,9 +80,6 @@ pub(crate) struct ResultState {
     /// controller's reference not included: when the last goes, the
     /// controller forgets the work behind it.
     pub(super) handles: AtomicU32,
-    /// The job's record of finished parts (`Client::timeline`); `None` for
-    /// results made of other results, whose parts are recorded already.
-    log: Option<Arc<JobLog>>,
 }
 
 /// An engine's reply to `task` that ran at once, wrote nothing and
@@ -116,23 +122,24 @@ fn payload(
 
 impl ResultState {
     /// A state waiting for one reply per engine in `engines` for a task
-    /// running `function`; each part is added to `log` when it settles.
+    /// running `function`; each part is added to the job's log when it
+    /// settles if `logged`.
     pub(crate) fn new(
         task: TaskId,
         engines: &[usize],
-        function: &'static str,
-        log: Option<&Arc<JobLog>>,
+        function: Name,
+        logged: bool,
     ) -> Arc<ResultState> {
         let submitted = Stamp::nanos(SystemTime::now());
-        let part = |&engine: &usize| Part::new(task, engine, function, submitted);
+        let part = |&engine: &usize| Part::new(task, engine, function, submitted, logged);
         let parts = match engines {
             [one] => Parts::One(part(one)),
             _ => Parts::Many(engines.iter().map(part).collect()),
         };
-        ResultState::of_parts(parts, log)
+        ResultState::of_parts(parts)
     }
 
-    fn of_parts(parts: Parts, log: Option<&Arc<JobLog>>) -> Arc<ResultState> {
+    fn of_parts(parts: Parts) -> Arc<ResultState> {
         let count = parts.as_slice().len();
         Arc::new(ResultState {
             inner: Mutex::new(Inner {
@@ -144,7 +151,6 @@ impl ResultState {
             remaining: AtomicU32::new(u32::try_from(count).unwrap_or(u32::MAX)),
             sleepers: AtomicU32::new(0),
             handles: AtomicU32::new(0),
-            log: log.cloned(),
         })
     }
 
@@ -162,7 +168,7 @@ impl ResultState {
                     .collect::<Vec<_>>()
             })
             .collect();
-        ResultState::of_parts(Parts::new(parts), None)
+        ResultState::of_parts(Parts::new(parts))
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -242,8 +248,8 @@ impl ResultState {
         // A part adopted from another result keeps the time it was received.
         part.mark_received();
         part.outcome = Slot::hold(outcome);
-        if let Some(log) = &self.log {
-            log.record(&part.timing());
+        if part.logged() {
+            job_log().record(&part.timing());
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;

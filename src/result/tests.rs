@@ -10,7 +10,7 @@ use crate::protocol::{Done, Outcome};
 
 /// A result over `engines` whose value is the number of parts.
 fn pending(task: TaskId, engines: &[usize]) -> (Arc<ResultState>, AsyncResult<usize>) {
-    let state = ResultState::new(task, engines, "test", None);
+    let state = ResultState::new(task, engines, &"test", false);
     let result = AsyncResult::new(state.clone(), |outcomes: &mut [_]| {
         for (_, outcome) in outcomes.iter() {
             if let Err(e) = outcome {
@@ -92,7 +92,7 @@ fn a_joined_result_shows_the_failures_of_its_parts() {
 
 #[test]
 fn successful_does_not_decode() {
-    let state = ResultState::new(3, &[0], "test", None);
+    let state = ResultState::new(3, &[0], &"test", false);
     let decoded = Arc::new(AtomicUsize::new(0));
     let count = decoded.clone();
     let result = AsyncResult::new(state.clone(), move |_: &mut [_]| {
@@ -224,10 +224,10 @@ impl Link for Asked {
 /// to the controller as a view ties it) and the shared state, settled by an
 /// empty reply.
 fn held_apply(task: TaskId, link: &Arc<dyn Link>) -> AsyncResult<()> {
-    let state = ResultState::new(task, &[usize::MAX], "test::noop", None);
+    let state = ResultState::new(task, &[usize::MAX], &"test::noop", false);
     let result = AsyncResult::new(state.clone(), |_: &mut [_]| Ok(())).with_control(Control {
         link: link.clone(),
-        work: Behind::Task(task),
+        work: Behind::Task,
     });
     state.complete_task(state::empty_reply(task), 1, false);
     result
@@ -261,7 +261,8 @@ fn a_held_finished_apply_costs_little_memory() {
         std::mem::size_of::<Behind>(),
     );
     assert_eq!(holding.allocations, N, "one allocation per held result");
-    assert!(per(holding.live) <= 192.0, "a held result stays small");
+    // 168 bytes fill glibc's 176-byte chunk (bench `w13`).
+    assert!(per(holding.live) <= 168.0, "a held result stays small");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
@@ -202,6 +202,14 @@ fn micros(time: Option<SystemTime>) -> u64 {
 
 fn time(us: u64) -> Option<SystemTime> {
     (us != 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_micros(us))
+}
+
+/// The job's log: a process has one client, so one log, which results
+/// reach without keeping a pointer to it (a word less in each of the
+/// million a program may hold).
+pub(crate) fn job_log() -> &'static JobLog {
+    static LOG: OnceLock<JobLog> = OnceLock::new();
+    LOG.get_or_init(|| JobLog::new(TIMELINE_LIMIT))
 }
 
 /// The last finished parts of the job, for [`Client::timeline`](crate::Client::timeline).

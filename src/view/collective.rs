@@ -346,7 +346,7 @@ mod tests {
 
     /// A finished gather over two engines whose data is `data`.
     fn gathered<C: Gather>(data: BulkVec, parts: Vec<(usize, Vec<usize>)>) -> AsyncResult<C> {
-        let state = ResultState::new(1, &[0, 1], "gather", None);
+        let state = ResultState::new(1, &[0, 1], &"gather", false);
         let result = AsyncResult::new(state.clone(), finish_gathered::<C>);
         state.resolve(
             0,

@@ -492,7 +492,7 @@ impl TaskQueue for LoadBalancedView {
             return self.failed(e.clone());
         }
         let function = registry().path(work.function());
-        let state = ResultState::new(task, &[usize::MAX], function, Some(self.client.log()));
+        let state = ResultState::new(task, &[usize::MAX], function, true);
         let work = match self.group {
             Some(size) => Work::Group {
                 size,
@@ -526,7 +526,7 @@ impl TaskQueue for LoadBalancedView {
         if let Err(e) = self.client.send(command) {
             return AsyncResult::failed(e);
         }
-        AsyncResult::new(state, finish).with_control(self.client.control(Behind::Task(task)))
+        AsyncResult::new(state, finish).with_control(self.client.control(Behind::Task))
     }
 
     fn chunksize(&self, count: usize, raw: bool) -> usize {
@@ -550,7 +550,8 @@ impl TaskQueue for LoadBalancedView {
         let task = self.client.next_task();
         match self.client.send(Command::Failed { task }) {
             Ok(()) => {
-                AsyncResult::failed(error).with_control(self.client.control(Behind::Task(task)))
+                let registered = Behind::balanced(vec![task]);
+                AsyncResult::failed(error).with_control(self.client.control(registered))
             }
             Err(_) => AsyncResult::failed(error),
         }
