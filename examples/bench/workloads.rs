@@ -442,6 +442,9 @@ pub fn w13(rc: &Client, json: bool) -> rankview::Result<()> {
     for result in &held {
         result.get()?;
     }
+    // A round trip to the controller: the pending tasks' memory it frees
+    // and trims when the burst ends is gone by the time it answers.
+    rc.queue_status()?;
     let holding = rss_bytes();
     drop(held);
     // The controller takes the handles' Forget commands
