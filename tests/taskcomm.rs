@@ -84,10 +84,15 @@ fn a_collective_never_entered_ends_after_the_shutdown_grace() {
 /// (`RANKVIEW_COMM_WAIT_NOTE`), in a process group of its own (a signal to
 /// it reaches it alone, as `kill PID` from a user would).
 fn never_entered_under_the_launcher(timeout: Option<&str>) -> (Child, Drain, Drain, JobLock) {
+    never_entered_in(timeout, "never_entered_wait")
+}
+
+/// [`never_entered_under_the_launcher`] with the program's `mode`.
+fn never_entered_in(timeout: Option<&str>, mode: &str) -> (Child, Drain, Drain, JobLock) {
     let lock = JobLock::acquire();
     let options: Vec<&str> = timeout.map_or(Vec::new(), |t| vec!["--timeout", t]);
     let mut child = launcher_run(3, &options, "check_taskcomm")
-        .args(["--", "never_entered_wait"])
+        .args(["--", mode])
         .env("RANKVIEW_COMM_WAIT_NOTE", "1")
         .spawn()
         .expect("the launcher starts");
@@ -149,6 +154,22 @@ fn a_collective_never_entered_ends_at_the_launchers_timeout() {
         report.contains("rankview: job timed out after 5 s"),
         "{report}"
     );
+}
+
+/// A task waiting in an allreduce of one value that the other engine never
+/// enters (the task's own thread runs it from start to end, testing it
+/// between naps): the engine says where its task waits, as for other
+/// operations, and the launcher's `--timeout` ends the job.
+#[test]
+fn an_allreduce_never_entered_is_noted_and_ends_at_the_timeout() {
+    let (child, stdout, stderr, _lock) =
+        never_entered_in(Some("5"), "allreduce_never_entered_wait");
+    let (code, out, report) = ended(child, stdout, stderr, Duration::from_secs(20));
+    assert_eq!(code, Some(124), "{report}");
+    assert!(out.contains("check_taskcomm: left task"), "{report}");
+    let note = "rankview: engine 0: a task has waited 1 s in an allreduce (MPI_Isend/MPI_Irecv) \
+                on the communicator of engines [0, 1]";
+    assert!(report.contains(note), "{report}");
 }
 
 /// The same task, and Ctrl-C (SIGINT to the launcher) once the engine has

@@ -10,12 +10,16 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
+use crate::bulk::{BufMut, BufRef, ReduceOp};
 use crate::capture::{self};
 use crate::error::Error;
+use crate::error::Result;
 use crate::helping::{self, Caller, LoopShare, Step};
+use crate::protocol::TeamSpec;
 use crate::protocol::{self, Peer, Reply, Request};
 use crate::scheduler::Thief;
-use crate::transport::{Mpi, SendBuf, Teams};
+use crate::transport::{HereStarted, Mpi, SendBuf, Teams};
 
 use super::comm::Comm;
 use super::inbox::Inbox;
@@ -92,7 +96,10 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
         received: 0,
         thief: Thief::new(me, engines),
         groups: Default::default(),
-        teams: Teams::new(me, crate::taskcomm::install(me, run_team_call)),
+        teams: Teams::new(
+            me,
+            crate::taskcomm::install(me, run_team_call, all_reduce_here),
+        ),
     };
     let (binary, registry) = crate::build_id::job_identity();
     let hello = Reply::Hello {
@@ -147,6 +154,45 @@ fn run_team_call(
     });
     call.map_or(Ok(()), Err)
 }
+
+/// Runs a task's small allreduce on its own thread from start to end
+/// (`MPI_THREAD_SERIALIZED` only, see [`Teams::start_here`]): started and
+/// first tested under this engine's loop lock, then tested under the lock
+/// again between naps until it completes, the MPI thread serving between
+/// the tests. `None` when it is not one for the task's thread or cannot
+/// start now (the loop busy or ended): the caller hands it over.
+fn all_reduce_here(
+    team: &Arc<TeamSpec>,
+    send: BufRef<'_>,
+    recv: BufMut<'_>,
+    op: ReduceOp,
+) -> Option<Result<()>> {
+    // SAFETY: `send` and `recv` borrow the task's buffers for this whole
+    // call, which returns only once the allreduce has completed: the loop
+    // below leaves only when `test_here` says so, and cannot unwind (a
+    // panic inside `try_with` aborts the job; the backoff does not panic).
+    // If the engine's loop ends first, the task's thread naps here until
+    // the process ends, its buffers still borrowed.
+    let started = ENGINE_LOOP
+        .try_with(|serving| unsafe { serving.comm.teams.start_here(team, send, recv, op) })?;
+    let mut here = match started {
+        Ok(HereStarted::Done) => return Some(Ok(())),
+        Ok(HereStarted::NotHere) => return None,
+        Ok(HereStarted::InFlight(here)) => here,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut backoff = Backoff::new(HERE_NAP);
+    loop {
+        backoff.snooze();
+        if ENGINE_LOOP.try_with(|serving| serving.comm.teams.test_here(&mut here)) == Some(true) {
+            return Some(Ok(()));
+        }
+    }
+}
+
+/// The longest nap of a task's thread between the tests of its small
+/// allreduce in flight.
+const HERE_NAP: Duration = Duration::from_millis(1);
 
 impl helping::Loop for EngineLoop {
     fn pass(&mut self, caller: Caller) -> Step {

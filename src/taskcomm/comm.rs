@@ -156,6 +156,12 @@ impl TaskComm {
             )));
         }
         counted("all_reduce_into", send.len())?;
+        self.still_in()?;
+        if let Some(done) =
+            scope::all_reduce_here(&self.team, E::slice(send), E::slice_mut(recv), op)
+        {
+            return done;
+        }
         lend(E::slice(send), |send| {
             lend_mut(E::slice_mut(recv), |recv| {
                 self.call(TeamOp::AllReduce { send, recv, op })
@@ -233,14 +239,19 @@ impl TaskComm {
         )))
     }
 
+    /// An error once this communicator's task has returned.
+    fn still_in(&self) -> Result<()> {
+        if scope::still_in(self.serial) {
+            return Ok(());
+        }
+        Err(Error::NoComm(
+            "this communicator's task has returned; call comm() in the task that uses it".into(),
+        ))
+    }
+
     /// Hands `op` to the MPI thread and waits for its outcome.
     fn call(&self, op: TeamOp) -> Result<usize> {
-        if !scope::still_in(self.serial) {
-            return Err(Error::NoComm(
-                "this communicator's task has returned; call comm() in the task that uses it"
-                    .into(),
-            ));
-        }
+        self.still_in()?;
         let (done, answer) = mpsc::sync_channel(1);
         let call = TeamCall {
             team: self.team.clone(),

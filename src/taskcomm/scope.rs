@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 
-use crate::bulk::{ElemKind, ReduceOp};
+use crate::bulk::{BufMut, BufRef, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::loan::Loan;
 use crate::protocol::TeamSpec;
@@ -75,6 +75,9 @@ struct Port {
     /// Runs a call on the task's own thread when MPI allows (see
     /// [`install`]), or gives it back.
     direct: Direct,
+    /// Runs a small allreduce on the task's own thread, start to end,
+    /// when MPI allows (see [`install`]).
+    here: Here,
     calls: Mutex<Sender<TeamCall>>,
     mpi_thread: Thread,
     engine: usize,
@@ -86,16 +89,22 @@ static PORT: OnceLock<Port> = OnceLock::new();
 /// not possible now.
 pub(crate) type Direct = fn(TeamCall) -> std::result::Result<(), TeamCall>;
 
+/// Runs a small allreduce of `send` into `recv` on the calling thread from
+/// start to end, or returns `None` when that is not possible now.
+pub(crate) type Here = fn(&Arc<TeamSpec>, BufRef<'_>, BufMut<'_>, ReduceOp) -> Option<Result<()>>;
+
 /// Opens this process's port for team operations (once, by an engine's MPI
 /// thread, which becomes the thread woken for them) and returns the
 /// receiving end, which that thread polls; `None` if a port was opened
 /// before. `direct` is tried first for each call: under
 /// `MPI_THREAD_SERIALIZED` the engine runs the operation on the task's
-/// thread (which then needs no hand-off), and otherwise gives it back.
-pub(crate) fn install(engine: usize, direct: Direct) -> Option<Receiver<TeamCall>> {
+/// thread (which then needs no hand-off), and otherwise gives it back;
+/// `here` likewise for a small allreduce, which then needs no loans either.
+pub(crate) fn install(engine: usize, direct: Direct, here: Here) -> Option<Receiver<TeamCall>> {
     let (tx, rx) = mpsc::channel();
     let port = Port {
         direct,
+        here,
         calls: Mutex::new(tx),
         mpi_thread: std::thread::current(),
         engine,
@@ -122,6 +131,17 @@ pub(super) fn post(call: TeamCall) -> std::result::Result<(), TeamCall> {
         Ok(()) => Ok(()),
         Err(mpsc::SendError(call)) => Err(call),
     }
+}
+
+/// Runs a small allreduce on the calling thread from start to end, if the
+/// engine allows it now; `None` otherwise (hand it over with [`post`]).
+pub(super) fn all_reduce_here(
+    team: &Arc<TeamSpec>,
+    send: BufRef<'_>,
+    recv: BufMut<'_>,
+    op: ReduceOp,
+) -> Option<Result<()>> {
+    (PORT.get()?.here)(team, send, recv, op)
 }
 
 /// Wakes the MPI thread to poll (a task waits for one of its operations).

@@ -8,13 +8,16 @@ use mpi::request::Request;
 
 /// Extends the borrow of an operation's buffer to `'static` for a request.
 pub(super) fn forever<T>(slice: &[T]) -> &'static [T] {
-    // SAFETY: the callers pass two kinds of buffer only:
+    // SAFETY: the callers pass three kinds of buffer only:
     // - a buffer lent by a task through a `Loan` (the arms of `start`, on
     //   `Loan::buf`, and the same slices kept in a `Doubling`): the lender's
     //   memory stays borrowed, unmoved and alive, until that loan is dropped
     //   (`loan::lend`'s guarantee); the loan is kept beside the operation in
     //   `Running.loans` and is dropped only after the operation has
     //   completed (`Teams::poll`), or is leaked with it (`Teams`'s drop);
+    // - a task's buffers given to `Teams::start_here` (kept in a
+    //   `Doubling`), whose safety contract makes its caller keep them
+    //   borrowed until the allreduce has completed, or for ever;
     // - the `incoming` vector of a `Doubling`, which is neither resized nor
     //   freed while one of its requests is pending (a step's requests all
     //   complete before the next step touches it, and `Doubling`'s drop

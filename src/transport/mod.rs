@@ -15,4 +15,4 @@ mod team;
 
 pub use self::mpi::World;
 pub(crate) use self::mpi::{abort_job, needs_pieces, Mpi, Receive, Section, SendBuf};
-pub(crate) use self::team::Teams;
+pub(crate) use self::team::{HereStarted, Teams};

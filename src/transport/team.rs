@@ -3,8 +3,9 @@
 //! engine's MPI thread and kept for the job, and the tasks' operations on
 //! them, started without blocking and completed by the MPI thread's
 //! passes (or, under `MPI_THREAD_SERIALIZED`, started and first tested on
-//! the task's own thread, [`Teams::run`]); a small allreduce's
-//! point-to-point steps are `doubling.rs`'s. What a team is and how a task
+//! the task's own thread, [`Teams::run`]; a small allreduce there runs on
+//! the task's thread from start to end, [`Teams::start_here`]); a small
+//! allreduce's point-to-point steps are `doubling.rs`'s. What a team is and how a task
 //! hands its operations over is `taskcomm`'s.
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use mpi::point_to_point::{Destination, Source, Status};
 use mpi::request::{Request, StaticScope};
 use mpi::topology::{Communicator, Group as _, SimpleCommunicator};
 
-use crate::bulk::{BufMut, BufRef, ElemKind};
+use crate::bulk::{BufMut, BufRef, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::loan::Loan;
 use crate::protocol::TeamSpec;
@@ -91,6 +92,48 @@ impl Work {
     }
 }
 
+/// Runs `$body` with `$s` and `$r` bound, for as long as MPI needs them
+/// (see [`forever`]), to the typed slices of a read buffer and a written
+/// buffer of one element type; buffers of two types return the error of
+/// `$what`.
+macro_rules! with_pair {
+    ($from:expr, $into:expr, $what:expr, |$s:ident, $r:ident| $body:expr) => {
+        with_pair!(@arms $from, $into, $what, $s, $r, $body;
+            F32, F64, I8, I16, I32, I64, U8, U16, U32, U64)
+    };
+    (@arms $from:expr, $into:expr, $what:expr, $s:ident, $r:ident, $body:expr; $($v:ident),*) => {
+        match ($from, $into) {
+            $((BufRef::$v($s), BufMut::$v($r)) => {
+                let ($s, $r) = (forever($s), forever_mut($r));
+                $body
+            })*
+            _ => return Err(mismatch($what)),
+        }
+    };
+}
+
+/// A task's small allreduce that its own thread runs from start to end
+/// (`MPI_THREAD_SERIALIZED`, see [`Teams::start_here`]): its steps, and
+/// what the note on a long wait says.
+pub(crate) struct Here {
+    steps: Box<dyn Steps>,
+    comm: usize,
+    since: Instant,
+    noted: bool,
+    team: Arc<TeamSpec>,
+}
+
+/// How a small allreduce begun on a task's thread stands.
+pub(crate) enum HereStarted {
+    /// It completed within the first tests.
+    Done,
+    /// It is in flight: the task's thread tests it until it completes
+    /// ([`Teams::test_here`]), and never lets its buffers go before.
+    InFlight(Here),
+    /// Not one for the task's thread (too large): hand it over as usual.
+    NotHere,
+}
+
 /// An engine's team communicators and its tasks' operations on them.
 pub(crate) struct Teams {
     /// This engine's id, for the note on a long wait.
@@ -105,6 +148,9 @@ pub(crate) struct Teams {
     /// The communicators, never freed before the engine ends.
     comms: Vec<SimpleCommunicator>,
     running: Vec<Running>,
+    /// The team and start of a small allreduce in flight on the task's
+    /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on).
+    here: Option<(Arc<TeamSpec>, Instant)>,
 }
 
 impl Teams {
@@ -119,6 +165,7 @@ impl Teams {
             last: None,
             comms: Vec::new(),
             running: Vec::new(),
+            here: None,
         }
     }
 
@@ -155,10 +202,13 @@ impl Teams {
     /// longest: its MPI call and how long it has waited (for group tasks,
     /// `engine/group.rs`).
     pub(crate) fn waiting_on(&self, engines: &[u32]) -> Option<(&'static str, Duration)> {
-        self.running
-            .iter()
+        let here = (self.here.iter())
+            .filter(|(team, _)| team.engines == engines)
+            .map(|(_, since)| (SMALL_ALLREDUCE, since.elapsed()));
+        (self.running.iter())
             .filter(|r| r.team.engines == engines)
             .map(|r| (r.what, r.since.elapsed()))
+            .chain(here)
             .max_by_key(|(_, waited)| *waited)
     }
 
@@ -201,13 +251,88 @@ impl Teams {
         self.first_tests();
     }
 
+    /// Starts an allreduce of `send` into `recv` on `team`'s communicator
+    /// on the calling thread (a task's, which holds the loop's lock), if it
+    /// is small, and tests it for [`FIRST_TESTS`]. The task's thread then
+    /// runs it to its end itself, taking the lock for each test
+    /// ([`test_here`](Teams::test_here)): no loans, no hand-off, no answer
+    /// channel, and the MPI thread serves between the tests.
+    ///
+    /// # Safety
+    ///
+    /// With [`HereStarted::InFlight`], MPI uses `send` and `recv` until
+    /// `test_here` has returned true: the caller keeps both borrowed (and
+    /// touches neither) until then, or for ever.
+    pub(crate) unsafe fn start_here(
+        &mut self,
+        team: &Arc<TeamSpec>,
+        send: BufRef<'_>,
+        recv: BufMut<'_>,
+        op: ReduceOp,
+    ) -> Result<HereStarted> {
+        if send.as_bytes().len() > SMALL_BYTES {
+            return Ok(HereStarted::NotHere);
+        }
+        let index = self.find(team)?;
+        let Some(comm) = self.comms.get(index) else {
+            return Err(no_comm(team));
+        };
+        let since = Instant::now();
+        // On this thread's stack while it completes at once, boxed only
+        // if it stays in flight (moving it moves no buffer MPI uses).
+        let steps: Box<dyn Steps> = with_pair!(send, recv, "all_reduce_into", |s, r| {
+            let mut steps = Doubling::start(comm, s, r, reduce_op(op));
+            if first_tests(since, || steps.advance(comm)) {
+                return Ok(HereStarted::Done);
+            }
+            Box::new(steps)
+        });
+        self.here = Some((team.clone(), since));
+        Ok(HereStarted::InFlight(Here {
+            steps,
+            comm: index,
+            since,
+            noted: false,
+            team: team.clone(),
+        }))
+    }
+
+    /// Tests a small allreduce in flight on the task's thread (see
+    /// [`start_here`](Teams::start_here)); true once it has completed.
+    /// Says so on stderr when it has waited long, as for other operations.
+    pub(crate) fn test_here(&mut self, here: &mut Here) -> bool {
+        let Some(comm) = self.comms.get(here.comm) else {
+            return false;
+        };
+        if here.steps.advance(comm) {
+            self.here = None;
+            return true;
+        }
+        if !here.noted && here.since.elapsed() >= self.note_after {
+            here.noted = true;
+            note_long_wait(self.engine, here.since, SMALL_ALLREDUCE, &here.team.engines);
+        }
+        false
+    }
+
+    /// The index of `team`'s communicator.
+    fn find(&mut self, team: &Arc<TeamSpec>) -> Result<usize> {
+        let index = match &self.last {
+            Some((last, i)) if Arc::ptr_eq(last, team) => Some(*i),
+            _ => self.index.get(&team.engines).copied(),
+        };
+        let index = index.ok_or_else(|| no_comm(team))?;
+        self.last = Some((team.clone(), index));
+        Ok(index)
+    }
+
     /// Tests the operations in flight in a tight loop until they have all
     /// completed or [`FIRST_TESTS`] has passed.
     fn first_tests(&mut self) {
-        let until = Instant::now() + FIRST_TESTS;
-        while !self.running.is_empty() && Instant::now() < until {
+        first_tests(Instant::now(), || {
             self.complete();
-        }
+            self.running.is_empty()
+        });
     }
 
     /// Tests each operation in flight once; answers those that completed,
@@ -240,14 +365,8 @@ impl Teams {
                     running.work = Some(work);
                     if !running.noted && running.since.elapsed() >= note_after {
                         running.noted = true;
-                        crate::capture::report(&format!(
-                            "rankview: engine {engine}: a task has waited {:.0} s in {} on the \
-                             communicator of engines {:?}; a member that never takes part \
-                             hangs the job (Ctrl-C, --timeout or the shutdown grace end it)",
-                            running.since.elapsed().as_secs_f64(),
-                            running.what,
-                            running.team.engines
-                        ));
+                        let engines = &running.team.engines;
+                        note_long_wait(engine, running.since, running.what, engines);
                     }
                     true
                 }
@@ -258,23 +377,16 @@ impl Teams {
     /// Starts one operation, or answers why it cannot start.
     fn start(&mut self, call: TeamCall) {
         let TeamCall { team, op, done } = call;
-        let index = match &self.last {
-            Some((last, i)) if Arc::ptr_eq(last, &team) => Some(*i),
-            _ => self.index.get(&team.engines).copied(),
-        };
-        let Some((index, comm)) = index.and_then(|i| Some((i, self.comms.get(i)?))) else {
-            let _ = done.send(Err(Error::Protocol(format!(
-                "no communicator of engines {:?} on this engine",
-                team.engines
-            ))));
+        let found = self.find(&team);
+        let Some((index, comm)) = found.ok().and_then(|i| Some((i, self.comms.get(i)?))) else {
+            let _ = done.send(Err(no_comm(&team)));
             return;
         };
-        self.last = Some((team.clone(), index));
         let what = op.mpi_name();
         match start(comm, op) {
             Ok((work, loans, receive)) => self.running.push(Running {
                 what: match work {
-                    Work::Steps(_) => "an allreduce (MPI_Isend/MPI_Irecv)",
+                    Work::Steps(_) => SMALL_ALLREDUCE,
                     Work::Request(_) => what,
                 },
                 team,
@@ -308,26 +420,6 @@ impl Drop for Teams {
 /// What [`start`] began: the work, the buffers it uses, and for a receive
 /// the element type.
 type Started = (Work, Vec<Loan>, Option<ElemKind>);
-
-/// Runs `$body` with `$s` and `$r` bound, for as long as MPI needs them
-/// (see [`forever`]), to the typed slices of a read buffer and a written
-/// buffer of one element type; buffers of two types return the error of
-/// `$what`.
-macro_rules! with_pair {
-    ($from:expr, $into:expr, $what:expr, |$s:ident, $r:ident| $body:expr) => {
-        with_pair!(@arms $from, $into, $what, $s, $r, $body;
-            F32, F64, I8, I16, I32, I64, U8, U16, U32, U64)
-    };
-    (@arms $from:expr, $into:expr, $what:expr, $s:ident, $r:ident, $body:expr; $($v:ident),*) => {
-        match ($from, $into) {
-            $((BufRef::$v($s), BufMut::$v($r)) => {
-                let ($s, $r) = (forever($s), forever_mut($r));
-                $body
-            })*
-            _ => return Err(mismatch($what)),
-        }
-    };
-}
 
 /// Starts `op` on `comm`.
 fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
@@ -391,6 +483,43 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
             Ok((Work::Request(request), vec![buf], Some(kind)))
         }
     }
+}
+
+/// Runs `test` in a tight loop until it returns true (then true) or
+/// [`FIRST_TESTS`] have passed since `since` (then false); the clock is read
+/// every few tests, not every one.
+fn first_tests(since: Instant, mut test: impl FnMut() -> bool) -> bool {
+    let until = since + FIRST_TESTS;
+    loop {
+        for _ in 0..8 {
+            if test() {
+                return true;
+            }
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+    }
+}
+
+/// What a small allreduce waits in, for the notes on long waits.
+const SMALL_ALLREDUCE: &str = "an allreduce (MPI_Isend/MPI_Irecv)";
+
+/// The note on stderr about an operation that has waited long.
+fn note_long_wait(engine: usize, since: Instant, what: &str, engines: &[u32]) {
+    crate::capture::report(&format!(
+        "rankview: engine {engine}: a task has waited {:.0} s in {what} on the communicator of \
+         engines {engines:?}; a member that never takes part hangs the job (Ctrl-C, --timeout \
+         or the shutdown grace end it)",
+        since.elapsed().as_secs_f64(),
+    ));
+}
+
+fn no_comm(team: &TeamSpec) -> Error {
+    Error::Protocol(format!(
+        "no communicator of engines {:?} on this engine",
+        team.engines
+    ))
 }
 
 fn writable(loan: &mut Loan) -> Result<BufMut<'_>> {

@@ -18,7 +18,9 @@
 //! With the argument `never_entered` the client leaves a task in a barrier
 //! that another engine never enters and returns (the job must end after the
 //! shutdown grace, naming the engine); with `never_entered_wait` it waits
-//! for that task for ever (the launcher's `--timeout` must end the job).
+//! for that task for ever (the launcher's `--timeout` must end the job);
+//! `allreduce_never_entered_wait` is the same with an allreduce of one
+//! value instead of the barrier.
 //! Prints one line per check and exits non-zero unless every check held.
 
 mod checklist;
@@ -226,6 +228,17 @@ fn barrier_alone() -> TaskResult<usize> {
     let comm = rankview::comm()?;
     if comm.rank() == 0 {
         comm.barrier()?;
+    }
+    Ok(comm.rank())
+}
+
+/// Rank 0 of the view enters an allreduce of one value (the task's own
+/// thread runs it, under `MPI_THREAD_SERIALIZED`); the others never do.
+#[rankview::remote]
+fn allreduce_alone() -> TaskResult<usize> {
+    let comm = rankview::comm()?;
+    if comm.rank() == 0 {
+        comm.all_reduce(1u64, ReduceOp::Sum)?;
     }
     Ok(comm.rank())
 }
@@ -457,10 +470,20 @@ fn checks(rc: &Client, list: &mut Checklist) {
 
 /// Leaves rank 0 of a view of two engines in a barrier the other never
 /// enters; with `wait`, waits for it (for ever), else returns at once.
-fn never_entered(rc: &Client, wait: bool) -> Outcome {
-    let left = rc.view([0, 1])?.apply(barrier_alone, ());
+fn never_entered(rc: &Client, wait: bool, allreduce: bool) -> Outcome {
+    let view = rc.view([0, 1])?;
+    let left = if allreduce {
+        view.apply(allreduce_alone, ())
+    } else {
+        view.apply(barrier_alone, ())
+    };
+    let what = if allreduce {
+        "an allreduce"
+    } else {
+        "a barrier"
+    };
     println!(
-        "check_taskcomm: left task {} in a barrier",
+        "check_taskcomm: left task {} in {what}",
         left.metadata()[0].task
     );
     if wait {
@@ -509,8 +532,13 @@ fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     gate::sections(rankview::Launch::new()).run(|rc| -> Result<(), String> {
         match mode.as_str() {
-            "never_entered" => return never_entered(rc, false).map_err(|e| e.to_string()),
-            "never_entered_wait" => return never_entered(rc, true).map_err(|e| e.to_string()),
+            "never_entered" => return never_entered(rc, false, false).map_err(|e| e.to_string()),
+            "never_entered_wait" => {
+                return never_entered(rc, true, false).map_err(|e| e.to_string())
+            }
+            "allreduce_never_entered_wait" => {
+                return never_entered(rc, true, true).map_err(|e| e.to_string())
+            }
             "team_limit" => return team_limit(rc).map_err(|e| e.to_string()),
             _ => {}
         }
