@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::bulk::{BufMut, BufRef, ReduceOp};
 use crate::capture::{self};
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::helping::{self, Caller, LoopShare, Step};
-use crate::protocol::TeamSpec;
-use crate::protocol::{self, Peer, Reply, Request};
+use crate::protocol::{self, Peer, Reply, Request, TeamSpec};
 use crate::scheduler::Thief;
 use crate::transport::{HereStarted, Mpi, SendBuf, Teams};
 

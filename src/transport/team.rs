@@ -5,8 +5,8 @@
 //! passes (or, under `MPI_THREAD_SERIALIZED`, started and first tested on
 //! the task's own thread, [`Teams::run`]; a small allreduce there runs on
 //! the task's thread from start to end, [`Teams::start_here`]); a small
-//! allreduce's point-to-point steps are `doubling.rs`'s. What a team is and how a task
-//! hands its operations over is `taskcomm`'s.
+//! allreduce's point-to-point steps are `doubling.rs`'s. What a team is
+//! and how a task hands its operations over is `taskcomm`'s.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
