@@ -71,6 +71,15 @@ pub(crate) trait Loop: Send {
     fn pass(&mut self, caller: Caller) -> Step;
     /// A pass has ended the loop.
     fn ended(&self) -> bool;
+    /// What the owner does when another thread holds the state (a helper's
+    /// pass, or a task's operation under the lock): back off as when idle,
+    /// unless the loop says otherwise.
+    fn contended() -> Step
+    where
+        Self: Sized,
+    {
+        Step::Idle(Duration::from_millis(1))
+    }
 }
 
 /// How long the owner naps while a helper polls (it is woken early when a
@@ -282,9 +291,7 @@ impl<L: Loop> LoopShare<L> {
                 },
                 // A helper is making a pass (or panicked in one and is
                 // aborting the job): stay out of its way.
-                Err(TryLockError::WouldBlock) | Err(TryLockError::Poisoned(_)) => {
-                    Step::Idle(Duration::from_millis(1))
-                }
+                Err(TryLockError::WouldBlock) | Err(TryLockError::Poisoned(_)) => L::contended(),
             };
             match step {
                 Step::Busy => backoff.reset(),

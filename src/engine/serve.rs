@@ -206,6 +206,20 @@ impl helping::Loop for EngineLoop {
     fn ended(&self) -> bool {
         self.ending.is_some()
     }
+
+    /// While a task of a team runs, the lock is busy because the task tests
+    /// its operation under it (`all_reduce_here`): the MPI thread naps as
+    /// its own pass would have it, rather than spinning and yielding on the
+    /// core the task needs (Open MPI yields inside its calls on
+    /// oversubscribed cores, so the two threads would take turns every few
+    /// microseconds; bench `w12`).
+    fn contended() -> Step {
+        if crate::taskcomm::in_team_task() {
+            Step::Nap(IDLE_POLL)
+        } else {
+            Step::Idle(Duration::from_millis(1))
+        }
+    }
 }
 
 impl EngineLoop {
