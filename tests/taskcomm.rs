@@ -64,19 +64,36 @@ fn views_beyond_the_team_limit_run_without_a_communicator() {
 /// grace (2 s here), non-zero, naming the engine and its task.
 #[test]
 fn a_collective_never_entered_ends_after_the_shutdown_grace() {
+    left_alone_past_the_grace("never_entered", "barrier_alone");
+}
+
+/// The same with an allreduce of one value, which the task's own thread
+/// runs from start to end (under `MPI_THREAD_SERIALIZED`): the job still
+/// ends after the shutdown grace, naming the engine and its task, though
+/// the task's thread keeps testing its allreduce.
+#[test]
+fn an_allreduce_never_entered_ends_after_the_shutdown_grace() {
+    left_alone_past_the_grace("allreduce_never_entered", "allreduce_alone");
+}
+
+/// `check_taskcomm MODE` on 3 ranks with a 2 s shutdown grace: the job
+/// fails within 15 s, naming engine 0 and its task running `function`.
+fn left_alone_past_the_grace(mode: &str, function: &str) {
     mpirun_args(vec![
         "-x".into(),
         "RANKVIEW_SHUTDOWN_GRACE=2".into(),
         "-n".into(),
         "3".into(),
         program("check_taskcomm").into(),
-        "never_entered".into(),
+        mode.into(),
     ])
     .assert_failure()
     .assert_within(Duration::from_secs(15))
     .assert_stdout_contains("check_taskcomm: left task")
     .assert_stderr_contains("rankview: engine 0 was still busy with task")
-    .assert_stderr_contains("(check_taskcomm::barrier_alone) 2 s after the client returned");
+    .assert_stderr_contains(&format!(
+        "(check_taskcomm::{function}) 2 s after the client returned"
+    ));
 }
 
 /// `rankview run -n 3 [--timeout T] check_taskcomm never_entered_wait`,

@@ -19,8 +19,8 @@
 //! that another engine never enters and returns (the job must end after the
 //! shutdown grace, naming the engine); with `never_entered_wait` it waits
 //! for that task for ever (the launcher's `--timeout` must end the job);
-//! `allreduce_never_entered_wait` is the same with an allreduce of one
-//! value instead of the barrier.
+//! `allreduce_never_entered` and `allreduce_never_entered_wait` are the
+//! same with an allreduce of one value instead of the barrier.
 //! Prints one line per check and exits non-zero unless every check held.
 
 mod checklist;
@@ -535,6 +535,9 @@ fn main() {
             "never_entered" => return never_entered(rc, false, false).map_err(|e| e.to_string()),
             "never_entered_wait" => {
                 return never_entered(rc, true, false).map_err(|e| e.to_string())
+            }
+            "allreduce_never_entered" => {
+                return never_entered(rc, false, true).map_err(|e| e.to_string())
             }
             "allreduce_never_entered_wait" => {
                 return never_entered(rc, true, true).map_err(|e| e.to_string())
