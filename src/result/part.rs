@@ -14,6 +14,7 @@ use super::metadata::Metadata;
 use crate::bulk::BulkVec;
 use crate::error::{Error, Result};
 use crate::protocol::{Done, Each, TaskId, Typed, ValueSpec};
+use crate::timeline::Entry;
 
 /// What one engine returned for one task, before decoding.
 #[derive(Debug, Clone)]
@@ -155,6 +156,16 @@ impl Stamp {
 
     pub(super) fn micros(us: u64) -> Stamp {
         Stamp(us.min(u64::MAX - 1))
+    }
+
+    /// Whole microseconds, from a stamp of `per_micro` units a microsecond
+    /// (1000 for nanoseconds); 0 for none, as the job's log keeps it.
+    fn in_micros(self, per_micro: u64) -> u64 {
+        if self == Stamp::NONE {
+            0
+        } else {
+            self.0 / per_micro
+        }
     }
 
     fn time(self, unit: fn(u64) -> Duration) -> Option<SystemTime> {
@@ -343,6 +354,20 @@ impl Part {
             received: self.received.as_nanos(),
             stdout: String::new(),
             stderr: String::new(),
+        }
+    }
+
+    /// The part as the job's log keeps it.
+    pub(super) fn log_entry(&self) -> Entry {
+        Entry {
+            function: self.function,
+            task: self.task,
+            engine: self.engine,
+            stolen: self.stolen,
+            submitted: self.submitted.in_micros(1000),
+            started: self.started.in_micros(1),
+            completed: self.completed.in_micros(1),
+            received: self.received.in_micros(1000),
         }
     }
 

@@ -249,7 +249,7 @@ impl ResultState {
         part.mark_received();
         part.outcome = Slot::hold(outcome);
         if part.logged() {
-            job_log().record(&part.timing());
+            job_log().record(part.log_entry());
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;

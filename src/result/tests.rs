@@ -317,3 +317,32 @@ fn a_direct_result_aborts_its_task_on_its_engines() {
         "a direct result forgets nothing"
     );
 }
+
+#[test]
+fn a_part_logs_the_times_its_metadata_gives_to_the_microsecond() {
+    let whole_micros = |t: SystemTime| {
+        let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        SystemTime::UNIX_EPOCH + Duration::from_micros(since.as_micros() as u64)
+    };
+    let submitted = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+    let mut part = part::Part::new(9, 3, &"f", part::Stamp::nanos(submitted), true);
+    let log = crate::timeline::JobLog::new(4);
+    log.record(part.log_entry());
+    part.record(&mut done(9, 1), Some((1, true)));
+    part.mark_received();
+    log.record(part.log_entry());
+    let records = log.timeline();
+    let (pending, settled) = (&records.records()[0], &records.records()[1]);
+    assert_eq!(pending.engine, Some(3));
+    assert_eq!(pending.submitted, whole_micros(submitted));
+    assert_eq!(
+        (pending.started, pending.completed, pending.received),
+        (None, None, None)
+    );
+    let meta = part.timing();
+    let mut want = crate::TimelineRecord::from(&meta);
+    want.submitted = whole_micros(want.submitted);
+    want.received = want.received.map(whole_micros);
+    assert_eq!(*settled, want);
+    assert!(settled.stolen && settled.engine == Some(1) && settled.started.is_some());
+}

@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::protocol::TaskId;
-use crate::result::metadata::Metadata;
 
 mod draw;
 mod record;
@@ -180,24 +179,21 @@ impl FromIterator<Timeline> for Timeline {
     }
 }
 
-/// One finished part in the job's log: a few words, no output.
+/// One finished part in the job's log: a few words, no output. A result's
+/// part builds it from its own stamps (no clock read, no conversion through
+/// `SystemTime`: one is logged per task, bench `w2`).
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    function: &'static str,
-    task: TaskId,
+pub(crate) struct Entry {
+    pub(crate) function: &'static str,
+    pub(crate) task: TaskId,
     /// `u32::MAX` when the part never ran on an engine.
-    engine: u32,
-    stolen: bool,
+    pub(crate) engine: u32,
+    pub(crate) stolen: bool,
     /// Microseconds since the Unix epoch; 0 for "none".
-    submitted: u64,
-    started: u64,
-    completed: u64,
-    received: u64,
-}
-
-fn micros(time: Option<SystemTime>) -> u64 {
-    time.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    pub(crate) submitted: u64,
+    pub(crate) started: u64,
+    pub(crate) completed: u64,
+    pub(crate) received: u64,
 }
 
 fn time(us: u64) -> Option<SystemTime> {
@@ -242,17 +238,7 @@ impl JobLog {
     }
 
     /// Adds a settled part.
-    pub(crate) fn record(&self, meta: &Metadata) {
-        let entry = Entry {
-            function: meta.function,
-            task: meta.task,
-            engine: u32::try_from(meta.engine).unwrap_or(u32::MAX),
-            stolen: meta.stolen,
-            submitted: micros(Some(meta.submitted)),
-            started: micros(meta.started),
-            completed: micros(meta.completed),
-            received: micros(meta.received),
-        };
+    pub(crate) fn record(&self, entry: Entry) {
         // Every write is a single push or pop: a poisoned lock still holds a
         // consistent log.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -87,31 +87,41 @@ fn the_axis_is_in_ms_up_to_two_seconds() {
 #[test]
 fn the_job_log_keeps_the_last_parts_and_counts_the_others() {
     let log = JobLog::new(3);
-    let mut meta = crate::result::Metadata {
+    let us = |ms| {
+        let since = at(ms).duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        u64::try_from(since.as_micros()).unwrap()
+    };
+    let mut entry = Entry {
         engine: 1,
         stolen: true,
         task: 0,
         function: "f",
-        submitted: at(0),
-        started: Some(at(1)),
-        completed: Some(at(2)),
-        received: Some(at(3)),
-        stdout: String::new(),
-        stderr: String::new(),
+        submitted: us(0),
+        started: us(1),
+        completed: us(2),
+        received: us(3),
     };
     for task in 1..=5 {
-        meta.task = task;
-        log.record(&meta);
+        entry.task = task;
+        log.record(entry);
     }
     let timeline = log.timeline();
     assert_eq!(timeline.left_out(), 2);
     let tasks: Vec<u64> = timeline.records().iter().map(|r| r.task).collect();
     assert_eq!(tasks, vec![3, 4, 5]);
-    assert_eq!(timeline.records()[0], {
-        let mut r = TimelineRecord::from(&meta);
-        r.task = 3;
-        r
-    });
+    assert_eq!(
+        timeline.records()[0],
+        TimelineRecord {
+            engine: Some(1),
+            function: "f",
+            task: 3,
+            submitted: at(0),
+            started: Some(at(1)),
+            completed: Some(at(2)),
+            received: Some(at(3)),
+            stolen: true,
+        }
+    );
 }
 
 #[test]
