@@ -11,6 +11,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use crate::codec::stable_hash;
@@ -50,10 +51,48 @@ pub(crate) fn encode_call<F: RemoteFn<M>, M, A: Args<M>>(args: A) -> Result<(u64
 
 /// The registry built from every submitted entry.
 pub(crate) struct Registry {
-    by_type: HashMap<TypeId, u64>,
-    by_id: HashMap<u64, &'static RemoteEntry>,
+    by_type: HashMap<TypeId, u64, Keyed>,
+    by_id: HashMap<u64, &'static RemoteEntry, Keyed>,
     hash: u64,
     problems: Vec<String>,
+}
+
+/// The registry's maps are looked up on every call (the client finds the
+/// id and the name, the engine the entry), and their keys are hashes
+/// already: a `TypeId`, and an id that is the stable hash of a path. They
+/// are used as they are, mixed once, instead of through SipHash (which
+/// guards against keys chosen by an attacker; these are the program's own).
+type Keyed = BuildHasherDefault<KeyHasher>;
+
+/// See [`Keyed`]. Keys that write bytes rather than one integer (none of
+/// the registry's) are folded in eight bytes at a time.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Shifts and multiplies (MurmurHash3's finalizer) carry every bit of
+        // the key to both ends: hashbrown takes its bucket from the low bits
+        // and its tag from the high ones.
+        let mut x = self.0 ^ n;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        self.0 = x ^ (x >> 33);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The process-wide registry, built on first use.
@@ -66,8 +105,8 @@ impl Registry {
     fn build() -> Registry {
         let mut entries: Vec<&'static RemoteEntry> = inventory::iter::<RemoteEntry>().collect();
         entries.sort_by(|a, b| a.path.cmp(b.path));
-        let mut by_type = HashMap::new();
-        let mut by_id: HashMap<u64, &'static RemoteEntry> = HashMap::new();
+        let mut by_type = HashMap::default();
+        let mut by_id: HashMap<u64, &'static RemoteEntry, Keyed> = HashMap::default();
         let mut problems = Vec::new();
         let mut listing = String::new();
         for entry in entries {
@@ -125,5 +164,49 @@ impl Registry {
     /// Defects found while building (id collisions); empty when sound.
     pub(crate) fn problems(&self) -> &[String] {
         &self.problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn keys_that_differ_only_in_high_or_low_bits_spread_over_buckets_and_tags() {
+        let hasher = Keyed::default();
+        for shift in [0, 40, 54] {
+            let hashes: Vec<u64> = (0..1024u64).map(|k| hasher.hash_one(k << shift)).collect();
+            let buckets: HashSet<u64> = hashes.iter().map(|h| h & 1023).collect();
+            let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            // 1024 keys thrown at random into 1024 buckets fill about 647.
+            assert!(
+                buckets.len() > 600,
+                "shift {shift}: {} buckets",
+                buckets.len()
+            );
+            assert_eq!(tags.len(), 128, "shift {shift}: every 7-bit tag is used");
+        }
+    }
+
+    #[test]
+    fn a_map_keyed_by_type_finds_every_type() {
+        let mut map: HashMap<TypeId, u64, Keyed> = HashMap::default();
+        let types = [
+            TypeId::of::<u8>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<String>(),
+            TypeId::of::<Vec<f64>>(),
+            TypeId::of::<RemoteEntry>(),
+        ];
+        for (i, t) in types.iter().enumerate() {
+            map.insert(*t, i as u64);
+        }
+        for (i, t) in types.iter().enumerate() {
+            assert_eq!(map.get(t), Some(&(i as u64)));
+        }
+        assert_eq!(map.get(&TypeId::of::<i8>()), None);
     }
 }
