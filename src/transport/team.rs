@@ -277,16 +277,16 @@ impl Teams {
         let Some(comm) = self.comms.get(index) else {
             return Err(no_comm(team));
         };
-        let since = Instant::now();
         // On this thread's stack while it completes at once, boxed only
         // if it stays in flight (moving it moves no buffer MPI uses).
-        let steps: Box<dyn Steps> = with_pair!(send, recv, "all_reduce_into", |s, r| {
-            let mut steps = Doubling::start(comm, s, r, reduce_op(op));
-            if first_tests(since, || steps.advance(comm)) {
-                return Ok(HereStarted::Done);
-            }
-            Box::new(steps)
-        });
+        let (steps, since): (Box<dyn Steps>, Instant) =
+            with_pair!(send, recv, "all_reduce_into", |s, r| {
+                let mut steps = Doubling::start(comm, s, r, reduce_op(op));
+                match first_tests(|| steps.advance(comm)) {
+                    None => return Ok(HereStarted::Done),
+                    Some(since) => (Box::new(steps), since),
+                }
+            });
         self.here = Some((team.clone(), since));
         Ok(HereStarted::InFlight(Here {
             steps,
@@ -329,7 +329,7 @@ impl Teams {
     /// Tests the operations in flight in a tight loop until they have all
     /// completed or [`FIRST_TESTS`] has passed.
     fn first_tests(&mut self) {
-        first_tests(Instant::now(), || {
+        first_tests(|| {
             self.complete();
             self.running.is_empty()
         });
@@ -485,19 +485,23 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
     }
 }
 
-/// Runs `test` in a tight loop until it returns true (then true) or
-/// [`FIRST_TESTS`] have passed since `since` (then false); the clock is read
-/// every few tests, not every one.
-fn first_tests(since: Instant, mut test: impl FnMut() -> bool) -> bool {
-    let until = since + FIRST_TESTS;
+/// Tests an operation just started in a tight loop until it has completed
+/// (`None`) or [`FIRST_TESTS`] has passed since the first tests failed
+/// (`Some` of when they had: the operation's start, for notes on long
+/// waits). An operation that completes in its first tests reads no clock
+/// (bench `w12`: a call of a few hundred nanoseconds).
+fn first_tests(mut test: impl FnMut() -> bool) -> Option<Instant> {
+    let mut since = None;
     loop {
         for _ in 0..8 {
             if test() {
-                return true;
+                return None;
             }
         }
-        if Instant::now() >= until {
-            return false;
+        let now = Instant::now();
+        let since = *since.get_or_insert(now);
+        if now >= since + FIRST_TESTS {
+            return Some(since);
         }
     }
 }
