@@ -354,7 +354,11 @@ impl<T> TaskTable<T> {
             .map(|e| self.depth(e).saturating_sub(self.loads[e].outstanding()))
             .collect();
         let mut open = room.iter().filter(|&&r| r > 0).count();
-        let mut out: Vec<Vec<Queued<T>>> = (0..n).map(|_| Vec::new()).collect();
+        // Each engine's batch sized once: a burst of tiny tasks fills 512
+        // slots per engine, which growing by doubling copies nine times.
+        let mut out: Vec<Vec<Queued<T>>> = (0..n)
+            .map(|e| Vec::with_capacity(room[e].min(self.ready_pinned[e].len() + self.ready.len())))
+            .collect();
         for e in 0..n {
             while room[e] > 0 {
                 let Some(id) = self.ready_pinned[e].pop_front() else {
