@@ -70,7 +70,9 @@
 //!   MPI does), so each worker always has its next task waiting; a task and
 //!   a result are one `u64` each, buffers allocated once (tasks per second,
 //!   medians of 5; the goal is ≥ 200,000 tasks/s for rankview and a ratio
-//!   rankview / raw ≥ 1).
+//!   rankview / raw ≥ 1). Its line, `w2map`'s and `metg`'s summary say
+//!   whether the engines captured each task's output (`"capture"`: false
+//!   under `RANKVIEW_NO_CAPTURE=1`), which costs two system calls a task.
 //! - `w2map` map_throughput: `map` of `x + 1` over 10^6 `u64` on the
 //!   load-balanced view with rankview's default chunksize, results checked,
 //!   against raw `MPI_Scatterv` of the items over the engines, `x + 1`

@@ -73,20 +73,39 @@ pub fn report_metg(json: bool, curves: &[metg::Curve]) {
     };
     if json {
         println!(
-            "{{\"workload\":\"metg\",\"metg_lb_apply_us\":{},\"metg_lb_map_us\":{},\"metg_direct_us\":{},\"metg_raw_us\":{},\"ratio\":{ratio}}}",
+            "{{\"workload\":\"metg\",\"metg_lb_apply_us\":{},\"metg_lb_map_us\":{},\"metg_direct_us\":{},\"metg_raw_us\":{},\"ratio\":{ratio},\"capture\":{}}}",
             show(metg_of("lb_apply")),
             show(metg_of("lb_map")),
             show(metg_of("direct")),
-            show(metg_of("raw_farm"))
+            show(metg_of("raw_farm")),
+            capture()
         );
     } else {
         println!(
-            "metg METG(50 %)   lb_apply {} µs  lb_map {} µs  direct {} µs  raw farm {} µs  ratio {ratio} (goal ≤ 1.5)",
+            "metg METG(50 %)   lb_apply {} µs  lb_map {} µs  direct {} µs  raw farm {} µs  ratio {ratio} (goal ≤ 1.5){}",
             show(metg_of("lb_apply")),
             show(metg_of("lb_map")),
             show(metg_of("direct")),
-            show(metg_of("raw_farm"))
+            show(metg_of("raw_farm")),
+            capture_note()
         );
+    }
+}
+
+/// Whether the engines capture each task's output (`RANKVIEW_NO_CAPTURE`
+/// unset, as by default): the per-task workloads say so, since capture
+/// costs two system calls per task (`docs/benchmarks.md`, w2) and the
+/// raw side captures nothing. The job's environment is every rank's.
+pub fn capture() -> bool {
+    std::env::var_os("RANKVIEW_NO_CAPTURE").is_none()
+}
+
+/// What a table line adds when the engines did not capture output.
+fn capture_note() -> &'static str {
+    if capture() {
+        ""
+    } else {
+        " (output capture off)"
     }
 }
 
@@ -104,9 +123,10 @@ pub fn report_rates(
     let ratio = ours / raw;
     if json {
         println!(
-            "{{\"workload\":\"{workload}\",\"rankview_{what}_per_s\":{ours:.0},\"raw_{what}_per_s\":{raw:.0},\"ratio\":{ratio:.3}}}"
+            "{{\"workload\":\"{workload}\",\"rankview_{what}_per_s\":{ours:.0},\"raw_{what}_per_s\":{raw:.0},\"ratio\":{ratio:.3},\"capture\":{}}}",
+            capture()
         );
     } else {
-        println!("{workload} {label:<26} rankview {ours:>12.0} {what}/s  raw MPI {raw:>12.0} {what}/s  ratio {ratio:>7.3} (goal {goal})");
+        println!("{workload} {label:<26} rankview {ours:>12.0} {what}/s  raw MPI {raw:>12.0} {what}/s  ratio {ratio:>7.3} (goal {goal}){}", capture_note());
     }
 }
