@@ -306,10 +306,22 @@ fn describe(request: &Request) -> Name {
 }
 
 /// Puts per-engine outcomes together: values in order, or the error(s).
+/// One outcome (every load-balanced task's) allocates nothing here.
 pub(crate) fn collect<S: Shape, R>(
     outcomes: &mut [(usize, Result<Payload>)],
     decode: &dyn Fn(usize, &mut Payload) -> Result<R>,
 ) -> Result<S::Out<R>> {
+    if let [(engine, outcome)] = outcomes {
+        let decoded = match outcome {
+            Ok(payload) => decode(*engine, payload),
+            Err(e) => Err(e.clone()),
+        };
+        return match decoded {
+            Ok(value) => S::wrap_one(value),
+            Err(e) if S::SINGLE => Err(e),
+            Err(e) => Err(Error::Composite(vec![e])),
+        };
+    }
     let mut values = Vec::with_capacity(outcomes.len());
     let mut errors = Vec::new();
     for (engine, outcome) in outcomes.iter_mut() {

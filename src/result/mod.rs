@@ -420,28 +420,37 @@ impl<T: 'static> AsyncResult<T> {
     /// moved out (only for the last handle, which will not decode again).
     fn decode(&self, movable: bool) -> Result<T> {
         let mut inner = self.state.lock();
-        let mut outcomes: Vec<(usize, Result<Payload>)> = inner
-            .parts
-            .as_mut_slice()
-            .iter_mut()
-            .map(|p| {
-                let outcome = p
-                    .outcome
-                    .take()
-                    .unwrap_or_else(|| Err(Error::Protocol("reply missing".into())));
-                let outcome = match outcome {
-                    Ok(Payload::Gathered(g)) if movable => Ok(Payload::Movable(g)),
-                    other => other,
-                };
-                (p.engine(), outcome)
-            })
-            .collect();
-        let value = self.finish.run::<T>(&mut outcomes);
-        for (part, (_, outcome)) in inner.parts.as_mut_slice().iter_mut().zip(outcomes) {
-            part.outcome = part::Slot::hold(match outcome {
+        let take = |p: &mut part::Part| {
+            let outcome = p
+                .outcome
+                .take()
+                .unwrap_or_else(|| Err(Error::Protocol("reply missing".into())));
+            let outcome = match outcome {
+                Ok(Payload::Gathered(g)) if movable => Ok(Payload::Movable(g)),
+                other => other,
+            };
+            (p.engine(), outcome)
+        };
+        let put_back = |p: &mut part::Part, outcome: Result<Payload>| {
+            p.outcome = part::Slot::hold(match outcome {
                 Ok(Payload::Movable(g)) => Ok(Payload::Gathered(g)),
                 other => other,
             });
+        };
+        // One part (every load-balanced task's): its outcome lent on the
+        // stack, no vector.
+        if let [only] = inner.parts.as_mut_slice() {
+            let mut outcomes = [take(only)];
+            let value = self.finish.run::<T>(&mut outcomes);
+            let [(_, outcome)] = outcomes;
+            put_back(only, outcome);
+            return value;
+        }
+        let mut outcomes: Vec<(usize, Result<Payload>)> =
+            inner.parts.as_mut_slice().iter_mut().map(take).collect();
+        let value = self.finish.run::<T>(&mut outcomes);
+        for (part, (_, outcome)) in inner.parts.as_mut_slice().iter_mut().zip(outcomes) {
+            put_back(part, outcome);
         }
         value
     }

@@ -346,3 +346,41 @@ fn a_part_logs_the_times_its_metadata_gives_to_the_microsecond() {
     assert_eq!(*settled, want);
     assert!(settled.stolen && settled.engine == Some(1) && settled.started.is_some());
 }
+
+#[test]
+fn one_outcome_collects_as_it_would_among_several() {
+    use crate::view::{Many, One};
+    let first_byte = |_: usize, p: &mut part::Payload| match p {
+        part::Payload::Value(bytes) => bytes.first().copied().ok_or(Error::Shutdown),
+        _ => Err(Error::Shutdown),
+    };
+    let value = || (3, Ok(part::Payload::Value(vec![7])));
+    let failed = || (3, Err(Error::Timeout(WAIT)));
+    assert_eq!(
+        crate::client::collect::<One, u8>(&mut [value()], &first_byte).unwrap(),
+        7
+    );
+    assert_eq!(
+        crate::client::collect::<Many, u8>(&mut [value()], &first_byte).unwrap(),
+        vec![7]
+    );
+    assert_eq!(
+        crate::client::collect::<One, u8>(&mut [failed()], &first_byte).unwrap_err(),
+        Error::Timeout(WAIT)
+    );
+    assert_eq!(
+        crate::client::collect::<Many, u8>(&mut [failed()], &first_byte).unwrap_err(),
+        Error::Composite(vec![Error::Timeout(WAIT)])
+    );
+    // The same rules as for several outcomes.
+    assert_eq!(
+        crate::client::collect::<Many, u8>(&mut [value(), failed()], &first_byte).unwrap_err(),
+        Error::Composite(vec![Error::Timeout(WAIT)])
+    );
+    // A decoding failure of the one value is its error.
+    let mut empty = [(3, Ok(part::Payload::Value(Vec::new())))];
+    assert_eq!(
+        crate::client::collect::<One, u8>(&mut empty, &first_byte).unwrap_err(),
+        Error::Shutdown
+    );
+}

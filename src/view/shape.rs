@@ -21,6 +21,10 @@ pub trait Shape: sealed::Sealed + Send + Sync + 'static {
     /// Builds the output from the per-engine values, in target order.
     #[doc(hidden)]
     fn wrap<R>(values: Vec<R>) -> Result<Self::Out<R>>;
+    /// [`wrap`](Shape::wrap) of one engine's value, without a `Vec` for a
+    /// view of one engine.
+    #[doc(hidden)]
+    fn wrap_one<R>(value: R) -> Result<Self::Out<R>>;
 }
 
 /// A view of exactly one engine: calls return the engine's value.
@@ -43,6 +47,9 @@ impl Shape for One {
             .next()
             .ok_or_else(|| Error::Protocol("no reply from the view's engine".into()))
     }
+    fn wrap_one<R>(value: R) -> Result<R> {
+        Ok(value)
+    }
 }
 
 impl Shape for Many {
@@ -50,5 +57,8 @@ impl Shape for Many {
     const SINGLE: bool = false;
     fn wrap<R>(values: Vec<R>) -> Result<Vec<R>> {
         Ok(values)
+    }
+    fn wrap_one<R>(value: R) -> Result<Vec<R>> {
+        Ok(vec![value])
     }
 }
