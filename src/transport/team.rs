@@ -486,12 +486,13 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
 }
 
 /// Tests an operation just started in a tight loop until it has completed
-/// (`None`) or [`FIRST_TESTS`] has passed since the first tests failed
-/// (`Some` of when they had: the operation's start, for notes on long
-/// waits). An operation that completes in its first tests reads no clock
-/// (bench `w12`: a call of a few hundred nanoseconds).
+/// (then `None`) or [`FIRST_TESTS`] has passed since its first eight tests
+/// failed (then `Some` of that instant, which counts as the operation's
+/// start for the notes on long waits). An operation that completes in its
+/// first eight tests reads no clock (bench `w12`: a call of a few hundred
+/// nanoseconds).
 fn first_tests(mut test: impl FnMut() -> bool) -> Option<Instant> {
-    let mut since = None;
+    let mut first_failed: Option<Instant> = None;
     loop {
         for _ in 0..8 {
             if test() {
@@ -499,9 +500,9 @@ fn first_tests(mut test: impl FnMut() -> bool) -> Option<Instant> {
             }
         }
         let now = Instant::now();
-        let since = *since.get_or_insert(now);
-        if now >= since + FIRST_TESTS {
-            return Some(since);
+        let start = *first_failed.get_or_insert(now);
+        if now >= start + FIRST_TESTS {
+            return Some(start);
         }
     }
 }
