@@ -113,14 +113,13 @@ macro_rules! with_pair {
 }
 
 /// A task's small allreduce that its own thread runs from start to end
-/// (`MPI_THREAD_SERIALIZED`, see [`Teams::start_here`]): its steps, and
-/// what the note on a long wait says.
+/// (`MPI_THREAD_SERIALIZED`, see [`Teams::start_here`]): its steps on its
+/// communicator. Its team and start are [`Teams`]'s (`here`), which the
+/// MPI thread reads for the notes on long waits too.
 pub(crate) struct Here {
     steps: Box<dyn Steps>,
     comm: usize,
-    since: Instant,
     noted: bool,
-    team: Arc<TeamSpec>,
 }
 
 /// How a small allreduce begun on a task's thread stands.
@@ -149,7 +148,8 @@ pub(crate) struct Teams {
     comms: Vec<SimpleCommunicator>,
     running: Vec<Running>,
     /// The team and start of a small allreduce in flight on the task's
-    /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on).
+    /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on) and the
+    /// note on a long wait.
     here: Option<(Arc<TeamSpec>, Instant)>,
 }
 
@@ -291,9 +291,7 @@ impl Teams {
         Ok(HereStarted::InFlight(Here {
             steps,
             comm: index,
-            since,
             noted: false,
-            team: team.clone(),
         }))
     }
 
@@ -308,9 +306,11 @@ impl Teams {
             self.here = None;
             return true;
         }
-        if !here.noted && here.since.elapsed() >= self.note_after {
-            here.noted = true;
-            note_long_wait(self.engine, here.since, SMALL_ALLREDUCE, &here.team.engines);
+        if let Some((team, since)) = &self.here {
+            if !here.noted && since.elapsed() >= self.note_after {
+                here.noted = true;
+                note_long_wait(self.engine, *since, SMALL_ALLREDUCE, &team.engines);
+            }
         }
         false
     }
