@@ -264,8 +264,11 @@ impl<T> TaskTable<T> {
     /// Makes a task final and tells its dependents, and theirs in turn
     /// (a work list, not recursion: chains may be long).
     fn settle(&mut self, task: TaskId, end: State) {
-        let mut work = vec![(task, end)];
-        while let Some((id, end)) = work.pop() {
+        // The dependents it ends in turn; most tasks have none, and then
+        // nothing is allocated.
+        let mut work = Vec::new();
+        let mut next = Some((task, end));
+        while let Some((id, end)) = next.take().or_else(|| work.pop()) {
             let Some(r) = self.tasks.get_mut(&id) else {
                 continue;
             };
