@@ -18,7 +18,7 @@ use crate::contract::{finish_units, Collective, CollectiveKind, Command, Filling
 use crate::error::{Error, Result};
 use crate::fifo::Sender;
 use crate::protocol::{self, Request, TaskId, TeamSpec};
-use crate::result::{AsyncResult, Behind, Control, Link, Name, Payload, ResultState};
+use crate::result::{AsyncResult, Behind, Control, Forgotten, Link, Name, Payload, ResultState};
 use crate::scheduler::QueueStatus;
 use crate::timeline::{job_log, Timeline};
 use crate::view::shape::Shape;
@@ -43,7 +43,7 @@ impl Inner {
 
 /// What results ask of the controller.
 impl Link for Inner {
-    fn forget(&self, tasks: Vec<TaskId>) -> Result<()> {
+    fn forget(&self, tasks: Forgotten) -> Result<()> {
         self.send(Command::Forget { tasks })
     }
 

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::loan::Loan;
 use crate::protocol::{self, TaskId, ValueSpec, Work};
 use crate::result::state::{Payload, ResultState};
+use crate::result::Forgotten;
 use crate::scheduler::{QueueStatus, Task};
 
 /// What client handles ask of the controller.
@@ -49,7 +50,7 @@ pub(crate) enum Command {
     /// the scheduler as a task that never ran (a failed dependency).
     Failed { task: TaskId },
     /// The last handles on these load-balanced results are gone.
-    Forget { tasks: Vec<TaskId> },
+    Forget { tasks: Forgotten },
     /// Report the load-balanced queues' status.
     QueueStatus(SyncSender<QueueStatus>),
     /// Stop serving; `failed` when the client failed.

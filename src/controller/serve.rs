@@ -152,7 +152,7 @@ impl ControllerLoop {
                     abort_direct(task, &engines, &self.inflight, mpi);
                 }
                 Ok(Command::Failed { task }) => self.balancer.failed(task),
-                Ok(Command::Forget { tasks }) => self.balancer.forget(&tasks),
+                Ok(Command::Forget { tasks }) => self.balancer.forget(tasks.as_slice()),
                 Ok(Command::QueueStatus(reply)) => {
                     sync_direct(&mut self.balancer, &self.inflight, &self.collectives);
                     let _ = reply.send(self.balancer.status());

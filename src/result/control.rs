@@ -16,11 +16,29 @@ use crate::protocol::TaskId;
 /// The client's way to the controller, as results use it.
 pub(crate) trait Link: Send + Sync {
     /// The controller may forget these load-balanced tasks' rows.
-    fn forget(&self, tasks: Vec<TaskId>) -> Result<()>;
+    fn forget(&self, tasks: Forgotten) -> Result<()>;
     /// Aborts these load-balanced tasks where they have not started.
     fn abort(&self, tasks: Vec<TaskId>) -> Result<()>;
     /// Aborts a direct-view request where it still waits on `engines`.
     fn abort_direct(&self, task: TaskId, engines: Arc<[usize]>) -> Result<()>;
+}
+
+/// The load-balanced tasks whose rows the controller may forget once a
+/// result's last handle goes: a task's own result names one, kept inline
+/// (every dropped result sends one, and allocates nothing for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Forgotten {
+    One(TaskId),
+    Many(Vec<TaskId>),
+}
+
+impl Forgotten {
+    pub(crate) fn as_slice(&self) -> &[TaskId] {
+        match self {
+            Forgotten::One(task) => std::slice::from_ref(task),
+            Forgotten::Many(tasks) => tasks,
+        }
+    }
 }
 
 impl Behind {

@@ -39,7 +39,7 @@ mod part;
 pub(crate) mod state;
 
 pub(crate) use callbacks::callbacks_pending;
-pub(crate) use control::{Behind, Control, Link};
+pub(crate) use control::{Behind, Control, Forgotten, Link};
 pub use metadata::Metadata;
 pub(crate) use state::{Gathered, Name, Payload, ResultState};
 
@@ -158,14 +158,10 @@ impl<T> Drop for AsyncResult<T> {
         if self.state.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let (tasks, control) = {
-            let mut inner = self.state.lock();
-            (inner.balanced(), inner.control.take())
-        };
-        let (Some(tasks), Some(Control { link, .. })) = (tasks, control) else {
+        let Some((link, tasks)) = self.state.lock().take_forgotten() else {
             return;
         };
-        if !tasks.is_empty() {
+        if !tasks.as_slice().is_empty() {
             // The controller may be gone already (the job is ending).
             let _ = link.forget(tasks);
         }

@@ -17,7 +17,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::callbacks::{run_callback, Callback};
-use super::control::{Behind, Control};
+use super::control::{Behind, Control, Forgotten, Link};
 pub(crate) use super::part::{Gathered, Name, Payload};
 use super::part::{Part, Parts, Slot, Stamp};
 use crate::error::{Error, Result};
@@ -54,6 +54,22 @@ impl Inner {
             Behind::Balanced(tasks) => Some(tasks.to_vec()),
             Behind::Direct | Behind::Collective => None,
         }
+    }
+
+    /// Takes the link to the controller, with the load-balanced tasks
+    /// behind the result for it to forget (`None` for other work, or when
+    /// the link was taken already).
+    pub(super) fn take_forgotten(&mut self) -> Option<(Arc<dyn Link>, Forgotten)> {
+        let Control { link, work } = self.control.take()?;
+        let tasks = match work {
+            Behind::Task => match self.parts.as_slice() {
+                [part] => Forgotten::One(part.task()),
+                parts => Forgotten::Many(parts.iter().map(Part::task).collect()),
+            },
+            Behind::Balanced(tasks) => Forgotten::Many(*tasks),
+            Behind::Direct | Behind::Collective => return None,
+        };
+        Some((link, tasks))
     }
 
     /// What waits for the result, made when first needed.

@@ -207,7 +207,7 @@ fn callbacks_may_wait_for_each_other_in_chains() {
 struct Asked(mpsc::Sender<&'static str>);
 
 impl Link for Asked {
-    fn forget(&self, _: Vec<TaskId>) -> Result<()> {
+    fn forget(&self, _: Forgotten) -> Result<()> {
         self.0.send("forget").map_err(|_| Error::Shutdown)
     }
 
@@ -266,6 +266,42 @@ fn a_held_finished_apply_costs_little_memory() {
 }
 
 #[test]
+fn the_last_handle_of_a_task_forgets_it_without_allocating() {
+    /// Records what results let go, in room made beforehand.
+    struct Recorded(std::sync::Mutex<Vec<TaskId>>);
+    impl Link for Recorded {
+        fn forget(&self, tasks: Forgotten) -> Result<()> {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend_from_slice(tasks.as_slice());
+            Ok(())
+        }
+        fn abort(&self, _: Vec<TaskId>) -> Result<()> {
+            Ok(())
+        }
+        fn abort_direct(&self, _: TaskId, _: Arc<[usize]>) -> Result<()> {
+            Ok(())
+        }
+    }
+    let recorded = Arc::new(Recorded(std::sync::Mutex::new(Vec::with_capacity(8))));
+    let link: Arc<dyn Link> = recorded.clone();
+    let result = held_apply(41, &link);
+    let ((), dropping) = crate::codec::allocations::measure(|| drop(result));
+    assert_eq!(
+        dropping.allocations, 0,
+        "dropping a task's result allocates"
+    );
+    assert_eq!(*recorded.0.lock().unwrap(), vec![41]);
+    // A result of several tasks (a map's) names them all.
+    let state = ResultState::new(50, &[usize::MAX], &"test::noop", false);
+    let mapped = AsyncResult::new(state, |_: &mut [_]| Ok(())).with_control(Control {
+        link: link.clone(),
+        work: Behind::balanced(vec![50, 51, 52]),
+    });
+    drop(mapped);
+    assert_eq!(*recorded.0.lock().unwrap(), vec![41, 50, 51, 52]);
+}
+
+#[test]
 fn the_last_handle_of_a_balanced_result_lets_its_task_go_once() {
     let (asked, controller) = mpsc::channel();
     let link: Arc<dyn Link> = Arc::new(Asked(asked));
@@ -288,7 +324,7 @@ fn the_last_handle_of_a_balanced_result_lets_its_task_go_once() {
 fn a_direct_result_aborts_its_task_on_its_engines() {
     struct Direct(mpsc::Sender<(TaskId, Vec<usize>)>);
     impl Link for Direct {
-        fn forget(&self, _: Vec<TaskId>) -> Result<()> {
+        fn forget(&self, _: Forgotten) -> Result<()> {
             Err(Error::Shutdown)
         }
         fn abort(&self, _: Vec<TaskId>) -> Result<()> {
