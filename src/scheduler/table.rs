@@ -357,18 +357,15 @@ impl<T> TaskTable<T> {
             .map(|e| self.depth(e).saturating_sub(self.loads[e].outstanding()))
             .collect();
         let mut open = room.iter().filter(|&&r| r > 0).count();
-        // Each engine's batch sized once: a burst of tiny tasks fills 512
-        // slots per engine, which growing by doubling copies nine times.
-        let mut out: Vec<Vec<Queued<T>>> = (0..n)
-            .map(|e| Vec::with_capacity(room[e].min(self.ready_pinned[e].len() + self.ready.len())))
-            .collect();
+        let mut out: Vec<Vec<Queued<T>>> = (0..n).map(|_| Vec::new()).collect();
         for e in 0..n {
             while room[e] > 0 {
                 let Some(id) = self.ready_pinned[e].pop_front() else {
                     break;
                 };
                 if let Some(q) = self.assign(id, e, Stealable::Never, fence) {
-                    out[e].push(q);
+                    let left = 1 + self.ready_pinned[e].len() + self.ready.len();
+                    push_sized(&mut out[e], q, room[e].min(left));
                     room[e] -= 1;
                     if room[e] == 0 {
                         open -= 1;
@@ -402,7 +399,7 @@ impl<T> TaskTable<T> {
                 Stealable::Only(preferred)
             };
             if let Some(q) = self.assign(id, e, stealable, fence) {
-                out[e].push(q);
+                push_sized(&mut out[e], q, room[e].min(1 + self.ready.len()));
                 room[e] -= 1;
                 if room[e] == 0 {
                     open -= 1;
@@ -842,4 +839,15 @@ impl<T> TaskTable<T> {
             unassigned: self.unassigned,
         }
     }
+}
+
+/// Adds `q` to an engine's batch in `dispatch`, sizing the batch at its
+/// first task for the `most` it can still get: a burst of tiny tasks fills
+/// up to 512 slots per engine, which growing by doubling copies nine times,
+/// and an engine that gets nothing allocates nothing.
+fn push_sized<T>(batch: &mut Vec<T>, q: T, most: usize) {
+    if batch.capacity() == 0 {
+        batch.reserve_exact(most.max(1));
+    }
+    batch.push(q);
 }

@@ -2135,3 +2135,29 @@ fn imap_window_keeps_at_most_max_outstanding() {
     assert_eq!(w.outstanding(), 0);
     assert_eq!(w.submit(), Some(1));
 }
+
+#[test]
+fn a_dispatch_allocates_batches_only_for_the_engines_that_get_tasks() {
+    let dispatch_one = |engines: usize| {
+        let mut t = table(engines, 512);
+        plain(&mut t, 1, engines);
+        let (batches, used) = crate::codec::allocations::measure(|| t.dispatch(&Fence::none()));
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].tasks.capacity(), 1, "sized for what could come");
+        used.allocations
+    };
+    assert_eq!(
+        dispatch_one(16),
+        dispatch_one(2),
+        "engines that got nothing allocated a batch"
+    );
+    // A burst is sized at the first task, not grown by doubling.
+    let mut t = table(2, 512);
+    for id in 0..1000 {
+        plain(&mut t, id, 2);
+    }
+    let (batches, used) = crate::codec::allocations::measure(|| t.dispatch(&Fence::none()));
+    assert_eq!(batches.iter().map(|b| b.tasks.len()).sum::<usize>(), 1000);
+    assert!(batches.iter().all(|b| b.tasks.capacity() <= 512));
+    assert!(used.allocations < 12, "{} allocations", used.allocations);
+}
