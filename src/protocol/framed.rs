@@ -23,13 +23,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::message::{
-    decode, encode, Done, Outcome, Packed, Peer, Reply, Request, WireArg, WireTask, Work,
+    decode, Done, Outcome, Packed, Peer, Reply, Request, WireArg, WireTask, Work,
 };
 use crate::codec::{self, Typed};
 use crate::error::{Error, Result};
 
 /// Byte fields this long or longer travel as attachments.
 pub(crate) const ATTACH_FROM: usize = 1 << 20;
+
+/// Bytes a head's buffer starts with: most heads fit.
+const HEAD_CAPACITY: usize = 128;
 
 /// First byte of a head with attachments.
 const FRAMED: u8 = 0xfe;
@@ -95,8 +98,14 @@ pub(crate) fn encode_framed<M: Serialize + Blobs>(message: &mut M) -> Result<Fra
         index += 1;
     });
     if blobs.is_empty() {
+        // One pass, into a buffer that grows: a head is small, or a batch
+        // of small tasks, and sizing it first would serialize it twice (on
+        // the hot path of every load-balanced task). Growing copies each
+        // byte about once more, what the sizing pass cost too.
+        let mut head = Vec::with_capacity(HEAD_CAPACITY);
+        codec::encode_into(&*message, &mut head)?;
         return Ok(Framed {
-            head: Arc::new(encode(&*message)?),
+            head: Arc::new(head),
             blobs,
         });
     }
