@@ -21,11 +21,15 @@ use crate::error::{Error, Result};
 
 mod bounded;
 
-/// Encodes `value` into a fresh vector allocated once at its exact size: a
-/// first pass only counts bytes (cheap next to the copying, page faults and
-/// regrowth of a vector grown as it is written, for large values; a few
-/// nanoseconds for small ones). A large one is backed by huge pages where
-/// the kernel allows.
+/// Encodings this short are written on the stack first ([`encode`]).
+const SMALL: usize = 256;
+
+/// Encodes `value` into a fresh vector allocated once at its exact size. A
+/// value of at most [`SMALL`] bytes (an argument, a task's result) is
+/// written once, on the stack, and copied out; a larger one is sized by a
+/// first pass that only counts bytes (cheap next to the copying, page
+/// faults and regrowth of a vector grown as it is written), and is backed
+/// by huge pages where the kernel allows.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let config = bincode::config::standard();
     let failed = |e: bincode::error::EncodeError| Error::Codec {
@@ -33,6 +37,12 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
         type_name: type_name::<T>().to_string(),
         message: e.to_string(),
     };
+    let mut small = [0u8; SMALL];
+    match bincode::serde::encode_into_slice(value, &mut small, config) {
+        Ok(written) => return Ok(small[..written].to_vec()),
+        Err(bincode::error::EncodeError::UnexpectedEnd) => {}
+        Err(e) => return Err(failed(e)),
+    }
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(value, &mut size, config).map_err(failed)?;
     let mut bytes = Vec::with_capacity(size.bytes_written);
@@ -187,6 +197,32 @@ mod tests {
         let bytes = encode(&value).unwrap();
         let back: (String, Vec<Vec<u8>>, Option<f64>) = decode(&bytes).unwrap();
         assert_eq!(back, value);
+    }
+
+    /// Either side of the stack buffer's size, `encode` gives what a plain
+    /// write gives, in one allocation of exactly its length.
+    #[test]
+    fn encodings_around_the_small_size_are_exact_and_allocated_once() {
+        for len in [
+            0,
+            1,
+            SMALL - 3,
+            SMALL - 2,
+            SMALL - 1,
+            SMALL,
+            SMALL + 1,
+            4 * SMALL,
+        ] {
+            let value = vec![7u8; len];
+            let mut expected = Vec::new();
+            encode_into(&value, &mut expected).unwrap();
+            let (bytes, usage) = measure(|| encode(&value).unwrap());
+            assert_eq!(bytes, expected, "{len} bytes");
+            assert_eq!(bytes.capacity(), bytes.len(), "{len} bytes");
+            let allocations = usize::from(!bytes.is_empty());
+            assert_eq!(usage.allocations, allocations, "{len} bytes");
+            assert_eq!(decode::<Vec<u8>>(&bytes).unwrap(), value);
+        }
     }
 
     #[test]
