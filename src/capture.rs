@@ -4,10 +4,21 @@
 //! for the whole life of the engine (and pointed there again after every
 //! task that closed or moved them); after each task the execution thread
 //! takes what the task wrote and ships it in the task's metadata, where
-//! `display_outputs` prints it as ipyparallel's `[stdout:N]` blocks. A task
-//! that wrote nothing costs two `lseek`s (see [`Capture::take`]). Output of native libraries is captured too, since the
-//! redirection happens at the descriptor level. Deciding where output is shown
-//! is left to the client.
+//! `display_outputs` prints it as ipyparallel's `[stdout:N]` blocks. Output
+//! of native libraries is captured too, since the redirection happens at the
+//! descriptor level. Deciding where output is shown is left to the client.
+//!
+//! ## What it costs
+//!
+//! A load-balanced task that wrote nothing costs no system call. Between
+//! tasks each capture file holds a mark ([`MARK`]) at the offset where
+//! writing starts, and the engine maps that page of the file: any write
+//! through descriptor 1 or 2 lands on the mark, which the execution thread
+//! then sees changed in its own memory. An exact check (two `lseek`s, see
+//! [`Capture::take_exact`]) runs after every direct request, after any
+//! task whose mark changed, and at least once a millisecond of the
+//! engine's time; a file system without the mapping makes every check
+//! exact.
 //!
 //! ## What a task's output is
 //!
@@ -38,11 +49,20 @@
 //!   read into memory. Bytes that are not UTF-8 are replaced by `U+FFFD`.
 //! - rankview's own messages go to the real stderr ([`report`]), never into
 //!   a task's output.
+//! - Two cases no text output meets are seen only by the next exact check
+//!   (within the millisecond, or at the next direct request), and their
+//!   output goes to the task that ends then: output whose first byte is
+//!   `0xFF` (never the start of UTF-8 text), and a load-balanced task that
+//!   closes or moves descriptor 1 or 2 (the descriptors are pointed back
+//!   then; until then, later tasks' output follows the task's change).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Whence;
 
@@ -59,6 +79,14 @@ pub(crate) const DEFAULT_LIMIT: u64 = 1 << 20;
 /// nothing was written.
 const BASE: u64 = (1 << 32) + 0x5256;
 
+/// The byte each capture file holds at [`BASE`] between tasks: a write
+/// through the descriptor overwrites it. No UTF-8 text starts with it.
+const MARK: u8 = 0xFF;
+
+/// The longest a load-balanced task's output is trusted to the marks alone:
+/// an exact check runs at least this often.
+const EXACT_EVERY: Duration = Duration::from_millis(1);
+
 /// The engine's redirected stdout and stderr.
 pub(crate) struct Capture {
     out: File,
@@ -70,6 +98,11 @@ pub(crate) struct Capture {
     /// Where each file's writing starts ([`BASE`], or 0 on a file system
     /// that cannot seek that far: every task's output is then read).
     base: u64,
+    /// The mapped byte at `base` of each file (stdout's, stderr's); `None`
+    /// where the files cannot be sealed and mapped: every check is exact.
+    marks: Option<[Mark; 2]>,
+    /// When the last exact check ran.
+    exact_at: Instant,
 }
 
 /// The process's stderr from before the capture, for rankview's own messages.
@@ -99,8 +132,13 @@ impl Capture {
         if let Ok(real) = nix::unistd::dup(io::stderr()) {
             let _ = REAL_STDERR.set(File::from(real));
         }
-        let mut out = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
-        let mut err = tempfile::tempfile().map_err(|e| io_error("tempfile", e))?;
+        let (mut out, mut err) = match (sealable(), sealable()) {
+            (Some(out), Some(err)) => (out, err),
+            _ => (
+                tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
+                tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
+            ),
+        };
         let base = match (
             out.seek(SeekFrom::Start(BASE)),
             err.seek(SeekFrom::Start(BASE)),
@@ -122,6 +160,10 @@ impl Capture {
             }),
             Err(_) => DEFAULT_LIMIT,
         };
+        let marks = match (Mark::new(&out, base), Mark::new(&err, base)) {
+            (Some(o), Some(e)) if base > 0 => Some([o, e]),
+            _ => None,
+        };
         nix::unistd::dup2_stdout(&out).map_err(|e| io_error("dup2", e))?;
         nix::unistd::dup2_stderr(&err).map_err(|e| io_error("dup2", e))?;
         Ok(Capture {
@@ -131,7 +173,22 @@ impl Capture {
             saved_err,
             limit,
             base,
+            marks,
+            exact_at: Instant::now(),
         })
+    }
+
+    /// What a load-balanced task wrote: nothing, without a system call,
+    /// when both marks are intact and the last exact check is recent;
+    /// otherwise [`take_exact`](Capture::take_exact).
+    pub(crate) fn take(&mut self) -> (String, String) {
+        flush_streams();
+        if let Some(marks) = &self.marks {
+            if marks.iter().all(Mark::intact) && self.exact_at.elapsed() < EXACT_EVERY {
+                return (String::new(), String::new());
+            }
+        }
+        self.take_exact()
     }
 
     /// What was written since the last call, flushed first and cut to the
@@ -143,36 +200,33 @@ impl Capture {
     ///
     /// When both descriptors are at the capture files' [`BASE`] (still the
     /// capture files, nothing written) that is all: two `lseek`s, nothing
-    /// read, nothing re-pointed.
-    pub(crate) fn take(&mut self) -> (String, String) {
-        let _ = io::stdout().flush();
-        let _ = io::stderr().flush();
-        // SAFETY: `fflush(NULL)` takes no pointer from us: it flushes every
-        // open C stdio output stream, locking each one, and is safe to call
-        // from any thread at any time.
-        unsafe {
-            libc::fflush(std::ptr::null_mut());
-        }
+    /// read, nothing re-pointed. The marks are set again either way.
+    pub(crate) fn take_exact(&mut self) -> (String, String) {
+        flush_streams();
+        self.exact_at = Instant::now();
         let at_base = |fd: std::os::fd::BorrowedFd<'_>| {
             nix::unistd::lseek(fd, 0, Whence::SeekCur).ok() == i64::try_from(self.base).ok()
         };
         if self.base > 0 && at_base(io::stdout().as_fd()) && at_base(io::stderr().as_fd()) {
+            self.marks.iter().flatten().for_each(Mark::set);
             return (String::new(), String::new());
         }
+        let sealed = self.marks.is_some();
         let taken = (
-            drain(&mut self.out, self.limit, self.base),
-            drain(&mut self.err, self.limit, self.base),
+            drain(&mut self.out, self.limit, self.base, sealed),
+            drain(&mut self.err, self.limit, self.base, sealed),
         );
         // Cannot fail on a valid descriptor (and these stay open): dup2
         // closes whatever 1 and 2 are now, and points them at the files.
         let _ = nix::unistd::dup2_stdout(&self.out);
         let _ = nix::unistd::dup2_stderr(&self.err);
+        self.marks.iter().flatten().for_each(Mark::set);
         taken
     }
 
     /// Puts the original descriptors back and writes out anything left over.
     pub(crate) fn stop(mut self) {
-        let (out, err) = self.take();
+        let (out, err) = self.take_exact();
         let _ = nix::unistd::dup2_stdout(&self.saved_out);
         let _ = nix::unistd::dup2_stderr(&self.saved_err);
         if !out.is_empty() {
@@ -181,6 +235,166 @@ impl Capture {
         }
         if !err.is_empty() {
             eprint!("{err}");
+        }
+    }
+}
+
+/// Flushes Rust's stdout and stderr and every C stdio stream, so that what
+/// a task left in their buffers counts as its output.
+fn flush_streams() {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: `fflush(NULL)` takes no pointer from us: it flushes every
+    // open C stdio output stream, locking each one, and is safe to call
+    // from any thread at any time.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+    }
+}
+
+/// An anonymous file that can never shrink below the page holding [`BASE`]
+/// (a `memfd` sealed against shrinking), so that the page can be mapped and
+/// read whatever a task does to the file; `None` where the system has no
+/// such files.
+#[cfg(target_os = "linux")]
+fn sealable() -> Option<File> {
+    let name = c"rankview-capture";
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the
+    // call; the kernel copies it.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just returned by `memfd_create` and nothing else
+    // owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let page = page_size()?;
+    file.set_len(BASE / page * page + page).ok()?;
+    // SAFETY: `fcntl` with `F_ADD_SEALS` takes an integer, not a pointer,
+    // on a descriptor this function owns.
+    let sealed = unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL,
+        )
+    };
+    (sealed == 0).then_some(file)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sealable() -> Option<File> {
+    None
+}
+
+/// The system's page size.
+fn page_size() -> Option<u64> {
+    // SAFETY: `sysconf` takes an integer and reads no memory of ours.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().filter(|p| p.is_power_of_two())
+}
+
+/// Empties a capture file: its pages are given back. A sealed file keeps its
+/// size (it may not shrink) and becomes one hole.
+fn empty(file: &File, sealed: bool) {
+    if !sealed {
+        let _ = file.set_len(0);
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(len) = file.metadata().map(|m| m.len()) {
+        // Whole pages: a hole that ends inside a page only zeroes its part.
+        let page = page_size().unwrap_or(1);
+        let whole = len.div_ceil(page) * page;
+        // SAFETY: `fallocate` takes integers, not pointers, on a descriptor
+        // `file` keeps open.
+        unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                libc::off_t::try_from(whole).unwrap_or(libc::off_t::MAX),
+            );
+        }
+    }
+}
+
+/// The byte at [`BASE`] of a sealed capture file, mapped shared: what a
+/// write through the file's descriptor puts there shows in this memory.
+struct Mark {
+    /// The mapped page.
+    page: NonNull<libc::c_void>,
+    len: usize,
+    /// [`BASE`]'s offset in the page.
+    at: usize,
+}
+
+impl Mark {
+    /// Maps the page of `file` that holds `base`; `None` when that fails.
+    fn new(file: &File, base: u64) -> Option<Mark> {
+        let page = page_size()?;
+        let start = libc::off_t::try_from(base / page * page).ok()?;
+        let len = usize::try_from(page).ok()?;
+        // SAFETY: a fresh shared mapping of one page of a file this engine
+        // keeps open; the kernel picks the address. The file was sealed
+        // against shrinking past this page when created (`sealable`), so
+        // reading it can never fault with SIGBUS.
+        let mapped = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                start,
+            )
+        };
+        if mapped == libc::MAP_FAILED {
+            return None;
+        }
+        let mark = Mark {
+            page: NonNull::new(mapped)?,
+            len,
+            at: usize::try_from(base % page).ok()?,
+        };
+        mark.set();
+        Some(mark)
+    }
+
+    /// The mapped byte, as an atomic: the kernel writes it behind our back.
+    fn byte(&self) -> &AtomicU8 {
+        // SAFETY: `at < len`, so the byte is inside the mapping, which lives
+        // as long as `self`; `AtomicU8` has the layout of `u8` and any
+        // alignment fits it.
+        unsafe {
+            &*self
+                .page
+                .as_ptr()
+                .cast::<u8>()
+                .add(self.at)
+                .cast::<AtomicU8>()
+        }
+    }
+
+    /// The mark is still there: nothing was written at the base since it
+    /// was set.
+    fn intact(&self) -> bool {
+        self.byte().load(Ordering::Acquire) == MARK
+    }
+
+    /// Puts the mark back (after the file was emptied, or read).
+    fn set(&self) {
+        self.byte().store(MARK, Ordering::Release);
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `Mark::new` made; nothing else
+        // refers to it.
+        unsafe {
+            libc::munmap(self.page.as_ptr(), self.len);
         }
     }
 }
@@ -199,8 +413,8 @@ fn parse_limit(text: &str) -> Option<u64> {
 
 /// Reads the last `limit` bytes written to a capture file from `base` on,
 /// noting how many came before them, and empties the file (writing starts
-/// at `base` again).
-fn drain(file: &mut File, limit: u64, base: u64) -> String {
+/// at `base` again; a `sealed` one keeps its size).
+fn drain(file: &mut File, limit: u64, base: u64, sealed: bool) -> String {
     let written = match file.stream_position() {
         Ok(end) if end > base => end - base,
         _ => return String::new(),
@@ -210,7 +424,7 @@ fn drain(file: &mut File, limit: u64, base: u64) -> String {
     let read = file
         .seek(SeekFrom::Start(base + cut))
         .and_then(|_| Read::take(&mut *file, written - cut).read_to_end(&mut bytes));
-    let _ = file.set_len(0);
+    empty(file, sealed);
     let _ = file.seek(SeekFrom::Start(base));
     if let Err(e) = read {
         return format!("<output lost: {e}>");
@@ -244,26 +458,26 @@ mod tests {
     #[test]
     fn short_output_is_kept_whole_and_the_file_emptied() {
         let mut file = file_with(b"hello\nworld\n");
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "hello\nworld\n");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0, false), "hello\nworld\n");
         assert_eq!(file.stream_position().unwrap(), 0);
         assert_eq!(file.metadata().unwrap().len(), 0);
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0, false), "");
         file.write_all(b"next").unwrap();
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0), "next");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, 0, false), "next");
     }
 
     #[test]
     fn output_written_from_the_base_is_read_from_there() {
         let mut file = tempfile::tempfile().unwrap();
         file.seek(SeekFrom::Start(BASE)).unwrap();
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE), "");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE, false), "");
         file.write_all(b"hello\n").unwrap();
-        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE), "hello\n");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE, false), "hello\n");
         assert_eq!(file.stream_position().unwrap(), BASE);
         assert_eq!(file.metadata().unwrap().len(), 0, "the hole is given back");
         file.write_all(b"abcdef").unwrap();
         assert_eq!(
-            drain(&mut file, 2, BASE),
+            drain(&mut file, 2, BASE, false),
             "[rankview: 4 earlier bytes cut]\nef"
         );
     }
@@ -276,7 +490,7 @@ mod tests {
         }
         let mut file = file_with(&output);
         let limit = 64 << 10;
-        let text = drain(&mut file, limit, 0);
+        let text = drain(&mut file, limit, 0, false);
         let cut = output.len() - limit as usize;
         let (first, rest) = text.split_once('\n').unwrap();
         assert_eq!(first, format!("[rankview: {cut} earlier bytes cut]"));
@@ -284,16 +498,86 @@ mod tests {
         assert!(rest.ends_with("line 199999\n"));
         assert_eq!(rest.as_bytes(), &output[cut..]);
         assert_eq!(file.metadata().unwrap().len(), 0);
-        assert_eq!(drain(&mut file, 0, 0), "");
+        assert_eq!(drain(&mut file, 0, 0, false), "");
         file.write_all(b"abc").unwrap();
-        assert_eq!(drain(&mut file, 0, 0), "[rankview: 3 earlier bytes cut]\n");
+        assert_eq!(
+            drain(&mut file, 0, 0, false),
+            "[rankview: 3 earlier bytes cut]\n"
+        );
     }
 
     #[test]
     fn a_cut_never_splits_a_character() {
         // "é" is two bytes: a limit of 3 lands in the middle of the first one.
         let mut file = file_with("ééé".as_bytes());
-        assert_eq!(drain(&mut file, 3, 0), "[rankview: 4 earlier bytes cut]\né");
+        assert_eq!(
+            drain(&mut file, 3, 0, false),
+            "[rankview: 4 earlier bytes cut]\né"
+        );
+    }
+
+    /// A sealed capture file at its base, its mark set, and a second handle
+    /// on the same open file (as descriptor 1 is after `dup2`).
+    fn marked() -> (File, File, Mark) {
+        let mut file = sealable().expect("a sealed memfd");
+        file.seek(SeekFrom::Start(BASE)).unwrap();
+        let mark = Mark::new(&file, BASE).expect("the base's page mapped");
+        let descriptor = file.try_clone().unwrap();
+        (file, descriptor, mark)
+    }
+
+    #[test]
+    fn any_write_through_the_descriptor_clears_the_mark_and_draining_sets_it_again() {
+        let (mut file, mut descriptor, mark) = marked();
+        assert!(mark.intact());
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE, true), "");
+        // Every first byte but the mark's own is seen, NUL included.
+        for first in (0..=u8::MAX).filter(|&b| b != MARK) {
+            mark.set();
+            descriptor.write_all(&[first, b'!']).unwrap();
+            assert!(!mark.intact(), "a write starting with {first:#04x}");
+            let taken = drain(&mut file, DEFAULT_LIMIT, BASE, true);
+            assert_eq!(taken.len(), String::from_utf8_lossy(&[first, b'!']).len());
+        }
+        mark.set();
+        assert!(mark.intact());
+        descriptor.write_all(b"hello\n").unwrap();
+        assert!(!mark.intact());
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE, true), "hello\n");
+        mark.set();
+        assert!(mark.intact());
+        assert_eq!(descriptor.stream_position().unwrap(), BASE);
+    }
+
+    #[test]
+    fn a_sealed_file_cannot_shrink_under_its_mark_and_gives_back_its_pages() {
+        use std::os::unix::fs::MetadataExt;
+        let (mut file, mut descriptor, mark) = marked();
+        let size = file.metadata().unwrap().len();
+        assert!(size > BASE);
+        // A task truncating its stdout cannot take the mapped page away.
+        assert!(descriptor.set_len(0).is_err());
+        assert!(mark.intact());
+        descriptor.write_all(&vec![b'x'; 4 << 20]).unwrap();
+        assert!(file.metadata().unwrap().blocks() * 512 >= 4 << 20);
+        let taken = drain(&mut file, 1024, BASE, true);
+        assert!(taken.ends_with(&"x".repeat(1024)));
+        mark.set();
+        let page = page_size().unwrap();
+        assert!(
+            file.metadata().unwrap().blocks() * 512 <= page,
+            "only the mark's page is kept"
+        );
+        assert!(file.metadata().unwrap().len() >= size);
+        assert!(mark.intact());
+    }
+
+    #[test]
+    fn an_output_starting_with_the_mark_byte_is_left_to_the_exact_check() {
+        let (mut file, mut descriptor, mark) = marked();
+        descriptor.write_all(&[MARK, b'a']).unwrap();
+        assert!(mark.intact(), "the one first byte the mark cannot see");
+        assert_eq!(drain(&mut file, DEFAULT_LIMIT, BASE, true), "\u{FFFD}a");
     }
 
     #[test]

@@ -27,6 +27,7 @@ const CHECKS: &[&str] = &[
     "outputs_in_engine_order",
     "map_metadata_per_part",
     "c_stdio_in_metadata",
+    "load_balanced_output_is_each_tasks_own",
     "long_output_keeps_its_tail",
     "timings_consistent",
     "engine_pids_distinct",

@@ -119,7 +119,7 @@ fn run_balanced(work: Work, hops: u32, capture: &mut Option<Capture>) -> Done {
             )),
         ),
     };
-    ended(task, started_us, hops, outcome, capture)
+    ended(task, started_us, hops, outcome, capture, false)
 }
 
 /// Calls `function` on each item of a `map` task; one item's failure (a
@@ -235,16 +235,23 @@ impl<'a> RawTask<'a> {
 }
 
 /// The end of a task that ran from `started_us` until now, with the output
-/// it wrote.
+/// it wrote: checked exactly for a `direct` request, else as a
+/// load-balanced task's (see [`Capture::take`]).
 pub(super) fn ended(
     task: TaskId,
     started_us: u64,
     hops: u32,
     outcome: Outcome,
     capture: &mut Option<Capture>,
+    direct: bool,
 ) -> Done {
     let completed_us = now_us();
-    let (stdout, stderr) = capture.as_mut().map(Capture::take).unwrap_or_default();
+    let take = if direct {
+        Capture::take_exact
+    } else {
+        Capture::take
+    };
+    let (stdout, stderr) = capture.as_mut().map(take).unwrap_or_default();
     Done {
         task,
         started_us,
@@ -356,7 +363,7 @@ pub(super) fn run_job(
             let Some((task, outcome)) = handle(request) else {
                 return true;
             };
-            if !reply(out, ended(task, started_us, 0, outcome, capture)) {
+            if !reply(out, ended(task, started_us, 0, outcome, capture, true)) {
                 return false;
             }
             // Send it from this thread when MPI allows; else wake the MPI thread.

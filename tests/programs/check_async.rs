@@ -81,6 +81,52 @@ fn flood(lines: u32) {
     }
 }
 
+/// What [`maybe_write`] writes for task `i` to stdout and to stderr: most
+/// tasks nothing; some a Rust line, a C line, bytes starting with NUL
+/// through `write(2)`, or a stderr fragment without a newline.
+fn written_by(i: u32) -> (String, String) {
+    let mut out = String::new();
+    if i % 7 == 0 {
+        out += &format!("rust {i}\n");
+    }
+    if i % 13 == 0 {
+        out += &format!("\0raw {i}\n");
+    }
+    if i % 17 == 0 {
+        out += &format!("c {i}\n");
+    }
+    let err = if i % 11 == 0 {
+        format!("err {i}")
+    } else {
+        String::new()
+    };
+    (out, err)
+}
+
+/// Writes what [`written_by`] says, through the path it names.
+#[rankview::remote]
+fn maybe_write(i: u32) -> bool {
+    let mut ok = true;
+    if i % 7 == 0 {
+        println!("rust {i}");
+    }
+    if i % 13 == 0 {
+        let raw = format!("\0raw {i}\n");
+        // SAFETY: `raw` outlives the call and holds `raw.len()` bytes.
+        let wrote = unsafe { libc::write(1, raw.as_ptr().cast(), raw.len()) };
+        ok &= wrote == raw.len() as isize;
+    }
+    if i % 17 == 0 {
+        let line = std::ffi::CString::new(format!("c {i}")).expect("no NUL");
+        // SAFETY: `line` is a NUL-terminated string that outlives the call.
+        ok &= unsafe { libc::puts(line.as_ptr()) } >= 0;
+    }
+    if i % 11 == 0 {
+        eprint!("err {i}");
+    }
+    ok
+}
+
 #[rankview::remote]
 fn boom() -> u8 {
     panic!("a callback sees this")
@@ -318,6 +364,19 @@ fn metadata(rc: &Client, list: &mut Checklist) {
         assert!(ar.get()?.iter().all(|&ok| ok), "puts failed");
         for m in ar.metadata() {
             assert_eq!(m.stdout, "rust hello\nc hello\n", "{m:?}");
+        }
+        Ok(())
+    });
+    list.check("load_balanced_output_is_each_tasks_own", || {
+        // Mostly silent tasks of a few microseconds, back to back on each
+        // engine: the capture files' marks alone tell which task wrote.
+        let lv = rc.load_balanced_view();
+        let results: Vec<_> = (0..2000u32).map(|i| lv.apply(maybe_write, (i,))).collect();
+        for (i, r) in (0u32..).zip(&results) {
+            assert!(r.get()?, "task {i} could not write");
+            let m = &r.metadata()[0];
+            let (out, err) = written_by(i);
+            assert_eq!((&m.stdout, &m.stderr), (&out, &err), "task {i}: {m:?}");
         }
         Ok(())
     });
