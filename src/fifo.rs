@@ -10,15 +10,22 @@
 //! returns (half of rank 0's memory growth in `w13` in some jobs). Here
 //! the sender pushes into the shared buffer and the receiver takes the
 //! whole buffer at once in exchange for its own empty one; a buffer that
-//! grew past [`KEEP`] commands during a burst is given back when it has
-//! been drained.
+//! grew past [`KEEP_BYTES`] during a burst is given back when it has been
+//! drained; a smaller one is kept, so that bursts of a few thousand
+//! commands do not grow a fresh buffer (copies, and page faults) each time.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{RecvError, SendError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-/// Commands a drained buffer keeps room for; a larger one is freed.
-const KEEP: usize = 1024;
+/// Bytes a drained buffer keeps room for (4 MiB: 18,000 commands); a
+/// larger one is freed.
+const KEEP_BYTES: usize = 4 << 20;
+
+/// Values a drained buffer of `T` keeps room for (see [`KEEP_BYTES`]).
+fn keep<T>() -> usize {
+    KEEP_BYTES / std::mem::size_of::<T>().max(1)
+}
 
 struct Shared<T> {
     state: Mutex<State<T>>,
@@ -146,7 +153,7 @@ impl<T> Receiver<T> {
 /// shared side `taken`'s buffer. A drained buffer that grew large in a
 /// burst is freed here, at once, rather than kept for the next burst.
 fn refill<T>(taken: &mut VecDeque<T>, state: &mut State<T>) {
-    if taken.capacity() > KEEP {
+    if taken.capacity() > keep::<T>() {
         *taken = VecDeque::new();
     }
     if !state.queue.is_empty() {
@@ -193,17 +200,38 @@ mod tests {
     #[test]
     fn a_burst_buffer_is_freed_once_drained() {
         let (tx, mut rx) = channel();
-        for i in 0..10 * KEEP {
+        let keep = keep::<usize>();
+        for i in 0..10 * keep {
             tx.send(i).unwrap();
         }
-        for i in 0..10 * KEEP {
+        for i in 0..10 * keep {
             assert_eq!(rx.try_recv(), Ok(i));
         }
         // The call that finds the burst drained frees its buffer.
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        assert!(rx.taken.capacity() <= KEEP && rx.shared.lock().queue.capacity() <= KEEP);
+        assert!(rx.taken.capacity() <= keep && rx.shared.lock().queue.capacity() <= keep);
         tx.send(0).unwrap();
         assert_eq!(rx.try_recv(), Ok(0));
+    }
+
+    /// A burst of a few thousand command-sized values, sent then taken,
+    /// twice: the second finds both buffers grown and allocates nothing.
+    #[test]
+    fn a_burst_within_the_kept_size_reuses_its_buffers() {
+        let (tx, mut rx) = channel::<[u8; 232]>();
+        let mut burst = || {
+            for _ in 0..4000 {
+                tx.send([7; 232]).unwrap();
+            }
+            for _ in 0..4000 {
+                assert_eq!(rx.try_recv(), Ok([7; 232]));
+            }
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        };
+        burst();
+        burst();
+        let ((), usage) = crate::codec::allocations::measure(burst);
+        assert_eq!(usage.allocations, 0, "the second burst allocated");
     }
 
     #[test]
