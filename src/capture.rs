@@ -132,11 +132,12 @@ impl Capture {
         if let Ok(real) = nix::unistd::dup(io::stderr()) {
             let _ = REAL_STDERR.set(File::from(real));
         }
-        let (mut out, mut err) = match (sealable(), sealable()) {
-            (Some(out), Some(err)) => (out, err),
+        let (mut out, mut err, sealed) = match (sealable(), sealable()) {
+            (Some(out), Some(err)) => (out, err, true),
             _ => (
                 tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
                 tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
+                false,
             ),
         };
         let base = match (
@@ -160,10 +161,7 @@ impl Capture {
             }),
             Err(_) => DEFAULT_LIMIT,
         };
-        let marks = match (Mark::new(&out, base), Mark::new(&err, base)) {
-            (Some(o), Some(e)) if base > 0 => Some([o, e]),
-            _ => None,
-        };
+        let marks = marks(&out, &err, sealed, base);
         nix::unistd::dup2_stdout(&out).map_err(|e| io_error("dup2", e))?;
         nix::unistd::dup2_stderr(&err).map_err(|e| io_error("dup2", e))?;
         Ok(Capture {
@@ -288,6 +286,16 @@ fn sealable() -> Option<File> {
     None
 }
 
+/// The marks of the two capture files at `base`, when they are `sealed`
+/// memfds: the page of an ordinary file could be cut off under the mapping
+/// (a SIGBUS on the next read), and an empty one does not reach `base`.
+fn marks(out: &File, err: &File, sealed: bool, base: u64) -> Option<[Mark; 2]> {
+    if !sealed || base == 0 {
+        return None;
+    }
+    Some([Mark::new(out, base)?, Mark::new(err, base)?])
+}
+
 /// The system's page size.
 fn page_size() -> Option<u64> {
     // SAFETY: `sysconf` takes an integer and reads no memory of ours.
@@ -332,6 +340,7 @@ struct Mark {
 
 impl Mark {
     /// Maps the page of `file` that holds `base`; `None` when that fails.
+    /// `file` must come from [`sealable`] (never shrinking past that page).
     fn new(file: &File, base: u64) -> Option<Mark> {
         let page = page_size()?;
         let start = libc::off_t::try_from(base / page * page).ok()?;
@@ -570,6 +579,20 @@ mod tests {
         );
         assert!(file.metadata().unwrap().len() >= size);
         assert!(mark.intact());
+    }
+
+    /// The fallback files (no memfd) are never mapped: their page at the
+    /// base lies past their end, where a read would be a SIGBUS.
+    #[test]
+    fn ordinary_capture_files_get_no_marks() {
+        let mut out = tempfile::tempfile().unwrap();
+        let mut err = tempfile::tempfile().unwrap();
+        out.seek(SeekFrom::Start(BASE)).unwrap();
+        err.seek(SeekFrom::Start(BASE)).unwrap();
+        assert!(marks(&out, &err, false, BASE).is_none());
+        let (out, err) = (sealable().unwrap(), sealable().unwrap());
+        assert!(marks(&out, &err, true, 0).is_none());
+        assert!(marks(&out, &err, true, BASE).is_some_and(|m| m.iter().all(Mark::intact)));
     }
 
     #[test]
