@@ -18,7 +18,8 @@
 //! [`Capture::take_exact`]) runs after every direct request, after any
 //! task whose mark changed, and at least once a millisecond of the
 //! engine's time; a file system without the mapping makes every check
-//! exact.
+//! exact. Under a file size limit (`ulimit -f`) below twice [`BASE`], the
+//! files are written from offset 0 and every task's output is read.
 //!
 //! ## What a task's output is
 //!
@@ -132,19 +133,28 @@ impl Capture {
         if let Ok(real) = nix::unistd::dup(io::stderr()) {
             let _ = REAL_STDERR.set(File::from(real));
         }
-        let (mut out, mut err, sealed) = match (sealable(), sealable()) {
-            (Some(out), Some(err)) => (out, err, true),
-            _ => (
+        // Under a file size limit (`ulimit -f`) below the far offset, a
+        // write there (or sizing a file past it) is SIGXFSZ, which ends the
+        // engine: start at 0 then, and read every task's output.
+        let far = far_offsets_allowed();
+        let sealed_pair = match far {
+            true => sealable().zip(sealable()),
+            false => None,
+        };
+        let (mut out, mut err, sealed) = match sealed_pair {
+            Some((out, err)) => (out, err, true),
+            None => (
                 tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
                 tempfile::tempfile().map_err(|e| io_error("tempfile", e))?,
                 false,
             ),
         };
         let base = match (
+            far,
             out.seek(SeekFrom::Start(BASE)),
             err.seek(SeekFrom::Start(BASE)),
         ) {
-            (Ok(_), Ok(_)) => BASE,
+            (true, Ok(_), Ok(_)) => BASE,
             _ => {
                 out.rewind().map_err(|e| io_error("seek", e))?;
                 err.rewind().map_err(|e| io_error("seek", e))?;
@@ -294,6 +304,19 @@ fn marks(out: &File, err: &File, sealed: bool, base: u64) -> Option<[Mark; 2]> {
         return None;
     }
     Some([Mark::new(out, base)?, Mark::new(err, base)?])
+}
+
+/// No file size limit stops a write at [`BASE`] and a task's output after
+/// it (at least as far again).
+fn far_offsets_allowed() -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` into `limit`, which lives
+    // across the call.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } == 0;
+    read && (limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= 2 * BASE)
 }
 
 /// The system's page size.

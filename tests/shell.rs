@@ -1,8 +1,8 @@
 //! `tests/programs/check_shell.rs` as MPI jobs: `view.shell` and
 //! `shell_status` on 2 and 3 ranks (statuses, errors naming the engine,
 //! 1 MiB and more of output, `[stdout:N]` blocks), again with another
-//! capture limit (`RANKVIEW_CAPTURE_LIMIT`), and with capture off
-//! (`RANKVIEW_NO_CAPTURE`).
+//! capture limit (`RANKVIEW_CAPTURE_LIMIT`), under a file size limit
+//! (`ulimit -f`), and with capture off (`RANKVIEW_NO_CAPTURE`).
 
 mod common;
 
@@ -46,6 +46,25 @@ fn shell_3_ranks_with_a_capture_limit() {
         "-n".into(),
         "3".into(),
         program("check_shell").into(),
+    ])
+    .assert_checks("check_shell", CHECKS);
+}
+
+/// Under a file size limit below capture's far offset (`ulimit -f`, about
+/// 1 GB): the engines capture from offset 0 instead of dying of SIGXFSZ at
+/// their first output, and every check holds.
+#[test]
+fn shell_3_ranks_under_a_file_size_limit() {
+    let script = format!(
+        "ulimit -f 1000000 && exec '{}'",
+        program("check_shell").display()
+    );
+    mpirun_args(vec![
+        "-n".into(),
+        "3".into(),
+        "sh".into(),
+        "-c".into(),
+        script.into(),
     ])
     .assert_checks("check_shell", CHECKS);
 }
