@@ -196,7 +196,7 @@ impl Capture {
                 return (String::new(), String::new());
             }
         }
-        self.take_exact()
+        self.check_exactly()
     }
 
     /// What was written since the last call, flushed first and cut to the
@@ -211,6 +211,11 @@ impl Capture {
     /// read, nothing re-pointed. The marks are set again either way.
     pub(crate) fn take_exact(&mut self) -> (String, String) {
         flush_streams();
+        self.check_exactly()
+    }
+
+    /// [`take_exact`](Capture::take_exact) once the streams are flushed.
+    fn check_exactly(&mut self) -> (String, String) {
         self.exact_at = Instant::now();
         let at_base = |fd: std::os::fd::BorrowedFd<'_>| {
             nix::unistd::lseek(fd, 0, Whence::SeekCur).ok() == i64::try_from(self.base).ok()
