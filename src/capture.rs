@@ -186,13 +186,15 @@ impl Capture {
         })
     }
 
-    /// What a load-balanced task wrote: nothing, without a system call,
-    /// when both marks are intact and the last exact check is recent;
-    /// otherwise [`take_exact`](Capture::take_exact).
-    pub(crate) fn take(&mut self) -> (String, String) {
+    /// What a load-balanced task that ended at `now` wrote: nothing,
+    /// without a system call, when both marks are intact and the last exact
+    /// check is recent; otherwise [`take_exact`](Capture::take_exact).
+    pub(crate) fn take(&mut self, now: Instant) -> (String, String) {
         flush_streams();
         if let Some(marks) = &self.marks {
-            if marks.iter().all(Mark::intact) && self.exact_at.elapsed() < EXACT_EVERY {
+            if marks.iter().all(Mark::intact)
+                && now.saturating_duration_since(self.exact_at) < EXACT_EVERY
+            {
                 return (String::new(), String::new());
             }
         }

@@ -21,7 +21,7 @@ use crate::registry::{registry, RemoteEntry};
 
 use super::group;
 use super::inbox::{Inbox, Next};
-use super::job::{now_us, quiet_done, ExecOut, Incoming, Job, Lending};
+use super::job::{now_us, quiet_done, wall_us, ExecOut, Incoming, Job, Lending};
 use super::panics::{install_panic_hook, invoke, invoke_raw};
 
 thread_local! {
@@ -50,7 +50,6 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
         let job = match next {
             Next::Job(job) => job,
             Next::Task(queued) => {
-                let started = Instant::now();
                 let done = if matches!(queued.payload, Work::Group { .. }) {
                     match group::lead(queued, &mut capture, &out, &comm, run_balanced) {
                         Some(done) => done,
@@ -61,7 +60,7 @@ pub(crate) fn execute(engine: usize, inbox: &Inbox, out: Sender<ExecOut>, comm: 
                 };
                 // The reply waits in the inbox; the MPI thread's pass
                 // reports it with the others (see `inbox::Progress`).
-                if inbox.task_done(done, started) && !helping::help() {
+                if inbox.task_done(done) && !helping::help() {
                     comm.unpark();
                 }
                 continue;
@@ -245,13 +244,13 @@ pub(super) fn ended(
     capture: &mut Option<Capture>,
     direct: bool,
 ) -> Done {
-    let completed_us = now_us();
-    let take = if direct {
-        Capture::take_exact
-    } else {
-        Capture::take
+    let end = Instant::now();
+    let completed_us = wall_us(end);
+    let (stdout, stderr) = match capture {
+        Some(capture) if direct => capture.take_exact(),
+        Some(capture) => capture.take(end),
+        None => Default::default(),
     };
-    let (stdout, stderr) = capture.as_mut().map(take).unwrap_or_default();
     Done {
         task,
         started_us,

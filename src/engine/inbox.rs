@@ -65,8 +65,8 @@ struct Progress {
     started: Option<TaskId>,
     /// Finished tasks' replies, in the order they ended.
     done: Vec<Done>,
-    /// When the first task of `done` started.
-    since: Option<Instant>,
+    /// When the first task of `done` started (its `started_us`).
+    since_us: Option<u64>,
     /// The execution thread has asked for a pass since `done` was taken last.
     asked: bool,
 }
@@ -241,22 +241,22 @@ impl Inbox {
     }
 
     /// The execution thread finished the task [`next`](Inbox::next) gave it
-    /// last, which `started` at that instant; its reply waits for the MPI
-    /// thread's next report. True when that report is due now: the
+    /// last; its reply waits for the MPI thread's next report. True when that report is due now: the
     /// caller then makes the MPI thread's pass or wakes it (see
     /// [`Progress`]).
-    pub(crate) fn task_done(&self, done: Done, started: Instant) -> bool {
+    pub(crate) fn task_done(&self, done: Done) -> bool {
         let mut state = self.lock();
         state.tasks.finish();
         let progress = &mut state.progress;
         if progress.started == Some(done.task) {
             progress.started = None;
         }
-        let since = *progress.since.get_or_insert(started);
+        let since = *progress.since_us.get_or_insert(done.started_us);
+        let waited = Duration::from_micros(done.completed_us.saturating_sub(since));
         progress.done.push(done);
         let idle_next = state.direct.is_empty() && !state.tasks.has_ready();
         let progress = &mut state.progress;
-        let due = !progress.asked && (idle_next || since.elapsed() >= REPORT_AFTER);
+        let due = !progress.asked && (idle_next || waited >= REPORT_AFTER);
         progress.asked |= due;
         due
     }
@@ -270,7 +270,7 @@ impl Inbox {
         if progress.started.is_none() && progress.done.is_empty() {
             return None;
         }
-        progress.since = None;
+        progress.since_us = None;
         progress.asked = false;
         let started = progress.started.take().into_iter().collect();
         Some((started, std::mem::take(&mut progress.done)))
@@ -283,7 +283,9 @@ impl Inbox {
     /// engine loop's passes itself when MPI allows (`super::help`): a request
     /// then goes from the wire to this thread with no hand-off.
     pub(crate) fn next(&self) -> Option<Next> {
-        let spin_until = Instant::now() + SPIN;
+        // Read the clock only once there is nothing to run: a queue of
+        // short tasks takes the next one without it.
+        let mut spin_until = None;
         let mut helping = None;
         let mut state = self.lock();
         loop {
@@ -304,7 +306,8 @@ impl Inbox {
                 }
                 return next;
             }
-            if Instant::now() < spin_until {
+            let now = Instant::now();
+            if now < *spin_until.get_or_insert(now + SPIN) {
                 drop(state);
                 if helping.is_none() {
                     helping = crate::helping::helping();
@@ -369,7 +372,7 @@ mod loom_tests {
                     Next::Task(queued) => {
                         tasks += 1;
                         let done = crate::engine::job::quiet_done(queued.task, 0, 0, Outcome::Unit);
-                        inbox.task_done(done, Instant::now());
+                        inbox.task_done(done);
                     }
                 }
             }

@@ -3,10 +3,11 @@
 //! ([`ExecOut`]), values that arrive by or are lent to collectives, and how
 //! the MPI thread ended ([`Ending`]).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::bulk::{BufRef, BulkVec, Lent};
 use crate::error::{Error, Result};
@@ -209,9 +210,79 @@ pub(super) fn quiet_done(
     }
 }
 
+/// Microseconds since the Unix epoch, now.
 pub(super) fn now_us() -> u64 {
+    wall_us(Instant::now())
+}
+
+/// How often a thread reads the wall clock again for [`wall_us`].
+const REBASE_EVERY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// An instant and the wall clock's microseconds at it, read again once
+    /// older than [`REBASE_EVERY`].
+    static WALL_BASE: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+}
+
+/// Microseconds since the Unix epoch at `at` (a recent instant): the
+/// monotonic clock's reading carried over to the wall clock by this
+/// thread's base, which is read at most once a second. A task's two
+/// timestamps thus cost two monotonic readings, the ones its engine takes
+/// anyway, not two more of the wall clock.
+pub(super) fn wall_us(at: Instant) -> u64 {
+    let micros = |d: Duration| d.as_secs() * 1_000_000 + u64::from(d.subsec_micros());
+    WALL_BASE.with(|base| {
+        if let Some((instant, us)) = base.get() {
+            if let Some(since) = at.checked_duration_since(instant) {
+                if since < REBASE_EVERY {
+                    return us.saturating_add(micros(since));
+                }
+            }
+        }
+        let (instant, us) = (Instant::now(), system_us());
+        base.set(Some((instant, us)));
+        match at.checked_duration_since(instant) {
+            Some(since) => us.saturating_add(micros(since)),
+            None => us.saturating_sub(micros(instant.duration_since(at))),
+        }
+    })
+}
+
+/// The wall clock in microseconds since the Unix epoch.
+fn system_us() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times carried over from the monotonic clock agree with the wall
+    /// clock, for instants after this thread's base and before it.
+    #[test]
+    fn wall_times_agree_with_the_system_clock() {
+        const SLACK_US: u64 = 2_000;
+        let earlier = Instant::now();
+        let earlier_us = system_us();
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..3 {
+            let before = system_us();
+            let derived = now_us();
+            let after = system_us();
+            assert!(
+                before.saturating_sub(SLACK_US) <= derived && derived <= after + SLACK_US,
+                "{derived} is not within {before}..{after}"
+            );
+        }
+        // Older than the base just taken: read back, not clamped to it.
+        let derived = wall_us(earlier);
+        assert!(
+            derived.abs_diff(earlier_us) <= SLACK_US,
+            "{derived} vs {earlier_us}"
+        );
+        assert!(derived + 4_000 <= now_us());
+    }
 }
