@@ -8,7 +8,7 @@
 //! scheduler's; the messages are in `src/scheduler/README.md`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Result;
 use crate::protocol::{self, Done, Request, TaskId, Work};
@@ -36,6 +36,9 @@ pub(super) struct Balancer {
     settled: usize,
     /// The most rows held at once since the table was last empty at a trim.
     peak: usize,
+    /// When the balancer was made: the `now` of a submission without a
+    /// dependency timeout, which the table never reads.
+    created: Instant,
 }
 
 /// Forgotten tasks below which the heap is never trimmed.
@@ -51,6 +54,7 @@ impl Balancer {
             forgotten: 0,
             settled: 0,
             peak: 0,
+            created: Instant::now(),
         }
     }
 
@@ -85,7 +89,12 @@ impl Balancer {
 
     pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>) {
         self.results.insert(task.id, state);
-        self.table.submit(task, Instant::now());
+        // The table reads `now` only for a dependency's timeout.
+        let now = match task.timeout {
+            Some(_) => Instant::now(),
+            None => self.created,
+        };
+        self.table.submit(task, now);
         self.peak = self.peak.max(self.table.rows());
         self.dirty = true;
     }
@@ -152,6 +161,7 @@ impl Balancer {
         for task in started {
             self.table.started(engine, task);
         }
+        let received = SystemTime::now();
         for done in done {
             let ok = done.outcome.succeeded();
             let duration = done.completed_us.checked_sub(done.started_us);
@@ -163,7 +173,7 @@ impl Balancer {
             match self.table.completed(engine, done.task, report) {
                 Completion::Final { stolen } => {
                     if let Some(state) = self.results.remove(&done.task) {
-                        state.complete_task(done, engine, stolen);
+                        state.complete_task(done, engine, stolen, received);
                     }
                     shrink(&mut self.results);
                     self.settled += 1;

@@ -12,6 +12,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::engine;
 use crate::error::{Error, Result};
@@ -152,7 +153,7 @@ impl TaskQueue for LocalPool {
             // `run_work` catches the function's panics; this catches
             // rankview's own, so that the result settles either way.
             match panic::catch_unwind(AssertUnwindSafe(|| engine::run_work(work, 0, &mut None))) {
-                Ok(done) => settle.complete_task(done, thread, false),
+                Ok(done) => settle.complete_task(done, thread, false, SystemTime::now()),
                 Err(payload) => settle.fail(
                     0,
                     Error::Protocol(format!(

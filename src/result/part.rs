@@ -316,11 +316,12 @@ impl Part {
         self.output.as_ref().map_or(&[], |o| o.members.as_slice())
     }
 
-    /// Marks the part received now, unless it was already (a part adopted
-    /// from another result keeps its time).
-    pub(super) fn mark_received(&mut self) {
+    /// Marks the part received at the time `at` gives, unless it was
+    /// already (a part adopted from another result keeps its time; a
+    /// load-balanced reply has the time its message arrived).
+    pub(super) fn mark_received(&mut self, at: impl FnOnce() -> SystemTime) {
         if self.received == Stamp::NONE {
-            self.received = Stamp::nanos(SystemTime::now());
+            self.received = Stamp::nanos(at());
         }
     }
 

@@ -200,7 +200,7 @@ impl ResultState {
 
     /// Records engine `index`'s reply.
     pub(crate) fn complete(&self, index: usize, done: Done, engine: usize) {
-        self.record(index, done, engine, None, None);
+        self.record(index, done, engine, None, None, SystemTime::now());
     }
 
     /// Records the reply of engine `index` whose raw data (announced by
@@ -212,13 +212,20 @@ impl ResultState {
         engine: usize,
         data: Gathered,
     ) {
-        self.record(index, done, engine, None, Some(data));
+        self.record(index, done, engine, None, Some(data), SystemTime::now());
     }
 
     /// Records the final reply of a load-balanced task (one part), with
-    /// where it ran.
-    pub(crate) fn complete_task(&self, done: Done, engine: usize, stolen: bool) {
-        self.record(0, done, engine, Some(stolen), None);
+    /// where it ran, `received` then (the replies of one message share
+    /// the instant they arrived: one clock reading for them all).
+    pub(crate) fn complete_task(
+        &self,
+        done: Done,
+        engine: usize,
+        stolen: bool,
+        received: SystemTime,
+    ) {
+        self.record(0, done, engine, Some(stolen), None, received);
     }
 
     fn record(
@@ -228,6 +235,7 @@ impl ResultState {
         engine: usize,
         stolen: Option<bool>,
         data: Option<Gathered>,
+        received: SystemTime,
     ) {
         let task = done.task;
         let (outcome, members) = match std::mem::replace(&mut done.outcome, Outcome::Unit) {
@@ -239,6 +247,7 @@ impl ResultState {
         if let Some(part) = inner.parts.as_mut_slice().get_mut(index) {
             part.record(&mut done, stolen.map(|s| (engine, s)));
             part.add_members(members);
+            part.mark_received(|| received);
         }
         self.settle(inner, index, outcome);
     }
@@ -262,7 +271,7 @@ impl ResultState {
             return;
         }
         // A part adopted from another result keeps the time it was received.
-        part.mark_received();
+        part.mark_received(SystemTime::now);
         part.outcome = Slot::hold(outcome);
         if part.logged() {
             job_log().record(part.log_entry());
@@ -345,6 +354,11 @@ impl ResultState {
 
     /// Waits until done or until `deadline`; true when done.
     pub(super) fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        // A result read after it arrived (the oldest of many in flight)
+        // costs no clock reading.
+        if self.is_done() {
+            return true;
+        }
         // Spin briefly: replies to short tasks arrive within microseconds.
         // Meanwhile take them off the wire from this thread, when MPI allows
         // (no hand-off through the controller thread).

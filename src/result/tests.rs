@@ -3,7 +3,7 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 use crate::protocol::{Done, Outcome};
@@ -229,7 +229,7 @@ fn held_apply(task: TaskId, link: &Arc<dyn Link>) -> AsyncResult<()> {
         link: link.clone(),
         work: Behind::Task,
     });
-    state.complete_task(state::empty_reply(task), 1, false);
+    state.complete_task(state::empty_reply(task), 1, false, SystemTime::now());
     result
 }
 
@@ -365,7 +365,7 @@ fn a_part_logs_the_times_its_metadata_gives_to_the_microsecond() {
     let log = crate::timeline::JobLog::new(4);
     log.record(part.log_entry());
     part.record(&mut done(9, 1), Some((1, true)));
-    part.mark_received();
+    part.mark_received(SystemTime::now);
     log.record(part.log_entry());
     let records = log.timeline();
     let (pending, settled) = (&records.records()[0], &records.records()[1]);
