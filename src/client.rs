@@ -31,7 +31,15 @@ struct Inner {
     /// The teams given a communicator so far (see [`Client::team`]).
     teams: Mutex<HashSet<Vec<u32>>>,
     max_teams: usize,
+    /// Tasks whose results are gone, not yet sent (see [`FORGET_BATCH`]).
+    forgotten: Mutex<Vec<TaskId>>,
 }
+
+/// How many forgotten tasks one `Forget` command carries: a program that
+/// drops its results one by one (every `get` of a load-balanced `apply` in
+/// a loop) sends one command per this many, not one each. Up to this many
+/// final rows wait on the controller for the rest of their batch.
+const FORGET_BATCH: usize = 256;
 
 impl Inner {
     fn send(&self, command: Command) -> Result<()> {
@@ -44,7 +52,17 @@ impl Inner {
 /// What results ask of the controller.
 impl Link for Inner {
     fn forget(&self, tasks: Forgotten) -> Result<()> {
-        self.send(Command::Forget { tasks })
+        let batch = {
+            let mut pending = self.forgotten.lock().unwrap_or_else(|p| p.into_inner());
+            pending.extend_from_slice(tasks.as_slice());
+            if pending.len() < FORGET_BATCH {
+                return Ok(());
+            }
+            std::mem::replace(&mut *pending, Vec::with_capacity(FORGET_BATCH))
+        };
+        self.send(Command::Forget {
+            tasks: Forgotten::Many(batch),
+        })
     }
 
     fn abort(&self, tasks: Vec<TaskId>) -> Result<()> {
@@ -95,6 +113,7 @@ impl Client {
                 next_task: AtomicU64::new(1),
                 teams: Mutex::new(HashSet::new()),
                 max_teams: max_teams(),
+                forgotten: Mutex::new(Vec::with_capacity(FORGET_BATCH)),
             }),
         }
     }
@@ -408,4 +427,39 @@ fn max_teams() -> usize {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forgotten tasks reach the controller in batches, none lost or
+    /// repeated, and a result of many tasks goes whole.
+    #[test]
+    fn forgotten_tasks_go_in_batches() {
+        let (commands, mut controller) = crate::fifo::channel();
+        let client = Client::new(commands, std::thread::current(), 2);
+        let link = client.inner.clone();
+        let mut sent = Vec::new();
+        let mut drain = |sent: &mut Vec<Vec<TaskId>>| {
+            while let Ok(command) = controller.try_recv() {
+                match command {
+                    Command::Forget { tasks } => sent.push(tasks.as_slice().to_vec()),
+                    _ => panic!("only forgets were sent"),
+                }
+            }
+        };
+        for task in 1..FORGET_BATCH as TaskId {
+            link.forget(Forgotten::One(task)).unwrap();
+        }
+        drain(&mut sent);
+        assert!(sent.is_empty(), "a batch went before it was full");
+        link.forget(Forgotten::One(FORGET_BATCH as TaskId)).unwrap();
+        link.forget(Forgotten::Many((1000..1600).collect()))
+            .unwrap();
+        drain(&mut sent);
+        let expected: Vec<TaskId> = (1..=FORGET_BATCH as TaskId).chain(1000..1600).collect();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent.concat(), expected);
+    }
 }
