@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use crate::codec::stable_hash;
 use crate::error::{Error, Result};
-use crate::protocol::WireArg;
+use crate::protocol::WireArgs;
 use crate::remote::{ArgReader, Args, MapRawFn, RawKindsFn, RemoteFn};
 
 /// What an engine runs for one registered function: decode the arguments,
@@ -45,7 +45,7 @@ pub struct RemoteEntry {
 inventory::collect!(RemoteEntry);
 
 /// The registry id of `F` and `args` as they travel: what an `apply` sends.
-pub(crate) fn encode_call<F: RemoteFn<M>, M, A: Args<M>>(args: A) -> Result<(u64, Vec<WireArg>)> {
+pub(crate) fn encode_call<F: RemoteFn<M>, M, A: Args<M>>(args: A) -> Result<(u64, WireArgs)> {
     Ok((registry().id_of::<F>()?, args.into_wire()?))
 }
 

@@ -21,7 +21,7 @@ use crate::bulk::{self, ElemKind, Element};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::namespace::{self, Shared, Value};
-use crate::protocol::WireArg;
+use crate::protocol::{WireArg, WireArgs};
 use crate::raw_item;
 
 /// A name in an engine's namespace, passed where an argument goes: the engine
@@ -211,7 +211,7 @@ pub trait RemoteFn<M>: 'static {
 pub trait Args<M> {
     /// The arguments as they travel.
     #[doc(hidden)]
-    fn into_wire(self) -> Result<Vec<WireArg>>;
+    fn into_wire(self) -> Result<WireArgs>;
 }
 
 macro_rules! arity {
@@ -236,9 +236,9 @@ macro_rules! arity {
             for ($($arg,)*)
         {
             #[allow(non_snake_case)]
-            fn into_wire(self) -> Result<Vec<WireArg>> {
+            fn into_wire(self) -> Result<WireArgs> {
                 let ($($arg,)*) = self;
-                Ok(vec![$($arg.into_wire()?),*])
+                Ok(smallvec::smallvec![$($arg.into_wire()?),*])
             }
         }
     };
@@ -362,12 +362,12 @@ impl fmt::Display for TaskError {
 
 /// Reads the arguments of one call on the engine.
 pub struct ArgReader {
-    args: std::vec::IntoIter<WireArg>,
+    args: smallvec::IntoIter<[WireArg; 1]>,
     position: usize,
 }
 
 impl ArgReader {
-    pub(crate) fn new(args: Vec<WireArg>) -> Self {
+    pub(crate) fn new(args: WireArgs) -> Self {
         ArgReader {
             args: args.into_iter(),
             position: 0,
@@ -606,5 +606,24 @@ mod tests {
         assert!((&Probe::<String, String>::new()).raw_kinds().is_none());
         let odd = (&Probe::<u64, u64>::new()).map_raw(double, &[0; 7], &mut out);
         assert!(matches!(odd, Some(Err(_))));
+    }
+
+    /// The arguments of a one-argument call cost one allocation, its
+    /// encoding: the list holds it inline (on the client, and on the
+    /// engine that decodes it).
+    #[test]
+    fn a_call_of_one_argument_allocates_its_bytes_alone() {
+        use crate::codec::allocations::measure;
+        let (wire, usage) =
+            measure(|| Args::<(Plain, fn(u64) -> u64)>::into_wire((7u64,)).unwrap());
+        assert_eq!(usage.allocations, 1);
+        assert!(!wire.spilled());
+        let bytes = crate::codec::encode(&wire).unwrap();
+        let (back, usage) = measure(|| crate::codec::decode::<WireArgs>(&bytes).unwrap());
+        assert_eq!(back, wire);
+        assert_eq!(usage.allocations, 1);
+        let mut reader = ArgReader::new(back);
+        assert_eq!(reader.owned::<u64>().unwrap(), 7);
+        reader.finish().unwrap();
     }
 }

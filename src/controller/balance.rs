@@ -316,7 +316,7 @@ mod tests {
             let work = Work::Apply {
                 task,
                 function: 1,
-                args: Vec::new(),
+                args: Default::default(),
             };
             balancer.submit(Task::new(task, work, view.clone()), state);
         }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
 
+use smallvec::smallvec;
+
 use crate::bulk::{self, BulkVec, Lent};
 use crate::capture::Capture;
 use crate::error::{Error, Result};
@@ -15,7 +17,7 @@ use crate::helping::{self};
 use crate::namespace;
 use crate::protocol::{
     self, Done, Each, Failure, Outcome, Packed, Reply, Request, TaskId, Typed, ValueSpec, WireArg,
-    Work,
+    WireArgs, Work,
 };
 use crate::registry::{registry, RemoteEntry};
 
@@ -133,7 +135,7 @@ pub(super) fn map_items(function: u64, items: &Packed) -> Each {
         let called = entry.as_ref().map_err(Clone::clone).and_then(|entry| {
             items
                 .get(index)
-                .and_then(|item| invoke(entry, vec![WireArg::Value(item.to_vec())]))
+                .and_then(|item| invoke(entry, smallvec![WireArg::Value(item.to_vec())]))
         });
         match called {
             Ok(value) => each.values.push(&value),
@@ -542,7 +544,7 @@ pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
             crate::taskcomm::mapped(|| {
                 items
                     .into_iter()
-                    .map(|item| call(function, vec![WireArg::Value(item)]))
+                    .map(|item| call(function, smallvec![WireArg::Value(item)]))
                     .collect::<Result<Vec<_>>>()
                     .map(Outcome::Many)
             }),
@@ -587,7 +589,7 @@ pub(super) fn handle(request: Request) -> Option<(TaskId, Outcome)> {
 }
 
 /// Calls a registered function, turning a panic into a remote error.
-pub(super) fn call(function: u64, args: Vec<WireArg>) -> Result<Vec<u8>> {
+pub(super) fn call(function: u64, args: WireArgs) -> Result<Vec<u8>> {
     invoke(lookup(function)?, args)
 }
 

@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use crate::capture::{self};
 use crate::error::{Error, PanicSlot, Result};
-use crate::protocol::WireArg;
+use crate::protocol::WireArgs;
 use crate::registry::RemoteEntry;
 use crate::remote::ArgReader;
 
@@ -42,7 +42,7 @@ pub(crate) fn install_panic_hook() {
 }
 
 /// Calls `entry` with `args`, turning a panic into a remote error.
-pub(super) fn invoke(entry: &RemoteEntry, args: Vec<WireArg>) -> Result<Vec<u8>> {
+pub(super) fn invoke(entry: &RemoteEntry, args: WireArgs) -> Result<Vec<u8>> {
     let mut reader = ArgReader::new(args);
     guarded(entry, || (entry.invoke)(&mut reader))
 }

@@ -186,7 +186,7 @@ impl Executor for ViewExecutor {
             .enumerate()
             .map(|(index, bytes)| {
                 ViewExecutor::next_engine(view, next)
-                    .apply_wire::<F::Output>(function, vec![WireArg::Value(bytes)])
+                    .apply_wire::<F::Output>(function, smallvec::smallvec![WireArg::Value(bytes)])
                     .then(move |value| {
                         Ok(vec![value.map_err(|error| Error::MapItem {
                             index,

@@ -8,6 +8,7 @@
 //! scheduler's.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::bulk::{ElemKind, ReduceOp};
 use crate::codec::{self, Typed};
@@ -24,6 +25,13 @@ pub enum WireArg {
     Ref(String),
 }
 
+/// A call's arguments, in order. One is held inline: the call of a
+/// function of one argument (the usual task) allocates no list on the
+/// client, nor on the engine that decodes it. On the wire, a sequence as
+/// a `Vec` is.
+#[doc(hidden)]
+pub type WireArgs = SmallVec<[WireArg; 1]>;
+
 /// Controller → engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Request {
@@ -32,7 +40,7 @@ pub(crate) enum Request {
         task: TaskId,
         /// Registry id of the function.
         function: u64,
-        args: Vec<WireArg>,
+        args: WireArgs,
         /// The engines of a direct view of several engines, whose
         /// communicator the task gets ([`crate::comm`]); `None` for one
         /// engine.
@@ -94,7 +102,7 @@ pub(crate) enum Work {
     Apply {
         task: TaskId,
         function: u64,
-        args: Vec<WireArg>,
+        args: WireArgs,
     },
     /// Call a registered one-argument function once per item; each item's
     /// outcome comes back on its own ([`Outcome::Each`]).

@@ -25,11 +25,11 @@ mod framed;
 mod message;
 
 pub(crate) use self::framed::{decode_head, encode_framed, read_framed, Blobs, Framed};
-pub use self::message::WireArg;
 pub(crate) use self::message::{
     encode, CollectiveOp, Done, Each, Failure, GroupOutcome, GroupSpec, Outcome, Packed, Peer,
     Reply, Request, TeamSpec, ValueSpec, WireTask, Work,
 };
+pub use self::message::{WireArg, WireArgs};
 pub(crate) use crate::codec::Typed;
 use crate::error::Result;
 pub(crate) use crate::scheduler::TaskId;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use smallvec::smallvec;
 
 use super::message::*;
 use super::*;
@@ -46,7 +47,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
         Request::Apply {
             task: 7,
             function: u64::MAX,
-            args: vec![WireArg::Value(vec![9; 100]), WireArg::Ref("a".into())],
+            args: smallvec![WireArg::Value(vec![9; 100]), WireArg::Ref("a".into())],
             team: Some(TeamSpec::new(&[2, 0, 1])),
         },
         Request::Push {
@@ -107,7 +108,7 @@ fn samples() -> (Vec<Request>, Vec<Reply>) {
                     work: Work::Apply {
                         task: 15,
                         function: 4,
-                        args: vec![WireArg::Value(vec![1, 2])],
+                        args: smallvec![WireArg::Value(vec![1, 2])],
                     },
                     stealable: WireStealable::Only(vec![0, 2]),
                     hops: 1,
@@ -219,7 +220,7 @@ fn peer_messages_round_trip_and_refuse_truncation() {
         work: Work::Apply {
             task: 1,
             function: 2,
-            args: Vec::new(),
+            args: WireArgs::new(),
         },
         stealable: WireStealable::Anyone,
         hops: 3,
@@ -243,7 +244,7 @@ fn peer_messages_round_trip_and_refuse_truncation() {
                 work: Box::new(Work::Apply {
                     task: 5,
                     function: 6,
-                    args: vec![WireArg::Value(vec![7])],
+                    args: smallvec![WireArg::Value(vec![7])],
                 }),
             },
         },
@@ -366,7 +367,7 @@ fn large_fields_travel_as_attachments_and_come_back_in_place() {
         Request::Apply {
             task: 1,
             function: 2,
-            args: vec![
+            args: smallvec![
                 WireArg::Value(big(1)),
                 WireArg::Ref("r".into()),
                 WireArg::Value(vec![5; 10]),
@@ -421,7 +422,7 @@ fn large_fields_travel_as_attachments_and_come_back_in_place() {
                 work: Work::Apply {
                     task: 1,
                     function: 2,
-                    args: vec![WireArg::Value(big(11))],
+                    args: smallvec![WireArg::Value(big(11))],
                 },
                 stealable: WireStealable::Anyone,
                 hops: 1,
@@ -464,7 +465,7 @@ fn hostile_heads_are_protocol_errors() {
     let mut request = Request::Apply {
         task: 1,
         function: 2,
-        args: vec![WireArg::Value(vec![1; framed::ATTACH_FROM])],
+        args: smallvec![WireArg::Value(vec![1; framed::ATTACH_FROM])],
         team: None,
     };
     let framed = encode_framed(&mut request).unwrap();
@@ -509,7 +510,7 @@ fn hostile_heads_are_protocol_errors() {
     let empty = Request::Apply {
         task: 1,
         function: 2,
-        args: vec![WireArg::Value(Vec::new())],
+        args: smallvec![WireArg::Value(Vec::new())],
         team: None,
     };
     assert!(hostile(vec![(0, 3)], &empty).is_ok());
@@ -520,7 +521,7 @@ fn hostile_heads_are_protocol_errors() {
     let full = Request::Apply {
         task: 1,
         function: 2,
-        args: vec![WireArg::Value(vec![1])],
+        args: smallvec![WireArg::Value(vec![1])],
         team: None,
     };
     assert!(matches!(

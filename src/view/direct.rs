@@ -21,7 +21,7 @@ use crate::contract::{finish_units, Buffer, CollectiveKind, Filling};
 use crate::error::{Error, Result};
 use crate::loan;
 use crate::namespace::Value;
-use crate::protocol::{Request, Typed, ValueSpec, WireArg};
+use crate::protocol::{Request, Typed, ValueSpec, WireArgs};
 use crate::registry::encode_call;
 use crate::remote::{Args, RemoteFn};
 use crate::result::{AsyncResult, Gathered, Payload};
@@ -289,7 +289,7 @@ impl<S: Shape> DirectView<S> {
     pub(crate) fn apply_wire<R: DeserializeOwned + 'static>(
         &self,
         function: u64,
-        wire: Vec<WireArg>,
+        wire: WireArgs,
     ) -> AsyncResult<S::Out<R>> {
         // Several engines: the task gets their communicator (`rankview::comm`).
         let team = (self.targets.len() > 1).then(|| self.client.team(&self.targets));

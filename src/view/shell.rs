@@ -147,7 +147,7 @@ impl<S: Shape> DirectView<S> {
         let built = id_of(shell_command).and_then(|function| {
             Ok((
                 function,
-                vec![IntoArg::<String>::into_wire(cmdline.to_string())?],
+                smallvec::smallvec![IntoArg::<String>::into_wire(cmdline.to_string())?],
             ))
         });
         let (function, args) = match built {
