@@ -349,7 +349,7 @@ mod loom_tests {
             payload: Work::Apply {
                 task,
                 function: 0,
-                args: Vec::new(),
+                args: Default::default(),
             },
             stealable: Stealable::Anyone,
             hops: 0,
