@@ -36,9 +36,6 @@ pub(super) struct Balancer {
     settled: usize,
     /// The most rows held at once since the table was last empty at a trim.
     peak: usize,
-    /// When the balancer was made: the `now` of a submission without a
-    /// dependency timeout, which the table never reads.
-    created: Instant,
 }
 
 /// Forgotten tasks below which the heap is never trimmed.
@@ -54,7 +51,6 @@ impl Balancer {
             forgotten: 0,
             settled: 0,
             peak: 0,
-            created: Instant::now(),
         }
     }
 
@@ -89,12 +85,7 @@ impl Balancer {
 
     pub(super) fn submit(&mut self, task: Task<Work>, state: Arc<ResultState>) {
         self.results.insert(task.id, state);
-        // The table reads `now` only for a dependency's timeout.
-        let now = match task.timeout {
-            Some(_) => Instant::now(),
-            None => self.created,
-        };
-        self.table.submit(task, now);
+        self.table.submit(task, Instant::now);
         self.peak = self.peak.max(self.table.rows());
         self.dirty = true;
     }

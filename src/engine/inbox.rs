@@ -241,9 +241,9 @@ impl Inbox {
     }
 
     /// The execution thread finished the task [`next`](Inbox::next) gave it
-    /// last; its reply waits for the MPI thread's next report. True when that report is due now: the
-    /// caller then makes the MPI thread's pass or wakes it (see
-    /// [`Progress`]).
+    /// last; its reply waits for the MPI thread's next report. True when
+    /// that report is due now: the caller then makes the MPI thread's pass
+    /// or wakes it (see [`Progress`]).
     pub(crate) fn task_done(&self, done: Done) -> bool {
         let mut state = self.lock();
         state.tasks.finish();

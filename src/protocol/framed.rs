@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::message::{
-    decode, Done, Outcome, Packed, Peer, Reply, Request, WireArg, WireArgs, WireTask, Work,
+    decode, Done, Outcome, Packed, Peer, Reply, Request, WireArg, WireTask, Work,
 };
 use crate::codec::{self, Typed};
 use crate::error::{Error, Result};
@@ -236,15 +236,8 @@ impl Blobs for Packed {
     }
 }
 
-impl<T: Blobs> Blobs for Vec<T> {
-    fn blobs(&mut self, each: &mut dyn FnMut(BlobField<'_>)) {
-        for item in self {
-            item.blobs(each);
-        }
-    }
-}
-
-impl Blobs for WireArgs {
+/// Lists of any kind (`Vec`, a call's `WireArgs`) through their items.
+impl<T: Blobs> Blobs for [T] {
     fn blobs(&mut self, each: &mut dyn FnMut(BlobField<'_>)) {
         for item in self {
             item.blobs(each);

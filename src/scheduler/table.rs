@@ -8,7 +8,7 @@
 //! happened and returns what the controller must do (batches to send,
 //! aborts to send, results to deliver or hold, errors to deliver via
 //! [`TaskTable::take_failed`], engines to send the loads to). Time is
-//! passed in.
+//! passed in (as a clock where it may not be needed).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -126,10 +126,11 @@ impl<T> TaskTable<T> {
         self.loads.len()
     }
 
-    /// Adds a task at `now`. A task whose dependencies are already met
+    /// Adds a task at the time `now` gives, which is read only for a
+    /// dependency timeout. A task whose dependencies are already met
     /// becomes ready; one that can never run fails at once (see
     /// [`take_failed`](TaskTable::take_failed)); otherwise it waits.
-    pub(crate) fn submit(&mut self, task: Task<T>, now: Instant) {
+    pub(crate) fn submit(&mut self, task: Task<T>, now: impl FnOnce() -> Instant) {
         let id = task.id;
         if self.tasks.contains_key(&id) || self.finals.contains(id) {
             self.failed.push((
@@ -214,7 +215,7 @@ impl<T> TaskTable<T> {
                     self.dependents.entry(dep).or_default().push((id, kind));
                 }
                 // A deadline past the clock's range is no deadline.
-                if let Some(deadline) = timeout.and_then(|t| now.checked_add(t)) {
+                if let Some(deadline) = timeout.and_then(|t| now().checked_add(t)) {
                     self.deadlines.push(Reverse((deadline, id)));
                 }
             }

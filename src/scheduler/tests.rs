@@ -53,7 +53,7 @@ fn all(n: usize) -> EngineSet {
 
 /// Submits a plain task over every engine.
 fn plain(t: &mut TaskTable<u64>, id: TaskId, engines: usize) {
-    t.submit(Task::new(id, id * 10, all(engines)), Instant::now());
+    t.submit(Task::new(id, id * 10, all(engines)), Instant::now);
 }
 
 /// Dispatches and returns, per task, the engine it was sent to.
@@ -259,7 +259,7 @@ fn a_view_limits_placement_and_stealing() {
     let mut t = table(4, 4);
     let view = EngineSet::new([2, 1]);
     for id in 0..6 {
-        t.submit(Task::new(id, id, view.clone()), Instant::now());
+        t.submit(Task::new(id, id, view.clone()), Instant::now);
     }
     plain(&mut t, 6, 4);
     let batches = t.dispatch(&Fence::none());
@@ -285,8 +285,8 @@ fn a_view_limits_placement_and_stealing() {
 #[test]
 fn invalid_views_fail_at_submission() {
     let mut t = table(2, 2);
-    t.submit(Task::new(1, 0, EngineSet::new([])), Instant::now());
-    t.submit(Task::new(2, 0, EngineSet::new([0, 5])), Instant::now());
+    t.submit(Task::new(1, 0, EngineSet::new([])), Instant::now);
+    t.submit(Task::new(2, 0, EngineSet::new([0, 5])), Instant::now);
     plain(&mut t, 3, 2);
     plain(&mut t, 3, 2);
     let failed = t.take_failed();
@@ -933,7 +933,7 @@ fn simulate(seed: u64, engines: usize, tasks: u64, hold: bool) {
             0 if hold && submitted < tasks && table.is_idle() => {
                 let wave = (1 + rng.below(20) as u64).min(tasks - submitted);
                 for id in submitted..submitted + wave {
-                    table.submit(Task::new(id, id, all(engines)), now);
+                    table.submit(Task::new(id, id, all(engines)), || now);
                 }
                 submitted += wave;
             }
@@ -949,7 +949,7 @@ fn simulate(seed: u64, engines: usize, tasks: u64, hold: bool) {
                 } else if id > 10 && rng.percent(15) {
                     task = task.after(DepSet::any([id - 3, id - 7]));
                 }
-                table.submit(task, now);
+                table.submit(task, || now);
             }
             // The controller places work, and tells idle engines of loads
             // that changed (with the counts after the batches).
@@ -1241,7 +1241,7 @@ fn two_sent(engines: usize) -> TaskTable<u64> {
 }
 
 fn submit(t: &mut TaskTable<u64>, task: Task<u64>) {
-    t.submit(task, Instant::now());
+    t.submit(task, Instant::now);
 }
 
 fn impossible(t: &mut TaskTable<u64>, task: TaskId, dependency: TaskId, reason_has: &str) {
@@ -1513,15 +1513,15 @@ fn dependency_timeout_fails_a_task_still_waiting() {
         Task::new(2, 0, all(2))
             .after(DepSet::all([0]))
             .timeout(Duration::from_secs(5)),
-        t0,
+        || t0,
     );
     t.submit(
         Task::new(3, 0, all(2))
             .after(DepSet::all([1]))
             .timeout(Duration::from_secs(5)),
-        t0,
+        || t0,
     );
-    t.submit(Task::new(4, 0, all(2)).after(DepSet::all([2])), t0);
+    t.submit(Task::new(4, 0, all(2)).after(DepSet::all([2])), || t0);
     assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(5)));
     t.tick(t0 + Duration::from_secs(4));
     assert!(t.take_failed().is_empty());
@@ -1560,7 +1560,7 @@ fn a_timeout_does_not_apply_to_a_task_that_is_only_waiting_for_room() {
     plain(&mut t, 0, 1);
     t.submit(
         Task::new(1, 0, all(1)).timeout(Duration::from_millis(1)),
-        t0,
+        || t0,
     );
     placed(&mut t);
     t.tick(t0 + Duration::from_secs(60));
@@ -1573,7 +1573,7 @@ fn a_timeout_does_not_apply_to_a_task_that_is_only_waiting_for_room() {
 #[test]
 fn a_retry_lands_on_another_engine_and_the_error_comes_after_the_last_try() {
     let mut t = table(2, 4);
-    t.submit(Task::new(7, 70, all(2)).retries(2), Instant::now());
+    t.submit(Task::new(7, 70, all(2)).retries(2), Instant::now);
     assert_eq!(placed(&mut t), vec![(7, 0)]);
     assert_eq!(
         run(&mut t, 0, 7, failed()),
@@ -1619,7 +1619,7 @@ fn a_retry_that_succeeds_is_final_and_a_single_engine_view_retries_in_place() {
     let mut t = table(3, 4);
     t.submit(
         Task::new(1, 0, EngineSet::new([2])).retries(1),
-        Instant::now(),
+        Instant::now,
     );
     assert_eq!(placed(&mut t), vec![(1, 2)]);
     assert_eq!(
@@ -1657,7 +1657,7 @@ fn a_pinned_retry_stays_on_its_engine() {
 #[test]
 fn dependents_see_only_the_final_try() {
     let mut t = table(2, 4);
-    t.submit(Task::new(0, 0, all(2)).retries(1), Instant::now());
+    t.submit(Task::new(0, 0, all(2)).retries(1), Instant::now);
     submit(&mut t, Task::new(1, 0, all(2)).after(DepSet::all([0])));
     placed(&mut t);
     run(&mut t, 0, 0, failed());
@@ -1704,7 +1704,7 @@ fn abort_of_tasks_not_sent_fails_them_at_once() {
 fn abort_of_queued_tasks_asks_their_engine_and_running_tasks_keep_their_result() {
     let mut t = table(2, 2);
     for id in 0..4 {
-        t.submit(Task::new(id, 0, all(2)).retries(3), Instant::now());
+        t.submit(Task::new(id, 0, all(2)).retries(3), Instant::now);
     }
     placed(&mut t);
     t.started(0, 0);
@@ -1755,7 +1755,7 @@ fn abort_of_queued_tasks_asks_their_engine_and_running_tasks_keep_their_result()
 #[test]
 fn abort_of_a_running_task_stops_its_retries() {
     let mut t = table(2, 2);
-    t.submit(Task::new(0, 0, all(2)).retries(3), Instant::now());
+    t.submit(Task::new(0, 0, all(2)).retries(3), Instant::now);
     placed(&mut t);
     t.started(0, 0);
     assert!(
@@ -1833,7 +1833,7 @@ fn an_abort_follows_a_task_that_was_stolen() {
 fn steals_move_the_controllers_account_to_the_thief() {
     let mut t = table(2, 4);
     for id in 0..4 {
-        t.submit(Task::new(id, 0, EngineSet::new([0])), Instant::now());
+        t.submit(Task::new(id, 0, EngineSet::new([0])), Instant::now);
     }
     placed(&mut t);
     assert_eq!(t.loads(), vec![4, 0]);
@@ -1890,7 +1890,7 @@ fn steals_move_the_controllers_account_to_the_thief() {
 #[test]
 fn steal_notices_from_different_engines_are_ordered_by_steal_count() {
     let mut t = table(3, 4);
-    t.submit(Task::new(0, 0, EngineSet::new([0])), Instant::now());
+    t.submit(Task::new(0, 0, EngineSet::new([0])), Instant::now);
     placed(&mut t);
     // 0 → 1 → 2: engine 2's notice (second steal) arrives before engine 1's.
     t.stolen(1, 2, &[(0, 2)]);
