@@ -7,6 +7,7 @@
 //! MPI jobs are often oversubscribed, and an idle engine must stay under 1% of
 //! a core. Deciding *when* to wait is left to the loops themselves.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,17 @@ const MIN_SLEEP: Duration = Duration::from_micros(20);
 /// A sleep lasts this fraction of the time already spent idle, so waking up
 /// late adds at most about 1/8 to any wait.
 const SLEEP_DIVISOR: u32 = 8;
+
+/// Yields made by every backoff of this process (see [`idle_yields`]).
+static YIELDS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the idle polling loops of this process have yielded the
+/// core so far (the step between spinning and sleeping). For the test
+/// programs, which check that an engine's MPI thread leaves the core to a
+/// running task.
+pub fn idle_yields() -> u64 {
+    YIELDS.load(Ordering::Relaxed)
+}
 
 /// Progressive backoff for one polling loop.
 ///
@@ -78,9 +90,30 @@ impl Backoff {
         }
         let idle = self.idle_since.get_or_insert_with(Instant::now).elapsed();
         if idle < YIELD_FOR {
+            YIELDS.fetch_add(1, Ordering::Relaxed);
             thread::yield_now();
             return;
         }
+        self.sleep(idle);
+    }
+
+    /// The loop found nothing to do and another thread polls for what is
+    /// urgent meanwhile: sleep as [`snooze`](Backoff::snooze) would at
+    /// this point of the idle spell, without spinning or yielding first
+    /// (each yield on an oversubscribed core hands it back and forth with
+    /// the thread at work).
+    pub(crate) fn doze(&mut self) {
+        self.slept = false;
+        if cfg!(loom) {
+            crate::sync::thread::yield_now();
+            return;
+        }
+        let idle = self.idle_since.get_or_insert_with(Instant::now).elapsed();
+        self.sleep(idle);
+    }
+
+    /// Sleeps a share of `idle`, within the bounds.
+    fn sleep(&mut self, idle: Duration) {
         thread::park_timeout((idle / SLEEP_DIVISOR).clamp(MIN_SLEEP, self.ceiling.max(MIN_SLEEP)));
         self.slept = true;
     }
@@ -123,5 +156,18 @@ mod tests {
         }
         backoff.reset();
         assert!(!backoff.is_sleeping());
+    }
+
+    #[test]
+    fn a_doze_sleeps_at_once() {
+        let mut backoff = Backoff::new(Duration::from_millis(1));
+        let start = Instant::now();
+        for _ in 0..4 {
+            backoff.doze();
+            assert!(backoff.slept());
+        }
+        // Spinning or yielding would return within microseconds; a sleep
+        // may end early only now and then (`park_timeout`).
+        assert!(start.elapsed() >= MIN_SLEEP, "{:?}", start.elapsed());
     }
 }

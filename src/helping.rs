@@ -37,6 +37,12 @@ pub(crate) enum Step {
     Busy,
     /// Nothing to do: sleep at most this long.
     Idle(Duration),
+    /// Nothing to do, and another thread of this process polls for what
+    /// is urgent while it works (an engine's execution thread running a
+    /// task makes the passes it needs itself): sleep a share of the idle
+    /// time at once, at most this long, without the spinning and yielding
+    /// that come first after [`Step::Idle`].
+    Doze(Duration),
     /// Nothing to do, and a thread of this process needs the core (a task
     /// in a collective with its peers): sleep this long at once, without
     /// the spinning and yielding that come first after [`Step::Idle`].
@@ -298,6 +304,10 @@ impl<L: Loop> LoopShare<L> {
                 Step::Idle(ceiling) => {
                     backoff.set_ceiling(ceiling);
                     backoff.snooze();
+                }
+                Step::Doze(ceiling) => {
+                    backoff.set_ceiling(ceiling);
+                    backoff.doze();
                 }
                 Step::Nap(nap) => backoff.nap(nap),
                 Step::Ended => return,

@@ -148,9 +148,11 @@ pub use ndarray;
 
 /// Items used by code that `#[rankview::remote]` generates, the protocol
 /// fuzz test's entry point, and what the test programs observe of the
-/// threading mode (`helped_passes`). Not public API.
+/// threading mode (`helped_passes`) and of idle polling (`idle_yields`).
+/// Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::backoff::idle_yields;
     pub use crate::bulk::ElemKind;
     pub use crate::helping::helped_passes;
     pub use crate::protocol::fuzz_decode;

@@ -207,6 +207,19 @@ impl ControllerLoop {
         if let Some(deadline) = self.balancer.next_deadline() {
             ceiling = ceiling.min(deadline.saturating_duration_since(Instant::now()));
         }
+        // Only load-balanced tasks are out and nothing is being sent: the
+        // engines' queues hold work for a round trip through ranks that
+        // sleep between polls (`scheduler::Config`), and a client that
+        // waits for a result makes this loop's passes itself (`helping`).
+        // Spinning or yielding here would take a core from the engines
+        // (bench `metg`).
+        if !idle
+            && self.inflight.is_empty()
+            && self.collectives.is_idle()
+            && !self.mpi.sending_bulk()
+        {
+            return Step::Doze(ceiling);
+        }
         Step::Idle(ceiling)
     }
 }

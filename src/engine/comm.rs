@@ -86,6 +86,18 @@ impl Comm {
         Ok(true)
     }
 
+    /// Nothing this thread carries needs it soon: no send in flight, and
+    /// no collective, group task or team operation under way (see
+    /// `serve`'s dozing).
+    pub(super) fn calm(&self) -> bool {
+        !self.mpi.sending_bulk()
+            && self.prepared.is_none()
+            && self.receiving.is_empty()
+            && self.reduces.is_empty()
+            && self.groups.is_empty()
+            && !self.teams.active()
+    }
+
     /// Reports a failed request to the controller.
     pub(super) fn fail(&mut self, task: TaskId, error: Error) -> Result<()> {
         let now = now_us();

@@ -234,6 +234,15 @@ impl Inbox {
         state.direct.is_empty() && !state.busy && state.tasks.is_idle()
     }
 
+    /// The execution thread runs a load-balanced task or has one ready,
+    /// and no direct job.
+    pub(crate) fn on_tasks(&self) -> bool {
+        let state = self.lock();
+        state.direct.is_empty()
+            && !state.busy
+            && (state.tasks.running() > 0 || state.tasks.has_ready())
+    }
+
     /// The execution thread finished the direct job [`next`](Inbox::next)
     /// gave it last.
     pub(crate) fn finished(&self) {

@@ -146,6 +146,13 @@ pub(crate) struct Groups {
     pub(super) ended: Option<PartEnded>,
 }
 
+impl Groups {
+    /// No group task is under way on this engine.
+    pub(super) fn is_empty(&self) -> bool {
+        self.leading.is_empty() && self.parts.is_empty() && self.ended.is_none()
+    }
+}
+
 /// A group task this engine leads, as its MPI thread follows it.
 pub(crate) struct Leading {
     /// Where the members' ends go (the leader's execution thread).

@@ -53,6 +53,9 @@ pub(crate) struct EngineLoop {
     executing: bool,
     /// This engine has told the controller it is quiet (clean shutdown).
     quiet: bool,
+    /// MPI granted `MPI_THREAD_SERIALIZED`: the execution thread makes
+    /// passes of this loop (see [`helping`]).
+    serialized: bool,
     last_work: Instant,
     ending: Option<Ending>,
 }
@@ -115,6 +118,7 @@ pub(crate) fn serve(mpi: Mpi, inbox: Arc<Inbox>, from_exec: Receiver<ExecOut>) -
             from_exec,
             executing: true,
             quiet: false,
+            serialized,
             last_work: Instant::now(),
             ending: None,
         },
@@ -363,8 +367,9 @@ impl EngineLoop {
             }
         }
         busy |= comm.report_progress().map_err(Ending::Broken)?;
+        let idle = comm.inbox.idle();
         if !comm.closing {
-            if let Some(steal) = comm.thief.want(comm.inbox.idle()) {
+            if let Some(steal) = comm.thief.want(idle) {
                 busy = true;
                 let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
                 let seen = steal.seen;
@@ -392,6 +397,16 @@ impl EngineLoop {
             } else {
                 IDLE_POLL
             }));
+        }
+        // The execution thread runs load-balanced tasks and, under
+        // `MPI_THREAD_SERIALIZED`, makes this loop's passes itself when it
+        // has replies to report or runs out of tasks (`Inbox::task_done`,
+        // `Inbox::next`): with nothing else in flight, nothing here is
+        // urgent, and spinning or yielding would trade the core with the
+        // task (bench `metg`). A peer's steal waits at most an eighth of
+        // the time this loop has been idle, as after yielding.
+        if !idle && self.serialized && comm.calm() && comm.inbox.on_tasks() {
+            return Ok(Step::Doze(IDLE_POLL));
         }
         Ok(Step::Idle(if comm.teams.active() {
             TEAM_POLL

@@ -247,7 +247,6 @@ impl<T> LocalQueue<T> {
         self.entries.is_empty() && self.held.is_empty()
     }
 
-    #[cfg(test)]
     /// Tasks started and not finished.
     pub(crate) fn running(&self) -> usize {
         self.running

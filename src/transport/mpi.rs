@@ -104,6 +104,12 @@ struct PendingSend {
     /// Keeps the bytes alive until every request completes. Never mutated.
     buffer: SendBuf,
 }
+/// The size from which a send counts as bulk for
+/// [`Mpi::sending_bulk`]: Open MPI moves a message this long in fragments,
+/// and without a single-copy mechanism each fragment waits for the
+/// sender's next progress call, so its loop must keep polling.
+pub(crate) const BULK_SEND: usize = 64 << 10;
+
 /// The rank's MPI state. Dropping it completes every pending send and then
 /// finalizes MPI.
 pub(crate) struct Mpi {
@@ -336,6 +342,14 @@ impl Mpi {
         (1..=engines)
             .map(|rank| self.sent.get(rank).copied().unwrap_or(0))
             .collect()
+    }
+
+    /// A send of [`BULK_SEND`] bytes or more is still in flight (see
+    /// [`progress`](Mpi::progress)).
+    pub(crate) fn sending_bulk(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|p| p.buffer.as_slice().len() >= BULK_SEND)
     }
 
     /// Completes the sends that have finished; true if any did.

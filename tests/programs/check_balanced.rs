@@ -42,6 +42,26 @@ fn sleep_for(seconds: f64) -> TaskResult<usize> {
     Ok(rankview::globals().engine()?)
 }
 
+/// Keeps the core busy `us` microseconds; returns the engine.
+#[rankview::remote]
+fn spin_for(us: u64) -> TaskResult<usize> {
+    let end = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    Ok(rankview::globals().engine()?)
+}
+
+/// Whether this rank runs with `RANKVIEW_FUNNELED`, and how often its idle
+/// polling loops have yielded the core.
+#[rankview::remote]
+fn idle_yields() -> (bool, u64) {
+    (
+        std::env::var_os("RANKVIEW_FUNNELED").is_some(),
+        rankview::__private::idle_yields(),
+    )
+}
+
 #[rankview::remote]
 fn plus_one(x: u64) -> u64 {
     x + 1
@@ -695,6 +715,36 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         assert!(
             used.iter().all(|&s| s < 0.2),
             "engines spun beside a busy engine: {used:.3?} s of CPU in 2 s"
+        );
+        Ok(())
+    });
+
+    list.check("a_busy_engine_leaves_the_core_to_its_tasks", || {
+        // While an engine's execution thread runs load-balanced tasks, its
+        // MPI thread sleeps between polls rather than spinning and
+        // yielding: under `MPI_THREAD_SERIALIZED` the execution thread
+        // polls itself when it has replies to send or runs out of tasks.
+        // A yielding MPI thread took turns with the task on its core after
+        // every task.
+        // One engine, so that its queue never runs dry and no thief idles.
+        let last = rc.engine(engines as i64 - 1)?;
+        let (funneled, before) = last.apply_sync(idle_yields, ())?;
+        let tasks = 600;
+        let view = rc.view(vec![engines - 1])?.load_balanced().chunksize(1);
+        view.map(spin_for, vec![500u64; tasks]).get()?;
+        let (_, after) = last.apply_sync(idle_yields, ())?;
+        let yields = after - before;
+        println!("(idle yields of an engine beside its {tasks} tasks of 0.5 ms: {yields})");
+        if funneled {
+            // Only the MPI thread polls under `RANKVIEW_FUNNELED`.
+            return Ok(());
+        }
+        // It yields while idle, before the first task and after the last
+        // (200 µs each time, a few hundred yields); a yielding MPI thread
+        // made 15–20 yields a task.
+        assert!(
+            yields < 3 * tasks as u64,
+            "the engine's MPI thread yielded {yields} times beside its {tasks} tasks"
         );
         Ok(())
     });
