@@ -210,10 +210,11 @@ impl ControllerLoop {
         // Only load-balanced tasks are out and nothing is being sent: the
         // engines' queues hold work for a round trip through ranks that
         // sleep between polls (`scheduler::Config`), and a client that
-        // waits for a result makes this loop's passes itself (`helping`).
-        // Spinning or yielding here would take a core from the engines
-        // (bench `metg`).
+        // waits for a result makes this loop's passes itself (`helping`,
+        // under `MPI_THREAD_SERIALIZED`). Spinning or yielding here would
+        // take a core from the engines (bench `metg`).
         if !idle
+            && self.mpi.serialized()
             && self.inflight.is_empty()
             && self.collectives.is_idle()
             && !self.mpi.sending_bulk()
