@@ -37,11 +37,11 @@ pub(crate) enum Step {
     Busy,
     /// Nothing to do: sleep at most this long.
     Idle(Duration),
-    /// Nothing to do, and another thread of this process polls for what
-    /// is urgent while it works (an engine's execution thread running a
-    /// task makes the passes it needs itself): sleep a share of the idle
-    /// time at once, at most this long, without the spinning and yielding
-    /// that come first after [`Step::Idle`].
+    /// Nothing to do, and other threads make the passes that are urgent
+    /// (an engine's execution thread running tasks when it has replies or
+    /// runs out of work, a client waiting for a result): sleep a share of
+    /// the idle time at once, at most this long, without the spinning and
+    /// yielding that come first after [`Step::Idle`].
     Doze(Duration),
     /// Nothing to do, and a thread of this process needs the core (a task
     /// in a collective with its peers): sleep this long at once, without

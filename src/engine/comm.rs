@@ -86,9 +86,9 @@ impl Comm {
         Ok(true)
     }
 
-    /// Nothing this thread carries needs it soon: no send in flight, and
-    /// no collective, group task or team operation under way (see
-    /// `serve`'s dozing).
+    /// Nothing this thread carries needs it soon: no bulk send in flight
+    /// (`Mpi::sending_bulk`), and no collective, group task or team
+    /// operation under way (see `serve`'s dozing).
     pub(super) fn calm(&self) -> bool {
         !self.mpi.sending_bulk()
             && self.prepared.is_none()

@@ -404,7 +404,8 @@ impl EngineLoop {
         // `Inbox::next`): with nothing else in flight, nothing here is
         // urgent, and spinning or yielding would trade the core with the
         // task (bench `metg`). A peer's steal waits at most an eighth of
-        // the time this loop has been idle, as after yielding.
+        // the time this loop has been idle, as it did once the yielding
+        // was over.
         if !idle && self.serialized && comm.calm() && comm.inbox.on_tasks() {
             return Ok(Step::Doze(IDLE_POLL));
         }

@@ -104,11 +104,12 @@ struct PendingSend {
     /// Keeps the bytes alive until every request completes. Never mutated.
     buffer: SendBuf,
 }
-/// The size from which a send counts as bulk for
-/// [`Mpi::sending_bulk`]: Open MPI moves a message this long in fragments,
-/// and without a single-copy mechanism each fragment waits for the
-/// sender's next progress call, so its loop must keep polling.
-pub(crate) const BULK_SEND: usize = 64 << 10;
+
+/// The size from which a send counts as bulk for [`Mpi::sending_bulk`]:
+/// past the eager limits of Open MPI's transports a message goes by
+/// rendezvous, in fragments that may each wait for the sender's next
+/// progress call, so the sender's loop keeps polling meanwhile.
+const BULK_SEND: usize = 64 << 10;
 
 /// The rank's MPI state. Dropping it completes every pending send and then
 /// finalizes MPI.
