@@ -31,7 +31,7 @@ const CHECKS: &[&str] = &[
     "exactly_once_under_forced_steals",
     "no_task_waits_behind_a_busy_engine",
     "a_busy_engine_and_an_idle_one_do_not_spin",
-    "a_busy_engine_leaves_the_core_to_its_tasks",
+    "the_pollers_leave_the_cores_to_running_tasks",
     "queue_status_counts_direct_work",
     "wait_interactive_reports_progress",
 ];

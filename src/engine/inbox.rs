@@ -86,6 +86,14 @@ impl State {
     }
 }
 
+/// What the execution thread has to do (see [`Inbox::occupied`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Occupied {
+    Idle,
+    Tasks,
+    Other,
+}
+
 /// A steal's answer to send: the thief, the tasks given, and its share left.
 pub(crate) type Answer = (EngineId, Vec<Queued<Work>>, usize);
 
@@ -230,17 +238,24 @@ impl Inbox {
 
     /// Nothing queued, held or running: the engine may steal.
     pub(crate) fn idle(&self) -> bool {
-        let state = self.lock();
-        state.direct.is_empty() && !state.busy && state.tasks.is_idle()
+        self.occupied() == Occupied::Idle
     }
 
-    /// The execution thread runs a load-balanced task or has one ready,
-    /// and no direct job.
-    pub(crate) fn on_tasks(&self) -> bool {
+    /// What the execution thread has: nothing ([`Occupied::Idle`]: the
+    /// engine may steal), load-balanced tasks only, running or ready
+    /// ([`Occupied::Tasks`]), or anything else (direct work, or only
+    /// tasks held back by their fence).
+    pub(crate) fn occupied(&self) -> Occupied {
         let state = self.lock();
-        state.direct.is_empty()
-            && !state.busy
-            && (state.tasks.running() > 0 || state.tasks.has_ready())
+        if !state.direct.is_empty() || state.busy {
+            Occupied::Other
+        } else if state.tasks.is_idle() {
+            Occupied::Idle
+        } else if state.tasks.running() > 0 || state.tasks.has_ready() {
+            Occupied::Tasks
+        } else {
+            Occupied::Other
+        }
     }
 
     /// The execution thread finished the direct job [`next`](Inbox::next)

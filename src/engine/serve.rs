@@ -20,7 +20,7 @@ use crate::scheduler::Thief;
 use crate::transport::{HereStarted, Mpi, SendBuf, Teams};
 
 use super::comm::Comm;
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Occupied};
 use super::job::{Ending, ExecOut, Job};
 use super::panics::install_panic_hook;
 
@@ -367,9 +367,9 @@ impl EngineLoop {
             }
         }
         busy |= comm.report_progress().map_err(Ending::Broken)?;
-        let idle = comm.inbox.idle();
+        let occupied = comm.inbox.occupied();
         if !comm.closing {
-            if let Some(steal) = comm.thief.want(idle) {
+            if let Some(steal) = comm.thief.want(occupied == Occupied::Idle) {
                 busy = true;
                 let max = u32::try_from(steal.max).unwrap_or(u32::MAX);
                 let seen = steal.seen;
@@ -406,7 +406,7 @@ impl EngineLoop {
         // task (bench `metg`). A peer's steal waits at most an eighth of
         // the time this loop has been idle, as it did once the yielding
         // was over.
-        if !idle && self.serialized && comm.calm() && comm.inbox.on_tasks() {
+        if occupied == Occupied::Tasks && self.serialized && comm.calm() {
             return Ok(Step::Doze(IDLE_POLL));
         }
         Ok(Step::Idle(if comm.teams.active() {
