@@ -146,6 +146,9 @@ pub(crate) struct Teams {
     last: Option<(Arc<TeamSpec>, usize)>,
     /// The communicators, never freed before the engine ends.
     comms: Vec<SimpleCommunicator>,
+    /// This engine's rank in each communicator and its size, asked of MPI
+    /// once (a small allreduce on the task's thread needs both).
+    shapes: Vec<(i32, i32)>,
     running: Vec<Running>,
     /// The team and start of a small allreduce in flight on the task's
     /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on) and the
@@ -164,6 +167,7 @@ impl Teams {
             index: HashMap::new(),
             last: None,
             comms: Vec::new(),
+            shapes: Vec::new(),
             running: Vec::new(),
             here: None,
         }
@@ -194,6 +198,7 @@ impl Teams {
                 ))
             })?;
         self.index.insert(team.engines.clone(), self.comms.len());
+        self.shapes.push((comm.rank(), comm.size()));
         self.comms.push(comm);
         Ok(())
     }
@@ -274,14 +279,14 @@ impl Teams {
             return Ok(HereStarted::NotHere);
         }
         let index = self.find(team)?;
-        let Some(comm) = self.comms.get(index) else {
+        let (Some(comm), Some(&shape)) = (self.comms.get(index), self.shapes.get(index)) else {
             return Err(no_comm(team));
         };
         // On this thread's stack while it completes at once, boxed only
         // if it stays in flight (moving it moves no buffer MPI uses).
         let (steps, since): (Box<dyn Steps>, Instant) =
             with_pair!(send, recv, "all_reduce_into", |s, r| {
-                let mut steps = Doubling::start(comm, s, r, reduce_op(op));
+                let mut steps = Doubling::start(comm, shape, s, r, op);
                 match first_tests(|| steps.advance(comm)) {
                     None => return Ok(HereStarted::Done),
                     Some(since) => (Box::new(steps), since),
@@ -317,11 +322,12 @@ impl Teams {
 
     /// The index of `team`'s communicator.
     fn find(&mut self, team: &Arc<TeamSpec>) -> Result<usize> {
-        let index = match &self.last {
-            Some((last, i)) if Arc::ptr_eq(last, team) => Some(*i),
-            _ => self.index.get(&team.engines).copied(),
-        };
-        let index = index.ok_or_else(|| no_comm(team))?;
+        if let Some((last, i)) = &self.last {
+            if Arc::ptr_eq(last, team) {
+                return Ok(*i);
+            }
+        }
+        let index = (self.index.get(&team.engines).copied()).ok_or_else(|| no_comm(team))?;
         self.last = Some((team.clone(), index));
         Ok(index)
     }
@@ -436,7 +442,8 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
                 writable(&mut recv)?,
                 "all_reduce_into",
                 |s, r| if small {
-                    Work::Steps(Box::new(Doubling::start(comm, s, r, reduce_op(op))))
+                    let shape = (comm.rank(), comm.size());
+                    Work::Steps(Box::new(Doubling::start(comm, shape, s, r, op)))
                 } else {
                     Work::Request(erase(comm.immediate_all_reduce_into(
                         StaticScope,
