@@ -10,8 +10,8 @@
 //! ranks' partial result first), so the result is bit-identical on every
 //! rank, as MPI's allreduce is, floating point included. The combining is
 //! [`Combine`]'s, in Rust: `MPI_Reduce_local` checks its arguments and
-//! dispatches on the operation and type at every call, a tenth of a small
-//! allreduce's time.
+//! dispatches on the operation and type at every call, a few per cent of
+//! a small allreduce's time.
 
 use std::ops::{Add, Mul};
 
