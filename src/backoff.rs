@@ -56,6 +56,17 @@ impl Backoff {
         }
     }
 
+    /// A backoff that yields from the first snooze, without spinning:
+    /// for a thread that waits for another process on oversubscribed cores
+    /// (a spin of `SPINS` pauses lasts microseconds, which the process it
+    /// waits for may need).
+    pub(crate) fn yielding(ceiling: Duration) -> Self {
+        Backoff {
+            spins: SPINS,
+            ..Backoff::new(ceiling)
+        }
+    }
+
     /// Changes the longest sleep (e.g. shorter while work is in flight).
     pub(crate) fn set_ceiling(&mut self, ceiling: Duration) {
         self.ceiling = ceiling;

@@ -10,6 +10,7 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::collections::HashMap;
+use std::ops::{Add, Mul};
 use std::sync::{Arc, OnceLock};
 
 use ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix3, Ix4, Ix5, Ix6, IxDyn};
@@ -36,6 +37,9 @@ pub trait Element: sealed::Sealed + Value + Copy + Default + PartialOrd {
     /// The identity of a reduction on this type.
     #[doc(hidden)]
     fn identity(op: ReduceOp) -> Self;
+    /// `lower op upper` (see `Combine`).
+    #[doc(hidden)]
+    fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self;
 }
 
 /// A reduction of numeric values.
@@ -49,6 +53,45 @@ pub enum ReduceOp {
     Min,
     /// Element-wise maximum.
     Max,
+}
+
+/// How two elements combine in a reduction done in Rust (a task's small
+/// allreduce, `transport/doubling.rs` and `taskcomm/shm.rs`): integer sum and
+/// product wrap as MPI's do; min and max keep the lower rank's operand on
+/// a tie or a NaN, so every rank that combines the same operands in the
+/// same order gets the same bits.
+trait Combine: Copy + Default + 'static {
+    /// `lower op upper`, the lower rank's operand first.
+    fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self;
+}
+
+macro_rules! combine {
+    ($add:ident, $mul:ident; $($t:ty),*) => {$(
+        impl Combine for $t {
+            fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self {
+                match op {
+                    ReduceOp::Sum => lower.$add(upper),
+                    ReduceOp::Prod => lower.$mul(upper),
+                    ReduceOp::Min => if upper < lower { upper } else { lower },
+                    ReduceOp::Max => if upper > lower { upper } else { lower },
+                }
+            }
+        }
+    )*};
+}
+
+combine!(wrapping_add, wrapping_mul; i8, i16, i32, i64, u8, u16, u32, u64);
+combine!(add, mul; f32, f64);
+
+/// Combines `into` with `from` element-wise, `into[i] = lower op upper`
+/// where the lower operand is `from`'s when `from_lower`, else `into`'s.
+pub(crate) fn combine_into<T: Element>(op: ReduceOp, from: &[T], into: &mut [T], from_lower: bool) {
+    for (into, &from) in into.iter_mut().zip(from) {
+        *into = match from_lower {
+            true => <T as Element>::combine(op, from, *into),
+            false => <T as Element>::combine(op, *into, from),
+        };
+    }
 }
 
 macro_rules! elements {
@@ -82,6 +125,9 @@ macro_rules! elements {
                 }
                 fn slice(values: &[Self]) -> BufRef<'_> { BufRef::$v(values) }
                 fn slice_mut(values: &mut [Self]) -> BufMut<'_> { BufMut::$v(values) }
+                fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self {
+                    <$t as Combine>::combine(op, lower, upper)
+                }
                 fn identity(op: ReduceOp) -> Self {
                     match op {
                         ReduceOp::Sum => 0 as $t,
@@ -629,5 +675,33 @@ mod tests {
         }
         assert!(is_element::<u16>() && !is_element::<String>());
         assert!(check_count(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn integers_wrap_as_mpi_does_and_the_lower_operand_comes_first() {
+        assert_eq!(<u8 as Element>::combine(ReduceOp::Sum, 250, 10), 4);
+        assert_eq!(<i8 as Element>::combine(ReduceOp::Prod, 64, 4), 0);
+        assert_eq!(<i64 as Element>::combine(ReduceOp::Min, -3, 7), -3);
+        assert_eq!(<u32 as Element>::combine(ReduceOp::Max, 3, 7), 7);
+        let mut into = [1.0f64, 5.0, -2.0];
+        combine_into(ReduceOp::Max, &[4.0, 2.0, -1.0], &mut into, true);
+        assert_eq!(into, [4.0, 5.0, -1.0]);
+        combine_into(ReduceOp::Sum, &[1.0, 1.0, 1.0], &mut into, false);
+        assert_eq!(into, [5.0, 6.0, 0.0]);
+    }
+
+    #[test]
+    fn a_tie_or_a_nan_is_settled_the_same_way_on_every_rank() {
+        // Equal operands of different bits (0.0 and -0.0), and NaN: the
+        // lower operand wins unless the upper one compares strictly
+        // better, so the rank that holds either operand picks the same.
+        let (lower, upper) = (0.0f64, -0.0f64);
+        let a = <f64 as Element>::combine(ReduceOp::Min, lower, upper);
+        assert_eq!(a.to_bits(), lower.to_bits());
+        let mut into = [upper];
+        combine_into(ReduceOp::Min, &[lower], &mut into, true);
+        assert_eq!(into[0].to_bits(), a.to_bits());
+        assert!(<f32 as Element>::combine(ReduceOp::Max, f32::NAN, 1.0).is_nan());
+        assert_eq!(<f32 as Element>::combine(ReduceOp::Max, 1.0, f32::NAN), 1.0);
     }
 }

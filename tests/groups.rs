@@ -56,7 +56,15 @@ fn groups_9_ranks() {
 /// left waiting on a group's communicator, which must fail within
 /// seconds, saying that it ends the job.
 fn stuck(ranks: usize, mode: &str) -> Run {
+    stuck_with(ranks, mode, "RANKVIEW_TEAM_SHM=1")
+}
+
+/// [`stuck`] with one more variable (`NAME=VALUE`) in every rank's
+/// environment.
+fn stuck_with(ranks: usize, mode: &str, variable: &str) -> Run {
     let run = mpirun_args(vec![
+        "-x".into(),
+        variable.into(),
         "-x".into(),
         "RANKVIEW_GROUP_GRACE=1".into(),
         "-n".into(),
@@ -70,13 +78,25 @@ fn stuck(ranks: usize, mode: &str) -> Run {
     run
 }
 
-/// A member panics while its leader waits for it in an allreduce: the job
-/// ends, naming the member's panic and where the leader waits.
+/// A member panics while its leader waits for it in an allreduce (of one
+/// value: through the group's shared memory, the engines sharing a node):
+/// the job ends, naming the member's panic and where the leader waits.
 #[test]
 fn a_member_panicking_in_a_collective_ends_the_job() {
     stuck(3, "panic_in_collective")
         .assert_stderr_contains("the part on engine 1 failed")
         .assert_stderr_contains("member 1 gives up")
+        .assert_stderr_contains(
+            "in an allreduce (shared memory) on the group's communicator (engines [0, 1])",
+        );
+}
+
+/// The same without shared memory (`RANKVIEW_TEAM_SHM=0`): the leader waits
+/// in the allreduce's point-to-point steps.
+#[test]
+fn a_member_panicking_in_a_point_to_point_allreduce_ends_the_job() {
+    stuck_with(3, "panic_in_collective", "RANKVIEW_TEAM_SHM=0")
+        .assert_stderr_contains("the part on engine 1 failed")
         .assert_stderr_contains(
             "in an allreduce (MPI_Isend/MPI_Irecv) on the group's communicator (engines [0, 1])",
         );

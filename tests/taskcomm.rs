@@ -101,16 +101,22 @@ fn left_alone_past_the_grace(mode: &str, function: &str) {
 /// (`RANKVIEW_COMM_WAIT_NOTE`), in a process group of its own (a signal to
 /// it reaches it alone, as `kill PID` from a user would).
 fn never_entered_under_the_launcher(timeout: Option<&str>) -> (Child, Drain, Drain, JobLock) {
-    never_entered_in(timeout, "never_entered_wait")
+    never_entered_in(timeout, "never_entered_wait", "1")
 }
 
-/// [`never_entered_under_the_launcher`] with the program's `mode`.
-fn never_entered_in(timeout: Option<&str>, mode: &str) -> (Child, Drain, Drain, JobLock) {
+/// [`never_entered_under_the_launcher`] with the program's `mode`, and
+/// `RANKVIEW_TEAM_SHM` set to `shm` (`0`: no shared memory).
+fn never_entered_in(
+    timeout: Option<&str>,
+    mode: &str,
+    shm: &str,
+) -> (Child, Drain, Drain, JobLock) {
     let lock = JobLock::acquire();
     let options: Vec<&str> = timeout.map_or(Vec::new(), |t| vec!["--timeout", t]);
     let mut child = launcher_run(3, &options, "check_taskcomm")
         .args(["--", mode])
         .env("RANKVIEW_COMM_WAIT_NOTE", "1")
+        .env("RANKVIEW_TEAM_SHM", shm)
         .spawn()
         .expect("the launcher starts");
     let stdout = Drain::start(child.stdout.take().expect("stdout is piped"));
@@ -174,19 +180,35 @@ fn a_collective_never_entered_ends_at_the_launchers_timeout() {
 }
 
 /// A task waiting in an allreduce of one value that the other engine never
-/// enters (the task's own thread runs it from start to end, testing it
-/// between naps): the engine says where its task waits, as for other
-/// operations, and the launcher's `--timeout` ends the job.
+/// enters (through the team's shared memory, both engines on this node,
+/// the task's own thread waiting): the engine says where its task waits,
+/// as for other operations, and the launcher's `--timeout` ends the job.
 #[test]
 fn an_allreduce_never_entered_is_noted_and_ends_at_the_timeout() {
+    an_allreduce_never_entered("1", "an allreduce (shared memory)");
+}
+
+/// The same without shared memory (`RANKVIEW_TEAM_SHM=0`): the task's own
+/// thread runs the allreduce's point-to-point steps, testing them between
+/// naps.
+#[test]
+fn a_point_to_point_allreduce_never_entered_is_noted_and_ends_at_the_timeout() {
+    an_allreduce_never_entered("0", "an allreduce (MPI_Isend/MPI_Irecv)");
+}
+
+/// `allreduce_never_entered_wait` with `RANKVIEW_TEAM_SHM=shm`: the job
+/// ends at the launcher's timeout, and the engine's note says it waits in
+/// `what`.
+fn an_allreduce_never_entered(shm: &str, what: &str) {
     let (child, stdout, stderr, _lock) =
-        never_entered_in(Some("5"), "allreduce_never_entered_wait");
+        never_entered_in(Some("5"), "allreduce_never_entered_wait", shm);
     let (code, out, report) = ended(child, stdout, stderr, Duration::from_secs(20));
     assert_eq!(code, Some(124), "{report}");
     assert!(out.contains("check_taskcomm: left task"), "{report}");
-    let note = "rankview: engine 0: a task has waited 1 s in an allreduce (MPI_Isend/MPI_Irecv) \
-                on the communicator of engines [0, 1]";
-    assert!(report.contains(note), "{report}");
+    let note = format!(
+        "rankview: engine 0: a task has waited 1 s in {what} on the communicator of engines [0, 1]"
+    );
+    assert!(report.contains(&note), "{report}");
 }
 
 /// The same task, and Ctrl-C (SIGINT to the launcher) once the engine has

@@ -13,6 +13,7 @@ use crate::loan::{lend, lend_mut};
 use crate::protocol::TeamSpec;
 
 use super::scope::{self, TeamCall, TeamOp, Where};
+use super::shm::{ShmTeam, SHM_BYTES};
 
 /// How long a task waiting for one of its operations polls (making the MPI
 /// thread's passes itself when MPI allows) before it sleeps until the MPI
@@ -69,6 +70,7 @@ pub struct TaskComm {
     team: Arc<TeamSpec>,
     rank: usize,
     serial: u64,
+    shm: Option<Arc<ShmTeam>>,
     /// Stays on the task's thread.
     _task: PhantomData<*const ()>,
 }
@@ -103,10 +105,16 @@ impl std::fmt::Debug for TaskComm {
 /// ```
 pub fn comm() -> Result<TaskComm> {
     match scope::current() {
-        Where::Team { team, rank, serial } => Ok(TaskComm {
+        Where::Team {
             team,
             rank,
             serial,
+            shm,
+        } => Ok(TaskComm {
+            team,
+            rank,
+            serial,
+            shm,
             _task: PhantomData,
         }),
         other => Err(scope::no_comm(&other)),
@@ -138,10 +146,14 @@ impl TaskComm {
 
     /// Reduces `send` element-wise over every engine with `op` into `recv`
     /// on every engine; both of the same length, on every engine. Up to
-    /// 8 KiB it goes as point-to-point messages (recursive doubling over
-    /// `MPI_Isend`/`MPI_Irecv`, as fast as a blocking `MPI_Allreduce`),
-    /// above as `MPI_Iallreduce`; every engine gets the same bits either
-    /// way.
+    /// 1 KiB per engine, when the engines share a node, it goes through
+    /// shared memory (no MPI call; about a third of a blocking
+    /// `MPI_Allreduce`); up to 8 KiB as point-to-point messages
+    /// (recursive doubling over `MPI_Isend`/`MPI_Irecv`, as fast as a
+    /// blocking `MPI_Allreduce`); above as `MPI_Iallreduce`. Every engine
+    /// gets the same bits either way. Through shared memory, engines that
+    /// pass buffers of different lengths or element types all get an
+    /// [`Error::Usage`].
     pub fn all_reduce_into<E: Element>(
         &self,
         send: &[E],
@@ -157,6 +169,11 @@ impl TaskComm {
         }
         counted("all_reduce_into", send.len())?;
         self.still_in()?;
+        if let Some(shm) = &self.shm {
+            if std::mem::size_of_val(send) <= SHM_BYTES {
+                return shm.all_reduce(send, recv, op);
+            }
+        }
         if let Some(done) =
             scope::all_reduce_here(&self.team, E::slice(send), E::slice_mut(recv), op)
         {

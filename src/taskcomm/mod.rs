@@ -28,6 +28,12 @@
 //! sleeps when idle instead of spinning: the task and its peers need the
 //! cores.
 //!
+//! A small allreduce (up to [`shm::SHM_BYTES`] per engine) of a team whose
+//! engines share a node calls no MPI at all: it goes through the team's
+//! shared segments ([`shm`]), which the engine's MPI thread made with the
+//! communicator (`transport/window.rs`), on the task's own thread, under
+//! either threading mode.
+//!
 //! ## A collective that never completes
 //!
 //! A task waiting for a member that never enters the collective waits for
@@ -37,10 +43,32 @@
 //! names the engines still busy; the operation is then abandoned with its
 //! buffers (the process is ending).
 
+use std::time::{Duration, Instant};
+
 mod comm;
 mod scope;
+pub(crate) mod shm;
 
 pub use comm::{comm, TaskComm};
 pub(crate) use scope::{
     balanced, in_team_task, install, mapped, over_limit, scoped, single, TeamCall, TeamOp,
 };
+
+/// How long an operation may wait before the engine says so on its stderr
+/// (`RANKVIEW_COMM_WAIT_NOTE` seconds, 30 by default): a member that never
+/// enters a collective hangs the job until Ctrl-C, the launcher's
+/// `--timeout` or the shutdown grace ends it, and the note names the engine
+/// and the team.
+pub(crate) fn wait_note() -> Duration {
+    crate::settings::seconds("RANKVIEW_COMM_WAIT_NOTE", Duration::from_secs(30))
+}
+
+/// The note on stderr about an operation that has waited long.
+pub(crate) fn note_long_wait(engine: usize, since: Instant, what: &str, engines: &[u32]) {
+    crate::capture::report(&format!(
+        "rankview: engine {engine}: a task has waited {:.0} s in {what} on the communicator of \
+         engines {engines:?}; a member that never takes part hangs the job (Ctrl-C, --timeout \
+         or the shutdown grace end it)",
+        since.elapsed().as_secs_f64(),
+    ));
+}

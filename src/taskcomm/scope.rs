@@ -173,6 +173,8 @@ pub(super) enum Where {
         team: Arc<TeamSpec>,
         rank: usize,
         serial: u64,
+        /// The team's shared segments, when its engines share a node.
+        shm: Option<Arc<super::shm::ShmTeam>>,
     },
 }
 
@@ -227,6 +229,7 @@ pub(crate) fn scoped<R>(team: &TeamSpec, f: impl FnOnce() -> R) -> R {
                     s.set(s.get() + 1);
                     s.get()
                 }),
+                shm: super::shm::find(&team.engines),
             },
             None => Where::Outside,
         },

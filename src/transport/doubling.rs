@@ -9,11 +9,9 @@
 //! Every rank combines the same operands in the same order (the lower
 //! ranks' partial result first), so the result is bit-identical on every
 //! rank, as MPI's allreduce is, floating point included. The combining is
-//! [`Combine`]'s, in Rust: `MPI_Reduce_local` checks its arguments and
+//! `Element::combine`'s, in Rust: `MPI_Reduce_local` checks its arguments and
 //! dispatches on the operation and type at every call, a few per cent of
 //! a small allreduce's time.
-
-use std::ops::{Add, Mul};
 
 use mpi::datatype::Equivalence;
 use mpi::ffi::MPI_Request;
@@ -22,7 +20,7 @@ use mpi::request::{Request, StaticScope};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
 use super::lent::{forever, forever_mut};
-use crate::bulk::ReduceOp;
+use crate::bulk::{combine_into, Element, ReduceOp};
 
 /// Allreduces of at most this many bytes go as point-to-point steps; larger
 /// ones as `MPI_Iallreduce` (whose algorithms move less data per rank).
@@ -78,42 +76,7 @@ pub(super) struct Doubling<T: 'static> {
     posted: usize,
 }
 
-/// The element types a [`Doubling`] combines, and how.
-pub(super) trait Combine: Equivalence + Copy + Default + 'static {
-    /// `lower op upper`, the lower rank's operand first.
-    fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self;
-}
-
-macro_rules! combine {
-    ($add:ident, $mul:ident; $($t:ty),*) => {$(
-        impl Combine for $t {
-            fn combine(op: ReduceOp, lower: Self, upper: Self) -> Self {
-                match op {
-                    ReduceOp::Sum => lower.$add(upper),
-                    ReduceOp::Prod => lower.$mul(upper),
-                    ReduceOp::Min => if upper < lower { upper } else { lower },
-                    ReduceOp::Max => if upper > lower { upper } else { lower },
-                }
-            }
-        }
-    )*};
-}
-
-combine!(wrapping_add, wrapping_mul; i8, i16, i32, i64, u8, u16, u32, u64);
-combine!(add, mul; f32, f64);
-
-/// Combines `into` with `from` element-wise, `into[i] = lower op upper`
-/// where the lower operand is `from`'s when `from_lower`, else `into`'s.
-fn combine_into<T: Combine>(op: ReduceOp, from: &[T], into: &mut [T], from_lower: bool) {
-    for (into, &from) in into.iter_mut().zip(from) {
-        *into = match from_lower {
-            true => T::combine(op, from, *into),
-            false => T::combine(op, *into, from),
-        };
-    }
-}
-
-impl<T: Combine> Doubling<T> {
+impl<T: Element + Equivalence> Doubling<T> {
     /// Starts this rank's schedule, as rank `me` of a communicator of
     /// `size`: `send` and `acc` are lent for as long as the operation runs
     /// (see `team.rs`'s `forever`).
@@ -286,7 +249,7 @@ impl<T: Combine> Doubling<T> {
     }
 }
 
-impl<T: Combine> Steps for Doubling<T> {
+impl<T: Element + Equivalence> Steps for Doubling<T> {
     fn advance(&mut self, comm: &SimpleCommunicator) -> bool {
         while self.phase != Phase::Done {
             if !self.step_complete() {
@@ -306,38 +269,5 @@ impl<T: 'static> Drop for Doubling<T> {
         if self.posted > 0 {
             std::mem::forget(std::mem::take(&mut self.incoming));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integers_wrap_as_mpi_does_and_the_lower_operand_comes_first() {
-        assert_eq!(u8::combine(ReduceOp::Sum, 250, 10), 4);
-        assert_eq!(i8::combine(ReduceOp::Prod, 64, 4), 0);
-        assert_eq!(i64::combine(ReduceOp::Min, -3, 7), -3);
-        assert_eq!(u32::combine(ReduceOp::Max, 3, 7), 7);
-        let mut into = [1.0f64, 5.0, -2.0];
-        combine_into(ReduceOp::Max, &[4.0, 2.0, -1.0], &mut into, true);
-        assert_eq!(into, [4.0, 5.0, -1.0]);
-        combine_into(ReduceOp::Sum, &[1.0, 1.0, 1.0], &mut into, false);
-        assert_eq!(into, [5.0, 6.0, 0.0]);
-    }
-
-    #[test]
-    fn a_tie_or_a_nan_is_settled_the_same_way_on_every_rank() {
-        // Equal operands of different bits (0.0 and -0.0), and NaN: the
-        // lower operand wins unless the upper one compares strictly
-        // better, so the rank that holds either operand picks the same.
-        let (lower, upper) = (0.0f64, -0.0f64);
-        let a = f64::combine(ReduceOp::Min, lower, upper);
-        assert_eq!(a.to_bits(), lower.to_bits());
-        let mut into = [upper];
-        combine_into(ReduceOp::Min, &[lower], &mut into, true);
-        assert_eq!(into[0].to_bits(), a.to_bits());
-        assert!(f32::combine(ReduceOp::Max, f32::NAN, 1.0).is_nan());
-        assert_eq!(f32::combine(ReduceOp::Max, 1.0, f32::NAN), 1.0);
     }
 }

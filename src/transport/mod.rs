@@ -4,7 +4,8 @@
 //! controller and the engines see a [`Mpi`] handle that sends and receives
 //! whole messages without blocking, and runs the collectives; `team` keeps
 //! the communicators of tasks' teams ([`Teams`]) and runs their operations
-//! without blocking. What the bytes
+//! without blocking, and `window` gives a team whose engines share a node a
+//! shared window for its small allreduces. What the bytes
 //! mean is left to `protocol`; when to poll is left to the loops that own the
 //! handle.
 
@@ -12,6 +13,7 @@ mod doubling;
 mod lent;
 pub(crate) mod mpi;
 mod team;
+mod window;
 
 pub use self::mpi::World;
 pub(crate) use self::mpi::{abort_job, needs_pieces, Mpi, Receive, Section, SendBuf};

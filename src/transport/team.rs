@@ -23,7 +23,8 @@ use crate::bulk::{BufMut, BufRef, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::loan::Loan;
 use crate::protocol::TeamSpec;
-use crate::taskcomm::{TeamCall, TeamOp};
+use crate::taskcomm::shm::{ShmTeam, SHM_ALLREDUCE};
+use crate::taskcomm::{note_long_wait, wait_note, TeamCall, TeamOp};
 
 use super::doubling::{Doubling, Steps, SMALL_BYTES};
 use super::lent::{erase, forever, forever_mut};
@@ -39,15 +40,6 @@ const FIRST_TESTS: Duration = Duration::from_micros(20);
 
 /// Tag of the tasks' point-to-point messages on a team communicator.
 const MESSAGE_TAG: i32 = 1;
-
-/// How long an operation may wait before the engine says so on its stderr
-/// (`RANKVIEW_COMM_WAIT_NOTE` seconds, 30 by default): a member that never
-/// enters a collective hangs the job until Ctrl-C, the launcher's
-/// `--timeout` or the shutdown grace ends it, and the note names the engine
-/// and the team.
-fn wait_note() -> Duration {
-    crate::settings::seconds("RANKVIEW_COMM_WAIT_NOTE", Duration::from_secs(30))
-}
 
 /// An operation in flight, with the buffers it reads or fills.
 struct Running {
@@ -149,6 +141,10 @@ pub(crate) struct Teams {
     /// This engine's rank in each communicator and its size, asked of MPI
     /// once (a small allreduce on the task's thread needs both).
     shapes: Vec<(i32, i32)>,
+    /// Each communicator's shared window, when its engines share a node
+    /// (`window.rs`): its tasks' small allreduces go through it, and
+    /// [`waiting_on`](Teams::waiting_on) reads their waits there.
+    shms: Vec<Option<Arc<ShmTeam>>>,
     running: Vec<Running>,
     /// The team and start of a small allreduce in flight on the task's
     /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on) and the
@@ -168,6 +164,7 @@ impl Teams {
             last: None,
             comms: Vec::new(),
             shapes: Vec::new(),
+            shms: Vec::new(),
             running: Vec::new(),
             here: None,
         }
@@ -197,8 +194,13 @@ impl Teams {
                     team.engines
                 ))
             })?;
+        let shm = super::window::shared(&comm, self.engine, &team.engines);
+        if let Some(shm) = &shm {
+            crate::taskcomm::shm::publish(shm.clone());
+        }
         self.index.insert(team.engines.clone(), self.comms.len());
         self.shapes.push((comm.rank(), comm.size()));
+        self.shms.push(shm);
         self.comms.push(comm);
         Ok(())
     }
@@ -210,10 +212,14 @@ impl Teams {
         let here = (self.here.iter())
             .filter(|(team, _)| team.engines == engines)
             .map(|(_, since)| (SMALL_ALLREDUCE, since.elapsed()));
+        let shm = (self.index.get(engines))
+            .and_then(|&i| self.shms.get(i)?.as_ref()?.waiting())
+            .map(|since| (SHM_ALLREDUCE, since.elapsed()));
         (self.running.iter())
             .filter(|r| r.team.engines == engines)
             .map(|r| (r.what, r.since.elapsed()))
             .chain(here)
+            .chain(shm)
             .max_by_key(|(_, waited)| *waited)
     }
 
@@ -516,16 +522,6 @@ fn first_tests(mut test: impl FnMut() -> bool) -> Option<Instant> {
 
 /// What a small allreduce waits in, for the notes on long waits.
 const SMALL_ALLREDUCE: &str = "an allreduce (MPI_Isend/MPI_Irecv)";
-
-/// The note on stderr about an operation that has waited long.
-fn note_long_wait(engine: usize, since: Instant, what: &str, engines: &[u32]) {
-    crate::capture::report(&format!(
-        "rankview: engine {engine}: a task has waited {:.0} s in {what} on the communicator of \
-         engines {engines:?}; a member that never takes part hangs the job (Ctrl-C, --timeout \
-         or the shutdown grace end it)",
-        since.elapsed().as_secs_f64(),
-    ));
-}
 
 fn no_comm(team: &TeamSpec) -> Error {
     Error::Protocol(format!(
