@@ -194,7 +194,8 @@ impl Teams {
                     team.engines
                 ))
             })?;
-        let shm = super::window::shared(&comm, self.engine, &team.engines);
+        let room = self.shms.iter().flatten().count() < super::window::MAX_WINDOWS;
+        let shm = super::window::shared(&comm, self.engine, &team.engines, room);
         if let Some(shm) = &shm {
             crate::taskcomm::shm::publish(shm.clone());
         }

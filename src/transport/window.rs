@@ -5,7 +5,11 @@
 //! team's communicator, on the engine's MPI thread, and kept for the job.
 //!
 //! `RANKVIEW_TEAM_SHM=0` (on every rank) leaves teams without one: their
-//! small allreduces go as point-to-point steps (`doubling.rs`).
+//! small allreduces go as point-to-point steps (`doubling.rs`). So do the
+//! teams an engine joins after its first [`MAX_WINDOWS`] windows: a window
+//! holds a communicator of its own, and MPI implementations allow a
+//! process about 2,000 (MPICH), which the teams' own communicators
+//! (`RANKVIEW_MAX_TEAMS`, 1000) already draw on.
 
 use std::sync::Arc;
 
@@ -24,16 +28,21 @@ const ALIGN: usize = 64;
 /// Bytes of a member's part of the window.
 const PART: usize = Seg::SIZE + ALIGN;
 
+/// The most windows an engine makes.
+pub(super) const MAX_WINDOWS: usize = 256;
+
 /// Gives the team of `engines`, whose communicator is `comm`, a shared
-/// window when its members all share a node and allow it; `None` otherwise.
+/// window when its members all share a node and allow it (`room`: this
+/// engine has made fewer than [`MAX_WINDOWS`]); `None` otherwise.
 /// Collective over `comm`: every member calls it at the same point, and all
 /// come to the same answer.
 pub(super) fn shared(
     comm: &SimpleCommunicator,
     engine: usize,
     engines: &[u32],
+    room: bool,
 ) -> Option<Arc<ShmTeam>> {
-    let allowed = std::env::var("RANKVIEW_TEAM_SHM").map_or(true, |v| v.trim() != "0");
+    let allowed = room && std::env::var("RANKVIEW_TEAM_SHM").map_or(true, |v| v.trim() != "0");
     let size = comm.size();
     let mut node: mpi::ffi::MPI_Comm = comm.as_raw();
     let mut on_node = 0;
@@ -65,8 +74,9 @@ pub(super) fn shared(
     let mut window: mpi::ffi::MPI_Win = unsafe { std::mem::zeroed() };
     // SAFETY: collective over `node` (all members reach it, see above);
     // `base` receives this member's part of `PART` bytes, which nothing
-    // else writes before the barrier below. The window and `node`
-    // are never freed: the segments are used until the process ends.
+    // else writes before the barrier below. The window is never freed: the
+    // segments are used until the process ends; `node` is freed once the
+    // window holds it (MPI keeps what the window needs).
     let segs = unsafe {
         mpi::ffi::MPI_Win_allocate_shared(
             PART as mpi::ffi::MPI_Aint,
@@ -97,6 +107,7 @@ pub(super) fn shared(
             })
             .collect();
         mpi::ffi::MPI_Barrier(node);
+        mpi::ffi::MPI_Comm_free(&mut node);
         segs
     };
     // Every member sees the same parts, so all agree here too.
