@@ -295,8 +295,13 @@ pub(crate) fn publish(team: Arc<ShmTeam>) {
     (registry().lock().unwrap_or_else(|p| p.into_inner())).insert(team.engines.clone(), team);
 }
 
+/// How many teams of this process have shared segments.
+pub(crate) fn published() -> usize {
+    registry().lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
 /// The shared segments of the team of `engines`, if it has them.
-pub(super) fn find(engines: &[u32]) -> Option<Arc<ShmTeam>> {
+pub(crate) fn find(engines: &[u32]) -> Option<Arc<ShmTeam>> {
     (registry().lock().unwrap_or_else(|p| p.into_inner()))
         .get(engines)
         .cloned()

@@ -23,7 +23,7 @@ use crate::bulk::{BufMut, BufRef, ElemKind, ReduceOp};
 use crate::error::{Error, Result};
 use crate::loan::Loan;
 use crate::protocol::TeamSpec;
-use crate::taskcomm::shm::{ShmTeam, SHM_ALLREDUCE};
+use crate::taskcomm::shm::{self, SHM_ALLREDUCE};
 use crate::taskcomm::{note_long_wait, wait_note, TeamCall, TeamOp};
 
 use super::doubling::{Doubling, Steps, SMALL_BYTES};
@@ -141,10 +141,6 @@ pub(crate) struct Teams {
     /// This engine's rank in each communicator and its size, asked of MPI
     /// once (a small allreduce on the task's thread needs both).
     shapes: Vec<(i32, i32)>,
-    /// Each communicator's shared window, when its engines share a node
-    /// (`window.rs`): its tasks' small allreduces go through it, and
-    /// [`waiting_on`](Teams::waiting_on) reads their waits there.
-    shms: Vec<Option<Arc<ShmTeam>>>,
     running: Vec<Running>,
     /// The team and start of a small allreduce in flight on the task's
     /// thread (a [`Here`]), for [`waiting_on`](Teams::waiting_on) and the
@@ -164,7 +160,6 @@ impl Teams {
             last: None,
             comms: Vec::new(),
             shapes: Vec::new(),
-            shms: Vec::new(),
             running: Vec::new(),
             here: None,
         }
@@ -194,27 +189,27 @@ impl Teams {
                     team.engines
                 ))
             })?;
-        let room = self.shms.iter().flatten().count() < super::window::MAX_WINDOWS;
-        let shm = super::window::shared(&comm, self.engine, &team.engines, room);
-        if let Some(shm) = &shm {
-            crate::taskcomm::shm::publish(shm.clone());
+        // A window, when the team's engines share a node, goes where the
+        // team's tasks find it (`taskcomm::shm`'s registry).
+        let room = shm::published() < super::window::MAX_WINDOWS;
+        if let Some(window) = super::window::shared(&comm, self.engine, &team.engines, room) {
+            shm::publish(window);
         }
         self.index.insert(team.engines.clone(), self.comms.len());
         self.shapes.push((comm.rank(), comm.size()));
-        self.shms.push(shm);
         self.comms.push(comm);
         Ok(())
     }
 
     /// The operation on the communicator of `engines` that has waited
-    /// longest: its MPI call and how long it has waited (for group tasks,
+    /// longest, a task's allreduce in the team's shared memory included:
+    /// what it waits in and how long it has waited (for group tasks,
     /// `engine/group.rs`).
     pub(crate) fn waiting_on(&self, engines: &[u32]) -> Option<(&'static str, Duration)> {
         let here = (self.here.iter())
             .filter(|(team, _)| team.engines == engines)
             .map(|(_, since)| (SMALL_ALLREDUCE, since.elapsed()));
-        let shm = (self.index.get(engines))
-            .and_then(|&i| self.shms.get(i)?.as_ref()?.waiting())
+        let shm = (shm::find(engines).and_then(|team| team.waiting()))
             .map(|since| (SHM_ALLREDUCE, since.elapsed()));
         (self.running.iter())
             .filter(|r| r.team.engines == engines)
@@ -391,12 +386,15 @@ impl Teams {
     fn start(&mut self, call: TeamCall) {
         let TeamCall { team, op, done } = call;
         let found = self.find(&team);
-        let Some((index, comm)) = found.ok().and_then(|i| Some((i, self.comms.get(i)?))) else {
+        let Some((index, comm, &shape)) = found
+            .ok()
+            .and_then(|i| Some((i, self.comms.get(i)?, self.shapes.get(i)?)))
+        else {
             let _ = done.send(Err(no_comm(&team)));
             return;
         };
         let what = op.mpi_name();
-        match start(comm, op) {
+        match start(comm, shape, op) {
             Ok((work, loans, receive)) => self.running.push(Running {
                 what: match work {
                     Work::Steps(_) => SMALL_ALLREDUCE,
@@ -434,8 +432,8 @@ impl Drop for Teams {
 /// the element type.
 type Started = (Work, Vec<Loan>, Option<ElemKind>);
 
-/// Starts `op` on `comm`.
-fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
+/// Starts `op` on `comm`, where this engine has rank and size `shape`.
+fn start(comm: &SimpleCommunicator, shape: (i32, i32), op: TeamOp) -> Result<Started> {
     match op {
         TeamOp::Barrier => Ok((
             Work::Request(erase(comm.immediate_barrier())),
@@ -449,7 +447,6 @@ fn start(comm: &SimpleCommunicator, op: TeamOp) -> Result<Started> {
                 writable(&mut recv)?,
                 "all_reduce_into",
                 |s, r| if small {
-                    let shape = (comm.rank(), comm.size());
                     Work::Steps(Box::new(Doubling::start(comm, shape, s, r, op)))
                 } else {
                     Work::Request(erase(comm.immediate_all_reduce_into(

@@ -44,10 +44,12 @@ pub(super) fn shared(
 ) -> Option<Arc<ShmTeam>> {
     let allowed = room && std::env::var("RANKVIEW_TEAM_SHM").map_or(true, |v| v.trim() != "0");
     let size = comm.size();
-    let mut node: mpi::ffi::MPI_Comm = comm.as_raw();
+    // SAFETY: an MPI handle is a plain pointer or integer, for which zeroes
+    // are a valid value; the call below writes it before any use.
+    let mut node: mpi::ffi::MPI_Comm = unsafe { std::mem::zeroed() };
     let mut on_node = 0;
     // SAFETY: `comm` is a live communicator; `node` receives a new one
-    // (freed below unless the window keeps it), and `on_node` its size.
+    // (freed below in either case), and `on_node` its size.
     unsafe {
         mpi::ffi::MPI_Comm_split_type(
             comm.as_raw(),
