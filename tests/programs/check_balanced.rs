@@ -778,9 +778,10 @@ fn balanced(rc: &Client, list: &mut Checklist) {
         // A yielding MPI thread made 30–110 yields a task here (Open MPI
         // and MPICH); a dozing one none, but for the spells where the
         // queue ran dry and it was idle (0–2.6 a task, each spell of
-        // cheap yields counting hundreds).
+        // cheap yields counting hundreds; 10.1 a task once over TCP only,
+        // where replies take longer and the queue runs dry more often).
         assert!(
-            yields < 10 * tasks,
+            yields < 20 * tasks,
             "the engine's MPI thread yielded {yields} times during its {tasks} tasks"
         );
         // The controller dozes too while only load-balanced tasks are out
