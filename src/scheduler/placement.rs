@@ -24,12 +24,19 @@ use super::ids::{EngineId, EngineSet};
 /// most `min_depth - 1` tasks behind it, and those can be stolen), and tiny
 /// tasks a deep one (the wire latency is hidden).
 ///
-/// `round_trip` is 2 ms, not the wire's tens of microseconds: an idle
+/// `round_trip` is 5 ms, not the wire's tens of microseconds: an idle
 /// controller and an engine's MPI thread whose task is running each sleep
-/// up to 1 ms between polls, and a refill crosses both. With 200 µs the
-/// engines of `metg` (tasks of 30 µs to 1 ms) ran dry every few tasks and
-/// waited 1–3 ms each time (efficiency 0.5–0.85 at 300 µs); METG(50 %) of
-/// the load-balanced `apply` went from 11 µs to 6 µs.
+/// up to 1 ms between polls, a refill crosses both, and on a node whose
+/// cores the tasks hold, a poller that wakes waits for one: in `metg`
+/// (3 ranks on 2 cores) the controller waited 250–340 µs on the run queue
+/// per wake-up, and a reply reached it 170–400 µs after its task ended
+/// (median of the waits that ran an engine dry; 1.3–2.2 ms at the 90th
+/// percentile). With 200 µs the engines of `metg` (tasks of 30 µs to 1 ms)
+/// ran dry every few tasks and waited 1–3 ms each time (efficiency
+/// 0.5–0.85 at 300 µs), and METG(50 %) of the load-balanced `apply` went
+/// from 11 µs to 6 µs at 2 ms; from 2 ms to 5 ms, an engine's idle time
+/// between tasks of 300 µs to 1 ms fell from about 10 % to 3–5 %
+/// (efficiency 0.85–0.88 to 0.93–0.96).
 ///
 /// `min_depth` is 3: two tasks wait behind a long one. The refill takes a
 /// round trip through ranks that sleep between polls when idle (up to a
@@ -54,7 +61,7 @@ impl Default for Config {
         Config {
             min_depth: 3,
             max_depth: 512,
-            round_trip: Duration::from_millis(2),
+            round_trip: Duration::from_millis(5),
             max_batch: 512,
         }
     }

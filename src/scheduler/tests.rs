@@ -104,7 +104,10 @@ fn queued(task: TaskId, stealable: Stealable) -> Queued<u64> {
 
 #[test]
 fn depth_rule() {
-    let c = config(2, 512);
+    let c = Config {
+        round_trip: Duration::from_millis(2),
+        ..config(2, 512)
+    };
     assert_eq!(c.depth(None), 2, "unknown durations: the least depth");
     assert_eq!(c.depth(Some(Duration::ZERO)), 512);
     assert_eq!(c.depth(Some(Duration::from_millis(20))), 2);
