@@ -8,7 +8,9 @@
 //! for work) makes the passes itself instead, under the same lock: a
 //! request and its reply then cross no thread hand-off, which on an
 //! oversubscribed node is a context switch each (bench `w1`). While a
-//! thread helps, the owner naps; a helper that gives up wakes it. Under
+//! thread helps, the owner naps; a helper that gives up wakes it. An owner
+//! that dozes ([`Step::Doze`]) and wakes to find that another thread has
+//! made a pass meanwhile dozes on without one (see [`LoopShare::run`]). Under
 //! the same lock a thread may also run a step of its own on the loop's
 //! state ([`Published::try_with`]: a task starting its MPI operation on
 //! its team's communicator, `taskcomm`). This module owns that
