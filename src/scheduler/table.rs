@@ -844,8 +844,9 @@ impl<T> TaskTable<T> {
 
 /// Adds `q` to an engine's batch in `dispatch`, sizing the batch at its
 /// first task for the `most` it can still get: a burst of tiny tasks fills
-/// up to 512 slots per engine, which growing by doubling copies nine times,
-/// and an engine that gets nothing allocates nothing.
+/// an engine up to the greatest depth (2,048 by default), which growing by
+/// doubling copies eleven times, and an engine that gets nothing allocates
+/// nothing.
 fn push_sized<T>(batch: &mut Vec<T>, q: T, most: usize) {
     if batch.capacity() == 0 {
         batch.reserve_exact(most.max(1));
